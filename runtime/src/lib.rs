@@ -3,3 +3,5 @@
 //!
 //! It must never know about CloudFormation; it reads its settings from the environment
 //! its deployment gives it.
+
+pub mod vocab;
