@@ -186,7 +186,7 @@ pub struct AuroraConfig {
 }
 
 fn default_engine() -> String {
-    "16.6".into()
+    "17.7".into()
 }
 
 fn default_max_acu() -> f64 {
@@ -563,7 +563,7 @@ impl Config {
         if !version_ok {
             return fail(
                 &["aurora", "engine_version"],
-                format!("must be an Aurora PostgreSQL version like 16.6, got {v:?}"),
+                format!("must be an Aurora PostgreSQL version like 17.7, got {v:?}"),
             );
         }
         let half_step = |x: f64| (x * 2.0).fract() == 0.0;
