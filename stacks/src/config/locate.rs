@@ -51,11 +51,15 @@ pub fn locate(source: &str, path: &[&str]) -> Location {
 }
 
 fn split_key(line: &str) -> Option<(&str, &str)> {
-    let colon = line.find(':')?;
+    // A key ends at the first ": " (or at a trailing ":"); keys may contain ':' (tags).
+    let colon = line.find(": ").or_else(|| line.ends_with(':').then(|| line.len() - 1))?;
     let key = line[..colon].trim_matches(|c| c == '"' || c == '\'');
-    let ok = !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    let rest = &line[colon + 1..];
-    (ok && (rest.is_empty() || rest.starts_with(' '))).then_some((key, rest))
+    let ok = !key.is_empty()
+        && !key.starts_with('-')
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-:./".contains(&b));
+    ok.then_some((key, &line[colon + 1..]))
 }
 
 #[cfg(test)]
