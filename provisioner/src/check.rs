@@ -107,9 +107,13 @@ fn collect_failures(node: &Value, rule: Option<&str>, stack: &str, out: &mut Vec
         rule = check["name"].as_str();
     }
     if let (Some(rule), Some(check)) = (rule, container.get("ClauseValueCheck"))
-        && let Some(detail) = check.as_object().and_then(|m| m.values().next())
-        && detail["status"] == "FAIL"
+        && let Some(variant) = check.as_object().and_then(|m| m.values().next())
     {
+        // Binary checks carry their status directly, unary ones under `value`.
+        let detail = if variant.get("status").is_some() { variant } else { &variant["value"] };
+        if detail["status"] != "FAIL" {
+            return;
+        }
         let mut paths = Vec::new();
         collect_paths(&detail["from"], &mut paths);
         let logical_id = paths
