@@ -17,12 +17,15 @@ use chrono_stacks::synth::build_stacks;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::Error;
 use crate::cli::{ConfigArgs, OutputFormat};
 use crate::synth::load_configs;
-use crate::Error;
 
 /// The Guard rule files: (file name, text).
-pub const RULE_FILES: [(&str, &str); 1] = [("chronotracer.guard", include_str!("../rules/chronotracer.guard"))];
+pub const RULE_FILES: [(&str, &str); 1] = [(
+    "chronotracer.guard",
+    include_str!("../rules/chronotracer.guard"),
+)];
 
 /// Name of the typed rule: every Lambda and task has an IAM role of its own.
 pub const OWN_ROLE: &str = "own_role";
@@ -52,7 +55,11 @@ pub fn context(cfg: &Config) -> Value {
 }
 
 /// Check one template (CloudFormation JSON) of `stack`.
-pub fn check_template(cfg: &Config, stack: &str, template: &Value) -> Result<Vec<Violation>, Error> {
+pub fn check_template(
+    cfg: &Config,
+    stack: &str,
+    template: &Value,
+) -> Result<Vec<Violation>, Error> {
     let mut doc = template.clone();
     if let Some(root) = doc.as_object_mut() {
         root.insert("ChronoCheck".into(), context(cfg));
@@ -110,7 +117,11 @@ fn collect_failures(node: &Value, rule: Option<&str>, stack: &str, out: &mut Vec
         && let Some(variant) = check.as_object().and_then(|m| m.values().next())
     {
         // Binary checks carry their status directly, unary ones under `value`.
-        let detail = if variant.get("status").is_some() { variant } else { &variant["value"] };
+        let detail = if variant.get("status").is_some() {
+            variant
+        } else {
+            &variant["value"]
+        };
         if detail["status"] != "FAIL" {
             return;
         }
@@ -227,5 +238,9 @@ pub fn run(args: &ConfigArgs, output: OutputFormat) -> Result<ExitCode, Error> {
             }
         }
     }
-    Ok(if violations.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if violations.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -42,7 +42,9 @@ pub enum Error {
     #[error("no customer configs (*.yaml) in {0}; pass --config <file> or add one")]
     NoConfigs(PathBuf),
     /// Two configs would write the same directory.
-    #[error("{first} and {second} both describe {dir}; each customer and stage needs exactly one config")]
+    #[error(
+        "{first} and {second} both describe {dir}; each customer and stage needs exactly one config"
+    )]
     DuplicateTarget {
         /// Template directory.
         dir: String,
@@ -52,7 +54,9 @@ pub enum Error {
         second: PathBuf,
     },
     /// The policy engine could not evaluate the rules.
-    #[error("policy engine failed on {stack}: {reason}; this is a bug in the rules under provisioner/rules/")]
+    #[error(
+        "policy engine failed on {stack}: {reason}; this is a bug in the rules under provisioner/rules/"
+    )]
     Guard {
         /// Stack.
         stack: String,

@@ -13,8 +13,8 @@ use chrono_stacks::Config;
 use chrono_stacks::synth::{File, dir_name, synthesize};
 use serde::Serialize;
 
-use crate::cli::{ConfigArgs, OutputFormat, SynthArgs};
 use crate::Error;
+use crate::cli::{ConfigArgs, OutputFormat, SynthArgs};
 
 /// Why a file is stale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -43,7 +43,11 @@ pub struct Report {
 
 fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
     let path = path.to_owned();
-    move |source| Error::Io { action, path, source }
+    move |source| Error::Io {
+        action,
+        path,
+        source,
+    }
 }
 
 /// The config files selected by the arguments, sorted.
@@ -119,7 +123,11 @@ pub fn synth(args: &SynthArgs) -> Result<Report, Error> {
             continue;
         }
         if args.check {
-            let why = if current.is_some() { Staleness::Differs } else { Staleness::Missing };
+            let why = if current.is_some() {
+                Staleness::Differs
+            } else {
+                Staleness::Missing
+            };
             report.stale.push((path, why));
         } else {
             if let Some(parent) = path.parent() {
@@ -162,7 +170,10 @@ pub fn synth(args: &SynthArgs) -> Result<Report, Error> {
 pub fn run(args: &SynthArgs, output: OutputFormat) -> Result<ExitCode, Error> {
     let report = synth(args)?;
     match output {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default()),
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        ),
         OutputFormat::Text => {
             for (path, why) in &report.stale {
                 let why = match why {
@@ -173,7 +184,10 @@ pub fn run(args: &SynthArgs, output: OutputFormat) -> Result<ExitCode, Error> {
                 println!("stale: {} {why}", path.display());
             }
             if !report.stale.is_empty() {
-                println!("{} stale template file(s); run `make templates` and commit the result", report.stale.len());
+                println!(
+                    "{} stale template file(s); run `make templates` and commit the result",
+                    report.stale.len()
+                );
             } else if args.check {
                 println!("templates are up to date ({} files)", report.unchanged);
             } else {
@@ -192,5 +206,9 @@ pub fn run(args: &SynthArgs, output: OutputFormat) -> Result<ExitCode, Error> {
             }
         }
     }
-    Ok(if report.stale.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if report.stale.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

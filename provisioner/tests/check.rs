@@ -25,10 +25,14 @@ fn violations(cfg: &Config, stack: &str, edit: impl FnOnce(&mut Value)) -> Vec<V
 
 fn assert_caught(v: &[Violation], rule: &str, logical_id: &str) {
     assert!(
-        v.iter().any(|v| v.rule == rule && v.logical_id == logical_id && !v.hint.is_empty()),
+        v.iter()
+            .any(|v| v.rule == rule && v.logical_id == logical_id && !v.hint.is_empty()),
         "expected {rule} on {logical_id}, got {v:#?}"
     );
-    assert!(v.iter().all(|v| v.rule == rule), "other rules fired too: {v:#?}");
+    assert!(
+        v.iter().all(|v| v.rule == rule),
+        "other rules fired too: {v:#?}"
+    );
 }
 
 fn statement<'a>(t: &'a mut Value, role: &str, sid: &str) -> &'a mut Value {
@@ -70,12 +74,18 @@ fn bucket_with_public_access() {
 #[test]
 fn bucket_without_tls_only_policy() {
     let v = violations(&example("acme-prod"), "bootstrap", |t| {
-        t["Resources"].as_object_mut().unwrap().remove("AssetsBucketPolicy");
+        t["Resources"]
+            .as_object_mut()
+            .unwrap()
+            .remove("AssetsBucketPolicy");
     });
     assert_caught(&v, "bucket_tls_only", "AssetsBucket");
     // With another bucket's policy still present, only the bucket without one is named.
     let v = violations(&example("acme-prod"), "data", |t| {
-        t["Resources"].as_object_mut().unwrap().remove("SourcesBucketPolicy");
+        t["Resources"]
+            .as_object_mut()
+            .unwrap()
+            .remove("SourcesBucketPolicy");
     });
     assert_caught(&v, "bucket_tls_only", "SourcesBucket");
     assert!(v.iter().all(|v| v.logical_id == "SourcesBucket"), "{v:#?}");
@@ -122,7 +132,8 @@ fn table_without_pitr() {
 #[test]
 fn table_without_sse() {
     let v = violations(&example("acme-staging"), "data", |t| {
-        t["Resources"]["IntentCacheTable"]["Properties"]["SSESpecification"] = json!({"SSEEnabled": false});
+        t["Resources"]["IntentCacheTable"]["Properties"]["SSESpecification"] =
+            json!({"SSEEnabled": false});
     });
     assert_caught(&v, "table_sse", "IntentCacheTable");
 }
@@ -174,12 +185,14 @@ fn bedrock_model_outside_the_config() {
 #[test]
 fn lambdas_sharing_a_role() {
     let v = violations(&example("acme-prod"), "compute", |t| {
-        t["Resources"]["AiChatFunction"]["Properties"]["Role"] = json!({"Fn::GetAtt": ["ApiRole", "Arn"]});
+        t["Resources"]["AiChatFunction"]["Properties"]["Role"] =
+            json!({"Fn::GetAtt": ["ApiRole", "Arn"]});
     });
     assert_caught(&v, "own_role", "AiChatFunction");
     assert_caught(&v, "own_role", "ApiFunction");
     let v = violations(&example("acme-prod"), "compute", |t| {
-        t["Resources"]["PipelineTaskDefinition"]["Properties"]["TaskRoleArn"] = json!("arn:aws:iam::1:role/shared");
+        t["Resources"]["PipelineTaskDefinition"]["Properties"]["TaskRoleArn"] =
+            json!("arn:aws:iam::1:role/shared");
     });
     assert_caught(&v, "own_role", "PipelineTaskDefinition");
 }

@@ -5,11 +5,11 @@ use serde_json::json;
 
 use crate::config::Config;
 use crate::model::{Attributes, Expr, ModelError};
+use crate::resources::iam::{Effect, PolicyDocument, Statement};
 use crate::resources::storage::{
     AttributeDefinition, Bucket, BucketEncryption, BucketPolicy, KeySchemaElement,
     PointInTimeRecovery, PublicAccessBlock, Repository, Table, TableSse, TimeToLive,
 };
-use crate::resources::iam::{Effect, PolicyDocument, Statement};
 use crate::stack::{OutputRef, Stack, StackKind, tags};
 use crate::{data_policy, model::Handle};
 
@@ -41,7 +41,12 @@ pub struct BootstrapStack {
 pub const TTL_ATTRIBUTE: &str = "expires_at";
 
 /// A bucket with our baseline: encryption, public access blocked, versioning, ACLs off.
-pub(crate) fn secure_bucket(cfg: &Config, name: String, key: Option<Expr>, lifecycle: serde_json::Value) -> Bucket {
+pub(crate) fn secure_bucket(
+    cfg: &Config,
+    name: String,
+    key: Option<Expr>,
+    lifecycle: serde_json::Value,
+) -> Bucket {
     Bucket {
         tags: tags(cfg, &name),
         bucket_name: name,
@@ -62,7 +67,10 @@ pub(crate) fn tls_only_policy(bucket: &Handle<Bucket>) -> BucketPolicy {
             effect: Effect::Deny,
             principal: Some(json!("*")),
             action: vec!["s3:*".into()],
-            resource: vec![bucket.arn(), Expr::sub(format!("${{{}.Arn}}/*", bucket.id()))],
+            resource: vec![
+                bucket.arn(),
+                Expr::sub(format!("${{{}.Arn}}/*", bucket.id())),
+            ],
             condition: Some(json!({"Bool": {"aws:SecureTransport": "false"}})),
         }]),
     }
@@ -119,7 +127,11 @@ pub(crate) fn table(
 
 /// Build the bootstrap stack.
 pub fn build(cfg: &Config) -> Result<BootstrapStack, ModelError> {
-    let mut s = Stack::new(cfg, StackKind::Bootstrap, "assets bucket, ECR repository, deploy lock table");
+    let mut s = Stack::new(
+        cfg,
+        StackKind::Bootstrap,
+        "assets bucket, ECR repository, deploy lock table",
+    );
     let retain = Attributes::retention(data_policy(cfg));
     let prefix = cfg.prefix();
 
@@ -134,8 +146,11 @@ pub fn build(cfg: &Config) -> Result<BootstrapStack, ModelError> {
              "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7}}
         ]}),
     );
-    let bucket = s.template.add_with("AssetsBucket", assets_bucket.clone(), retain.clone())?;
-    s.template.add("AssetsBucketPolicy", tls_only_policy(&bucket))?;
+    let bucket = s
+        .template
+        .add_with("AssetsBucket", assets_bucket.clone(), retain.clone())?;
+    s.template
+        .add("AssetsBucketPolicy", tls_only_policy(&bucket))?;
 
     let repo_name = format!("{prefix}-runtime");
     let repo = s.template.add_with(
@@ -155,14 +170,32 @@ pub fn build(cfg: &Config) -> Result<BootstrapStack, ModelError> {
     )?;
 
     let lock_table = table(cfg, format!("{prefix}-deploy-lock"), "lock_id", None, None);
-    let lock = s.template.add_with("DeployLockTable", lock_table.clone(), retain)?;
+    let lock = s
+        .template
+        .add_with("DeployLockTable", lock_table.clone(), retain)?;
 
     let outputs = BootstrapOutputs {
-        assets_bucket: s.export("AssetsBucketName", "bucket of Lambda zips and large templates", bucket.r#ref())?,
-        repository_uri: s.export("RuntimeRepositoryUri", "ECR repository of the runtime image", repo.uri())?,
-        repository_arn: s.export("RuntimeRepositoryArn", "ARN of the ECR repository", repo.arn())?,
+        assets_bucket: s.export(
+            "AssetsBucketName",
+            "bucket of Lambda zips and large templates",
+            bucket.r#ref(),
+        )?,
+        repository_uri: s.export(
+            "RuntimeRepositoryUri",
+            "ECR repository of the runtime image",
+            repo.uri(),
+        )?,
+        repository_arn: s.export(
+            "RuntimeRepositoryArn",
+            "ARN of the ECR repository",
+            repo.arn(),
+        )?,
     };
-    s.export("DeployLockTableName", "table holding deploy locks", lock.r#ref())?;
+    s.export(
+        "DeployLockTableName",
+        "table holding deploy locks",
+        lock.r#ref(),
+    )?;
     Ok(BootstrapStack {
         stack: s,
         outputs,

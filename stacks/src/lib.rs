@@ -32,7 +32,11 @@ use model::Policy;
 
 /// Retention of stateful resources (buckets, tables, keys, repositories) for a stage.
 pub(crate) fn data_policy(cfg: &Config) -> Policy {
-    if cfg.stage == Stage::Prod { Policy::Retain } else { Policy::Delete }
+    if cfg.stage == Stage::Prod {
+        Policy::Retain
+    } else {
+        Policy::Delete
+    }
 }
 
 /// Retention of the database for a stage.
