@@ -284,7 +284,8 @@ pub fn build(cfg: &Config) -> Result<NetworkStack, ModelError> {
         ],
     )?;
 
-    if !cfg.network.interface_endpoints.is_empty() {
+    let endpoints = cfg.interface_endpoints();
+    if !endpoints.is_empty() {
         let endpoint_sg = sg(
             t,
             "EndpointSecurityGroup",
@@ -298,7 +299,7 @@ pub fn build(cfg: &Config) -> Result<NetworkStack, ModelError> {
                         "Description": "no egress"}),
             ],
         )?;
-        for svc in &cfg.network.interface_endpoints {
+        for svc in &endpoints {
             let id: String = svc
                 .split(['.', '-'])
                 .map(|w| {

@@ -99,6 +99,22 @@ fn network_spans_the_configured_azs_with_nat_per_config() {
         );
         assert!(of_type(&t, "AWS::EC2::EIP").is_empty());
     }
+    // Without NAT, a preview reaches the AWS APIs through interface endpoints.
+    let t = network::build(&preview()).unwrap().stack.template.to_json();
+    let interface: Vec<&String> = of_type(&t, "AWS::EC2::VPCEndpoint")
+        .into_iter()
+        .filter(|(_, e)| e["Properties"]["VpcEndpointType"] == "Interface")
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(interface.len(), 7, "{interface:?}");
+    let sm = props(&t, "SecretsmanagerEndpoint");
+    assert_eq!(sm["PrivateDnsEnabled"], true);
+    assert_eq!(sm["SubnetIds"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        of_type(&prod, "AWS::EC2::VPCEndpoint").len(),
+        2,
+        "prod has NAT: gateway endpoints only"
+    );
 }
 
 #[test]

@@ -140,9 +140,10 @@ pub struct NetworkConfig {
     /// NAT gateways; default one per AZ in prod, 1 in staging, 0 in preview and local.
     #[serde(default)]
     pub nat_gateways: Option<u32>,
-    /// Interface endpoints (`secretsmanager`, `logs`, `ecr.api`, ...).
+    /// Interface endpoints (`secretsmanager`, `logs`, `ecr.api`, ...); default: none when
+    /// there is a NAT gateway, [`PREVIEW_ENDPOINTS`] for a preview without one.
     #[serde(default)]
-    pub interface_endpoints: Vec<String>,
+    pub interface_endpoints: Option<Vec<String>>,
 }
 
 fn default_cidr() -> String {
@@ -159,7 +160,7 @@ impl Default for NetworkConfig {
             vpc_cidr: default_cidr(),
             az_count: default_azs(),
             nat_gateways: None,
-            interface_endpoints: Vec::new(),
+            interface_endpoints: None,
         }
     }
 }
@@ -346,6 +347,18 @@ pub const LOG_RETENTION_DAYS: &[u32] = &[
 
 const FARGATE_CPU: &[u32] = &[256, 512, 1024, 2048, 4096];
 
+/// Interface endpoints a preview (no NAT) gets by default, so Lambdas and tasks reach the
+/// AWS APIs they call.
+pub const PREVIEW_ENDPOINTS: &[&str] = &[
+    "bedrock-runtime",
+    "ecr.api",
+    "ecr.dkr",
+    "kms",
+    "logs",
+    "secretsmanager",
+    "states",
+];
+
 /// Interface endpoint services we know how to wire.
 pub const INTERFACE_ENDPOINTS: &[&str] = &[
     "bedrock-runtime",
@@ -384,6 +397,17 @@ impl Config {
             Stage::Staging => 1,
             Stage::Preview | Stage::Local => 0,
         })
+    }
+
+    /// Interface endpoints, with the stage default applied.
+    pub fn interface_endpoints(&self) -> Vec<String> {
+        match &self.network.interface_endpoints {
+            Some(list) => list.clone(),
+            None if self.stage == Stage::Preview && self.nat_gateways() == 0 => {
+                PREVIEW_ENDPOINTS.iter().map(|e| (*e).to_owned()).collect()
+            }
+            None => Vec::new(),
+        }
     }
 
     /// Minimum ACU, with the stage default applied.
@@ -568,7 +592,7 @@ impl Config {
             }
         }
         let mut seen = std::collections::BTreeSet::new();
-        for e in &n.interface_endpoints {
+        for e in n.interface_endpoints.iter().flatten() {
             if !INTERFACE_ENDPOINTS.contains(&e.as_str()) {
                 return fail(
                     &["network", "interface_endpoints"],
