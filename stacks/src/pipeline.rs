@@ -28,6 +28,8 @@ pub const EXIT_BAD_INPUT: i64 = 65;
 pub const MAX_RETRIES: u32 = 3;
 /// Seconds to wait before a retry.
 pub const RETRY_WAIT_SECONDS: u32 = 30;
+/// Longest a single ECS step may run before it fails with `States.Timeout` (not retried).
+pub const STEP_TIMEOUT_SECONDS: u32 = 4 * 3600;
 /// Key of the parts manifest in `artifacts` (`{evidence_id}` replaced).
 pub const PARTS_MANIFEST_KEY: &str = "evidence/{evidence_id}/parts.json";
 /// Key of the failure marker in `artifacts` (`{evidence_id}` replaced).
@@ -127,6 +129,7 @@ fn ecs_step(
             "Overrides": {"ContainerOverrides": [{"Name": CONTAINER, "Command.$": command(step)}]}
         },
         "ResultPath": null,
+        "TimeoutSeconds": STEP_TIMEOUT_SECONDS,
         "Retry": [{
             "ErrorEquals": ["ECS.AmazonECSException"],
             "IntervalSeconds": 10, "MaxAttempts": 3, "BackoffRate": 2.0
@@ -324,6 +327,7 @@ mod tests {
             "States.Array('split', '--evidence-id', $.evidence_id, '--case-id', $.case_id)"
         );
         assert_eq!(split["Next"], "ReadParts");
+        assert_eq!(split["TimeoutSeconds"], STEP_TIMEOUT_SECONDS);
         let map = &states(&def)["ProcessParts"];
         assert_eq!(map["Type"], "Map");
         assert_eq!(map["MaxConcurrency"], 4);
