@@ -28,6 +28,15 @@ pub enum Staleness {
     Extra,
 }
 
+/// A file `--check` found stale.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct StaleFile {
+    /// The file.
+    pub path: PathBuf,
+    /// Why.
+    pub why: Staleness,
+}
+
 /// What `synth` did or found.
 #[derive(Debug, Default, Serialize)]
 pub struct Report {
@@ -38,7 +47,7 @@ pub struct Report {
     /// Files removed (synth).
     pub removed: Vec<PathBuf>,
     /// Stale files (`--check`).
-    pub stale: Vec<(PathBuf, Staleness)>,
+    pub stale: Vec<StaleFile>,
 }
 
 fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
@@ -128,7 +137,7 @@ pub fn synth(args: &SynthArgs) -> Result<Report, Error> {
             } else {
                 Staleness::Missing
             };
-            report.stale.push((path, why));
+            report.stale.push(StaleFile { path, why });
         } else {
             if let Some(parent) = path.parent() {
                 fs::create_dir_all(parent).map_err(io("cannot create", parent))?;
@@ -152,7 +161,10 @@ pub fn synth(args: &SynthArgs) -> Result<Report, Error> {
                 continue;
             }
             if args.check {
-                report.stale.push((path, Staleness::Extra));
+                report.stale.push(StaleFile {
+                    path,
+                    why: Staleness::Extra,
+                });
             } else {
                 fs::remove_file(&path).map_err(io("cannot remove", &path))?;
                 report.removed.push(path);
@@ -175,7 +187,7 @@ pub fn run(args: &SynthArgs, output: OutputFormat) -> Result<ExitCode, Error> {
             serde_json::to_string_pretty(&report).unwrap_or_default()
         ),
         OutputFormat::Text => {
-            for (path, why) in &report.stale {
+            for StaleFile { path, why } in &report.stale {
                 let why = match why {
                     Staleness::Missing => "missing",
                     Staleness::Differs => "differs from what the code generates",

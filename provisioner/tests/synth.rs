@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use chrono_provisioner::cli::{ConfigArgs, SynthArgs};
-use chrono_provisioner::synth::{Staleness, synth};
+use chrono_provisioner::synth::{StaleFile, Staleness, synth};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -74,9 +74,18 @@ fn check_names_edited_missing_and_extra_files() {
     let mut stale = report.stale.clone();
     stale.sort();
     let mut want = vec![
-        (edited.clone(), Staleness::Differs),
-        (missing.clone(), Staleness::Missing),
-        (extra.clone(), Staleness::Extra),
+        StaleFile {
+            path: edited.clone(),
+            why: Staleness::Differs,
+        },
+        StaleFile {
+            path: missing.clone(),
+            why: Staleness::Missing,
+        },
+        StaleFile {
+            path: extra.clone(),
+            why: Staleness::Extra,
+        },
     ];
     want.sort();
     assert_eq!(stale, want);
