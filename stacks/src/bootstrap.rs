@@ -1,11 +1,13 @@
 //! The `bootstrap` stack: assets bucket (Lambda zips, large templates), ECR repository for
-//! the runtime image, and the deploy lock table. It depends on nothing.
+//! the runtime image, the deploy lock table, and API Gateway's account-level logging role.
+//! It depends on nothing.
 
 use serde_json::json;
 
 use crate::config::Config;
 use crate::model::{Attributes, Expr, ModelError};
-use crate::resources::iam::{Effect, PolicyDocument, Statement};
+use crate::resources::api::Account;
+use crate::resources::iam::{Effect, PolicyDocument, Role, Statement};
 use crate::resources::storage::{
     AttributeDefinition, Bucket, BucketEncryption, BucketPolicy, KeySchemaElement,
     PointInTimeRecovery, PublicAccessBlock, Repository, Table, TableSse, TimeToLive,
@@ -167,6 +169,28 @@ pub fn build(cfg: &Config) -> Result<BootstrapStack, ModelError> {
                 "action": {"type": "expire"}}]}).to_string()}),
         },
         retain.clone(),
+    )?;
+
+    // API Gateway writes WebSocket access logs only with an account-level logging role.
+    let logs_role = s.template.add(
+        "ApiGatewayLoggingRole",
+        Role {
+            description: format!("{prefix}: API Gateway writes access logs to CloudWatch"),
+            assume_role_policy_document: PolicyDocument::new(vec![Statement::assume_role(
+                "apigateway.amazonaws.com",
+            )]),
+            managed_policy_arns: vec![Expr::sub(
+                "arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs",
+            )],
+            policies: Vec::new(),
+            tags: tags(cfg, &format!("{prefix}-apigateway-logs")),
+        },
+    )?;
+    s.template.add(
+        "ApiGatewayAccount",
+        Account {
+            cloud_watch_role_arn: logs_role.arn(),
+        },
     )?;
 
     let lock_table = table(cfg, format!("{prefix}-deploy-lock"), "lock_id", None, None);

@@ -401,6 +401,10 @@ fn bootstrap_holds_assets_repository_and_lock_table() {
         props(&t, "DeployLockTable")["KeySchema"][0]["AttributeName"],
         "lock_id"
     );
+    assert_eq!(
+        props(&t, "ApiGatewayAccount")["CloudWatchRoleArn"],
+        json!({"Fn::GetAtt": ["ApiGatewayLoggingRole", "Arn"]})
+    );
     assert!(b.stack.template.parameters().is_empty());
 }
 
