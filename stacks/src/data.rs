@@ -8,7 +8,6 @@
 
 use serde_json::json;
 
-use crate::bootstrap::{secure_bucket, table, tls_only_policy};
 use crate::config::Config;
 use crate::model::{Attributes, Expr, ModelError, Parameter};
 use crate::network::NetworkOutputs;
@@ -17,6 +16,7 @@ use crate::resources::database::{
 };
 use crate::resources::iam::{Effect, PolicyDocument, Statement};
 use crate::resources::storage::{Alias, Bucket, Key, Table};
+use crate::shared::{secure_bucket, table, tls_only_policy};
 use crate::stack::{OutputRef, Stack, StackKind, tags};
 use crate::{Stage, data_policy, database_policy};
 

@@ -22,8 +22,11 @@ pub mod model;
 pub mod network;
 pub mod pipeline;
 pub mod resources;
+mod shared;
 pub mod stack;
 pub mod synth;
+
+pub use shared::TTL_ATTRIBUTE;
 
 pub use config::{Config, Stage};
 pub use stack::{Stack, StackKind};
