@@ -111,7 +111,8 @@ fn generated_files(dir: &Path) -> Result<Vec<PathBuf>, Error> {
     Ok(files)
 }
 
-/// Synthesize (or check) the templates of `args`.
+/// Synthesize (or check) the templates of `args`. With `--check` or `--dry-run` nothing is
+/// written: what differs is reported in `stale`.
 pub fn synth(args: &SynthArgs) -> Result<Report, Error> {
     let configs = load_configs(&args.configs)?;
     let mut expected: Vec<File> = Vec::new();
@@ -131,7 +132,7 @@ pub fn synth(args: &SynthArgs) -> Result<Report, Error> {
             report.unchanged += 1;
             continue;
         }
-        if args.check {
+        if args.check || args.dry_run {
             let why = if current.is_some() {
                 Staleness::Differs
             } else {
@@ -160,7 +161,7 @@ pub fn synth(args: &SynthArgs) -> Result<Report, Error> {
             if wanted.contains(&path) {
                 continue;
             }
-            if args.check {
+            if args.check || args.dry_run {
                 report.stale.push(StaleFile {
                     path,
                     why: Staleness::Extra,
@@ -170,7 +171,8 @@ pub fn synth(args: &SynthArgs) -> Result<Report, Error> {
                 report.removed.push(path);
             }
         }
-        if !args.check && fs::read_dir(&dir).is_ok_and(|mut d| d.next().is_none()) {
+        if !(args.check || args.dry_run) && fs::read_dir(&dir).is_ok_and(|mut d| d.next().is_none())
+        {
             fs::remove_dir(&dir).map_err(io("cannot remove", &dir))?;
         }
     }
@@ -186,6 +188,21 @@ pub fn run(args: &SynthArgs, output: OutputFormat) -> Result<ExitCode, Error> {
             "{}",
             serde_json::to_string_pretty(&report).unwrap_or_default()
         ),
+        OutputFormat::Text if args.dry_run => {
+            for StaleFile { path, why } in &report.stale {
+                let action = match why {
+                    Staleness::Missing => "would create",
+                    Staleness::Differs => "would update",
+                    Staleness::Extra => "would remove",
+                };
+                println!("{action} {}", path.display());
+            }
+            println!(
+                "dry run: {} file(s) would change, {} unchanged",
+                report.stale.len(),
+                report.unchanged
+            );
+        }
         OutputFormat::Text => {
             for StaleFile { path, why } in &report.stale {
                 let why = match why {
@@ -218,7 +235,7 @@ pub fn run(args: &SynthArgs, output: OutputFormat) -> Result<ExitCode, Error> {
             }
         }
     }
-    Ok(if report.stale.is_empty() {
+    Ok(if report.stale.is_empty() || args.dry_run {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

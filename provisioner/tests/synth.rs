@@ -19,6 +19,7 @@ fn args(out: &Path, check: bool) -> SynthArgs {
         },
         out: out.to_owned(),
         check,
+        dry_run: false,
     }
 }
 
@@ -185,4 +186,39 @@ fn check_command_passes_the_examples_and_speaks_json() {
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["configs"], 3);
     assert_eq!(doc["violations"], serde_json::json!([]));
+}
+
+#[test]
+fn dry_run_lists_changes_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_chronoctl"))
+        .current_dir(root())
+        .args([
+            "synth",
+            "--dry-run",
+            "--config",
+            "customers/demo-local.yaml",
+            "--out",
+        ])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "would create {}",
+            tmp.path().join("demo-local/compute.yaml").display()
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("dry run: 6 file(s) would change, 0 unchanged"),
+        "{stdout}"
+    );
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "nothing written"
+    );
 }
