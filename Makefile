@@ -47,9 +47,12 @@ build:
 
 test: venv postgres-bin
 	$(CARGO) build --workspace --all-targets
-	tests/with-postgres.sh $(CARGO) test --workspace --no-fail-fast
+	@mkdir -p .chrono
+	tests/with-postgres.sh $(CARGO) test --workspace --no-fail-fast 2>&1 | tee .chrono/test.log
 	$(CHRONOCTL) synth --check
 	$(VENV)/bin/cfn-lint --non-zero-exit-code informational -- templates/*/*.yaml
+	@echo "cfn-lint: 0 findings in $$(ls templates/*/*.yaml | wc -l) templates"
+	@awk '/^test result:/ {p+=$$4; f+=$$6} END {printf "summary: %d passed, %d failed\n", p, f}' .chrono/test.log
 
 lint:
 	$(CARGO) fmt --all -- --check
