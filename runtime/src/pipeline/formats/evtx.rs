@@ -129,14 +129,29 @@ fn parse_whole<R: Read + Seek>(
             })?;
         Ok(build(rendered.data, id, micros, place, &shared))
     });
-    for item in records {
-        let result = match item {
-            Ok(result) => result,
-            Err(e) => Err(bad_record(&e, first_chunk, &ctx.member)),
-        };
-        sink.accept(result)?;
+    // The evtx crate is fuzzed upstream; should it still panic on some input, the records
+    // before stay counted and the rest of the member is one bad record, not a crash.
+    let mut seen = 0u64;
+    let walk = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        for item in records {
+            let result = match item {
+                Ok(result) => result,
+                Err(e) => Err(bad_record(&e, first_chunk, &ctx.member)),
+            };
+            seen += 1;
+            sink.accept(result)?;
+        }
+        Ok(())
+    }));
+    match walk {
+        Ok(result) => result,
+        Err(_) => sink.accept(Err(BadRecord::new(
+            Location::member(&ctx.member),
+            format!(
+                "the evtx parser failed after {seen} records; the rest of the file cannot be read"
+            ),
+        ))),
     }
-    Ok(())
 }
 
 fn build(

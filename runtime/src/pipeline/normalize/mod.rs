@@ -39,6 +39,64 @@ pub fn json_str(v: &serde_json::Value) -> Option<std::borrow::Cow<'_, str>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vocab::Action;
+    use std::collections::BTreeSet;
+
+    /// Every action of the vocabulary table is produced by at least one rule.
+    #[test]
+    fn every_action_of_the_vocabulary_is_mapped() {
+        let mut seen = BTreeSet::new();
+        for (provider, ids) in [
+            (windows::SECURITY_AUDITING, 4600..4800),
+            (windows::SYSMON, 0..30),
+            (windows::SERVICE_CONTROL_MANAGER, 7000..7100),
+        ] {
+            for id in ids {
+                seen.extend(windows::action(provider, id, None).map(|a| a.0));
+            }
+        }
+        for (program, line) in [
+            ("sshd", "Accepted password for a from 1.2.3.4 port 1 ssh2"),
+            ("sshd", "pam_unix(sshd:session): session closed for user a"),
+            (
+                "sudo",
+                "a : TTY=pts/0 ; PWD=/ ; USER=root ; COMMAND=/bin/sh",
+            ),
+            ("su", "(to root) a on pts/0"),
+            ("useradd", "new user: name=a, UID=1"),
+            ("userdel", "delete user 'a'"),
+            ("usermod", "change user 'a' shell"),
+            (
+                "passwd",
+                "pam_unix(passwd:chauthtok): password changed for a",
+            ),
+        ] {
+            seen.extend(linux::map(program, line).map(|m| m.action));
+        }
+        for (source, name) in [
+            ("signin.amazonaws.com", "ConsoleLogin"),
+            ("iam.amazonaws.com", "CreateUser"),
+            ("iam.amazonaws.com", "DeleteUser"),
+            ("iam.amazonaws.com", "UpdateUser"),
+            ("iam.amazonaws.com", "ChangePassword"),
+            ("iam.amazonaws.com", "CreateAccessKey"),
+            ("iam.amazonaws.com", "PutRolePolicy"),
+            ("iam.amazonaws.com", "CreateGroup"),
+            ("s3.amazonaws.com", "GetObject"),
+            ("s3.amazonaws.com", "CopyObject"),
+            ("s3.amazonaws.com", "DeleteObjects"),
+            ("sts.amazonaws.com", "AssumeRole"),
+        ] {
+            seen.insert(aws::action(source, name));
+        }
+        let all: BTreeSet<Action> = Action::ALL.iter().copied().collect();
+        assert_eq!(
+            seen,
+            all,
+            "missing: {:?}",
+            all.difference(&seen).collect::<Vec<_>>()
+        );
+    }
 
     #[test]
     fn long_messages_are_clipped_on_a_char_boundary() {
