@@ -1,0 +1,309 @@
+//! Pipeline benchmarks (`make bench`), a bench binary that prints its numbers:
+//!
+//! 1. EVTX throughput on one generated file (the chunks of `security.evtx` repeated to
+//!    ~64 MiB): the `evtx` crate's own JSON iteration, the `evtx_dump` tool when installed
+//!    (`$EVTX_DUMP`, `$HOME/.cache/chronotracer/tools/bin/evtx_dump`, or on `PATH`), our
+//!    parse + normalize, and our full `parse` step (normalize + gzip JSON lines);
+//! 2. peak memory (VmHWM) of the `parse` step on generated syslog and Timesketch JSONL
+//!    files of two sizes, each run in a child process: flat memory means streaming.
+//!
+//! Run: `cargo bench -p chrono-runtime --bench pipeline_evtx`. Sizes can be changed with
+//! `PIPELINE_BENCH_EVTX_MB` and `PIPELINE_BENCH_TEXT_MB` (the larger text size; the
+//! smaller is an eighth of it).
+
+use chrono::{TimeZone, Utc};
+use chrono_runtime::pipeline::steps::{
+    ParseOptions, SplitOptions, parse_part, parse_to_writer, split,
+};
+use chrono_runtime::pipeline::{CountSink, PartSpec};
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const HEADER: usize = 4096;
+const CHUNK: usize = 65536;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--rss-child") {
+        rss_child(Path::new(&args[i + 1]));
+        return;
+    }
+    if !args.iter().any(|a| a == "--bench") {
+        // Run as a test (`cargo test --all-targets`): benchmarks only run under `cargo bench`.
+        println!("pipeline_evtx: benchmarks run with `cargo bench`; skipping");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let evtx_mb = env_usize("PIPELINE_BENCH_EVTX_MB", 64);
+    let text_mb = env_usize("PIPELINE_BENCH_TEXT_MB", 512);
+    evtx_throughput(dir.path(), evtx_mb);
+    memory(dir.path(), text_mb);
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata/evidence")
+        .join(name)
+}
+
+/// An EVTX file of about `mb` MiB: the header and chunks of security.evtx, chunks repeated.
+fn big_evtx(dir: &Path, mb: usize) -> PathBuf {
+    let src = std::fs::read(fixture("security.evtx")).expect("fixture");
+    let chunks: Vec<&[u8]> = src[HEADER..].chunks_exact(CHUNK).collect();
+    let path = dir.join("big.evtx");
+    let mut out = BufWriter::new(File::create(&path).expect("create"));
+    out.write_all(&src[..HEADER]).expect("write");
+    let want = mb * 1024 * 1024 / CHUNK;
+    for i in 0..want {
+        out.write_all(chunks[i % chunks.len()]).expect("write");
+    }
+    out.flush().expect("flush");
+    path
+}
+
+/// The fastest of `runs` timings of `f`, with what it returned.
+fn best<T>(runs: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
+    let mut best: Option<(Duration, T)> = None;
+    for _ in 0..runs {
+        let start = Instant::now();
+        let out = f();
+        let took = start.elapsed();
+        if best.as_ref().is_none_or(|(b, _)| took < *b) {
+            best = Some((took, out));
+        }
+    }
+    best.expect("at least one run")
+}
+
+fn evtx_throughput(dir: &Path, mb: usize) {
+    let path = big_evtx(dir, mb);
+    let size = std::fs::metadata(&path).expect("size").len() as f64 / (1024.0 * 1024.0);
+    println!("== EVTX throughput on a {size:.0} MiB file (best of 3) ==");
+    let report = |name: &str, took: Duration, records: u64| {
+        let s = took.as_secs_f64();
+        println!(
+            "{name:<44} {:>8.2} s {:>8.1} MiB/s {:>10.0} records/s",
+            s,
+            size / s,
+            records as f64 / s
+        );
+        s
+    };
+
+    let (took, records) = best(3, || {
+        let mut parser = evtx::EvtxParser::from_path(&path)
+            .expect("evtx")
+            .with_configuration(evtx::ParserSettings::new().num_threads(0));
+        parser.records_json().filter(Result::is_ok).count() as u64
+    });
+    let crate_json = report("evtx crate records_json (all threads)", took, records);
+
+    let dump = evtx_dump();
+    let dump_secs = dump.as_ref().map(|tool| {
+        let (took, ok) = best(3, || {
+            Command::new(tool)
+                .args(["-o", "jsonl", "-t", "0"])
+                .arg(&path)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        });
+        assert!(ok, "evtx_dump failed on {}", path.display());
+        report("evtx_dump -o jsonl -t 0 > /dev/null", took, records)
+    });
+    if dump.is_none() {
+        println!(
+            "evtx_dump not found: install it with `cargo install evtx --locked --root $HOME/.cache/chronotracer/tools`"
+        );
+    }
+
+    let opts = SplitOptions::new("big.evtx");
+    let manifest = split(BufReader::new(File::open(&path).expect("open")), &opts).expect("split");
+    let parse_opts = ParseOptions::default();
+    let (took, events) = best(3, || {
+        let mut events = 0;
+        for part in &manifest.parts {
+            let mut sink = CountSink::default();
+            parse_part(
+                File::open(&path).expect("open"),
+                part,
+                &parse_opts,
+                &mut sink,
+            )
+            .expect("parse");
+            events += sink.tally.events;
+        }
+        events
+    });
+    let ours_normalize = report("pipeline parse + normalize (no output)", took, events);
+
+    let (took, events) = best(3, || {
+        let mut events = 0;
+        for part in &manifest.parts {
+            let out = BufWriter::new(File::create(dir.join("events.jsonl.gz")).expect("create"));
+            let summary = parse_to_writer(File::open(&path).expect("open"), part, &parse_opts, out)
+                .expect("parse");
+            events += summary.tally.events;
+        }
+        events
+    });
+    let ours_full = report("pipeline parse step (gzip JSON lines out)", took, events);
+    assert_eq!(
+        events, records,
+        "the pipeline saw the records the crate saw"
+    );
+
+    println!(
+        "ratio vs evtx crate JSON iteration: normalize {:.2}x, full step {:.2}x",
+        crate_json / ours_normalize,
+        crate_json / ours_full
+    );
+    if let Some(d) = dump_secs {
+        println!(
+            "ratio vs evtx_dump (target >= 0.8x):  normalize {:.2}x, full step {:.2}x",
+            d / ours_normalize,
+            d / ours_full
+        );
+    }
+    println!(
+        "parts: {} (chunks per part {})",
+        manifest.parts.len(),
+        opts.evtx_chunks_per_part
+    );
+}
+
+fn evtx_dump() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("EVTX_DUMP") {
+        return Some(PathBuf::from(p));
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from)?;
+    let tool = home.join(".cache/chronotracer/tools/bin/evtx_dump");
+    if tool.exists() {
+        return Some(tool);
+    }
+    let on_path = Command::new("evtx_dump")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status();
+    on_path
+        .is_ok_and(|s| s.success())
+        .then(|| PathBuf::from("evtx_dump"))
+}
+
+fn memory(dir: &Path, big_mb: usize) {
+    println!("== peak memory of the parse step (VmHWM of a child process) ==");
+    let small_mb = (big_mb / 8).max(1);
+    for (kind, writer) in [
+        ("syslog", write_syslog as fn(&Path, usize)),
+        ("jsonl", write_jsonl),
+    ] {
+        for mb in [small_mb, big_mb] {
+            let path = dir.join(format!("big-{kind}-{mb}"));
+            writer(&path, mb);
+            let me = std::env::current_exe().expect("own path");
+            let start = Instant::now();
+            let out = Command::new(me)
+                .arg("--rss-child")
+                .arg(&path)
+                .output()
+                .expect("child");
+            let took = start.elapsed().as_secs_f64();
+            let line = String::from_utf8_lossy(&out.stdout);
+            println!(
+                "{kind:<6} {mb:>5} MiB input: {} ({:.1} MiB/s)",
+                line.trim(),
+                mb as f64 / took
+            );
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
+fn write_syslog(path: &Path, mb: usize) {
+    let mut out = BufWriter::new(File::create(path).expect("create"));
+    let mut written = 0;
+    let mut i = 0u64;
+    while written < mb * 1024 * 1024 {
+        let line = format!(
+            "Mar {:>2} {:02}:{:02}:{:02} host{} sshd[{}]: Failed password for user{} from 10.{}.{}.{} port {} ssh2\n",
+            1 + i % 28,
+            i % 24,
+            i % 60,
+            (i / 60) % 60,
+            i % 50,
+            1000 + i % 30000,
+            i % 997,
+            i % 256,
+            (i / 256) % 256,
+            i % 200,
+            1024 + i % 60000
+        );
+        out.write_all(line.as_bytes()).expect("write");
+        written += line.len();
+        i += 1;
+    }
+    out.flush().expect("flush");
+}
+
+fn write_jsonl(path: &Path, mb: usize) {
+    let mut out = BufWriter::new(File::create(path).expect("create"));
+    let mut written = 0;
+    let mut i = 0u64;
+    while written < mb * 1024 * 1024 {
+        let line = format!(
+            "{{\"message\":\"event {i} from the importer\",\"datetime\":\"2024-02-{:02}T10:{:02}:{:02}Z\",\"timestamp_desc\":\"Write time\",\"hostname\":\"ws{}\",\"username\":\"user{}\",\"extra\":\"{}\"}}\n",
+            1 + i % 28,
+            i % 60,
+            (i / 60) % 60,
+            i % 40,
+            i % 300,
+            "x".repeat((i % 64) as usize)
+        );
+        out.write_all(line.as_bytes()).expect("write");
+        written += line.len();
+        i += 1;
+    }
+    out.flush().expect("flush");
+}
+
+/// Child: split + parse the file to gzip JSON lines, then print the counts and VmHWM.
+fn rss_child(path: &Path) {
+    let mut opts = SplitOptions::new("bench");
+    opts.reference_time = Some(
+        Utc.with_ymd_and_hms(2024, 12, 31, 0, 0, 0)
+            .single()
+            .expect("time"),
+    );
+    let manifest = split(BufReader::new(File::open(path).expect("open")), &opts).expect("split");
+    let part: &PartSpec = &manifest.parts[0];
+    let out = BufWriter::new(File::create(path.with_extension("jsonl.gz")).expect("create"));
+    let summary = parse_to_writer(
+        BufReader::new(File::open(path).expect("open")),
+        part,
+        &ParseOptions::default(),
+        out,
+    )
+    .expect("parse");
+    let _ = std::fs::remove_file(path.with_extension("jsonl.gz"));
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let hwm = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .map(|l| l.trim_start_matches("VmHWM:").trim().to_owned())
+        .unwrap_or_else(|| "unknown".into());
+    println!(
+        "{} events, {} bad, peak RSS {hwm}",
+        summary.tally.events, summary.tally.bad_records
+    );
+}
