@@ -214,11 +214,12 @@ fn security_log_actions_follow_the_event_ids() {
     assert_eq!(logon.source, "Security");
     assert_eq!(
         logon.device.as_deref(),
-        logon.attributes["Event"]["System"]["Computer"].as_str()
+        logon.attributes.to_value()["Event"]["System"]["Computer"].as_str()
     );
     assert!(logon.device.is_some());
     assert_eq!(
-        logon.attributes["Event"]["System"]["EventID"], 4624,
+        logon.attributes.to_value()["Event"]["System"]["EventID"],
+        4624,
         "full record kept"
     );
     let system_logon = sink
@@ -226,7 +227,7 @@ fn security_log_actions_follow_the_event_ids() {
         .iter()
         .find(|e| {
             e.event_code.as_deref() == Some("4624")
-                && e.attributes["Event"]["EventData"]["TargetUserSid"] == "S-1-5-18"
+                && e.attributes.to_value()["Event"]["EventData"]["TargetUserSid"] == "S-1-5-18"
         })
         .unwrap();
     assert_eq!(
@@ -237,7 +238,7 @@ fn security_log_actions_follow_the_event_ids() {
         assert_eq!(e.provenance.member, "security.evtx");
         assert_eq!(
             Some(e.provenance.record),
-            e.attributes["Event"]["System"]["EventRecordID"].as_u64()
+            e.attributes.to_value()["Event"]["System"]["EventRecordID"].as_u64()
         );
     }
 }
@@ -263,7 +264,7 @@ fn sysmon_process_and_network_events_are_mapped() {
     assert!(
         net.src_ip.is_some() && net.dst_ip.is_some(),
         "{:?}",
-        net.attributes["Event"]["EventData"]
+        net.attributes.to_value()["Event"]["EventData"]
     );
 }
 
@@ -275,7 +276,8 @@ fn new_user_log_names_the_created_account() {
         .iter()
         .find(|e| e.action == Some(Action::AccountCreated))
         .unwrap();
-    let data = &created.attributes["Event"]["EventData"];
+    let attrs = created.attributes.to_value();
+    let data = &attrs["Event"]["EventData"];
     let identity = created.identity.as_ref().unwrap();
     assert_eq!(identity.kind, IdentityKind::User);
     assert_eq!(
@@ -313,7 +315,11 @@ fn timesketch_csv_round_trips_every_column_as_attributes() {
         assert_eq!(sink.tally.events as usize, rows.len(), "{name}");
         assert_eq!(sink.tally.bad_records, 0);
         for (event, row) in sink.events.iter().zip(&rows) {
-            assert_eq!(event.attributes, Value::Object(row.clone()), "{name}");
+            assert_eq!(
+                event.attributes.to_value(),
+                Value::Object(row.clone()),
+                "{name}"
+            );
             assert_eq!(event.message, row["message"].as_str().unwrap());
             assert_eq!(
                 event.timestamp_desc,
@@ -352,7 +358,7 @@ fn timesketch_jsonl_round_trips_every_field_as_attributes() {
     assert_eq!(manifest.parts[0].format, Format::TimesketchJsonl);
     assert_eq!(sink.tally.events as usize, lines.len());
     for (event, line) in sink.events.iter().zip(&lines) {
-        assert_eq!(&event.attributes, line);
+        assert_eq!(&event.attributes.to_value(), line);
     }
     let evtx_record = sink.events.last().unwrap();
     assert_eq!(evtx_record.device.as_deref(), Some("DESKTOP-B0TAAAA"));
@@ -459,7 +465,7 @@ fn syslog_rfc3164_lines_map_each_linux_action() {
     );
     assert_eq!(e[&14].action, None);
     assert_eq!(e[&1].src_ip, Some("10.0.0.5".parse().unwrap()));
-    assert_eq!(e[&3].attributes["user"], "oracle");
+    assert_eq!(e[&3].attributes.to_value()["user"], "oracle");
     assert_eq!(
         e[&1].ts.to_rfc3339(),
         "2023-12-31T23:58:01+00:00",
@@ -468,7 +474,7 @@ fn syslog_rfc3164_lines_map_each_linux_action() {
     assert_eq!(e[&3].ts.to_rfc3339(), "2024-01-01T00:00:03+00:00");
     let raw = read("auth.log");
     assert_eq!(
-        e[&1].attributes["line"],
+        e[&1].attributes.to_value()["line"],
         std::str::from_utf8(&raw).unwrap().lines().next().unwrap()
     );
     assert_eq!(e[&1].parser, "syslog_rfc3164");
@@ -509,7 +515,7 @@ fn syslog_rfc5424_and_rfc3339_lines_parse_with_their_zones() {
     assert_eq!(e[&1].parser, "syslog_rfc5424");
     assert_eq!(e[&2].ts.to_rfc3339(), "2024-03-01T09:00:05+00:00");
     assert_eq!(
-        e[&2].attributes["structured_data"],
+        e[&2].attributes.to_value()["structured_data"],
         "[origin ip=\"198.51.100.8\"]"
     );
     assert_eq!(e[&3].action, Some(Action::PrivilegeEscalation));
@@ -538,7 +544,7 @@ fn cloudtrail_maps_console_logins_iam_and_s3_calls() {
         assert_eq!(manifest.parts[0].gzip, name.ends_with(".gz"));
         assert_eq!(sink.tally.events as usize, records.len(), "{name}");
         for (event, record) in sink.events.iter().zip(records) {
-            assert_eq!(&event.attributes, record);
+            assert_eq!(&event.attributes.to_value(), record);
         }
         let by_name: BTreeMap<&str, &NormalizedEvent> = sink
             .events
@@ -598,7 +604,7 @@ fn cloudtrail_maps_console_logins_iam_and_s3_calls() {
             "service host names are not addresses"
         );
         assert_eq!(
-            by_name["DeleteObject"].attributes["errorCode"],
+            by_name["DeleteObject"].attributes.to_value()["errorCode"],
             "AccessDenied"
         );
     }

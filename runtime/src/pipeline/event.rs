@@ -248,7 +248,7 @@ pub struct NormalizedEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dst_ip: Option<IpAddr>,
     /// The full original record.
-    pub attributes: serde_json::Value,
+    pub attributes: Attributes,
     /// Labels carried by the source (Timesketch/Plaso `tag`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
@@ -256,6 +256,42 @@ pub struct NormalizedEvent {
     pub provenance: Provenance,
     /// Stable key of the record, unique within its evidence (see [`dedup_key`]).
     pub dedup_key: String,
+}
+
+/// The full original record as JSON text, kept verbatim: it is written out as it was
+/// read (or rendered), never parsed into a tree and serialized again, which is what
+/// keeps the EVTX path fast.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Attributes(Box<serde_json::value::RawValue>);
+
+impl Attributes {
+    /// Takes JSON text as it is; `Err` when it is not valid JSON.
+    pub fn from_json(text: String) -> Result<Attributes, serde_json::Error> {
+        serde_json::value::RawValue::from_string(text).map(Attributes)
+    }
+
+    /// Serializes a JSON value.
+    pub fn from_value(value: &serde_json::Value) -> Attributes {
+        // Serializing a `Value` cannot fail (its map keys are strings); `null` otherwise.
+        Attributes(serde_json::value::to_raw_value(value).unwrap_or_default())
+    }
+
+    /// The JSON text.
+    pub fn as_str(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The record as a JSON tree (tests, rare lookups; the parse has a cost).
+    pub fn to_value(&self) -> serde_json::Value {
+        serde_json::from_str(self.0.get()).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+impl PartialEq for Attributes {
+    fn eq(&self, other: &Attributes) -> bool {
+        self.as_str() == other.as_str()
+    }
 }
 
 /// The stable key of a record: a hash of the member path and the record's identity within

@@ -16,7 +16,7 @@ use super::timesketch::json_lines;
 use crate::pipeline::accounting::{BadRecord, Location, RecordSink};
 use crate::pipeline::error::PipelineError;
 use crate::pipeline::event::{
-    Identity, NormalizedEvent, Provenance, dedup_key, parse_ip, truncate_to_micros,
+    Attributes, Identity, NormalizedEvent, Provenance, dedup_key, parse_ip, truncate_to_micros,
 };
 use crate::pipeline::normalize::{aws, clip_message};
 
@@ -58,7 +58,13 @@ pub fn parse(
                     ..Location::member(&ctx.member)
                 };
                 let result = match serde_json::from_slice::<Value>(&buf) {
-                    Ok(Value::Object(record)) => event(record, ctx, index, Some(start)),
+                    Ok(Value::Object(record)) => event(
+                        record,
+                        String::from_utf8_lossy(&buf).into_owned(),
+                        ctx,
+                        index,
+                        Some(start),
+                    ),
                     Ok(_) => Err("record is not a json object".into()),
                     Err(e) => Err(format!("record is not valid json: {e}")),
                 };
@@ -94,13 +100,14 @@ pub fn parse_jsonl(
         ctx,
         sink,
         "reading cloudtrail json lines",
-        |map, ctx, line, offset| event(map, ctx, line, Some(offset)),
+        |map, raw, ctx, line, offset| event(map, raw, ctx, line, Some(offset)),
     )
 }
 
 /// Builds the event of one CloudTrail record (`record_no`: index in `Records`, or line).
 fn event(
     record: Map<String, Value>,
+    raw: String,
     ctx: &MemberContext,
     record_no: u64,
     offset: Option<u64>,
@@ -113,7 +120,7 @@ fn event(
     let name = s("eventName").ok_or("record has no eventName")?;
     let source = s("eventSource").ok_or("record has no eventSource")?;
     let action = aws::action(source, name);
-    let outcome = aws::outcome(&Value::Object(record.clone()));
+    let outcome = aws::outcome(&record);
     let user = record.get("userIdentity");
     let ustr = |k: &str| user.and_then(|u| u.get(k)).and_then(Value::as_str);
     let identity = ustr("arn")
@@ -158,7 +165,8 @@ fn event(
             origin: None,
         },
         dedup_key: dedup_key(&ctx.member, &format!("record:{record_no}")),
-        attributes: Value::Object(record),
+        attributes: Attributes::from_json(raw)
+            .map_err(|e| format!("record is not valid json: {e}"))?,
     })
 }
 

@@ -14,7 +14,6 @@
 use evtx::err::EvtxError;
 use evtx::{EvtxChunkHeader, EvtxParser, ParserSettings};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::sync::Arc;
 use uuid::Uuid;
@@ -22,7 +21,7 @@ use uuid::Uuid;
 use super::MemberContext;
 use crate::pipeline::accounting::{BadRecord, Location, RecordResult, RecordSink};
 use crate::pipeline::error::PipelineError;
-use crate::pipeline::event::{NormalizedEvent, Provenance, dedup_key, ts_from_micros};
+use crate::pipeline::event::{Attributes, NormalizedEvent, Provenance, dedup_key, ts_from_micros};
 use crate::pipeline::normalize::windows;
 
 /// Size of the EVTX file header block.
@@ -122,7 +121,7 @@ fn parse_whole<R: Read + Seek>(
             record.binxml_offset,
         );
         let rendered = record
-            .into_json_value()
+            .into_json()
             .map_err(|e| EvtxError::FailedToParseRecord {
                 record_id: id,
                 source: Box::new(e),
@@ -155,7 +154,7 @@ fn parse_whole<R: Read + Seek>(
 }
 
 fn build(
-    record: Value,
+    record: String,
     id: u64,
     micros: i64,
     place: (u64, u64),
@@ -172,6 +171,18 @@ fn build(
         ));
     };
     let f = windows::fields(&record);
+    let attributes = match Attributes::from_json(record) {
+        Ok(a) => a,
+        Err(e) => {
+            return Err(BadRecord::new(
+                Location {
+                    record: Some(id),
+                    ..Location::member(member)
+                },
+                format!("record renders to invalid json: {e}"),
+            ));
+        }
+    };
     Ok(NormalizedEvent {
         ts,
         timestamp_desc: "Event Recorded".into(),
@@ -190,7 +201,7 @@ fn build(
         outcome: f.action.map(|a| a.1),
         src_ip: f.src_ip,
         dst_ip: f.dst_ip,
-        attributes: record,
+        attributes,
         tags: Vec::new(),
         provenance: Provenance {
             evidence_id: *evidence_id,

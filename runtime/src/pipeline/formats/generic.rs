@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 
 use super::MemberContext;
 use crate::pipeline::event::{
-    Identity, NormalizedEvent, Provenance, dedup_key, parse_ip, truncate_to_micros,
+    Attributes, Identity, NormalizedEvent, Provenance, dedup_key, parse_ip, truncate_to_micros,
 };
 use crate::pipeline::normalize::{clip_message, json_str, linux, windows};
 
@@ -27,9 +27,12 @@ pub struct Flavor {
     pub default_data_type: &'static str,
 }
 
-/// Builds an event from a record whose time is already known.
+/// Builds an event from a record whose time is already known; `raw` is the record's JSON
+/// text when it was read as JSON (kept verbatim as the attributes).
+#[allow(clippy::too_many_arguments)]
 pub fn event(
     record: Map<String, Value>,
+    raw: Option<String>,
     ts: DateTime<Utc>,
     flavor: Flavor,
     ctx: &MemberContext,
@@ -99,7 +102,10 @@ pub fn event(
             origin,
         },
         dedup_key: dedup_key(&ctx.member, &format!("line:{record_no}")),
-        attributes: Value::Object(record),
+        attributes: match raw.map(Attributes::from_json) {
+            Some(Ok(attributes)) => attributes,
+            _ => Attributes::from_value(&Value::Object(record)),
+        },
     }
 }
 

@@ -40,11 +40,12 @@ pub fn parse(
         ctx,
         sink,
         "reading a plaso json_line file",
-        |map, ctx, line, offset| {
+        |map, raw, ctx, line, offset| {
             let ts = time_of(&map)?;
             let origin = map.get("pathspec").and_then(pathspec);
             Ok(generic::event(
                 map,
+                Some(raw),
                 ts,
                 PLASO,
                 ctx,

@@ -20,7 +20,9 @@ use std::io::BufRead;
 use super::MemberContext;
 use crate::pipeline::accounting::{BadRecord, Location, RecordSink};
 use crate::pipeline::error::PipelineError;
-use crate::pipeline::event::{NormalizedEvent, Provenance, dedup_key, truncate_to_micros};
+use crate::pipeline::event::{
+    Attributes, NormalizedEvent, Provenance, dedup_key, truncate_to_micros,
+};
 use crate::pipeline::normalize::{clip_message, linux};
 use crate::pipeline::text::{Line, Lines, MAX_LINE_LEN, NumberedLine, is_blank};
 
@@ -187,7 +189,7 @@ fn event(
         outcome: mapping.as_ref().map(|m| m.outcome),
         src_ip: mapping.as_ref().and_then(|m| m.src_ip),
         dst_ip: None,
-        attributes: Value::Object(attributes),
+        attributes: Attributes::from_value(&Value::Object(attributes)),
         tags: Vec::new(),
         provenance: Provenance {
             evidence_id: ctx.evidence_id,

@@ -72,6 +72,7 @@ pub fn parse_csv(
                     .map(|(map, ts)| {
                         generic::event(
                             map,
+                            None,
                             ts,
                             CSV,
                             ctx,
@@ -177,10 +178,11 @@ pub fn parse_jsonl(
         ctx,
         sink,
         "reading a timesketch jsonl file",
-        |map, ctx, line, offset| {
+        |map, raw, ctx, line, offset| {
             let ts = time_of(&map)?;
             Ok(generic::event(
                 map,
+                Some(raw),
                 ts,
                 JSONL,
                 ctx,
@@ -198,7 +200,13 @@ pub(crate) fn json_lines(
     ctx: &MemberContext,
     sink: &mut dyn RecordSink,
     doing: &'static str,
-    build: impl Fn(Map<String, Value>, &MemberContext, u64, u64) -> Result<NormalizedEvent, String>,
+    build: impl Fn(
+        Map<String, Value>,
+        String,
+        &MemberContext,
+        u64,
+        u64,
+    ) -> Result<NormalizedEvent, String>,
 ) -> Result<(), PipelineError> {
     let mut lines = Lines::new(reader, MAX_LINE_LEN);
     while let Some(NumberedLine {
@@ -215,7 +223,14 @@ pub(crate) fn json_lines(
             Line::TooLong(len) => Err(format!("line of {len} bytes is longer than the limit")),
             Line::Text(bytes) if is_blank(bytes) => continue,
             Line::Text(bytes) => match serde_json::from_slice::<Value>(bytes) {
-                Ok(Value::Object(map)) => build(map, ctx, number, offset),
+                // Valid JSON is valid UTF-8.
+                Ok(Value::Object(map)) => build(
+                    map,
+                    String::from_utf8_lossy(bytes).into_owned(),
+                    ctx,
+                    number,
+                    offset,
+                ),
                 Ok(_) => Err("line is json but not an object".into()),
                 Err(e) => Err(format!("line is not valid json: {e}")),
             },

@@ -17,7 +17,10 @@
 //! else `success`. Event ids are only mapped for their own provider (a Sysmon id 1 is not
 //! a kernel id 1).
 
-use serde_json::{Map, Value};
+use serde::Deserialize;
+use serde_json::Value;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
 
 use super::json_str;
 use crate::pipeline::event::{Identity, parse_ip};
@@ -104,36 +107,141 @@ pub struct WindowsFields {
     pub message: String,
 }
 
+// The parts of the rendered record the rules read. Deserialized straight from the JSON
+// text, borrowing from it, skipping the rest: no tree of the whole record is built.
+#[derive(Deserialize)]
+struct Doc<'a> {
+    #[serde(rename = "Event", borrow)]
+    event: Ev<'a>,
+}
+
+#[derive(Deserialize)]
+struct Ev<'a> {
+    #[serde(rename = "System", borrow, default)]
+    system: Option<Sys<'a>>,
+    #[serde(rename = "EventData", borrow, default)]
+    event_data: Option<&'a RawValue>,
+    #[serde(rename = "UserData", borrow, default)]
+    user_data: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Sys<'a> {
+    #[serde(borrow, default)]
+    provider: Option<WithAttributes<'a>>,
+    #[serde(rename = "EventID", borrow, default)]
+    event_id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    channel: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    computer: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    keywords: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    security: Option<WithAttributes<'a>>,
+}
+
+#[derive(Deserialize)]
+struct WithAttributes<'a> {
+    #[serde(rename = "#attributes", borrow, default)]
+    attributes: Option<Fields<'a>>,
+}
+
+/// A JSON object's members in document order, values left as raw JSON.
+#[derive(Default)]
+struct Fields<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Fields<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
+            type Value = Fields<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<Fields<'a>, M::Error> {
+                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(16));
+                while let Some(key) = map.next_key::<Key<'a>>()? {
+                    let value: &'a RawValue = map.next_value()?;
+                    out.push((key.0, value));
+                }
+                Ok(Fields(out))
+            }
+        }
+        d.deserialize_map(Visit(std::marker::PhantomData))
+    }
+}
+
+#[derive(Deserialize)]
+struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
+
+impl<'a> Fields<'a> {
+    fn parse(raw: Option<&'a RawValue>) -> Fields<'a> {
+        raw.and_then(|r| serde_json::from_str(r.get()).ok())
+            .unwrap_or_default()
+    }
+
+    fn raw(&self, name: &str) -> Option<&'a RawValue> {
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| *v)
+    }
+
+    fn get(&self, name: &str) -> Option<String> {
+        self.raw(name).and_then(scalar)
+    }
+}
+
+/// A raw JSON scalar as text: strings unescaped, numbers and booleans printed, EVTX
+/// `{"#text": v}` objects unwrapped; `None` for null, arrays and other objects.
+fn scalar(raw: &RawValue) -> Option<String> {
+    let text = raw.get();
+    match text.as_bytes().first()? {
+        b'"' => serde_json::from_str::<Cow<'_, str>>(text)
+            .ok()
+            .map(Cow::into_owned),
+        b'{' | b'[' => serde_json::from_str::<Value>(text)
+            .ok()
+            .as_ref()
+            .and_then(json_str)
+            .map(|s| s.into_owned()),
+        b'n' => None,
+        _ => Some(text.to_owned()),
+    }
+}
+
 /// Reads the fields of an EVTX record rendered as JSON (`{"Event": {"System": …, "EventData": …}}`).
-pub fn fields(record: &Value) -> WindowsFields {
-    let event = record.get("Event").unwrap_or(record);
-    let system = event.get("System");
-    let sys = |name: &str| system.and_then(|s| s.get(name));
-    let provider = sys("Provider")
-        .and_then(|p| p.get("#attributes"))
-        .and_then(|a| a.get("Name"))
-        .and_then(json_str)
-        .map(|s| s.into_owned())
-        .unwrap_or_default();
-    let channel = sys("Channel")
-        .and_then(json_str)
-        .map(|s| s.into_owned())
-        .unwrap_or_default();
-    let event_id = sys("EventID")
-        .and_then(json_str)
-        .and_then(|s| s.trim().parse::<u32>().ok());
-    let computer = sys("Computer")
-        .and_then(json_str)
+pub fn fields(json: &str) -> WindowsFields {
+    let Ok(doc) = serde_json::from_str::<Doc<'_>>(json) else {
+        return WindowsFields {
+            message: "[? / ?] record without an Event element".into(),
+            ..WindowsFields::default()
+        };
+    };
+    let event = doc.event;
+    let system = event.system;
+    let attr = |w: Option<&WithAttributes<'_>>, name: &str| -> Option<String> {
+        w.and_then(|w| w.attributes.as_ref())
+            .and_then(|a| a.get(name))
+    };
+    let provider =
+        attr(system.as_ref().and_then(|s| s.provider.as_ref()), "Name").unwrap_or_default();
+    let security_user = attr(system.as_ref().and_then(|s| s.security.as_ref()), "UserID");
+    let sys = |raw: Option<&RawValue>| raw.and_then(scalar);
+    let channel = sys(system.as_ref().and_then(|s| s.channel)).unwrap_or_default();
+    let event_id =
+        sys(system.as_ref().and_then(|s| s.event_id)).and_then(|s| s.trim().parse::<u32>().ok());
+    let computer = sys(system.as_ref().and_then(|s| s.computer))
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty() && s != "-");
-    let keywords = sys("Keywords")
-        .and_then(json_str)
-        .and_then(|k| parse_keywords(&k));
-    let security_user = sys("Security")
-        .and_then(|s| s.get("#attributes"))
-        .and_then(|a| a.get("UserID"))
-        .and_then(json_str);
-    let data = EventData::of(event);
+    let keywords = sys(system.as_ref().and_then(|s| s.keywords)).and_then(|k| parse_keywords(&k));
+    let data = match event.event_data {
+        Some(raw) => Fields::parse(Some(raw)),
+        // `UserData` holds one element whose children are the named fields.
+        None => Fields::parse(Fields::parse(event.user_data).0.first().map(|(_, v)| *v)),
+    };
     let action = event_id.and_then(|id| action(&provider, id, keywords));
 
     let get = |name: &str| data.get(name);
@@ -184,63 +292,38 @@ pub fn fields(record: &Value) -> WindowsFields {
     }
 }
 
-/// The named data of an event: `EventData` fields, or those of the element under `UserData`.
-struct EventData<'a> {
-    named: Option<&'a Map<String, Value>>,
-}
-
-impl<'a> EventData<'a> {
-    fn of(event: &'a Value) -> EventData<'a> {
-        let named = event
-            .get("EventData")
-            .and_then(Value::as_object)
-            .or_else(|| {
-                event
-                    .get("UserData")
-                    .and_then(Value::as_object)
-                    .and_then(|u| u.values().find_map(Value::as_object))
-            });
-        EventData { named }
-    }
-
-    fn get(&self, name: &str) -> Option<String> {
-        self.named
-            .and_then(|m| m.get(name))
-            .and_then(json_str)
-            .map(|s| s.into_owned())
-    }
-}
-
-fn message(channel: &str, provider: &str, event_id: Option<u32>, data: &EventData<'_>) -> String {
+fn message(channel: &str, provider: &str, event_id: Option<u32>, data: &Fields<'_>) -> String {
     use std::fmt::Write;
     let mut m = String::with_capacity(256);
     let id = event_id
         .map(|i| i.to_string())
         .unwrap_or_else(|| "?".into());
     let _ = write!(m, "[{id} / {provider}] {channel}");
-    if let Some(named) = data.named {
-        let mut first = true;
-        for (k, v) in named {
-            if k == "#attributes" {
-                continue;
-            }
-            let v = match v {
-                Value::Array(items) => items
+    let mut first = true;
+    for (k, v) in &data.0 {
+        if k == "#attributes" {
+            continue;
+        }
+        let v = if v.get().starts_with('[') {
+            match serde_json::from_str::<Vec<Value>>(v.get()) {
+                Ok(items) => items
                     .iter()
                     .filter_map(json_str)
                     .collect::<Vec<_>>()
                     .join(", "),
-                other => match json_str(other) {
-                    Some(s) => s.into_owned(),
-                    None => continue,
-                },
-            };
-            m.push_str(if first { ": " } else { "; " });
-            first = false;
-            let _ = write!(m, "{k}={v}");
-            if m.len() > super::MAX_MESSAGE_LEN {
-                break;
+                Err(_) => continue,
             }
+        } else {
+            match scalar(v) {
+                Some(s) => s,
+                None => continue,
+            }
+        };
+        m.push_str(if first { ": " } else { "; " });
+        first = false;
+        let _ = write!(m, "{k}={v}");
+        if m.len() > super::MAX_MESSAGE_LEN {
+            break;
         }
     }
     super::clip_message(m)
@@ -291,7 +374,7 @@ mod tests {
                 "IpAddress": "10.1.2.3", "IpPort": "51234"
             }
         }});
-        let f = fields(&record);
+        let f = fields(&record.to_string());
         assert_eq!(f.action, Some((Action::Logon, Outcome::Failure)));
         assert_eq!(f.identity.unwrap().value, "CORP\\admin");
         assert_eq!(f.src_ip, Some("10.1.2.3".parse().unwrap()));
@@ -310,7 +393,7 @@ mod tests {
             "EventID": {"#attributes": {"Qualifiers": 16384}, "#text": 7045},
             "Security": {"#attributes": {"UserID": "S-1-5-21-1-2-3-500"}}
         }, "EventData": {"ServiceName": "evil", "ImagePath": "C:\\evil.exe", "AccountName": "LocalSystem"}}});
-        let f = fields(&record);
+        let f = fields(&record.to_string());
         assert_eq!(f.event_id, Some(7045));
         assert_eq!(f.action, Some((Action::ServiceInstalled, Outcome::Success)));
         assert_eq!(f.identity.unwrap().value, "S-1-5-21-1-2-3-500");
