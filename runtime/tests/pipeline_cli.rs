@@ -2,6 +2,7 @@
 //! descriptions, parse writes gzip JSON lines and a summary, and what is not wired yet
 //! fails loudly.
 
+use chrono_runtime::pipeline::NormalizedEvent;
 use flate2::read::GzDecoder;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
@@ -104,6 +105,18 @@ fn split_then_parse_every_part_accounts_for_every_record() {
             summary["events"].as_u64().unwrap(),
             lines.len() as u64,
             "{id}"
+        );
+        // What `upload` will do: stream the events back as typed values.
+        let gz = std::fs::File::open(out.join(format!("events/{id}.jsonl.gz"))).unwrap();
+        let typed: Vec<NormalizedEvent> = serde_json::Deserializer::from_reader(GzDecoder::new(gz))
+            .into_iter::<NormalizedEvent>()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(typed.len(), lines.len());
+        assert!(
+            typed
+                .iter()
+                .all(|e| !e.dedup_key.is_empty() && !e.attributes.as_str().is_empty())
         );
         assert_eq!(
             summary["records_seen"].as_u64().unwrap(),

@@ -357,8 +357,10 @@ fn timesketch_jsonl_round_trips_every_field_as_attributes() {
     let (manifest, sink) = run("sigma_events.jsonl");
     assert_eq!(manifest.parts[0].format, Format::TimesketchJsonl);
     assert_eq!(sink.tally.events as usize, lines.len());
-    for (event, line) in sink.events.iter().zip(&lines) {
+    let raw_lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    for ((event, line), raw) in sink.events.iter().zip(&lines).zip(&raw_lines) {
         assert_eq!(&event.attributes.to_value(), line);
+        assert_eq!(event.attributes.as_str(), raw.trim(), "kept verbatim");
     }
     let evtx_record = sink.events.last().unwrap();
     assert_eq!(evtx_record.device.as_deref(), Some("DESKTOP-B0TAAAA"));
