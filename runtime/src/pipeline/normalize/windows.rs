@@ -120,7 +120,7 @@ struct Ev<'a> {
     #[serde(rename = "System", borrow, default)]
     system: Option<Sys<'a>>,
     #[serde(rename = "EventData", borrow, default)]
-    event_data: Option<&'a RawValue>,
+    event_data: Option<Fields<'a>>,
     #[serde(rename = "UserData", borrow, default)]
     user_data: Option<&'a RawValue>,
 }
@@ -148,7 +148,8 @@ struct WithAttributes<'a> {
     attributes: Option<Fields<'a>>,
 }
 
-/// A JSON object's members in document order, values left as raw JSON.
+/// A JSON object's members in document order, values left as raw JSON. Anything that is
+/// not an object reads as no members (EVTX `EventData` can be text or a list).
 #[derive(Default)]
 struct Fields<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
 
@@ -171,8 +172,33 @@ impl<'de: 'a, 'a> Deserialize<'de> for Fields<'a> {
                 }
                 Ok(Fields(out))
             }
+            fn visit_seq<S: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: S,
+            ) -> Result<Fields<'a>, S::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Fields::default())
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Fields<'a>, E> {
+                Ok(Fields::default())
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Fields<'a>, E> {
+                Ok(Fields::default())
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Fields<'a>, E> {
+                Ok(Fields::default())
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Fields<'a>, E> {
+                Ok(Fields::default())
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Fields<'a>, E> {
+                Ok(Fields::default())
+            }
+            fn visit_unit<E>(self) -> Result<Fields<'a>, E> {
+                Ok(Fields::default())
+            }
         }
-        d.deserialize_map(Visit(std::marker::PhantomData))
+        d.deserialize_any(Visit(std::marker::PhantomData))
     }
 }
 
@@ -189,26 +215,28 @@ impl<'a> Fields<'a> {
         self.0.iter().find(|(k, _)| k == name).map(|(_, v)| *v)
     }
 
-    fn get(&self, name: &str) -> Option<String> {
+    fn get(&self, name: &str) -> Option<Cow<'a, str>> {
         self.raw(name).and_then(scalar)
     }
 }
 
 /// A raw JSON scalar as text: strings unescaped, numbers and booleans printed, EVTX
 /// `{"#text": v}` objects unwrapped; `None` for null, arrays and other objects.
-fn scalar(raw: &RawValue) -> Option<String> {
+fn scalar(raw: &RawValue) -> Option<Cow<'_, str>> {
     let text = raw.get();
     match text.as_bytes().first()? {
-        b'"' => serde_json::from_str::<Cow<'_, str>>(text)
-            .ok()
-            .map(Cow::into_owned),
+        // Most values have no escapes: borrow them without a copy.
+        b'"' if text.len() >= 2 && !text.contains('\\') => {
+            Some(Cow::Borrowed(&text[1..text.len() - 1]))
+        }
+        b'"' => serde_json::from_str::<String>(text).ok().map(Cow::Owned),
         b'{' | b'[' => serde_json::from_str::<Value>(text)
             .ok()
             .as_ref()
             .and_then(json_str)
-            .map(|s| s.into_owned()),
+            .map(|s| Cow::Owned(s.into_owned())),
         b'n' => None,
-        _ => Some(text.to_owned()),
+        _ => Some(Cow::Borrowed(text)),
     }
 }
 
@@ -225,11 +253,12 @@ pub fn fields(json: &str) -> WindowsFields {
     let attr = |w: Option<&WithAttributes<'_>>, name: &str| -> Option<String> {
         w.and_then(|w| w.attributes.as_ref())
             .and_then(|a| a.get(name))
+            .map(Cow::into_owned)
     };
     let provider =
         attr(system.as_ref().and_then(|s| s.provider.as_ref()), "Name").unwrap_or_default();
     let security_user = attr(system.as_ref().and_then(|s| s.security.as_ref()), "UserID");
-    let sys = |raw: Option<&RawValue>| raw.and_then(scalar);
+    let sys = |raw: Option<&RawValue>| raw.and_then(scalar).map(Cow::into_owned);
     let channel = sys(system.as_ref().and_then(|s| s.channel)).unwrap_or_default();
     let event_id =
         sys(system.as_ref().and_then(|s| s.event_id)).and_then(|s| s.trim().parse::<u32>().ok());
@@ -238,7 +267,7 @@ pub fn fields(json: &str) -> WindowsFields {
         .filter(|s| !s.is_empty() && s != "-");
     let keywords = sys(system.as_ref().and_then(|s| s.keywords)).and_then(|k| parse_keywords(&k));
     let data = match event.event_data {
-        Some(raw) => Fields::parse(Some(raw)),
+        Some(fields) => fields,
         // `UserData` holds one element whose children are the named fields.
         None => Fields::parse(Fields::parse(event.user_data).0.first().map(|(_, v)| *v)),
     };
@@ -304,13 +333,15 @@ fn message(channel: &str, provider: &str, event_id: Option<u32>, data: &Fields<'
         if k == "#attributes" {
             continue;
         }
-        let v = if v.get().starts_with('[') {
+        let v: Cow<'_, str> = if v.get().starts_with('[') {
             match serde_json::from_str::<Vec<Value>>(v.get()) {
-                Ok(items) => items
-                    .iter()
-                    .filter_map(json_str)
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                Ok(items) => Cow::Owned(
+                    items
+                        .iter()
+                        .filter_map(json_str)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                ),
                 Err(_) => continue,
             }
         } else {
@@ -321,7 +352,9 @@ fn message(channel: &str, provider: &str, event_id: Option<u32>, data: &Fields<'
         };
         m.push_str(if first { ": " } else { "; " });
         first = false;
-        let _ = write!(m, "{k}={v}");
+        m.push_str(k);
+        m.push('=');
+        m.push_str(&v);
         if m.len() > super::MAX_MESSAGE_LEN {
             break;
         }
