@@ -71,133 +71,125 @@ fn big_evtx(dir: &Path, mb: usize) -> PathBuf {
     path
 }
 
-/// The fastest of `runs` timings of `f`, with what it returned.
-fn best<T>(runs: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
-    let mut best: Option<(Duration, T)> = None;
-    for _ in 0..runs {
-        let start = Instant::now();
-        let out = f();
-        let took = start.elapsed();
-        if best.as_ref().is_none_or(|(b, _)| took < *b) {
-            best = Some((took, out));
-        }
-    }
-    best.expect("at least one run")
-}
+/// One way of reading the file: a name and a run that returns the records it saw.
+type Contender<'a> = (&'static str, Box<dyn FnMut() -> u64 + 'a>);
 
 fn evtx_throughput(dir: &Path, mb: usize) {
     let path = big_evtx(dir, mb);
     let size = std::fs::metadata(&path).expect("size").len() as f64 / (1024.0 * 1024.0);
-    println!("== EVTX throughput on a {size:.0} MiB file (best of 3) ==");
-    let report = |name: &str, took: Duration, records: u64| {
-        let s = took.as_secs_f64();
-        println!(
-            "{name:<44} {:>8.2} s {:>8.1} MiB/s {:>10.0} records/s",
-            s,
-            size / s,
-            records as f64 / s
-        );
-        s
-    };
-
-    let (took, records) = best(3, || {
-        let mut parser = evtx::EvtxParser::from_path(&path)
-            .expect("evtx")
-            .with_configuration(evtx::ParserSettings::new().num_threads(0));
-        parser.records_json().filter(Result::is_ok).count() as u64
-    });
-    let crate_json = report("evtx crate records_json (all threads)", took, records);
-
-    let dump = evtx_dump();
-    let dump_secs = dump.as_ref().map(|tool| {
-        let (took, ok) = best(3, || {
-            Command::new(tool)
-                .args(["-o", "jsonl", "-t", "0"])
-                .arg(&path)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        });
-        assert!(ok, "evtx_dump failed on {}", path.display());
-        report("evtx_dump -o jsonl -t 0 > /dev/null", took, records)
-    });
-    if dump.is_none() {
-        println!(
-            "evtx_dump not found: install it with `cargo install evtx --locked --root $HOME/.cache/chronotracer/tools`"
-        );
-    }
+    let rounds = env_usize("PIPELINE_BENCH_ROUNDS", 5);
+    println!("== EVTX throughput on a {size:.0} MiB file (best of {rounds} interleaved rounds) ==");
 
     let opts = SplitOptions::new("big.evtx");
     let manifest = split(BufReader::new(File::open(&path).expect("open")), &opts).expect("split");
     let parse_opts = ParseOptions::default();
-    let (took, events) = best(3, || {
-        let mut events = 0;
-        for part in &manifest.parts {
-            let mut sink = CountSink::default();
-            parse_part(
-                File::open(&path).expect("open"),
-                part,
-                &parse_opts,
-                &mut sink,
-            )
-            .expect("parse");
-            events += sink.tally.events;
-        }
-        events
-    });
-    let ours_normalize = report("pipeline parse + normalize (no output)", took, events);
-
-    let (took, events) = best(3, || {
-        let mut sink = JsonLinesToNowhere::default();
-        for part in &manifest.parts {
-            parse_part(
-                File::open(&path).expect("open"),
-                part,
-                &parse_opts,
-                &mut sink,
-            )
-            .expect("parse");
-        }
-        sink.events
-    });
-    let ours_json = report("pipeline parse + normalize + JSON lines", took, events);
-
-    let (took, events) = best(3, || {
-        let mut events = 0;
-        for part in &manifest.parts {
-            let out = BufWriter::new(File::create(dir.join("events.jsonl.gz")).expect("create"));
-            let summary = parse_to_writer(File::open(&path).expect("open"), part, &parse_opts, out)
-                .expect("parse");
-            events += summary.tally.events;
-        }
-        events
-    });
-    let ours_full = report("pipeline parse step (gzip JSON lines out)", took, events);
-    assert_eq!(
-        events, records,
-        "the pipeline saw the records the crate saw"
-    );
-
-    println!(
-        "ratio vs evtx crate JSON iteration: normalize {:.2}x, JSON lines {:.2}x, gzip step {:.2}x",
-        crate_json / ours_normalize,
-        crate_json / ours_json,
-        crate_json / ours_full
-    );
-    if let Some(d) = dump_secs {
-        println!(
-            "ratio vs evtx_dump (target >= 0.8x): normalize {:.2}x, JSON lines {:.2}x, gzip step {:.2}x",
-            d / ours_normalize,
-            d / ours_json,
-            d / ours_full
-        );
+    let mut contenders: Vec<Contender<'_>> = vec![(
+        "evtx crate records_json (all threads)",
+        Box::new(|| {
+            let mut parser = evtx::EvtxParser::from_path(&path)
+                .expect("evtx")
+                .with_configuration(evtx::ParserSettings::new().num_threads(0));
+            parser.records_json().filter(Result::is_ok).count() as u64
+        }),
+    )];
+    let dump = evtx_dump();
+    if let Some(tool) = dump.clone() {
+        let path = path.clone();
+        contenders.push((
+            "evtx_dump -o jsonl -t 0 > /dev/null",
+            Box::new(move || {
+                let ok = Command::new(&tool)
+                    .args(["-o", "jsonl", "-t", "0"])
+                    .arg(&path)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success());
+                assert!(ok, "evtx_dump failed on {}", path.display());
+                0
+            }),
+        ));
+    } else {
+        println!("evtx_dump not found: install it with `cargo install evtx --locked --root $HOME/.cache/chronotracer/tools`");
     }
-    println!(
-        "parts: {} (chunks per part {})",
-        manifest.parts.len(),
-        opts.evtx_chunks_per_part
-    );
+    contenders.push((
+        "pipeline parse + normalize (no output)",
+        Box::new(|| {
+            let mut events = 0;
+            for part in &manifest.parts {
+                let mut sink = CountSink::default();
+                parse_part(File::open(&path).expect("open"), part, &parse_opts, &mut sink).expect("parse");
+                events += sink.tally.events;
+            }
+            events
+        }),
+    ));
+    contenders.push((
+        "pipeline parse + normalize + JSON lines",
+        Box::new(|| {
+            let mut sink = JsonLinesToNowhere::default();
+            for part in &manifest.parts {
+                parse_part(File::open(&path).expect("open"), part, &parse_opts, &mut sink).expect("parse");
+            }
+            sink.events
+        }),
+    ));
+    contenders.push((
+        "pipeline parse step (gzip JSON lines out)",
+        Box::new(|| {
+            let mut events = 0;
+            for part in &manifest.parts {
+                let out = BufWriter::new(File::create(dir.join("events.jsonl.gz")).expect("create"));
+                let summary =
+                    parse_to_writer(File::open(&path).expect("open"), part, &parse_opts, out).expect("parse");
+                events += summary.tally.events;
+            }
+            events
+        }),
+    ));
+
+    let mut best = vec![(Duration::MAX, 0u64); contenders.len()];
+    for _ in 0..rounds {
+        for (i, (_, run)) in contenders.iter_mut().enumerate() {
+            let start = Instant::now();
+            let records = run();
+            let took = start.elapsed();
+            if took < best[i].0 {
+                best[i] = (took, records);
+            }
+        }
+    }
+    let records = best[0].1;
+    let mut secs = Vec::new();
+    for ((name, _), (took, seen)) in contenders.iter().zip(&best) {
+        let s = took.as_secs_f64();
+        println!(
+            "{name:<44} {:>8.3} s {:>8.1} MiB/s {:>10.0} records/s",
+            s,
+            size / s,
+            records as f64 / s
+        );
+        if name.starts_with("pipeline") {
+            assert_eq!(*seen, records, "{name} saw the records the crate saw");
+        }
+        secs.push((*name, s));
+    }
+    let time_of = |prefix: &str| secs.iter().find(|(n, _)| n.starts_with(prefix)).map(|(_, s)| *s);
+    let ours = [
+        ("normalize", time_of("pipeline parse + normalize (no")),
+        ("JSON lines", time_of("pipeline parse + normalize + JSON")),
+        ("gzip step", time_of("pipeline parse step")),
+    ];
+    for (baseline, label) in [("evtx crate", "evtx crate JSON iteration"), ("evtx_dump", "evtx_dump (target >= 0.8x)")] {
+        if let Some(base) = time_of(baseline) {
+            let ratios: Vec<String> = ours
+                .iter()
+                .filter_map(|(n, s)| s.map(|s| format!("{n} {:.2}x", base / s)))
+                .collect();
+            println!("ratio vs {label}: {}", ratios.join(", "));
+        }
+    }
+    println!("parts: {} (chunks per part {})", manifest.parts.len(), opts.evtx_chunks_per_part);
 }
 
 /// Serializes every event as a JSON line into a reused buffer and drops it: the same work
