@@ -110,7 +110,9 @@ fn evtx_throughput(dir: &Path, mb: usize) {
             }),
         ));
     } else {
-        println!("evtx_dump not found: install it with `cargo install evtx --locked --root $HOME/.cache/chronotracer/tools`");
+        println!(
+            "evtx_dump not found: install it with `cargo install evtx --locked --root $HOME/.cache/chronotracer/tools`"
+        );
     }
     contenders.push((
         "pipeline parse + normalize (no output)",
@@ -118,7 +120,13 @@ fn evtx_throughput(dir: &Path, mb: usize) {
             let mut events = 0;
             for part in &manifest.parts {
                 let mut sink = CountSink::default();
-                parse_part(File::open(&path).expect("open"), part, &parse_opts, &mut sink).expect("parse");
+                parse_part(
+                    File::open(&path).expect("open"),
+                    part,
+                    &parse_opts,
+                    &mut sink,
+                )
+                .expect("parse");
                 events += sink.tally.events;
             }
             events
@@ -129,7 +137,13 @@ fn evtx_throughput(dir: &Path, mb: usize) {
         Box::new(|| {
             let mut sink = JsonLinesToNowhere::default();
             for part in &manifest.parts {
-                parse_part(File::open(&path).expect("open"), part, &parse_opts, &mut sink).expect("parse");
+                parse_part(
+                    File::open(&path).expect("open"),
+                    part,
+                    &parse_opts,
+                    &mut sink,
+                )
+                .expect("parse");
             }
             sink.events
         }),
@@ -139,9 +153,11 @@ fn evtx_throughput(dir: &Path, mb: usize) {
         Box::new(|| {
             let mut events = 0;
             for part in &manifest.parts {
-                let out = BufWriter::new(File::create(dir.join("events.jsonl.gz")).expect("create"));
+                let out =
+                    BufWriter::new(File::create(dir.join("events.jsonl.gz")).expect("create"));
                 let summary =
-                    parse_to_writer(File::open(&path).expect("open"), part, &parse_opts, out).expect("parse");
+                    parse_to_writer(File::open(&path).expect("open"), part, &parse_opts, out)
+                        .expect("parse");
                 events += summary.tally.events;
             }
             events
@@ -174,13 +190,20 @@ fn evtx_throughput(dir: &Path, mb: usize) {
         }
         secs.push((*name, s));
     }
-    let time_of = |prefix: &str| secs.iter().find(|(n, _)| n.starts_with(prefix)).map(|(_, s)| *s);
+    let time_of = |prefix: &str| {
+        secs.iter()
+            .find(|(n, _)| n.starts_with(prefix))
+            .map(|(_, s)| *s)
+    };
     let ours = [
         ("normalize", time_of("pipeline parse + normalize (no")),
         ("JSON lines", time_of("pipeline parse + normalize + JSON")),
         ("gzip step", time_of("pipeline parse step")),
     ];
-    for (baseline, label) in [("evtx crate", "evtx crate JSON iteration"), ("evtx_dump", "evtx_dump (target >= 0.8x)")] {
+    for (baseline, label) in [
+        ("evtx crate", "evtx crate JSON iteration"),
+        ("evtx_dump", "evtx_dump (target >= 0.8x)"),
+    ] {
         if let Some(base) = time_of(baseline) {
             let ratios: Vec<String> = ours
                 .iter()
@@ -189,7 +212,11 @@ fn evtx_throughput(dir: &Path, mb: usize) {
             println!("ratio vs {label}: {}", ratios.join(", "));
         }
     }
-    println!("parts: {} (chunks per part {})", manifest.parts.len(), opts.evtx_chunks_per_part);
+    println!(
+        "parts: {} (chunks per part {})",
+        manifest.parts.len(),
+        opts.evtx_chunks_per_part
+    );
 }
 
 /// Serializes every event as a JSON line into a reused buffer and drops it: the same work

@@ -730,7 +730,7 @@ fn unknown_and_empty_files_fail_with_a_clear_reason() {
     let mut tar = vec![0u8; 1024];
     tar[..9].copy_from_slice(b"notes.txt");
     tar[257..262].copy_from_slice(b"ustar");
-    let cases: [(&str, Vec<u8>, &str); 4] = [
+    let cases: [(&str, Vec<u8>, &str); 5] = [
         (
             "notes.txt",
             b"just some notes\nnothing else\n".to_vec(),
@@ -739,6 +739,7 @@ fn unknown_and_empty_files_fail_with_a_clear_reason() {
         ("empty.log", Vec::new(), "empty"),
         ("blob.bin", b"\x00\x01\x02\x03binary".to_vec(), "binary"),
         ("archive.tar", tar, "tar archive"),
+        ("export.csv", b"\xff\xfem\x00e\x00".to_vec(), "utf-16"),
     ];
     for (name, bytes, why) in cases {
         let err = run_bytes(name, bytes, 256).unwrap_err();

@@ -140,6 +140,9 @@ pub fn sniff(head: &[u8]) -> Result<Format, String> {
             ));
         }
     }
+    if head.starts_with(b"\xff\xfe") || head.starts_with(b"\xfe\xff") {
+        return Err("utf-16 text; save it as utf-8 and upload it again".into());
+    }
     let text = head.strip_prefix(b"\xef\xbb\xbf").unwrap_or(head);
     let text = trim_ascii_start(text);
     if text.is_empty() {
