@@ -132,6 +132,40 @@ fn bad_chunk_sample_keeps_its_good_records_and_reports_the_bad_chunks() {
 }
 
 #[test]
+fn a_truncated_evtx_reports_its_partial_last_chunk() {
+    let mut bytes = read("security.evtx");
+    bytes.truncate(bytes.len() - 1000);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cut.evtx");
+    std::fs::write(&path, &bytes).unwrap();
+    let mut parser = evtx::EvtxParser::from_path(&path).unwrap();
+    let (ok, err) =
+        parser.records_json_value().fold(
+            (0, 0),
+            |(o, e), r| if r.is_ok() { (o + 1, e) } else { (o, e + 1) },
+        );
+    for chunks_per_part in [256, 4] {
+        let (_, sink) = run_bytes("cut.evtx", bytes.clone(), chunks_per_part).unwrap();
+        assert_eq!(
+            sink.tally.events, ok,
+            "the records of whole chunks are all kept"
+        );
+        assert_eq!(
+            sink.tally.bad_records,
+            err + 1,
+            "the cut chunk is reported once"
+        );
+        let last = sink
+            .tally
+            .errors
+            .iter()
+            .find(|e| e.reason.contains("partial chunk"))
+            .unwrap();
+        assert_eq!(last.location.chunk, Some(32));
+    }
+}
+
+#[test]
 fn evtx_split_into_chunk_ranges_yields_the_same_records_in_the_same_order() {
     for name in [
         "security.evtx",

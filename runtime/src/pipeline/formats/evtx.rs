@@ -79,21 +79,43 @@ pub fn record_order_ranges<R: Read + Seek>(
 
 /// Parses an EVTX member (or the chunks `range` of it) with `threads` worker threads
 /// (`0`: one per core).
+///
+/// A file that ends with a partial chunk (a truncated copy) has that tail reported as one
+/// bad record: the evtx crate stops at the last whole chunk without a word.
 pub fn parse<R: Read + Seek>(
-    reader: R,
+    mut reader: R,
     range: Option<ChunkRange>,
     ctx: &MemberContext,
     threads: usize,
     sink: &mut dyn RecordSink,
 ) -> Result<(), PipelineError> {
+    let len = reader
+        .seek(SeekFrom::End(0))
+        .and_then(|len| reader.seek(SeekFrom::Start(0)).map(|_| len))
+        .map_err(PipelineError::io("reading an evtx file"))?;
+    let whole_chunks = chunk_count(len);
+    let tail = len.saturating_sub(FILE_HEADER_SIZE) % CHUNK_SIZE;
+    let reports_tail = tail > 0 && range.is_none_or(|r| r.end >= whole_chunks);
     match range {
-        None => parse_whole(reader, 0, ctx, threads, sink),
+        None => parse_whole(reader, 0, ctx, threads, sink)?,
         Some(range) => {
             let window =
                 Window::new(reader, range).map_err(PipelineError::io("reading an evtx file"))?;
-            parse_whole(window, range.start, ctx, threads, sink)
+            parse_whole(window, range.start, ctx, threads, sink)?
         }
     }
+    if reports_tail {
+        let at = FILE_HEADER_SIZE + whole_chunks * CHUNK_SIZE;
+        sink.accept(Err(BadRecord::new(
+            Location {
+                chunk: Some(whole_chunks),
+                offset: Some(at),
+                ..Location::member(&ctx.member)
+            },
+            format!("the file ends with a partial chunk of {tail} bytes (truncated copy?); its records cannot be read"),
+        )))?;
+    }
+    Ok(())
 }
 
 fn parse_whole<R: Read + Seek>(
