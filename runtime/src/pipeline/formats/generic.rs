@@ -27,19 +27,33 @@ pub struct Flavor {
     pub default_data_type: &'static str,
 }
 
-/// Builds an event from a record whose time is already known; `raw` is the record's JSON
-/// text when it was read as JSON (kept verbatim as the attributes).
-#[allow(clippy::too_many_arguments)]
-pub fn event(
-    record: Map<String, Value>,
-    raw: Option<String>,
-    ts: DateTime<Utc>,
-    flavor: Flavor,
-    ctx: &MemberContext,
-    record_no: u64,
-    offset: Option<u64>,
-    origin: Option<String>,
-) -> NormalizedEvent {
+/// One record as read, before normalization.
+#[derive(Debug)]
+pub struct Record {
+    /// The record's fields.
+    pub fields: Map<String, Value>,
+    /// Its JSON text when it was read as JSON (kept verbatim as the attributes).
+    pub raw: Option<String>,
+    /// Its time.
+    pub ts: DateTime<Utc>,
+    /// Its line number in the member.
+    pub line: u64,
+    /// Its byte offset in the member.
+    pub offset: Option<u64>,
+    /// Where the upstream tool found it, when the format says (Plaso `pathspec`).
+    pub origin: Option<String>,
+}
+
+/// Builds the event of one record.
+pub fn event(rec: Record, flavor: Flavor, ctx: &MemberContext) -> NormalizedEvent {
+    let Record {
+        fields: record,
+        raw,
+        ts,
+        line: record_no,
+        offset,
+        origin,
+    } = rec;
     let text = |names: &[&str]| -> Option<String> {
         names.iter().find_map(|n| {
             record

@@ -43,16 +43,15 @@ pub fn parse(
         |map, raw, ctx, line, offset| {
             let ts = time_of(&map)?;
             let origin = map.get("pathspec").and_then(pathspec);
-            Ok(generic::event(
-                map,
-                Some(raw),
+            let rec = generic::Record {
+                fields: map,
+                raw: Some(raw),
                 ts,
-                PLASO,
-                ctx,
                 line,
-                Some(offset),
+                offset: Some(offset),
                 origin,
-            ))
+            };
+            Ok(generic::event(rec, PLASO, ctx))
         },
     )
 }

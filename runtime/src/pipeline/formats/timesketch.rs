@@ -70,16 +70,15 @@ pub fn parse_csv(
                 let result = row(&headers, &record)
                     .and_then(|map| time_of(&map).map(|ts| (map, ts)))
                     .map(|(map, ts)| {
-                        generic::event(
-                            map,
-                            None,
+                        let rec = generic::Record {
+                            fields: map,
+                            raw: None,
                             ts,
-                            CSV,
-                            ctx,
                             line,
-                            record.position().map(|p| p.byte()),
-                            None,
-                        )
+                            offset: record.position().map(|p| p.byte()),
+                            origin: None,
+                        };
+                        generic::event(rec, CSV, ctx)
                     })
                     .map_err(|reason| BadRecord::new(location, reason));
                 sink.accept(result)?;
@@ -180,16 +179,15 @@ pub fn parse_jsonl(
         "reading a timesketch jsonl file",
         |map, raw, ctx, line, offset| {
             let ts = time_of(&map)?;
-            Ok(generic::event(
-                map,
-                Some(raw),
+            let rec = generic::Record {
+                fields: map,
+                raw: Some(raw),
                 ts,
-                JSONL,
-                ctx,
                 line,
-                Some(offset),
-                None,
-            ))
+                offset: Some(offset),
+                origin: None,
+            };
+            Ok(generic::event(rec, JSONL, ctx))
         },
     )
 }
