@@ -6,6 +6,13 @@
 //! * [`parse_part`]: one part → normalized events as gzip-compressed JSON lines, and a
 //!   [`PartSummary`] with the counts.
 //!
+//! Artifacts, under one prefix per evidence (a directory locally, a key prefix in the
+//! artifacts bucket): `manifest.json` (the [`PartsManifest`]; Step Functions maps over its
+//! `parts`), `parts/<part>.json` (one [`PartSpec`]; `parse --part` takes its key),
+//! `events/<part>.jsonl.gz` (gzip JSON lines, one [`NormalizedEvent`] a line) and
+//! `events/<part>.summary.json` (the [`PartSummary`]). Files are written under a temporary
+//! name and renamed, so a retried task never leaves half a file behind.
+//!
 //! Containers: the evidence may be a zip (members read one by one, streaming), gzip
 //! (unpacked on the fly, also inside zips), or a plain file. Members are detected by
 //! content. Unknown members of an archive are listed in the manifest's `skipped` with
