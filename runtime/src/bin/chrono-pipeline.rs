@@ -1,0 +1,20 @@
+//! `chrono-pipeline`: the evidence pipeline's steps as one binary, run by Step Functions as
+//! ECS tasks (`split`, `parse`, `upload`) and locally on files.
+//!
+//! Exit codes: 0 done; 65 bad input (not retried); 75 retryable failure; 69 step not
+//! available in this build.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = chrono_runtime::pipeline::cli::Cli::parse();
+    match chrono_runtime::pipeline::cli::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("chrono-pipeline: {}", failure.message);
+            ExitCode::from(failure.exit_code)
+        }
+    }
+}
