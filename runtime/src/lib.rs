@@ -4,4 +4,5 @@
 //! It must never know about CloudFormation; it reads its settings from the environment
 //! its deployment gives it.
 
+pub mod filter;
 pub mod vocab;
