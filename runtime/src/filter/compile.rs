@@ -24,7 +24,8 @@ pub const EVENT_COLUMNS: &str = "e.id, e.case_id, e.evidence_id, e.ts, e.timesta
     e.identity_id, i.kind AS identity_kind, i.value AS identity_value, e.source_file, \
     e.record_ref";
 
-const EVENT_FROM: &str = "events e LEFT JOIN devices d ON d.id = e.device_id \
+/// The FROM clause matching [`EVENT_COLUMNS`].
+pub const EVENT_FROM: &str = "events e LEFT JOIN devices d ON d.id = e.device_id \
     LEFT JOIN identities i ON i.id = e.identity_id";
 
 /// A bound value.

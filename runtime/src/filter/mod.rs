@@ -29,7 +29,8 @@ mod time;
 mod validate;
 
 pub use compile::{
-    CompiledQuery, EVENT_COLUMNS, Keyset, SqlParam, compile, compile_count, compile_page,
+    CompiledQuery, EVENT_COLUMNS, EVENT_FROM, Keyset, SqlParam, compile, compile_count,
+    compile_page,
 };
 pub use document::{
     Field, FilterDocument, Leaf, Node, Op, Sort, Span, SpanUnit, TimePoint, TimeRange,

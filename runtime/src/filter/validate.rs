@@ -450,7 +450,10 @@ pub(crate) fn check_leaf(leaf: &Leaf, path: &str) -> Result<Checked, FilterError
                         Value::Number(n) => n.to_string(),
                         Value::Bool(b) => b.to_string(),
                         _ => {
-                            return Err(FilterError::bad(p, "expected a string, number or boolean"));
+                            return Err(FilterError::bad(
+                                p,
+                                "expected a string, number or boolean",
+                            ));
                         }
                     });
                 }
