@@ -60,6 +60,7 @@ templates:
 
 bench: venv postgres-bin
 	$(CARGO) bench -p chrono-provisioner
+	tests/with-postgres.sh $(CARGO) bench -p chrono-runtime --bench search
 
 demo: venv postgres-bin
 	@echo "make demo: not yet available (see issue: chronoctl local)"; exit 1
