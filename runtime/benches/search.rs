@@ -47,13 +47,20 @@ async fn run() -> Result<(), BoxError> {
         .map_err(|_| "set DATABASE_URL, or run `make bench` (private PostgreSQL cluster)")?;
     let admin_opts: PgConnectOptions = url.parse()?;
     let mut admin = admin_opts.connect().await?;
-    sqlx::query("DROP DATABASE IF EXISTS chrono_bench").execute(&mut admin).await?;
-    sqlx::query("CREATE DATABASE chrono_bench").execute(&mut admin).await?;
+    sqlx::query("DROP DATABASE IF EXISTS chrono_bench")
+        .execute(&mut admin)
+        .await?;
+    sqlx::query("CREATE DATABASE chrono_bench")
+        .execute(&mut admin)
+        .await?;
     let opts = chrono_runtime::db::with_timeouts(
         admin_opts.clone().database("chrono_bench"),
         Duration::from_secs(600),
     );
-    let setup = PgPoolOptions::new().max_connections(2).connect_with(opts.clone()).await?;
+    let setup = PgPoolOptions::new()
+        .max_connections(2)
+        .connect_with(opts.clone())
+        .await?;
     chrono_runtime::db::MIGRATOR.run(&setup).await?;
     let t0: DateTime<Utc> = "2024-01-01T00:00:00Z".parse()?;
     let started = Instant::now();
@@ -69,7 +76,12 @@ async fn run() -> Result<(), BoxError> {
             chrono_runtime::db::DEFAULT_STATEMENT_TIMEOUT,
         ))
         .await?;
-    let verifier = JwtVerifier::from_jwks(JWKS, "https://issuer.bench/", "chrono-api", ClaimNames::default())?;
+    let verifier = JwtVerifier::from_jwks(
+        JWKS,
+        "https://issuer.bench/",
+        "chrono-api",
+        ClaimNames::default(),
+    )?;
     let app = router(AppState::new(
         db.clone(),
         Authenticator::Jwt(Box::new(verifier)),
@@ -126,7 +138,9 @@ async fn run() -> Result<(), BoxError> {
             api_rows = body["events"].as_array().map(Vec::len).unwrap_or(0);
 
             let start = Instant::now();
-            let rows = sqlx::query_with(&q.sql, q.arguments()?).fetch_all(&db).await?;
+            let rows = sqlx::query_with(&q.sql, q.arguments()?)
+                .fetch_all(&db)
+                .await?;
             let sql_time = start.elapsed();
             sql_rows = rows.len().min(q.page_size as usize);
             if i >= WARMUP {
@@ -145,7 +159,9 @@ async fn run() -> Result<(), BoxError> {
         );
     }
     db.close().await;
-    sqlx::query("DROP DATABASE IF EXISTS chrono_bench WITH (FORCE)").execute(&mut admin).await?;
+    sqlx::query("DROP DATABASE IF EXISTS chrono_bench WITH (FORCE)")
+        .execute(&mut admin)
+        .await?;
     Ok(())
 }
 
@@ -164,7 +180,11 @@ fn token(case: Uuid) -> Result<String, BoxError> {
         "exp": Utc::now().timestamp() + 3600,
         DEFAULT_ROLES_CLAIM: ["analyst"], DEFAULT_CASES_CLAIM: [case.to_string()],
     });
-    Ok(jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_rsa_pem(KEY_PEM)?)?)
+    Ok(jsonwebtoken::encode(
+        &header,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_rsa_pem(KEY_PEM)?,
+    )?)
 }
 
 /// The benchmark case: 50 devices, 500 identities, 1,000,000 events over 30 days, with a
@@ -176,12 +196,18 @@ async fn generate(db: &PgPool, t0: DateTime<Utc>) -> Result<Uuid, BoxError> {
     let other = Uuid::now_v7();
     for (id, name) in [(case, "Bench"), (other, "Other")] {
         sqlx::query("INSERT INTO cases (id, name, created_by) VALUES ($1, $2, 'bench')")
-            .bind(id).bind(name).execute(db).await?;
+            .bind(id)
+            .bind(name)
+            .execute(db)
+            .await?;
         sqlx::query(
             "INSERT INTO evidence (id, case_id, file_name, source_key, created_by, state) \
              VALUES ($1, $2, 'bench.evtx', $1::text, 'bench', 'done')",
         )
-        .bind(id).bind(id).execute(db).await?;
+        .bind(id)
+        .bind(id)
+        .execute(db)
+        .await?;
         sqlx::query(
             "INSERT INTO devices (id, case_id, name) \
              SELECT gen_random_uuid(), $1, 'host' || lpad(g::text, 3, '0') FROM generate_series(0, 49) g",
@@ -192,7 +218,9 @@ async fn generate(db: &PgPool, t0: DateTime<Utc>) -> Result<Uuid, BoxError> {
              SELECT gen_random_uuid(), $1, 'windows_account', 'user' || lpad(g::text, 3, '0') \
              FROM generate_series(0, 499) g",
         )
-        .bind(id).execute(db).await?;
+        .bind(id)
+        .execute(db)
+        .await?;
     }
     let insert = "INSERT INTO events (case_id, evidence_id, ts, timestamp_desc, data_type, source, \
         parser, message, device_id, identity_id, event_code, action, outcome, src_ip, attributes, tags, \
@@ -215,10 +243,22 @@ async fn generate(db: &PgPool, t0: DateTime<Utc>) -> Result<Uuid, BoxError> {
     let mut start = 0;
     while start < EVENTS {
         let end = (start + BATCH).min(EVENTS) - 1;
-        sqlx::query(insert).bind(case).bind(t0).bind(start).bind(end).execute(db).await?;
+        sqlx::query(insert)
+            .bind(case)
+            .bind(t0)
+            .bind(start)
+            .bind(end)
+            .execute(db)
+            .await?;
         start = end + 1;
     }
-    sqlx::query(insert).bind(other).bind(t0).bind(0_i64).bind(9_999_i64).execute(db).await?;
+    sqlx::query(insert)
+        .bind(other)
+        .bind(t0)
+        .bind(0_i64)
+        .bind(9_999_i64)
+        .execute(db)
+        .await?;
     sqlx::query("ANALYZE").execute(db).await?;
     Ok(case)
 }
