@@ -16,6 +16,8 @@
 //! name contains `text` (for profiling).
 
 use chrono::{TimeZone, Utc};
+use chrono_runtime::pipeline::event::Attributes;
+use chrono_runtime::pipeline::normalize::windows::fields;
 use chrono_runtime::pipeline::steps::{
     ParseOptions, SplitOptions, parse_part, parse_to_writer, split,
 };
@@ -140,6 +142,26 @@ fn evtx_throughput(dir: &Path, mb: usize) {
                 parser.records_json_bytes().filter(Result::is_ok).count() as u64
             }),
         ));
+        // Not the pipeline: what normalizing would cost on top of the crate's CLI-internal
+        // chunk renderer (`#[doc(hidden)]`, what evtx_dump uses), for comparison only.
+        contenders.push((
+            format!("evtx crate chunks_json_bytes + fields ({label})"),
+            Box::new(move || {
+                let mut parser = evtx::EvtxParser::from_path(path)
+                    .expect("evtx")
+                    .with_configuration(evtx::ParserSettings::new().num_threads(threads));
+                let mut n = 0;
+                for chunk in parser.chunks_json_bytes(false) {
+                    for (_, bytes) in chunk.records() {
+                        let text = String::from_utf8(bytes.to_vec()).expect("utf-8");
+                        let attributes = Attributes::from_json(text).expect("json");
+                        std::hint::black_box(fields(attributes.as_str()));
+                        n += 1;
+                    }
+                }
+                n
+            }),
+        ));
         contenders.push((
             format!("pipeline parse + normalize ({label})"),
             Box::new(move || {
@@ -244,6 +266,9 @@ fn evtx_throughput(dir: &Path, mb: usize) {
             );
             if let Some(c) = crate_api {
                 print!(", crate per-record API {:.2}x", dump / c);
+            }
+            if let Some(c) = time_of(&format!("evtx crate chunks_json_bytes + fields ({label})")) {
+                print!(", crate chunk renderer + fields {:.2}x", dump / c);
             }
             println!();
         }

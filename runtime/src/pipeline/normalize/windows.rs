@@ -258,6 +258,53 @@ fn elements(text: &str) -> impl Iterator<Item = &str> {
     })
 }
 
+/// The members of `System` the rules read, in the order [`fields`] takes them.
+const SYSTEM_MEMBERS: [&str; 6] = [
+    "Provider", "EventID", "Channel", "Computer", "Keywords", "Security",
+];
+
+/// Walks the members of the object that starts at `at`, calling `visit(raw key, value
+/// position)` for each: `visit` returns where the value ends when it read it, `None` to
+/// have it skipped. Returns the index after the object; `None` for text that is not JSON
+/// (the members before were visited).
+fn walk_object<'a>(
+    text: &'a str,
+    at: usize,
+    mut visit: impl FnMut(&'a str, usize) -> Option<usize>,
+) -> Option<usize> {
+    let b = text.as_bytes();
+    let mut i = skip_ws(b, at);
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    i = skip_ws(b, i + 1);
+    if b.get(i) == Some(&b'}') {
+        return Some(i + 1);
+    }
+    loop {
+        if b.get(i) != Some(&b'"') {
+            return None;
+        }
+        let key_end = string_end(b, i)?;
+        let raw_key = text.get(i + 1..key_end - 1)?;
+        let colon = skip_ws(b, key_end);
+        if b.get(colon) != Some(&b':') {
+            return None;
+        }
+        let value = skip_ws(b, colon + 1);
+        let end = match visit(raw_key, value) {
+            Some(end) => end,
+            None => value_end(b, value)?,
+        };
+        i = skip_ws(b, end);
+        match b.get(i) {
+            Some(b',') => i = skip_ws(b, i + 1),
+            Some(b'}') => return Some(i + 1),
+            _ => return None,
+        }
+    }
+}
+
 /// A raw member name unescaped (EVTX names have no escapes: borrowed).
 fn key(raw: &str) -> Cow<'_, str> {
     if raw.contains('\\') {
@@ -317,38 +364,62 @@ fn attribute(element: Option<&str>, name: &str) -> Option<String> {
 
 /// Reads the fields of an EVTX record rendered as JSON (`{"Event": {"System": …, "EventData": …}}`).
 pub fn fields(json: &str) -> WindowsFields {
-    let event = Members::of(json)
-        .named("Event")
-        .filter(|e| e.starts_with('{'));
-    let Some(event) = event else {
+    // One pass over the record: the members of `Event` and of its `System` and
+    // `EventData` are read where they are, everything else is skipped once.
+    let mut found = false;
+    let mut system = [None; SYSTEM_MEMBERS.len()];
+    let mut data = None;
+    let mut user_data = None;
+    walk_object(json, 0, |k, at| {
+        if found || key(k) != "Event" || json.as_bytes().get(at) != Some(&b'{') {
+            return None;
+        }
+        found = true;
+        let (mut seen_system, mut seen_data) = (false, false);
+        walk_object(json, at, |k, at| match &*key(k) {
+            "System" if !seen_system => {
+                seen_system = true;
+                walk_object(json, at, |k, at| {
+                    let slot = SYSTEM_MEMBERS.iter().position(|m| key(k) == *m)?;
+                    let end = value_end(json.as_bytes(), at)?;
+                    system[slot].get_or_insert(json.get(at..end)?);
+                    Some(end)
+                })
+            }
+            "EventData" if !seen_data => {
+                seen_data = true;
+                if json.as_bytes().get(at) != Some(&b'{') {
+                    let end = value_end(json.as_bytes(), at)?;
+                    // Text or a list: no named fields; `null`: none at all.
+                    if json.get(at..end)? != "null" {
+                        data = Some(Fields::default());
+                    }
+                    return Some(end);
+                }
+                let mut fields = Vec::with_capacity(24);
+                let end = walk_object(json, at, |k, at| {
+                    let end = value_end(json.as_bytes(), at)?;
+                    fields.push((key(k), json.get(at..end)?));
+                    Some(end)
+                });
+                data = Some(Fields(fields));
+                end
+            }
+            "UserData" if user_data.is_none() => {
+                let end = value_end(json.as_bytes(), at)?;
+                user_data = json.get(at..end);
+                Some(end)
+            }
+            _ => None,
+        })
+    });
+    if !found {
         return WindowsFields {
             message: "[? / ?] record without an Event element".into(),
             ..WindowsFields::default()
         };
-    };
-    let (mut system, mut event_data, mut user_data) = (None, None, None);
-    for (k, v) in Members::of(event) {
-        match &*key(k) {
-            "System" if system.is_none() => system = Some(v),
-            "EventData" if event_data.is_none() => event_data = Some(v),
-            "UserData" if user_data.is_none() => user_data = Some(v),
-            _ => {}
-        }
     }
-    let (mut provider, mut event_id, mut channel, mut computer, mut keywords, mut security) =
-        (None, None, None, None, None, None);
-    for (k, v) in system.map(Members::of).into_iter().flatten() {
-        let slot = match &*key(k) {
-            "Provider" => &mut provider,
-            "EventID" => &mut event_id,
-            "Channel" => &mut channel,
-            "Computer" => &mut computer,
-            "Keywords" => &mut keywords,
-            "Security" => &mut security,
-            _ => continue,
-        };
-        slot.get_or_insert(v);
-    }
+    let [provider, event_id, channel, computer, keywords, security] = system;
     let provider = attribute(provider, "Name").unwrap_or_default();
     let security_user = attribute(security, "UserID");
     let sys = |raw: Option<&str>| raw.and_then(scalar).map(Cow::into_owned);
@@ -358,15 +429,14 @@ pub fn fields(json: &str) -> WindowsFields {
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty() && s != "-");
     let keywords = sys(keywords).and_then(|k| parse_keywords(&k));
-    let data = match event_data.filter(|d| *d != "null") {
-        Some(fields) => Fields::parse(Some(fields)),
+    let data = data.unwrap_or_else(|| {
         // `UserData` holds one element whose children are the named fields.
-        None => Fields::parse(
+        Fields::parse(
             Members::of(user_data.unwrap_or_default())
                 .next()
                 .map(|(_, v)| v),
-        ),
-    };
+        )
+    });
     let action = event_id.and_then(|id| action(&provider, id, keywords));
 
     let get = |name: &str| data.get(name);
