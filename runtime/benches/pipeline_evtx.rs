@@ -123,7 +123,7 @@ fn evtx_throughput(dir: &Path, mb: usize) {
                 Box::new(move || {
                     let ok = Command::new(&tool)
                         .args(["-o", "jsonl", "-t", &threads.to_string()])
-                        .arg(&path)
+                        .arg(path)
                         .stdout(Stdio::null())
                         .stderr(Stdio::null())
                         .status()
