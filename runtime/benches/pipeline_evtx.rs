@@ -4,8 +4,9 @@
 //!    ~64 MiB), with one thread and with all cores: the `evtx_dump` tool when installed
 //!    (`$EVTX_DUMP`, `$HOME/.cache/chronotracer/tools/bin/evtx_dump`, or on `PATH`; it
 //!    should be a release build of the same evtx version, which the bench checks), the
-//!    crate's public per-record JSON API, our parse + normalize, and with all cores our
-//!    JSON lines and full `parse` step (normalize + gzip JSON lines);
+//!    crate's public per-record JSON API, the crate's CLI-internal chunk renderer (what
+//!    `evtx_dump` uses, `#[doc(hidden)]`) plus our field reading, our parse + normalize,
+//!    and with all cores our JSON lines and full `parse` step (normalize + gzip JSON lines);
 //! 2. peak memory (VmHWM) of the `parse` step on generated syslog and Timesketch JSONL
 //!    files of two sizes, each run in a child process: flat memory means streaming.
 //!
