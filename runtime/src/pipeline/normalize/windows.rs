@@ -307,7 +307,7 @@ fn walk_object<'a>(
 
 /// A raw member name unescaped (EVTX names have no escapes: borrowed).
 fn key(raw: &str) -> Cow<'_, str> {
-    if raw.contains('\\') {
+    if raw.as_bytes().contains(&b'\\') {
         serde_json::from_str::<String>(&format!("\"{raw}\""))
             .map(Cow::Owned)
             .unwrap_or(Cow::Borrowed(raw))
@@ -380,7 +380,8 @@ pub fn fields(json: &str) -> WindowsFields {
             "System" if !seen_system => {
                 seen_system = true;
                 walk_object(json, at, |k, at| {
-                    let slot = SYSTEM_MEMBERS.iter().position(|m| key(k) == *m)?;
+                    let k = key(k);
+                    let slot = SYSTEM_MEMBERS.iter().position(|m| k == *m)?;
                     let end = value_end(json.as_bytes(), at)?;
                     system[slot].get_or_insert(json.get(at..end)?);
                     Some(end)
