@@ -1,17 +1,24 @@
 //! Pipeline benchmarks (`make bench`), a bench binary that prints its numbers:
 //!
 //! 1. EVTX throughput on one generated file (the chunks of `security.evtx` repeated to
-//!    ~64 MiB): the `evtx` crate's own JSON iteration, the `evtx_dump` tool when installed
-//!    (`$EVTX_DUMP`, `$HOME/.cache/chronotracer/tools/bin/evtx_dump`, or on `PATH`), our
-//!    parse + normalize, and our full `parse` step (normalize + gzip JSON lines);
+//!    ~64 MiB), with one thread and with all cores: the `evtx_dump` tool when installed
+//!    (`$EVTX_DUMP`, `$HOME/.cache/chronotracer/tools/bin/evtx_dump`, or on `PATH`; it
+//!    should be a release build of the same evtx version, which the bench checks), the
+//!    crate's public per-record JSON API, the crate's CLI-internal chunk renderer (what
+//!    `evtx_dump` uses, `#[doc(hidden)]`) plus our field reading, our parse + normalize,
+//!    and with all cores our JSON lines and full `parse` step (normalize + gzip JSON lines);
 //! 2. peak memory (VmHWM) of the `parse` step on generated syslog and Timesketch JSONL
 //!    files of two sizes, each run in a child process: flat memory means streaming.
 //!
 //! Run: `cargo bench -p chrono-runtime --bench pipeline_evtx`. Sizes can be changed with
 //! `PIPELINE_BENCH_EVTX_MB` and `PIPELINE_BENCH_TEXT_MB` (the larger text size; the
-//! smaller is an eighth of it).
+//! smaller is an eighth of it; `0` skips the memory runs), rounds with
+//! `PIPELINE_BENCH_ROUNDS`; `PIPELINE_BENCH_ONLY=text` runs only the contenders whose
+//! name contains `text` (for profiling).
 
 use chrono::{TimeZone, Utc};
+use chrono_runtime::pipeline::event::Attributes;
+use chrono_runtime::pipeline::normalize::windows::fields;
 use chrono_runtime::pipeline::steps::{
     ParseOptions, SplitOptions, parse_part, parse_to_writer, split,
 };
@@ -24,6 +31,8 @@ use std::time::{Duration, Instant};
 
 const HEADER: usize = 4096;
 const CHUNK: usize = 65536;
+/// The evtx crate version the pipeline links, which `evtx_dump` must be built from too.
+const EVTX_VERSION: &str = "0.15.1";
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -40,7 +49,9 @@ fn main() {
     let evtx_mb = env_usize("PIPELINE_BENCH_EVTX_MB", 64);
     let text_mb = env_usize("PIPELINE_BENCH_TEXT_MB", 512);
     evtx_throughput(dir.path(), evtx_mb);
-    memory(dir.path(), text_mb);
+    if text_mb > 0 {
+        memory(dir.path(), text_mb);
+    }
 }
 
 fn env_usize(name: &str, default: usize) -> usize {
@@ -72,73 +83,113 @@ fn big_evtx(dir: &Path, mb: usize) -> PathBuf {
 }
 
 /// One way of reading the file: a name and a run that returns the records it saw.
-type Contender<'a> = (&'static str, Box<dyn FnMut() -> u64 + 'a>);
+type Contender<'a> = (String, Box<dyn FnMut() -> u64 + 'a>);
+
+/// The thread counts compared: one, and all cores (`0`).
+const THREADS: [usize; 2] = [1, 0];
+
+fn threads_label(threads: usize) -> &'static str {
+    if threads == 1 {
+        "1 thread"
+    } else {
+        "all threads"
+    }
+}
 
 fn evtx_throughput(dir: &Path, mb: usize) {
-    let path = big_evtx(dir, mb);
-    let size = std::fs::metadata(&path).expect("size").len() as f64 / (1024.0 * 1024.0);
+    let path = &big_evtx(dir, mb);
+    let size = std::fs::metadata(path).expect("size").len() as f64 / (1024.0 * 1024.0);
     let rounds = env_usize("PIPELINE_BENCH_ROUNDS", 5);
     println!("== EVTX throughput on a {size:.0} MiB file (best of {rounds} interleaved rounds) ==");
 
     let opts = SplitOptions::new("big.evtx");
-    let manifest = split(BufReader::new(File::open(&path).expect("open")), &opts).expect("split");
-    let parse_opts = ParseOptions::default();
-    let mut contenders: Vec<Contender<'_>> = vec![(
-        "evtx crate records_json (all threads)",
-        Box::new(|| {
-            let mut parser = evtx::EvtxParser::from_path(&path)
-                .expect("evtx")
-                .with_configuration(evtx::ParserSettings::new().num_threads(0));
-            parser.records_json().filter(Result::is_ok).count() as u64
-        }),
-    )];
+    let manifest = &split(BufReader::new(File::open(path).expect("open")), &opts).expect("split");
     let dump = evtx_dump();
-    if let Some(tool) = dump.clone() {
-        let path = path.clone();
-        contenders.push((
-            "evtx_dump -o jsonl -t 0 > /dev/null",
-            Box::new(move || {
-                let ok = Command::new(&tool)
-                    .args(["-o", "jsonl", "-t", "0"])
-                    .arg(&path)
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status()
-                    .is_ok_and(|s| s.success());
-                assert!(ok, "evtx_dump failed on {}", path.display());
-                0
-            }),
-        ));
-    } else {
+    if dump.is_none() {
         println!(
-            "evtx_dump not found: install it with `cargo install evtx --locked --root $HOME/.cache/chronotracer/tools`"
+            "evtx_dump not found: install it with `cargo install evtx --version {} --locked --root $HOME/.cache/chronotracer/tools`",
+            EVTX_VERSION
         );
     }
+    let mut contenders: Vec<Contender<'_>> = Vec::new();
+    for threads in THREADS {
+        let label = threads_label(threads);
+        let parse_opts = ParseOptions {
+            threads,
+            ..ParseOptions::default()
+        };
+        if let Some(tool) = dump.clone() {
+            contenders.push((
+                format!("evtx_dump -o jsonl -t {threads} ({label})"),
+                Box::new(move || {
+                    let ok = Command::new(&tool)
+                        .args(["-o", "jsonl", "-t", &threads.to_string()])
+                        .arg(path)
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .status()
+                        .is_ok_and(|s| s.success());
+                    assert!(ok, "evtx_dump failed on {}", path.display());
+                    0
+                }),
+            ));
+        }
+        contenders.push((
+            format!("evtx crate records_json_bytes ({label})"),
+            Box::new(move || {
+                let mut parser = evtx::EvtxParser::from_path(path)
+                    .expect("evtx")
+                    .with_configuration(evtx::ParserSettings::new().num_threads(threads));
+                parser.records_json_bytes().filter(Result::is_ok).count() as u64
+            }),
+        ));
+        // Not the pipeline: what normalizing would cost on top of the crate's CLI-internal
+        // chunk renderer (`#[doc(hidden)]`, what evtx_dump uses), for comparison only.
+        contenders.push((
+            format!("evtx crate chunks_json_bytes + fields ({label})"),
+            Box::new(move || {
+                let mut parser = evtx::EvtxParser::from_path(path)
+                    .expect("evtx")
+                    .with_configuration(evtx::ParserSettings::new().num_threads(threads));
+                let mut n = 0;
+                for chunk in parser.chunks_json_bytes(false) {
+                    for (_, bytes) in chunk.records() {
+                        let text = String::from_utf8(bytes.to_vec()).expect("utf-8");
+                        let attributes = Attributes::from_json(text).expect("json");
+                        std::hint::black_box(fields(attributes.as_str()));
+                        n += 1;
+                    }
+                }
+                n
+            }),
+        ));
+        contenders.push((
+            format!("pipeline parse + normalize ({label})"),
+            Box::new(move || {
+                let mut events = 0;
+                for part in &manifest.parts {
+                    let mut sink = CountSink::default();
+                    parse_part(
+                        File::open(path).expect("open"),
+                        part,
+                        &parse_opts,
+                        &mut sink,
+                    )
+                    .expect("parse");
+                    events += sink.tally.events;
+                }
+                events
+            }),
+        ));
+    }
     contenders.push((
-        "pipeline parse + normalize (no output)",
-        Box::new(|| {
-            let mut events = 0;
-            for part in &manifest.parts {
-                let mut sink = CountSink::default();
-                parse_part(
-                    File::open(&path).expect("open"),
-                    part,
-                    &parse_opts,
-                    &mut sink,
-                )
-                .expect("parse");
-                events += sink.tally.events;
-            }
-            events
-        }),
-    ));
-    contenders.push((
-        "pipeline parse + normalize + JSON lines",
-        Box::new(|| {
+        "pipeline + JSON lines (all threads)".into(),
+        Box::new(move || {
+            let parse_opts = ParseOptions::default();
             let mut sink = JsonLinesToNowhere::default();
             for part in &manifest.parts {
                 parse_part(
-                    File::open(&path).expect("open"),
+                    File::open(path).expect("open"),
                     part,
                     &parse_opts,
                     &mut sink,
@@ -149,14 +200,15 @@ fn evtx_throughput(dir: &Path, mb: usize) {
         }),
     ));
     contenders.push((
-        "pipeline parse step (gzip JSON lines out)",
-        Box::new(|| {
+        "pipeline parse step, gzip (all threads)".into(),
+        Box::new(move || {
+            let parse_opts = ParseOptions::default();
             let mut events = 0;
             for part in &manifest.parts {
                 let out =
                     BufWriter::new(File::create(dir.join("events.jsonl.gz")).expect("create"));
                 let summary =
-                    parse_to_writer(File::open(&path).expect("open"), part, &parse_opts, out)
+                    parse_to_writer(File::open(path).expect("open"), part, &parse_opts, out)
                         .expect("parse");
                 events += summary.tally.events;
             }
@@ -164,6 +216,9 @@ fn evtx_throughput(dir: &Path, mb: usize) {
         }),
     ));
 
+    if let Ok(only) = std::env::var("PIPELINE_BENCH_ONLY") {
+        contenders.retain(|(name, _)| name.contains(&only));
+    }
     let mut best = vec![(Duration::MAX, 0u64); contenders.len()];
     for _ in 0..rounds {
         for (i, (_, run)) in contenders.iter_mut().enumerate() {
@@ -175,41 +230,54 @@ fn evtx_throughput(dir: &Path, mb: usize) {
             }
         }
     }
-    let records = best[0].1;
-    let mut secs = Vec::new();
+    let records = best
+        .iter()
+        .zip(&contenders)
+        .find(|(_, (name, _))| name.starts_with("evtx crate"))
+        .map(|(b, _)| b.1)
+        .unwrap_or_default();
     for ((name, _), (took, seen)) in contenders.iter().zip(&best) {
         let s = took.as_secs_f64();
         println!(
-            "{name:<44} {:>8.3} s {:>8.1} MiB/s {:>10.0} records/s",
+            "{name:<46} {:>8.3} s {:>8.1} MiB/s {:>10.0} records/s",
             s,
             size / s,
             records as f64 / s
         );
-        if name.starts_with("pipeline") {
+        if name.starts_with("pipeline") && records > 0 {
             assert_eq!(*seen, records, "{name} saw the records the crate saw");
         }
-        secs.push((*name, s));
     }
     let time_of = |prefix: &str| {
-        secs.iter()
-            .find(|(n, _)| n.starts_with(prefix))
-            .map(|(_, s)| *s)
+        contenders
+            .iter()
+            .zip(&best)
+            .find(|((n, _), _)| n.starts_with(prefix))
+            .map(|(_, (t, _))| t.as_secs_f64())
     };
-    let ours = [
-        ("normalize", time_of("pipeline parse + normalize (no")),
-        ("JSON lines", time_of("pipeline parse + normalize + JSON")),
-        ("gzip step", time_of("pipeline parse step")),
-    ];
-    for (baseline, label) in [
-        ("evtx crate", "evtx crate JSON iteration"),
-        ("evtx_dump", "evtx_dump (target >= 0.8x)"),
-    ] {
-        if let Some(base) = time_of(baseline) {
-            let ratios: Vec<String> = ours
-                .iter()
-                .filter_map(|(n, s)| s.map(|s| format!("{n} {:.2}x", base / s)))
-                .collect();
-            println!("ratio vs {label}: {}", ratios.join(", "));
+    for threads in THREADS {
+        let label = threads_label(threads);
+        let ours = time_of(&format!("pipeline parse + normalize ({label})"));
+        let crate_api = time_of(&format!("evtx crate records_json_bytes ({label})"));
+        let dump = time_of(&format!("evtx_dump -o jsonl -t {threads} "));
+        if let (Some(ours), Some(dump)) = (ours, dump) {
+            print!(
+                "ratio vs evtx_dump ({label}, target >= 0.8x): ours {:.2}x",
+                dump / ours
+            );
+            if let Some(c) = crate_api {
+                print!(", crate per-record API {:.2}x", dump / c);
+            }
+            if let Some(c) = time_of(&format!("evtx crate chunks_json_bytes + fields ({label})")) {
+                print!(", crate chunk renderer + fields {:.2}x", dump / c);
+            }
+            println!();
+        }
+    }
+    let dump = time_of("evtx_dump -o jsonl -t 0 ");
+    for name in ["pipeline + JSON lines", "pipeline parse step"] {
+        if let (Some(t), Some(dump)) = (time_of(name), dump) {
+            println!("ratio vs evtx_dump (all threads): {name} {:.2}x", dump / t);
         }
     }
     println!(
@@ -240,22 +308,32 @@ impl RecordSink for JsonLinesToNowhere {
     }
 }
 
+/// The `evtx_dump` to compare with, when one is installed; says which, and warns when it
+/// is not built from the evtx version the pipeline links.
 fn evtx_dump() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("EVTX_DUMP") {
-        return Some(PathBuf::from(p));
-    }
-    let home = std::env::var_os("HOME").map(PathBuf::from)?;
-    let tool = home.join(".cache/chronotracer/tools/bin/evtx_dump");
-    if tool.exists() {
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let candidates = [
+        std::env::var_os("EVTX_DUMP").map(PathBuf::from),
+        home.map(|h| h.join(".cache/chronotracer/tools/bin/evtx_dump")),
+        Some(PathBuf::from("evtx_dump")),
+    ];
+    for tool in candidates.into_iter().flatten() {
+        let Ok(out) = Command::new(&tool).arg("--version").output() else {
+            continue;
+        };
+        if !out.status.success() {
+            continue;
+        }
+        let version = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        println!("evtx_dump: {} ({version})", tool.display());
+        if !version.ends_with(EVTX_VERSION) {
+            println!(
+                "warning: evtx_dump is not evtx {EVTX_VERSION}, the version the pipeline links; the ratios compare different parsers"
+            );
+        }
         return Some(tool);
     }
-    let on_path = Command::new("evtx_dump")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status();
-    on_path
-        .is_ok_and(|s| s.success())
-        .then(|| PathBuf::from("evtx_dump"))
+    None
 }
 
 fn memory(dir: &Path, big_mb: usize) {

@@ -192,7 +192,7 @@ fn build(
             "record time is out of range",
         ));
     };
-    let f = windows::fields(&record);
+    // Checked first: the field scanner then reads text it knows to be JSON.
     let attributes = match Attributes::from_json(record) {
         Ok(a) => a,
         Err(e) => {
@@ -205,6 +205,7 @@ fn build(
             ));
         }
     };
+    let f = windows::fields(attributes.as_str());
     Ok(NormalizedEvent {
         ts,
         timestamp_desc: "Event Recorded".into(),

@@ -17,12 +17,8 @@
 //! else `success`. Event ids are only mapped for their own provider (a Sysmon id 1 is not
 //! a kernel id 1).
 
-use serde::Deserialize;
-use serde_json::Value;
-use serde_json::value::RawValue;
 use std::borrow::Cow;
 
-use super::json_str;
 use crate::pipeline::event::{Identity, parse_ip};
 use crate::vocab::{Action, Outcome};
 
@@ -107,111 +103,233 @@ pub struct WindowsFields {
     pub message: String,
 }
 
-// The parts of the rendered record the rules read. Deserialized straight from the JSON
-// text, borrowing from it, skipping the rest: no tree of the whole record is built.
-#[derive(Deserialize)]
-struct Doc<'a> {
-    #[serde(rename = "Event", borrow)]
-    event: Ev<'a>,
+// The parts of the rendered record the rules read are found by a scanner over the JSON
+// text that borrows from it and builds nothing: no tree of the record, no serde visitor per
+// member, no copies of values that have no escapes. Records are a few kilobytes and the
+// rules read a dozen members, so skipping the rest quickly is what the time goes on.
+
+/// Where a JSON value ends: the index after it, or `None` for text that is not JSON.
+/// Scalars end at the next delimiter; strings, objects and arrays at their closing byte.
+fn value_end(b: &[u8], start: usize) -> Option<usize> {
+    match *b.get(start)? {
+        b'"' => string_end(b, start),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut i = start;
+            loop {
+                match *b.get(i)? {
+                    b'"' => {
+                        i = string_end(b, i)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(i + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+        }
+        _ => {
+            let len = b[start..]
+                .iter()
+                .position(|c| matches!(c, b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t'))
+                .unwrap_or(b.len() - start);
+            (len > 0).then_some(start + len)
+        }
+    }
 }
 
-#[derive(Deserialize)]
-struct Ev<'a> {
-    #[serde(rename = "System", borrow, default)]
-    system: Option<Sys<'a>>,
-    #[serde(rename = "EventData", borrow, default)]
-    event_data: Option<Fields<'a>>,
-    #[serde(rename = "UserData", borrow, default)]
-    user_data: Option<&'a RawValue>,
+/// The index after the string that starts (with its quote) at `start`.
+fn string_end(b: &[u8], start: usize) -> Option<usize> {
+    let mut i = start + 1;
+    loop {
+        i = quote_or_backslash(b, i)?;
+        match b[i] {
+            b'"' => return Some(i + 1),
+            _ => i += 2,
+        }
+    }
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct Sys<'a> {
-    #[serde(borrow, default)]
-    provider: Option<WithAttributes<'a>>,
-    #[serde(rename = "EventID", borrow, default)]
-    event_id: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    channel: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    computer: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    keywords: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    security: Option<WithAttributes<'a>>,
+/// The first `"` or `\` at or after `from`, eight bytes at a time: most of a record's text
+/// is inside strings, so this loop is where the scanner spends its time.
+fn quote_or_backslash(b: &[u8], mut from: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // A byte of `v` is zero where `(v - 1) & !v` has its high bit set; the lowest such
+    // bit is always a real zero byte (borrows only run upwards).
+    let zero_bytes = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+    while let Some(word) = b.get(from..from + 8) {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(word);
+        let w = u64::from_le_bytes(bytes);
+        let hits =
+            zero_bytes(w ^ (ONES * u64::from(b'"'))) | zero_bytes(w ^ (ONES * u64::from(b'\\')));
+        if hits != 0 {
+            return Some(from + (hits.trailing_zeros() / 8) as usize);
+        }
+        from += 8;
+    }
+    b.get(from..)?
+        .iter()
+        .position(|c| matches!(c, b'"' | b'\\'))
+        .map(|p| from + p)
 }
 
-#[derive(Deserialize)]
-struct WithAttributes<'a> {
-    #[serde(rename = "#attributes", borrow, default)]
-    attributes: Option<Fields<'a>>,
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while matches!(b.get(i), Some(b' ' | b'\n' | b'\r' | b'\t')) {
+        i += 1;
+    }
+    i
+}
+
+/// The members of a JSON object as (raw key, raw value) texts, in document order; nothing
+/// for anything else. Stops quietly at text that is not JSON.
+#[derive(Debug, Clone)]
+struct Members<'a> {
+    text: &'a str,
+    /// The next member's position; `None` once done.
+    at: Option<usize>,
+}
+
+impl<'a> Members<'a> {
+    fn of(text: &'a str) -> Members<'a> {
+        let i = skip_ws(text.as_bytes(), 0);
+        let at = (text.as_bytes().get(i) == Some(&b'{')).then_some(i + 1);
+        Members { text, at }
+    }
+
+    /// The raw value of the first member named `name`.
+    fn named(mut self, name: &str) -> Option<&'a str> {
+        self.find(|(k, _)| key(k) == name).map(|(_, v)| v)
+    }
+}
+
+impl<'a> Iterator for Members<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<(&'a str, &'a str)> {
+        let b = self.text.as_bytes();
+        let mut member = || {
+            let start = skip_ws(b, self.at?);
+            if b.get(start) != Some(&b'"') {
+                return None;
+            }
+            let key_end = string_end(b, start)?;
+            let colon = skip_ws(b, key_end);
+            if b.get(colon) != Some(&b':') {
+                return None;
+            }
+            let value_start = skip_ws(b, colon + 1);
+            let end = value_end(b, value_start)?;
+            let next = skip_ws(b, end);
+            self.at = (b.get(next) == Some(&b',')).then_some(next + 1);
+            Some((
+                self.text.get(start + 1..key_end - 1)?,
+                self.text.get(value_start..end)?,
+            ))
+        };
+        let item = member();
+        if item.is_none() {
+            self.at = None;
+        }
+        item
+    }
+}
+
+/// The elements of a JSON array as raw texts; nothing for anything else.
+fn elements(text: &str) -> impl Iterator<Item = &str> {
+    let b = text.as_bytes();
+    let open = skip_ws(b, 0);
+    let mut at = (b.get(open) == Some(&b'[')).then_some(open + 1);
+    std::iter::from_fn(move || {
+        let start = skip_ws(b, at.take()?);
+        let end = value_end(b, start)?;
+        let next = skip_ws(b, end);
+        if b.get(next) == Some(&b',') {
+            at = Some(next + 1);
+        }
+        text.get(start..end)
+    })
+}
+
+/// The members of `System` the rules read, in the order [`fields`] takes them.
+const SYSTEM_MEMBERS: [&str; 6] = [
+    "Provider", "EventID", "Channel", "Computer", "Keywords", "Security",
+];
+
+/// Walks the members of the object that starts at `at`, calling `visit(raw key, value
+/// position)` for each: `visit` returns where the value ends when it read it, `None` to
+/// have it skipped. Returns the index after the object; `None` for text that is not JSON
+/// (the members before were visited).
+fn walk_object<'a>(
+    text: &'a str,
+    at: usize,
+    mut visit: impl FnMut(&'a str, usize) -> Option<usize>,
+) -> Option<usize> {
+    let b = text.as_bytes();
+    let mut i = skip_ws(b, at);
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    i = skip_ws(b, i + 1);
+    if b.get(i) == Some(&b'}') {
+        return Some(i + 1);
+    }
+    loop {
+        if b.get(i) != Some(&b'"') {
+            return None;
+        }
+        let key_end = string_end(b, i)?;
+        let raw_key = text.get(i + 1..key_end - 1)?;
+        let colon = skip_ws(b, key_end);
+        if b.get(colon) != Some(&b':') {
+            return None;
+        }
+        let value = skip_ws(b, colon + 1);
+        let end = match visit(raw_key, value) {
+            Some(end) => end,
+            None => value_end(b, value)?,
+        };
+        i = skip_ws(b, end);
+        match b.get(i) {
+            Some(b',') => i = skip_ws(b, i + 1),
+            Some(b'}') => return Some(i + 1),
+            _ => return None,
+        }
+    }
+}
+
+/// A raw member name unescaped (EVTX names have no escapes: borrowed).
+fn key(raw: &str) -> Cow<'_, str> {
+    if raw.as_bytes().contains(&b'\\') {
+        serde_json::from_str::<String>(&format!("\"{raw}\""))
+            .map(Cow::Owned)
+            .unwrap_or(Cow::Borrowed(raw))
+    } else {
+        Cow::Borrowed(raw)
+    }
 }
 
 /// A JSON object's members in document order, values left as raw JSON. Anything that is
 /// not an object reads as no members (EVTX `EventData` can be text or a list).
 #[derive(Default)]
-struct Fields<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Fields<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
-            type Value = Fields<'a>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("an object")
-            }
-            fn visit_map<M: serde::de::MapAccess<'de>>(
-                self,
-                mut map: M,
-            ) -> Result<Fields<'a>, M::Error> {
-                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(16));
-                while let Some(key) = map.next_key::<Key<'a>>()? {
-                    let value: &'a RawValue = map.next_value()?;
-                    out.push((key.0, value));
-                }
-                Ok(Fields(out))
-            }
-            fn visit_seq<S: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: S,
-            ) -> Result<Fields<'a>, S::Error> {
-                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-                Ok(Fields::default())
-            }
-            fn visit_str<E>(self, _: &str) -> Result<Fields<'a>, E> {
-                Ok(Fields::default())
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Fields<'a>, E> {
-                Ok(Fields::default())
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Fields<'a>, E> {
-                Ok(Fields::default())
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Fields<'a>, E> {
-                Ok(Fields::default())
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Fields<'a>, E> {
-                Ok(Fields::default())
-            }
-            fn visit_unit<E>(self) -> Result<Fields<'a>, E> {
-                Ok(Fields::default())
-            }
-        }
-        d.deserialize_any(Visit(std::marker::PhantomData))
-    }
-}
-
-#[derive(Deserialize)]
-struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
+struct Fields<'a>(Vec<(Cow<'a, str>, &'a str)>);
 
 impl<'a> Fields<'a> {
-    fn parse(raw: Option<&'a RawValue>) -> Fields<'a> {
-        raw.and_then(|r| serde_json::from_str(r.get()).ok())
-            .unwrap_or_default()
+    fn parse(raw: Option<&'a str>) -> Fields<'a> {
+        Fields(
+            raw.map(|r| Members::of(r).map(|(k, v)| (key(k), v)).collect())
+                .unwrap_or_default(),
+        )
     }
 
-    fn raw(&self, name: &str) -> Option<&'a RawValue> {
+    fn raw(&self, name: &str) -> Option<&'a str> {
         self.0.iter().find(|(k, _)| k == name).map(|(_, v)| *v)
     }
 
@@ -222,55 +340,104 @@ impl<'a> Fields<'a> {
 
 /// A raw JSON scalar as text: strings unescaped, numbers and booleans printed, EVTX
 /// `{"#text": v}` objects unwrapped; `None` for null, arrays and other objects.
-fn scalar(raw: &RawValue) -> Option<Cow<'_, str>> {
-    let text = raw.get();
+fn scalar(text: &str) -> Option<Cow<'_, str>> {
     match text.as_bytes().first()? {
         // Most values have no escapes: borrow them without a copy.
         b'"' if text.len() >= 2 && !text.contains('\\') => {
             Some(Cow::Borrowed(&text[1..text.len() - 1]))
         }
         b'"' => serde_json::from_str::<String>(text).ok().map(Cow::Owned),
-        b'{' | b'[' => serde_json::from_str::<Value>(text)
-            .ok()
-            .as_ref()
-            .and_then(json_str)
-            .map(|s| Cow::Owned(s.into_owned())),
-        b'n' => None,
+        b'{' => Members::of(text).named("#text").and_then(scalar),
+        b'[' | b'n' => None,
         _ => Some(Cow::Borrowed(text)),
     }
 }
 
+/// The `#attributes` member `name` of an element such as `Provider` or `Security`.
+fn attribute(element: Option<&str>, name: &str) -> Option<String> {
+    let attributes = Members::of(element?).named("#attributes")?;
+    Members::of(attributes)
+        .named(name)
+        .and_then(scalar)
+        .map(Cow::into_owned)
+}
+
 /// Reads the fields of an EVTX record rendered as JSON (`{"Event": {"System": …, "EventData": …}}`).
 pub fn fields(json: &str) -> WindowsFields {
-    let Ok(doc) = serde_json::from_str::<Doc<'_>>(json) else {
+    // One pass over the record: the members of `Event` and of its `System` and
+    // `EventData` are read where they are, everything else is skipped once.
+    let mut found = false;
+    let mut system = [None; SYSTEM_MEMBERS.len()];
+    let mut data = None;
+    let mut user_data = None;
+    walk_object(json, 0, |k, at| {
+        if found || key(k) != "Event" || json.as_bytes().get(at) != Some(&b'{') {
+            return None;
+        }
+        found = true;
+        let (mut seen_system, mut seen_data) = (false, false);
+        walk_object(json, at, |k, at| match &*key(k) {
+            "System" if !seen_system => {
+                seen_system = true;
+                walk_object(json, at, |k, at| {
+                    let k = key(k);
+                    let slot = SYSTEM_MEMBERS.iter().position(|m| k == *m)?;
+                    let end = value_end(json.as_bytes(), at)?;
+                    system[slot].get_or_insert(json.get(at..end)?);
+                    Some(end)
+                })
+            }
+            "EventData" if !seen_data => {
+                seen_data = true;
+                if json.as_bytes().get(at) != Some(&b'{') {
+                    let end = value_end(json.as_bytes(), at)?;
+                    // Text or a list: no named fields; `null`: none at all.
+                    if json.get(at..end)? != "null" {
+                        data = Some(Fields::default());
+                    }
+                    return Some(end);
+                }
+                let mut fields = Vec::with_capacity(24);
+                let end = walk_object(json, at, |k, at| {
+                    let end = value_end(json.as_bytes(), at)?;
+                    fields.push((key(k), json.get(at..end)?));
+                    Some(end)
+                });
+                data = Some(Fields(fields));
+                end
+            }
+            "UserData" if user_data.is_none() => {
+                let end = value_end(json.as_bytes(), at)?;
+                user_data = json.get(at..end);
+                Some(end)
+            }
+            _ => None,
+        })
+    });
+    if !found {
         return WindowsFields {
             message: "[? / ?] record without an Event element".into(),
             ..WindowsFields::default()
         };
-    };
-    let event = doc.event;
-    let system = event.system;
-    let attr = |w: Option<&WithAttributes<'_>>, name: &str| -> Option<String> {
-        w.and_then(|w| w.attributes.as_ref())
-            .and_then(|a| a.get(name))
-            .map(Cow::into_owned)
-    };
-    let provider =
-        attr(system.as_ref().and_then(|s| s.provider.as_ref()), "Name").unwrap_or_default();
-    let security_user = attr(system.as_ref().and_then(|s| s.security.as_ref()), "UserID");
-    let sys = |raw: Option<&RawValue>| raw.and_then(scalar).map(Cow::into_owned);
-    let channel = sys(system.as_ref().and_then(|s| s.channel)).unwrap_or_default();
-    let event_id =
-        sys(system.as_ref().and_then(|s| s.event_id)).and_then(|s| s.trim().parse::<u32>().ok());
-    let computer = sys(system.as_ref().and_then(|s| s.computer))
+    }
+    let [provider, event_id, channel, computer, keywords, security] = system;
+    let provider = attribute(provider, "Name").unwrap_or_default();
+    let security_user = attribute(security, "UserID");
+    let sys = |raw: Option<&str>| raw.and_then(scalar).map(Cow::into_owned);
+    let channel = sys(channel).unwrap_or_default();
+    let event_id = sys(event_id).and_then(|s| s.trim().parse::<u32>().ok());
+    let computer = sys(computer)
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty() && s != "-");
-    let keywords = sys(system.as_ref().and_then(|s| s.keywords)).and_then(|k| parse_keywords(&k));
-    let data = match event.event_data {
-        Some(fields) => fields,
+    let keywords = sys(keywords).and_then(|k| parse_keywords(&k));
+    let data = data.unwrap_or_else(|| {
         // `UserData` holds one element whose children are the named fields.
-        None => Fields::parse(Fields::parse(event.user_data).0.first().map(|(_, v)| *v)),
-    };
+        Fields::parse(
+            Members::of(user_data.unwrap_or_default())
+                .next()
+                .map(|(_, v)| v),
+        )
+    });
     let action = event_id.and_then(|id| action(&provider, id, keywords));
 
     let get = |name: &str| data.get(name);
@@ -333,17 +500,9 @@ fn message(channel: &str, provider: &str, event_id: Option<u32>, data: &Fields<'
         if k == "#attributes" {
             continue;
         }
-        let v: Cow<'_, str> = if v.get().starts_with('[') {
-            match serde_json::from_str::<Vec<Value>>(v.get()) {
-                Ok(items) => Cow::Owned(
-                    items
-                        .iter()
-                        .filter_map(json_str)
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                ),
-                Err(_) => continue,
-            }
+        let v: Cow<'_, str> = if v.starts_with('[') {
+            let items: Vec<Cow<'_, str>> = elements(v).filter_map(scalar).collect();
+            Cow::Owned(items.join(", "))
         } else {
             match scalar(v) {
                 Some(s) => s,
@@ -366,6 +525,37 @@ fn message(channel: &str, provider: &str, event_id: Option<u32>, data: &Fields<'
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_scanner_reads_members_past_escapes_and_nesting() {
+        let text = r##"{"a\"b": "x\\\"y", "n": [1, {"k": "]}"}], "#attributes": {}, "EventID": {"#text": 4624}, "z": null}"##;
+        let members: Vec<(&str, &str)> = Members::of(text).collect();
+        assert_eq!(
+            members,
+            vec![
+                (r#"a\"b"#, r#""x\\\"y""#),
+                ("n", r#"[1, {"k": "]}"}]"#),
+                ("#attributes", "{}"),
+                ("EventID", r##"{"#text": 4624}"##),
+                ("z", "null")
+            ]
+        );
+        assert_eq!(key(members[0].0), "a\"b");
+        assert_eq!(scalar(members[0].1).as_deref(), Some("x\\\"y"));
+        assert_eq!(scalar(members[3].1).as_deref(), Some("4624"));
+        assert_eq!(scalar(members[4].1), None);
+        assert_eq!(
+            elements(members[1].1).collect::<Vec<_>>(),
+            vec!["1", r#"{"k": "]}"}"#]
+        );
+        // Text that is not JSON ends the members quietly.
+        assert_eq!(Members::of(r#"{"a": "unterminated"#).count(), 0);
+        assert_eq!(Members::of("[1]").count(), 0);
+        for i in 0..40 {
+            let s = format!("\"{}\\\\{}\"", "x".repeat(i), "y".repeat(i % 9));
+            assert_eq!(string_end(s.as_bytes(), 0), Some(s.len()), "{s}");
+        }
+    }
 
     #[test]
     fn event_ids_map_only_for_their_provider() {
