@@ -2,7 +2,7 @@
 //! taken with a conditional write so two `deploy`/`destroy` runs cannot overlap.
 //!
 //! The item records who holds the lock, since when, and until when (a lease renewed by a
-//! heartbeat while the run lasts). An expired lease is taken over silently; a live one is
+//! heartbeat while the run lasts; `ExpiresAt` is in epoch milliseconds). An expired lease is taken over silently; a live one is
 //! only broken with `--break-lock`.
 
 use std::collections::HashMap;
@@ -145,7 +145,7 @@ pub async fn acquire(
         .item("AcquiredAt", AttributeValue::S(t.to_rfc3339()))
         .item(
             "ExpiresAt",
-            AttributeValue::N(expires.timestamp().to_string()),
+            AttributeValue::N(expires.timestamp_millis().to_string()),
         )
         .item("ExpiresAtIso", AttributeValue::S(expires.to_rfc3339()));
     if !req.break_lock {
@@ -153,7 +153,10 @@ pub async fn acquire(
             .condition_expression("attribute_not_exists(#k) OR #e < :now")
             .expression_attribute_names("#k", LOCK_KEY_ATTRIBUTE)
             .expression_attribute_names("#e", "ExpiresAt")
-            .expression_attribute_values(":now", AttributeValue::N(t.timestamp().to_string()));
+            .expression_attribute_values(
+                ":now",
+                AttributeValue::N(t.timestamp_millis().to_string()),
+            );
     }
     if let Err(e) = put.send().await {
         if e.as_service_error()
@@ -190,7 +193,7 @@ pub async fn acquire(
                     .condition_expression("RunId = :r")
                     .expression_attribute_values(
                         ":e",
-                        AttributeValue::N(exp.timestamp().to_string()),
+                        AttributeValue::N(exp.timestamp_millis().to_string()),
                     )
                     .expression_attribute_values(":i", AttributeValue::S(exp.to_rfc3339()))
                     .expression_attribute_values(":r", AttributeValue::S(run.clone()))
@@ -233,6 +236,14 @@ impl LockGuard {
             }
             Err(e) => Err(aws_err(&self.table, "DeleteItem", &e)),
         }
+    }
+}
+
+impl Drop for LockGuard {
+    /// A guard dropped without `release` (the run was killed) stops renewing the lease,
+    /// so the lock expires on its own.
+    fn drop(&mut self) {
+        self.heartbeat.abort();
     }
 }
 

@@ -6,11 +6,15 @@
 
 pub mod assets;
 pub mod cfn;
+pub mod destroy;
+pub mod diff;
 pub mod engine;
 pub mod error;
 pub mod lock;
 pub mod plan;
 pub mod progress;
+pub mod recover;
+pub mod status;
 
 pub use engine::{DeployOptions, DeployReport, Engine, StackOutcome, StackReport};
 pub use error::{DeployError, RootCause};

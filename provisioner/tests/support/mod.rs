@@ -49,7 +49,6 @@ pub struct FakeStack {
     pub resources: BTreeMap<String, (String, String, String)>,
     pub polls_left: usize,
     pub pending: Option<Pending>,
-    pub fail_next: Option<Failure>,
 }
 
 #[derive(Debug, Clone)]
@@ -97,6 +96,8 @@ pub struct World {
     pub next_id: usize,
     /// Polls an execution takes before it finishes.
     pub exec_polls: usize,
+    /// How the next execution of a stack ends (absent = success).
+    pub fail_next: BTreeMap<String, Failure>,
 }
 
 impl World {
@@ -123,12 +124,17 @@ impl World {
     }
 
     fn in_progress(&self) -> usize {
-        self.stacks.values().filter(|s| s.status.ends_with("_IN_PROGRESS") && s.status != "REVIEW_IN_PROGRESS").count()
+        self.stacks
+            .values()
+            .filter(|s| s.status.ends_with("_IN_PROGRESS") && s.status != "REVIEW_IN_PROGRESS")
+            .count()
     }
 
     /// Advances an executing stack by one poll; finishes it when its polls run out.
     fn tick(&mut self, name: &str) {
-        let Some(s) = self.stacks.get_mut(name) else { return };
+        let Some(s) = self.stacks.get_mut(name) else {
+            return;
+        };
         if s.pending.is_none() {
             return;
         }
@@ -137,7 +143,7 @@ impl World {
             return;
         }
         let p = s.pending.take().unwrap_or_else(|| unreachable!());
-        let fail = s.fail_next.take();
+        let fail = self.fail_next.remove(name);
         let create = p.kind == "CREATE";
         match fail {
             None => {
@@ -154,7 +160,12 @@ impl World {
                 s.template = p.template.clone();
                 s.params = p.params.clone();
                 s.tags = p.tags.clone();
-                s.status = if create { "CREATE_COMPLETE" } else { "UPDATE_COMPLETE" }.into();
+                s.status = if create {
+                    "CREATE_COMPLETE"
+                } else {
+                    "UPDATE_COMPLETE"
+                }
+                .into();
                 s.resources = resources_of(name, &p.template);
                 s.outputs = outputs_of(&p.template, &p.params, &s.resources);
                 let st = s.status.clone();
@@ -164,33 +175,68 @@ impl World {
                 let ty = type_of(&p.template, &logical_id);
                 let verb = if create { "CREATE" } else { "UPDATE" };
                 self.event(name, &logical_id, &ty, &format!("{verb}_IN_PROGRESS"), None);
-                self.event(name, &logical_id, &ty, &format!("{verb}_FAILED"), Some(&reason));
+                self.event(
+                    name,
+                    &logical_id,
+                    &ty,
+                    &format!("{verb}_FAILED"),
+                    Some(&reason),
+                );
                 for (_, id, ty, _) in p.changes.iter().filter(|c| c.1 != logical_id) {
-                    self.event(name, id, ty, &format!("{verb}_FAILED"), Some("Resource creation cancelled"));
+                    self.event(
+                        name,
+                        id,
+                        ty,
+                        &format!("{verb}_FAILED"),
+                        Some("Resource creation cancelled"),
+                    );
                 }
                 let s = self.stacks.get_mut(name).unwrap_or_else(|| unreachable!());
-                s.status = if create { "ROLLBACK_COMPLETE" } else { "UPDATE_ROLLBACK_COMPLETE" }.into();
-                s.reason = Some(format!("The following resource(s) failed to {}: [{logical_id}]. ", verb.to_lowercase()));
+                s.status = if create {
+                    "ROLLBACK_COMPLETE"
+                } else {
+                    "UPDATE_ROLLBACK_COMPLETE"
+                }
+                .into();
+                s.reason = Some(format!(
+                    "The following resource(s) failed to {}: [{logical_id}]. ",
+                    verb.to_lowercase()
+                ));
                 let st = s.status.clone();
                 self.event(name, name, "AWS::CloudFormation::Stack", &st, None);
             }
             Some(Failure::RollbackFails { logical_id, reason }) => {
                 let ty = type_of(&p.template, &logical_id);
-                self.event(name, &logical_id, &ty, "UPDATE_FAILED", Some("Resource update cancelled"));
+                self.event(
+                    name,
+                    &logical_id,
+                    &ty,
+                    "UPDATE_FAILED",
+                    Some("Resource update cancelled"),
+                );
                 self.event(name, &logical_id, &ty, "UPDATE_FAILED", Some(&reason));
                 let s = self.stacks.get_mut(name).unwrap_or_else(|| unreachable!());
                 if let Some(r) = s.resources.get_mut(&logical_id) {
                     r.2 = "UPDATE_FAILED".into();
                 }
                 s.status = "UPDATE_ROLLBACK_FAILED".into();
-                self.event(name, name, "AWS::CloudFormation::Stack", "UPDATE_ROLLBACK_FAILED", None);
+                self.event(
+                    name,
+                    name,
+                    "AWS::CloudFormation::Stack",
+                    "UPDATE_ROLLBACK_FAILED",
+                    None,
+                );
             }
         }
     }
 }
 
 fn type_of(t: &Value, id: &str) -> String {
-    t["Resources"][id]["Type"].as_str().unwrap_or("AWS::CloudFormation::WaitConditionHandle").to_owned()
+    t["Resources"][id]["Type"]
+        .as_str()
+        .unwrap_or("AWS::CloudFormation::WaitConditionHandle")
+        .to_owned()
 }
 
 fn resources_of(stack: &str, t: &Value) -> BTreeMap<String, (String, String, String)> {
@@ -224,7 +270,11 @@ fn outputs_of(
             let v = match &o["Value"] {
                 Value::String(s) => s.clone(),
                 Value::Object(r) => match r.get("Ref").and_then(Value::as_str) {
-                    Some(p) => params.get(p).cloned().or_else(|| res.get(p).map(|r| r.0.clone())).unwrap_or_default(),
+                    Some(p) => params
+                        .get(p)
+                        .cloned()
+                        .or_else(|| res.get(p).map(|r| r.0.clone()))
+                        .unwrap_or_default(),
                     None => String::new(),
                 },
                 _ => String::new(),
@@ -255,23 +305,41 @@ fn diff(
             Some(ov) if ov != v => {
                 let op = ov["Properties"].as_object().cloned().unwrap_or_default();
                 let np = v["Properties"].as_object().cloned().unwrap_or_default();
-                let replaced = op.keys().chain(np.keys()).any(|p| p.ends_with("Name") && op.get(p) != np.get(p));
-                out.push(("Modify".into(), k.clone(), ty, if replaced { "True" } else { "False" }.into()));
+                let replaced = op
+                    .keys()
+                    .chain(np.keys())
+                    .any(|p| p.ends_with("Name") && op.get(p) != np.get(p));
+                out.push((
+                    "Modify".into(),
+                    k.clone(),
+                    ty,
+                    if replaced { "True" } else { "False" }.into(),
+                ));
             }
-            Some(_) if settings_changed => out.push(("Modify".into(), k.clone(), ty, "False".into())),
+            Some(_) if settings_changed => {
+                out.push(("Modify".into(), k.clone(), ty, "False".into()))
+            }
             Some(_) => {}
         }
     }
     for (k, v) in o {
         if !n.contains_key(k) {
-            out.push(("Remove".into(), k.clone(), v["Type"].as_str().unwrap_or("").to_owned(), String::new()));
+            out.push((
+                "Remove".into(),
+                k.clone(),
+                v["Type"].as_str().unwrap_or("").to_owned(),
+                String::new(),
+            ));
         }
     }
     out
 }
 
 fn validation(msg: String) -> ErrorMetadata {
-    ErrorMetadata::builder().code("ValidationError").message(msg).build()
+    ErrorMetadata::builder()
+        .code("ValidationError")
+        .message(msg)
+        .build()
 }
 
 fn missing(name: &str) -> ErrorMetadata {
@@ -287,8 +355,14 @@ pub struct FakeAws {
 
 impl FakeAws {
     pub fn new() -> Self {
-        let w = World { exec_polls: 2, ..World::default() };
-        Self { world: Arc::new(Mutex::new(w)), throttle_describe: 0 }
+        let w = World {
+            exec_polls: 2,
+            ..World::default()
+        };
+        Self {
+            world: Arc::new(Mutex::new(w)),
+            throttle_describe: 0,
+        }
     }
 
     pub fn w(&self) -> std::sync::MutexGuard<'_, World> {
@@ -302,7 +376,10 @@ impl FakeAws {
     /// Puts a stack in a given state (as another operator or an earlier run left it).
     pub fn seed(&self, name: &str, status: &str, template: Value, params: &[(&str, &str)]) {
         let mut w = self.world.lock().unwrap_or_else(|e| e.into_inner());
-        let params: BTreeMap<String, String> = params.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+        let params: BTreeMap<String, String> = params
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect();
         let resources = resources_of(name, &template);
         let outputs = outputs_of(&template, &params, &resources);
         w.stacks.insert(
@@ -320,8 +397,7 @@ impl FakeAws {
     }
 
     pub fn fail_next(&self, name: &str, f: Failure) {
-        let mut w = self.w();
-        w.stacks.entry(name.into()).or_default().fail_next = Some(f);
+        self.w().fail_next.insert(name.into(), f);
     }
 
     /// SDK clients (CloudFormation, S3, DynamoDB) served by this fake, with adaptive
@@ -330,9 +406,9 @@ impl FakeAws {
         let sdk = aws_types::SdkConfig::builder()
             .behavior_version(aws_config::BehaviorVersion::latest())
             .region(aws_types::region::Region::new("eu-west-1"))
-            .credentials_provider(cf::config::SharedCredentialsProvider::new(cf::config::Credentials::new(
-                "AKIDFAKE", "secret", None, None, "fake",
-            )))
+            .credentials_provider(cf::config::SharedCredentialsProvider::new(
+                cf::config::Credentials::new("AKIDFAKE", "secret", None, None, "fake"),
+            ))
             .retry_config(
                 aws_config::retry::RetryConfig::adaptive()
                     .with_max_attempts(5)
@@ -347,98 +423,218 @@ impl FakeAws {
             }
             i
         };
-        let cfn = cf::Client::from_conf(cf::config::Builder::from(&sdk).interceptor(interceptor(self.cfn_rules())).build());
-        let s3c = s3::Client::from_conf(s3::config::Builder::from(&sdk).interceptor(interceptor(self.s3_rules())).build());
-        let ddbc = ddb::Client::from_conf(ddb::config::Builder::from(&sdk).interceptor(interceptor(self.ddb_rules())).build());
-        Clients { cfn, s3: s3c, ddb: ddbc, region: "eu-west-1".into(), s3_endpoint: None }
+        let cfn = cf::Client::from_conf(
+            cf::config::Builder::from(&sdk)
+                .interceptor(interceptor(self.cfn_rules()))
+                .build(),
+        );
+        let s3c = s3::Client::from_conf(
+            s3::config::Builder::from(&sdk)
+                .interceptor(interceptor(self.s3_rules()))
+                .build(),
+        );
+        let ddbc = ddb::Client::from_conf(
+            ddb::config::Builder::from(&sdk)
+                .interceptor(interceptor(self.ddb_rules()))
+                .build(),
+        );
+        Clients {
+            cfn,
+            s3: s3c,
+            ddb: ddbc,
+            region: "eu-west-1".into(),
+            s3_endpoint: None,
+        }
     }
 
     fn cfn_rules(&self) -> Vec<Rule> {
         let mut rules = Vec::new();
         if self.throttle_describe > 0 {
-            let body = "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>1</RequestId></ErrorResponse>";
+            // Retries replay the same rule without the request, so the answer after the
+            // throttles is the one the first DescribeStacks of a fresh account gets.
+            let err = |code: &str, msg: &str| {
+                format!(
+                    "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{msg}</Message></Error><RequestId>1</RequestId></ErrorResponse>"
+                )
+            };
+            let w = self.world.clone();
             rules.push(
                 mock!(cf::Client::describe_stacks)
                     .sequence()
-                    .http_status(400, Some(body.to_owned()))
+                    .http_response(move || {
+                        *w.lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .calls
+                            .entry("Throttled")
+                            .or_default() += 1;
+                        cf::config::http::HttpResponse::new(
+                            400.try_into().unwrap_or_else(|_| unreachable!()),
+                            err("Throttling", "Rate exceeded").into(),
+                        )
+                    })
                     .times(self.throttle_describe)
+                    .http_status(
+                        400,
+                        Some(err(
+                            "ValidationError",
+                            "Stack with id chrono-acme-prod-bootstrap does not exist",
+                        )),
+                    )
                     .build(),
             );
         }
         let w = self.world.clone();
-        rules.push(mock!(cf::Client::describe_stacks).then_compute_response(move |req| {
-            use cf::operation::describe_stacks::{DescribeStacksError as E, DescribeStacksOutput as O};
-            let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
-            w.count("DescribeStacks");
-            let name = req.stack_name().unwrap_or("").to_owned();
-            w.tick(&name);
-            let Some(s) = w.stacks.get(&name) else { return MockResponse::Error(E::generic(missing(&name))) };
-            let stack = Stack::builder()
-                .stack_name(&name)
-                .stack_id(format!("arn:aws:cloudformation:eu-west-1:111111111111:stack/{name}/1"))
-                .creation_time(cf::primitives::DateTime::from_secs(1_700_000_000))
-                .stack_status(StackStatus::from(s.status.as_str()))
-                .set_stack_status_reason(s.reason.clone())
-                .set_outputs(Some(
-                    s.outputs.iter().map(|(k, v)| Output::builder().output_key(k).output_value(v).build()).collect(),
-                ))
-                .set_parameters(Some(
-                    s.params.iter().map(|(k, v)| Parameter::builder().parameter_key(k).parameter_value(v).build()).collect(),
-                ))
-                .set_tags(Some(s.tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()))
-                .build();
-            MockResponse::Output(O::builder().stacks(stack).build())
-        }));
+        rules.push(
+            mock!(cf::Client::describe_stacks).then_compute_response(move |req| {
+                use cf::operation::describe_stacks::{
+                    DescribeStacksError as E, DescribeStacksOutput as O,
+                };
+                let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
+                w.count("DescribeStacks");
+                let name = req.stack_name().unwrap_or("").to_owned();
+                w.tick(&name);
+                let Some(s) = w.stacks.get(&name) else {
+                    return MockResponse::Error(E::generic(missing(&name)));
+                };
+                let stack = Stack::builder()
+                    .stack_name(&name)
+                    .stack_id(format!(
+                        "arn:aws:cloudformation:eu-west-1:111111111111:stack/{name}/1"
+                    ))
+                    .creation_time(cf::primitives::DateTime::from_secs(1_700_000_000))
+                    .stack_status(StackStatus::from(s.status.as_str()))
+                    .set_stack_status_reason(s.reason.clone())
+                    .set_outputs(Some(
+                        s.outputs
+                            .iter()
+                            .map(|(k, v)| Output::builder().output_key(k).output_value(v).build())
+                            .collect(),
+                    ))
+                    .set_parameters(Some(
+                        s.params
+                            .iter()
+                            .map(|(k, v)| {
+                                Parameter::builder()
+                                    .parameter_key(k)
+                                    .parameter_value(v)
+                                    .build()
+                            })
+                            .collect(),
+                    ))
+                    .set_tags(Some(
+                        s.tags
+                            .iter()
+                            .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                            .collect(),
+                    ))
+                    .build();
+                MockResponse::Output(O::builder().stacks(stack).build())
+            }),
+        );
         let w = self.world.clone();
-        rules.push(mock!(cf::Client::create_change_set).then_compute_response(move |req| {
-            use cf::operation::create_change_set::{CreateChangeSetError as E, CreateChangeSetOutput as O};
-            let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
-            w.count("CreateChangeSet");
-            let name = req.stack_name().unwrap_or("").to_owned();
-            let create = req.change_set_type().map(|t| t.as_str()) == Some("CREATE");
-            let template: Value = serde_json::from_str(req.template_body().unwrap_or("{}")).unwrap_or(Value::Null);
-            let params: BTreeMap<String, String> = req
-                .parameters()
-                .iter()
-                .map(|p| (p.parameter_key().unwrap_or("").to_owned(), p.parameter_value().unwrap_or("").to_owned()))
-                .collect();
-            let tags: BTreeMap<String, String> =
-                req.tags().iter().map(|t| (t.key().unwrap_or("").to_owned(), t.value().unwrap_or("").to_owned())).collect();
-            let existing = w.stacks.get(&name).cloned();
-            let (old_t, old_p, old_tags) = match &existing {
-                Some(s) if s.status != "REVIEW_IN_PROGRESS" => {
-                    if create {
-                        return MockResponse::Error(E::generic(
-                            ErrorMetadata::builder().code("AlreadyExistsException").message(format!("Stack [{name}] already exists")).build(),
-                        ));
+        rules.push(
+            mock!(cf::Client::create_change_set).then_compute_response(move |req| {
+                use cf::operation::create_change_set::{
+                    CreateChangeSetError as E, CreateChangeSetOutput as O,
+                };
+                let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
+                w.count("CreateChangeSet");
+                let name = req.stack_name().unwrap_or("").to_owned();
+                let create = req.change_set_type().map(|t| t.as_str()) == Some("CREATE");
+                let template: Value = serde_json::from_str(req.template_body().unwrap_or("{}"))
+                    .unwrap_or(Value::Null);
+                let params: BTreeMap<String, String> = req
+                    .parameters()
+                    .iter()
+                    .map(|p| {
+                        (
+                            p.parameter_key().unwrap_or("").to_owned(),
+                            p.parameter_value().unwrap_or("").to_owned(),
+                        )
+                    })
+                    .collect();
+                let tags: BTreeMap<String, String> = req
+                    .tags()
+                    .iter()
+                    .map(|t| {
+                        (
+                            t.key().unwrap_or("").to_owned(),
+                            t.value().unwrap_or("").to_owned(),
+                        )
+                    })
+                    .collect();
+                let existing = w.stacks.get(&name).cloned();
+                let (old_t, old_p, old_tags) = match &existing {
+                    Some(s) if s.status != "REVIEW_IN_PROGRESS" => {
+                        if create {
+                            return MockResponse::Error(E::generic(
+                                ErrorMetadata::builder()
+                                    .code("AlreadyExistsException")
+                                    .message(format!("Stack [{name}] already exists"))
+                                    .build(),
+                            ));
+                        }
+                        if s.status.ends_with("_IN_PROGRESS")
+                            || s.status == "UPDATE_ROLLBACK_FAILED"
+                            || s.status == "ROLLBACK_COMPLETE"
+                        {
+                            return MockResponse::Error(E::generic(validation(format!(
+                                "Stack:{name} is in {} state and can not be updated.",
+                                s.status
+                            ))));
+                        }
+                        (s.template.clone(), s.params.clone(), s.tags.clone())
                     }
-                    if s.status.ends_with("_IN_PROGRESS") || s.status == "UPDATE_ROLLBACK_FAILED" || s.status == "ROLLBACK_COMPLETE" {
-                        return MockResponse::Error(E::generic(validation(format!(
-                            "Stack:{name} is in {} state and can not be updated.",
-                            s.status
-                        ))));
+                    Some(_) | None => {
+                        if !create {
+                            return MockResponse::Error(E::generic(missing(&name)));
+                        }
+                        (Value::Null, BTreeMap::new(), BTreeMap::new())
                     }
-                    (s.template.clone(), s.params.clone(), s.tags.clone())
+                };
+                if existing.is_none() {
+                    w.stacks.insert(
+                        name.clone(),
+                        FakeStack {
+                            status: "REVIEW_IN_PROGRESS".into(),
+                            ..FakeStack::default()
+                        },
+                    );
+                    w.event(
+                        &name,
+                        &name,
+                        "AWS::CloudFormation::Stack",
+                        "REVIEW_IN_PROGRESS",
+                        Some("User Initiated"),
+                    );
                 }
-                Some(_) | None => {
-                    if !create {
-                        return MockResponse::Error(E::generic(missing(&name)));
-                    }
-                    (Value::Null, BTreeMap::new(), BTreeMap::new())
-                }
-            };
-            if existing.is_none() {
-                w.stacks.insert(name.clone(), FakeStack { status: "REVIEW_IN_PROGRESS".into(), ..FakeStack::default() });
-                w.event(&name, &name, "AWS::CloudFormation::Stack", "REVIEW_IN_PROGRESS", Some("User Initiated"));
-            }
-            let changes = diff(&old_t, &template, &old_p, &params, &old_tags, &tags);
-            let id = format!("arn:aws:cloudformation:eu-west-1:111111111111:changeSet/{}/{}", req.change_set_name().unwrap_or(""), w.id());
-            w.change_sets.insert(
-                id.clone(),
-                FakeChangeSet { stack: name.clone(), create, template, params, tags, changes, polls_left: 1, executed: false },
-            );
-            MockResponse::Output(O::builder().id(id).stack_id(format!("stack/{name}")).build())
-        }));
+                let changes = diff(&old_t, &template, &old_p, &params, &old_tags, &tags);
+                let id = format!(
+                    "arn:aws:cloudformation:eu-west-1:111111111111:changeSet/{}/{}",
+                    req.change_set_name().unwrap_or(""),
+                    w.id()
+                );
+                w.change_sets.insert(
+                    id.clone(),
+                    FakeChangeSet {
+                        stack: name.clone(),
+                        create,
+                        template,
+                        params,
+                        tags,
+                        changes,
+                        polls_left: 1,
+                        executed: false,
+                    },
+                );
+                MockResponse::Output(
+                    O::builder()
+                        .id(id)
+                        .stack_id(format!("stack/{name}"))
+                        .build(),
+                )
+            }),
+        );
         let w = self.world.clone();
         rules.push(mock!(cf::Client::describe_change_set).then_compute_response(move |req| {
             use cf::operation::describe_change_set::{DescribeChangeSetError as E, DescribeChangeSetOutput as O};
@@ -491,156 +687,217 @@ impl FakeAws {
             MockResponse::Output(O::builder().status(ChangeSetStatus::CreateComplete).set_changes(Some(changes)).build())
         }));
         let w = self.world.clone();
-        rules.push(mock!(cf::Client::delete_change_set).then_compute_response(move |req| {
-            use cf::operation::delete_change_set::DeleteChangeSetOutput as O;
-            let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
-            w.count("DeleteChangeSet");
-            w.change_sets.remove(req.change_set_name().unwrap_or(""));
-            MockResponse::Output(O::builder().build())
-        }));
+        rules.push(
+            mock!(cf::Client::delete_change_set).then_compute_response(move |req| {
+                use cf::operation::delete_change_set::DeleteChangeSetOutput as O;
+                let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
+                w.count("DeleteChangeSet");
+                w.change_sets.remove(req.change_set_name().unwrap_or(""));
+                MockResponse::Output(O::builder().build())
+            }),
+        );
         let w = self.world.clone();
-        rules.push(mock!(cf::Client::execute_change_set).then_compute_response(move |req| {
-            use cf::operation::execute_change_set::{ExecuteChangeSetError as E, ExecuteChangeSetOutput as O};
-            let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
-            w.count("ExecuteChangeSet");
-            let id = req.change_set_name().unwrap_or("").to_owned();
-            let Some(cs) = w.change_sets.remove(&id) else {
-                return MockResponse::Error(E::ChangeSetNotFoundException(
-                    cf::types::error::ChangeSetNotFoundException::builder().message("ChangeSet does not exist").build(),
-                ));
-            };
-            let polls = w.exec_polls;
-            let name = cs.stack.clone();
-            w.executions.push(name.clone());
-            let s = w.stacks.entry(name.clone()).or_default();
-            s.status = if cs.create { "CREATE_IN_PROGRESS" } else { "UPDATE_IN_PROGRESS" }.into();
-            s.reason = None;
-            s.polls_left = polls;
-            s.pending = Some(Pending {
-                kind: if cs.create { "CREATE" } else { "UPDATE" },
-                template: cs.template,
-                params: cs.params,
-                tags: cs.tags,
-                changes: cs.changes,
-            });
-            let st = s.status.clone();
-            w.event(&name, &name, "AWS::CloudFormation::Stack", &st, Some("User Initiated"));
-            let n = w.in_progress();
-            w.max_in_progress = w.max_in_progress.max(n);
-            MockResponse::Output(O::builder().build())
-        }));
-        let w = self.world.clone();
-        rules.push(mock!(cf::Client::describe_stack_events).then_compute_response(move |req| {
-            use cf::operation::describe_stack_events::{DescribeStackEventsError as E, DescribeStackEventsOutput as O};
-            let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
-            w.count("DescribeStackEvents");
-            let name = req.stack_name().unwrap_or("").to_owned();
-            let Some(s) = w.stacks.get(&name) else { return MockResponse::Error(E::generic(missing(&name))) };
-            let evs: Vec<StackEvent> = s
-                .events
-                .iter()
-                .rev()
-                .map(|e| {
-                    StackEvent::builder()
-                        .stack_id(&name)
-                        .stack_name(&name)
-                        .event_id(&e.id)
-                        .logical_resource_id(&e.logical_id)
-                        .resource_type(&e.resource_type)
-                        .resource_status(ResourceStatus::from(e.status.as_str()))
-                        .set_resource_status_reason(e.reason.clone())
-                        .timestamp(cf::primitives::DateTime::from_secs(1_700_000_000))
-                        .build()
-                })
-                .collect();
-            MockResponse::Output(O::builder().set_stack_events(Some(evs)).build())
-        }));
-        let w = self.world.clone();
-        rules.push(mock!(cf::Client::list_stack_resources).then_compute_response(move |req| {
-            use cf::operation::list_stack_resources::{ListStackResourcesError as E, ListStackResourcesOutput as O};
-            let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
-            w.count("ListStackResources");
-            let name = req.stack_name().unwrap_or("").to_owned();
-            let Some(s) = w.stacks.get(&name) else { return MockResponse::Error(E::generic(missing(&name))) };
-            let rs: Vec<StackResourceSummary> = s
-                .resources
-                .iter()
-                .map(|(k, (p, t, st))| {
-                    StackResourceSummary::builder()
-                        .logical_resource_id(k)
-                        .physical_resource_id(p)
-                        .resource_type(t)
-                        .resource_status(ResourceStatus::from(st.as_str()))
-                        .last_updated_timestamp(cf::primitives::DateTime::from_secs(1_700_000_000))
-                        .build()
-                })
-                .collect();
-            MockResponse::Output(O::builder().set_stack_resource_summaries(Some(rs)).build())
-        }));
-        let w = self.world.clone();
-        rules.push(mock!(cf::Client::delete_stack).then_compute_response(move |req| {
-            use cf::operation::delete_stack::DeleteStackOutput as O;
-            let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
-            w.count("DeleteStack");
-            let name = req.stack_name().unwrap_or("").to_owned();
-            w.stacks.remove(&name);
-            MockResponse::Output(O::builder().build())
-        }));
-        let w = self.world.clone();
-        rules.push(mock!(cf::Client::continue_update_rollback).then_compute_response(move |req| {
-            use cf::operation::continue_update_rollback::{ContinueUpdateRollbackError as E, ContinueUpdateRollbackOutput as O};
-            let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
-            w.count("ContinueUpdateRollback");
-            let name = req.stack_name().unwrap_or("").to_owned();
-            let skip: Vec<String> = req.resources_to_skip().to_vec();
-            let Some(s) = w.stacks.get_mut(&name) else { return MockResponse::Error(E::generic(missing(&name))) };
-            if s.status != "UPDATE_ROLLBACK_FAILED" {
-                return MockResponse::Error(E::generic(validation(format!(
-                    "Stack {name} is in {} state and can not continue update rollback",
-                    s.status
-                ))));
-            }
-            let stuck: Vec<String> =
-                s.resources.iter().filter(|(_, r)| r.2 == "UPDATE_FAILED").map(|(k, _)| k.clone()).collect();
-            if stuck.iter().any(|k| !skip.contains(k)) {
-                // The resource still cannot be rolled back.
-                return MockResponse::Output(O::builder().build());
-            }
-            for k in &stuck {
-                if let Some(r) = s.resources.get_mut(k) {
-                    r.2 = "UPDATE_COMPLETE".into();
+        rules.push(
+            mock!(cf::Client::execute_change_set).then_compute_response(move |req| {
+                use cf::operation::execute_change_set::{
+                    ExecuteChangeSetError as E, ExecuteChangeSetOutput as O,
+                };
+                let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
+                w.count("ExecuteChangeSet");
+                let id = req.change_set_name().unwrap_or("").to_owned();
+                let Some(cs) = w.change_sets.remove(&id) else {
+                    return MockResponse::Error(E::ChangeSetNotFoundException(
+                        cf::types::error::ChangeSetNotFoundException::builder()
+                            .message("ChangeSet does not exist")
+                            .build(),
+                    ));
+                };
+                let polls = w.exec_polls;
+                let name = cs.stack.clone();
+                w.executions.push(name.clone());
+                let s = w.stacks.entry(name.clone()).or_default();
+                s.status = if cs.create {
+                    "CREATE_IN_PROGRESS"
+                } else {
+                    "UPDATE_IN_PROGRESS"
                 }
-            }
-            s.status = "UPDATE_ROLLBACK_COMPLETE".into();
-            w.event(&name, &name, "AWS::CloudFormation::Stack", "UPDATE_ROLLBACK_COMPLETE", None);
-            MockResponse::Output(O::builder().build())
-        }));
+                .into();
+                s.reason = None;
+                s.polls_left = polls;
+                s.pending = Some(Pending {
+                    kind: if cs.create { "CREATE" } else { "UPDATE" },
+                    template: cs.template,
+                    params: cs.params,
+                    tags: cs.tags,
+                    changes: cs.changes,
+                });
+                let st = s.status.clone();
+                w.event(
+                    &name,
+                    &name,
+                    "AWS::CloudFormation::Stack",
+                    &st,
+                    Some("User Initiated"),
+                );
+                let n = w.in_progress();
+                w.max_in_progress = w.max_in_progress.max(n);
+                MockResponse::Output(O::builder().build())
+            }),
+        );
+        let w = self.world.clone();
+        rules.push(
+            mock!(cf::Client::describe_stack_events).then_compute_response(move |req| {
+                use cf::operation::describe_stack_events::{
+                    DescribeStackEventsError as E, DescribeStackEventsOutput as O,
+                };
+                let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
+                w.count("DescribeStackEvents");
+                let name = req.stack_name().unwrap_or("").to_owned();
+                let Some(s) = w.stacks.get(&name) else {
+                    return MockResponse::Error(E::generic(missing(&name)));
+                };
+                let evs: Vec<StackEvent> = s
+                    .events
+                    .iter()
+                    .rev()
+                    .map(|e| {
+                        StackEvent::builder()
+                            .stack_id(&name)
+                            .stack_name(&name)
+                            .event_id(&e.id)
+                            .logical_resource_id(&e.logical_id)
+                            .resource_type(&e.resource_type)
+                            .resource_status(ResourceStatus::from(e.status.as_str()))
+                            .set_resource_status_reason(e.reason.clone())
+                            .timestamp(cf::primitives::DateTime::from_secs(1_700_000_000))
+                            .build()
+                    })
+                    .collect();
+                MockResponse::Output(O::builder().set_stack_events(Some(evs)).build())
+            }),
+        );
+        let w = self.world.clone();
+        rules.push(
+            mock!(cf::Client::list_stack_resources).then_compute_response(move |req| {
+                use cf::operation::list_stack_resources::{
+                    ListStackResourcesError as E, ListStackResourcesOutput as O,
+                };
+                let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
+                w.count("ListStackResources");
+                let name = req.stack_name().unwrap_or("").to_owned();
+                let Some(s) = w.stacks.get(&name) else {
+                    return MockResponse::Error(E::generic(missing(&name)));
+                };
+                let rs: Vec<StackResourceSummary> = s
+                    .resources
+                    .iter()
+                    .map(|(k, (p, t, st))| {
+                        StackResourceSummary::builder()
+                            .logical_resource_id(k)
+                            .physical_resource_id(p)
+                            .resource_type(t)
+                            .resource_status(ResourceStatus::from(st.as_str()))
+                            .last_updated_timestamp(cf::primitives::DateTime::from_secs(
+                                1_700_000_000,
+                            ))
+                            .build()
+                    })
+                    .collect();
+                MockResponse::Output(O::builder().set_stack_resource_summaries(Some(rs)).build())
+            }),
+        );
+        let w = self.world.clone();
+        rules.push(
+            mock!(cf::Client::delete_stack).then_compute_response(move |req| {
+                use cf::operation::delete_stack::DeleteStackOutput as O;
+                let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
+                w.count("DeleteStack");
+                let name = req.stack_name().unwrap_or("").to_owned();
+                w.stacks.remove(&name);
+                MockResponse::Output(O::builder().build())
+            }),
+        );
+        let w = self.world.clone();
+        rules.push(
+            mock!(cf::Client::continue_update_rollback).then_compute_response(move |req| {
+                use cf::operation::continue_update_rollback::{
+                    ContinueUpdateRollbackError as E, ContinueUpdateRollbackOutput as O,
+                };
+                let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
+                w.count("ContinueUpdateRollback");
+                let name = req.stack_name().unwrap_or("").to_owned();
+                let skip: Vec<String> = req.resources_to_skip().to_vec();
+                let Some(s) = w.stacks.get_mut(&name) else {
+                    return MockResponse::Error(E::generic(missing(&name)));
+                };
+                if s.status != "UPDATE_ROLLBACK_FAILED" {
+                    return MockResponse::Error(E::generic(validation(format!(
+                        "Stack {name} is in {} state and can not continue update rollback",
+                        s.status
+                    ))));
+                }
+                let stuck: Vec<String> = s
+                    .resources
+                    .iter()
+                    .filter(|(_, r)| r.2 == "UPDATE_FAILED")
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                if stuck.iter().any(|k| !skip.contains(k)) {
+                    // The resource still cannot be rolled back.
+                    return MockResponse::Output(O::builder().build());
+                }
+                for k in &stuck {
+                    if let Some(r) = s.resources.get_mut(k) {
+                        r.2 = "UPDATE_COMPLETE".into();
+                    }
+                }
+                s.status = "UPDATE_ROLLBACK_COMPLETE".into();
+                w.event(
+                    &name,
+                    &name,
+                    "AWS::CloudFormation::Stack",
+                    "UPDATE_ROLLBACK_COMPLETE",
+                    None,
+                );
+                MockResponse::Output(O::builder().build())
+            }),
+        );
         rules
     }
 
     fn s3_rules(&self) -> Vec<Rule> {
         let mut rules = Vec::new();
         let w = self.world.clone();
-        rules.push(mock!(s3::Client::head_object).then_compute_response(move |req| {
-            use s3::operation::head_object::{HeadObjectError as E, HeadObjectOutput as O};
-            let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
-            w.count("HeadObject");
-            let k = format!("{}/{}", req.bucket().unwrap_or(""), req.key().unwrap_or(""));
-            match w.objects.get(&k) {
-                Some(b) => MockResponse::Output(O::builder().content_length(i64::try_from(b.len()).unwrap_or(0)).build()),
-                None => MockResponse::Error(E::NotFound(s3::types::error::NotFound::builder().build())),
-            }
-        }));
+        rules.push(
+            mock!(s3::Client::head_object).then_compute_response(move |req| {
+                use s3::operation::head_object::{HeadObjectError as E, HeadObjectOutput as O};
+                let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
+                w.count("HeadObject");
+                let k = format!("{}/{}", req.bucket().unwrap_or(""), req.key().unwrap_or(""));
+                match w.objects.get(&k) {
+                    Some(b) => MockResponse::Output(
+                        O::builder()
+                            .content_length(i64::try_from(b.len()).unwrap_or(0))
+                            .build(),
+                    ),
+                    None => MockResponse::Error(E::NotFound(
+                        s3::types::error::NotFound::builder().build(),
+                    )),
+                }
+            }),
+        );
         let w = self.world.clone();
-        rules.push(mock!(s3::Client::put_object).then_compute_response(move |req| {
-            use s3::operation::put_object::PutObjectOutput as O;
-            let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
-            w.count("PutObject");
-            let k = format!("{}/{}", req.bucket().unwrap_or(""), req.key().unwrap_or(""));
-            let bytes = req.body().bytes().map(<[u8]>::to_vec).unwrap_or_default();
-            w.objects.insert(k, bytes);
-            MockResponse::Output(O::builder().build())
-        }));
+        rules.push(
+            mock!(s3::Client::put_object).then_compute_response(move |req| {
+                use s3::operation::put_object::PutObjectOutput as O;
+                let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
+                w.count("PutObject");
+                let k = format!("{}/{}", req.bucket().unwrap_or(""), req.key().unwrap_or(""));
+                let bytes = req.body().bytes().map(<[u8]>::to_vec).unwrap_or_default();
+                w.objects.insert(k, bytes);
+                MockResponse::Output(O::builder().build())
+            }),
+        );
         rules
     }
 
@@ -648,89 +905,114 @@ impl FakeAws {
         use ddb::types::AttributeValue as A;
         let mut rules = Vec::new();
         let w = self.world.clone();
-        rules.push(mock!(ddb::Client::put_item).then_compute_response(move |req| {
-            use ddb::operation::put_item::{PutItemError as E, PutItemOutput as O};
-            let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
-            w.count("PutItem");
-            let item = req.item().cloned().unwrap_or_default();
-            let key = match item.get("LockId") {
-                Some(A::S(k)) => k.clone(),
-                _ => String::new(),
-            };
-            if req.condition_expression().is_some() {
-                let now: i64 = match req.expression_attribute_values().and_then(|v| v.get(":now")) {
-                    Some(A::N(n)) => n.parse().unwrap_or(0),
-                    _ => 0,
+        rules.push(
+            mock!(ddb::Client::put_item).then_compute_response(move |req| {
+                use ddb::operation::put_item::{PutItemError as E, PutItemOutput as O};
+                let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
+                w.count("PutItem");
+                let item = req.item().cloned().unwrap_or_default();
+                let key = match item.get("LockId") {
+                    Some(A::S(k)) => k.clone(),
+                    _ => String::new(),
                 };
-                if let Some(cur) = w.items.get(&key) {
-                    let exp: i64 = match cur.get("ExpiresAt") {
+                if req.condition_expression().is_some() {
+                    let now: i64 = match req
+                        .expression_attribute_values()
+                        .and_then(|v| v.get(":now"))
+                    {
                         Some(A::N(n)) => n.parse().unwrap_or(0),
                         _ => 0,
                     };
-                    if exp >= now {
-                        return MockResponse::Error(E::ConditionalCheckFailedException(
-                            ddb::types::error::ConditionalCheckFailedException::builder().message("The conditional request failed").build(),
-                        ));
+                    if let Some(cur) = w.items.get(&key) {
+                        let exp: i64 = match cur.get("ExpiresAt") {
+                            Some(A::N(n)) => n.parse().unwrap_or(0),
+                            _ => 0,
+                        };
+                        if exp >= now {
+                            return MockResponse::Error(E::ConditionalCheckFailedException(
+                                ddb::types::error::ConditionalCheckFailedException::builder()
+                                    .message("The conditional request failed")
+                                    .build(),
+                            ));
+                        }
                     }
                 }
-            }
-            w.items.insert(key, item);
-            MockResponse::Output(O::builder().build())
-        }));
+                w.items.insert(key, item);
+                MockResponse::Output(O::builder().build())
+            }),
+        );
         let w = self.world.clone();
-        rules.push(mock!(ddb::Client::get_item).then_compute_response(move |req| {
-            use ddb::operation::get_item::GetItemOutput as O;
-            let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
-            w.count("GetItem");
-            let key = match req.key().and_then(|k| k.get("LockId")) {
-                Some(A::S(k)) => k.clone(),
-                _ => String::new(),
+        rules.push(
+            mock!(ddb::Client::get_item).then_compute_response(move |req| {
+                use ddb::operation::get_item::GetItemOutput as O;
+                let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
+                w.count("GetItem");
+                let key = match req.key().and_then(|k| k.get("LockId")) {
+                    Some(A::S(k)) => k.clone(),
+                    _ => String::new(),
+                };
+                MockResponse::Output(O::builder().set_item(w.items.get(&key).cloned()).build())
+            }),
+        );
+        let run_matches =
+            |w: &World, key: &Option<HashMap<String, A>>, vals: Option<&HashMap<String, A>>| {
+                let k = match key.as_ref().and_then(|k| k.get("LockId")) {
+                    Some(A::S(k)) => k.clone(),
+                    _ => String::new(),
+                };
+                let ok = match (
+                    w.items.get(&k).and_then(|i| i.get("RunId")),
+                    vals.and_then(|v| v.get(":r")),
+                ) {
+                    (Some(a), Some(b)) => a == b,
+                    _ => false,
+                };
+                (k, ok)
             };
-            MockResponse::Output(O::builder().set_item(w.items.get(&key).cloned()).build())
-        }));
-        let run_matches = |w: &World, key: &Option<HashMap<String, A>>, vals: Option<&HashMap<String, A>>| {
-            let k = match key.as_ref().and_then(|k| k.get("LockId")) {
-                Some(A::S(k)) => k.clone(),
-                _ => String::new(),
-            };
-            let ok = match (w.items.get(&k).and_then(|i| i.get("RunId")), vals.and_then(|v| v.get(":r"))) {
-                (Some(a), Some(b)) => a == b,
-                _ => false,
-            };
-            (k, ok)
-        };
         let w = self.world.clone();
-        rules.push(mock!(ddb::Client::delete_item).then_compute_response(move |req| {
-            use ddb::operation::delete_item::{DeleteItemError as E, DeleteItemOutput as O};
-            let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
-            w.count("DeleteItem");
-            let (k, ok) = run_matches(&w, &req.key().cloned(), req.expression_attribute_values());
-            if !ok {
-                return MockResponse::Error(E::ConditionalCheckFailedException(
-                    ddb::types::error::ConditionalCheckFailedException::builder().message("The conditional request failed").build(),
-                ));
-            }
-            w.items.remove(&k);
-            MockResponse::Output(O::builder().build())
-        }));
-        let w = self.world.clone();
-        rules.push(mock!(ddb::Client::update_item).then_compute_response(move |req| {
-            use ddb::operation::update_item::{UpdateItemError as E, UpdateItemOutput as O};
-            let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
-            w.count("UpdateItem");
-            let (k, ok) = run_matches(&w, &req.key().cloned(), req.expression_attribute_values());
-            if !ok {
-                return MockResponse::Error(E::ConditionalCheckFailedException(
-                    ddb::types::error::ConditionalCheckFailedException::builder().message("The conditional request failed").build(),
-                ));
-            }
-            if let (Some(item), Some(vals)) = (w.items.get_mut(&k), req.expression_attribute_values()) {
-                if let Some(e) = vals.get(":e") {
-                    item.insert("ExpiresAt".into(), e.clone());
+        rules.push(
+            mock!(ddb::Client::delete_item).then_compute_response(move |req| {
+                use ddb::operation::delete_item::{DeleteItemError as E, DeleteItemOutput as O};
+                let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
+                w.count("DeleteItem");
+                let (k, ok) =
+                    run_matches(&w, &req.key().cloned(), req.expression_attribute_values());
+                if !ok {
+                    return MockResponse::Error(E::ConditionalCheckFailedException(
+                        ddb::types::error::ConditionalCheckFailedException::builder()
+                            .message("The conditional request failed")
+                            .build(),
+                    ));
                 }
-            }
-            MockResponse::Output(O::builder().build())
-        }));
+                w.items.remove(&k);
+                MockResponse::Output(O::builder().build())
+            }),
+        );
+        let w = self.world.clone();
+        rules.push(
+            mock!(ddb::Client::update_item).then_compute_response(move |req| {
+                use ddb::operation::update_item::{UpdateItemError as E, UpdateItemOutput as O};
+                let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
+                w.count("UpdateItem");
+                let (k, ok) =
+                    run_matches(&w, &req.key().cloned(), req.expression_attribute_values());
+                if !ok {
+                    return MockResponse::Error(E::ConditionalCheckFailedException(
+                        ddb::types::error::ConditionalCheckFailedException::builder()
+                            .message("The conditional request failed")
+                            .build(),
+                    ));
+                }
+                if let (Some(item), Some(vals)) =
+                    (w.items.get_mut(&k), req.expression_attribute_values())
+                {
+                    if let Some(e) = vals.get(":e") {
+                        item.insert("ExpiresAt".into(), e.clone());
+                    }
+                }
+                MockResponse::Output(O::builder().build())
+            }),
+        );
         rules
     }
 }
