@@ -3,6 +3,79 @@
 //! It owns everything that talks to the outside world on behalf of ops: writing
 //! templates, policy checks, and CloudFormation deployments. The stack shapes
 //! themselves live in `chrono-stacks`.
+//!
+//! * [`synth`]: `chronoctl synth [--check]`, templates on disk;
+//! * [`check`]: `chronoctl check`, policy rules over the synthesized templates;
+//! * [`deploy`]: the deploy engine (`deploy`, `diff`, `onboard`, `destroy`, `status`,
+//!   `outputs`, `recover`), with [`aws`] for the SDK configuration.
 
 pub mod aws;
+pub mod check;
+pub mod cli;
+pub mod cli_deploy;
 pub mod deploy;
+pub mod synth;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use chrono_stacks::config::LoadError;
+use chrono_stacks::synth::SynthError;
+
+pub use cli::{Cli, Command, OutputFormat};
+
+/// Errors of `chronoctl` commands.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A config is invalid or unreadable.
+    #[error(transparent)]
+    Config(#[from] LoadError),
+    /// A stack could not be synthesized.
+    #[error(transparent)]
+    Synth(#[from] SynthError),
+    /// A file could not be read or written.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What we were doing.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// No config was found.
+    #[error("no customer configs (*.yaml) in {0}; pass --config <file> or add one")]
+    NoConfigs(PathBuf),
+    /// Two configs would write the same directory.
+    #[error(
+        "{first} and {second} both describe {dir}; each customer and stage needs exactly one config"
+    )]
+    DuplicateTarget {
+        /// Template directory.
+        dir: String,
+        /// First config.
+        first: PathBuf,
+        /// Second config.
+        second: PathBuf,
+    },
+    /// The policy engine could not evaluate the rules.
+    #[error(
+        "policy engine failed on {stack}: {reason}; this is a bug in the rules under provisioner/rules/"
+    )]
+    Guard {
+        /// Stack.
+        stack: String,
+        /// Cause.
+        reason: String,
+    },
+}
+
+/// Run a parsed command line; the exit code is 0 on success, 1 when `synth --check` finds
+/// stale files or `check` finds violations.
+pub fn run(cli: &Cli) -> Result<ExitCode, Error> {
+    match &cli.command {
+        Command::Synth(args) => synth::run(args, cli.output),
+        Command::Check(args) => check::run(args, cli.output),
+        Command::Deploy(cmd) => Ok(cli_deploy::run(cmd, cli.output)),
+    }
+}

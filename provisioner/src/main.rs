@@ -1,5 +1,16 @@
 //! `chronoctl` entry point: parse arguments, call the library, map the result to an exit code.
 
-fn main() -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = chrono_provisioner::Cli::parse();
+    match chrono_provisioner::run(&cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("chronoctl: {e}");
+            ExitCode::from(2)
+        }
+    }
 }

@@ -53,7 +53,7 @@ fn bootstrap_template() -> serde_json::Value {
         },
         "Outputs": {
             "AssetsBucketName": {"Value": {"Ref": "Assets"}},
-            "LockTableName": {"Value": {"Ref": "Locks"}}
+            "DeployLockTableName": {"Value": {"Ref": "Locks"}}
         }
     })
 }
@@ -497,14 +497,14 @@ async fn a_held_lock_refuses_fast_and_names_the_holder() {
         .timestamp_millis()
         .to_string();
     let item = [
-        ("LockId", AttributeValue::S("deploy#acme#prod".into())),
-        ("Owner", AttributeValue::S("alice@laptop (pid 42)".into())),
-        ("RunId", AttributeValue::S("other".into())),
+        ("lock_id", AttributeValue::S("deploy#acme#prod".into())),
+        ("owner", AttributeValue::S("alice@laptop (pid 42)".into())),
+        ("run_id", AttributeValue::S("other".into())),
         (
             "AcquiredAt",
             AttributeValue::S("2026-11-22T00:00:00+00:00".into()),
         ),
-        ("ExpiresAt", AttributeValue::N(far)),
+        ("expires_at_ms", AttributeValue::N(far)),
         (
             "ExpiresAtIso",
             AttributeValue::S("2026-11-22T00:10:00+00:00".into()),
@@ -557,10 +557,10 @@ async fn an_expired_lock_is_taken_over() {
         "deploy#acme#prod".into(),
         [
             (
-                "LockId".to_owned(),
+                "lock_id".to_owned(),
                 AttributeValue::S("deploy#acme#prod".into()),
             ),
-            ("ExpiresAt".to_owned(), AttributeValue::N(past)),
+            ("expires_at_ms".to_owned(), AttributeValue::N(past)),
         ]
         .into(),
     );
@@ -762,4 +762,218 @@ async fn a_failed_bootstrap_stops_everything() {
     );
     assert!(matches!(outcome(&r, "network"), StackOutcome::Skipped(_)));
     assert_eq!(fake.calls("PutItem"), 0);
+}
+
+#[tokio::test]
+async fn diff_lists_changes_and_flags_data_loss_without_executing() {
+    let fake = FakeAws::new();
+    let (e, _) = engine(&fake, opts());
+    e.deploy(&plan()).await.unwrap();
+    let executed = fake.calls("ExecuteChangeSet");
+    let d = e.diff(&plan_with("acme-sources-v2")).await.unwrap();
+    let data = d.iter().find(|s| s.name == "data").unwrap();
+    assert_eq!(data.state, "changes");
+    let row = data
+        .rows
+        .iter()
+        .find(|r| r.logical_id == "Sources")
+        .unwrap();
+    assert_eq!(
+        (row.action.as_str(), row.replacement.as_str()),
+        ("Modify", "True")
+    );
+    assert_eq!(row.data_loss.as_deref(), Some("replace"));
+    assert_eq!(row.causes, ["BucketName (Always)"]);
+    assert_eq!(
+        d.iter().find(|s| s.name == "network").unwrap().state,
+        "no changes"
+    );
+    let table = chrono_provisioner::deploy::diff::render_diff(&d, false);
+    assert!(
+        table.lines().any(|l| l.starts_with("!! Modify")
+            && l.contains("Sources")
+            && l.contains("--allow-replace Sources")),
+        "{table}"
+    );
+    assert_eq!(fake.calls("ExecuteChangeSet"), executed);
+    assert!(
+        fake.w().change_sets.is_empty(),
+        "diff leaves no change set behind"
+    );
+}
+
+#[tokio::test]
+async fn diff_of_a_new_account_lists_the_template_resources() {
+    let fake = FakeAws::new();
+    let (e, _) = engine(&fake, opts());
+    let d = e.diff(&plan()).await.unwrap();
+    assert!(d.iter().all(|s| s.state == "new"));
+    let data = d.iter().find(|s| s.name == "data").unwrap();
+    let ids: Vec<&str> = data.rows.iter().map(|r| r.logical_id.as_str()).collect();
+    assert_eq!(ids, ["Sources", "Sessions"]);
+    assert_eq!(fake.calls("CreateChangeSet"), 0);
+}
+
+#[tokio::test]
+async fn status_reports_drift_from_the_template_hash() {
+    let fake = FakeAws::new();
+    let (e, _) = engine(&fake, opts());
+    let before = e.status(&plan()).await.unwrap();
+    assert!(before.iter().all(|s| s.status == "NOT_DEPLOYED"));
+    e.deploy(&plan()).await.unwrap();
+    let mut p = plan();
+    p.assets[0] = Asset::zip("api", b"v2".to_vec());
+    let net = p.stacks.iter_mut().find(|s| s.name == "network").unwrap();
+    net.template_hash = "0000".into();
+    let rows = e.status(&p).await.unwrap();
+    use chrono_provisioner::deploy::status::Drift;
+    let drift = |n: &str| rows.iter().find(|s| s.name == n).unwrap().drift;
+    assert_eq!(drift("network"), Drift::TemplateChanged);
+    assert_eq!(drift("data"), Drift::InSync);
+    assert_eq!(
+        rows.iter().find(|s| s.name == "network").unwrap().outputs["VpcId"],
+        "chrono-acme-prod-network-vpc"
+    );
+    let names: Vec<&str> = rows.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["bootstrap", "network", "audit", "data", "compute"]);
+}
+
+#[tokio::test]
+async fn destroy_needs_yes_protects_prod_data_and_goes_in_reverse_order() {
+    use chrono_provisioner::deploy::destroy::DestroyOptions;
+    let fake = FakeAws::new();
+    let (e, _) = engine(&fake, opts());
+    e.deploy(&plan()).await.unwrap();
+    let err = e
+        .destroy(&plan(), DestroyOptions::default())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("rerun with --yes"), "{err}");
+    let err = e
+        .destroy(
+            &plan(),
+            DestroyOptions {
+                yes: true,
+                release_data: false,
+            },
+        )
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("stage prod keeps its data")
+            && msg.contains("Sessions, Sources")
+            && msg.contains("--release-data"),
+        "{msg}"
+    );
+    assert_eq!(fake.calls("DeleteStack"), 0, "nothing deleted when refused");
+
+    // dry run: lists, deletes nothing
+    let (dry, _) = engine(
+        &fake,
+        DeployOptions {
+            dry_run: true,
+            ..opts()
+        },
+    );
+    let rows = dry
+        .destroy(
+            &plan(),
+            DestroyOptions {
+                yes: false,
+                release_data: true,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(rows.iter().all(|r| r.outcome == "would delete"));
+    assert_eq!(fake.calls("DeleteStack"), 0);
+
+    let rows = e
+        .destroy(
+            &plan(),
+            DestroyOptions {
+                yes: true,
+                release_data: true,
+            },
+        )
+        .await
+        .unwrap();
+    let order: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(order, ["compute", "data", "audit", "network", "bootstrap"]);
+    assert!(fake.w().stacks.is_empty());
+    // the bucket being deleted was emptied first (CloudFormation cannot delete a full bucket)
+    assert!(fake.w().objects.is_empty());
+    let data = rows.iter().find(|r| r.name == "data").unwrap();
+    assert!(
+        data.data.iter().all(|d| d.fate == "deleted"),
+        "{:?}",
+        data.data
+    );
+}
+
+#[tokio::test]
+async fn destroy_lists_retained_data_and_releases_it_only_when_asked() {
+    use chrono_provisioner::deploy::destroy::DestroyOptions;
+    let fake = FakeAws::new();
+    let mut p = plan();
+    let data = p.stacks.iter_mut().find(|s| s.name == "data").unwrap();
+    let body = json!({
+        "Parameters": {"VpcId": {"Type": "String"}},
+        "Resources": {
+            "Sources": {"Type": "AWS::S3::Bucket", "DeletionPolicy": "Retain", "Properties": {"BucketName": "acme-sources"}},
+            "Db": {"Type": "AWS::RDS::DBCluster", "DeletionPolicy": "Snapshot"}
+        },
+        "Outputs": {"SourcesBucket": {"Value": {"Ref": "Sources"}}}
+    });
+    *data = PlannedStack::new("data", body.to_string())
+        .depends_on("network")
+        .param("VpcId", out("network.VpcId"));
+    let mut boot = bootstrap_template();
+    for r in ["Assets", "Locks"] {
+        boot["Resources"][r]["DeletionPolicy"] = json!("Retain");
+    }
+    *p.stacks.iter_mut().find(|s| s.name == "bootstrap").unwrap() =
+        PlannedStack::new("bootstrap", boot.to_string());
+    let (e, _) = engine(&fake, opts());
+    e.deploy(&p).await.unwrap();
+    let rows = e
+        .destroy(
+            &p,
+            DestroyOptions {
+                yes: true,
+                release_data: false,
+            },
+        )
+        .await
+        .unwrap();
+    let d = &rows.iter().find(|r| r.name == "data").unwrap().data;
+    let fate = |id: &str| d.iter().find(|x| x.logical_id == id).unwrap().fate.clone();
+    assert_eq!(fate("Sources"), "retained");
+    assert_eq!(fate("Db"), "snapshot");
+    assert_eq!(fake.calls("DeleteBucket"), 0);
+    let boot = &rows.iter().find(|r| r.name == "bootstrap").unwrap().data;
+    assert!(boot.iter().all(|d| d.fate == "retained"), "{boot:?}");
+}
+
+#[tokio::test]
+async fn a_create_whose_change_set_was_never_executed_is_started_over() {
+    let fake = FakeAws::new();
+    let (e, _) = engine(&fake, opts());
+    e.deploy(&plan()).await.unwrap();
+    // a run killed between CreateChangeSet and ExecuteChangeSet leaves REVIEW_IN_PROGRESS
+    fake.w().stacks.remove("chrono-acme-prod-audit");
+    fake.seed(
+        "chrono-acme-prod-audit",
+        "REVIEW_IN_PROGRESS",
+        json!({}),
+        &[],
+    );
+    let r = e.deploy(&plan()).await.unwrap();
+    assert_eq!(outcome(&r, "audit"), &StackOutcome::Created);
+    assert_eq!(fake.calls("DeleteStack"), 1);
+    assert_eq!(
+        fake.w().stacks["chrono-acme-prod-audit"].status,
+        "CREATE_COMPLETE"
+    );
 }

@@ -3,3 +3,42 @@
 //!
 //! This crate owns data → templates. It must not do I/O beyond reading a config file
 //! it is handed, and it must never depend on the AWS SDK.
+//!
+//! * [`config`]: the customer config (YAML) and its validation;
+//! * [`model`]: templates, typed intrinsics, handles; [`resources`]: the resource types;
+//! * [`bootstrap`], [`network`], [`data`], [`compute`], [`api`]: the stack builders;
+//! * [`pipeline`]: the Step Functions definition of the evidence pipeline;
+//! * [`synth`]: all stacks of one config, serialized, with the deploy manifest.
+//!
+//! `chronoctl local` provisions the emulator from the same values: [`data::build`] gives
+//! the bucket and table definitions, [`pipeline::definition`] the state machine.
+
+pub mod api;
+pub mod bootstrap;
+pub mod compute;
+pub mod config;
+pub mod data;
+pub mod model;
+pub mod network;
+pub mod pipeline;
+pub mod resources;
+pub mod stack;
+pub mod synth;
+
+pub use config::{Config, Stage};
+pub use stack::{Stack, StackKind};
+
+use model::Policy;
+
+/// Retention of stateful resources (buckets, tables, keys, repositories) for a stage.
+pub(crate) fn data_policy(cfg: &Config) -> Policy {
+    if cfg.stage == Stage::Prod { Policy::Retain } else { Policy::Delete }
+}
+
+/// Retention of the database for a stage.
+pub(crate) fn database_policy(cfg: &Config) -> Policy {
+    match cfg.stage {
+        Stage::Prod | Stage::Staging => Policy::Snapshot,
+        Stage::Preview | Stage::Local => Policy::Delete,
+    }
+}

@@ -248,10 +248,18 @@ pub async fn create_change_set(
     for (k, v) in req.tags {
         call = call.tags(Tag::builder().key(k).value(v).build());
     }
-    let created = call
-        .send()
-        .await
-        .map_err(|e| aws(req.stack, "CreateChangeSet", &e))?;
+    let created = match call.send().await {
+        Ok(c) => c,
+        // Some endpoints (the local emulator, like UpdateStack) refuse the call itself.
+        Err(e)
+            if e.as_service_error()
+                .and_then(|se| se.message())
+                .is_some_and(is_no_change_reason) =>
+        {
+            return Ok(ChangeSet::Empty);
+        }
+        Err(e) => return Err(aws(req.stack, "CreateChangeSet", &e)),
+    };
     let id = created.id().unwrap_or(&name).to_owned();
     let start = Instant::now();
     loop {

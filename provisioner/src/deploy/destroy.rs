@@ -102,11 +102,12 @@ impl Engine {
                     timeout_s: self.opts.timing.in_progress_timeout.as_secs(),
                 });
             }
-            let deleting: Vec<String> = data_resources(&s.template_body)
+            let mut deleting: Vec<String> = data_resources(&s.template_body)
                 .into_iter()
                 .filter(|(_, _, p)| p == "Delete")
                 .map(|(id, _, _)| id)
                 .collect();
+            deleting.sort();
             if !plan.is_disposable_stage() && !opts.release_data && !deleting.is_empty() {
                 return Err(DeployError::DataProtected {
                     stage: plan.stage.clone(),

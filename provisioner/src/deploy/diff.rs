@@ -91,6 +91,7 @@ impl Engine {
                     ParamSource::Literal { value } => Some(value.clone()),
                     ParamSource::AssetKey { asset } => plan.asset(asset).map(|a| a.key()),
                     ParamSource::AssetsBucket => boot.as_ref().map(|b| b.assets_bucket.clone()),
+                    ParamSource::ImageTag => Some(plan.image_tag.clone()),
                     ParamSource::Output { stack, output } => {
                         outputs.get(stack).and_then(|o| o.get(output)).cloned()
                     }
@@ -110,6 +111,7 @@ impl Engine {
                 continue;
             }
             let mut tags = plan.tags.clone();
+            tags.extend(s.tags.clone());
             tags.insert(TEMPLATE_HASH_TAG.to_owned(), s.template_hash.clone());
             let template_url = if s.template_body.len() > MAX_INLINE_TEMPLATE {
                 let b = boot

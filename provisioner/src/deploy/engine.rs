@@ -26,9 +26,9 @@ use crate::deploy::progress::{Event, Reporter};
 /// Output of the bootstrap stack naming the assets bucket.
 pub const OUTPUT_ASSETS_BUCKET: &str = "AssetsBucketName";
 /// Output of the bootstrap stack naming the lock table.
-pub const OUTPUT_LOCK_TABLE: &str = "LockTableName";
+pub const OUTPUT_LOCK_TABLE: &str = "DeployLockTableName";
 /// Output of the bootstrap stack with the ECR repository URI.
-pub const OUTPUT_ECR_REPOSITORY: &str = "EcrRepositoryUri";
+pub const OUTPUT_ECR_REPOSITORY: &str = "RuntimeRepositoryUri";
 
 /// Largest template body CloudFormation accepts inline; larger ones go through S3.
 pub const MAX_INLINE_TEMPLATE: usize = 51_200;
@@ -284,6 +284,11 @@ impl Engine {
         if let Some(prev) = &guard.broke {
             self.info(format!("broke the deploy lock held by {prev}"));
         }
+        self.info(format!(
+            "deploy lock {} taken by {}",
+            plan.lock_key(),
+            self.opts.lock_owner
+        ));
         Ok(guard)
     }
 
@@ -579,6 +584,7 @@ impl Engine {
                     .or_else(|| plan.asset(asset).map(|a| a.key()))
                     .unwrap_or_default(),
                 ParamSource::AssetsBucket => bucket.unwrap_or_default().to_owned(),
+                ParamSource::ImageTag => plan.image_tag.clone(),
                 ParamSource::Output { stack, output } => {
                     let outputs = match results.get(stack) {
                         Some(r) if !r.outputs.is_empty() || self.opts.dry_run => r.outputs.clone(),
@@ -681,7 +687,48 @@ async fn deploy_one(
         let Some(cur) = &info else { break true };
         match cfn::classify(&cur.status) {
             StatusClass::Stable => break false,
-            StatusClass::Review => break true,
+            StatusClass::Review => {
+                // A create whose change set was never executed (e.g. a killed run): the
+                // stack has no resources, so start over rather than stack change sets.
+                if opts.dry_run {
+                    break true;
+                }
+                state(
+                    ctx,
+                    short,
+                    "removing a create that was never executed",
+                    0,
+                    0,
+                    start,
+                );
+                cfn::delete_stack(cfn_client, stack_name).await?;
+                let waited = Instant::now();
+                loop {
+                    match cfn::describe(cfn_client, stack_name).await? {
+                        None => break,
+                        Some(i)
+                            if i.status == "REVIEW_IN_PROGRESS"
+                                || i.status == "DELETE_IN_PROGRESS" => {}
+                        Some(i) => {
+                            return Err(DeployError::StackFailed {
+                                stack: stack_name.to_owned(),
+                                status: i.status,
+                                root_cause: None,
+                                stack_reason: i.reason,
+                            });
+                        }
+                    }
+                    if waited.elapsed() > opts.timing.stack_timeout {
+                        return Err(DeployError::Timeout {
+                            stack: stack_name.to_owned(),
+                            status: "REVIEW_IN_PROGRESS".into(),
+                            timeout_s: opts.timing.stack_timeout.as_secs(),
+                        });
+                    }
+                    tokio::time::sleep(opts.timing.poll).await;
+                }
+                info = None;
+            }
             StatusClass::NeedsDelete => {
                 if !opts.yes {
                     return Err(DeployError::NeedsDelete {
@@ -799,6 +846,7 @@ async fn deploy_one(
     }
 
     let mut tags = ctx.tags.clone();
+    tags.extend(s.tags.clone());
     tags.insert(TEMPLATE_HASH_TAG.to_owned(), s.template_hash.clone());
     let template_url = if s.template_body.len() > MAX_INLINE_TEMPLATE {
         let bucket = ctx.assets_bucket.clone().ok_or_else(|| {

@@ -2,7 +2,9 @@
 //! taken with a conditional write so two `deploy`/`destroy` runs cannot overlap.
 //!
 //! The item records who holds the lock, since when, and until when (a lease renewed by a
-//! heartbeat while the run lasts; `ExpiresAt` is in epoch milliseconds). An expired lease is taken over silently; a live one is
+//! heartbeat while the run lasts). Attributes: `lock_id` (key), `owner`, `run_id`,
+//! `acquired_at`, `expires_at_ms` (the lease, epoch ms), `expires_at_iso`, and
+//! `expires_at` (epoch s, the table's TTL attribute, a day after the lease). An expired lease is taken over silently; a live one is
 //! only broken with `--break-lock`.
 
 use std::collections::HashMap;
@@ -13,7 +15,10 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
 /// Partition key attribute of the lock table (a string).
-pub const LOCK_KEY_ATTRIBUTE: &str = "LockId";
+pub const LOCK_KEY_ATTRIBUTE: &str = "lock_id";
+
+/// TTL attribute of the lock table (epoch seconds): DynamoDB removes long-dead locks.
+pub const LOCK_TTL_ATTRIBUTE: &str = "expires_at";
 
 /// Errors of the lock.
 #[derive(Debug, thiserror::Error)]
@@ -120,7 +125,7 @@ pub async fn holder(
         .map_err(|e| aws_err(table, "GetItem", &e))?;
     Ok(got
         .item()
-        .map(|i| (s(i, "Owner"), s(i, "AcquiredAt"), s(i, "ExpiresAtIso"))))
+        .map(|i| (s(i, "owner"), s(i, "acquired_at"), s(i, "expires_at_iso"))))
 }
 
 /// Takes the lock or fails fast with who holds it.
@@ -140,19 +145,19 @@ pub async fn acquire(
         .put_item()
         .table_name(&req.table)
         .item(LOCK_KEY_ATTRIBUTE, AttributeValue::S(req.key.clone()))
-        .item("Owner", AttributeValue::S(req.owner.clone()))
-        .item("RunId", AttributeValue::S(run_id.clone()))
-        .item("AcquiredAt", AttributeValue::S(t.to_rfc3339()))
+        .item("owner", AttributeValue::S(req.owner.clone()))
+        .item("run_id", AttributeValue::S(run_id.clone()))
+        .item("acquired_at", AttributeValue::S(t.to_rfc3339()))
         .item(
-            "ExpiresAt",
+            "expires_at_ms",
             AttributeValue::N(expires.timestamp_millis().to_string()),
         )
-        .item("ExpiresAtIso", AttributeValue::S(expires.to_rfc3339()));
+        .item("expires_at_iso", AttributeValue::S(expires.to_rfc3339()));
     if !req.break_lock {
         put = put
             .condition_expression("attribute_not_exists(#k) OR #e < :now")
             .expression_attribute_names("#k", LOCK_KEY_ATTRIBUTE)
-            .expression_attribute_names("#e", "ExpiresAt")
+            .expression_attribute_names("#e", "expires_at_ms")
             .expression_attribute_values(
                 ":now",
                 AttributeValue::N(t.timestamp_millis().to_string()),
@@ -189,13 +194,19 @@ pub async fn acquire(
                     .update_item()
                     .table_name(&table)
                     .key(LOCK_KEY_ATTRIBUTE, AttributeValue::S(key.clone()))
-                    .update_expression("SET ExpiresAt = :e, ExpiresAtIso = :i")
-                    .condition_expression("RunId = :r")
+                    .update_expression(
+                        "SET expires_at_ms = :e, expires_at_iso = :i, expires_at = :t",
+                    )
+                    .condition_expression("run_id = :r")
                     .expression_attribute_values(
                         ":e",
                         AttributeValue::N(exp.timestamp_millis().to_string()),
                     )
                     .expression_attribute_values(":i", AttributeValue::S(exp.to_rfc3339()))
+                    .expression_attribute_values(
+                        ":t",
+                        AttributeValue::N((exp.timestamp() + 86_400).to_string()),
+                    )
                     .expression_attribute_values(":r", AttributeValue::S(run.clone()))
                     .send()
                     .await;
@@ -221,7 +232,7 @@ impl LockGuard {
             .delete_item()
             .table_name(&self.table)
             .key(LOCK_KEY_ATTRIBUTE, AttributeValue::S(self.key.clone()))
-            .condition_expression("RunId = :r")
+            .condition_expression("run_id = :r")
             .expression_attribute_values(":r", AttributeValue::S(self.run_id.clone()))
             .send()
             .await;

@@ -97,6 +97,9 @@ pub enum ParamSource {
     },
     /// The name of the assets bucket (an output of the bootstrap stack).
     AssetsBucket,
+    /// The tag of the runtime container image in the bootstrap ECR repository
+    /// ([`DeployPlan::image_tag`]).
+    ImageTag,
 }
 
 /// A deployable artifact (a Lambda zip) uploaded under a content-hash key.
@@ -149,6 +152,8 @@ pub struct PlannedStack {
     pub depends_on: Vec<String>,
     /// Parameters and where their values come from.
     pub parameters: BTreeMap<String, ParamSource>,
+    /// Stack tags of this stack (added to [`DeployPlan::tags`]).
+    pub tags: BTreeMap<String, String>,
 }
 
 impl PlannedStack {
@@ -161,6 +166,7 @@ impl PlannedStack {
             template_body,
             depends_on: Vec::new(),
             parameters: BTreeMap::new(),
+            tags: BTreeMap::new(),
         }
     }
 
@@ -190,6 +196,8 @@ pub struct DeployPlan {
     pub assets: Vec<Asset>,
     /// Stack tags added to every stack (besides the template hash).
     pub tags: BTreeMap<String, String>,
+    /// Tag of the runtime image the compute stack runs ([`ParamSource::ImageTag`]).
+    pub image_tag: String,
 }
 
 impl DeployPlan {
@@ -207,6 +215,7 @@ impl DeployPlan {
             stacks: Vec::new(),
             assets: Vec::new(),
             tags,
+            image_tag: "latest".to_owned(),
         }
     }
 
@@ -322,6 +331,176 @@ impl DeployPlan {
             }
         }
         out
+    }
+}
+
+/// The manifest `chronoctl synth` writes next to the templates (format 1).
+#[derive(Debug, serde::Deserialize)]
+struct Manifest {
+    format: u32,
+    customer: String,
+    stage: String,
+    stacks: Vec<ManifestStack>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct ManifestStack {
+    stack: String,
+    template: String,
+    sha256: String,
+    #[serde(default)]
+    depends_on: Vec<String>,
+    #[serde(default)]
+    parameters: BTreeMap<String, serde_json::Value>,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+}
+
+/// Where the Lambda zips named in a manifest come from.
+#[derive(Debug, Clone, Default)]
+pub struct ArtifactSource {
+    /// Directory holding `<binary>.zip` or a `<binary>` executable (zipped as
+    /// `bootstrap`). `None` or a missing file: a placeholder zip is used.
+    pub dir: Option<std::path::PathBuf>,
+    /// Image tag for [`ParamSource::ImageTag`].
+    pub image_tag: Option<String>,
+}
+
+impl ArtifactSource {
+    /// The zip of one Lambda binary and whether it is a placeholder.
+    pub fn lambda_zip(&self, binary: &str) -> Result<(Vec<u8>, bool), PlanError> {
+        let read = |p: std::path::PathBuf| {
+            std::fs::read(&p).map_err(|e| PlanError::Read {
+                path: p.display().to_string(),
+                reason: e.to_string(),
+            })
+        };
+        if let Some(dir) = &self.dir {
+            let zip = dir.join(format!("{binary}.zip"));
+            if zip.is_file() {
+                return Ok((read(zip)?, false));
+            }
+            let bin = dir.join(binary);
+            if bin.is_file() {
+                let bytes = read(bin.clone())?;
+                let zip =
+                    crate::deploy::assets::lambda_zip(&bytes).map_err(|e| PlanError::Read {
+                        path: bin.display().to_string(),
+                        reason: e.to_string(),
+                    })?;
+                return Ok((zip, false));
+            }
+        }
+        let script = format!(
+            "#!/bin/sh\n# placeholder for {binary}: build the runtime artifacts and pass --artifacts\necho '{binary} is not built' >&2\nexit 1\n"
+        );
+        let zip =
+            crate::deploy::assets::lambda_zip(script.as_bytes()).map_err(|e| PlanError::Read {
+                path: binary.to_owned(),
+                reason: e.to_string(),
+            })?;
+        Ok((zip, true))
+    }
+}
+
+impl DeployPlan {
+    /// Reads `templates/<customer>-<stage>/manifest.json` and its templates (checking each
+    /// file against the manifest's hash) into a plan. Returns the plan and the names of
+    /// the Lambda binaries for which a placeholder zip was used.
+    pub fn from_synth(
+        dir: &std::path::Path,
+        artifacts: &ArtifactSource,
+    ) -> Result<(Self, Vec<String>), PlanError> {
+        Self::from_synth_files(&dir.display().to_string(), artifacts, |name| {
+            let p = dir.join(name);
+            std::fs::read_to_string(&p).map_err(|e| PlanError::Read {
+                path: p.display().to_string(),
+                reason: e.to_string(),
+            })
+        })
+    }
+
+    /// Like [`DeployPlan::from_synth`], reading files (`manifest.json`, templates) by name
+    /// through `read` (e.g. straight from `chrono_stacks::synth::synthesize`).
+    pub fn from_synth_files(
+        dir: &str,
+        artifacts: &ArtifactSource,
+        read: impl Fn(&str) -> Result<String, PlanError>,
+    ) -> Result<(Self, Vec<String>), PlanError> {
+        let mp = format!("{dir}/manifest.json");
+        let text = read("manifest.json")?;
+        let m: Manifest = serde_json::from_str(&text).map_err(|e| PlanError::Manifest {
+            path: mp.clone(),
+            reason: e.to_string(),
+        })?;
+        if m.format != 1 {
+            return Err(PlanError::Manifest {
+                path: mp,
+                reason: format!("manifest format {} is not supported (expected 1)", m.format),
+            });
+        }
+        let mut plan = DeployPlan::new(m.customer, m.stage);
+        if let Some(t) = &artifacts.image_tag {
+            plan.image_tag.clone_from(t);
+        }
+        let mut placeholders = Vec::new();
+        for ms in m.stacks {
+            let body = read(&ms.template)?;
+            let hash = content_hash(body.as_bytes());
+            if hash != ms.sha256 {
+                return Err(PlanError::Manifest {
+                    path: format!("{dir}/{}", ms.template),
+                    reason: "template does not match the hash in manifest.json (edited by hand?)"
+                        .into(),
+                });
+            }
+            let mut stack = PlannedStack::new(ms.stack.clone(), body);
+            stack.depends_on = ms.depends_on;
+            stack.tags = ms.tags;
+            for (k, v) in ms.parameters {
+                let bad = || PlanError::Manifest {
+                    path: mp.clone(),
+                    reason: format!(
+                        "stack {}: parameter {k} has an unknown source {v}",
+                        ms.stack
+                    ),
+                };
+                let src = if let Some(o) = v.get("output").and_then(|o| o.as_str()) {
+                    let (stack, output) = o.split_once('.').ok_or_else(bad)?;
+                    ParamSource::Output {
+                        stack: stack.to_owned(),
+                        output: output.to_owned(),
+                    }
+                } else if let Some(a) = v.get("asset") {
+                    if a.as_str() == Some("image_tag") {
+                        ParamSource::ImageTag
+                    } else if let Some(bin) = a.get("lambda_zip").and_then(|b| b.as_str()) {
+                        if plan.asset(bin).is_none() {
+                            let (zip, placeholder) = artifacts.lambda_zip(bin)?;
+                            if placeholder {
+                                placeholders.push(bin.to_owned());
+                            }
+                            plan.assets.push(Asset::zip(bin, zip));
+                        }
+                        ParamSource::AssetKey {
+                            asset: bin.to_owned(),
+                        }
+                    } else {
+                        return Err(bad());
+                    }
+                } else if let Some(l) = v.get("value").and_then(|l| l.as_str()) {
+                    ParamSource::Literal {
+                        value: l.to_owned(),
+                    }
+                } else {
+                    return Err(bad());
+                };
+                stack.parameters.insert(k, src);
+            }
+            plan.stacks.push(stack);
+        }
+        plan.order()?;
+        Ok((plan, placeholders))
     }
 }
 

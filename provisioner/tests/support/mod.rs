@@ -898,6 +898,52 @@ impl FakeAws {
                 MockResponse::Output(O::builder().build())
             }),
         );
+        let w = self.world.clone();
+        rules.push(
+            mock!(s3::Client::list_object_versions).then_compute_response(move |req| {
+                use s3::operation::list_object_versions::ListObjectVersionsOutput as O;
+                let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
+                w.count("ListObjectVersions");
+                let prefix = format!("{}/", req.bucket().unwrap_or(""));
+                let versions: Vec<s3::types::ObjectVersion> = w
+                    .objects
+                    .keys()
+                    .filter_map(|k| k.strip_prefix(&prefix))
+                    .map(|k| {
+                        s3::types::ObjectVersion::builder()
+                            .key(k)
+                            .version_id("v1")
+                            .build()
+                    })
+                    .collect();
+                MockResponse::Output(O::builder().set_versions(Some(versions)).build())
+            }),
+        );
+        let w = self.world.clone();
+        rules.push(
+            mock!(s3::Client::delete_objects).then_compute_response(move |req| {
+                use s3::operation::delete_objects::DeleteObjectsOutput as O;
+                let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
+                w.count("DeleteObjects");
+                let bucket = req.bucket().unwrap_or("").to_owned();
+                if let Some(d) = req.delete() {
+                    for o in d.objects() {
+                        w.objects.remove(&format!("{bucket}/{}", o.key()));
+                    }
+                }
+                MockResponse::Output(O::builder().build())
+            }),
+        );
+        let w = self.world.clone();
+        rules.push(
+            mock!(s3::Client::delete_bucket).then_compute_response(move |_req| {
+                use s3::operation::delete_bucket::DeleteBucketOutput as O;
+                w.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .count("DeleteBucket");
+                MockResponse::Output(O::builder().build())
+            }),
+        );
         rules
     }
 
@@ -911,7 +957,7 @@ impl FakeAws {
                 let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
                 w.count("PutItem");
                 let item = req.item().cloned().unwrap_or_default();
-                let key = match item.get("LockId") {
+                let key = match item.get("lock_id") {
                     Some(A::S(k)) => k.clone(),
                     _ => String::new(),
                 };
@@ -924,7 +970,7 @@ impl FakeAws {
                         _ => 0,
                     };
                     if let Some(cur) = w.items.get(&key) {
-                        let exp: i64 = match cur.get("ExpiresAt") {
+                        let exp: i64 = match cur.get("expires_at_ms") {
                             Some(A::N(n)) => n.parse().unwrap_or(0),
                             _ => 0,
                         };
@@ -947,7 +993,7 @@ impl FakeAws {
                 use ddb::operation::get_item::GetItemOutput as O;
                 let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
                 w.count("GetItem");
-                let key = match req.key().and_then(|k| k.get("LockId")) {
+                let key = match req.key().and_then(|k| k.get("lock_id")) {
                     Some(A::S(k)) => k.clone(),
                     _ => String::new(),
                 };
@@ -956,12 +1002,12 @@ impl FakeAws {
         );
         let run_matches =
             |w: &World, key: &Option<HashMap<String, A>>, vals: Option<&HashMap<String, A>>| {
-                let k = match key.as_ref().and_then(|k| k.get("LockId")) {
+                let k = match key.as_ref().and_then(|k| k.get("lock_id")) {
                     Some(A::S(k)) => k.clone(),
                     _ => String::new(),
                 };
                 let ok = match (
-                    w.items.get(&k).and_then(|i| i.get("RunId")),
+                    w.items.get(&k).and_then(|i| i.get("run_id")),
                     vals.and_then(|v| v.get(":r")),
                 ) {
                     (Some(a), Some(b)) => a == b,
@@ -1007,7 +1053,7 @@ impl FakeAws {
                     (w.items.get_mut(&k), req.expression_attribute_values())
                 {
                     if let Some(e) = vals.get(":e") {
-                        item.insert("ExpiresAt".into(), e.clone());
+                        item.insert("expires_at_ms".into(), e.clone());
                     }
                 }
                 MockResponse::Output(O::builder().build())

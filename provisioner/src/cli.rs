@@ -1,0 +1,63 @@
+//! Command-line interface of `chronoctl` (clap).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Provision ChronoTracer customer accounts.
+#[derive(Debug, Parser)]
+#[command(name = "chronoctl", version, about)]
+pub struct Cli {
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// Command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON document on stdout.
+    Json,
+}
+
+/// Commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write templates/<customer>-<stage>/<stack>.yaml and manifest.json for each config.
+    Synth(SynthArgs),
+    /// Check the synthesized templates against the policy rules.
+    Check(ConfigArgs),
+    /// Deploy commands (deploy, diff, onboard, destroy, status, outputs, recover).
+    #[command(flatten)]
+    Deploy(crate::cli_deploy::DeployCommand),
+}
+
+/// Which configs to use.
+#[derive(Debug, Clone, Args)]
+pub struct ConfigArgs {
+    /// A customer config; repeatable. Default: every *.yaml in --customers.
+    #[arg(long = "config", value_name = "FILE")]
+    pub configs: Vec<PathBuf>,
+    /// Directory of customer configs.
+    #[arg(long, default_value = "customers")]
+    pub customers: PathBuf,
+}
+
+/// `synth` arguments.
+#[derive(Debug, Clone, Args)]
+pub struct SynthArgs {
+    /// Configs.
+    #[command(flatten)]
+    pub configs: ConfigArgs,
+    /// Root of the generated templates.
+    #[arg(long, default_value = "templates")]
+    pub out: PathBuf,
+    /// Write nothing; exit 1 and name the stale files if the templates on disk differ.
+    #[arg(long)]
+    pub check: bool,
+}

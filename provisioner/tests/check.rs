@@ -1,0 +1,198 @@
+//! `chronoctl check`: the example configs pass, and each rule catches a deliberately
+//! broken template.
+
+use chrono_provisioner::check::{Violation, check_config, check_template};
+use chrono_stacks::Config;
+use chrono_stacks::synth::build_stacks;
+use serde_json::{Value, json};
+
+fn example(name: &str) -> Config {
+    let path = format!("{}/../customers/{name}.yaml", env!("CARGO_MANIFEST_DIR"));
+    Config::load(std::path::Path::new(&path)).unwrap()
+}
+
+/// The template of `stack` for `cfg`, broken by `edit`, checked.
+fn violations(cfg: &Config, stack: &str, edit: impl FnOnce(&mut Value)) -> Vec<Violation> {
+    let s = build_stacks(cfg)
+        .unwrap()
+        .into_iter()
+        .find(|s| s.kind.as_str() == stack)
+        .unwrap();
+    let mut t = s.template.to_json();
+    edit(&mut t);
+    check_template(cfg, &s.name, &t).unwrap()
+}
+
+fn assert_caught(v: &[Violation], rule: &str, logical_id: &str) {
+    assert!(
+        v.iter()
+            .any(|v| v.rule == rule && v.logical_id == logical_id && !v.hint.is_empty()),
+        "expected {rule} on {logical_id}, got {v:#?}"
+    );
+    assert!(
+        v.iter().all(|v| v.rule == rule),
+        "other rules fired too: {v:#?}"
+    );
+}
+
+fn statement<'a>(t: &'a mut Value, role: &str, sid: &str) -> &'a mut Value {
+    t["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|s| s["Sid"] == sid)
+        .unwrap()
+}
+
+#[test]
+fn example_configs_pass_every_rule() {
+    for name in ["acme-prod", "acme-staging", "demo-local"] {
+        assert_eq!(check_config(&example(name)).unwrap(), Vec::new(), "{name}");
+    }
+}
+
+#[test]
+fn unencrypted_bucket() {
+    let v = violations(&example("acme-prod"), "data", |t| {
+        t["Resources"]["SourcesBucket"]["Properties"]
+            .as_object_mut()
+            .unwrap()
+            .remove("BucketEncryption");
+    });
+    assert_caught(&v, "bucket_encrypted", "SourcesBucket");
+}
+
+#[test]
+fn bucket_with_public_access() {
+    let v = violations(&example("acme-prod"), "data", |t| {
+        t["Resources"]["ArtifactsBucket"]["Properties"]["PublicAccessBlockConfiguration"]["RestrictPublicBuckets"] =
+            json!(false);
+    });
+    assert_caught(&v, "bucket_public_access_blocked", "ArtifactsBucket");
+}
+
+#[test]
+fn bucket_without_tls_only_policy() {
+    let v = violations(&example("acme-prod"), "bootstrap", |t| {
+        t["Resources"]
+            .as_object_mut()
+            .unwrap()
+            .remove("AssetsBucketPolicy");
+    });
+    assert_caught(&v, "bucket_tls_only", "AssetsBucket");
+    // With another bucket's policy still present, only the bucket without one is named.
+    let v = violations(&example("acme-prod"), "data", |t| {
+        t["Resources"]
+            .as_object_mut()
+            .unwrap()
+            .remove("SourcesBucketPolicy");
+    });
+    assert_caught(&v, "bucket_tls_only", "SourcesBucket");
+    assert!(v.iter().all(|v| v.logical_id == "SourcesBucket"), "{v:#?}");
+}
+
+#[test]
+fn unencrypted_aurora() {
+    let v = violations(&example("acme-prod"), "data", |t| {
+        t["Resources"]["Database"]["Properties"]["StorageEncrypted"] = json!(false);
+    });
+    assert_caught(&v, "aurora_encrypted", "Database");
+}
+
+#[test]
+fn public_aurora_instance() {
+    let v = violations(&example("acme-prod"), "data", |t| {
+        t["Resources"]["DatabaseWriter"]["Properties"]["PubliclyAccessible"] = json!(true);
+    });
+    assert_caught(&v, "aurora_not_public", "DatabaseWriter");
+}
+
+#[test]
+fn prod_aurora_without_snapshot() {
+    let v = violations(&example("acme-prod"), "data", |t| {
+        t["Resources"]["Database"]["DeletionPolicy"] = json!("Delete");
+    });
+    assert_caught(&v, "aurora_snapshot_in_prod", "Database");
+    // The same template is fine outside prod.
+    let v = violations(&example("demo-local"), "data", |t| {
+        t["Resources"]["Database"]["DeletionPolicy"] = json!("Delete");
+    });
+    assert_eq!(v, Vec::new());
+}
+
+#[test]
+fn table_without_pitr() {
+    let v = violations(&example("acme-prod"), "data", |t| {
+        t["Resources"]["SessionsTable"]["Properties"]["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] =
+            json!(false);
+    });
+    assert_caught(&v, "table_pitr", "SessionsTable");
+}
+
+#[test]
+fn table_without_sse() {
+    let v = violations(&example("acme-staging"), "data", |t| {
+        t["Resources"]["IntentCacheTable"]["Properties"]["SSESpecification"] =
+            json!({"SSEEnabled": false});
+    });
+    assert_caught(&v, "table_sse", "IntentCacheTable");
+}
+
+#[test]
+fn iam_statement_with_star_action() {
+    let v = violations(&example("acme-prod"), "compute", |t| {
+        statement(t, "ApiRole", "StartPipeline")["Action"] = json!(["states:*"]);
+    });
+    assert_caught(&v, "iam_no_star_action", "ApiRole");
+    let v = violations(&example("acme-prod"), "compute", |t| {
+        statement(t, "ApiRole", "StartPipeline")["Action"] = json!(["*"]);
+    });
+    assert_caught(&v, "iam_no_star_action", "ApiRole");
+}
+
+#[test]
+fn iam_star_resource_on_a_data_service() {
+    let v = violations(&example("acme-prod"), "compute", |t| {
+        statement(t, "PipelineTaskRole", "ReadSources")["Resource"] = json!(["*"]);
+    });
+    assert_caught(&v, "iam_no_star_resource_on_data", "PipelineTaskRole");
+}
+
+#[test]
+fn log_group_without_retention() {
+    let v = violations(&example("acme-prod"), "compute", |t| {
+        t["Resources"]["ApiLogGroup"]["Properties"]
+            .as_object_mut()
+            .unwrap()
+            .remove("RetentionInDays");
+    });
+    assert_caught(&v, "log_retention", "ApiLogGroup");
+}
+
+#[test]
+fn bedrock_model_outside_the_config() {
+    let v = violations(&example("acme-prod"), "compute", |t| {
+        statement(t, "FilterAiTaskRole", "InvokeConfiguredModels")["Resource"][1] = json!({"Fn::Sub":
+            "arn:${AWS::Partition}:bedrock:${AWS::Region}::foundation-model/anthropic.claude-3-opus-20240229-v1:0"});
+    });
+    assert_caught(&v, "bedrock_configured_models_only", "FilterAiTaskRole");
+    let v = violations(&example("acme-prod"), "compute", |t| {
+        statement(t, "AiChatRole", "InvokeConfiguredModels")["Resource"] = json!(["*"]);
+    });
+    assert_caught(&v, "bedrock_configured_models_only", "AiChatRole");
+}
+
+#[test]
+fn lambdas_sharing_a_role() {
+    let v = violations(&example("acme-prod"), "compute", |t| {
+        t["Resources"]["AiChatFunction"]["Properties"]["Role"] =
+            json!({"Fn::GetAtt": ["ApiRole", "Arn"]});
+    });
+    assert_caught(&v, "own_role", "AiChatFunction");
+    assert_caught(&v, "own_role", "ApiFunction");
+    let v = violations(&example("acme-prod"), "compute", |t| {
+        t["Resources"]["PipelineTaskDefinition"]["Properties"]["TaskRoleArn"] =
+            json!("arn:aws:iam::1:role/shared");
+    });
+    assert_caught(&v, "own_role", "PipelineTaskDefinition");
+}

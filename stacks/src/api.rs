@@ -1,0 +1,227 @@
+//! The `api` stack: the HTTP API (JWT authorizer with the configured issuer and audience)
+//! in front of `chrono-api`, `POST /api/v1/ai/chat` to the AI-chat Lambda, the WebSocket
+//! API to the filter-ai service (VPC link to the internal NLB), stages and access logs.
+//!
+//! WebSocket APIs have no JWT authorizer: filter-ai verifies the token sent on `$connect`.
+//! WebSocket routes reach filter-ai as HTTP POSTs on [`WS_PATHS`].
+
+use serde_json::json;
+
+use crate::compute::ComputeOutputs;
+use crate::config::Config;
+use crate::model::{Attributes, Expr, Handle, ModelError, Parameter, Policy};
+use crate::network::FILTER_AI_PORT;
+use crate::resources::api::{Api, Authorizer, Integration, JwtConfiguration, Route, Stage, VpcLink};
+use crate::resources::compute::{LogGroup, Permission};
+use crate::stack::{Stack, StackKind, tag_map, tags};
+
+/// Proxy route of the HTTP API to `chrono-api`.
+pub const API_ROUTE: &str = "ANY /api/v1/{proxy+}";
+/// Route of the AI chat.
+pub const AI_CHAT_ROUTE: &str = "POST /api/v1/ai/chat";
+/// WebSocket route key → filter-ai path.
+pub const WS_PATHS: [(&str, &str); 3] = [
+    ("$connect", "/ws/connect"),
+    ("$default", "/ws/message"),
+    ("$disconnect", "/ws/disconnect"),
+];
+
+/// The built stack.
+#[derive(Debug, Clone)]
+pub struct ApiStack {
+    /// Template and wiring.
+    pub stack: Stack,
+}
+
+fn access_log_format() -> String {
+    json!({
+        "requestId": "$context.requestId",
+        "ip": "$context.identity.sourceIp",
+        "requestTime": "$context.requestTime",
+        "routeKey": "$context.routeKey",
+        "status": "$context.status",
+        "sub": "$context.authorizer.claims.sub",
+        "integrationError": "$context.integrationErrorMessage"
+    })
+    .to_string()
+}
+
+/// Build the api stack of a config (wired to its compute stack's outputs).
+pub fn build(cfg: &Config) -> Result<ApiStack, ModelError> {
+    build_wired(cfg, &crate::compute::build(cfg)?.outputs)
+}
+
+/// Build the api stack with its parameters wired to `compute`'s outputs.
+pub fn build_wired(cfg: &Config, compute: &ComputeOutputs) -> Result<ApiStack, ModelError> {
+    let mut s = Stack::new(cfg, StackKind::Api, "HTTP API, AI chat route, WebSocket API");
+    let arn_param = |what: &str| Parameter::string(what).pattern("^arn:.+");
+    let api_fn = s.import("ApiFunctionArn", &compute.api_function_arn, arn_param("chrono-api Lambda"))?;
+    let chat_fn = s.import("AiChatFunctionArn", &compute.ai_chat_function_arn, arn_param("AI chat Lambda"))?;
+    let nlb = s.import(
+        "FilterAiLoadBalancerArn",
+        &compute.load_balancer_arn,
+        arn_param("internal NLB of filter-ai"),
+    )?;
+    let nlb_dns = s.import(
+        "FilterAiLoadBalancerDns",
+        &compute.load_balancer_dns,
+        Parameter::string("DNS name of the internal NLB"),
+    )?;
+    let prefix = cfg.prefix();
+    let t = &mut s.template;
+    let logs = |t: &mut crate::model::Template, id: &str, name: String| -> Result<Handle<LogGroup>, ModelError> {
+        t.add_with(
+            id,
+            LogGroup {
+                tags: tags(cfg, &name),
+                log_group_name: name,
+                retention_in_days: cfg.log_retention_days,
+            },
+            Attributes::retention(Policy::Delete),
+        )
+    };
+
+    let http = t.add(
+        "HttpApi",
+        Api {
+            name: format!("{prefix}-http"),
+            protocol_type: "HTTP".into(),
+            route_selection_expression: None,
+            tags: tag_map(cfg),
+        },
+    )?;
+    let authorizer = t.add(
+        "JwtAuthorizer",
+        Authorizer {
+            api_id: http.r#ref(),
+            name: "jwt".into(),
+            authorizer_type: "JWT".into(),
+            identity_source: vec!["$request.header.Authorization".into()],
+            jwt_configuration: JwtConfiguration {
+                audience: vec![cfg.auth.jwt_audience.clone()],
+                issuer: cfg.auth.jwt_issuer.clone(),
+            },
+        },
+    )?;
+    let lambda_integration = |api: &Handle<Api>, function: Expr| Integration {
+        api_id: api.r#ref(),
+        integration_type: "AWS_PROXY".into(),
+        integration_uri: function,
+        integration_method: None,
+        payload_format_version: Some("2.0".into()),
+        connection_type: None,
+        connection_id: None,
+        timeout_in_millis: Some(29_000),
+    };
+    let api_integration = t.add("ApiIntegration", lambda_integration(&http, api_fn.r#ref()))?;
+    let chat_integration = t.add("AiChatIntegration", lambda_integration(&http, chat_fn.r#ref()))?;
+    for (id, key, integration) in [
+        ("ApiRoute", API_ROUTE, &api_integration),
+        ("AiChatRoute", AI_CHAT_ROUTE, &chat_integration),
+    ] {
+        t.add(
+            id,
+            Route {
+                api_id: http.r#ref(),
+                route_key: key.into(),
+                authorization_type: "JWT".into(),
+                authorizer_id: Some(authorizer.r#ref()),
+                target: Expr::sub(format!("integrations/${{{}}}", integration.id())),
+            },
+        )?;
+    }
+    let http_logs = logs(t, "HttpApiAccessLogs", format!("/aws/apigateway/{prefix}-http"))?;
+    t.add(
+        "HttpApiStage",
+        Stage {
+            api_id: http.r#ref(),
+            stage_name: "$default".into(),
+            auto_deploy: true,
+            access_log_settings: json!({"DestinationArn": http_logs.arn(), "Format": access_log_format()}),
+            default_route_settings: json!({"ThrottlingBurstLimit": 200, "ThrottlingRateLimit": 100}),
+            tags: tag_map(cfg),
+        },
+    )?;
+    for (id, function) in [("ApiInvokePermission", &api_fn), ("AiChatInvokePermission", &chat_fn)] {
+        t.add(
+            id,
+            Permission {
+                action: "lambda:InvokeFunction".into(),
+                function_name: function.r#ref(),
+                principal: "apigateway.amazonaws.com".into(),
+                source_arn: Expr::sub(format!(
+                    "arn:${{AWS::Partition}}:execute-api:${{AWS::Region}}:${{AWS::AccountId}}:${{{}}}/*",
+                    http.id()
+                )),
+            },
+        )?;
+    }
+
+    let ws = t.add(
+        "WebSocketApi",
+        Api {
+            name: format!("{prefix}-ws"),
+            protocol_type: "WEBSOCKET".into(),
+            route_selection_expression: Some("$request.body.action".into()),
+            tags: tag_map(cfg),
+        },
+    )?;
+    let link = t.add(
+        "FilterAiVpcLink",
+        VpcLink {
+            name: format!("{prefix}-filter-ai"),
+            target_arns: vec![nlb.r#ref()],
+            tags: tags(cfg, &format!("{prefix}-filter-ai")),
+        },
+    )?;
+    for (key, path) in WS_PATHS {
+        let name = match key {
+            "$connect" => "Connect",
+            "$default" => "Default",
+            _ => "Disconnect",
+        };
+        let integration = t.add(
+            &format!("WebSocket{name}Integration"),
+            Integration {
+                api_id: ws.r#ref(),
+                integration_type: "HTTP_PROXY".into(),
+                integration_uri: Expr::sub(format!("http://${{{}}}:{FILTER_AI_PORT}{path}", nlb_dns.id())),
+                integration_method: Some("POST".into()),
+                payload_format_version: None,
+                connection_type: Some("VPC_LINK".into()),
+                connection_id: Some(link.r#ref()),
+                timeout_in_millis: Some(29_000),
+            },
+        )?;
+        t.add(
+            &format!("WebSocket{name}Route"),
+            Route {
+                api_id: ws.r#ref(),
+                route_key: key.into(),
+                authorization_type: "NONE".into(),
+                authorizer_id: None,
+                target: Expr::sub(format!("integrations/${{{}}}", integration.id())),
+            },
+        )?;
+    }
+    let ws_logs = logs(t, "WebSocketAccessLogs", format!("/aws/apigateway/{prefix}-ws"))?;
+    t.add(
+        "WebSocketStage",
+        Stage {
+            api_id: ws.r#ref(),
+            stage_name: "live".into(),
+            auto_deploy: true,
+            access_log_settings: json!({"DestinationArn": ws_logs.arn(), "Format": access_log_format()}),
+            default_route_settings: json!({"ThrottlingBurstLimit": 200, "ThrottlingRateLimit": 100}),
+            tags: tag_map(cfg),
+        },
+    )?;
+
+    s.export("HttpApiUrl", "base URL of the HTTP API", http.endpoint())?;
+    s.export(
+        "WebSocketUrl",
+        "URL of the WebSocket API",
+        Expr::sub(format!("${{{}.ApiEndpoint}}/live", ws.id())),
+    )?;
+    Ok(ApiStack { stack: s })
+}

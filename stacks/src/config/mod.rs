@@ -1,0 +1,703 @@
+//! Customer configuration: one YAML file per customer and stage (`customers/*.yaml`).
+//!
+//! Parsing rejects unknown keys; validation checks ranges and cross-field rules. Every
+//! error names the file, line, column and field and says what is allowed, e.g.
+//! `customers/acme-prod.yaml:7:14: aurora.max_acu must be between 1 and 256, got 0`.
+//! Defaults that depend on the stage (NAT count, capacity, readers) are resolved by the
+//! accessor methods, so the YAML stays short.
+
+pub mod locate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use locate::{Location, locate};
+
+/// A configuration error, formatted `file:line:col: field message`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}:{column}: {message}")]
+pub struct ConfigError {
+    /// The config file as given.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// `field what-is-wrong` (or serde's message for parse errors).
+    pub message: String,
+}
+
+/// Errors reading a config file.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("cannot read config {file}: {source}; check the path (configs live in customers/)")]
+    Read {
+        /// Path.
+        file: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The file is invalid.
+    #[error(transparent)]
+    Invalid(#[from] ConfigError),
+}
+
+/// Deployment stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    /// Production: retained/snapshotted data, deletion protection.
+    Prod,
+    /// Staging.
+    Staging,
+    /// Short-lived developer stacks: no NAT, minimum capacity, `Delete` policies.
+    Preview,
+    /// The local emulator (`chronoctl local`).
+    Local,
+}
+
+impl Stage {
+    /// The name used in stack names and tags.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Prod => "prod",
+            Self::Staging => "staging",
+            Self::Preview => "preview",
+            Self::Local => "local",
+        }
+    }
+
+    /// Whether data is thrown away with the stack (preview, local).
+    pub fn is_ephemeral(self) -> bool {
+        matches!(self, Self::Preview | Self::Local)
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A customer account configuration.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Customer name: lowercase letters, digits and `-`, 2-20 characters.
+    pub customer: String,
+    /// 12-digit AWS account id.
+    pub account_id: String,
+    /// AWS region, e.g. `eu-west-1`.
+    pub region: String,
+    /// Stage.
+    pub stage: Stage,
+    /// Network.
+    #[serde(default)]
+    pub network: NetworkConfig,
+    /// Aurora.
+    #[serde(default)]
+    pub aurora: AuroraConfig,
+    /// CloudWatch log retention in days (a value CloudWatch accepts).
+    #[serde(default = "default_log_retention")]
+    pub log_retention_days: u32,
+    /// Identity provider.
+    pub auth: AuthConfig,
+    /// Bedrock models.
+    #[serde(default)]
+    pub bedrock: BedrockConfig,
+    /// Lambda and container sizing.
+    #[serde(default)]
+    pub sizing: SizingConfig,
+    /// Extra tags on every stack and resource.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// Data retention policy.
+    #[serde(default)]
+    pub data_retention: DataRetention,
+    /// Preview settings (stage `preview` only).
+    #[serde(default)]
+    pub preview: Option<PreviewConfig>,
+}
+
+fn default_log_retention() -> u32 {
+    90
+}
+
+/// Network settings.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// VPC CIDR, an IPv4 /16.
+    #[serde(default = "default_cidr")]
+    pub vpc_cidr: String,
+    /// Availability zones: 2 or 3.
+    #[serde(default = "default_azs")]
+    pub az_count: u32,
+    /// NAT gateways; default one per AZ in prod, 1 in staging, 0 in preview and local.
+    #[serde(default)]
+    pub nat_gateways: Option<u32>,
+    /// Interface endpoints (`secretsmanager`, `logs`, `ecr.api`, ...).
+    #[serde(default)]
+    pub interface_endpoints: Vec<String>,
+}
+
+fn default_cidr() -> String {
+    "10.0.0.0/16".into()
+}
+
+fn default_azs() -> u32 {
+    2
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        Self {
+            vpc_cidr: default_cidr(),
+            az_count: default_azs(),
+            nat_gateways: None,
+            interface_endpoints: Vec::new(),
+        }
+    }
+}
+
+/// Aurora PostgreSQL Serverless v2 settings.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuroraConfig {
+    /// Engine version.
+    #[serde(default = "default_engine")]
+    pub engine_version: String,
+    /// Minimum ACU (0-256, steps of 0.5); default 0.5 (0 for preview/local).
+    #[serde(default)]
+    pub min_acu: Option<f64>,
+    /// Maximum ACU (1-256, steps of 0.5).
+    #[serde(default = "default_max_acu")]
+    pub max_acu: f64,
+    /// Reader instances (0-15); default 1 in prod, 0 elsewhere.
+    #[serde(default)]
+    pub readers: Option<u32>,
+    /// Automated backup retention (1-35 days).
+    #[serde(default = "default_backup")]
+    pub backup_retention_days: u32,
+}
+
+fn default_engine() -> String {
+    "17.7".into()
+}
+
+fn default_max_acu() -> f64 {
+    8.0
+}
+
+fn default_backup() -> u32 {
+    7
+}
+
+impl Default for AuroraConfig {
+    fn default() -> Self {
+        Self {
+            engine_version: default_engine(),
+            min_acu: None,
+            max_acu: default_max_acu(),
+            readers: None,
+            backup_retention_days: default_backup(),
+        }
+    }
+}
+
+/// The identity provider (e.g. Auth0) whose tokens the API accepts.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Token issuer URL (`https://`; `http://` allowed for stage local).
+    pub jwt_issuer: String,
+    /// Expected audience.
+    pub jwt_audience: String,
+    /// Claim holding the roles array.
+    #[serde(default = "default_roles_claim")]
+    pub roles_claim: String,
+    /// Claim holding the accessible case ids.
+    #[serde(default = "default_cases_claim")]
+    pub cases_claim: String,
+}
+
+fn default_roles_claim() -> String {
+    "https://chronotracer.io/roles".into()
+}
+
+fn default_cases_claim() -> String {
+    "https://chronotracer.io/cases".into()
+}
+
+/// Bedrock model ids of the AI filter.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BedrockConfig {
+    /// Small fast model judging intent.
+    #[serde(default = "default_guard_model")]
+    pub guard_model_id: String,
+    /// Model writing filters.
+    #[serde(default = "default_main_model")]
+    pub main_model_id: String,
+}
+
+fn default_guard_model() -> String {
+    "anthropic.claude-3-haiku-20240307-v1:0".into()
+}
+
+fn default_main_model() -> String {
+    "anthropic.claude-3-5-sonnet-20240620-v1:0".into()
+}
+
+impl Default for BedrockConfig {
+    fn default() -> Self {
+        Self {
+            guard_model_id: default_guard_model(),
+            main_model_id: default_main_model(),
+        }
+    }
+}
+
+/// Lambda and container sizing.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SizingConfig {
+    /// `chrono-api` Lambda memory (128-10240 MB).
+    pub api_memory_mb: u32,
+    /// `chrono-api` Lambda timeout (1-29 s, the HTTP API limit).
+    pub api_timeout_s: u32,
+    /// AI-chat Lambda memory (128-10240 MB).
+    pub ai_chat_memory_mb: u32,
+    /// AI-chat Lambda timeout (1-29 s).
+    pub ai_chat_timeout_s: u32,
+    /// Pipeline task CPU units (a Fargate size: 256, 512, 1024, 2048, 4096).
+    pub pipeline_cpu: u32,
+    /// Pipeline task memory in MB.
+    pub pipeline_memory_mb: u32,
+    /// Parts parsed in parallel (1-40).
+    pub pipeline_max_concurrency: u32,
+    /// filter-ai task CPU units.
+    pub filter_ai_cpu: u32,
+    /// filter-ai task memory in MB.
+    pub filter_ai_memory_mb: u32,
+    /// filter-ai tasks (0-10).
+    pub filter_ai_tasks: u32,
+}
+
+impl Default for SizingConfig {
+    fn default() -> Self {
+        Self {
+            api_memory_mb: 512,
+            api_timeout_s: 29,
+            ai_chat_memory_mb: 512,
+            ai_chat_timeout_s: 29,
+            pipeline_cpu: 1024,
+            pipeline_memory_mb: 4096,
+            pipeline_max_concurrency: 8,
+            filter_ai_cpu: 512,
+            filter_ai_memory_mb: 1024,
+            filter_ai_tasks: 2,
+        }
+    }
+}
+
+/// How long data is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataRetention {
+    /// Uploaded evidence in `sources` (days, 1-3650).
+    pub sources_days: u32,
+    /// Pipeline artifacts (days, 1-3650).
+    pub artifacts_days: u32,
+    /// Old object versions (days, 1-365).
+    pub noncurrent_versions_days: u32,
+}
+
+impl Default for DataRetention {
+    fn default() -> Self {
+        Self {
+            sources_days: 365,
+            artifacts_days: 30,
+            noncurrent_versions_days: 30,
+        }
+    }
+}
+
+/// Preview stack settings.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewConfig {
+    /// When `preview gc` may remove the stacks (RFC 3339 UTC, `2026-12-01T00:00:00Z`).
+    pub expires_at: String,
+}
+
+/// CloudWatch Logs retention values.
+pub const LOG_RETENTION_DAYS: &[u32] = &[
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
+];
+
+const FARGATE_CPU: &[u32] = &[256, 512, 1024, 2048, 4096];
+
+/// Interface endpoint services we know how to wire.
+pub const INTERFACE_ENDPOINTS: &[&str] = &[
+    "bedrock-runtime",
+    "ecr.api",
+    "ecr.dkr",
+    "execute-api",
+    "kms",
+    "logs",
+    "secretsmanager",
+    "states",
+    "sts",
+];
+
+impl Config {
+    /// Read and validate a config file.
+    pub fn load(path: &Path) -> Result<Self, LoadError> {
+        let file = path.display().to_string();
+        let source = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        Ok(Self::parse(&file, &source)?)
+    }
+
+    /// Parse and validate YAML text; `file` is used in messages.
+    pub fn parse(file: &str, source: &str) -> Result<Self, ConfigError> {
+        let config: Self = serde_yaml::from_str(source).map_err(|e| parse_error(file, &e))?;
+        config.validate(file, source)?;
+        Ok(config)
+    }
+
+    /// NAT gateways, with the stage default applied.
+    pub fn nat_gateways(&self) -> u32 {
+        self.network.nat_gateways.unwrap_or(match self.stage {
+            Stage::Prod => self.network.az_count,
+            Stage::Staging => 1,
+            Stage::Preview | Stage::Local => 0,
+        })
+    }
+
+    /// Minimum ACU, with the stage default applied.
+    pub fn min_acu(&self) -> f64 {
+        self.aurora
+            .min_acu
+            .unwrap_or(if self.stage.is_ephemeral() { 0.0 } else { 0.5 })
+    }
+
+    /// Reader instances, with the stage default applied.
+    pub fn readers(&self) -> u32 {
+        self.aurora
+            .readers
+            .unwrap_or(if self.stage == Stage::Prod { 1 } else { 0 })
+    }
+
+    /// `chrono-<customer>-<stage>`: the prefix of stack and resource names.
+    pub fn prefix(&self) -> String {
+        format!("chrono-{}-{}", self.customer, self.stage)
+    }
+
+    fn validate(&self, file: &str, source: &str) -> Result<(), ConfigError> {
+        let fail = |path: &[&str], message: String| {
+            let Location { line, column } = locate(source, path);
+            Err(ConfigError {
+                file: file.to_owned(),
+                line,
+                column,
+                message: format!("{} {message}", path.join(".")),
+            })
+        };
+        let c = &self.customer;
+        let name_ok = (2..=20).contains(&c.len())
+            && c.starts_with(|ch: char| ch.is_ascii_lowercase())
+            && !c.ends_with('-')
+            && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !name_ok {
+            return fail(
+                &["customer"],
+                format!("must be 2-20 lowercase letters, digits or '-', starting with a letter, got {c:?}"),
+            );
+        }
+        if self.account_id.len() != 12 || !self.account_id.bytes().all(|b| b.is_ascii_digit()) {
+            return fail(
+                &["account_id"],
+                format!("must be a 12-digit AWS account id (quote it), got {:?}", self.account_id),
+            );
+        }
+        if !valid_region(&self.region) {
+            return fail(
+                &["region"],
+                format!("must be an AWS region like eu-west-1, got {:?}", self.region),
+            );
+        }
+        self.validate_network(&fail)?;
+        self.validate_aurora(&fail)?;
+        if !LOG_RETENTION_DAYS.contains(&self.log_retention_days) {
+            return fail(
+                &["log_retention_days"],
+                format!(
+                    "must be one of {LOG_RETENTION_DAYS:?} (CloudWatch Logs values), got {}",
+                    self.log_retention_days
+                ),
+            );
+        }
+        let issuer = &self.auth.jwt_issuer;
+        let http_ok = self.stage == Stage::Local && issuer.starts_with("http://");
+        if !(issuer.starts_with("https://") || http_ok) || issuer.contains(char::is_whitespace) {
+            return fail(
+                &["auth", "jwt_issuer"],
+                format!("must be an https:// URL (http:// only for stage local), got {issuer:?}"),
+            );
+        }
+        if self.auth.jwt_audience.trim().is_empty() {
+            return fail(&["auth", "jwt_audience"], "must not be empty".into());
+        }
+        for (field, id) in [
+            ("guard_model_id", &self.bedrock.guard_model_id),
+            ("main_model_id", &self.bedrock.main_model_id),
+        ] {
+            let ok = !id.is_empty()
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".:-_".contains(&b));
+            if !ok {
+                return fail(
+                    &["bedrock", field],
+                    format!("must be a Bedrock model id like anthropic.claude-3-haiku-20240307-v1:0, got {id:?}"),
+                );
+            }
+        }
+        self.validate_sizing(&fail)?;
+        for key in self.tags.keys() {
+            if key.starts_with("chrono:") || key.starts_with("aws:") || key.is_empty() || key.len() > 128 {
+                return fail(
+                    &["tags", key],
+                    "is not allowed: tag keys must be 1-128 characters and not start with chrono: or aws: (reserved)".into(),
+                );
+            }
+        }
+        let r = &self.data_retention;
+        for (field, value, max) in [
+            ("sources_days", r.sources_days, 3650),
+            ("artifacts_days", r.artifacts_days, 3650),
+            ("noncurrent_versions_days", r.noncurrent_versions_days, 365),
+        ] {
+            if !(1..=max).contains(&value) {
+                return fail(
+                    &["data_retention", field],
+                    format!("must be between 1 and {max}, got {value}"),
+                );
+            }
+        }
+        match (&self.preview, self.stage) {
+            (None, Stage::Preview) => fail(
+                &["preview"],
+                "is required for stage preview: set preview.expires_at (e.g. 2026-12-01T00:00:00Z)".into(),
+            ),
+            (Some(_), stage) if stage != Stage::Preview => {
+                fail(&["preview"], format!("is only allowed for stage preview, got stage {stage}"))
+            }
+            (Some(p), _) if !valid_timestamp(&p.expires_at) => fail(
+                &["preview", "expires_at"],
+                format!("must be an RFC 3339 UTC time like 2026-12-01T00:00:00Z, got {:?}", p.expires_at),
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    fn validate_network(
+        &self,
+        fail: &dyn Fn(&[&str], String) -> Result<(), ConfigError>,
+    ) -> Result<(), ConfigError> {
+        let n = &self.network;
+        if parse_slash16(&n.vpc_cidr).is_none() {
+            return fail(
+                &["network", "vpc_cidr"],
+                format!("must be a private IPv4 /16 like 10.0.0.0/16, got {:?}", n.vpc_cidr),
+            );
+        }
+        if !(2..=3).contains(&n.az_count) {
+            return fail(&["network", "az_count"], format!("must be 2 or 3, got {}", n.az_count));
+        }
+        if let Some(nat) = n.nat_gateways {
+            if self.stage == Stage::Preview && nat > 0 {
+                return fail(
+                    &["network", "nat_gateways"],
+                    format!("must be 0 for stage preview (previews use no NAT), got {nat}"),
+                );
+            }
+            if nat > n.az_count {
+                return fail(
+                    &["network", "nat_gateways"],
+                    format!("must be between 0 and network.az_count ({}), got {nat}", n.az_count),
+                );
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for e in &n.interface_endpoints {
+            if !INTERFACE_ENDPOINTS.contains(&e.as_str()) {
+                return fail(
+                    &["network", "interface_endpoints"],
+                    format!("has unknown service {e:?}; allowed: {}", INTERFACE_ENDPOINTS.join(", ")),
+                );
+            }
+            if !seen.insert(e) {
+                return fail(&["network", "interface_endpoints"], format!("lists {e:?} twice"));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_aurora(
+        &self,
+        fail: &dyn Fn(&[&str], String) -> Result<(), ConfigError>,
+    ) -> Result<(), ConfigError> {
+        let a = &self.aurora;
+        let v = &a.engine_version;
+        let version_ok = v.split('.').count() == 2 && v.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        if !version_ok {
+            return fail(
+                &["aurora", "engine_version"],
+                format!("must be an Aurora PostgreSQL version like 17.7, got {v:?}"),
+            );
+        }
+        let half_step = |x: f64| (x * 2.0).fract() == 0.0;
+        if !(1.0..=256.0).contains(&a.max_acu) || !half_step(a.max_acu) {
+            return fail(
+                &["aurora", "max_acu"],
+                format!("must be between 1 and 256 in steps of 0.5, got {}", a.max_acu),
+            );
+        }
+        if let Some(min) = a.min_acu {
+            if !(0.0..=256.0).contains(&min) || !half_step(min) {
+                return fail(
+                    &["aurora", "min_acu"],
+                    format!("must be between 0 and 256 in steps of 0.5, got {min}"),
+                );
+            }
+            if min > a.max_acu {
+                return fail(
+                    &["aurora", "min_acu"],
+                    format!("must not exceed aurora.max_acu ({}), got {min}", a.max_acu),
+                );
+            }
+        }
+        if let Some(r) = a.readers
+            && r > 15
+        {
+            return fail(&["aurora", "readers"], format!("must be between 0 and 15, got {r}"));
+        }
+        if !(1..=35).contains(&a.backup_retention_days) {
+            return fail(
+                &["aurora", "backup_retention_days"],
+                format!("must be between 1 and 35, got {}", a.backup_retention_days),
+            );
+        }
+        Ok(())
+    }
+
+    fn validate_sizing(
+        &self,
+        fail: &dyn Fn(&[&str], String) -> Result<(), ConfigError>,
+    ) -> Result<(), ConfigError> {
+        let s = &self.sizing;
+        for (field, value, lo, hi) in [
+            ("api_memory_mb", s.api_memory_mb, 128, 10_240),
+            ("ai_chat_memory_mb", s.ai_chat_memory_mb, 128, 10_240),
+            ("api_timeout_s", s.api_timeout_s, 1, 29),
+            ("ai_chat_timeout_s", s.ai_chat_timeout_s, 1, 29),
+            ("pipeline_max_concurrency", s.pipeline_max_concurrency, 1, 40),
+            ("filter_ai_tasks", s.filter_ai_tasks, 0, 10),
+        ] {
+            if !(lo..=hi).contains(&value) {
+                return fail(&["sizing", field], format!("must be between {lo} and {hi}, got {value}"));
+            }
+        }
+        for (cpu_field, cpu, mem_field, mem) in [
+            ("pipeline_cpu", s.pipeline_cpu, "pipeline_memory_mb", s.pipeline_memory_mb),
+            ("filter_ai_cpu", s.filter_ai_cpu, "filter_ai_memory_mb", s.filter_ai_memory_mb),
+        ] {
+            if !FARGATE_CPU.contains(&cpu) {
+                return fail(
+                    &["sizing", cpu_field],
+                    format!("must be a Fargate CPU size ({FARGATE_CPU:?}), got {cpu}"),
+                );
+            }
+            let (lo, hi) = match cpu {
+                256 => (512, 2048),
+                512 => (1024, 4096),
+                1024 => (2048, 8192),
+                2048 => (4096, 16_384),
+                _ => (8192, 30_720),
+            };
+            if !(lo..=hi).contains(&mem) || mem % 1024 != 0 && mem != 512 {
+                return fail(
+                    &["sizing", mem_field],
+                    format!("must be between {lo} and {hi} in steps of 1024 for {cpu} CPU units, got {mem}"),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+fn parse_error(file: &str, e: &serde_yaml::Error) -> ConfigError {
+    let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+    let text = e.to_string();
+    // serde_yaml appends " at line L column C"; the location is reported in front instead.
+    let message = match text.rfind(" at line ") {
+        Some(i) => text[..i].to_owned(),
+        None => text,
+    };
+    ConfigError {
+        file: file.to_owned(),
+        line,
+        column,
+        message,
+    }
+}
+
+fn valid_region(r: &str) -> bool {
+    let parts: Vec<&str> = r.split('-').collect();
+    parts.len() >= 3
+        && parts[0].len() == 2
+        && parts.iter().take(parts.len() - 1).all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts.last().is_some_and(|p| p.len() == 1 && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn valid_timestamp(t: &str) -> bool {
+    let b = t.as_bytes();
+    let digits = |r: std::ops::Range<usize>| r.clone().all(|i| b.get(i).is_some_and(u8::is_ascii_digit));
+    b.len() == 20
+        && digits(0..4)
+        && b[4] == b'-'
+        && digits(5..7)
+        && b[7] == b'-'
+        && digits(8..10)
+        && b[10] == b'T'
+        && digits(11..13)
+        && b[13] == b':'
+        && digits(14..16)
+        && b[16] == b':'
+        && digits(17..19)
+        && b[19] == b'Z'
+}
+
+/// The first two octets of a private `/16` CIDR.
+pub fn parse_slash16(cidr: &str) -> Option<(u8, u8)> {
+    let (addr, len) = cidr.split_once('/')?;
+    if len != "16" {
+        return None;
+    }
+    let octets: Vec<u8> = addr.split('.').map(|o| o.parse().ok()).collect::<Option<_>>()?;
+    let [a, b, 0, 0] = octets[..] else {
+        return None;
+    };
+    let private = a == 10 || (a == 172 && (16..=31).contains(&b)) || (a == 192 && b == 168);
+    private.then_some((a, b))
+}

@@ -1,0 +1,563 @@
+//! The typed CloudFormation template model.
+//!
+//! A [`Template`] holds parameters, conditions, resources and outputs in ordered maps, so
+//! serialization is deterministic. Resources are structs implementing [`Resource`] (with
+//! their CloudFormation type as `const TYPE`); adding one returns a typed [`Handle`] used
+//! to reference it (`Ref`, `Fn::GetAtt`), so a reference to a resource that does not exist
+//! cannot be written. A duplicate logical id is an [`Err`], never a panic.
+//!
+//! This module knows nothing about ChronoTracer: the stacks are in the stack modules.
+
+pub mod expr;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+pub use expr::{Expr, Pseudo};
+
+/// CloudFormation service quotas checked at synth time.
+pub mod limits {
+    /// Resources per template.
+    pub const MAX_RESOURCES: usize = 500;
+    /// Parameters per template.
+    pub const MAX_PARAMETERS: usize = 200;
+    /// Outputs per template.
+    pub const MAX_OUTPUTS: usize = 200;
+    /// Largest body accepted inline (`TemplateBody`); larger ones go through the assets bucket.
+    pub const MAX_INLINE_BYTES: usize = 51_200;
+    /// Largest body accepted from S3 (`TemplateURL`): 1 MB.
+    pub const MAX_S3_BYTES: usize = 1_000_000;
+}
+
+/// Errors of the template model.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ModelError {
+    /// A logical id was used twice in one template.
+    #[error("duplicate logical id `{0}` in template; give each resource, parameter, condition and output a unique id")]
+    DuplicateLogicalId(String),
+    /// A logical id does not match CloudFormation's rules.
+    #[error("invalid logical id `{0}`: use 1-255 ASCII letters and digits")]
+    InvalidLogicalId(String),
+    /// A resource's properties could not be turned into JSON.
+    #[error("resource `{id}` cannot be serialized: {reason}")]
+    Serialize {
+        /// Logical id.
+        id: String,
+        /// serde's message.
+        reason: String,
+    },
+    /// A template exceeds a CloudFormation limit.
+    #[error("template has {count} {what}, CloudFormation allows at most {max}; split the stack")]
+    LimitExceeded {
+        /// What was counted (resources, parameters, outputs).
+        what: &'static str,
+        /// How many the template has.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A template body is larger than CloudFormation accepts even from S3.
+    #[error("template body is {bytes} bytes, CloudFormation accepts at most {max} bytes even from S3; split the stack")]
+    BodyTooLarge {
+        /// Body size.
+        bytes: usize,
+        /// The limit.
+        max: usize,
+    },
+}
+
+/// A CloudFormation resource type we model.
+pub trait Resource: Serialize {
+    /// The CloudFormation type, e.g. `AWS::S3::Bucket`.
+    const TYPE: &'static str;
+}
+
+/// A typed reference to a resource of type `R` in the same template.
+pub struct Handle<R> {
+    id: String,
+    _type: PhantomData<fn() -> R>,
+}
+
+impl<R> Handle<R> {
+    /// The logical id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// `Ref` of the resource (its physical id; what it is depends on the type).
+    pub fn r#ref(&self) -> Expr {
+        Expr::Ref(self.id.clone())
+    }
+
+    /// `Fn::GetAtt`; only called by the typed attribute accessors of each resource.
+    pub(crate) fn get_att(&self, attr: &str) -> Expr {
+        Expr::GetAtt(self.id.clone(), attr.to_owned())
+    }
+}
+
+impl<R> Clone for Handle<R> {
+    fn clone(&self) -> Self {
+        Self {
+            id: self.id.clone(),
+            _type: PhantomData,
+        }
+    }
+}
+
+impl<R: Resource> fmt::Debug for Handle<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Handle<{}>({})", R::TYPE, self.id)
+    }
+}
+
+/// A handle to a template parameter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamHandle {
+    id: String,
+}
+
+impl ParamHandle {
+    /// The parameter name.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// `Ref` of the parameter.
+    pub fn r#ref(&self) -> Expr {
+        Expr::Ref(self.id.clone())
+    }
+}
+
+/// A handle to a named condition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConditionHandle {
+    id: String,
+}
+
+impl ConditionHandle {
+    /// The condition name.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// `Fn::If [condition, then, else]`.
+    pub fn if_(&self, then: Expr, otherwise: Expr) -> Expr {
+        Expr::If(self.id.clone(), Box::new(then), Box::new(otherwise))
+    }
+}
+
+/// A template parameter.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Parameter {
+    /// CloudFormation parameter type (`String`, `List<AWS::EC2::Subnet::Id>`, ...).
+    #[serde(rename = "Type")]
+    pub kind: String,
+    /// What the parameter is for.
+    pub description: String,
+    /// Default value, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
+    /// Allowed pattern, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_pattern: Option<String>,
+}
+
+impl Parameter {
+    /// A `String` parameter.
+    pub fn string(description: impl Into<String>) -> Self {
+        Self::of_type("String", description)
+    }
+
+    /// A parameter of the given CloudFormation type.
+    pub fn of_type(kind: impl Into<String>, description: impl Into<String>) -> Self {
+        Self {
+            kind: kind.into(),
+            description: description.into(),
+            default: None,
+            allowed_pattern: None,
+        }
+    }
+
+    /// Set an allowed pattern.
+    #[must_use]
+    pub fn pattern(mut self, pattern: impl Into<String>) -> Self {
+        self.allowed_pattern = Some(pattern.into());
+        self
+    }
+}
+
+/// A template output.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Output {
+    /// What the output is.
+    pub description: String,
+    /// Its value.
+    pub value: Expr,
+}
+
+/// `DeletionPolicy` / `UpdateReplacePolicy` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Policy {
+    /// Delete the resource.
+    Delete,
+    /// Keep the resource outside the stack.
+    Retain,
+    /// Snapshot, then delete (databases, volumes).
+    Snapshot,
+}
+
+/// Resource attributes other than its properties.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Attributes {
+    /// `DeletionPolicy`.
+    pub deletion_policy: Option<Policy>,
+    /// `UpdateReplacePolicy`.
+    pub update_replace_policy: Option<Policy>,
+    /// `DependsOn` (logical ids, see [`Handle::id`]).
+    pub depends_on: Vec<String>,
+    /// `Condition`.
+    pub condition: Option<String>,
+}
+
+impl Attributes {
+    /// The same policy for deletion and replacement.
+    pub fn retention(policy: Policy) -> Self {
+        Self {
+            deletion_policy: Some(policy),
+            update_replace_policy: Some(policy),
+            ..Self::default()
+        }
+    }
+
+    /// Add a `DependsOn`.
+    #[must_use]
+    pub fn depends_on<R>(mut self, on: &Handle<R>) -> Self {
+        self.depends_on.push(on.id().to_owned());
+        self
+    }
+}
+
+/// One resource as stored in a template.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourceEntry {
+    /// CloudFormation type.
+    pub kind: &'static str,
+    /// Properties as JSON.
+    pub properties: Value,
+    /// Other attributes.
+    pub attributes: Attributes,
+}
+
+/// A CloudFormation template.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Template {
+    description: String,
+    parameters: BTreeMap<String, Parameter>,
+    conditions: BTreeMap<String, Expr>,
+    resources: BTreeMap<String, ResourceEntry>,
+    outputs: BTreeMap<String, Output>,
+}
+
+fn check_id(id: &str) -> Result<(), ModelError> {
+    if id.is_empty() || id.len() > 255 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(ModelError::InvalidLogicalId(id.to_owned()));
+    }
+    Ok(())
+}
+
+impl Template {
+    /// An empty template.
+    pub fn new(description: impl Into<String>) -> Self {
+        Self {
+            description: description.into(),
+            ..Self::default()
+        }
+    }
+
+    fn ensure_free(&self, id: &str) -> Result<(), ModelError> {
+        check_id(id)?;
+        if self.parameters.contains_key(id)
+            || self.conditions.contains_key(id)
+            || self.resources.contains_key(id)
+            || self.outputs.contains_key(id)
+        {
+            return Err(ModelError::DuplicateLogicalId(id.to_owned()));
+        }
+        Ok(())
+    }
+
+    /// Add a resource with default attributes.
+    pub fn add<R: Resource>(&mut self, id: &str, resource: R) -> Result<Handle<R>, ModelError> {
+        self.add_with(id, resource, Attributes::default())
+    }
+
+    /// Add a resource with attributes (`DeletionPolicy`, `DependsOn`, ...).
+    pub fn add_with<R: Resource>(
+        &mut self,
+        id: &str,
+        resource: R,
+        attributes: Attributes,
+    ) -> Result<Handle<R>, ModelError> {
+        self.ensure_free(id)?;
+        let properties = serde_json::to_value(&resource).map_err(|e| ModelError::Serialize {
+            id: id.to_owned(),
+            reason: e.to_string(),
+        })?;
+        self.resources.insert(
+            id.to_owned(),
+            ResourceEntry {
+                kind: R::TYPE,
+                properties,
+                attributes,
+            },
+        );
+        Ok(Handle {
+            id: id.to_owned(),
+            _type: PhantomData,
+        })
+    }
+
+    /// Add a parameter.
+    pub fn parameter(&mut self, id: &str, parameter: Parameter) -> Result<ParamHandle, ModelError> {
+        self.ensure_free(id)?;
+        self.parameters.insert(id.to_owned(), parameter);
+        Ok(ParamHandle { id: id.to_owned() })
+    }
+
+    /// Add a named condition (an `Fn::Equals`/... expression).
+    pub fn condition(&mut self, id: &str, condition: Expr) -> Result<ConditionHandle, ModelError> {
+        self.ensure_free(id)?;
+        self.conditions.insert(id.to_owned(), condition);
+        Ok(ConditionHandle { id: id.to_owned() })
+    }
+
+    /// Add an output.
+    pub fn output(&mut self, id: &str, description: &str, value: Expr) -> Result<(), ModelError> {
+        self.ensure_free(id)?;
+        self.outputs.insert(
+            id.to_owned(),
+            Output {
+                description: description.to_owned(),
+                value,
+            },
+        );
+        Ok(())
+    }
+
+    /// The resources, by logical id.
+    pub fn resources(&self) -> &BTreeMap<String, ResourceEntry> {
+        &self.resources
+    }
+
+    /// The parameters, by name.
+    pub fn parameters(&self) -> &BTreeMap<String, Parameter> {
+        &self.parameters
+    }
+
+    /// The outputs, by name.
+    pub fn outputs(&self) -> &BTreeMap<String, Output> {
+        &self.outputs
+    }
+
+    /// The resources of one type.
+    pub fn resources_of<R: Resource>(&self) -> impl Iterator<Item = (&str, &ResourceEntry)> {
+        self.resources
+            .iter()
+            .filter(|(_, r)| r.kind == R::TYPE)
+            .map(|(id, r)| (id.as_str(), r))
+    }
+
+    /// Check the count limits (resources, parameters, outputs).
+    pub fn check_limits(&self) -> Result<(), ModelError> {
+        for (what, count, max) in [
+            ("resources", self.resources.len(), limits::MAX_RESOURCES),
+            ("parameters", self.parameters.len(), limits::MAX_PARAMETERS),
+            ("outputs", self.outputs.len(), limits::MAX_OUTPUTS),
+        ] {
+            if count > max {
+                return Err(ModelError::LimitExceeded { what, count, max });
+            }
+        }
+        Ok(())
+    }
+
+    /// The template as CloudFormation JSON (ordered keys).
+    pub fn to_json(&self) -> Value {
+        let mut root = Map::new();
+        root.insert("AWSTemplateFormatVersion".into(), "2010-09-09".into());
+        root.insert("Description".into(), self.description.clone().into());
+        if !self.parameters.is_empty() {
+            let params = self
+                .parameters
+                .iter()
+                .map(|(k, p)| (k.clone(), serde_json::to_value(p).unwrap_or(Value::Null)))
+                .collect();
+            root.insert("Parameters".into(), Value::Object(params));
+        }
+        if !self.conditions.is_empty() {
+            let conds = self.conditions.iter().map(|(k, c)| (k.clone(), c.to_json())).collect();
+            root.insert("Conditions".into(), Value::Object(conds));
+        }
+        let resources = self
+            .resources
+            .iter()
+            .map(|(k, r)| (k.clone(), resource_json(r)))
+            .collect();
+        root.insert("Resources".into(), Value::Object(resources));
+        if !self.outputs.is_empty() {
+            let outputs = self
+                .outputs
+                .iter()
+                .map(|(k, o)| {
+                    let mut m = Map::new();
+                    m.insert("Description".into(), o.description.clone().into());
+                    m.insert("Value".into(), o.value.to_json());
+                    (k.clone(), Value::Object(m))
+                })
+                .collect();
+            root.insert("Outputs".into(), Value::Object(outputs));
+        }
+        Value::Object(root)
+    }
+
+    /// The template as YAML, the form committed under `templates/`.
+    pub fn to_yaml(&self) -> String {
+        // Serializing a `serde_json::Value` to YAML cannot fail: keys are strings.
+        serde_yaml::to_string(&self.to_json()).unwrap_or_default()
+    }
+}
+
+fn resource_json(r: &ResourceEntry) -> Value {
+    let mut m = Map::new();
+    m.insert("Type".into(), r.kind.into());
+    if let Some(c) = &r.attributes.condition {
+        m.insert("Condition".into(), c.clone().into());
+    }
+    if !r.attributes.depends_on.is_empty() {
+        m.insert("DependsOn".into(), r.attributes.depends_on.clone().into());
+    }
+    if let Some(p) = r.attributes.deletion_policy {
+        m.insert("DeletionPolicy".into(), serde_json::to_value(p).unwrap_or(Value::Null));
+    }
+    if let Some(p) = r.attributes.update_replace_policy {
+        m.insert("UpdateReplacePolicy".into(), serde_json::to_value(p).unwrap_or(Value::Null));
+    }
+    if r.properties.as_object().is_some_and(|o| !o.is_empty()) {
+        m.insert("Properties".into(), r.properties.clone());
+    }
+    Value::Object(m)
+}
+
+/// Check a serialized body against CloudFormation's size limits; `Ok(true)` means it is
+/// too large to pass inline and must be uploaded to the assets bucket.
+pub fn needs_upload(body: &str) -> Result<bool, ModelError> {
+    let bytes = body.len();
+    if bytes > limits::MAX_S3_BYTES {
+        return Err(ModelError::BodyTooLarge {
+            bytes,
+            max: limits::MAX_S3_BYTES,
+        });
+    }
+    Ok(bytes > limits::MAX_INLINE_BYTES)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[derive(Serialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Thing {
+        name: Expr,
+    }
+
+    impl Resource for Thing {
+        const TYPE: &'static str = "Test::Thing";
+    }
+
+    impl Handle<Thing> {
+        fn arn(&self) -> Expr {
+            self.get_att("Arn")
+        }
+    }
+
+    #[test]
+    fn duplicate_logical_id_is_an_error() {
+        let mut t = Template::new("x");
+        t.add("A", Thing { name: "a".into() }).unwrap();
+        let err = t.add("A", Thing { name: "b".into() }).unwrap_err();
+        assert_eq!(err, ModelError::DuplicateLogicalId("A".into()));
+        assert!(t.output("A", "d", Expr::str("x")).is_err());
+        assert!(t.parameter("A", Parameter::string("p")).is_err());
+    }
+
+    #[test]
+    fn invalid_logical_id_is_an_error() {
+        let mut t = Template::new("x");
+        assert_eq!(
+            t.add("a-b", Thing { name: "a".into() }).unwrap_err(),
+            ModelError::InvalidLogicalId("a-b".into())
+        );
+    }
+
+    #[test]
+    fn serialization_is_ordered_and_carries_attributes() {
+        let mut t = Template::new("demo");
+        let p = t.parameter("Name", Parameter::string("the name")).unwrap();
+        let cond = t
+            .condition("IsX", Expr::Equals(Box::new(p.r#ref()), Box::new("x".into())))
+            .unwrap();
+        let b = t.add("B", Thing { name: p.r#ref() }).unwrap();
+        let a = t
+            .add_with(
+                "A",
+                Thing {
+                    name: cond.if_(b.arn(), Pseudo::NoValue.into()),
+                },
+                Attributes::retention(Policy::Retain).depends_on(&b),
+            )
+            .unwrap();
+        t.output("AName", "a", a.r#ref()).unwrap();
+        let v = t.to_json();
+        let keys: Vec<_> = v["Resources"].as_object().unwrap().keys().cloned().collect();
+        assert_eq!(keys, ["A", "B"]);
+        assert_eq!(
+            v["Resources"]["A"],
+            json!({"Type": "Test::Thing", "DependsOn": ["B"], "DeletionPolicy": "Retain",
+                   "UpdateReplacePolicy": "Retain",
+                   "Properties": {"Name": {"Fn::If": ["IsX", {"Fn::GetAtt": ["B", "Arn"]}, {"Ref": "AWS::NoValue"}]}}})
+        );
+        assert_eq!(v["Conditions"]["IsX"], json!({"Fn::Equals": [{"Ref": "Name"}, "x"]}));
+        assert_eq!(v["Outputs"]["AName"]["Value"], json!({"Ref": "A"}));
+        assert_eq!(t.to_yaml(), t.clone().to_yaml());
+    }
+
+    #[test]
+    fn limits_are_enforced() {
+        let mut t = Template::new("big");
+        for i in 0..=limits::MAX_RESOURCES {
+            t.add(&format!("R{i}"), Thing { name: "x".into() }).unwrap();
+        }
+        assert_eq!(
+            t.check_limits().unwrap_err(),
+            ModelError::LimitExceeded {
+                what: "resources",
+                count: 501,
+                max: 500
+            }
+        );
+        assert!(!needs_upload(&"x".repeat(51_200)).unwrap());
+        assert!(needs_upload(&"x".repeat(51_201)).unwrap());
+        assert!(matches!(
+            needs_upload(&"x".repeat(1_000_001)),
+            Err(ModelError::BodyTooLarge { .. })
+        ));
+    }
+}

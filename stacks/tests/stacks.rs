@@ -1,0 +1,346 @@
+//! The five stacks: the resources and properties that matter, per stage, and the
+//! cross-stack wiring.
+
+use std::collections::BTreeSet;
+
+use chrono_stacks::compute::RUNTIME_ENV;
+use chrono_stacks::config::Config;
+use chrono_stacks::stack::{ParamSource, StackKind};
+use chrono_stacks::synth::{build_stacks, synthesize};
+use chrono_stacks::{api, bootstrap, compute, data, network, pipeline};
+use serde_json::{Value, json};
+
+fn example(name: &str) -> Config {
+    let path = format!("{}/../customers/{name}.yaml", env!("CARGO_MANIFEST_DIR"));
+    Config::load(std::path::Path::new(&path)).unwrap()
+}
+
+fn preview() -> Config {
+    let yaml = "customer: dev-jane\naccount_id: \"999988887777\"\nregion: eu-west-1\nstage: preview\n\
+                auth:\n  jwt_issuer: https://dev.eu.auth0.com/\n  jwt_audience: dev\n\
+                preview:\n  expires_at: 2026-12-01T00:00:00Z\n";
+    Config::parse("preview.yaml", yaml).unwrap()
+}
+
+fn of_type<'a>(t: &'a Value, kind: &str) -> Vec<(&'a String, &'a Value)> {
+    t["Resources"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"] == kind)
+        .collect()
+}
+
+fn props<'a>(t: &'a Value, id: &str) -> &'a Value {
+    let r = &t["Resources"][id];
+    assert!(!r.is_null(), "no resource {id}");
+    &r["Properties"]
+}
+
+#[test]
+fn network_spans_the_configured_azs_with_nat_per_config() {
+    let prod = network::build(&example("acme-prod")).unwrap().stack.template.to_json();
+    let subnets = of_type(&prod, "AWS::EC2::Subnet");
+    assert_eq!(subnets.len(), 6, "3 public + 3 private");
+    for i in 1..=3u32 {
+        let p = props(&prod, &format!("PrivateSubnet{i}"));
+        assert_eq!(p["AvailabilityZone"], json!({"Fn::Select": [i - 1, {"Fn::GetAZs": ""}]}));
+        assert_eq!(p["CidrBlock"], format!("10.20.{}.0/20", 128 + 16 * (i - 1)));
+        assert_eq!(p["MapPublicIpOnLaunch"], false);
+    }
+    assert_eq!(of_type(&prod, "AWS::EC2::NatGateway").len(), 3);
+    assert_eq!(props(&prod, "PrivateDefaultRoute2")["NatGatewayId"], json!({"Ref": "NatGateway2"}));
+    let s3 = props(&prod, "S3GatewayEndpoint");
+    assert_eq!(s3["VpcEndpointType"], "Gateway");
+    assert_eq!(s3["RouteTableIds"].as_array().unwrap().len(), 3);
+    let db_sg = props(&prod, "DatabaseSecurityGroup");
+    let sources: Vec<&Value> = db_sg["SecurityGroupIngress"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["SourceSecurityGroupId"])
+        .collect();
+    assert_eq!(
+        sources,
+        [
+            &json!({"Fn::GetAtt": ["LambdaSecurityGroup", "GroupId"]}),
+            &json!({"Fn::GetAtt": ["TaskSecurityGroup", "GroupId"]})
+        ]
+    );
+
+    let staging = network::build(&example("acme-staging")).unwrap().stack.template.to_json();
+    assert_eq!(of_type(&staging, "AWS::EC2::Subnet").len(), 4);
+    assert_eq!(of_type(&staging, "AWS::EC2::NatGateway").len(), 1);
+    assert_eq!(props(&staging, "PrivateDefaultRoute2")["NatGatewayId"], json!({"Ref": "NatGateway1"}));
+
+    for cfg in [preview(), example("demo-local")] {
+        let t = network::build(&cfg).unwrap().stack.template.to_json();
+        assert!(of_type(&t, "AWS::EC2::NatGateway").is_empty(), "{} has NAT", cfg.stage);
+        assert!(of_type(&t, "AWS::EC2::EIP").is_empty());
+    }
+}
+
+#[test]
+fn data_stores_are_encrypted_and_retained_in_prod() {
+    let cfg = example("acme-prod");
+    let built = data::build(&cfg).unwrap();
+    let t = built.stack.template.to_json();
+    for id in ["SourcesBucket", "ArtifactsBucket"] {
+        let b = props(&t, id);
+        let sse = &b["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"];
+        assert_eq!(sse["SSEAlgorithm"], "aws:kms");
+        assert_eq!(sse["KMSMasterKeyID"], json!({"Fn::GetAtt": ["DataKey", "Arn"]}));
+        assert_eq!(b["VersioningConfiguration"]["Status"], "Enabled");
+        assert_eq!(b["PublicAccessBlockConfiguration"]["RestrictPublicBuckets"], true);
+        assert_eq!(t["Resources"][id]["DeletionPolicy"], "Retain");
+        let policy = props(&t, &format!("{id}Policy"));
+        assert_eq!(policy["Bucket"], json!({"Ref": id}));
+        assert_eq!(
+            policy["PolicyDocument"]["Statement"][0]["Condition"],
+            json!({"Bool": {"aws:SecureTransport": "false"}})
+        );
+    }
+    assert_eq!(
+        props(&t, "ArtifactsBucket")["LifecycleConfiguration"]["Rules"][0]["ExpirationInDays"],
+        90
+    );
+    let cluster = props(&t, "Database");
+    assert_eq!(cluster["StorageEncrypted"], true);
+    assert_eq!(cluster["DeletionProtection"], true);
+    assert_eq!(cluster["ManageMasterUserPassword"], true);
+    assert_eq!(cluster["ServerlessV2ScalingConfiguration"], json!({"MinCapacity": 2.0, "MaxCapacity": 64.0}));
+    assert_eq!(cluster["BackupRetentionPeriod"], 30);
+    assert_eq!(t["Resources"]["Database"]["DeletionPolicy"], "Snapshot");
+    assert_eq!(t["Resources"]["Database"]["UpdateReplacePolicy"], "Snapshot");
+    assert_eq!(of_type(&t, "AWS::RDS::DBInstance").len(), 2, "writer + 1 reader");
+    assert_eq!(props(&t, "DatabaseReader1")["PubliclyAccessible"], false);
+    assert_eq!(props(&t, "DatabaseSubnetGroup")["SubnetIds"], json!({"Ref": "PrivateSubnetIds"}));
+
+    for (table, id) in built.tables().into_iter().zip(["SessionsTable", "IntentCacheTable", "ConversationsTable"]) {
+        let p = props(&t, id);
+        assert_eq!(p["TableName"], table.table_name);
+        assert_eq!(p["BillingMode"], "PAY_PER_REQUEST");
+        assert_eq!(p["TimeToLiveSpecification"], json!({"AttributeName": "expires_at", "Enabled": true}));
+        assert_eq!(p["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"], true);
+        assert_eq!(p["SSESpecification"]["SSEEnabled"], true);
+        assert_eq!(p["SSESpecification"]["SSEType"], "KMS");
+        assert_eq!(table.ttl_attribute(), "expires_at");
+    }
+    assert_eq!(built.sessions.table_name, "chrono-acme-prod-sessions");
+    assert_eq!(built.conversations.partition_key(), Some("session_id"));
+    assert_eq!(built.conversations.sort_key(), Some("message_at"));
+    assert_eq!(built.sources_bucket.bucket_name, "chrono-acme-prod-sources-111122223333");
+    assert_eq!(props(&t, "SourcesBucket")["BucketName"], built.sources_bucket.bucket_name);
+}
+
+#[test]
+fn ephemeral_stages_delete_their_data_and_use_minimum_capacity() {
+    for cfg in [preview(), example("demo-local")] {
+        let t = data::build(&cfg).unwrap().stack.template.to_json();
+        for (id, r) in t["Resources"].as_object().unwrap() {
+            if let Some(policy) = r.get("DeletionPolicy") {
+                assert_eq!(policy, "Delete", "{} {id}", cfg.stage);
+            }
+        }
+        let cluster = props(&t, "Database");
+        assert_eq!(cluster["DeletionProtection"], false);
+        assert_eq!(cluster["ServerlessV2ScalingConfiguration"]["MinCapacity"], 0.0);
+        assert_eq!(of_type(&t, "AWS::RDS::DBInstance").len(), 1, "no readers");
+        assert_eq!(props(&t, "SessionsTable")["DeletionProtectionEnabled"], false);
+    }
+}
+
+#[test]
+fn every_lambda_and_task_gets_the_runtime_environment() {
+    let cfg = example("acme-prod");
+    let t = compute::build(&cfg).unwrap().stack.template.to_json();
+    let expected: BTreeSet<&str> = RUNTIME_ENV.into_iter().collect();
+    let lambdas = of_type(&t, "AWS::Lambda::Function");
+    assert_eq!(lambdas.len(), 2);
+    for (id, f) in lambdas {
+        let vars = f["Properties"]["Environment"]["Variables"].as_object().unwrap();
+        let names: BTreeSet<&str> = vars.keys().map(String::as_str).collect();
+        assert_eq!(names, expected, "{id}");
+        assert_eq!(vars["CHRONO_JWT_ISSUER"], "https://acme-chronotracer.eu.auth0.com/");
+        assert_eq!(vars["CHRONO_DB_HOST"], json!({"Ref": "DatabaseHost"}));
+        assert_eq!(
+            vars["CHRONO_PIPELINE_STATE_MACHINE_ARN"],
+            json!({"Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:chrono-acme-prod-pipeline"})
+        );
+        assert_eq!(f["Properties"]["Code"]["S3Bucket"], json!({"Ref": "AssetsBucketName"}));
+        assert_eq!(f["Properties"]["VpcConfig"]["SubnetIds"], json!({"Ref": "PrivateSubnetIds"}));
+    }
+    assert_eq!(props(&t, "ApiFunction")["Code"]["S3Key"], json!({"Ref": "ApiCodeKey"}));
+    assert_eq!(props(&t, "ApiFunction")["MemorySize"], 1024);
+    let tasks = of_type(&t, "AWS::ECS::TaskDefinition");
+    assert_eq!(tasks.len(), 2);
+    for (id, task) in tasks {
+        let c = &task["Properties"]["ContainerDefinitions"][0];
+        let names: BTreeSet<&str> = c["Environment"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|kv| kv["Name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, expected, "{id}");
+        assert_eq!(c["Image"], json!({"Fn::Sub": "${RuntimeRepositoryUri}:${ImageTag}"}));
+    }
+    assert_eq!(props(&t, "PipelineTaskDefinition")["Cpu"], "2048");
+    for (id, lg) in of_type(&t, "AWS::Logs::LogGroup") {
+        assert_eq!(lg["Properties"]["RetentionInDays"], 365, "{id}");
+    }
+}
+
+#[test]
+fn roles_are_scoped_and_bedrock_is_limited_to_the_configured_models() {
+    let cfg = example("acme-prod");
+    let t = compute::build(&cfg).unwrap().stack.template.to_json();
+    let roles = of_type(&t, "AWS::IAM::Role");
+    assert_eq!(roles.len(), 6);
+    let chat = props(&t, "AiChatRole")["Policies"][0]["PolicyDocument"]["Statement"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let bedrock = chat.iter().find(|s| s["Sid"] == "InvokeConfiguredModels").unwrap();
+    assert_eq!(
+        bedrock["Resource"],
+        json!([
+            {"Fn::Sub": "arn:${AWS::Partition}:bedrock:${AWS::Region}::foundation-model/anthropic.claude-3-haiku-20240307-v1:0"},
+            {"Fn::Sub": "arn:${AWS::Partition}:bedrock:${AWS::Region}::foundation-model/anthropic.claude-3-5-sonnet-20240620-v1:0"}
+        ])
+    );
+    // Only the pipeline state machine may pass the pipeline's task role.
+    let sm = props(&t, "PipelineStateMachineRole")["Policies"][0]["PolicyDocument"]["Statement"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let pass = sm.iter().find(|s| s["Sid"] == "PassTaskRoles").unwrap();
+    assert_eq!(
+        pass["Resource"],
+        json!([{"Fn::GetAtt": ["PipelineTaskRole", "Arn"]}, {"Fn::GetAtt": ["TaskExecutionRole", "Arn"]}])
+    );
+}
+
+#[test]
+fn state_machine_runs_the_pipeline_definition_with_every_placeholder_filled() {
+    let cfg = example("acme-prod");
+    let t = compute::build(&cfg).unwrap().stack.template.to_json();
+    let sm = props(&t, "PipelineStateMachine");
+    assert_eq!(sm["Definition"], pipeline::definition(3, 16));
+    let subs: BTreeSet<String> = sm["DefinitionSubstitutions"].as_object().unwrap().keys().cloned().collect();
+    let wanted: BTreeSet<String> = pipeline::placeholders(3).into_iter().collect();
+    assert_eq!(subs, wanted);
+    assert_eq!(sm["DefinitionSubstitutions"]["Subnet2"], json!({"Fn::Select": [2, {"Ref": "PrivateSubnetIds"}]}));
+    assert_eq!(sm["DefinitionSubstitutions"]["TaskDefinitionArn"], json!({"Ref": "PipelineTaskDefinition"}));
+}
+
+#[test]
+fn http_api_has_the_jwt_authorizer_of_the_config() {
+    let cfg = example("acme-prod");
+    let t = api::build(&cfg).unwrap().stack.template.to_json();
+    let auth = props(&t, "JwtAuthorizer");
+    assert_eq!(auth["AuthorizerType"], "JWT");
+    assert_eq!(
+        auth["JwtConfiguration"],
+        json!({"Audience": ["https://api.acme.chronotracer.io"], "Issuer": "https://acme-chronotracer.eu.auth0.com/"})
+    );
+    let chat = props(&t, "AiChatRoute");
+    assert_eq!(chat["RouteKey"], "POST /api/v1/ai/chat");
+    assert_eq!(chat["AuthorizationType"], "JWT");
+    assert_eq!(chat["Target"], json!({"Fn::Sub": "integrations/${AiChatIntegration}"}));
+    assert_eq!(props(&t, "ApiRoute")["AuthorizerId"], json!({"Ref": "JwtAuthorizer"}));
+    assert_eq!(props(&t, "AiChatIntegration")["IntegrationUri"], json!({"Ref": "AiChatFunctionArn"}));
+    assert_eq!(props(&t, "WebSocketApi")["ProtocolType"], "WEBSOCKET");
+    assert_eq!(props(&t, "WebSocketDefaultIntegration")["ConnectionType"], "VPC_LINK");
+    assert_eq!(props(&t, "FilterAiVpcLink")["TargetArns"], json!([{"Ref": "FilterAiLoadBalancerArn"}]));
+    let stage = props(&t, "HttpApiStage");
+    assert_eq!(stage["AccessLogSettings"]["DestinationArn"], json!({"Fn::GetAtt": ["HttpApiAccessLogs", "Arn"]}));
+}
+
+#[test]
+fn bootstrap_holds_assets_repository_and_lock_table() {
+    let b = bootstrap::build(&example("acme-prod")).unwrap();
+    let t = b.stack.template.to_json();
+    assert_eq!(props(&t, "AssetsBucket")["BucketName"], "chrono-acme-prod-assets-111122223333");
+    assert_eq!(props(&t, "RuntimeRepository")["ImageTagMutability"], "IMMUTABLE");
+    assert_eq!(props(&t, "DeployLockTable")["KeySchema"][0]["AttributeName"], "lock_id");
+    assert!(b.stack.template.parameters().is_empty());
+}
+
+#[test]
+fn parameters_are_wired_to_outputs_of_earlier_stacks() {
+    for cfg in [example("acme-prod"), example("demo-local"), preview()] {
+        let stacks = build_stacks(&cfg).unwrap();
+        let kinds: Vec<StackKind> = stacks.iter().map(|s| s.kind).collect();
+        assert_eq!(kinds, StackKind::ALL);
+        for (i, s) in stacks.iter().enumerate() {
+            assert_eq!(s.name, format!("{}-{}", cfg.prefix(), s.kind));
+            let params: BTreeSet<&String> = s.template.parameters().keys().collect();
+            let sourced: BTreeSet<&String> = s.sources.keys().collect();
+            assert_eq!(params, sourced, "{}: every parameter has a source", s.name);
+            for (param, source) in &s.sources {
+                if let ParamSource::Output(o) = source {
+                    let (stack, output) = o.split_once('.').unwrap();
+                    let producer = stacks[..i].iter().find(|p| p.kind.as_str() == stack);
+                    let producer = producer.unwrap_or_else(|| panic!("{param} reads {o}, not an earlier stack"));
+                    assert!(producer.template.outputs().contains_key(output), "{o} does not exist");
+                }
+            }
+            assert!(!s.template.to_yaml().contains("Fn::ImportValue"));
+            assert!(!s.template.to_yaml().contains("Export:"));
+        }
+        let compute = &stacks[3];
+        assert_eq!(
+            compute.depends_on(),
+            [StackKind::Bootstrap, StackKind::Network, StackKind::Data]
+        );
+        assert_eq!(stacks[4].depends_on(), [StackKind::Compute]);
+        assert_eq!(stacks[2].sources["PrivateSubnetIds"], ParamSource::Output("network.PrivateSubnetIds".into()));
+    }
+}
+
+#[test]
+fn every_taggable_resource_carries_the_chrono_tags() {
+    let cfg = preview();
+    for s in build_stacks(&cfg).unwrap() {
+        let t = s.template.to_json();
+        for (id, r) in t["Resources"].as_object().unwrap() {
+            let Some(tags) = r["Properties"].get("Tags") else { continue };
+            let get = |k: &str| match tags {
+                Value::Array(list) => list.iter().find(|t| t["Key"] == k).map(|t| t["Value"].clone()),
+                Value::Object(map) => map.get(k).cloned(),
+                _ => None,
+            };
+            assert_eq!(get("chrono:customer"), Some(json!("dev-jane")), "{id}");
+            assert_eq!(get("chrono:stage"), Some(json!("preview")), "{id}");
+            assert_eq!(get("chrono:managed-by"), Some(json!("chronoctl")), "{id}");
+            assert_eq!(get("chrono:preview"), Some(json!("true")), "{id}");
+            assert_eq!(get("chrono:expires-at"), Some(json!("2026-12-01T00:00:00Z")), "{id}");
+        }
+        assert_eq!(s.tags["chrono:expires-at"], "2026-12-01T00:00:00Z");
+    }
+}
+
+#[test]
+fn synthesis_is_deterministic_and_within_limits() {
+    for name in ["acme-prod", "acme-staging", "demo-local"] {
+        let cfg = example(name);
+        let a = synthesize(&cfg).unwrap();
+        let b = synthesize(&cfg).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.len(), 6);
+        let manifest: Value = serde_json::from_str(&a[5].contents).unwrap();
+        assert_eq!(manifest["format"], 1);
+        for (file, entry) in a.iter().zip(manifest["stacks"].as_array().unwrap()) {
+            assert!(file.path.ends_with(entry["template"].as_str().unwrap()));
+            assert_eq!(entry["bytes"], file.contents.len());
+            assert_eq!(entry["upload"], file.contents.len() > 51_200);
+            assert!(file.contents.ends_with('\n'));
+        }
+        assert_eq!(
+            manifest["stacks"][3]["parameters"]["ApiCodeKey"],
+            json!({"asset": {"lambda_zip": "chrono-api"}})
+        );
+        assert_eq!(manifest["stacks"][3]["parameters"]["ImageTag"], json!({"asset": "image_tag"}));
+    }
+}
