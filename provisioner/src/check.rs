@@ -5,7 +5,7 @@
 //! the binary and evaluated with the `cfn-guard` crate; the report's paths give the
 //! logical id of each offending resource, the rule's `<< >>` message the fix hint. One rule
 //! is a typed check here ([`OWN_ROLE`]), because Guard cannot count references between
-//! resources. Output: one line per violation (`stack logical-id rule: hint`) or
+//! resources; CloudFormation's limits are reported as rule [`LIMITS`]. Output: one line per violation (`stack logical-id rule: hint`) or
 //! `--output json`; exit 1 on any violation.
 
 use std::collections::BTreeMap;
@@ -13,6 +13,7 @@ use std::process::ExitCode;
 
 use chrono_stacks::Config;
 use chrono_stacks::compute::model_arn;
+use chrono_stacks::model::{Template, needs_upload};
 use chrono_stacks::synth::build_stacks;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -206,10 +207,28 @@ pub fn own_role(stack: &str, template: &Value) -> Vec<Violation> {
     out
 }
 
+/// Name of the rule reporting CloudFormation limits (also enforced by `synth`).
+pub const LIMITS: &str = "cfn_limits";
+
+/// CloudFormation's limits on one template: resources, parameters, outputs, body size.
+pub fn limits(stack: &str, template: &Template) -> Option<Violation> {
+    let err = template
+        .check_limits()
+        .and_then(|()| needs_upload(&template.to_yaml()).map(|_| ()))
+        .err()?;
+    Some(Violation {
+        stack: stack.to_owned(),
+        logical_id: "-".into(),
+        rule: LIMITS.into(),
+        hint: err.to_string(),
+    })
+}
+
 /// Check every stack of a config.
 pub fn check_config(cfg: &Config) -> Result<Vec<Violation>, Error> {
     let mut out = Vec::new();
     for stack in build_stacks(cfg)? {
+        out.extend(limits(&stack.name, &stack.template));
         out.extend(check_template(cfg, &stack.name, &stack.template.to_json())?);
     }
     Ok(out)

@@ -60,4 +60,7 @@ pub struct SynthArgs {
     /// Write nothing; exit 1 and name the stale files if the templates on disk differ.
     #[arg(long)]
     pub check: bool,
+    /// Write nothing; list what synth would write or remove, and exit 0.
+    #[arg(long, conflicts_with = "check")]
+    pub dry_run: bool,
 }

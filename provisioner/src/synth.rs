@@ -28,6 +28,15 @@ pub enum Staleness {
     Extra,
 }
 
+/// A file `--check` found stale.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct StaleFile {
+    /// The file.
+    pub path: PathBuf,
+    /// Why.
+    pub why: Staleness,
+}
+
 /// What `synth` did or found.
 #[derive(Debug, Default, Serialize)]
 pub struct Report {
@@ -38,7 +47,7 @@ pub struct Report {
     /// Files removed (synth).
     pub removed: Vec<PathBuf>,
     /// Stale files (`--check`).
-    pub stale: Vec<(PathBuf, Staleness)>,
+    pub stale: Vec<StaleFile>,
 }
 
 fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
@@ -102,7 +111,8 @@ fn generated_files(dir: &Path) -> Result<Vec<PathBuf>, Error> {
     Ok(files)
 }
 
-/// Synthesize (or check) the templates of `args`.
+/// Synthesize (or check) the templates of `args`. With `--check` or `--dry-run` nothing is
+/// written: what differs is reported in `stale`.
 pub fn synth(args: &SynthArgs) -> Result<Report, Error> {
     let configs = load_configs(&args.configs)?;
     let mut expected: Vec<File> = Vec::new();
@@ -122,13 +132,13 @@ pub fn synth(args: &SynthArgs) -> Result<Report, Error> {
             report.unchanged += 1;
             continue;
         }
-        if args.check {
+        if args.check || args.dry_run {
             let why = if current.is_some() {
                 Staleness::Differs
             } else {
                 Staleness::Missing
             };
-            report.stale.push((path, why));
+            report.stale.push(StaleFile { path, why });
         } else {
             if let Some(parent) = path.parent() {
                 fs::create_dir_all(parent).map_err(io("cannot create", parent))?;
@@ -151,14 +161,18 @@ pub fn synth(args: &SynthArgs) -> Result<Report, Error> {
             if wanted.contains(&path) {
                 continue;
             }
-            if args.check {
-                report.stale.push((path, Staleness::Extra));
+            if args.check || args.dry_run {
+                report.stale.push(StaleFile {
+                    path,
+                    why: Staleness::Extra,
+                });
             } else {
                 fs::remove_file(&path).map_err(io("cannot remove", &path))?;
                 report.removed.push(path);
             }
         }
-        if !args.check && fs::read_dir(&dir).is_ok_and(|mut d| d.next().is_none()) {
+        if !(args.check || args.dry_run) && fs::read_dir(&dir).is_ok_and(|mut d| d.next().is_none())
+        {
             fs::remove_dir(&dir).map_err(io("cannot remove", &dir))?;
         }
     }
@@ -174,8 +188,23 @@ pub fn run(args: &SynthArgs, output: OutputFormat) -> Result<ExitCode, Error> {
             "{}",
             serde_json::to_string_pretty(&report).unwrap_or_default()
         ),
+        OutputFormat::Text if args.dry_run => {
+            for StaleFile { path, why } in &report.stale {
+                let action = match why {
+                    Staleness::Missing => "would create",
+                    Staleness::Differs => "would update",
+                    Staleness::Extra => "would remove",
+                };
+                println!("{action} {}", path.display());
+            }
+            println!(
+                "dry run: {} file(s) would change, {} unchanged",
+                report.stale.len(),
+                report.unchanged
+            );
+        }
         OutputFormat::Text => {
-            for (path, why) in &report.stale {
+            for StaleFile { path, why } in &report.stale {
                 let why = match why {
                     Staleness::Missing => "missing",
                     Staleness::Differs => "differs from what the code generates",
@@ -206,7 +235,7 @@ pub fn run(args: &SynthArgs, output: OutputFormat) -> Result<ExitCode, Error> {
             }
         }
     }
-    Ok(if report.stale.is_empty() {
+    Ok(if report.stale.is_empty() || args.dry_run {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -1,8 +1,10 @@
 //! `chronoctl check`: the example configs pass, and each rule catches a deliberately
 //! broken template.
 
-use chrono_provisioner::check::{Violation, check_config, check_template};
+use chrono_provisioner::check::{Violation, check_config, check_template, limits};
 use chrono_stacks::Config;
+use chrono_stacks::model::Template;
+use chrono_stacks::resources::compute::LogGroup;
 use chrono_stacks::synth::build_stacks;
 use serde_json::{Value, json};
 
@@ -195,4 +197,25 @@ fn lambdas_sharing_a_role() {
             json!("arn:aws:iam::1:role/shared");
     });
     assert_caught(&v, "own_role", "PipelineTaskDefinition");
+}
+
+#[test]
+fn template_over_the_resource_limit() {
+    let mut t = Template::new("too big");
+    for i in 0..501 {
+        let group = LogGroup {
+            log_group_name: format!("/x/{i}"),
+            retention_in_days: 7,
+            tags: Vec::new(),
+        };
+        t.add(&format!("Group{i}"), group).unwrap();
+    }
+    let v = limits("chrono-acme-prod-compute", &t).unwrap();
+    assert_eq!(v.rule, "cfn_limits");
+    assert_eq!(
+        v.hint,
+        "template has 501 resources, CloudFormation allows at most 500; split the stack"
+    );
+    let fine = build_stacks(&example("acme-prod")).unwrap();
+    assert!(fine.iter().all(|s| limits(&s.name, &s.template).is_none()));
 }

@@ -11,7 +11,9 @@ use crate::compute::ComputeOutputs;
 use crate::config::Config;
 use crate::model::{Attributes, Expr, Handle, ModelError, Parameter, Policy};
 use crate::network::FILTER_AI_PORT;
-use crate::resources::api::{Api, Authorizer, Integration, JwtConfiguration, Route, Stage, VpcLink};
+use crate::resources::api::{
+    Api, Authorizer, Integration, JwtConfiguration, Route, Stage, VpcLink,
+};
 use crate::resources::compute::{LogGroup, Permission};
 use crate::stack::{Stack, StackKind, tag_map, tags};
 
@@ -53,10 +55,22 @@ pub fn build(cfg: &Config) -> Result<ApiStack, ModelError> {
 
 /// Build the api stack with its parameters wired to `compute`'s outputs.
 pub fn build_wired(cfg: &Config, compute: &ComputeOutputs) -> Result<ApiStack, ModelError> {
-    let mut s = Stack::new(cfg, StackKind::Api, "HTTP API, AI chat route, WebSocket API");
+    let mut s = Stack::new(
+        cfg,
+        StackKind::Api,
+        "HTTP API, AI chat route, WebSocket API",
+    );
     let arn_param = |what: &str| Parameter::string(what).pattern("^arn:.+");
-    let api_fn = s.import("ApiFunctionArn", &compute.api_function_arn, arn_param("chrono-api Lambda"))?;
-    let chat_fn = s.import("AiChatFunctionArn", &compute.ai_chat_function_arn, arn_param("AI chat Lambda"))?;
+    let api_fn = s.import(
+        "ApiFunctionArn",
+        &compute.api_function_arn,
+        arn_param("chrono-api Lambda"),
+    )?;
+    let chat_fn = s.import(
+        "AiChatFunctionArn",
+        &compute.ai_chat_function_arn,
+        arn_param("AI chat Lambda"),
+    )?;
     let nlb = s.import(
         "FilterAiLoadBalancerArn",
         &compute.load_balancer_arn,
@@ -69,7 +83,10 @@ pub fn build_wired(cfg: &Config, compute: &ComputeOutputs) -> Result<ApiStack, M
     )?;
     let prefix = cfg.prefix();
     let t = &mut s.template;
-    let logs = |t: &mut crate::model::Template, id: &str, name: String| -> Result<Handle<LogGroup>, ModelError> {
+    let logs = |t: &mut crate::model::Template,
+                id: &str,
+                name: String|
+     -> Result<Handle<LogGroup>, ModelError> {
         t.add_with(
             id,
             LogGroup {
@@ -114,7 +131,10 @@ pub fn build_wired(cfg: &Config, compute: &ComputeOutputs) -> Result<ApiStack, M
         timeout_in_millis: Some(29_000),
     };
     let api_integration = t.add("ApiIntegration", lambda_integration(&http, api_fn.r#ref()))?;
-    let chat_integration = t.add("AiChatIntegration", lambda_integration(&http, chat_fn.r#ref()))?;
+    let chat_integration = t.add(
+        "AiChatIntegration",
+        lambda_integration(&http, chat_fn.r#ref()),
+    )?;
     for (id, key, integration) in [
         ("ApiRoute", API_ROUTE, &api_integration),
         ("AiChatRoute", AI_CHAT_ROUTE, &chat_integration),
@@ -130,7 +150,11 @@ pub fn build_wired(cfg: &Config, compute: &ComputeOutputs) -> Result<ApiStack, M
             },
         )?;
     }
-    let http_logs = logs(t, "HttpApiAccessLogs", format!("/aws/apigateway/{prefix}-http"))?;
+    let http_logs = logs(
+        t,
+        "HttpApiAccessLogs",
+        format!("/aws/apigateway/{prefix}-http"),
+    )?;
     t.add(
         "HttpApiStage",
         Stage {
@@ -142,7 +166,10 @@ pub fn build_wired(cfg: &Config, compute: &ComputeOutputs) -> Result<ApiStack, M
             tags: tag_map(cfg),
         },
     )?;
-    for (id, function) in [("ApiInvokePermission", &api_fn), ("AiChatInvokePermission", &chat_fn)] {
+    for (id, function) in [
+        ("ApiInvokePermission", &api_fn),
+        ("AiChatInvokePermission", &chat_fn),
+    ] {
         t.add(
             id,
             Permission {
@@ -185,7 +212,10 @@ pub fn build_wired(cfg: &Config, compute: &ComputeOutputs) -> Result<ApiStack, M
             Integration {
                 api_id: ws.r#ref(),
                 integration_type: "HTTP_PROXY".into(),
-                integration_uri: Expr::sub(format!("http://${{{}}}:{FILTER_AI_PORT}{path}", nlb_dns.id())),
+                integration_uri: Expr::sub(format!(
+                    "http://${{{}}}:{FILTER_AI_PORT}{path}",
+                    nlb_dns.id()
+                )),
                 integration_method: Some("POST".into()),
                 payload_format_version: None,
                 connection_type: Some("VPC_LINK".into()),
@@ -204,7 +234,11 @@ pub fn build_wired(cfg: &Config, compute: &ComputeOutputs) -> Result<ApiStack, M
             },
         )?;
     }
-    let ws_logs = logs(t, "WebSocketAccessLogs", format!("/aws/apigateway/{prefix}-ws"))?;
+    let ws_logs = logs(
+        t,
+        "WebSocketAccessLogs",
+        format!("/aws/apigateway/{prefix}-ws"),
+    )?;
     t.add(
         "WebSocketStage",
         Stage {

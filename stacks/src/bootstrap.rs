@@ -1,17 +1,17 @@
 //! The `bootstrap` stack: assets bucket (Lambda zips, large templates), ECR repository for
-//! the runtime image, and the deploy lock table. It depends on nothing.
+//! the runtime image, the deploy lock table, and API Gateway's account-level logging role.
+//! It depends on nothing.
 
 use serde_json::json;
 
 use crate::config::Config;
+use crate::data_policy;
 use crate::model::{Attributes, Expr, ModelError};
-use crate::resources::storage::{
-    AttributeDefinition, Bucket, BucketEncryption, BucketPolicy, KeySchemaElement,
-    PointInTimeRecovery, PublicAccessBlock, Repository, Table, TableSse, TimeToLive,
-};
-use crate::resources::iam::{Effect, PolicyDocument, Statement};
+use crate::resources::api::Account;
+use crate::resources::iam::{PolicyDocument, Role, Statement};
+use crate::resources::storage::{Bucket, Repository, Table};
+use crate::shared::{secure_bucket, table, tls_only_policy};
 use crate::stack::{OutputRef, Stack, StackKind, tags};
-use crate::{data_policy, model::Handle};
 
 /// Outputs later stacks import.
 #[derive(Debug, Clone)]
@@ -37,89 +37,13 @@ pub struct BootstrapStack {
     pub lock_table: Table,
 }
 
-/// The TTL attribute of every table we create (epoch seconds).
-pub const TTL_ATTRIBUTE: &str = "expires_at";
-
-/// A bucket with our baseline: encryption, public access blocked, versioning, ACLs off.
-pub(crate) fn secure_bucket(cfg: &Config, name: String, key: Option<Expr>, lifecycle: serde_json::Value) -> Bucket {
-    Bucket {
-        tags: tags(cfg, &name),
-        bucket_name: name,
-        bucket_encryption: BucketEncryption::new(key),
-        public_access_block_configuration: PublicAccessBlock::all(),
-        ownership_controls: json!({"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}),
-        versioning_configuration: Some(json!({"Status": "Enabled"})),
-        lifecycle_configuration: Some(lifecycle),
-    }
-}
-
-/// The TLS-only policy of a bucket.
-pub(crate) fn tls_only_policy(bucket: &Handle<Bucket>) -> BucketPolicy {
-    BucketPolicy {
-        bucket: bucket.r#ref(),
-        policy_document: PolicyDocument::new(vec![Statement {
-            sid: "DenyInsecureTransport".into(),
-            effect: Effect::Deny,
-            principal: Some(json!("*")),
-            action: vec!["s3:*".into()],
-            resource: vec![bucket.arn(), Expr::sub(format!("${{{}.Arn}}/*", bucket.id()))],
-            condition: Some(json!({"Bool": {"aws:SecureTransport": "false"}})),
-        }]),
-    }
-}
-
-/// An on-demand table with TTL, PITR and SSE.
-pub(crate) fn table(
-    cfg: &Config,
-    name: String,
-    partition_key: &str,
-    sort_key: Option<&str>,
-    kms_key: Option<Expr>,
-) -> Table {
-    let mut attribute_definitions = vec![AttributeDefinition {
-        attribute_name: partition_key.into(),
-        attribute_type: "S".into(),
-    }];
-    let mut key_schema = vec![KeySchemaElement {
-        attribute_name: partition_key.into(),
-        key_type: "HASH".into(),
-    }];
-    if let Some(sk) = sort_key {
-        attribute_definitions.push(AttributeDefinition {
-            attribute_name: sk.into(),
-            attribute_type: "S".into(),
-        });
-        key_schema.push(KeySchemaElement {
-            attribute_name: sk.into(),
-            key_type: "RANGE".into(),
-        });
-    }
-    let sse_specification = TableSse {
-        sse_enabled: true,
-        sse_type: kms_key.as_ref().map(|_| "KMS".to_owned()),
-        kms_master_key_id: kms_key,
-    };
-    Table {
-        tags: tags(cfg, &name),
-        table_name: name,
-        billing_mode: "PAY_PER_REQUEST".into(),
-        attribute_definitions,
-        key_schema,
-        time_to_live_specification: TimeToLive {
-            attribute_name: TTL_ATTRIBUTE.into(),
-            enabled: true,
-        },
-        point_in_time_recovery_specification: PointInTimeRecovery {
-            point_in_time_recovery_enabled: true,
-        },
-        sse_specification,
-        deletion_protection_enabled: cfg.stage == crate::Stage::Prod,
-    }
-}
-
 /// Build the bootstrap stack.
 pub fn build(cfg: &Config) -> Result<BootstrapStack, ModelError> {
-    let mut s = Stack::new(cfg, StackKind::Bootstrap, "assets bucket, ECR repository, deploy lock table");
+    let mut s = Stack::new(
+        cfg,
+        StackKind::Bootstrap,
+        "assets bucket, ECR repository, deploy lock table",
+    );
     let retain = Attributes::retention(data_policy(cfg));
     let prefix = cfg.prefix();
 
@@ -134,8 +58,11 @@ pub fn build(cfg: &Config) -> Result<BootstrapStack, ModelError> {
              "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7}}
         ]}),
     );
-    let bucket = s.template.add_with("AssetsBucket", assets_bucket.clone(), retain.clone())?;
-    s.template.add("AssetsBucketPolicy", tls_only_policy(&bucket))?;
+    let bucket = s
+        .template
+        .add_with("AssetsBucket", assets_bucket.clone(), retain.clone())?;
+    s.template
+        .add("AssetsBucketPolicy", tls_only_policy(&bucket))?;
 
     let repo_name = format!("{prefix}-runtime");
     let repo = s.template.add_with(
@@ -154,15 +81,55 @@ pub fn build(cfg: &Config) -> Result<BootstrapStack, ModelError> {
         retain.clone(),
     )?;
 
+    // API Gateway writes WebSocket access logs only with an account-level logging role.
+    let logs_role = s.template.add(
+        "ApiGatewayLoggingRole",
+        Role {
+            description: format!("{prefix}: API Gateway writes access logs to CloudWatch"),
+            assume_role_policy_document: PolicyDocument::new(vec![Statement::assume_role(
+                "apigateway.amazonaws.com",
+            )]),
+            managed_policy_arns: vec![Expr::sub(
+                "arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs",
+            )],
+            policies: Vec::new(),
+            tags: tags(cfg, &format!("{prefix}-apigateway-logs")),
+        },
+    )?;
+    s.template.add(
+        "ApiGatewayAccount",
+        Account {
+            cloud_watch_role_arn: logs_role.arn(),
+        },
+    )?;
+
     let lock_table = table(cfg, format!("{prefix}-deploy-lock"), "lock_id", None, None);
-    let lock = s.template.add_with("DeployLockTable", lock_table.clone(), retain)?;
+    let lock = s
+        .template
+        .add_with("DeployLockTable", lock_table.clone(), retain)?;
 
     let outputs = BootstrapOutputs {
-        assets_bucket: s.export("AssetsBucketName", "bucket of Lambda zips and large templates", bucket.r#ref())?,
-        repository_uri: s.export("RuntimeRepositoryUri", "ECR repository of the runtime image", repo.uri())?,
-        repository_arn: s.export("RuntimeRepositoryArn", "ARN of the ECR repository", repo.arn())?,
+        assets_bucket: s.export(
+            "AssetsBucketName",
+            "bucket of Lambda zips and large templates",
+            bucket.r#ref(),
+        )?,
+        repository_uri: s.export(
+            "RuntimeRepositoryUri",
+            "ECR repository of the runtime image",
+            repo.uri(),
+        )?,
+        repository_arn: s.export(
+            "RuntimeRepositoryArn",
+            "ARN of the ECR repository",
+            repo.arn(),
+        )?,
     };
-    s.export("DeployLockTableName", "table holding deploy locks", lock.r#ref())?;
+    s.export(
+        "DeployLockTableName",
+        "table holding deploy locks",
+        lock.r#ref(),
+    )?;
     Ok(BootstrapStack {
         stack: s,
         outputs,

@@ -112,35 +112,88 @@ struct Params {
     image_tag: ParamHandle,
 }
 
-fn params(s: &mut Stack, b: &BootstrapOutputs, n: &NetworkOutputs, d: &DataOutputs) -> Result<Params, ModelError> {
+fn params(
+    s: &mut Stack,
+    b: &BootstrapOutputs,
+    n: &NetworkOutputs,
+    d: &DataOutputs,
+) -> Result<Params, ModelError> {
     let string = |what: &str| Parameter::string(what);
     let sg = |what: &str| Parameter::of_type("AWS::EC2::SecurityGroup::Id", what);
     let key_pattern = "^[A-Za-z0-9._/-]+\\.zip$";
     Ok(Params {
-        assets: s.import("AssetsBucketName", &b.assets_bucket, string("assets bucket"))?,
-        repo_uri: s.import("RuntimeRepositoryUri", &b.repository_uri, string("ECR repository URI"))?,
-        repo_arn: s.import("RuntimeRepositoryArn", &b.repository_arn, string("ECR repository ARN"))?,
-        vpc: s.import("VpcId", &n.vpc_id, Parameter::of_type("AWS::EC2::VPC::Id", "the VPC"))?,
+        assets: s.import(
+            "AssetsBucketName",
+            &b.assets_bucket,
+            string("assets bucket"),
+        )?,
+        repo_uri: s.import(
+            "RuntimeRepositoryUri",
+            &b.repository_uri,
+            string("ECR repository URI"),
+        )?,
+        repo_arn: s.import(
+            "RuntimeRepositoryArn",
+            &b.repository_arn,
+            string("ECR repository ARN"),
+        )?,
+        vpc: s.import(
+            "VpcId",
+            &n.vpc_id,
+            Parameter::of_type("AWS::EC2::VPC::Id", "the VPC"),
+        )?,
         subnets: s.import(
             "PrivateSubnetIds",
             &n.private_subnets,
             Parameter::of_type("List<AWS::EC2::Subnet::Id>", "private subnets"),
         )?,
-        lambda_sg: s.import("LambdaSecurityGroupId", &n.lambda_sg, sg("security group of the Lambdas"))?,
-        task_sg: s.import("TaskSecurityGroupId", &n.task_sg, sg("security group of the ECS tasks"))?,
+        lambda_sg: s.import(
+            "LambdaSecurityGroupId",
+            &n.lambda_sg,
+            sg("security group of the Lambdas"),
+        )?,
+        task_sg: s.import(
+            "TaskSecurityGroupId",
+            &n.task_sg,
+            sg("security group of the ECS tasks"),
+        )?,
         lb_sg: s.import(
             "LoadBalancerSecurityGroupId",
             &n.load_balancer_sg,
             sg("security group of the internal NLB"),
         )?,
-        key: s.import("DataKeyArn", &d.kms_key_arn, string("KMS key of the data stores"))?,
+        key: s.import(
+            "DataKeyArn",
+            &d.kms_key_arn,
+            string("KMS key of the data stores"),
+        )?,
         db_host: s.import("DatabaseHost", &d.db_host, string("Aurora writer endpoint"))?,
         db_port: s.import("DatabasePort", &d.db_port, string("Aurora port"))?,
-        db_secret: s.import("DatabaseSecretArn", &d.db_secret_arn, string("Aurora master secret"))?,
-        sources: s.import("SourcesBucketName", &d.sources_bucket, string("sources bucket"))?,
-        artifacts: s.import("ArtifactsBucketName", &d.artifacts_bucket, string("artifacts bucket"))?,
-        sessions: s.import("SessionsTableName", &d.sessions_table, string("sessions table"))?,
-        intent_cache: s.import("IntentCacheTableName", &d.intent_cache_table, string("intent cache table"))?,
+        db_secret: s.import(
+            "DatabaseSecretArn",
+            &d.db_secret_arn,
+            string("Aurora master secret"),
+        )?,
+        sources: s.import(
+            "SourcesBucketName",
+            &d.sources_bucket,
+            string("sources bucket"),
+        )?,
+        artifacts: s.import(
+            "ArtifactsBucketName",
+            &d.artifacts_bucket,
+            string("artifacts bucket"),
+        )?,
+        sessions: s.import(
+            "SessionsTableName",
+            &d.sessions_table,
+            string("sessions table"),
+        )?,
+        intent_cache: s.import(
+            "IntentCacheTableName",
+            &d.intent_cache_table,
+            string("intent cache table"),
+        )?,
         conversations: s.import(
             "ConversationsTableName",
             &d.conversations_table,
@@ -177,12 +230,17 @@ fn bucket_arn(p: &ParamHandle) -> Expr {
 }
 
 fn table_arn(p: &ParamHandle) -> Expr {
-    arn(&format!("dynamodb:${{AWS::Region}}:${{AWS::AccountId}}:table/${{{}}}", p.id()))
+    arn(&format!(
+        "dynamodb:${{AWS::Region}}:${{AWS::AccountId}}:table/${{{}}}",
+        p.id()
+    ))
 }
 
 /// ARN of a Bedrock foundation model in the stack's region.
 pub fn model_arn(model_id: &str) -> Expr {
-    arn(&format!("bedrock:${{AWS::Region}}::foundation-model/{model_id}"))
+    arn(&format!(
+        "bedrock:${{AWS::Region}}::foundation-model/{model_id}"
+    ))
 }
 
 fn runtime_env(cfg: &Config, p: &Params) -> BTreeMap<String, Expr> {
@@ -200,12 +258,18 @@ fn runtime_env(cfg: &Config, p: &Params) -> BTreeMap<String, Expr> {
         ("CHRONO_DB_NAME", DATABASE_NAME.into()),
         ("CHRONO_DB_PORT", p.db_port.r#ref()),
         ("CHRONO_DB_SECRET_ARN", p.db_secret.r#ref()),
-        ("CHRONO_GUARD_MODEL_ID", cfg.bedrock.guard_model_id.clone().into()),
+        (
+            "CHRONO_GUARD_MODEL_ID",
+            cfg.bedrock.guard_model_id.clone().into(),
+        ),
         ("CHRONO_INTENT_CACHE_TABLE", p.intent_cache.r#ref()),
         ("CHRONO_JWT_AUDIENCE", cfg.auth.jwt_audience.clone().into()),
         ("CHRONO_JWT_ISSUER", cfg.auth.jwt_issuer.clone().into()),
         ("CHRONO_LOG_FORMAT", "json".into()),
-        ("CHRONO_MAIN_MODEL_ID", cfg.bedrock.main_model_id.clone().into()),
+        (
+            "CHRONO_MAIN_MODEL_ID",
+            cfg.bedrock.main_model_id.clone().into(),
+        ),
         ("CHRONO_PIPELINE_STATE_MACHINE_ARN", sm),
         ("CHRONO_ROLES_CLAIM", cfg.auth.roles_claim.clone().into()),
         ("CHRONO_SESSIONS_TABLE", p.sessions.r#ref()),
@@ -215,7 +279,13 @@ fn runtime_env(cfg: &Config, p: &Params) -> BTreeMap<String, Expr> {
     pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
 
-fn role(cfg: &Config, what: &str, service: &str, managed: Vec<Expr>, statements: Vec<Statement>) -> Role {
+fn role(
+    cfg: &Config,
+    what: &str,
+    service: &str,
+    managed: Vec<Expr>,
+    statements: Vec<Statement>,
+) -> Role {
     Role {
         description: format!("{}: {what}", cfg.prefix()),
         assume_role_policy_document: PolicyDocument::new(vec![Statement::assume_role(service)]),
@@ -238,7 +308,11 @@ fn logs_statement(groups: &[&Handle<LogGroup>]) -> Statement {
 
 fn db_secret_statements(p: &Params) -> Vec<Statement> {
     vec![
-        Statement::allow("ReadDatabaseSecret", &["secretsmanager:GetSecretValue"], vec![p.db_secret.r#ref()]),
+        Statement::allow(
+            "ReadDatabaseSecret",
+            &["secretsmanager:GetSecretValue"],
+            vec![p.db_secret.r#ref()],
+        ),
         Statement::allow(
             "UseDataKey",
             &["kms:Decrypt", "kms:GenerateDataKey"],
@@ -257,16 +331,26 @@ fn tables_statement(p: &Params) -> Statement {
             "dynamodb:DeleteItem",
             "dynamodb:Query",
         ],
-        vec![table_arn(&p.sessions), table_arn(&p.intent_cache), table_arn(&p.conversations)],
+        vec![
+            table_arn(&p.sessions),
+            table_arn(&p.intent_cache),
+            table_arn(&p.conversations),
+        ],
     )
 }
 
 fn bedrock_statement(cfg: &Config) -> Statement {
-    let mut models = vec![cfg.bedrock.guard_model_id.clone(), cfg.bedrock.main_model_id.clone()];
+    let mut models = vec![
+        cfg.bedrock.guard_model_id.clone(),
+        cfg.bedrock.main_model_id.clone(),
+    ];
     models.dedup();
     Statement::allow(
         "InvokeConfiguredModels",
-        &["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"],
+        &[
+            "bedrock:InvokeModel",
+            "bedrock:InvokeModelWithResponseStream",
+        ],
         models.iter().map(|m| model_arn(m)).collect(),
     )
 }
@@ -287,14 +371,17 @@ pub fn build(cfg: &Config) -> Result<ComputeStack, ModelError> {
 }
 
 /// Build the compute stack with its parameters wired to the given outputs.
-#[allow(clippy::too_many_lines)]
 pub fn build_wired(
     cfg: &Config,
     bootstrap: &BootstrapOutputs,
     network: &NetworkOutputs,
     data: &DataOutputs,
 ) -> Result<ComputeStack, ModelError> {
-    let mut s = Stack::new(cfg, StackKind::Compute, "roles, Lambdas, ECS, state machine, log groups");
+    let mut s = Stack::new(
+        cfg,
+        StackKind::Compute,
+        "roles, Lambdas, ECS, state machine, log groups",
+    );
     let p = params(&mut s, bootstrap, network, data)?;
     let prefix = cfg.prefix();
     let env = runtime_env(cfg, &p);
@@ -302,12 +389,26 @@ pub fn build_wired(
     let logs = Attributes::retention(Policy::Delete);
     let t = &mut s.template;
 
-    let api_logs = t.add_with("ApiLogGroup", log_group(cfg, format!("/aws/lambda/{prefix}-api")), logs.clone())?;
-    let chat_logs =
-        t.add_with("AiChatLogGroup", log_group(cfg, format!("/aws/lambda/{prefix}-ai-chat")), logs.clone())?;
-    let pipeline_logs =
-        t.add_with("PipelineLogGroup", log_group(cfg, format!("/ecs/{prefix}/pipeline")), logs.clone())?;
-    let filter_logs = t.add_with("FilterAiLogGroup", log_group(cfg, format!("/ecs/{prefix}/filter-ai")), logs)?;
+    let api_logs = t.add_with(
+        "ApiLogGroup",
+        log_group(cfg, format!("/aws/lambda/{prefix}-api")),
+        logs.clone(),
+    )?;
+    let chat_logs = t.add_with(
+        "AiChatLogGroup",
+        log_group(cfg, format!("/aws/lambda/{prefix}-ai-chat")),
+        logs.clone(),
+    )?;
+    let pipeline_logs = t.add_with(
+        "PipelineLogGroup",
+        log_group(cfg, format!("/ecs/{prefix}/pipeline")),
+        logs.clone(),
+    )?;
+    let filter_logs = t.add_with(
+        "FilterAiLogGroup",
+        log_group(cfg, format!("/ecs/{prefix}/filter-ai")),
+        logs,
+    )?;
 
     let vpc_access = arn("iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole");
     let mut api_statements = vec![
@@ -317,32 +418,62 @@ pub fn build_wired(
             &["s3:GetObject", "s3:PutObject"],
             vec![bucket_objects(&p.sources)],
         ),
-        Statement::allow("ReadArtifacts", &["s3:GetObject"], vec![bucket_objects(&p.artifacts)]),
+        Statement::allow(
+            "ReadArtifacts",
+            &["s3:GetObject"],
+            vec![bucket_objects(&p.artifacts)],
+        ),
         Statement::allow(
             "StartPipeline",
             &["states:StartExecution"],
-            vec![arn(&format!("states:${{AWS::Region}}:${{AWS::AccountId}}:stateMachine:{sm_name}"))],
+            vec![arn(&format!(
+                "states:${{AWS::Region}}:${{AWS::AccountId}}:stateMachine:{sm_name}"
+            ))],
         ),
         Statement::allow(
             "WatchPipeline",
             &["states:DescribeExecution"],
-            vec![arn(&format!("states:${{AWS::Region}}:${{AWS::AccountId}}:execution:{sm_name}:*"))],
+            vec![arn(&format!(
+                "states:${{AWS::Region}}:${{AWS::AccountId}}:execution:{sm_name}:*"
+            ))],
         ),
     ];
     api_statements.extend(db_secret_statements(&p));
     let api_role = t.add(
         "ApiRole",
-        role(cfg, "chrono-api", "lambda.amazonaws.com", vec![vpc_access.clone()], api_statements),
+        role(
+            cfg,
+            "chrono-api",
+            "lambda.amazonaws.com",
+            vec![vpc_access.clone()],
+            api_statements,
+        ),
     )?;
 
-    let mut chat_statements = vec![logs_statement(&[&chat_logs]), tables_statement(&p), bedrock_statement(cfg)];
+    let mut chat_statements = vec![
+        logs_statement(&[&chat_logs]),
+        tables_statement(&p),
+        bedrock_statement(cfg),
+    ];
     chat_statements.extend(db_secret_statements(&p));
     let chat_role = t.add(
         "AiChatRole",
-        role(cfg, "ai-chat", "lambda.amazonaws.com", vec![vpc_access], chat_statements),
+        role(
+            cfg,
+            "ai-chat",
+            "lambda.amazonaws.com",
+            vec![vpc_access],
+            chat_statements,
+        ),
     )?;
 
-    let lambda = |name: &str, what: &str, code: &ParamHandle, role: &Handle<Role>, memory, timeout, logs: &Handle<LogGroup>| {
+    let lambda = |name: &str,
+                  what: &str,
+                  code: &ParamHandle,
+                  role: &Handle<Role>,
+                  memory,
+                  timeout,
+                  logs: &Handle<LogGroup>| {
         let function_name = format!("{prefix}-{name}");
         Function {
             tags: tags(cfg, &function_name),
@@ -358,7 +489,9 @@ pub fn build_wired(
             role: role.arn(),
             memory_size: memory,
             timeout,
-            environment: LambdaEnvironment { variables: env.clone() },
+            environment: LambdaEnvironment {
+                variables: env.clone(),
+            },
             vpc_config: LambdaVpcConfig {
                 subnet_ids: p.subnets.r#ref(),
                 security_group_ids: vec![p.lambda_sg.r#ref()],
@@ -368,7 +501,15 @@ pub fn build_wired(
     };
     let api_fn = t.add(
         "ApiFunction",
-        lambda("api", "ChronoTracer HTTP API", &p.api_code, &api_role, cfg.sizing.api_memory_mb, cfg.sizing.api_timeout_s, &api_logs),
+        lambda(
+            "api",
+            "ChronoTracer HTTP API",
+            &p.api_code,
+            &api_role,
+            cfg.sizing.api_memory_mb,
+            cfg.sizing.api_timeout_s,
+            &api_logs,
+        ),
     )?;
     let chat_fn = t.add(
         "AiChatFunction",
@@ -400,10 +541,18 @@ pub fn build_wired(
             vec![],
             vec![
                 // GetAuthorizationToken has no resource-level permissions.
-                Statement::allow("EcrLogin", &["ecr:GetAuthorizationToken"], vec![Expr::str("*")]),
+                Statement::allow(
+                    "EcrLogin",
+                    &["ecr:GetAuthorizationToken"],
+                    vec![Expr::str("*")],
+                ),
                 Statement::allow(
                     "PullRuntimeImage",
-                    &["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+                    &[
+                        "ecr:BatchGetImage",
+                        "ecr:GetDownloadUrlForLayer",
+                        "ecr:BatchCheckLayerAvailability",
+                    ],
                     vec![p.repo_arn.r#ref()],
                 ),
                 logs_statement(&[&pipeline_logs, &filter_logs]),
@@ -411,7 +560,11 @@ pub fn build_wired(
         ),
     )?;
     let mut pipeline_statements = vec![
-        Statement::allow("ReadSources", &["s3:GetObject"], vec![bucket_objects(&p.sources)]),
+        Statement::allow(
+            "ReadSources",
+            &["s3:GetObject"],
+            vec![bucket_objects(&p.sources)],
+        ),
         Statement::allow(
             "ReadWriteArtifacts",
             &["s3:GetObject", "s3:PutObject"],
@@ -426,7 +579,13 @@ pub fn build_wired(
     pipeline_statements.extend(db_secret_statements(&p));
     let pipeline_role = t.add(
         "PipelineTaskRole",
-        role(cfg, "pipeline", "ecs-tasks.amazonaws.com", vec![], pipeline_statements),
+        role(
+            cfg,
+            "pipeline",
+            "ecs-tasks.amazonaws.com",
+            vec![],
+            pipeline_statements,
+        ),
     )?;
     let mut filter_statements = vec![
         tables_statement(&p),
@@ -434,16 +593,28 @@ pub fn build_wired(
         Statement::allow(
             "PostToWebSocketClients",
             &["execute-api:ManageConnections"],
-            vec![arn("execute-api:${AWS::Region}:${AWS::AccountId}:*/*/POST/@connections/*")],
+            vec![arn(
+                "execute-api:${AWS::Region}:${AWS::AccountId}:*/*/POST/@connections/*",
+            )],
         ),
     ];
     filter_statements.extend(db_secret_statements(&p));
     let filter_role = t.add(
         "FilterAiTaskRole",
-        role(cfg, "filter-ai", "ecs-tasks.amazonaws.com", vec![], filter_statements),
+        role(
+            cfg,
+            "filter-ai",
+            "ecs-tasks.amazonaws.com",
+            vec![],
+            filter_statements,
+        ),
     )?;
 
-    let image = Expr::sub(format!("${{{}}}:${{{}}}", p.repo_uri.id(), p.image_tag.id()));
+    let image = Expr::sub(format!(
+        "${{{}}}:${{{}}}",
+        p.repo_uri.id(),
+        p.image_tag.id()
+    ));
     let environment: Vec<KeyValue> = env
         .iter()
         .map(|(k, v)| KeyValue {
@@ -451,7 +622,11 @@ pub fn build_wired(
             value: v.clone(),
         })
         .collect();
-    let task = |family: &str, cpu: u32, memory: u32, role: &Handle<Role>, container: ContainerDefinition| {
+    let task = |family: &str,
+                cpu: u32,
+                memory: u32,
+                role: &Handle<Role>,
+                container: ContainerDefinition| {
         let family = format!("{prefix}-{family}");
         TaskDefinition {
             tags: tags(cfg, &family),
@@ -466,7 +641,11 @@ pub fn build_wired(
             container_definitions: vec![container],
         }
     };
-    let container = |name: &str, binary: &str, logs: &Handle<LogGroup>, ports: Vec<serde_json::Value>, readonly: bool| {
+    let container = |name: &str,
+                     binary: &str,
+                     logs: &Handle<LogGroup>,
+                     ports: Vec<serde_json::Value>,
+                     readonly: bool| {
         ContainerDefinition {
             name: name.to_owned(),
             image: image.clone(),
@@ -490,7 +669,13 @@ pub fn build_wired(
             cfg.sizing.pipeline_memory_mb,
             &pipeline_role,
             // The pipeline needs scratch space for evidence parts.
-            container(pipeline::CONTAINER, PIPELINE_BINARY, &pipeline_logs, vec![], false),
+            container(
+                pipeline::CONTAINER,
+                PIPELINE_BINARY,
+                &pipeline_logs,
+                vec![],
+                false,
+            ),
         ),
     )?;
     let filter_task = t.add(
@@ -518,7 +703,9 @@ pub fn build_wired(
             subnets: p.subnets.r#ref(),
             security_groups: vec![p.lb_sg.r#ref()],
             enforce_security_group_inbound_rules_on_private_link_traffic: "off".into(),
-            load_balancer_attributes: vec![json!({"Key": "load_balancing.cross_zone.enabled", "Value": "true"})],
+            load_balancer_attributes: vec![
+                json!({"Key": "load_balancing.cross_zone.enabled", "Value": "true"}),
+            ],
             tags: tags(cfg, &format!("{prefix}-filter-ai")),
         },
     )?;
@@ -540,7 +727,9 @@ pub fn build_wired(
             load_balancer_arn: nlb.r#ref(),
             protocol: "TCP".into(),
             port: FILTER_AI_PORT,
-            default_actions: vec![json!({"Type": "forward", "TargetGroupArn": target_group.r#ref()})],
+            default_actions: vec![
+                json!({"Type": "forward", "TargetGroupArn": target_group.r#ref()}),
+            ],
         },
     )?;
     t.add_with(
@@ -623,7 +812,10 @@ pub fn build_wired(
         ("TaskSecurityGroup".to_owned(), p.task_sg.r#ref()),
     ]);
     for i in 0..azs {
-        substitutions.insert(format!("Subnet{i}"), Expr::select(i as u32, p.subnets.r#ref()));
+        substitutions.insert(
+            format!("Subnet{i}"),
+            Expr::select(i as u32, p.subnets.r#ref()),
+        );
     }
     let sm = t.add(
         "PipelineStateMachine",
@@ -640,8 +832,16 @@ pub fn build_wired(
     let outputs = ComputeOutputs {
         api_function_arn: s.export("ApiFunctionArn", "chrono-api Lambda", api_fn.arn())?,
         ai_chat_function_arn: s.export("AiChatFunctionArn", "AI chat Lambda", chat_fn.arn())?,
-        load_balancer_arn: s.export("FilterAiLoadBalancerArn", "internal NLB of filter-ai", nlb.r#ref())?,
-        load_balancer_dns: s.export("FilterAiLoadBalancerDns", "DNS name of the internal NLB", nlb.dns_name())?,
+        load_balancer_arn: s.export(
+            "FilterAiLoadBalancerArn",
+            "internal NLB of filter-ai",
+            nlb.r#ref(),
+        )?,
+        load_balancer_dns: s.export(
+            "FilterAiLoadBalancerDns",
+            "DNS name of the internal NLB",
+            nlb.dns_name(),
+        )?,
     };
     s.export("PipelineStateMachineArn", "evidence pipeline", sm.r#ref())?;
     s.export("ClusterName", "ECS cluster", cluster.r#ref())?;

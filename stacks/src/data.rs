@@ -8,13 +8,15 @@
 
 use serde_json::json;
 
-use crate::bootstrap::{secure_bucket, table, tls_only_policy};
 use crate::config::Config;
 use crate::model::{Attributes, Expr, ModelError, Parameter};
 use crate::network::NetworkOutputs;
-use crate::resources::database::{DbCluster, DbInstance, DbSubnetGroup, MasterUserSecret, ScalingConfiguration};
+use crate::resources::database::{
+    DbCluster, DbInstance, DbSubnetGroup, MasterUserSecret, ScalingConfiguration,
+};
 use crate::resources::iam::{Effect, PolicyDocument, Statement};
 use crate::resources::storage::{Alias, Bucket, Key, Table};
+use crate::shared::{secure_bucket, table, tls_only_policy};
 use crate::stack::{OutputRef, Stack, StackKind, tags};
 use crate::{Stage, data_policy, database_policy};
 
@@ -83,7 +85,10 @@ pub fn build_wired(cfg: &Config, network: &NetworkOutputs) -> Result<DataStack, 
     let subnets = s.import(
         "PrivateSubnetIds",
         &network.private_subnets,
-        Parameter::of_type("List<AWS::EC2::Subnet::Id>", "private subnets of the network stack"),
+        Parameter::of_type(
+            "List<AWS::EC2::Subnet::Id>",
+            "private subnets of the network stack",
+        ),
     )?;
     let db_sg = s.import(
         "DatabaseSecurityGroupId",
@@ -146,7 +151,9 @@ pub fn build_wired(cfg: &Config, network: &NetworkOutputs) -> Result<DataStack, 
             database_name: DATABASE_NAME.into(),
             master_username: MASTER_USERNAME.into(),
             manage_master_user_password: true,
-            master_user_secret: MasterUserSecret { kms_key_id: key.r#ref() },
+            master_user_secret: MasterUserSecret {
+                kms_key_id: key.r#ref(),
+            },
             storage_encrypted: true,
             kms_key_id: key.r#ref(),
             db_subnet_group_name: subnet_group.r#ref(),
@@ -210,8 +217,20 @@ pub fn build_wired(cfg: &Config, network: &NetworkOutputs) -> Result<DataStack, 
     let artifacts = t.add_with("ArtifactsBucket", artifacts_bucket.clone(), keep.clone())?;
     t.add("ArtifactsBucketPolicy", tls_only_policy(&artifacts))?;
 
-    let sessions = table(cfg, format!("{prefix}-sessions"), "session_id", None, Some(key.arn()));
-    let intent_cache = table(cfg, format!("{prefix}-intent-cache"), "cache_key", None, Some(key.arn()));
+    let sessions = table(
+        cfg,
+        format!("{prefix}-sessions"),
+        "session_id",
+        None,
+        Some(key.arn()),
+    );
+    let intent_cache = table(
+        cfg,
+        format!("{prefix}-intent-cache"),
+        "cache_key",
+        None,
+        Some(key.arn()),
+    );
     let conversations = table(
         cfg,
         format!("{prefix}-conversations"),
@@ -225,14 +244,34 @@ pub fn build_wired(cfg: &Config, network: &NetworkOutputs) -> Result<DataStack, 
 
     let outputs = DataOutputs {
         kms_key_arn: s.export("DataKeyArn", "KMS key of the data stores", key.arn())?,
-        db_host: s.export("DatabaseHost", "Aurora writer endpoint", cluster.endpoint_address())?,
+        db_host: s.export(
+            "DatabaseHost",
+            "Aurora writer endpoint",
+            cluster.endpoint_address(),
+        )?,
         db_port: s.export("DatabasePort", "Aurora port", cluster.endpoint_port())?,
-        db_secret_arn: s.export("DatabaseSecretArn", "generated master secret", cluster.secret_arn())?,
+        db_secret_arn: s.export(
+            "DatabaseSecretArn",
+            "generated master secret",
+            cluster.secret_arn(),
+        )?,
         sources_bucket: s.export("SourcesBucketName", "uploaded evidence", sources.r#ref())?,
-        artifacts_bucket: s.export("ArtifactsBucketName", "pipeline artifacts", artifacts.r#ref())?,
+        artifacts_bucket: s.export(
+            "ArtifactsBucketName",
+            "pipeline artifacts",
+            artifacts.r#ref(),
+        )?,
         sessions_table: s.export("SessionsTableName", "AI chat sessions", sessions_h.r#ref())?,
-        intent_cache_table: s.export("IntentCacheTableName", "guard verdict cache", intent_h.r#ref())?,
-        conversations_table: s.export("ConversationsTableName", "AI conversations", conv_h.r#ref())?,
+        intent_cache_table: s.export(
+            "IntentCacheTableName",
+            "guard verdict cache",
+            intent_h.r#ref(),
+        )?,
+        conversations_table: s.export(
+            "ConversationsTableName",
+            "AI conversations",
+            conv_h.r#ref(),
+        )?,
     };
     Ok(DataStack {
         stack: s,

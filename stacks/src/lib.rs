@@ -22,8 +22,11 @@ pub mod model;
 pub mod network;
 pub mod pipeline;
 pub mod resources;
+mod shared;
 pub mod stack;
 pub mod synth;
+
+pub use shared::TTL_ATTRIBUTE;
 
 pub use config::{Config, Stage};
 pub use stack::{Stack, StackKind};
@@ -32,7 +35,11 @@ use model::Policy;
 
 /// Retention of stateful resources (buckets, tables, keys, repositories) for a stage.
 pub(crate) fn data_policy(cfg: &Config) -> Policy {
-    if cfg.stage == Stage::Prod { Policy::Retain } else { Policy::Delete }
+    if cfg.stage == Stage::Prod {
+        Policy::Retain
+    } else {
+        Policy::Delete
+    }
 }
 
 /// Retention of the database for a stage.

@@ -10,8 +10,8 @@ use serde_json::json;
 use crate::config::{Config, parse_slash16};
 use crate::model::{Expr, Handle, ModelError, Pseudo};
 use crate::resources::network::{
-    Eip, GatewayAttachment, InternetGateway, NatGateway, Route, RouteTable, SecurityGroup,
-    Subnet, SubnetRouteTableAssociation, Vpc, VpcEndpoint,
+    Eip, GatewayAttachment, InternetGateway, NatGateway, Route, RouteTable, SecurityGroup, Subnet,
+    SubnetRouteTableAssociation, Vpc, VpcEndpoint,
 };
 use crate::stack::{OutputRef, Stack, StackKind, tags};
 
@@ -52,7 +52,11 @@ fn egress(cidr: &str, port: u16, description: &str) -> serde_json::Value {
 
 /// Build the network stack.
 pub fn build(cfg: &Config) -> Result<NetworkStack, ModelError> {
-    let mut s = Stack::new(cfg, StackKind::Network, "VPC, subnets, NAT, endpoints, security groups");
+    let mut s = Stack::new(
+        cfg,
+        StackKind::Network,
+        "VPC, subnets, NAT, endpoints, security groups",
+    );
     let t = &mut s.template;
     let prefix = cfg.prefix();
     let cidr = cfg.network.vpc_cidr.as_str();
@@ -69,7 +73,12 @@ pub fn build(cfg: &Config) -> Result<NetworkStack, ModelError> {
             tags: tags(cfg, &prefix),
         },
     )?;
-    let igw = t.add("InternetGateway", InternetGateway { tags: tags(cfg, &prefix) })?;
+    let igw = t.add(
+        "InternetGateway",
+        InternetGateway {
+            tags: tags(cfg, &prefix),
+        },
+    )?;
     let attach = t.add(
         "InternetGatewayAttachment",
         GatewayAttachment {
@@ -103,7 +112,11 @@ pub fn build(cfg: &Config) -> Result<NetworkStack, ModelError> {
         let az = Expr::select(i, Expr::azs());
         let n = i + 1;
         let subnet = |public: bool| {
-            let (offset, kind) = if public { (0, "public") } else { (128, "private") };
+            let (offset, kind) = if public {
+                (0, "public")
+            } else {
+                (128, "private")
+            };
             Subnet {
                 vpc_id: vpc.r#ref(),
                 cidr_block: format!("{a}.{b}.{}.0/20", offset + 16 * i),
@@ -177,8 +190,16 @@ pub fn build(cfg: &Config) -> Result<NetworkStack, ModelError> {
         )?;
     }
 
-    let service = |name: &str| Expr::sub(format!("com.amazonaws.${{{}}}.{name}", Pseudo::Region.name()));
-    for (id, svc) in [("S3GatewayEndpoint", "s3"), ("DynamoDbGatewayEndpoint", "dynamodb")] {
+    let service = |name: &str| {
+        Expr::sub(format!(
+            "com.amazonaws.${{{}}}.{name}",
+            Pseudo::Region.name()
+        ))
+    };
+    for (id, svc) in [
+        ("S3GatewayEndpoint", "s3"),
+        ("DynamoDbGatewayEndpoint", "dynamodb"),
+    ] {
         t.add(
             id,
             VpcEndpoint {
@@ -193,7 +214,11 @@ pub fn build(cfg: &Config) -> Result<NetworkStack, ModelError> {
         )?;
     }
 
-    let sg = |t: &mut crate::model::Template, id: &str, what: &str, ingress: Vec<serde_json::Value>, egress: Vec<serde_json::Value>| {
+    let sg = |t: &mut crate::model::Template,
+              id: &str,
+              what: &str,
+              ingress: Vec<serde_json::Value>,
+              egress: Vec<serde_json::Value>| {
         t.add(
             id,
             SecurityGroup {
@@ -211,7 +236,11 @@ pub fn build(cfg: &Config) -> Result<NetworkStack, ModelError> {
         "lambdas",
         vec![],
         vec![
-            egress("0.0.0.0/0", 443, "AWS APIs and the identity provider over HTTPS"),
+            egress(
+                "0.0.0.0/0",
+                443,
+                "AWS APIs and the identity provider over HTTPS",
+            ),
             egress(cidr, DB_PORT, "Aurora PostgreSQL"),
         ],
     )?;
@@ -219,16 +248,20 @@ pub fn build(cfg: &Config) -> Result<NetworkStack, ModelError> {
         t,
         "LoadBalancerSecurityGroup",
         "load-balancer",
-        vec![json!({"IpProtocol": "tcp", "FromPort": FILTER_AI_PORT, "ToPort": FILTER_AI_PORT,
-                    "CidrIp": cidr, "Description": "API Gateway VPC link to filter-ai"})],
+        vec![
+            json!({"IpProtocol": "tcp", "FromPort": FILTER_AI_PORT, "ToPort": FILTER_AI_PORT,
+                    "CidrIp": cidr, "Description": "API Gateway VPC link to filter-ai"}),
+        ],
         vec![egress(cidr, FILTER_AI_PORT, "filter-ai tasks")],
     )?;
     let task_sg = sg(
         t,
         "TaskSecurityGroup",
         "tasks",
-        vec![json!({"IpProtocol": "tcp", "FromPort": FILTER_AI_PORT, "ToPort": FILTER_AI_PORT,
-                    "SourceSecurityGroupId": lb_sg.group_id(), "Description": "internal load balancer"})],
+        vec![
+            json!({"IpProtocol": "tcp", "FromPort": FILTER_AI_PORT, "ToPort": FILTER_AI_PORT,
+                    "SourceSecurityGroupId": lb_sg.group_id(), "Description": "internal load balancer"}),
+        ],
         vec![
             egress("0.0.0.0/0", 443, "AWS APIs and image pulls over HTTPS"),
             egress(cidr, DB_PORT, "Aurora PostgreSQL"),
@@ -245,26 +278,35 @@ pub fn build(cfg: &Config) -> Result<NetworkStack, ModelError> {
                    "SourceSecurityGroupId": task_sg.group_id(), "Description": "ECS tasks"}),
         ],
         // Replaces the default allow-all egress: the database initiates nothing.
-        vec![json!({"IpProtocol": "icmp", "FromPort": -1, "ToPort": -1, "CidrIp": "127.0.0.1/32",
-                    "Description": "no egress"})],
+        vec![
+            json!({"IpProtocol": "icmp", "FromPort": -1, "ToPort": -1, "CidrIp": "127.0.0.1/32",
+                    "Description": "no egress"}),
+        ],
     )?;
 
-    if !cfg.network.interface_endpoints.is_empty() {
+    let endpoints = cfg.interface_endpoints();
+    if !endpoints.is_empty() {
         let endpoint_sg = sg(
             t,
             "EndpointSecurityGroup",
             "endpoints",
-            vec![json!({"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "CidrIp": cidr,
-                        "Description": "HTTPS from the VPC"})],
-            vec![json!({"IpProtocol": "icmp", "FromPort": -1, "ToPort": -1, "CidrIp": "127.0.0.1/32",
-                        "Description": "no egress"})],
+            vec![
+                json!({"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "CidrIp": cidr,
+                        "Description": "HTTPS from the VPC"}),
+            ],
+            vec![
+                json!({"IpProtocol": "icmp", "FromPort": -1, "ToPort": -1, "CidrIp": "127.0.0.1/32",
+                        "Description": "no egress"}),
+            ],
         )?;
-        for svc in &cfg.network.interface_endpoints {
+        for svc in &endpoints {
             let id: String = svc
                 .split(['.', '-'])
                 .map(|w| {
                     let mut c = w.chars();
-                    c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+                    c.next()
+                        .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                        .unwrap_or_default()
                 })
                 .collect();
             t.add(
@@ -285,16 +327,36 @@ pub fn build(cfg: &Config) -> Result<NetworkStack, ModelError> {
     let join = |hs: &[Handle<Subnet>]| Expr::join(",", hs.iter().map(Handle::r#ref).collect());
     let outputs = NetworkOutputs {
         vpc_id: s.export("VpcId", "the VPC", vpc.r#ref())?,
-        private_subnets: s.export("PrivateSubnetIds", "private subnets, one per AZ", join(&private))?,
-        lambda_sg: s.export("LambdaSecurityGroupId", "security group of the Lambdas", lambda_sg.group_id())?,
-        task_sg: s.export("TaskSecurityGroupId", "security group of the ECS tasks", task_sg.group_id())?,
-        database_sg: s.export("DatabaseSecurityGroupId", "security group of Aurora", db_sg.group_id())?,
+        private_subnets: s.export(
+            "PrivateSubnetIds",
+            "private subnets, one per AZ",
+            join(&private),
+        )?,
+        lambda_sg: s.export(
+            "LambdaSecurityGroupId",
+            "security group of the Lambdas",
+            lambda_sg.group_id(),
+        )?,
+        task_sg: s.export(
+            "TaskSecurityGroupId",
+            "security group of the ECS tasks",
+            task_sg.group_id(),
+        )?,
+        database_sg: s.export(
+            "DatabaseSecurityGroupId",
+            "security group of Aurora",
+            db_sg.group_id(),
+        )?,
         load_balancer_sg: s.export(
             "LoadBalancerSecurityGroupId",
             "security group of the internal load balancer",
             lb_sg.group_id(),
         )?,
     };
-    s.export("PublicSubnetIds", "public subnets, one per AZ", join(&public))?;
+    s.export(
+        "PublicSubnetIds",
+        "public subnets, one per AZ",
+        join(&public),
+    )?;
     Ok(NetworkStack { stack: s, outputs })
 }

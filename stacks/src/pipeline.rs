@@ -28,6 +28,8 @@ pub const EXIT_BAD_INPUT: i64 = 65;
 pub const MAX_RETRIES: u32 = 3;
 /// Seconds to wait before a retry.
 pub const RETRY_WAIT_SECONDS: u32 = 30;
+/// Longest a single ECS step may run before it fails with `States.Timeout` (not retried).
+pub const STEP_TIMEOUT_SECONDS: u32 = 4 * 3600;
 /// Key of the parts manifest in `artifacts` (`{evidence_id}` replaced).
 pub const PARTS_MANIFEST_KEY: &str = "evidence/{evidence_id}/parts.json";
 /// Key of the failure marker in `artifacts` (`{evidence_id}` replaced).
@@ -65,16 +67,24 @@ pub const STEPS: [Step; 3] = [
 
 /// Placeholders of the definition, given the number of private subnets.
 pub fn placeholders(subnets: usize) -> Vec<String> {
-    let mut names: Vec<String> = ["ArtifactsBucket", "ClusterArn", "TaskDefinitionArn", "TaskSecurityGroup"]
-        .map(String::from)
-        .to_vec();
+    let mut names: Vec<String> = [
+        "ArtifactsBucket",
+        "ClusterArn",
+        "TaskDefinitionArn",
+        "TaskSecurityGroup",
+    ]
+    .map(String::from)
+    .to_vec();
     names.extend((0..subnets).map(|i| format!("Subnet{i}")));
     names
 }
 
 /// The command line of a step as an ASL intrinsic (`States.Array(...)`).
 pub fn command(step: &Step) -> String {
-    let mut args = format!("'{}', '--evidence-id', $.evidence_id, '--case-id', $.case_id", step.subcommand);
+    let mut args = format!(
+        "'{}', '--evidence-id', $.evidence_id, '--case-id', $.case_id",
+        step.subcommand
+    );
     if step.per_part {
         args.push_str(", '--part', $.part");
     }
@@ -82,15 +92,26 @@ pub fn command(step: &Step) -> String {
 }
 
 fn s3_key(template: &str) -> String {
-    format!("States.Format('{}', $.evidence_id)", template.replace("{evidence_id}", "{}"))
+    format!(
+        "States.Format('{}', $.evidence_id)",
+        template.replace("{evidence_id}", "{}")
+    )
 }
 
 /// Task state running one step on ECS, plus its retry states; `ok` and `failed` are
 /// the successor states.
-fn ecs_step(states: &mut Map<String, Value>, step: &Step, subnets: usize, ok: Option<&str>, failed: &str) {
+fn ecs_step(
+    states: &mut Map<String, Value>,
+    step: &Step,
+    subnets: usize,
+    ok: Option<&str>,
+    failed: &str,
+) {
     let name = step.state;
     let counter = format!("$.retry.{}", step.subcommand);
-    let subnets: Vec<Value> = (0..subnets).map(|i| json!(format!("${{Subnet{i}}}"))).collect();
+    let subnets: Vec<Value> = (0..subnets)
+        .map(|i| json!(format!("${{Subnet{i}}}")))
+        .collect();
     let mut task = json!({
         "Type": "Task",
         "Comment": format!("chrono-pipeline {}", step.subcommand),
@@ -108,6 +129,7 @@ fn ecs_step(states: &mut Map<String, Value>, step: &Step, subnets: usize, ok: Op
             "Overrides": {"ContainerOverrides": [{"Name": CONTAINER, "Command.$": command(step)}]}
         },
         "ResultPath": null,
+        "TimeoutSeconds": STEP_TIMEOUT_SECONDS,
         "Retry": [{
             "ErrorEquals": ["ECS.AmazonECSException"],
             "IntervalSeconds": 10, "MaxAttempts": 3, "BackoffRate": 2.0
@@ -192,7 +214,13 @@ pub fn definition(subnets: usize, max_concurrency: u32) -> Value {
         }),
     );
     let mut inner = Map::new();
-    ecs_step(&mut inner, &parse, subnets, Some(upload.state), "PartFailed");
+    ecs_step(
+        &mut inner,
+        &parse,
+        subnets,
+        Some(upload.state),
+        "PartFailed",
+    );
     ecs_step(&mut inner, &upload, subnets, None, "PartFailed");
     inner.insert(
         "PartFailed".into(),
@@ -252,18 +280,27 @@ pub fn definition(subnets: usize, max_concurrency: u32) -> Value {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RenderError {
     /// A placeholder has no value.
-    #[error("no value for placeholder ${{{0}}} in the pipeline definition; pass every name of pipeline::placeholders()")]
+    #[error(
+        "no value for placeholder ${{{0}}} in the pipeline definition; pass every name of pipeline::placeholders()"
+    )]
     Missing(String),
 }
 
 /// The definition with every `${Name}` placeholder replaced (for the local emulator).
-pub fn render(definition: &Value, values: &BTreeMap<String, String>) -> Result<String, RenderError> {
+pub fn render(
+    definition: &Value,
+    values: &BTreeMap<String, String>,
+) -> Result<String, RenderError> {
     let mut text = definition.to_string();
     let mut out = String::with_capacity(text.len());
     while let Some(start) = text.find("${") {
-        let Some(len) = text[start..].find('}') else { break };
+        let Some(len) = text[start..].find('}') else {
+            break;
+        };
         let name = &text[start + 2..start + len];
-        let value = values.get(name).ok_or_else(|| RenderError::Missing(name.to_owned()))?;
+        let value = values
+            .get(name)
+            .ok_or_else(|| RenderError::Missing(name.to_owned()))?;
         out.push_str(&text[..start]);
         out.push_str(&value.replace('\\', "\\\\").replace('"', "\\\""));
         text = text[start + len + 1..].to_owned();
@@ -290,6 +327,7 @@ mod tests {
             "States.Array('split', '--evidence-id', $.evidence_id, '--case-id', $.case_id)"
         );
         assert_eq!(split["Next"], "ReadParts");
+        assert_eq!(split["TimeoutSeconds"], STEP_TIMEOUT_SECONDS);
         let map = &states(&def)["ProcessParts"];
         assert_eq!(map["Type"], "Map");
         assert_eq!(map["MaxConcurrency"], 4);
@@ -313,7 +351,10 @@ mod tests {
     fn only_exit_code_75_is_retried_and_failures_are_caught() {
         let def = definition(3, 1);
         let st = states(&def);
-        assert_eq!(st["Split"]["Catch"][0]["ErrorEquals"], json!(["States.TaskFailed"]));
+        assert_eq!(
+            st["Split"]["Catch"][0]["ErrorEquals"],
+            json!(["States.TaskFailed"])
+        );
         assert_eq!(st["Split"]["Catch"][1]["Next"], "MarkFailed");
         let rule = &st["SplitRetryable"]["Choices"][0]["And"];
         assert_eq!(rule[0]["NumericEquals"], EXIT_RETRYABLE);
@@ -324,8 +365,14 @@ mod tests {
         for (name, s) in st {
             for r in s["Retry"].as_array().into_iter().flatten() {
                 let errors = r["ErrorEquals"].as_array().unwrap();
-                assert!(!errors.contains(&json!("States.TaskFailed")), "{name} retries task failures");
-                assert!(!errors.contains(&json!("States.ALL")), "{name} retries everything");
+                assert!(
+                    !errors.contains(&json!("States.TaskFailed")),
+                    "{name} retries task failures"
+                );
+                assert!(
+                    !errors.contains(&json!("States.ALL")),
+                    "{name} retries everything"
+                );
             }
         }
         assert_eq!(st["ProcessParts"]["Catch"][0]["Next"], "MarkFailed");
@@ -337,8 +384,20 @@ mod tests {
         fn check(states: &Map<String, Value>) {
             for (name, s) in states {
                 let mut targets: Vec<&Value> = vec![&s["Next"], &s["Default"]];
-                targets.extend(s["Catch"].as_array().into_iter().flatten().map(|c| &c["Next"]));
-                targets.extend(s["Choices"].as_array().into_iter().flatten().map(|c| &c["Next"]));
+                targets.extend(
+                    s["Catch"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|c| &c["Next"]),
+                );
+                targets.extend(
+                    s["Choices"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|c| &c["Next"]),
+                );
                 for t in targets.into_iter().filter_map(Value::as_str) {
                     assert!(states.contains_key(t), "{name} -> {t} does not exist");
                 }
@@ -353,13 +412,18 @@ mod tests {
     #[test]
     fn render_fills_every_placeholder() {
         let def = definition(2, 8);
-        let values: BTreeMap<String, String> =
-            placeholders(2).into_iter().map(|p| (p.clone(), format!("value-of-{p}"))).collect();
+        let values: BTreeMap<String, String> = placeholders(2)
+            .into_iter()
+            .map(|p| (p.clone(), format!("value-of-{p}")))
+            .collect();
         let text = render(&def, &values).unwrap();
         assert!(!text.contains("${"), "{text}");
         assert!(text.contains("value-of-ClusterArn"));
         let mut missing = values.clone();
         missing.remove("Subnet1");
-        assert_eq!(render(&def, &missing), Err(RenderError::Missing("Subnet1".into())));
+        assert_eq!(
+            render(&def, &missing),
+            Err(RenderError::Missing("Subnet1".into()))
+        );
     }
 }

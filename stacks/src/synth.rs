@@ -48,10 +48,17 @@ pub fn build_stacks(cfg: &Config) -> Result<Vec<Stack>, SynthError> {
     let bootstrap = crate::bootstrap::build(cfg).map_err(err(StackKind::Bootstrap))?;
     let network = crate::network::build(cfg).map_err(err(StackKind::Network))?;
     let data = crate::data::build_wired(cfg, &network.outputs).map_err(err(StackKind::Data))?;
-    let compute = crate::compute::build_wired(cfg, &bootstrap.outputs, &network.outputs, &data.outputs)
-        .map_err(err(StackKind::Compute))?;
+    let compute =
+        crate::compute::build_wired(cfg, &bootstrap.outputs, &network.outputs, &data.outputs)
+            .map_err(err(StackKind::Compute))?;
     let api = crate::api::build_wired(cfg, &compute.outputs).map_err(err(StackKind::Api))?;
-    Ok(vec![bootstrap.stack, network.stack, data.stack, compute.stack, api.stack])
+    Ok(vec![
+        bootstrap.stack,
+        network.stack,
+        data.stack,
+        compute.stack,
+        api.stack,
+    ])
 }
 
 /// One generated file.

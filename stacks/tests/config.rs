@@ -75,7 +75,9 @@ fn min_acu_above_max_acu() {
 fn unknown_top_level_key() {
     let msg = error(&format!("{BASE}colour: blue\n"));
     assert!(
-        msg.starts_with("customers/bad.yaml:12:1: unknown field `colour`, expected one of `customer`, "),
+        msg.starts_with(
+            "customers/bad.yaml:12:1: unknown field `colour`, expected one of `customer`, "
+        ),
         "{msg}"
     );
 }
@@ -153,8 +155,11 @@ fn more_nat_gateways_than_azs() {
 
 #[test]
 fn preview_with_nat_gateways() {
-    let yaml = with("stage: prod", "stage: preview").replacen("az_count: 3", "az_count: 3\n  nat_gateways: 1", 1)
-        + "preview:\n  expires_at: 2026-12-01T00:00:00Z\n";
+    let yaml = with("stage: prod", "stage: preview").replacen(
+        "az_count: 3",
+        "az_count: 3\n  nat_gateways: 1",
+        1,
+    ) + "preview:\n  expires_at: 2026-12-01T00:00:00Z\n";
     assert_eq!(
         error(&yaml),
         "customers/bad.yaml:7:17: network.nat_gateways must be 0 for stage preview (previews use no NAT), got 1"
@@ -182,7 +187,9 @@ fn preview_expiry_not_a_timestamp() {
 fn log_retention_not_a_cloudwatch_value() {
     let msg = error(&format!("{BASE}log_retention_days: 42\n"));
     assert!(
-        msg.starts_with("customers/bad.yaml:12:21: log_retention_days must be one of [1, 3, 5, 7, 14, 30,"),
+        msg.starts_with(
+            "customers/bad.yaml:12:21: log_retention_days must be one of [1, 3, 5, 7, 14, 30,"
+        ),
         "{msg}"
     );
     assert!(msg.ends_with("(CloudWatch Logs values), got 42"), "{msg}");
@@ -191,7 +198,10 @@ fn log_retention_not_a_cloudwatch_value() {
 #[test]
 fn issuer_must_be_https_outside_local() {
     assert_eq!(
-        error(&with("https://acme.eu.auth0.com/", "http://acme.eu.auth0.com/")),
+        error(&with(
+            "https://acme.eu.auth0.com/",
+            "http://acme.eu.auth0.com/"
+        )),
         "customers/bad.yaml:10:15: auth.jwt_issuer must be an https:// URL (http:// only for stage local), got \"http://acme.eu.auth0.com/\""
     );
 }
@@ -207,14 +217,19 @@ fn reserved_tag_prefix() {
 #[test]
 fn fargate_memory_must_match_cpu() {
     assert_eq!(
-        error(&format!("{BASE}sizing:\n  pipeline_cpu: 256\n  pipeline_memory_mb: 8192\n")),
+        error(&format!(
+            "{BASE}sizing:\n  pipeline_cpu: 256\n  pipeline_memory_mb: 8192\n"
+        )),
         "customers/bad.yaml:14:23: sizing.pipeline_memory_mb must be between 512 and 2048 in steps of 1024 for 256 CPU units, got 8192"
     );
 }
 
 #[test]
 fn unknown_interface_endpoint() {
-    let msg = error(&with("az_count: 3", "az_count: 3\n  interface_endpoints: [ssm]"));
+    let msg = error(&with(
+        "az_count: 3",
+        "az_count: 3\n  interface_endpoints: [ssm]",
+    ));
     assert_eq!(
         msg,
         "customers/bad.yaml:7:24: network.interface_endpoints has unknown service \"ssm\"; allowed: bedrock-runtime, ecr.api, ecr.dkr, execute-api, kms, logs, secretsmanager, states, sts"

@@ -39,17 +39,27 @@ fn props<'a>(t: &'a Value, id: &str) -> &'a Value {
 
 #[test]
 fn network_spans_the_configured_azs_with_nat_per_config() {
-    let prod = network::build(&example("acme-prod")).unwrap().stack.template.to_json();
+    let prod = network::build(&example("acme-prod"))
+        .unwrap()
+        .stack
+        .template
+        .to_json();
     let subnets = of_type(&prod, "AWS::EC2::Subnet");
     assert_eq!(subnets.len(), 6, "3 public + 3 private");
     for i in 1..=3u32 {
         let p = props(&prod, &format!("PrivateSubnet{i}"));
-        assert_eq!(p["AvailabilityZone"], json!({"Fn::Select": [i - 1, {"Fn::GetAZs": ""}]}));
+        assert_eq!(
+            p["AvailabilityZone"],
+            json!({"Fn::Select": [i - 1, {"Fn::GetAZs": ""}]})
+        );
         assert_eq!(p["CidrBlock"], format!("10.20.{}.0/20", 128 + 16 * (i - 1)));
         assert_eq!(p["MapPublicIpOnLaunch"], false);
     }
     assert_eq!(of_type(&prod, "AWS::EC2::NatGateway").len(), 3);
-    assert_eq!(props(&prod, "PrivateDefaultRoute2")["NatGatewayId"], json!({"Ref": "NatGateway2"}));
+    assert_eq!(
+        props(&prod, "PrivateDefaultRoute2")["NatGatewayId"],
+        json!({"Ref": "NatGateway2"})
+    );
     let s3 = props(&prod, "S3GatewayEndpoint");
     assert_eq!(s3["VpcEndpointType"], "Gateway");
     assert_eq!(s3["RouteTableIds"].as_array().unwrap().len(), 3);
@@ -68,16 +78,43 @@ fn network_spans_the_configured_azs_with_nat_per_config() {
         ]
     );
 
-    let staging = network::build(&example("acme-staging")).unwrap().stack.template.to_json();
+    let staging = network::build(&example("acme-staging"))
+        .unwrap()
+        .stack
+        .template
+        .to_json();
     assert_eq!(of_type(&staging, "AWS::EC2::Subnet").len(), 4);
     assert_eq!(of_type(&staging, "AWS::EC2::NatGateway").len(), 1);
-    assert_eq!(props(&staging, "PrivateDefaultRoute2")["NatGatewayId"], json!({"Ref": "NatGateway1"}));
+    assert_eq!(
+        props(&staging, "PrivateDefaultRoute2")["NatGatewayId"],
+        json!({"Ref": "NatGateway1"})
+    );
 
     for cfg in [preview(), example("demo-local")] {
         let t = network::build(&cfg).unwrap().stack.template.to_json();
-        assert!(of_type(&t, "AWS::EC2::NatGateway").is_empty(), "{} has NAT", cfg.stage);
+        assert!(
+            of_type(&t, "AWS::EC2::NatGateway").is_empty(),
+            "{} has NAT",
+            cfg.stage
+        );
         assert!(of_type(&t, "AWS::EC2::EIP").is_empty());
     }
+    // Without NAT, a preview reaches the AWS APIs through interface endpoints.
+    let t = network::build(&preview()).unwrap().stack.template.to_json();
+    let interface: Vec<&String> = of_type(&t, "AWS::EC2::VPCEndpoint")
+        .into_iter()
+        .filter(|(_, e)| e["Properties"]["VpcEndpointType"] == "Interface")
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(interface.len(), 7, "{interface:?}");
+    let sm = props(&t, "SecretsmanagerEndpoint");
+    assert_eq!(sm["PrivateDnsEnabled"], true);
+    assert_eq!(sm["SubnetIds"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        of_type(&prod, "AWS::EC2::VPCEndpoint").len(),
+        2,
+        "prod has NAT: gateway endpoints only"
+    );
 }
 
 #[test]
@@ -89,9 +126,15 @@ fn data_stores_are_encrypted_and_retained_in_prod() {
         let b = props(&t, id);
         let sse = &b["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"];
         assert_eq!(sse["SSEAlgorithm"], "aws:kms");
-        assert_eq!(sse["KMSMasterKeyID"], json!({"Fn::GetAtt": ["DataKey", "Arn"]}));
+        assert_eq!(
+            sse["KMSMasterKeyID"],
+            json!({"Fn::GetAtt": ["DataKey", "Arn"]})
+        );
         assert_eq!(b["VersioningConfiguration"]["Status"], "Enabled");
-        assert_eq!(b["PublicAccessBlockConfiguration"]["RestrictPublicBuckets"], true);
+        assert_eq!(
+            b["PublicAccessBlockConfiguration"]["RestrictPublicBuckets"],
+            true
+        );
         assert_eq!(t["Resources"][id]["DeletionPolicy"], "Retain");
         let policy = props(&t, &format!("{id}Policy"));
         assert_eq!(policy["Bucket"], json!({"Ref": id}));
@@ -108,20 +151,44 @@ fn data_stores_are_encrypted_and_retained_in_prod() {
     assert_eq!(cluster["StorageEncrypted"], true);
     assert_eq!(cluster["DeletionProtection"], true);
     assert_eq!(cluster["ManageMasterUserPassword"], true);
-    assert_eq!(cluster["ServerlessV2ScalingConfiguration"], json!({"MinCapacity": 2.0, "MaxCapacity": 64.0}));
+    assert_eq!(
+        cluster["ServerlessV2ScalingConfiguration"],
+        json!({"MinCapacity": 2.0, "MaxCapacity": 64.0})
+    );
     assert_eq!(cluster["BackupRetentionPeriod"], 30);
     assert_eq!(t["Resources"]["Database"]["DeletionPolicy"], "Snapshot");
-    assert_eq!(t["Resources"]["Database"]["UpdateReplacePolicy"], "Snapshot");
-    assert_eq!(of_type(&t, "AWS::RDS::DBInstance").len(), 2, "writer + 1 reader");
+    assert_eq!(
+        t["Resources"]["Database"]["UpdateReplacePolicy"],
+        "Snapshot"
+    );
+    assert_eq!(
+        of_type(&t, "AWS::RDS::DBInstance").len(),
+        2,
+        "writer + 1 reader"
+    );
     assert_eq!(props(&t, "DatabaseReader1")["PubliclyAccessible"], false);
-    assert_eq!(props(&t, "DatabaseSubnetGroup")["SubnetIds"], json!({"Ref": "PrivateSubnetIds"}));
+    assert_eq!(
+        props(&t, "DatabaseSubnetGroup")["SubnetIds"],
+        json!({"Ref": "PrivateSubnetIds"})
+    );
 
-    for (table, id) in built.tables().into_iter().zip(["SessionsTable", "IntentCacheTable", "ConversationsTable"]) {
+    for (table, id) in
+        built
+            .tables()
+            .into_iter()
+            .zip(["SessionsTable", "IntentCacheTable", "ConversationsTable"])
+    {
         let p = props(&t, id);
         assert_eq!(p["TableName"], table.table_name);
         assert_eq!(p["BillingMode"], "PAY_PER_REQUEST");
-        assert_eq!(p["TimeToLiveSpecification"], json!({"AttributeName": "expires_at", "Enabled": true}));
-        assert_eq!(p["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"], true);
+        assert_eq!(
+            p["TimeToLiveSpecification"],
+            json!({"AttributeName": "expires_at", "Enabled": true})
+        );
+        assert_eq!(
+            p["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"],
+            true
+        );
         assert_eq!(p["SSESpecification"]["SSEEnabled"], true);
         assert_eq!(p["SSESpecification"]["SSEType"], "KMS");
         assert_eq!(table.ttl_attribute(), "expires_at");
@@ -129,8 +196,14 @@ fn data_stores_are_encrypted_and_retained_in_prod() {
     assert_eq!(built.sessions.table_name, "chrono-acme-prod-sessions");
     assert_eq!(built.conversations.partition_key(), Some("session_id"));
     assert_eq!(built.conversations.sort_key(), Some("message_at"));
-    assert_eq!(built.sources_bucket.bucket_name, "chrono-acme-prod-sources-111122223333");
-    assert_eq!(props(&t, "SourcesBucket")["BucketName"], built.sources_bucket.bucket_name);
+    assert_eq!(
+        built.sources_bucket.bucket_name,
+        "chrono-acme-prod-sources-111122223333"
+    );
+    assert_eq!(
+        props(&t, "SourcesBucket")["BucketName"],
+        built.sources_bucket.bucket_name
+    );
 }
 
 #[test]
@@ -144,9 +217,15 @@ fn ephemeral_stages_delete_their_data_and_use_minimum_capacity() {
         }
         let cluster = props(&t, "Database");
         assert_eq!(cluster["DeletionProtection"], false);
-        assert_eq!(cluster["ServerlessV2ScalingConfiguration"]["MinCapacity"], 0.0);
+        assert_eq!(
+            cluster["ServerlessV2ScalingConfiguration"]["MinCapacity"],
+            0.0
+        );
         assert_eq!(of_type(&t, "AWS::RDS::DBInstance").len(), 1, "no readers");
-        assert_eq!(props(&t, "SessionsTable")["DeletionProtectionEnabled"], false);
+        assert_eq!(
+            props(&t, "SessionsTable")["DeletionProtectionEnabled"],
+            false
+        );
     }
 }
 
@@ -158,19 +237,33 @@ fn every_lambda_and_task_gets_the_runtime_environment() {
     let lambdas = of_type(&t, "AWS::Lambda::Function");
     assert_eq!(lambdas.len(), 2);
     for (id, f) in lambdas {
-        let vars = f["Properties"]["Environment"]["Variables"].as_object().unwrap();
+        let vars = f["Properties"]["Environment"]["Variables"]
+            .as_object()
+            .unwrap();
         let names: BTreeSet<&str> = vars.keys().map(String::as_str).collect();
         assert_eq!(names, expected, "{id}");
-        assert_eq!(vars["CHRONO_JWT_ISSUER"], "https://acme-chronotracer.eu.auth0.com/");
+        assert_eq!(
+            vars["CHRONO_JWT_ISSUER"],
+            "https://acme-chronotracer.eu.auth0.com/"
+        );
         assert_eq!(vars["CHRONO_DB_HOST"], json!({"Ref": "DatabaseHost"}));
         assert_eq!(
             vars["CHRONO_PIPELINE_STATE_MACHINE_ARN"],
             json!({"Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:chrono-acme-prod-pipeline"})
         );
-        assert_eq!(f["Properties"]["Code"]["S3Bucket"], json!({"Ref": "AssetsBucketName"}));
-        assert_eq!(f["Properties"]["VpcConfig"]["SubnetIds"], json!({"Ref": "PrivateSubnetIds"}));
+        assert_eq!(
+            f["Properties"]["Code"]["S3Bucket"],
+            json!({"Ref": "AssetsBucketName"})
+        );
+        assert_eq!(
+            f["Properties"]["VpcConfig"]["SubnetIds"],
+            json!({"Ref": "PrivateSubnetIds"})
+        );
     }
-    assert_eq!(props(&t, "ApiFunction")["Code"]["S3Key"], json!({"Ref": "ApiCodeKey"}));
+    assert_eq!(
+        props(&t, "ApiFunction")["Code"]["S3Key"],
+        json!({"Ref": "ApiCodeKey"})
+    );
     assert_eq!(props(&t, "ApiFunction")["MemorySize"], 1024);
     let tasks = of_type(&t, "AWS::ECS::TaskDefinition");
     assert_eq!(tasks.len(), 2);
@@ -183,7 +276,10 @@ fn every_lambda_and_task_gets_the_runtime_environment() {
             .map(|kv| kv["Name"].as_str().unwrap())
             .collect();
         assert_eq!(names, expected, "{id}");
-        assert_eq!(c["Image"], json!({"Fn::Sub": "${RuntimeRepositoryUri}:${ImageTag}"}));
+        assert_eq!(
+            c["Image"],
+            json!({"Fn::Sub": "${RuntimeRepositoryUri}:${ImageTag}"})
+        );
     }
     assert_eq!(props(&t, "PipelineTaskDefinition")["Cpu"], "2048");
     for (id, lg) in of_type(&t, "AWS::Logs::LogGroup") {
@@ -201,7 +297,10 @@ fn roles_are_scoped_and_bedrock_is_limited_to_the_configured_models() {
         .as_array()
         .unwrap()
         .clone();
-    let bedrock = chat.iter().find(|s| s["Sid"] == "InvokeConfiguredModels").unwrap();
+    let bedrock = chat
+        .iter()
+        .find(|s| s["Sid"] == "InvokeConfiguredModels")
+        .unwrap();
     assert_eq!(
         bedrock["Resource"],
         json!([
@@ -227,11 +326,22 @@ fn state_machine_runs_the_pipeline_definition_with_every_placeholder_filled() {
     let t = compute::build(&cfg).unwrap().stack.template.to_json();
     let sm = props(&t, "PipelineStateMachine");
     assert_eq!(sm["Definition"], pipeline::definition(3, 16));
-    let subs: BTreeSet<String> = sm["DefinitionSubstitutions"].as_object().unwrap().keys().cloned().collect();
+    let subs: BTreeSet<String> = sm["DefinitionSubstitutions"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
     let wanted: BTreeSet<String> = pipeline::placeholders(3).into_iter().collect();
     assert_eq!(subs, wanted);
-    assert_eq!(sm["DefinitionSubstitutions"]["Subnet2"], json!({"Fn::Select": [2, {"Ref": "PrivateSubnetIds"}]}));
-    assert_eq!(sm["DefinitionSubstitutions"]["TaskDefinitionArn"], json!({"Ref": "PipelineTaskDefinition"}));
+    assert_eq!(
+        sm["DefinitionSubstitutions"]["Subnet2"],
+        json!({"Fn::Select": [2, {"Ref": "PrivateSubnetIds"}]})
+    );
+    assert_eq!(
+        sm["DefinitionSubstitutions"]["TaskDefinitionArn"],
+        json!({"Ref": "PipelineTaskDefinition"})
+    );
 }
 
 #[test]
@@ -247,23 +357,54 @@ fn http_api_has_the_jwt_authorizer_of_the_config() {
     let chat = props(&t, "AiChatRoute");
     assert_eq!(chat["RouteKey"], "POST /api/v1/ai/chat");
     assert_eq!(chat["AuthorizationType"], "JWT");
-    assert_eq!(chat["Target"], json!({"Fn::Sub": "integrations/${AiChatIntegration}"}));
-    assert_eq!(props(&t, "ApiRoute")["AuthorizerId"], json!({"Ref": "JwtAuthorizer"}));
-    assert_eq!(props(&t, "AiChatIntegration")["IntegrationUri"], json!({"Ref": "AiChatFunctionArn"}));
+    assert_eq!(
+        chat["Target"],
+        json!({"Fn::Sub": "integrations/${AiChatIntegration}"})
+    );
+    assert_eq!(
+        props(&t, "ApiRoute")["AuthorizerId"],
+        json!({"Ref": "JwtAuthorizer"})
+    );
+    assert_eq!(
+        props(&t, "AiChatIntegration")["IntegrationUri"],
+        json!({"Ref": "AiChatFunctionArn"})
+    );
     assert_eq!(props(&t, "WebSocketApi")["ProtocolType"], "WEBSOCKET");
-    assert_eq!(props(&t, "WebSocketDefaultIntegration")["ConnectionType"], "VPC_LINK");
-    assert_eq!(props(&t, "FilterAiVpcLink")["TargetArns"], json!([{"Ref": "FilterAiLoadBalancerArn"}]));
+    assert_eq!(
+        props(&t, "WebSocketDefaultIntegration")["ConnectionType"],
+        "VPC_LINK"
+    );
+    assert_eq!(
+        props(&t, "FilterAiVpcLink")["TargetArns"],
+        json!([{"Ref": "FilterAiLoadBalancerArn"}])
+    );
     let stage = props(&t, "HttpApiStage");
-    assert_eq!(stage["AccessLogSettings"]["DestinationArn"], json!({"Fn::GetAtt": ["HttpApiAccessLogs", "Arn"]}));
+    assert_eq!(
+        stage["AccessLogSettings"]["DestinationArn"],
+        json!({"Fn::GetAtt": ["HttpApiAccessLogs", "Arn"]})
+    );
 }
 
 #[test]
 fn bootstrap_holds_assets_repository_and_lock_table() {
     let b = bootstrap::build(&example("acme-prod")).unwrap();
     let t = b.stack.template.to_json();
-    assert_eq!(props(&t, "AssetsBucket")["BucketName"], "chrono-acme-prod-assets-111122223333");
-    assert_eq!(props(&t, "RuntimeRepository")["ImageTagMutability"], "IMMUTABLE");
-    assert_eq!(props(&t, "DeployLockTable")["KeySchema"][0]["AttributeName"], "lock_id");
+    assert_eq!(
+        props(&t, "AssetsBucket")["BucketName"],
+        "chrono-acme-prod-assets-111122223333"
+    );
+    assert_eq!(
+        props(&t, "RuntimeRepository")["ImageTagMutability"],
+        "IMMUTABLE"
+    );
+    assert_eq!(
+        props(&t, "DeployLockTable")["KeySchema"][0]["AttributeName"],
+        "lock_id"
+    );
+    assert_eq!(
+        props(&t, "ApiGatewayAccount")["CloudWatchRoleArn"],
+        json!({"Fn::GetAtt": ["ApiGatewayLoggingRole", "Arn"]})
+    );
     assert!(b.stack.template.parameters().is_empty());
 }
 
@@ -282,8 +423,12 @@ fn parameters_are_wired_to_outputs_of_earlier_stacks() {
                 if let ParamSource::Output(o) = source {
                     let (stack, output) = o.split_once('.').unwrap();
                     let producer = stacks[..i].iter().find(|p| p.kind.as_str() == stack);
-                    let producer = producer.unwrap_or_else(|| panic!("{param} reads {o}, not an earlier stack"));
-                    assert!(producer.template.outputs().contains_key(output), "{o} does not exist");
+                    let producer = producer
+                        .unwrap_or_else(|| panic!("{param} reads {o}, not an earlier stack"));
+                    assert!(
+                        producer.template.outputs().contains_key(output),
+                        "{o} does not exist"
+                    );
                 }
             }
             assert!(!s.template.to_yaml().contains("Fn::ImportValue"));
@@ -295,7 +440,10 @@ fn parameters_are_wired_to_outputs_of_earlier_stacks() {
             [StackKind::Bootstrap, StackKind::Network, StackKind::Data]
         );
         assert_eq!(stacks[4].depends_on(), [StackKind::Compute]);
-        assert_eq!(stacks[2].sources["PrivateSubnetIds"], ParamSource::Output("network.PrivateSubnetIds".into()));
+        assert_eq!(
+            stacks[2].sources["PrivateSubnetIds"],
+            ParamSource::Output("network.PrivateSubnetIds".into())
+        );
     }
 }
 
@@ -305,9 +453,14 @@ fn every_taggable_resource_carries_the_chrono_tags() {
     for s in build_stacks(&cfg).unwrap() {
         let t = s.template.to_json();
         for (id, r) in t["Resources"].as_object().unwrap() {
-            let Some(tags) = r["Properties"].get("Tags") else { continue };
+            let Some(tags) = r["Properties"].get("Tags") else {
+                continue;
+            };
             let get = |k: &str| match tags {
-                Value::Array(list) => list.iter().find(|t| t["Key"] == k).map(|t| t["Value"].clone()),
+                Value::Array(list) => list
+                    .iter()
+                    .find(|t| t["Key"] == k)
+                    .map(|t| t["Value"].clone()),
                 Value::Object(map) => map.get(k).cloned(),
                 _ => None,
             };
@@ -315,7 +468,11 @@ fn every_taggable_resource_carries_the_chrono_tags() {
             assert_eq!(get("chrono:stage"), Some(json!("preview")), "{id}");
             assert_eq!(get("chrono:managed-by"), Some(json!("chronoctl")), "{id}");
             assert_eq!(get("chrono:preview"), Some(json!("true")), "{id}");
-            assert_eq!(get("chrono:expires-at"), Some(json!("2026-12-01T00:00:00Z")), "{id}");
+            assert_eq!(
+                get("chrono:expires-at"),
+                Some(json!("2026-12-01T00:00:00Z")),
+                "{id}"
+            );
         }
         assert_eq!(s.tags["chrono:expires-at"], "2026-12-01T00:00:00Z");
     }
@@ -341,6 +498,9 @@ fn synthesis_is_deterministic_and_within_limits() {
             manifest["stacks"][3]["parameters"]["ApiCodeKey"],
             json!({"asset": {"lambda_zip": "chrono-api"}})
         );
-        assert_eq!(manifest["stacks"][3]["parameters"]["ImageTag"], json!({"asset": "image_tag"}));
+        assert_eq!(
+            manifest["stacks"][3]["parameters"]["ImageTag"],
+            json!({"asset": "image_tag"})
+        );
     }
 }

@@ -33,7 +33,10 @@ pub fn locate(source: &str, path: &[&str]) -> Location {
         }
         stack.push((indent, key.to_owned()));
         let depth = stack.len();
-        if depth <= path.len() && stack.iter().zip(path).all(|((_, k), p)| k == p) && depth > matched {
+        if depth <= path.len()
+            && stack.iter().zip(path).all(|((_, k), p)| k == p)
+            && depth > matched
+        {
             matched = depth;
             let value = rest.trim_start();
             let column = if depth == path.len() && !value.is_empty() && !value.starts_with('#') {
@@ -41,7 +44,10 @@ pub fn locate(source: &str, path: &[&str]) -> Location {
             } else {
                 indent + 1
             };
-            best = Location { line: n + 1, column };
+            best = Location {
+                line: n + 1,
+                column,
+            };
             if depth == path.len() {
                 return best;
             }
@@ -52,7 +58,9 @@ pub fn locate(source: &str, path: &[&str]) -> Location {
 
 fn split_key(line: &str) -> Option<(&str, &str)> {
     // A key ends at the first ": " (or at a trailing ":"); keys may contain ':' (tags).
-    let colon = line.find(": ").or_else(|| line.ends_with(':').then(|| line.len() - 1))?;
+    let colon = line
+        .find(": ")
+        .or_else(|| line.ends_with(':').then(|| line.len() - 1))?;
     let key = line[..colon].trim_matches(|c| c == '"' || c == '\'');
     let ok = !key.is_empty()
         && !key.starts_with('-')
@@ -70,14 +78,38 @@ mod tests {
 
     #[test]
     fn finds_nested_values() {
-        assert_eq!(locate(DOC, &["aurora", "max_acu"]), Location { line: 5, column: 12 });
-        assert_eq!(locate(DOC, &["customer"]), Location { line: 1, column: 11 });
-        assert_eq!(locate(DOC, &["network", "az_count"]), Location { line: 7, column: 13 });
+        assert_eq!(
+            locate(DOC, &["aurora", "max_acu"]),
+            Location {
+                line: 5,
+                column: 12
+            }
+        );
+        assert_eq!(
+            locate(DOC, &["customer"]),
+            Location {
+                line: 1,
+                column: 11
+            }
+        );
+        assert_eq!(
+            locate(DOC, &["network", "az_count"]),
+            Location {
+                line: 7,
+                column: 13
+            }
+        );
     }
 
     #[test]
     fn falls_back_to_the_nearest_ancestor() {
-        assert_eq!(locate(DOC, &["network", "nat_gateways"]), Location { line: 6, column: 1 });
-        assert_eq!(locate(DOC, &["bedrock", "guard_model_id"]), Location { line: 1, column: 1 });
+        assert_eq!(
+            locate(DOC, &["network", "nat_gateways"]),
+            Location { line: 6, column: 1 }
+        );
+        assert_eq!(
+            locate(DOC, &["bedrock", "guard_model_id"]),
+            Location { line: 1, column: 1 }
+        );
     }
 }

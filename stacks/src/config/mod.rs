@@ -140,9 +140,10 @@ pub struct NetworkConfig {
     /// NAT gateways; default one per AZ in prod, 1 in staging, 0 in preview and local.
     #[serde(default)]
     pub nat_gateways: Option<u32>,
-    /// Interface endpoints (`secretsmanager`, `logs`, `ecr.api`, ...).
+    /// Interface endpoints (`secretsmanager`, `logs`, `ecr.api`, ...); default: none when
+    /// there is a NAT gateway, [`PREVIEW_ENDPOINTS`] for a preview without one.
     #[serde(default)]
-    pub interface_endpoints: Vec<String>,
+    pub interface_endpoints: Option<Vec<String>>,
 }
 
 fn default_cidr() -> String {
@@ -159,7 +160,7 @@ impl Default for NetworkConfig {
             vpc_cidr: default_cidr(),
             az_count: default_azs(),
             nat_gateways: None,
-            interface_endpoints: Vec::new(),
+            interface_endpoints: None,
         }
     }
 }
@@ -335,6 +336,9 @@ pub struct PreviewConfig {
     pub expires_at: String,
 }
 
+/// Reports a validation error at a field: `(path, message)`.
+type Fail<'a> = dyn Fn(&[&str], String) -> Result<(), ConfigError> + 'a;
+
 /// CloudWatch Logs retention values.
 pub const LOG_RETENTION_DAYS: &[u32] = &[
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
@@ -342,6 +346,18 @@ pub const LOG_RETENTION_DAYS: &[u32] = &[
 ];
 
 const FARGATE_CPU: &[u32] = &[256, 512, 1024, 2048, 4096];
+
+/// Interface endpoints a preview (no NAT) gets by default, so Lambdas and tasks reach the
+/// AWS APIs they call.
+pub const PREVIEW_ENDPOINTS: &[&str] = &[
+    "bedrock-runtime",
+    "ecr.api",
+    "ecr.dkr",
+    "kms",
+    "logs",
+    "secretsmanager",
+    "states",
+];
 
 /// Interface endpoint services we know how to wire.
 pub const INTERFACE_ENDPOINTS: &[&str] = &[
@@ -383,6 +399,17 @@ impl Config {
         })
     }
 
+    /// Interface endpoints, with the stage default applied.
+    pub fn interface_endpoints(&self) -> Vec<String> {
+        match &self.network.interface_endpoints {
+            Some(list) => list.clone(),
+            None if self.stage == Stage::Preview && self.nat_gateways() == 0 => {
+                PREVIEW_ENDPOINTS.iter().map(|e| (*e).to_owned()).collect()
+            }
+            None => Vec::new(),
+        }
+    }
+
     /// Minimum ACU, with the stage default applied.
     pub fn min_acu(&self) -> f64 {
         self.aurora
@@ -416,23 +443,32 @@ impl Config {
         let name_ok = (2..=20).contains(&c.len())
             && c.starts_with(|ch: char| ch.is_ascii_lowercase())
             && !c.ends_with('-')
-            && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            && c.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         if !name_ok {
             return fail(
                 &["customer"],
-                format!("must be 2-20 lowercase letters, digits or '-', starting with a letter, got {c:?}"),
+                format!(
+                    "must be 2-20 lowercase letters, digits or '-', starting with a letter, got {c:?}"
+                ),
             );
         }
         if self.account_id.len() != 12 || !self.account_id.bytes().all(|b| b.is_ascii_digit()) {
             return fail(
                 &["account_id"],
-                format!("must be a 12-digit AWS account id (quote it), got {:?}", self.account_id),
+                format!(
+                    "must be a 12-digit AWS account id (quote it), got {:?}",
+                    self.account_id
+                ),
             );
         }
         if !valid_region(&self.region) {
             return fail(
                 &["region"],
-                format!("must be an AWS region like eu-west-1, got {:?}", self.region),
+                format!(
+                    "must be an AWS region like eu-west-1, got {:?}",
+                    self.region
+                ),
             );
         }
         self.validate_network(&fail)?;
@@ -468,13 +504,19 @@ impl Config {
             if !ok {
                 return fail(
                     &["bedrock", field],
-                    format!("must be a Bedrock model id like anthropic.claude-3-haiku-20240307-v1:0, got {id:?}"),
+                    format!(
+                        "must be a Bedrock model id like anthropic.claude-3-haiku-20240307-v1:0, got {id:?}"
+                    ),
                 );
             }
         }
         self.validate_sizing(&fail)?;
         for key in self.tags.keys() {
-            if key.starts_with("chrono:") || key.starts_with("aws:") || key.is_empty() || key.len() > 128 {
+            if key.starts_with("chrono:")
+                || key.starts_with("aws:")
+                || key.is_empty()
+                || key.len() > 128
+            {
                 return fail(
                     &["tags", key],
                     "is not allowed: tag keys must be 1-128 characters and not start with chrono: or aws: (reserved)".into(),
@@ -497,32 +539,40 @@ impl Config {
         match (&self.preview, self.stage) {
             (None, Stage::Preview) => fail(
                 &["preview"],
-                "is required for stage preview: set preview.expires_at (e.g. 2026-12-01T00:00:00Z)".into(),
+                "is required for stage preview: set preview.expires_at (e.g. 2026-12-01T00:00:00Z)"
+                    .into(),
             ),
-            (Some(_), stage) if stage != Stage::Preview => {
-                fail(&["preview"], format!("is only allowed for stage preview, got stage {stage}"))
-            }
+            (Some(_), stage) if stage != Stage::Preview => fail(
+                &["preview"],
+                format!("is only allowed for stage preview, got stage {stage}"),
+            ),
             (Some(p), _) if !valid_timestamp(&p.expires_at) => fail(
                 &["preview", "expires_at"],
-                format!("must be an RFC 3339 UTC time like 2026-12-01T00:00:00Z, got {:?}", p.expires_at),
+                format!(
+                    "must be an RFC 3339 UTC time like 2026-12-01T00:00:00Z, got {:?}",
+                    p.expires_at
+                ),
             ),
             _ => Ok(()),
         }
     }
 
-    fn validate_network(
-        &self,
-        fail: &dyn Fn(&[&str], String) -> Result<(), ConfigError>,
-    ) -> Result<(), ConfigError> {
+    fn validate_network(&self, fail: &Fail<'_>) -> Result<(), ConfigError> {
         let n = &self.network;
         if parse_slash16(&n.vpc_cidr).is_none() {
             return fail(
                 &["network", "vpc_cidr"],
-                format!("must be a private IPv4 /16 like 10.0.0.0/16, got {:?}", n.vpc_cidr),
+                format!(
+                    "must be a private IPv4 /16 like 10.0.0.0/16, got {:?}",
+                    n.vpc_cidr
+                ),
             );
         }
         if !(2..=3).contains(&n.az_count) {
-            return fail(&["network", "az_count"], format!("must be 2 or 3, got {}", n.az_count));
+            return fail(
+                &["network", "az_count"],
+                format!("must be 2 or 3, got {}", n.az_count),
+            );
         }
         if let Some(nat) = n.nat_gateways {
             if self.stage == Stage::Preview && nat > 0 {
@@ -534,32 +584,40 @@ impl Config {
             if nat > n.az_count {
                 return fail(
                     &["network", "nat_gateways"],
-                    format!("must be between 0 and network.az_count ({}), got {nat}", n.az_count),
+                    format!(
+                        "must be between 0 and network.az_count ({}), got {nat}",
+                        n.az_count
+                    ),
                 );
             }
         }
         let mut seen = std::collections::BTreeSet::new();
-        for e in &n.interface_endpoints {
+        for e in n.interface_endpoints.iter().flatten() {
             if !INTERFACE_ENDPOINTS.contains(&e.as_str()) {
                 return fail(
                     &["network", "interface_endpoints"],
-                    format!("has unknown service {e:?}; allowed: {}", INTERFACE_ENDPOINTS.join(", ")),
+                    format!(
+                        "has unknown service {e:?}; allowed: {}",
+                        INTERFACE_ENDPOINTS.join(", ")
+                    ),
                 );
             }
             if !seen.insert(e) {
-                return fail(&["network", "interface_endpoints"], format!("lists {e:?} twice"));
+                return fail(
+                    &["network", "interface_endpoints"],
+                    format!("lists {e:?} twice"),
+                );
             }
         }
         Ok(())
     }
 
-    fn validate_aurora(
-        &self,
-        fail: &dyn Fn(&[&str], String) -> Result<(), ConfigError>,
-    ) -> Result<(), ConfigError> {
+    fn validate_aurora(&self, fail: &Fail<'_>) -> Result<(), ConfigError> {
         let a = &self.aurora;
         let v = &a.engine_version;
-        let version_ok = v.split('.').count() == 2 && v.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        let version_ok = v.split('.').count() == 2
+            && v.split('.')
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
         if !version_ok {
             return fail(
                 &["aurora", "engine_version"],
@@ -570,7 +628,10 @@ impl Config {
         if !(1.0..=256.0).contains(&a.max_acu) || !half_step(a.max_acu) {
             return fail(
                 &["aurora", "max_acu"],
-                format!("must be between 1 and 256 in steps of 0.5, got {}", a.max_acu),
+                format!(
+                    "must be between 1 and 256 in steps of 0.5, got {}",
+                    a.max_acu
+                ),
             );
         }
         if let Some(min) = a.min_acu {
@@ -590,7 +651,10 @@ impl Config {
         if let Some(r) = a.readers
             && r > 15
         {
-            return fail(&["aurora", "readers"], format!("must be between 0 and 15, got {r}"));
+            return fail(
+                &["aurora", "readers"],
+                format!("must be between 0 and 15, got {r}"),
+            );
         }
         if !(1..=35).contains(&a.backup_retention_days) {
             return fail(
@@ -601,26 +665,41 @@ impl Config {
         Ok(())
     }
 
-    fn validate_sizing(
-        &self,
-        fail: &dyn Fn(&[&str], String) -> Result<(), ConfigError>,
-    ) -> Result<(), ConfigError> {
+    fn validate_sizing(&self, fail: &Fail<'_>) -> Result<(), ConfigError> {
         let s = &self.sizing;
         for (field, value, lo, hi) in [
             ("api_memory_mb", s.api_memory_mb, 128, 10_240),
             ("ai_chat_memory_mb", s.ai_chat_memory_mb, 128, 10_240),
             ("api_timeout_s", s.api_timeout_s, 1, 29),
             ("ai_chat_timeout_s", s.ai_chat_timeout_s, 1, 29),
-            ("pipeline_max_concurrency", s.pipeline_max_concurrency, 1, 40),
+            (
+                "pipeline_max_concurrency",
+                s.pipeline_max_concurrency,
+                1,
+                40,
+            ),
             ("filter_ai_tasks", s.filter_ai_tasks, 0, 10),
         ] {
             if !(lo..=hi).contains(&value) {
-                return fail(&["sizing", field], format!("must be between {lo} and {hi}, got {value}"));
+                return fail(
+                    &["sizing", field],
+                    format!("must be between {lo} and {hi}, got {value}"),
+                );
             }
         }
         for (cpu_field, cpu, mem_field, mem) in [
-            ("pipeline_cpu", s.pipeline_cpu, "pipeline_memory_mb", s.pipeline_memory_mb),
-            ("filter_ai_cpu", s.filter_ai_cpu, "filter_ai_memory_mb", s.filter_ai_memory_mb),
+            (
+                "pipeline_cpu",
+                s.pipeline_cpu,
+                "pipeline_memory_mb",
+                s.pipeline_memory_mb,
+            ),
+            (
+                "filter_ai_cpu",
+                s.filter_ai_cpu,
+                "filter_ai_memory_mb",
+                s.filter_ai_memory_mb,
+            ),
         ] {
             if !FARGATE_CPU.contains(&cpu) {
                 return fail(
@@ -638,7 +717,9 @@ impl Config {
             if !(lo..=hi).contains(&mem) || mem % 1024 != 0 && mem != 512 {
                 return fail(
                     &["sizing", mem_field],
-                    format!("must be between {lo} and {hi} in steps of 1024 for {cpu} CPU units, got {mem}"),
+                    format!(
+                        "must be between {lo} and {hi} in steps of 1024 for {cpu} CPU units, got {mem}"
+                    ),
                 );
             }
         }
@@ -666,13 +747,19 @@ fn valid_region(r: &str) -> bool {
     let parts: Vec<&str> = r.split('-').collect();
     parts.len() >= 3
         && parts[0].len() == 2
-        && parts.iter().take(parts.len() - 1).all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
-        && parts.last().is_some_and(|p| p.len() == 1 && p.bytes().all(|b| b.is_ascii_digit()))
+        && parts
+            .iter()
+            .take(parts.len() - 1)
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts
+            .last()
+            .is_some_and(|p| p.len() == 1 && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn valid_timestamp(t: &str) -> bool {
     let b = t.as_bytes();
-    let digits = |r: std::ops::Range<usize>| r.clone().all(|i| b.get(i).is_some_and(u8::is_ascii_digit));
+    let digits =
+        |r: std::ops::Range<usize>| r.clone().all(|i| b.get(i).is_some_and(u8::is_ascii_digit));
     b.len() == 20
         && digits(0..4)
         && b[4] == b'-'
@@ -694,7 +781,10 @@ pub fn parse_slash16(cidr: &str) -> Option<(u8, u8)> {
     if len != "16" {
         return None;
     }
-    let octets: Vec<u8> = addr.split('.').map(|o| o.parse().ok()).collect::<Option<_>>()?;
+    let octets: Vec<u8> = addr
+        .split('.')
+        .map(|o| o.parse().ok())
+        .collect::<Option<_>>()?;
     let [a, b, 0, 0] = octets[..] else {
         return None;
     };

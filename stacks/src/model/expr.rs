@@ -94,7 +94,10 @@ impl Expr {
     }
 
     /// `Fn::Sub` with explicit variables.
-    pub fn sub_with<'a>(s: impl Into<String>, vars: impl IntoIterator<Item = (&'a str, Expr)>) -> Self {
+    pub fn sub_with<'a>(
+        s: impl Into<String>,
+        vars: impl IntoIterator<Item = (&'a str, Expr)>,
+    ) -> Self {
         Self::Sub(
             s.into(),
             vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
@@ -129,13 +132,16 @@ impl Expr {
             Self::Float(f) => json!(f),
             Self::Bool(b) => Value::Bool(*b),
             Self::List(items) => Value::Array(items.iter().map(Self::to_json).collect()),
-            Self::Map(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()),
+            Self::Map(m) => {
+                Value::Object(m.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
+            }
             Self::Json(v) => v.clone(),
             Self::Ref(id) => single("Ref", Value::String(id.clone())),
             Self::GetAtt(id, attr) => single("Fn::GetAtt", json!([id, attr])),
             Self::Sub(s, vars) if vars.is_empty() => single("Fn::Sub", Value::String(s.clone())),
             Self::Sub(s, vars) => {
-                let vars: Map<String, Value> = vars.iter().map(|(k, v)| (k.clone(), v.to_json())).collect();
+                let vars: Map<String, Value> =
+                    vars.iter().map(|(k, v)| (k.clone(), v.to_json())).collect();
                 single("Fn::Sub", json!([s, vars]))
             }
             Self::Join(sep, parts) => single(
@@ -207,10 +213,26 @@ mod tests {
         let e = Expr::select(1, Expr::azs());
         assert_eq!(e.to_json(), json!({"Fn::Select": [1, {"Fn::GetAZs": ""}]}));
         let e = Expr::sub_with("${A}-x", [("A", Pseudo::Region.r#ref())]);
-        assert_eq!(e.to_json(), json!({"Fn::Sub": ["${A}-x", {"A": {"Ref": "AWS::Region"}}]}));
-        let e = Expr::If("IsProd".into(), Box::new(Expr::Int(1)), Box::new(Pseudo::NoValue.into()));
-        assert_eq!(e.to_json(), json!({"Fn::If": ["IsProd", 1, {"Ref": "AWS::NoValue"}]}));
-        let e = Expr::join(",", vec![Expr::str("a"), Expr::GetAtt("X".into(), "Arn".into())]);
-        assert_eq!(e.to_json(), json!({"Fn::Join": [",", ["a", {"Fn::GetAtt": ["X", "Arn"]}]]}));
+        assert_eq!(
+            e.to_json(),
+            json!({"Fn::Sub": ["${A}-x", {"A": {"Ref": "AWS::Region"}}]})
+        );
+        let e = Expr::If(
+            "IsProd".into(),
+            Box::new(Expr::Int(1)),
+            Box::new(Pseudo::NoValue.into()),
+        );
+        assert_eq!(
+            e.to_json(),
+            json!({"Fn::If": ["IsProd", 1, {"Ref": "AWS::NoValue"}]})
+        );
+        let e = Expr::join(
+            ",",
+            vec![Expr::str("a"), Expr::GetAtt("X".into(), "Arn".into())],
+        );
+        assert_eq!(
+            e.to_json(),
+            json!({"Fn::Join": [",", ["a", {"Fn::GetAtt": ["X", "Arn"]}]]})
+        );
     }
 }

@@ -37,7 +37,9 @@ pub mod limits {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ModelError {
     /// A logical id was used twice in one template.
-    #[error("duplicate logical id `{0}` in template; give each resource, parameter, condition and output a unique id")]
+    #[error(
+        "duplicate logical id `{0}` in template; give each resource, parameter, condition and output a unique id"
+    )]
     DuplicateLogicalId(String),
     /// A logical id does not match CloudFormation's rules.
     #[error("invalid logical id `{0}`: use 1-255 ASCII letters and digits")]
@@ -61,7 +63,9 @@ pub enum ModelError {
         max: usize,
     },
     /// A template body is larger than CloudFormation accepts even from S3.
-    #[error("template body is {bytes} bytes, CloudFormation accepts at most {max} bytes even from S3; split the stack")]
+    #[error(
+        "template body is {bytes} bytes, CloudFormation accepts at most {max} bytes even from S3; split the stack"
+    )]
     BodyTooLarge {
         /// Body size.
         bytes: usize,
@@ -401,7 +405,11 @@ impl Template {
             root.insert("Parameters".into(), Value::Object(params));
         }
         if !self.conditions.is_empty() {
-            let conds = self.conditions.iter().map(|(k, c)| (k.clone(), c.to_json())).collect();
+            let conds = self
+                .conditions
+                .iter()
+                .map(|(k, c)| (k.clone(), c.to_json()))
+                .collect();
             root.insert("Conditions".into(), Value::Object(conds));
         }
         let resources = self
@@ -443,10 +451,16 @@ fn resource_json(r: &ResourceEntry) -> Value {
         m.insert("DependsOn".into(), r.attributes.depends_on.clone().into());
     }
     if let Some(p) = r.attributes.deletion_policy {
-        m.insert("DeletionPolicy".into(), serde_json::to_value(p).unwrap_or(Value::Null));
+        m.insert(
+            "DeletionPolicy".into(),
+            serde_json::to_value(p).unwrap_or(Value::Null),
+        );
     }
     if let Some(p) = r.attributes.update_replace_policy {
-        m.insert("UpdateReplacePolicy".into(), serde_json::to_value(p).unwrap_or(Value::Null));
+        m.insert(
+            "UpdateReplacePolicy".into(),
+            serde_json::to_value(p).unwrap_or(Value::Null),
+        );
     }
     if r.properties.as_object().is_some_and(|o| !o.is_empty()) {
         m.insert("Properties".into(), r.properties.clone());
@@ -512,7 +526,10 @@ mod tests {
         let mut t = Template::new("demo");
         let p = t.parameter("Name", Parameter::string("the name")).unwrap();
         let cond = t
-            .condition("IsX", Expr::Equals(Box::new(p.r#ref()), Box::new("x".into())))
+            .condition(
+                "IsX",
+                Expr::Equals(Box::new(p.r#ref()), Box::new("x".into())),
+            )
             .unwrap();
         let b = t.add("B", Thing { name: p.r#ref() }).unwrap();
         let a = t
@@ -526,7 +543,12 @@ mod tests {
             .unwrap();
         t.output("AName", "a", a.r#ref()).unwrap();
         let v = t.to_json();
-        let keys: Vec<_> = v["Resources"].as_object().unwrap().keys().cloned().collect();
+        let keys: Vec<_> = v["Resources"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
         assert_eq!(keys, ["A", "B"]);
         assert_eq!(
             v["Resources"]["A"],
@@ -534,7 +556,10 @@ mod tests {
                    "UpdateReplacePolicy": "Retain",
                    "Properties": {"Name": {"Fn::If": ["IsX", {"Fn::GetAtt": ["B", "Arn"]}, {"Ref": "AWS::NoValue"}]}}})
         );
-        assert_eq!(v["Conditions"]["IsX"], json!({"Fn::Equals": [{"Ref": "Name"}, "x"]}));
+        assert_eq!(
+            v["Conditions"]["IsX"],
+            json!({"Fn::Equals": [{"Ref": "Name"}, "x"]})
+        );
         assert_eq!(v["Outputs"]["AName"]["Value"], json!({"Ref": "A"}));
         assert_eq!(t.to_yaml(), t.clone().to_yaml());
     }

@@ -151,3 +151,16 @@ pub struct VpcLink {
 impl Resource for VpcLink {
     const TYPE: &'static str = "AWS::ApiGateway::VpcLink";
 }
+
+/// `AWS::ApiGateway::Account`: the region's CloudWatch Logs role of API Gateway, needed
+/// for access logs of WebSocket APIs. One per account and region.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Account {
+    /// Role API Gateway assumes to write logs.
+    pub cloud_watch_role_arn: Expr,
+}
+
+impl Resource for Account {
+    const TYPE: &'static str = "AWS::ApiGateway::Account";
+}

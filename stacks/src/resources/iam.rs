@@ -95,6 +95,7 @@ pub struct Role {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub managed_policy_arns: Vec<Expr>,
     /// Inline policies.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub policies: Vec<InlinePolicy>,
     /// Tags.
     pub tags: Tags,
