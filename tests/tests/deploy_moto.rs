@@ -304,6 +304,7 @@ async fn a_second_concurrent_deploy_is_refused_by_the_lock_while_the_first_compl
             .build()
             .unwrap()
             .block_on(first.deploy(&p_first))
+            .map_err(|e| e.to_string())
     });
     taken_rx
         .recv_timeout(Duration::from_secs(60))

@@ -247,20 +247,23 @@ impl Engine {
         }
         let body = plan.stack(BOOTSTRAP).map(|s| s.template_body.as_str());
         let outputs = resolve_outputs(&self.clients.cfn, &name, &info, body).await?;
-        let get = |k: &str| {
-            outputs
-                .get(k)
-                .cloned()
-                .ok_or_else(|| DeployError::MissingOutput {
-                    stack: name.clone(),
-                    parameter: "(bootstrap)".into(),
-                    source_stack: BOOTSTRAP.into(),
-                    output: k.into(),
-                })
+        let missing = |k: &str| DeployError::MissingOutput {
+            stack: name.clone(),
+            parameter: "(bootstrap)".into(),
+            source_stack: BOOTSTRAP.into(),
+            output: k.into(),
         };
+        let assets_bucket = outputs
+            .get(OUTPUT_ASSETS_BUCKET)
+            .cloned()
+            .ok_or_else(|| missing(OUTPUT_ASSETS_BUCKET))?;
+        let lock_table = outputs
+            .get(OUTPUT_LOCK_TABLE)
+            .cloned()
+            .ok_or_else(|| missing(OUTPUT_LOCK_TABLE))?;
         Ok(Some(BootstrapInfo {
-            assets_bucket: get(OUTPUT_ASSETS_BUCKET)?,
-            lock_table: get(OUTPUT_LOCK_TABLE)?,
+            assets_bucket,
+            lock_table,
         }))
     }
 
@@ -958,7 +961,7 @@ async fn deploy_one(
         status => Err(DeployError::StackFailed {
             stack: stack_name.to_owned(),
             status: status.to_owned(),
-            root_cause: cfn::root_cause(&events, stack_name),
+            root_cause: cfn::root_cause(&events, stack_name).map(Box::new),
             stack_reason: after.reason.clone(),
         }),
     }

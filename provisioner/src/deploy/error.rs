@@ -40,14 +40,14 @@ pub enum DeployError {
         message: String,
     },
     /// A stack operation failed and rolled back (or did not).
-    #[error("{}", stack_failed(.stack, .status, .root_cause.as_ref(), .stack_reason.as_deref()))]
+    #[error("{}", stack_failed(.stack, .status, .root_cause.as_deref(), .stack_reason.as_deref()))]
     StackFailed {
         /// Stack name.
         stack: String,
         /// Final status.
         status: String,
         /// The first failed resource, if CloudFormation reported one.
-        root_cause: Option<RootCause>,
+        root_cause: Option<Box<RootCause>>,
         /// The stack's own status reason (used when no resource failed).
         stack_reason: Option<String>,
     },

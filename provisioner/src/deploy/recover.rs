@@ -62,7 +62,7 @@ impl Engine {
                 return Err(DeployError::StackFailed {
                     stack: name.clone(),
                     status: after.status,
-                    root_cause: cfn::root_cause(&events, &name),
+                    root_cause: cfn::root_cause(&events, &name).map(Box::new),
                     stack_reason: after.reason,
                 });
             }

@@ -1049,12 +1049,11 @@ impl FakeAws {
                             .build(),
                     ));
                 }
-                if let (Some(item), Some(vals)) =
-                    (w.items.get_mut(&k), req.expression_attribute_values())
-                {
-                    if let Some(e) = vals.get(":e") {
-                        item.insert("expires_at_ms".into(), e.clone());
-                    }
+                if let (Some(item), Some(e)) = (
+                    w.items.get_mut(&k),
+                    req.expression_attribute_values().and_then(|v| v.get(":e")),
+                ) {
+                    item.insert("expires_at_ms".into(), e.clone());
                 }
                 MockResponse::Output(O::builder().build())
             }),
