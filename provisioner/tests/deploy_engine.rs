@@ -977,3 +977,89 @@ async fn a_create_whose_change_set_was_never_executed_is_started_over() {
         "CREATE_COMPLETE"
     );
 }
+
+/// Onboarding hooks that record calls; migrate fails until `migrate_ok` is set.
+#[derive(Default)]
+struct Hooks {
+    migrate_ok: std::sync::atomic::AtomicBool,
+    migrations: std::sync::atomic::AtomicUsize,
+    smokes: std::sync::atomic::AtomicUsize,
+}
+
+impl chrono_provisioner::deploy::onboard::OnboardHooks for Hooks {
+    fn migrate<'a>(
+        &'a self,
+        outputs: &'a chrono_provisioner::deploy::onboard::AllOutputs,
+    ) -> futures::future::BoxFuture<'a, Result<String, String>> {
+        use std::sync::atomic::Ordering;
+        Box::pin(async move {
+            self.migrations.fetch_add(1, Ordering::SeqCst);
+            assert_eq!(
+                outputs["data"]["SourcesBucket"],
+                "chrono-acme-prod-data-sources"
+            );
+            if self.migrate_ok.load(Ordering::SeqCst) {
+                Ok("3 migrations applied".into())
+            } else {
+                Err("database not reachable".into())
+            }
+        })
+    }
+
+    fn smoke<'a>(
+        &'a self,
+        _outputs: &'a chrono_provisioner::deploy::onboard::AllOutputs,
+    ) -> futures::future::BoxFuture<'a, Result<String, String>> {
+        Box::pin(async move {
+            self.smokes
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok("GET /healthz answered 200".into())
+        })
+    }
+}
+
+#[tokio::test]
+async fn onboard_resumes_where_it_stopped() {
+    use std::sync::atomic::Ordering;
+    let fake = FakeAws::new();
+    let (e, _) = engine(&fake, opts());
+    let hooks = Hooks::default();
+    let err = e.onboard(&plan(), &hooks).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "onboard step `migrate` failed: database not reachable"
+    );
+    assert_eq!(
+        hooks.smokes.load(Ordering::SeqCst),
+        0,
+        "no smoke test after a failed migration"
+    );
+
+    hooks.migrate_ok.store(true, Ordering::SeqCst);
+    let executed = fake.calls("ExecuteChangeSet");
+    let r = e.onboard(&plan(), &hooks).await.unwrap();
+    assert_eq!(
+        fake.calls("ExecuteChangeSet"),
+        executed,
+        "the deployed stacks are not redone"
+    );
+    let steps: Vec<(&str, &str)> = r
+        .steps
+        .iter()
+        .map(|s| (s.step.as_str(), s.status.as_str()))
+        .collect();
+    assert_eq!(
+        steps,
+        [("deploy", "done"), ("migrate", "done"), ("smoke", "done")]
+    );
+    assert_eq!(
+        r.endpoints["assets_bucket"],
+        "chrono-acme-prod-bootstrap-assets"
+    );
+
+    // a third run skips the migration it already did
+    let r = e.onboard(&plan(), &hooks).await.unwrap();
+    assert_eq!(r.steps[1].status, "skipped");
+    assert_eq!(hooks.migrations.load(Ordering::SeqCst), 2);
+    assert_eq!(hooks.smokes.load(Ordering::SeqCst), 2);
+}
