@@ -1063,3 +1063,26 @@ async fn onboard_resumes_where_it_stopped() {
     assert_eq!(hooks.migrations.load(Ordering::SeqCst), 2);
     assert_eq!(hooks.smokes.load(Ordering::SeqCst), 2);
 }
+
+#[tokio::test]
+async fn a_template_over_51200_bytes_goes_through_the_assets_bucket() {
+    let fake = FakeAws::new();
+    let mut p = plan();
+    let big = json!({
+        "Description": "x".repeat(60_000),
+        "Resources": {"Trail": {"Type": "AWS::Logs::LogGroup"}}
+    });
+    *p.stacks.iter_mut().find(|s| s.name == "audit").unwrap() =
+        PlannedStack::new("audit", big.to_string()).depends_on("bootstrap");
+    let (e, _) = engine(&fake, opts());
+    let r = e.deploy(&p).await.unwrap();
+    assert_eq!(outcome(&r, "audit"), &StackOutcome::Created, "{r:?}");
+    let key = format!(
+        "chrono-acme-prod-bootstrap-assets/templates/{}.template",
+        p.stack("audit").unwrap().template_hash
+    );
+    assert_eq!(
+        fake.w().objects.get(&key).map(Vec::len),
+        Some(big.to_string().len())
+    );
+}

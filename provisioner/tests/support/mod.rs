@@ -541,8 +541,30 @@ impl FakeAws {
                 w.count("CreateChangeSet");
                 let name = req.stack_name().unwrap_or("").to_owned();
                 let create = req.change_set_type().map(|t| t.as_str()) == Some("CREATE");
-                let template: Value = serde_json::from_str(req.template_body().unwrap_or("{}"))
-                    .unwrap_or(Value::Null);
+                let body = match (req.template_body(), req.template_url()) {
+                    (Some(b), _) => b.to_owned(),
+                    (None, Some(url)) => {
+                        // https://<bucket>.s3.<region>.amazonaws.com/<key>
+                        let rest = url.trim_start_matches("https://");
+                        let (host, key) = rest.split_once('/').unwrap_or((rest, ""));
+                        let bucket = host.split(".s3.").next().unwrap_or("");
+                        match w.objects.get(&format!("{bucket}/{key}")) {
+                            Some(b) => String::from_utf8_lossy(b).into_owned(),
+                            None => {
+                                return MockResponse::Error(E::generic(validation(format!(
+                                    "TemplateURL must be a supported URL: {url}"
+                                ))));
+                            }
+                        }
+                    }
+                    (None, None) => "{}".to_owned(),
+                };
+                if body.len() > 51_200 && req.template_body().is_some() {
+                    return MockResponse::Error(E::generic(validation(
+                        "Value at 'templateBody' failed to satisfy constraint: Member must have length less than or equal to 51200".into(),
+                    )));
+                }
+                let template: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
                 let params: BTreeMap<String, String> = req
                     .parameters()
                     .iter()
