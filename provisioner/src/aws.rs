@@ -28,6 +28,8 @@ pub struct Clients {
     pub s3: aws_sdk_s3::Client,
     /// DynamoDB (the deploy lock).
     pub ddb: aws_sdk_dynamodb::Client,
+    /// Lambda (database migrations through the API function during `onboard`).
+    pub lambda: aws_sdk_lambda::Client,
     /// Region the clients talk to.
     pub region: String,
     /// Custom S3 endpoint, if any (used to build template URLs).
@@ -64,6 +66,7 @@ impl Clients {
             cfn: aws_sdk_cloudformation::Client::new(sdk),
             s3: aws_sdk_s3::Client::from_conf(s3_conf),
             ddb: aws_sdk_dynamodb::Client::new(sdk),
+            lambda: aws_sdk_lambda::Client::new(sdk),
             region: sdk
                 .region()
                 .map(|r| r.as_ref().to_owned())

@@ -300,7 +300,10 @@ async fn run_async(cmd: &DeployCommand, output: OutputFormat) -> anyhow::Result<
                         violations.len()
                     );
                 }
-                let report = e.onboard(&plan, &CliHooks).await;
+                let hooks = CliHooks {
+                    lambda: e.clients.lambda.clone(),
+                };
+                let report = e.onboard(&plan, &hooks).await;
                 e.reporter.finish();
                 let report = report?;
                 if output == OutputFormat::Json {
@@ -422,14 +425,18 @@ async fn run_async(cmd: &DeployCommand, output: OutputFormat) -> anyhow::Result<
 
 /// Onboarding steps that need the deployed runtime.
 #[derive(Debug)]
-struct CliHooks;
+struct CliHooks {
+    lambda: aws_sdk_lambda::Client,
+}
 
 impl OnboardHooks for CliHooks {
-    fn migrate<'a>(&'a self, _outputs: &'a AllOutputs) -> BoxFuture<'a, Result<String, String>> {
-        Box::pin(async {
-            Err("database migrations through the API Lambda's migrate entry point are not available in this build; \
-                 run the runtime's migrations, then rerun `chronoctl onboard` to continue"
-                .to_owned())
+    fn migrate<'a>(&'a self, outputs: &'a AllOutputs) -> BoxFuture<'a, Result<String, String>> {
+        Box::pin(async move {
+            let function = outputs
+                .get("compute")
+                .and_then(|o| o.get("ApiFunctionArn"))
+                .ok_or("the compute stack has no ApiFunctionArn output")?;
+            crate::deploy::migrate::migrate_via_lambda(&self.lambda, function).await
         })
     }
 

@@ -1086,3 +1086,25 @@ async fn a_template_over_51200_bytes_goes_through_the_assets_bucket() {
         Some(big.to_string().len())
     );
 }
+
+#[tokio::test]
+async fn migrations_run_through_the_api_function() {
+    use chrono_provisioner::deploy::migrate::{MIGRATE_PAYLOAD, migrate_via_lambda};
+    let fake = FakeAws::new();
+    let c = fake.clients();
+    let arn = "arn:aws:lambda:eu-west-1:111111111111:function:chrono-acme-prod-api";
+    assert_eq!(
+        migrate_via_lambda(&c.lambda, arn).await.unwrap(),
+        format!("{arn}: {{\"applied\":3}}")
+    );
+    assert_eq!(
+        fake.w().invocations,
+        [(arn.to_owned(), MIGRATE_PAYLOAD.to_owned())]
+    );
+    fake.w().migrate_fails = true;
+    let err = migrate_via_lambda(&c.lambda, arn).await.unwrap_err();
+    assert!(
+        err.contains("failed (Unhandled)") && err.contains("connection refused"),
+        "{err}"
+    );
+}

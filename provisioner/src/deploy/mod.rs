@@ -11,6 +11,7 @@ pub mod diff;
 pub mod engine;
 pub mod error;
 pub mod lock;
+pub mod migrate;
 pub mod onboard;
 pub mod plan;
 pub mod progress;

@@ -96,6 +96,10 @@ pub struct World {
     pub next_id: usize,
     /// Polls an execution takes before it finishes.
     pub exec_polls: usize,
+    /// Lambda invocations: (function, payload).
+    pub invocations: Vec<(String, String)>,
+    /// Whether `Invoke` answers a function error.
+    pub migrate_fails: bool,
     /// How the next execution of a stack ends (absent = success).
     pub fail_next: BTreeMap<String, Failure>,
 }
@@ -438,10 +442,16 @@ impl FakeAws {
                 .interceptor(interceptor(self.ddb_rules()))
                 .build(),
         );
+        let lambda = aws_sdk_lambda::Client::from_conf(
+            aws_sdk_lambda::config::Builder::from(&sdk)
+                .interceptor(interceptor(self.lambda_rules()))
+                .build(),
+        );
         Clients {
             cfn,
             s3: s3c,
             ddb: ddbc,
+            lambda,
             region: "eu-west-1".into(),
             s3_endpoint: None,
         }
@@ -885,6 +895,37 @@ impl FakeAws {
             }),
         );
         rules
+    }
+
+    /// `Invoke`: records the payload; answers a function error while `migrate_fails`.
+    fn lambda_rules(&self) -> Vec<Rule> {
+        let w = self.world.clone();
+        vec![
+            mock!(aws_sdk_lambda::Client::invoke).then_compute_response(move |req| {
+                use aws_sdk_lambda::operation::invoke::InvokeOutput as O;
+                let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
+                w.count("Invoke");
+                let payload = req
+                    .payload()
+                    .map(|p| String::from_utf8_lossy(p.as_ref()).into_owned())
+                    .unwrap_or_default();
+                w.invocations
+                    .push((req.function_name().unwrap_or("").to_owned(), payload));
+                let out = if w.migrate_fails {
+                    O::builder()
+                        .status_code(200)
+                        .function_error("Unhandled")
+                        .payload(aws_sdk_lambda::primitives::Blob::new(
+                            r#"{"errorMessage":"connection refused"}"#,
+                        ))
+                } else {
+                    O::builder()
+                        .status_code(200)
+                        .payload(aws_sdk_lambda::primitives::Blob::new(r#"{"applied":3}"#))
+                };
+                MockResponse::Output(out.build())
+            }),
+        ]
     }
 
     fn s3_rules(&self) -> Vec<Rule> {
