@@ -179,7 +179,7 @@ fn reporter(output: OutputFormat) -> Arc<dyn Reporter> {
     match output {
         OutputFormat::Json => Arc::new(JsonLines),
         OutputFormat::Text if std::io::stderr().is_terminal() => Arc::new(LiveBars::default()),
-        OutputFormat::Text => Arc::new(PlainLines),
+        OutputFormat::Text => Arc::new(PlainLines::default()),
     }
 }
 

@@ -110,9 +110,12 @@ impl Reporter for JsonLines {
     }
 }
 
-/// Plain lines on stderr (not a terminal): state changes and failures, no per-resource noise.
+/// Plain lines on stderr (not a terminal): state changes and failures, no per-resource
+/// noise, each (state, done) of a stack once.
 #[derive(Debug, Default)]
-pub struct PlainLines;
+pub struct PlainLines {
+    last: Mutex<BTreeMap<String, (String, usize)>>,
+}
 
 impl Reporter for PlainLines {
     fn on(&self, event: &Event) {
@@ -124,6 +127,13 @@ impl Reporter for PlainLines {
                 total,
                 elapsed_ms,
             } => {
+                if let Ok(mut last) = self.last.lock() {
+                    let now = (state.clone(), *done);
+                    if last.get(stack) == Some(&now) {
+                        return;
+                    }
+                    last.insert(stack.clone(), now);
+                }
                 format!("{stack}: {state} ({done}/{total}) {}", secs(*elapsed_ms))
             }
             Event::Resource { .. } => return,
@@ -228,4 +238,51 @@ impl Reporter for LiveBars {
 
 fn secs(ms: u64) -> String {
     format!("{:.1}s", ms as f64 / 1000.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_serialize_as_one_tagged_object() {
+        let e = Event::Stack {
+            stack: "data".into(),
+            state: "UPDATE_IN_PROGRESS".into(),
+            done: 3,
+            total: 7,
+            elapsed_ms: 1500,
+        };
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"event":"stack","stack":"data","state":"UPDATE_IN_PROGRESS","done":3,"total":7,"elapsed_ms":1500}"#
+        );
+        let d = Event::Done {
+            stack: "api".into(),
+            outcome: "unchanged".into(),
+            detail: None,
+            elapsed_ms: 2,
+        };
+        assert_eq!(
+            serde_json::to_string(&d).unwrap(),
+            r#"{"event":"done","stack":"api","outcome":"unchanged","elapsed_ms":2}"#
+        );
+    }
+
+    #[test]
+    fn plain_lines_print_each_state_once() {
+        let p = PlainLines::default();
+        let ev = |done| Event::Stack {
+            stack: "net".into(),
+            state: "CREATE_IN_PROGRESS".into(),
+            done,
+            total: 2,
+            elapsed_ms: 0,
+        };
+        p.on(&ev(0));
+        p.on(&ev(0));
+        p.on(&ev(1));
+        let last = p.last.lock().unwrap();
+        assert_eq!(last.get("net"), Some(&("CREATE_IN_PROGRESS".to_owned(), 1)));
+    }
 }
