@@ -5,6 +5,7 @@
 #   make lint       rustfmt check + clippy with warnings as errors
 #   make templates  re-synthesize templates/ from customers/
 #   make bench      benchmarks (release mode)
+#   make e2e-aws    onboard + destroy a preview stack in a real AWS account (CHRONO_E2E_AWS=1)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -18,7 +19,7 @@ MOTO_VERSION    := 5.2.5
 CFNLINT_VERSION := 1.58.0
 CHRONOCTL  = $(CARGO) run --quiet -p chrono-provisioner --bin chronoctl --
 
-.PHONY: help venv postgres-bin build test lint templates bench demo clean
+.PHONY: help venv postgres-bin build test lint templates bench e2e-aws demo clean
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -65,6 +66,14 @@ bench: venv postgres-bin
 	$(CARGO) bench -p chrono-provisioner
 	$(CARGO) bench -p chrono-runtime --bench pipeline_evtx
 	tests/with-postgres.sh $(CARGO) bench -p chrono-runtime --bench search
+
+# Real AWS: runs only with CHRONO_E2E_AWS=1, credentials and CHRONO_E2E_CONFIG (a preview config).
+e2e-aws:
+	@if [ "$${CHRONO_E2E_AWS:-}" != 1 ]; then \
+	  echo "e2e-aws: skipped (set CHRONO_E2E_AWS=1, AWS credentials and CHRONO_E2E_CONFIG=customers/<preview>.yaml)"; \
+	else \
+	  $(CARGO) test -p chrono-tests --test deploy_e2e_aws -- --nocapture; \
+	fi
 
 demo: venv postgres-bin
 	@echo "make demo: not yet available (see issue: chronoctl local)"; exit 1

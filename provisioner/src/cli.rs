@@ -32,6 +32,9 @@ pub enum Command {
     Synth(SynthArgs),
     /// Check the synthesized templates against the policy rules.
     Check(ConfigArgs),
+    /// Deploy commands (deploy, diff, onboard, destroy, status, outputs, recover).
+    #[command(flatten)]
+    Deploy(crate::cli_deploy::DeployCommand),
 }
 
 /// Which configs to use.

@@ -1,14 +1,19 @@
 //! `chrono-provisioner`: the library behind `chronoctl`.
 //!
 //! It owns everything that talks to the outside world on behalf of ops: writing
-//! templates, policy checks, and (later) CloudFormation deployments. The stack shapes
+//! templates, policy checks, and CloudFormation deployments. The stack shapes
 //! themselves live in `chrono-stacks`.
 //!
 //! * [`synth`]: `chronoctl synth [--check]`, templates on disk;
-//! * [`check`]: `chronoctl check`, policy rules over the synthesized templates.
+//! * [`check`]: `chronoctl check`, policy rules over the synthesized templates;
+//! * [`deploy`]: the deploy engine (`deploy`, `diff`, `onboard`, `destroy`, `status`,
+//!   `outputs`, `recover`), with [`aws`] for the SDK configuration.
 
+pub mod aws;
 pub mod check;
 pub mod cli;
+pub mod cli_deploy;
+pub mod deploy;
 pub mod synth;
 
 use std::path::PathBuf;
@@ -71,5 +76,6 @@ pub fn run(cli: &Cli) -> Result<ExitCode, Error> {
     match &cli.command {
         Command::Synth(args) => synth::run(args, cli.output),
         Command::Check(args) => check::run(args, cli.output),
+        Command::Deploy(cmd) => Ok(cli_deploy::run(cmd, cli.output)),
     }
 }

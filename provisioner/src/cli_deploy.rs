@@ -1,0 +1,468 @@
+//! The deploy commands of `chronoctl` (`deploy`, `diff`, `onboard`, `destroy`, `status`,
+//! `outputs`, `recover`): argument parsing and rendering around [`crate::deploy`].
+//!
+//! Every command reads one customer config, synthesizes its stacks in memory (or reads
+//! `--templates DIR`), and talks to AWS with the standard settings. Exit codes: 0 ok,
+//! 1 a stack or step failed / refused, 2 bad input or unexpected error.
+
+use std::collections::BTreeSet;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use futures::future::BoxFuture;
+
+use crate::aws::{AwsOptions, Clients};
+use crate::cli::OutputFormat;
+use crate::deploy::cfn::Timing;
+use crate::deploy::destroy::{DestroyOptions, render_destroy};
+use crate::deploy::diff::render_diff;
+use crate::deploy::onboard::{AllOutputs, OnboardHooks};
+use crate::deploy::plan::ArtifactSource;
+use crate::deploy::progress::{JsonLines, LiveBars, PlainLines, Reporter};
+use crate::deploy::status::{render_outputs, render_status};
+use crate::deploy::{DeployError, DeployOptions, DeployPlan, DeployReport, Engine, StackOutcome};
+
+/// The deploy commands (flattened into `chronoctl`'s command list).
+#[derive(Debug, Subcommand)]
+pub enum DeployCommand {
+    /// Deploy every stack of a customer account (bootstrap on first use), in dependency order.
+    Deploy(DeployArgs),
+    /// Show per stack what a deploy would change; flags data-losing replacements.
+    Diff(TargetArgs),
+    /// Onboard an account: check, bootstrap, deploy, migrate, smoke test, print endpoints.
+    Onboard(DeployArgs),
+    /// Delete the stacks in reverse order (needs --yes; data needs --release-data outside preview).
+    Destroy(DestroyArgs),
+    /// Per stack: status, last update, drift from the synthesized template.
+    Status(TargetArgs),
+    /// Per stack: its outputs.
+    Outputs(TargetArgs),
+    /// Continue a rollback stuck in UPDATE_ROLLBACK_FAILED.
+    Recover(RecoverArgs),
+}
+
+/// Which account and how to reach AWS.
+#[derive(Debug, Clone, Args)]
+pub struct TargetArgs {
+    /// The customer config (customers/<customer>-<stage>.yaml).
+    #[arg(long = "config", value_name = "FILE")]
+    pub config: PathBuf,
+    /// Deploy the templates in this directory (with manifest.json) instead of
+    /// synthesizing from the config.
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+    /// Directory of built Lambda artifacts (`<binary>.zip` or `<binary>`); missing ones
+    /// are deployed as a placeholder that fails when invoked.
+    #[arg(long, value_name = "DIR", env = "CHRONO_ARTIFACTS_DIR")]
+    pub artifacts: Option<PathBuf>,
+    /// Tag of the runtime image in the bootstrap ECR repository.
+    #[arg(long, default_value = "latest")]
+    pub image_tag: String,
+    /// AWS profile (default: AWS_PROFILE / the default profile).
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// AWS region (default: the config's region).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Endpoint override (default: AWS_ENDPOINT_URL), e.g. the local emulator.
+    #[arg(long)]
+    pub endpoint_url: Option<String>,
+    /// Poll interval of CloudFormation waits, in milliseconds.
+    #[arg(long, default_value_t = 3000, hide = true, env = "CHRONO_POLL_MS")]
+    pub poll_ms: u64,
+}
+
+/// Options shared by the commands that change things.
+#[derive(Debug, Clone, Args)]
+pub struct MutateArgs {
+    /// Print what would happen; call no mutating API.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Take the deploy lock even if another run holds it (only when that run is dead).
+    #[arg(long)]
+    pub break_lock: bool,
+    /// Lease of the deploy lock in seconds (renewed while running).
+    #[arg(long, default_value_t = 120, hide = true)]
+    pub lock_lease_secs: u64,
+}
+
+/// `deploy` / `onboard`.
+#[derive(Debug, Clone, Args)]
+pub struct DeployArgs {
+    /// Target.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Mutation options.
+    #[command(flatten)]
+    pub mutate: MutateArgs,
+    /// Delete stacks left in ROLLBACK_COMPLETE by a failed create before re-creating them.
+    #[arg(long)]
+    pub yes: bool,
+    /// Refuse (instead of waiting for) operations someone else started on a stack.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Allow replacing or removing this stateful resource (LOGICAL_ID or STACK/LOGICAL_ID); repeatable.
+    #[arg(long, value_name = "LOGICAL_ID")]
+    pub allow_replace: Vec<String>,
+    /// Most stacks deployed at the same time.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+}
+
+/// `destroy`.
+#[derive(Debug, Clone, Args)]
+pub struct DestroyArgs {
+    /// Target.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Mutation options.
+    #[command(flatten)]
+    pub mutate: MutateArgs,
+    /// Confirm the deletion.
+    #[arg(long)]
+    pub yes: bool,
+    /// Also delete data (buckets, tables, database) of a non-preview stage.
+    #[arg(long)]
+    pub release_data: bool,
+}
+
+/// `recover`.
+#[derive(Debug, Clone, Args)]
+pub struct RecoverArgs {
+    /// Target.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Mutation options.
+    #[command(flatten)]
+    pub mutate: MutateArgs,
+    /// The stack (short name, e.g. `data`).
+    #[arg(long)]
+    pub stack: String,
+    /// Logical ids to skip (resources that cannot be rolled back), comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub skip: Vec<String>,
+}
+
+/// Loads the config and builds the plan (in-memory synth or `--templates`).
+pub fn load_plan(t: &TargetArgs) -> anyhow::Result<(DeployPlan, String, Vec<String>)> {
+    let cfg = chrono_stacks::Config::load(&t.config)?;
+    let artifacts = ArtifactSource {
+        dir: t.artifacts.clone(),
+        image_tag: Some(t.image_tag.clone()),
+    };
+    let (plan, placeholders) = match &t.templates {
+        Some(dir) => DeployPlan::from_synth(dir, &artifacts)?,
+        None => {
+            let files = chrono_stacks::synth::synthesize(&cfg)?;
+            let dir = chrono_stacks::synth::dir_name(&cfg);
+            DeployPlan::from_synth_files(&dir, &artifacts, |name| {
+                let path = format!("{dir}/{name}");
+                files
+                    .iter()
+                    .find(|f| f.path == path)
+                    .map(|f| f.contents.clone())
+                    .ok_or_else(|| crate::deploy::plan::PlanError::Read {
+                        path,
+                        reason: "not synthesized".into(),
+                    })
+            })?
+        }
+    };
+    Ok((plan, cfg.region.clone(), placeholders))
+}
+
+fn reporter(output: OutputFormat) -> Arc<dyn Reporter> {
+    match output {
+        OutputFormat::Json => Arc::new(JsonLines),
+        OutputFormat::Text if std::io::stderr().is_terminal() => Arc::new(LiveBars::default()),
+        OutputFormat::Text => Arc::new(PlainLines::default()),
+    }
+}
+
+async fn engine(t: &TargetArgs, region: &str, opts: DeployOptions, output: OutputFormat) -> Engine {
+    let clients = Clients::load(&AwsOptions {
+        profile: t.profile.clone(),
+        region: Some(t.region.clone().unwrap_or_else(|| region.to_owned())),
+        endpoint_url: t.endpoint_url.clone(),
+    })
+    .await;
+    Engine::new(clients, opts, reporter(output))
+}
+
+fn options(t: &TargetArgs, m: &MutateArgs) -> DeployOptions {
+    DeployOptions {
+        timing: Timing {
+            poll: Duration::from_millis(t.poll_ms.max(1)),
+            ..Timing::default()
+        },
+        dry_run: m.dry_run,
+        break_lock: m.break_lock,
+        lock_lease: Duration::from_secs(m.lock_lease_secs.max(1)),
+        ..DeployOptions::default()
+    }
+}
+
+fn print_json<T: serde::Serialize>(v: &T) {
+    if let Ok(s) = serde_json::to_string(v) {
+        println!("{s}");
+    }
+}
+
+fn summary(r: &DeployReport, output: OutputFormat) {
+    if output == OutputFormat::Json {
+        print_json(&serde_json::json!({ "event": "summary", "report": r }));
+        return;
+    }
+    for s in &r.stacks {
+        let detail = match &s.outcome {
+            StackOutcome::Failed(m) | StackOutcome::Skipped(m) => format!("\n{m}"),
+            _ => String::new(),
+        };
+        println!(
+            "{:<10} {:<14} {:>6.1}s{detail}",
+            s.name,
+            s.outcome.label(),
+            s.elapsed_ms as f64 / 1000.0
+        );
+    }
+    println!(
+        "{} change sets executed, {} assets uploaded ({} already present), {:.1}s",
+        r.change_sets_executed,
+        r.assets_uploaded,
+        r.assets_present,
+        r.elapsed_ms as f64 / 1000.0
+    );
+}
+
+fn fail(e: &dyn std::fmt::Display, output: OutputFormat) -> ExitCode {
+    if output == OutputFormat::Json {
+        print_json(&serde_json::json!({ "event": "error", "message": e.to_string() }));
+    } else {
+        eprintln!("chronoctl: {e}");
+    }
+    ExitCode::from(1)
+}
+
+/// Runs a deploy command; errors are printed here.
+pub fn run(cmd: &DeployCommand, output: OutputFormat) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(&format!("cannot start the async runtime: {e}"), output),
+    };
+    match rt.block_on(run_async(cmd, output)) {
+        Ok(code) => code,
+        Err(e) => {
+            let code = if e.downcast_ref::<DeployError>().is_some() {
+                1
+            } else {
+                2
+            };
+            let _ = fail(&e, output);
+            ExitCode::from(code)
+        }
+    }
+}
+
+async fn run_async(cmd: &DeployCommand, output: OutputFormat) -> anyhow::Result<ExitCode> {
+    match cmd {
+        DeployCommand::Deploy(a) | DeployCommand::Onboard(a) => {
+            let (plan, region, placeholders) = load_plan(&a.target)?;
+            let mut opts = options(&a.target, &a.mutate);
+            opts.yes = a.yes;
+            opts.wait = !a.no_wait;
+            opts.allow_replace = a.allow_replace.iter().cloned().collect::<BTreeSet<_>>();
+            opts.concurrency = a.concurrency.max(1);
+            let e = engine(&a.target, &region, opts, output).await;
+            for p in placeholders {
+                e.reporter.on(&crate::deploy::progress::Event::Info {
+                    message: format!(
+                        "asset {p}: not built, deploying a placeholder (pass --artifacts)"
+                    ),
+                });
+            }
+            if let DeployCommand::Onboard(_) = cmd {
+                let cfg = chrono_stacks::Config::load(&a.target.config)?;
+                let violations = crate::check::check_config(&cfg)?;
+                if !violations.is_empty() {
+                    for v in &violations {
+                        eprintln!("{} {} {}: {}", v.stack, v.logical_id, v.rule, v.hint);
+                    }
+                    anyhow::bail!(
+                        "onboard step `check` failed: {} policy violations",
+                        violations.len()
+                    );
+                }
+                let hooks = CliHooks {
+                    lambda: e.clients.lambda.clone(),
+                };
+                let report = e.onboard(&plan, &hooks).await;
+                e.reporter.finish();
+                let report = report?;
+                if output == OutputFormat::Json {
+                    print_json(&serde_json::json!({ "event": "summary", "report": report }));
+                } else {
+                    for s in &report.steps {
+                        println!("{:<8} {:<8} {}", s.step, s.status, s.detail);
+                    }
+                    for (k, v) in &report.endpoints {
+                        println!("{k}: {v}");
+                    }
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            let r = e.deploy(&plan).await;
+            e.reporter.finish();
+            let r = r?;
+            summary(&r, output);
+            Ok(if r.is_success() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        DeployCommand::Diff(t) => {
+            let (plan, region, _) = load_plan(t)?;
+            let e = engine(
+                t,
+                &region,
+                options(
+                    t,
+                    &MutateArgs {
+                        dry_run: false,
+                        break_lock: false,
+                        lock_lease_secs: 120,
+                    },
+                ),
+                output,
+            )
+            .await;
+            let d = e.diff(&plan).await?;
+            if output == OutputFormat::Json {
+                print_json(&d);
+            } else {
+                print!("{}", render_diff(&d, std::io::stdout().is_terminal()));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        DeployCommand::Status(t) | DeployCommand::Outputs(t) => {
+            let (plan, region, _) = load_plan(t)?;
+            let e = engine(
+                t,
+                &region,
+                options(
+                    t,
+                    &MutateArgs {
+                        dry_run: false,
+                        break_lock: false,
+                        lock_lease_secs: 120,
+                    },
+                ),
+                output,
+            )
+            .await;
+            let rows = e.status(&plan).await?;
+            match (output, cmd) {
+                (OutputFormat::Json, DeployCommand::Outputs(_)) => {
+                    let m: std::collections::BTreeMap<_, _> = rows
+                        .iter()
+                        .map(|r| (r.name.clone(), r.outputs.clone()))
+                        .collect();
+                    print_json(&m);
+                }
+                (OutputFormat::Json, _) => print_json(&rows),
+                (_, DeployCommand::Outputs(_)) => print!("{}", render_outputs(&rows)),
+                _ => print!("{}", render_status(&rows)),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        DeployCommand::Destroy(a) => {
+            let (plan, region, _) = load_plan(&a.target)?;
+            let e = engine(&a.target, &region, options(&a.target, &a.mutate), output).await;
+            let rows = e
+                .destroy(
+                    &plan,
+                    DestroyOptions {
+                        yes: a.yes,
+                        release_data: a.release_data,
+                    },
+                )
+                .await;
+            e.reporter.finish();
+            let rows = rows?;
+            if output == OutputFormat::Json {
+                print_json(&serde_json::json!({ "event": "summary", "stacks": rows }));
+            } else {
+                print!("{}", render_destroy(&rows));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        DeployCommand::Recover(a) => {
+            let (plan, region, _) = load_plan(&a.target)?;
+            let e = engine(&a.target, &region, options(&a.target, &a.mutate), output).await;
+            let failed = e.recover(&plan, &a.stack, &a.skip).await?;
+            if output == OutputFormat::Json {
+                print_json(
+                    &serde_json::json!({ "event": "summary", "stack": a.stack, "failed_resources": failed, "skipped": a.skip }),
+                );
+            } else if !a.mutate.dry_run {
+                println!(
+                    "{}: rollback completed (UPDATE_ROLLBACK_COMPLETE); rerun `chronoctl deploy`",
+                    plan.stack_name(&a.stack)
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Onboarding steps that need the deployed runtime.
+#[derive(Debug)]
+struct CliHooks {
+    lambda: aws_sdk_lambda::Client,
+}
+
+impl OnboardHooks for CliHooks {
+    fn migrate<'a>(&'a self, outputs: &'a AllOutputs) -> BoxFuture<'a, Result<String, String>> {
+        Box::pin(async move {
+            let function = outputs
+                .get("compute")
+                .and_then(|o| o.get("ApiFunctionArn"))
+                .ok_or("the compute stack has no ApiFunctionArn output")?;
+            crate::deploy::migrate::migrate_via_lambda(&self.lambda, function).await
+        })
+    }
+
+    fn smoke<'a>(&'a self, outputs: &'a AllOutputs) -> BoxFuture<'a, Result<String, String>> {
+        Box::pin(async move {
+            let url = outputs
+                .get("api")
+                .and_then(|o| o.get("HttpApiUrl"))
+                .ok_or("the api stack has no HttpApiUrl output")?;
+            let health = format!("{}/healthz", url.trim_end_matches('/'));
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .map_err(|e| e.to_string())?;
+            let mut last = String::new();
+            for _ in 0..10 {
+                match client.get(&health).send().await {
+                    Ok(r) if r.status().is_success() => {
+                        return Ok(format!("{health} answered {}", r.status()));
+                    }
+                    Ok(r) => last = format!("{health} answered {}", r.status()),
+                    Err(e) => last = format!("{health}: {e}"),
+                }
+                tokio::time::sleep(Duration::from_secs(3)).await;
+            }
+            Err(last)
+        })
+    }
+}

@@ -1,0 +1,42 @@
+//! Database migrations during `onboard`: the API Lambda (`chrono-api`) runs the runtime's
+//! migrations when invoked with the payload [`MIGRATE_PAYLOAD`] (it is in the VPC next to
+//! Aurora and has the database secret; chronoctl is not and has not). A function error is
+//! a failed step; rerunning `onboard` retries it.
+
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::InvocationType;
+
+use crate::deploy::error::sdk_message;
+
+/// The event the API function treats as "run the migrations" (contract with the runtime).
+pub const MIGRATE_PAYLOAD: &str = r#"{"chrono_command":"migrate"}"#;
+
+/// Invokes `function` (name or ARN) synchronously with [`MIGRATE_PAYLOAD`]; returns the
+/// function's answer.
+pub async fn migrate_via_lambda(
+    lambda: &aws_sdk_lambda::Client,
+    function: &str,
+) -> Result<String, String> {
+    let out = lambda
+        .invoke()
+        .function_name(function)
+        .invocation_type(InvocationType::RequestResponse)
+        .payload(Blob::new(MIGRATE_PAYLOAD.as_bytes()))
+        .send()
+        .await
+        .map_err(|e| format!("invoking {function}: {}", sdk_message(&e)))?;
+    let body = out
+        .payload()
+        .map(|p| String::from_utf8_lossy(p.as_ref()).into_owned())
+        .unwrap_or_default();
+    if let Some(kind) = out.function_error() {
+        return Err(format!(
+            "{function} failed ({kind}): {}",
+            body.chars().take(400).collect::<String>()
+        ));
+    }
+    Ok(format!(
+        "{function}: {}",
+        body.chars().take(200).collect::<String>()
+    ))
+}

@@ -1,0 +1,94 @@
+//! The `chronoctl` deploy commands as a user runs them, against the local AWS emulator:
+//! exit codes, `--dry-run`, `--output json`, refusals.
+
+use std::process::{Command, Output};
+
+use chrono_tests::moto::Moto;
+
+fn chronoctl(moto: &Moto, args: &[&str]) -> Output {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    Command::new(env!("CARGO_BIN_EXE_chronoctl"))
+        .current_dir(&root)
+        .args(args)
+        .args(["--endpoint-url", &moto.endpoint(), "--region", "eu-west-1"])
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("CHRONO_POLL_MS", "5")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .expect("chronoctl runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn status_dry_run_and_refusals_from_the_command_line() {
+    let moto = Moto::start().expect("moto starts (run `make venv`)");
+    moto.reset().unwrap();
+    let cfg = "customers/demo-local.yaml";
+
+    let o = chronoctl(&moto, &["status", "--config", cfg, "--output", "json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let rows: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let names: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["bootstrap", "network", "data", "compute", "api"]);
+    assert!(
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["drift"] == "not_deployed")
+    );
+
+    let o = chronoctl(
+        &moto,
+        &["deploy", "--config", cfg, "--dry-run", "--output", "json"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let summary: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["event"], "summary");
+    let stacks = summary["report"]["stacks"].as_array().unwrap();
+    assert_eq!(stacks.len(), 5);
+    assert!(
+        stacks.iter().all(|s| s["outcome"] == "would_create"),
+        "{out}"
+    );
+    // nothing was created
+    let o = chronoctl(&moto, &["status", "--config", cfg]);
+    assert!(o.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout)
+            .matches("NOT_DEPLOYED")
+            .count(),
+        5,
+        "{}",
+        text(&o)
+    );
+
+    let o = chronoctl(&moto, &["destroy", "--config", cfg]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("rerun with --yes to confirm"),
+        "{}",
+        text(&o)
+    );
+
+    let o = chronoctl(&moto, &["recover", "--config", cfg, "--stack", "data"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).contains("chrono-demo-local-data is not deployed"),
+        "{}",
+        text(&o)
+    );
+}

@@ -1,0 +1,118 @@
+//! The local AWS emulator for tests: `moto_server` from the project's `.venv` (created by
+//! `make venv`) on a free 127.0.0.1 port, ready when it answers, reset with
+//! `POST /moto-api/reset`, killed when dropped.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running moto server.
+#[derive(Debug)]
+pub struct Moto {
+    child: Child,
+    port: u16,
+}
+
+/// Errors starting the emulator.
+#[derive(Debug, thiserror::Error)]
+pub enum MotoError {
+    /// `.venv/bin/moto_server` is missing.
+    #[error("{0} not found; run `make venv` first")]
+    NotInstalled(String),
+    /// The process could not be started or did not answer.
+    #[error("moto_server: {0}")]
+    Start(String),
+}
+
+/// Path of `moto_server` in the workspace's `.venv`.
+pub fn moto_server_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(".venv")
+        .join("bin")
+        .join("moto_server")
+}
+
+fn free_port() -> Result<u16, MotoError> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| MotoError::Start(e.to_string()))?;
+    l.local_addr()
+        .map(|a| a.port())
+        .map_err(|e| MotoError::Start(e.to_string()))
+}
+
+/// Sends one HTTP/1.0 request to 127.0.0.1:`port`, returns the status code.
+fn http(port: u16, method: &str, path: &str) -> std::io::Result<u16> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n"
+    )?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf)?;
+    let head = String::from_utf8_lossy(&buf[..buf.len().min(64)]).to_string();
+    head.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad response: {head}")))
+}
+
+impl Moto {
+    /// Starts moto on a free port and waits until it answers (at most 30 s).
+    pub fn start() -> Result<Self, MotoError> {
+        let bin = moto_server_path();
+        if !bin.exists() {
+            return Err(MotoError::NotInstalled(bin.display().to_string()));
+        }
+        let port = free_port()?;
+        let child = Command::new(&bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| MotoError::Start(e.to_string()))?;
+        let mut moto = Self { child, port };
+        let start = Instant::now();
+        loop {
+            if http(port, "GET", "/moto-api/").is_ok() {
+                return Ok(moto);
+            }
+            if let Ok(Some(status)) = moto.child.try_wait() {
+                return Err(MotoError::Start(format!("exited early with {status}")));
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                return Err(MotoError::Start("did not answer within 30s".into()));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Forgets every resource (`POST /moto-api/reset`).
+    pub fn reset(&self) -> Result<(), MotoError> {
+        match http(self.port, "POST", "/moto-api/reset") {
+            Ok(200) => Ok(()),
+            Ok(code) => Err(MotoError::Start(format!("reset answered {code}"))),
+            Err(e) => Err(MotoError::Start(format!("reset: {e}"))),
+        }
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
