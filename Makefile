@@ -64,6 +64,7 @@ templates:
 bench: venv postgres-bin
 	$(CARGO) bench -p chrono-provisioner
 	$(CARGO) bench -p chrono-runtime --bench pipeline_evtx
+	tests/with-postgres.sh $(CARGO) bench -p chrono-runtime --bench pipeline_upload
 
 demo: venv postgres-bin
 	@echo "make demo: not yet available (see issue: chronoctl local)"; exit 1
