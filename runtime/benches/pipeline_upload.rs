@@ -209,7 +209,7 @@ async fn bench(url: &str, lines: usize) {
 }
 
 async fn truncate(pool: &PgPool) {
-    sqlx::query("TRUNCATE events, evidence_parts")
+    sqlx::query("TRUNCATE events, event_labels, evidence_parts")
         .execute(pool)
         .await
         .expect("truncate");
