@@ -66,6 +66,7 @@ bench: venv postgres-bin
 	$(CARGO) bench -p chrono-provisioner
 	$(CARGO) bench -p chrono-runtime --bench pipeline_evtx
 	tests/with-postgres.sh $(CARGO) bench -p chrono-runtime --bench search
+	tests/with-postgres.sh $(CARGO) bench -p chrono-runtime --bench pipeline_upload
 
 # Real AWS: runs only with CHRONO_E2E_AWS=1, credentials and CHRONO_E2E_CONFIG (a preview config).
 e2e-aws:

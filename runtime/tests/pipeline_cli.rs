@@ -1,6 +1,6 @@
 //! The `chrono-pipeline` binary on local files: split writes a manifest and part
-//! descriptions, parse writes gzip JSON lines and a summary, and what is not wired yet
-//! fails loudly.
+//! descriptions, parse writes gzip JSON lines and a summary; without local paths the
+//! steps need their S3 configuration and say which variable is missing.
 
 use chrono_runtime::pipeline::NormalizedEvent;
 use flate2::read::GzDecoder;
@@ -187,17 +187,68 @@ fn a_part_of_another_evidence_is_refused() {
 }
 
 #[test]
-fn upload_and_s3_mode_are_reported_unavailable_not_faked() {
-    let mut args = vec!["upload"];
-    args.extend(ids());
-    args.extend(["--part", "parts/part-00001.json"]);
-    let out = pipeline(&args);
-    assert_eq!(out.status.code(), Some(69));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing was uploaded"));
+fn s3_mode_without_its_buckets_exits_with_a_config_error_naming_the_variable() {
+    for step in ["split", "upload"] {
+        let mut args = vec![step];
+        args.extend(ids());
+        if step == "upload" {
+            args.extend(["--part", "evidence/x/parts/part-00001.json"]);
+        }
+        let out = Command::new(env!("CARGO_BIN_EXE_chrono-pipeline"))
+            .args(&args)
+            .env_remove("CHRONO_SOURCES_BUCKET")
+            .env_remove("CHRONO_ARTIFACTS_BUCKET")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(78), "{step}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("set CHRONO_SOURCES_BUCKET"));
+    }
+}
 
+#[test]
+fn a_pretty_printed_record_stays_one_json_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = serde_json::json!({"Records": [{
+        "eventTime": "2024-03-01T10:00:00Z", "eventSource": "signin.amazonaws.com",
+        "eventName": "ConsoleLogin", "awsRegion": "us-east-1",
+        "sourceIPAddress": "198.51.100.7",
+        "userIdentity": {"type": "IAMUser", "userName": "alice",
+                         "arn": "arn:aws:iam::111122223333:user/alice"},
+        "responseElements": {"ConsoleLogin": "Success"},
+        "additionalEventData": {"note": "two\nlines"}
+    }]});
+    let input = dir.path().join("pretty.json");
+    std::fs::write(&input, serde_json::to_string_pretty(&record).unwrap()).unwrap();
+    let out = dir.path().join("out");
+    let (i, o) = (input.to_str().unwrap(), out.to_str().unwrap());
     let mut args = vec!["split"];
     args.extend(ids());
-    let out = pipeline(&args);
-    assert_eq!(out.status.code(), Some(69));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--input"));
+    args.extend(["--input", i, "--output", o]);
+    assert!(pipeline(&args).status.success());
+    let part = out.join("parts/part-00001.json");
+    let mut args = vec!["parse"];
+    args.extend(ids());
+    args.extend([
+        "--part",
+        part.to_str().unwrap(),
+        "--input",
+        i,
+        "--output",
+        o,
+    ]);
+    let parse = pipeline(&args);
+    assert!(
+        parse.status.success(),
+        "{}",
+        String::from_utf8_lossy(&parse.stderr)
+    );
+    let gz = std::fs::File::open(out.join("events/part-00001.jsonl.gz")).unwrap();
+    let lines: Vec<String> = BufReader::new(GzDecoder::new(gz))
+        .lines()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let event: NormalizedEvent = serde_json::from_str(&lines[0]).unwrap();
+    // The record itself is unchanged, escaped newline in a string included.
+    assert_eq!(event.attributes.to_value(), record["Records"][0]);
 }

@@ -1,8 +1,8 @@
 //! `chrono-pipeline`: the evidence pipeline's steps as one binary, run by Step Functions as
-//! ECS tasks (`split`, `parse`, `upload`) and locally on files.
+//! ECS tasks (`split`, `parse`, `upload`, `fail`) and locally on files.
 //!
-//! Exit codes: 0 done; 65 bad input (not retried); 75 retryable failure; 69 step not
-//! available in this build.
+//! Exit codes: 0 done; 65 bad input (not retried); 75 retryable failure; 78 incomplete
+//! configuration (not retried).
 
 use std::process::ExitCode;
 

@@ -1,9 +1,13 @@
 //! The command line of `chrono-pipeline` (parsed here, so the binary stays thin and the
 //! behaviour is testable).
 //!
-//! `split` and `parse` run on local files (`--input`, `--output`); the S3 wiring and the
-//! `upload` step come with the database schema. Until then those paths end with exit code
-//! 69 and say so — they never report success without doing the work.
+//! As an ECS task (what the Step Functions definition in `chrono_stacks::pipeline` runs)
+//! every step takes `--evidence-id` and `--case-id`, and `parse`/`upload` take `--part
+//! <artifact key>`; buckets come from `CHRONO_SOURCES_BUCKET`/`CHRONO_ARTIFACTS_BUCKET`,
+//! the database from `DATABASE_URL`, the S3 endpoint from the standard AWS settings
+//! (`AWS_ENDPOINT_URL` for the local emulator). `split` and `parse` also run on local
+//! files (`--input`, `--output`). `fail` records the state machine's failure marker on the
+//! evidence.
 
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
@@ -12,10 +16,11 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use uuid::Uuid;
 
-use super::error::{EXIT_BAD_INPUT, EXIT_UNAVAILABLE, PipelineError};
+use super::error::{EXIT_BAD_INPUT, PipelineError};
 use super::steps::{
     self, DEFAULT_EVTX_CHUNKS_PER_PART, DEFAULT_MAX_ERRORS, ParseOptions, PartSpec, SplitOptions,
 };
+use super::{jobs, upload};
 
 /// The evidence pipeline's steps.
 #[derive(Debug, Parser)]
@@ -37,8 +42,10 @@ pub enum Command {
     Split(SplitArgs),
     /// Parse one part into normalized events (gzip JSON lines) and a summary.
     Parse(ParseArgs),
-    /// Load parsed events into PostgreSQL (not available yet).
+    /// Load one parsed part's events into PostgreSQL and update the evidence.
     Upload(UploadArgs),
+    /// Mark the evidence failed with the reason in `evidence/<id>/failed.json`.
+    Fail(FailArgs),
 }
 
 /// Which evidence a step works on.
@@ -61,6 +68,10 @@ pub struct SplitArgs {
     /// Read the evidence from this local file (instead of the sources bucket).
     #[arg(long)]
     pub input: Option<PathBuf>,
+    /// The evidence's key in the sources bucket (default: the one object under
+    /// `cases/<case>/evidence/<id>/`).
+    #[arg(long, conflicts_with = "input")]
+    pub source_key: Option<String>,
     /// Write the manifest and part descriptions under this directory.
     #[arg(long)]
     pub output: Option<PathBuf>,
@@ -102,9 +113,17 @@ pub struct UploadArgs {
     #[command(flatten)]
     /// The evidence.
     pub target: Target,
-    /// The part whose events to load.
+    /// The part whose events to load (its description's key in the artifacts bucket).
     #[arg(long)]
-    pub part: Option<String>,
+    pub part: String,
+}
+
+/// `fail` arguments.
+#[derive(Debug, Args)]
+pub struct FailArgs {
+    #[command(flatten)]
+    /// The evidence.
+    pub target: Target,
 }
 
 /// Why the command failed, and the exit code to end with.
@@ -112,7 +131,7 @@ pub struct UploadArgs {
 pub struct Failure {
     /// What to tell the operator.
     pub message: String,
-    /// Process exit code (65 bad input, 69 unavailable, 75 retryable).
+    /// Process exit code (65 bad input, 75 retryable, 78 configuration).
     pub exit_code: u8,
 }
 
@@ -122,13 +141,6 @@ impl From<PipelineError> for Failure {
             exit_code: e.exit_code(),
             message: e.to_string(),
         }
-    }
-}
-
-fn unavailable(message: impl Into<String>) -> Failure {
-    Failure {
-        message: message.into(),
-        exit_code: EXIT_UNAVAILABLE,
     }
 }
 
@@ -146,11 +158,9 @@ fn io_failure(doing: &'static str) -> impl FnOnce(io::Error) -> Failure {
 /// Runs one step.
 pub fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
-        Command::Split(args) => split(args),
-        Command::Parse(args) => parse(args),
-        Command::Upload(_) => Err(unavailable(
-            "upload is not available in this build yet: it loads events into PostgreSQL and lands with the database schema; nothing was uploaded",
-        )),
+        Command::Split(args) if args.input.is_some() || args.output.is_some() => split(args),
+        Command::Parse(args) if args.input.is_some() || args.output.is_some() => parse(args),
+        command => remote(command),
     }
 }
 
@@ -160,10 +170,79 @@ fn local_paths(
 ) -> Result<(PathBuf, PathBuf), Failure> {
     match (input, output) {
         (Some(i), Some(o)) => Ok((i, o)),
-        _ => Err(unavailable(
-            "reading from and writing to S3 is not wired yet; run with --input <evidence file> and --output <directory>",
+        _ => Err(bad_input(
+            "local files need both --input <evidence file> and --output <directory>; without either the step reads and writes S3",
         )),
     }
+}
+
+fn target(t: &Target) -> upload::Target {
+    upload::Target {
+        case_id: t.case_id,
+        evidence_id: t.evidence_id,
+    }
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Failure> {
+    let json = serde_json::to_vec(value).map_err(|e| {
+        Failure::from(PipelineError::Io {
+            doing: "serializing json",
+            source: io::Error::other(e),
+        })
+    })?;
+    io::stdout()
+        .write_all(&json)
+        .and_then(|()| io::stdout().write_all(b"\n"))
+        .map_err(io_failure("writing to stdout"))
+}
+
+/// The S3 (and database) steps, as the state machine runs them.
+fn remote(command: Command) -> Result<(), Failure> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(io_failure("starting the async runtime"))?;
+    runtime.block_on(async move {
+        let buckets = jobs::Buckets::from_env()?;
+        let sdk = aws_config::load_from_env().await;
+        let s3 = crate::storage::SourcesBucket::client_from(&sdk);
+        match command {
+            Command::Split(args) => {
+                let index = jobs::split(
+                    &s3,
+                    &buckets,
+                    target(&args.target),
+                    args.source_key.as_deref(),
+                    args.evtx_chunks_per_part,
+                )
+                .await?;
+                print_json(&index)
+            }
+            Command::Parse(args) => {
+                let opts = ParseOptions {
+                    threads: args.threads,
+                    max_errors: args.max_errors,
+                };
+                let summary =
+                    jobs::parse(&s3, &buckets, target(&args.target), &args.part, opts).await?;
+                print_json(&summary)
+            }
+            Command::Upload(args) => {
+                let pool = jobs::pool_from_env().await?;
+                let report =
+                    jobs::upload(&s3, &pool, &buckets, target(&args.target), &args.part).await?;
+                print_json(&serde_json::json!({
+                    "rows": report.rows, "inserted": report.inserted, "state": report.state
+                }))
+            }
+            Command::Fail(args) => {
+                let pool = jobs::pool_from_env().await?;
+                let reason = jobs::read_failure(&s3, &buckets, target(&args.target)).await?;
+                upload::mark_failed(&pool, target(&args.target), "pipeline", &reason).await?;
+                print_json(&serde_json::json!({ "state": "failed", "reason": reason }))
+            }
+        }
+    })
 }
 
 fn split(args: SplitArgs) -> Result<(), Failure> {

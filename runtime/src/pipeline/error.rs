@@ -4,7 +4,8 @@
 //! [`BadRecord`](super::BadRecord) while the good records around it are kept. These errors
 //! are for what stops a step: an unknown or unreadable file, a broken part description, or
 //! an output that cannot be written. Each says whether retrying can help, so the Step
-//! Functions definition retries only what is retryable.
+//! Functions definition retries only what is retryable (I/O, S3 throttling or network
+//! errors, the database).
 
 use std::io;
 
@@ -12,8 +13,8 @@ use std::io;
 pub const EXIT_BAD_INPUT: u8 = 65;
 /// Exit code of a pipeline task for a failure that may pass on a retry (I/O, throttling).
 pub const EXIT_RETRYABLE: u8 = 75;
-/// Exit code of a pipeline task for a step that is not available in this build.
-pub const EXIT_UNAVAILABLE: u8 = 69;
+/// Exit code of a pipeline task whose environment is incomplete (`EX_CONFIG`), not retried.
+pub const EXIT_CONFIG: u8 = 78;
 
 /// Why a pipeline step failed.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +77,51 @@ pub enum PipelineError {
         #[source]
         source: io::Error,
     },
+    /// An S3 request failed (`retryable` unless the object or bucket does not exist or
+    /// access is denied).
+    #[error("s3 error while {doing} s3://{bucket}/{key}: {message}")]
+    Storage {
+        /// What the step was doing.
+        doing: &'static str,
+        /// The bucket.
+        bucket: String,
+        /// The object key (or prefix).
+        key: String,
+        /// What S3 (or the network) said.
+        message: String,
+        /// Whether a retry may succeed.
+        retryable: bool,
+    },
+    /// An artifact of an earlier step is missing or does not fit.
+    #[error("artifact {key}: {reason}")]
+    Artifact {
+        /// The object key.
+        key: String,
+        /// What is wrong; says which step to re-run.
+        reason: String,
+    },
+    /// The evidence is not in the database (or not in the given case).
+    #[error(
+        "evidence {evidence_id} of case {case_id} is not in the database; register it through the API first"
+    )]
+    EvidenceNotFound {
+        /// The evidence.
+        evidence_id: uuid::Uuid,
+        /// The case.
+        case_id: uuid::Uuid,
+    },
+    /// A database statement failed (connection, timeout, constraint).
+    #[error("database error while {doing}: {source}")]
+    Database {
+        /// What the step was doing.
+        doing: &'static str,
+        /// The underlying error.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// The step's environment is incomplete (bucket names, database URL).
+    #[error("configuration: {0}")]
+    Config(String),
 }
 
 impl PipelineError {
@@ -94,12 +140,23 @@ impl PipelineError {
 
     /// Whether running the same step again may succeed (only I/O failures may).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, PipelineError::Io { .. })
+        match self {
+            PipelineError::Io { .. } | PipelineError::Database { .. } => true,
+            PipelineError::Storage { retryable, .. } => *retryable,
+            _ => false,
+        }
+    }
+
+    /// Wraps a database error with what the step was doing.
+    pub fn db(doing: &'static str) -> impl FnOnce(sqlx::Error) -> PipelineError {
+        move |source| PipelineError::Database { doing, source }
     }
 
     /// The process exit code a pipeline task ends with for this error.
     pub fn exit_code(&self) -> u8 {
-        if self.is_retryable() {
+        if matches!(self, PipelineError::Config(_)) {
+            EXIT_CONFIG
+        } else if self.is_retryable() {
             EXIT_RETRYABLE
         } else {
             EXIT_BAD_INPUT

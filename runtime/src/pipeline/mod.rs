@@ -2,16 +2,19 @@
 //!
 //! Layout, from the outside in:
 //!
-//! * [`steps`] — the stateless steps (`split`, `parse`) as functions over `Read`/`Write`;
-//!   the `chrono-pipeline` binary runs them as ECS tasks or locally. The `upload` step
-//!   (artifacts → PostgreSQL) is not here yet: it needs the database schema.
+//! * [`jobs`] — the steps as the state machine runs them: `split` and `parse` from S3 to
+//!   S3, `upload` from S3 to PostgreSQL; [`cli`] — the `chrono-pipeline` binary's command
+//!   line over them; [`worker`] — the same steps in-process for local mode.
+//! * [`steps`] — `split` and `parse` as functions over `Read`/`Write`; [`upload`] — the
+//!   database side of `upload` (`COPY` batches, idempotent, evidence counts and state).
 //! * [`detect`] — format detection from content; [`formats`] — one streaming parser per
 //!   format; [`normalize`] — the rules from source fields to actions, outcomes,
 //!   identities.
 //! * [`event`] — [`NormalizedEvent`], the row the pipeline writes; [`accounting`] — every
 //!   record is an event or a bad record: `events + bad_records = records_seen`.
 //!
-//! This module never touches the database or AWS; it reads and writes streams.
+//! Only [`upload`] (and [`worker`], which marks failed evidence) touches the database;
+//! only [`jobs`] touches S3; everything below them reads and writes streams.
 
 pub mod accounting;
 pub mod cli;
@@ -19,9 +22,12 @@ pub mod detect;
 pub mod error;
 pub mod event;
 pub mod formats;
+pub mod jobs;
 pub mod normalize;
 pub mod steps;
 pub mod text;
+pub mod upload;
+pub mod worker;
 
 pub use accounting::{
     BadRecord, CollectSink, CountSink, Location, RecordResult, RecordSink, Tally,

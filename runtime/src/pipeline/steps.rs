@@ -11,7 +11,9 @@
 //! `parts`), `parts/<part>.json` (one [`PartSpec`]; `parse --part` takes its key),
 //! `events/<part>.jsonl.gz` (gzip JSON lines, one [`NormalizedEvent`] a line) and
 //! `events/<part>.summary.json` (the [`PartSummary`]). Files are written under a temporary
-//! name and renamed, so a retried task never leaves half a file behind.
+//! name and renamed, so a retried task never leaves half a file behind. In the artifacts
+//! bucket the prefix is `evidence/<evidence id>/`, and `parts.json` (what the state
+//! machine maps over) lists the part keys; see [`super::jobs`].
 //!
 //! Containers: the evidence may be a zip (members read one by one, streaming), gzip
 //! (unpacked on the fly, also inside zips), or a plain file. Members are detected by
@@ -585,10 +587,19 @@ impl<W: Write> JsonLinesSink<W> {
     }
 
     fn write_event(&mut self, event: &NormalizedEvent) -> Result<(), PipelineError> {
+        let start = self.buf.len();
         serde_json::to_writer(&mut self.buf, event).map_err(|e| PipelineError::Io {
             doing: "serializing an event",
             source: io::Error::other(e),
         })?;
+        // Attributes are written verbatim, and a pretty-printed source record (CloudTrail)
+        // brings its line breaks. Outside strings they are mere whitespace and inside
+        // strings JSON has them escaped, so a blank keeps the JSON and one event a line.
+        for b in &mut self.buf[start..] {
+            if *b == b'\n' || *b == b'\r' {
+                *b = b' ';
+            }
+        }
         self.buf.push(b'\n');
         if self.buf.len() >= FLUSH_AT {
             self.out

@@ -1,0 +1,498 @@
+//! The `upload` step's database side: one parsed part (gzip JSON lines of
+//! [`NormalizedEvent`]s and its [`PartSummary`]) into PostgreSQL.
+//!
+//! Rows go in batches through `COPY` (text format) into a session-local staging table;
+//! each batch then upserts its devices and identities (`ON CONFLICT DO NOTHING` on their
+//! natural keys) and inserts its events linked to them with
+//! `INSERT .. SELECT .. ON CONFLICT (evidence_id, dedup_key) DO NOTHING`, so re-running a
+//! part or a whole evidence inserts no duplicates. Decoding runs on a blocking thread while
+//! the previous batch is in the database; memory is bounded by two batches.
+//!
+//! The evidence's counts come from one row per part in `evidence_parts` (a re-run replaces
+//! its part's row), summed over the parts of the current split: `events + bad_records =
+//! records_seen` holds for the evidence because it holds for every part. When every part
+//! of the split is uploaded the evidence is `done`, with its distinct devices and
+//! identities counted.
+//!
+//! This module never reads S3; [`super::jobs`] hands it the streams.
+
+use std::io::{BufRead, BufReader, Read};
+
+use serde_json::json;
+use sqlx::{PgConnection, PgPool};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::error::PipelineError;
+use super::event::NormalizedEvent;
+use super::steps::PartSummary;
+
+/// Rows per `COPY` batch.
+pub const BATCH_ROWS: usize = 20_000;
+/// Errors kept on the evidence row (the first ones, in part order).
+pub const EVIDENCE_MAX_ERRORS: i64 = 100;
+
+/// The evidence a step works on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target {
+    /// The case.
+    pub case_id: Uuid,
+    /// The evidence.
+    pub evidence_id: Uuid,
+}
+
+/// What one part's upload did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadReport {
+    /// Events read from the part's artifact.
+    pub rows: u64,
+    /// Events that were new (the rest were already in the database).
+    pub inserted: u64,
+    /// The evidence's state afterwards (`processing`, `done`, or `failed`).
+    pub state: String,
+}
+
+const STAGE: &str = "CREATE TEMP TABLE IF NOT EXISTS chrono_upload_stage (
+    ts timestamptz NOT NULL, timestamp_desc text NOT NULL, data_type text NOT NULL,
+    source text NOT NULL, parser text NOT NULL, message text, device text,
+    identity_kind text, identity_value text, event_code text, action text, outcome text,
+    src_ip inet, dst_ip inet, attributes text NOT NULL, tags text[] NOT NULL,
+    source_file text, record_ref text NOT NULL, dedup_key text NOT NULL)";
+
+const COPY_STAGE: &str = "COPY chrono_upload_stage FROM STDIN";
+
+const BATCH_TIMEOUT: &str = "SET LOCAL statement_timeout = '15min'";
+
+const UPSERT_DEVICES: &str = "INSERT INTO devices (id, case_id, name)
+    SELECT gen_random_uuid(), $1, d.name
+    FROM (SELECT DISTINCT device AS name FROM chrono_upload_stage WHERE device IS NOT NULL) d
+    ORDER BY d.name
+    ON CONFLICT (case_id, name) DO NOTHING";
+
+const UPSERT_IDENTITIES: &str = "INSERT INTO identities (id, case_id, kind, value)
+    SELECT gen_random_uuid(), $1, i.kind, i.value
+    FROM (SELECT DISTINCT identity_kind AS kind, identity_value AS value
+          FROM chrono_upload_stage WHERE identity_value IS NOT NULL) i
+    ORDER BY i.kind, i.value
+    ON CONFLICT (case_id, kind, value) DO NOTHING";
+
+const INSERT_EVENTS: &str = "INSERT INTO events (case_id, evidence_id, ts, timestamp_desc,
+        data_type, source, parser, message, device_id, identity_id, event_code, action,
+        outcome, src_ip, dst_ip, attributes, tags, source_file, record_ref, dedup_key)
+    SELECT $1, $2, s.ts, s.timestamp_desc, s.data_type, s.source, s.parser, s.message,
+        d.id, i.id, s.event_code, s.action, s.outcome, s.src_ip, s.dst_ip,
+        s.attributes::jsonb, s.tags, s.source_file, s.record_ref, s.dedup_key
+    FROM chrono_upload_stage s
+    LEFT JOIN devices d ON d.case_id = $1 AND d.name = s.device
+    LEFT JOIN identities i ON i.case_id = $1 AND i.kind = s.identity_kind
+        AND i.value = s.identity_value
+    ON CONFLICT (evidence_id, dedup_key) DO NOTHING";
+
+/// Loads one part's events (a gzip JSON lines stream) into the database and updates the
+/// evidence: its per-part counts from `summary`, its state, and — once every part named
+/// in `all_parts` is uploaded — its device and identity counts.
+///
+/// The number of events in the stream must equal the summary's; otherwise nothing of the
+/// evidence's counts changes and the error says to re-run `parse`.
+pub async fn upload_part<R: Read + Send + 'static>(
+    pool: &PgPool,
+    target: Target,
+    summary: &PartSummary,
+    all_parts: &[String],
+    events_gz: R,
+) -> Result<UploadReport, PipelineError> {
+    let mut conn = pool
+        .acquire()
+        .await
+        .map_err(PipelineError::db("connecting"))?;
+    ensure_evidence(&mut conn, target).await?;
+    sqlx::query(STAGE)
+        .execute(&mut *conn)
+        .await
+        .map_err(PipelineError::db("creating the staging table"))?;
+    let (rows, inserted) = load_events(&mut conn, target, events_gz).await?;
+    if rows != summary.tally.events {
+        return Err(PipelineError::Artifact {
+            key: summary.part.clone(),
+            reason: format!(
+                "the events file holds {rows} events but its summary says {}; re-run `parse` for this part",
+                summary.tally.events
+            ),
+        });
+    }
+    let state = record_part(&mut conn, target, summary, all_parts).await?;
+    Ok(UploadReport {
+        rows,
+        inserted,
+        state,
+    })
+}
+
+async fn ensure_evidence(conn: &mut PgConnection, target: Target) -> Result<(), PipelineError> {
+    let found: Option<(Uuid,)> =
+        sqlx::query_as("SELECT id FROM evidence WHERE id = $1 AND case_id = $2")
+            .bind(target.evidence_id)
+            .bind(target.case_id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(PipelineError::db("looking up the evidence"))?;
+    match found {
+        Some(_) => Ok(()),
+        None => Err(PipelineError::EvidenceNotFound {
+            evidence_id: target.evidence_id,
+            case_id: target.case_id,
+        }),
+    }
+}
+
+/// One batch, encoded for `COPY`, and its row count.
+struct Batch {
+    copy: Vec<u8>,
+    rows: usize,
+}
+
+/// Streams the events into the database; returns (rows read, rows inserted).
+async fn load_events<R: Read + Send + 'static>(
+    conn: &mut PgConnection,
+    target: Target,
+    events_gz: R,
+) -> Result<(u64, u64), PipelineError> {
+    let (tx, mut rx) = mpsc::channel::<Result<Batch, PipelineError>>(2);
+    let decoder = tokio::task::spawn_blocking(move || decode_batches(events_gz, &tx));
+    let mut rows = 0u64;
+    let mut inserted = 0u64;
+    let mut failure = None;
+    while let Some(batch) = rx.recv().await {
+        let batch = match batch {
+            Ok(b) => b,
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        };
+        rows += batch.rows as u64;
+        match load_batch(conn, target, batch).await {
+            Ok(n) => inserted += n,
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    drop(rx);
+    // The decoder ends when its channel closes; its panics are not ours to hide.
+    let _ = decoder.await;
+    match failure {
+        Some(e) => Err(e),
+        None => Ok((rows, inserted)),
+    }
+}
+
+async fn load_batch(
+    conn: &mut PgConnection,
+    target: Target,
+    batch: Batch,
+) -> Result<u64, PipelineError> {
+    let mut tx = sqlx::Connection::begin(&mut *conn)
+        .await
+        .map_err(PipelineError::db("starting a transaction"))?;
+    // A batch may take longer than an API statement; only this transaction gets more time.
+    sqlx::query(BATCH_TIMEOUT)
+        .execute(&mut *tx)
+        .await
+        .map_err(PipelineError::db("setting the batch timeout"))?;
+    sqlx::query("TRUNCATE chrono_upload_stage")
+        .execute(&mut *tx)
+        .await
+        .map_err(PipelineError::db("clearing the staging table"))?;
+    let mut copy = tx
+        .copy_in_raw(COPY_STAGE)
+        .await
+        .map_err(PipelineError::db("starting COPY"))?;
+    copy.send(batch.copy)
+        .await
+        .map_err(PipelineError::db("sending rows"))?;
+    copy.finish()
+        .await
+        .map_err(PipelineError::db("finishing COPY"))?;
+    sqlx::query(UPSERT_DEVICES)
+        .bind(target.case_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(PipelineError::db("upserting devices"))?;
+    sqlx::query(UPSERT_IDENTITIES)
+        .bind(target.case_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(PipelineError::db("upserting identities"))?;
+    let done = sqlx::query(INSERT_EVENTS)
+        .bind(target.case_id)
+        .bind(target.evidence_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(PipelineError::db("inserting events"))?;
+    tx.commit()
+        .await
+        .map_err(PipelineError::db("committing events"))?;
+    Ok(done.rows_affected())
+}
+
+/// Reads gzip JSON lines and sends `COPY` batches; stops when the receiver is gone.
+fn decode_batches<R: Read>(events_gz: R, tx: &mpsc::Sender<Result<Batch, PipelineError>>) {
+    let mut lines = BufReader::with_capacity(
+        256 * 1024,
+        flate2::read::MultiGzDecoder::new(BufReader::with_capacity(256 * 1024, events_gz)),
+    );
+    let mut line = Vec::with_capacity(8 * 1024);
+    let mut batch = Batch {
+        copy: Vec::with_capacity(BATCH_ROWS * 512),
+        rows: 0,
+    };
+    let mut number = 0u64;
+    loop {
+        line.clear();
+        match lines.read_until(b'\n', &mut line) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => {
+                let _ = tx.blocking_send(Err(PipelineError::io("reading the events file")(e)));
+                return;
+            }
+        }
+        number += 1;
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let event: NormalizedEvent = match serde_json::from_slice(&line) {
+            Ok(e) => e,
+            Err(e) => {
+                let _ = tx.blocking_send(Err(PipelineError::Artifact {
+                    key: format!("events line {number}"),
+                    reason: format!("not a normalized event ({e}); re-run `parse` for this part"),
+                }));
+                return;
+            }
+        };
+        encode_row(&event, &mut batch.copy);
+        batch.rows += 1;
+        if batch.rows >= BATCH_ROWS {
+            let full = std::mem::replace(
+                &mut batch,
+                Batch {
+                    copy: Vec::with_capacity(BATCH_ROWS * 512),
+                    rows: 0,
+                },
+            );
+            if tx.blocking_send(Ok(full)).is_err() {
+                return;
+            }
+        }
+    }
+    if batch.rows > 0 {
+        let _ = tx.blocking_send(Ok(batch));
+    }
+}
+
+/// Appends one event as a row of `COPY .. FROM STDIN` (text format) for the staging table.
+pub fn encode_row(e: &NormalizedEvent, out: &mut Vec<u8>) {
+    use std::io::Write as _;
+    let _ = write!(out, "{}", e.ts.format("%Y-%m-%d %H:%M:%S%.6f+00"));
+    field(out, Some(&e.timestamp_desc));
+    field(out, Some(&e.data_type));
+    field(out, Some(&e.source));
+    field(out, Some(&e.parser));
+    field(out, Some(&e.message));
+    field(out, e.device.as_deref());
+    field(out, e.identity.as_ref().map(|i| i.kind.as_str()));
+    field(out, e.identity.as_ref().map(|i| i.value.as_str()));
+    field(out, e.event_code.as_deref());
+    field(out, e.action.map(|a| a.as_str()));
+    field(out, e.outcome.map(|o| o.as_str()));
+    field(out, e.src_ip.map(|ip| ip.to_string()).as_deref());
+    field(out, e.dst_ip.map(|ip| ip.to_string()).as_deref());
+    let attributes = e.attributes.as_str();
+    if attributes.contains("\\u0000") {
+        // PostgreSQL's jsonb refuses the NUL character; keep the record, mark the spot.
+        field(out, Some(&attributes.replace("\\u0000", "\\ufffd")));
+    } else {
+        field(out, Some(attributes));
+    }
+    out.push(b'\t');
+    let mut array = String::from("{");
+    for (i, tag) in e.tags.iter().enumerate() {
+        if i > 0 {
+            array.push(',');
+        }
+        array.push('"');
+        for c in tag.chars() {
+            if c == '"' || c == '\\' {
+                array.push('\\');
+            }
+            array.push(c);
+        }
+        array.push('"');
+    }
+    array.push('}');
+    escape(out, &array);
+    field(out, Some(&e.provenance.member));
+    field(out, Some(&e.provenance.record.to_string()));
+    field(out, Some(&e.dedup_key));
+    out.push(b'\n');
+}
+
+fn field(out: &mut Vec<u8>, value: Option<&str>) {
+    out.push(b'\t');
+    match value {
+        Some(v) => escape(out, v),
+        None => out.extend_from_slice(b"\\N"),
+    }
+}
+
+/// `COPY` text escaping; NUL (which PostgreSQL text cannot hold) becomes U+FFFD.
+fn escape(out: &mut Vec<u8>, value: &str) {
+    let bytes = value.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let replacement: &[u8] = match b {
+            b'\\' => b"\\\\",
+            b'\t' => b"\\t",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            0 => "\u{fffd}".as_bytes(),
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(replacement);
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+}
+
+/// Records the part's counts and recomputes the evidence's; returns the evidence state.
+async fn record_part(
+    conn: &mut PgConnection,
+    target: Target,
+    summary: &PartSummary,
+    all_parts: &[String],
+) -> Result<String, PipelineError> {
+    let errors: Vec<serde_json::Value> = summary
+        .tally
+        .errors
+        .iter()
+        .map(|bad| json!({"record": bad.location.to_string(), "message": bad.reason}))
+        .collect();
+    let mut tx = sqlx::Connection::begin(&mut *conn)
+        .await
+        .map_err(PipelineError::db("starting a transaction"))?;
+    sqlx::query(BATCH_TIMEOUT)
+        .execute(&mut *tx)
+        .await
+        .map_err(PipelineError::db("setting the batch timeout"))?;
+    // Serializes concurrent parts of the same evidence.
+    sqlx::query("SELECT 1 FROM evidence WHERE id = $1 FOR UPDATE")
+        .bind(target.evidence_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(PipelineError::db("locking the evidence"))?;
+    sqlx::query(
+        "INSERT INTO evidence_parts (evidence_id, part, records_seen, events, bad_records, errors)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (evidence_id, part) DO UPDATE SET records_seen = excluded.records_seen,
+             events = excluded.events, bad_records = excluded.bad_records,
+             errors = excluded.errors, uploaded_at = now()",
+    )
+    .bind(target.evidence_id)
+    .bind(&summary.part)
+    .bind(to_i64(summary.tally.records_seen))
+    .bind(to_i64(summary.tally.events))
+    .bind(to_i64(summary.tally.bad_records))
+    .bind(serde_json::Value::Array(errors))
+    .execute(&mut *tx)
+    .await
+    .map_err(PipelineError::db("recording the part"))?;
+    let (state,): (String,) = sqlx::query_as(
+        "WITH p AS (SELECT * FROM evidence_parts WHERE evidence_id = $1 AND part = ANY($2)),
+              complete AS (SELECT count(*) >= cardinality($2::text[]) AS yes FROM p),
+              errs AS (SELECT coalesce(jsonb_agg(x ORDER BY part, n), '[]'::jsonb) AS list FROM (
+                  SELECT p.part, t.n, t.x FROM p, jsonb_array_elements(p.errors)
+                      WITH ORDINALITY AS t(x, n)
+                  ORDER BY p.part, t.n LIMIT $3) e)
+         UPDATE evidence SET
+             records_seen = (SELECT coalesce(sum(records_seen), 0) FROM p),
+             events_count = (SELECT coalesce(sum(events), 0) FROM p),
+             bad_records = (SELECT coalesce(sum(bad_records), 0) FROM p),
+             errors = (SELECT list FROM errs),
+             devices_count = CASE WHEN (SELECT yes FROM complete) THEN
+                 (SELECT count(DISTINCT device_id) FROM events WHERE evidence_id = $1)
+                 ELSE devices_count END,
+             identities_count = CASE WHEN (SELECT yes FROM complete) THEN
+                 (SELECT count(DISTINCT identity_id) FROM events WHERE evidence_id = $1)
+                 ELSE identities_count END,
+             state = CASE WHEN (SELECT yes FROM complete) THEN 'done'
+                 WHEN state = 'failed' THEN 'failed' ELSE 'processing' END,
+             updated_at = now()
+         WHERE id = $1
+         RETURNING state",
+    )
+    .bind(target.evidence_id)
+    .bind(all_parts)
+    .bind(EVIDENCE_MAX_ERRORS)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(PipelineError::db("updating the evidence counts"))?;
+    tx.commit()
+        .await
+        .map_err(PipelineError::db("committing the evidence counts"))?;
+    Ok(state)
+}
+
+/// Marks the evidence failed with `reason` as its first error (an unknown or unreadable
+/// file, a part that could not be processed). Events already loaded stay.
+pub async fn mark_failed(
+    pool: &PgPool,
+    target: Target,
+    location: &str,
+    reason: &str,
+) -> Result<(), PipelineError> {
+    let done = sqlx::query(
+        "UPDATE evidence SET state = 'failed', updated_at = now(),
+             errors = jsonb_build_array(jsonb_build_object('record', $3::text, 'message', $4::text))
+                 || (SELECT coalesce(jsonb_agg(x), '[]'::jsonb) FROM (
+                     SELECT x FROM jsonb_array_elements(errors) AS t(x) LIMIT $5 - 1) e)
+         WHERE id = $1 AND case_id = $2",
+    )
+    .bind(target.evidence_id)
+    .bind(target.case_id)
+    .bind(location)
+    .bind(reason)
+    .bind(EVIDENCE_MAX_ERRORS)
+    .execute(pool)
+    .await
+    .map_err(PipelineError::db("marking the evidence failed"))?;
+    if done.rows_affected() == 0 {
+        return Err(PipelineError::EvidenceNotFound {
+            evidence_id: target.evidence_id,
+            case_id: target.case_id,
+        });
+    }
+    Ok(())
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_text_escaping_keeps_tabs_newlines_backslashes_and_drops_nul() {
+        let mut out = Vec::new();
+        escape(&mut out, "a\tb\nc\\d\re\0f");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "a\\tb\\nc\\\\d\\re\u{fffd}f"
+        );
+    }
+}
