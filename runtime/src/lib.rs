@@ -4,4 +4,12 @@
 //! It must never know about CloudFormation; it reads its settings from the environment
 //! its deployment gives it.
 
+pub mod api;
+pub mod auth;
+pub mod db;
+pub mod filter;
+pub mod launcher;
+pub mod model;
+pub mod server;
+pub mod storage;
 pub mod vocab;

@@ -1,0 +1,183 @@
+//! The REST API (`chrono-api`): one axum [`Router`], served by `lambda_http` in Lambda and
+//! by a local HTTP server in local mode.
+//!
+//! Every `/api/v1/cases/...` route authenticates ([`Principal`]), checks the role
+//! (analyst or admin to read, admin to create cases, upload and process), and checks
+//! access to the case: an unknown case and someone else's case both answer 404. All
+//! failures are [`AppError`]s with stable codes. Queries run with the pool's statement
+//! timeout.
+
+mod cases;
+mod error;
+mod events;
+mod evidence;
+pub mod openapi;
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+pub use error::{AppError, ErrorBody, ErrorDetail};
+pub use events::{Cursor, SearchPage};
+
+use crate::auth::{AuthError, Authenticator, Principal};
+use crate::launcher::PipelineLauncher;
+use crate::model::Case;
+use crate::storage::SourcesBucket;
+
+/// What handlers share.
+#[derive(Debug, Clone)]
+pub struct AppState(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    db: PgPool,
+    auth: Authenticator,
+    sources: Option<SourcesBucket>,
+    launcher: Arc<dyn PipelineLauncher>,
+}
+
+impl AppState {
+    /// State over a pool (configured with a statement timeout, see [`crate::db`]), an
+    /// authenticator, the sources bucket (uploads fail with 503 without one) and the
+    /// pipeline launcher.
+    pub fn new(
+        db: PgPool,
+        auth: Authenticator,
+        sources: Option<SourcesBucket>,
+        launcher: Arc<dyn PipelineLauncher>,
+    ) -> Self {
+        AppState(Arc::new(Inner {
+            db,
+            auth,
+            sources,
+            launcher,
+        }))
+    }
+
+    /// The database pool.
+    pub fn db(&self) -> &PgPool {
+        &self.0.db
+    }
+}
+
+/// The API's router.
+pub fn router(state: AppState) -> Router {
+    let cases = Router::new()
+        .route("/", post(cases::create).get(cases::list))
+        .route("/{case}", get(cases::get_one))
+        .route(
+            "/{case}/evidence",
+            post(evidence::create).get(evidence::list),
+        )
+        .route("/{case}/evidence/{id}", get(evidence::get_one))
+        .route("/{case}/evidence/{id}/process", post(evidence::process))
+        .route("/{case}/events/search", post(events::search))
+        .route("/{case}/events/{id}", get(events::get_one))
+        .route(
+            "/{case}/events/{id}/labels/{label}",
+            put(events::put_label).delete(events::delete_label),
+        )
+        .route("/{case}/devices", get(events::devices))
+        .route("/{case}/identities", get(events::identities));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/api/v1/openapi.json", get(openapi::serve))
+        .route("/api/v1/filter.schema.json", get(filter_schema))
+        .nest("/api/v1/cases", cases)
+        .fallback(|| async { AppError::NotFound("route") })
+        .with_state(state)
+}
+
+/// Liveness and database reachability.
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses((status = 200, description = "up"), (status = 503, body = ErrorBody)))]
+async fn healthz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, AppError> {
+    sqlx::query("SELECT 1")
+        .execute(state.db())
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "health check: database unreachable");
+            AppError::Unavailable("the database")
+        })?;
+    Ok(Json(serde_json::json!({ "status": "ok" })))
+}
+
+/// The filter document's JSON Schema.
+#[utoipa::path(get, path = "/api/v1/filter.schema.json", tag = "events",
+    responses((status = 200, description = "JSON Schema of the filter document")))]
+async fn filter_schema() -> impl axum::response::IntoResponse {
+    (
+        [(http::header::CONTENT_TYPE, "application/schema+json")],
+        crate::filter::json_schema(),
+    )
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        state.0.auth.authenticate(parts).map_err(|e| match e {
+            AuthError::Keys(m) => AppError::internal(m),
+            other => AppError::Unauthenticated(other.to_string()),
+        })
+    }
+}
+
+/// Analyst or admin.
+fn require_read(p: &Principal) -> Result<(), AppError> {
+    if p.can_read() {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden("analyst"))
+    }
+}
+
+/// Admin.
+fn require_admin(p: &Principal) -> Result<(), AppError> {
+    if p.is_admin() {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden("admin"))
+    }
+}
+
+/// The case, if it exists and `p` may access it; 404 otherwise (both cases alike).
+async fn accessible_case(db: &PgPool, p: &Principal, case_id: Uuid) -> Result<Case, AppError> {
+    let case: Option<Case> = sqlx::query_as(
+        "SELECT id, name, description, created_by, created_at FROM cases WHERE id = $1",
+    )
+    .bind(case_id)
+    .fetch_optional(db)
+    .await?;
+    match case {
+        Some(c) if p.may_access(c.id, &c.created_by) => Ok(c),
+        _ => Err(AppError::NotFound("case")),
+    }
+}
+
+/// Path parameters whose parse failures are 404s (a malformed id names nothing).
+#[derive(Debug)]
+struct ApiPath<T>(T);
+
+impl<T> FromRequestParts<AppState> for ApiPath<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+{
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let Path(v) = Path::<T>::from_request_parts(parts, state).await?;
+        Ok(ApiPath(v))
+    }
+}
+
+/// JSON bodies whose rejections are [`AppError`]s.
+#[derive(Debug, axum::extract::FromRequest)]
+#[from_request(via(axum::Json), rejection(AppError))]
+struct ApiJson<T>(T);

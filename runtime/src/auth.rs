@@ -1,0 +1,379 @@
+//! Who is calling, and what they may do.
+//!
+//! * In Lambda, API Gateway's JWT authorizer has already verified the token; the claims
+//!   come from the request context (`requestContext.authorizer.jwt.claims`), which a
+//!   client cannot forge.
+//! * Locally, the server verifies RS256 JWTs itself against a JWKS (URL or file), with
+//!   issuer, audience and expiry checked.
+//!
+//! Roles come from the claim named by `CHRONO_ROLES_CLAIM` (`admin`, `analyst`), case
+//! access from `CHRONO_CASES_CLAIM` (case ids or `"*"`). Whether a user may see a given
+//! case is decided by [`Principal::may_access`]; routes turn "may not" into 404.
+
+use std::collections::HashMap;
+
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+/// Default claim holding the roles array.
+pub const DEFAULT_ROLES_CLAIM: &str = "https://chronotracer.io/roles";
+/// Default claim holding the accessible case ids.
+pub const DEFAULT_CASES_CLAIM: &str = "https://chronotracer.io/cases";
+
+/// Why a request is not authenticated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No `Authorization: Bearer` header (or no authorizer claims in Lambda).
+    #[error("missing bearer token; send `Authorization: Bearer <jwt>`")]
+    Missing,
+    /// The token does not verify.
+    #[error("invalid token: {0}")]
+    Invalid(String),
+    /// The key set cannot be used.
+    #[error("cannot load the JWT key set: {0}")]
+    Keys(String),
+}
+
+/// A role from the roles claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Cases, evidence upload, processing (and everything an analyst does).
+    Admin,
+    /// Read, search, labels.
+    Analyst,
+}
+
+/// Which cases the user was granted by the cases claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaseGrant {
+    /// `"*"`: every case.
+    All,
+    /// These case ids.
+    Some(Vec<Uuid>),
+}
+
+/// The authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// Subject (`sub` claim).
+    pub sub: String,
+    /// Roles recognised in the roles claim.
+    pub roles: Vec<Role>,
+    /// Cases granted by the cases claim (cases they created are theirs as well).
+    pub cases: CaseGrant,
+}
+
+impl Principal {
+    /// Has the admin role.
+    pub fn is_admin(&self) -> bool {
+        self.roles.contains(&Role::Admin)
+    }
+
+    /// May read, search and label (analyst or admin).
+    pub fn can_read(&self) -> bool {
+        self.is_admin() || self.roles.contains(&Role::Analyst)
+    }
+
+    /// May see case `case_id`, created by `created_by`.
+    pub fn may_access(&self, case_id: Uuid, created_by: &str) -> bool {
+        created_by == self.sub
+            || match &self.cases {
+                CaseGrant::All => true,
+                CaseGrant::Some(ids) => ids.contains(&case_id),
+            }
+    }
+}
+
+/// Names of the claims that carry roles and cases.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimNames {
+    /// Roles claim.
+    pub roles: String,
+    /// Cases claim.
+    pub cases: String,
+}
+
+impl Default for ClaimNames {
+    fn default() -> Self {
+        ClaimNames {
+            roles: DEFAULT_ROLES_CLAIM.into(),
+            cases: DEFAULT_CASES_CLAIM.into(),
+        }
+    }
+}
+
+impl ClaimNames {
+    /// The principal described by verified claims.
+    pub fn principal(&self, claims: &Map<String, Value>) -> Result<Principal, AuthError> {
+        let sub = match claims.get("sub") {
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            _ => return Err(AuthError::Invalid("the token has no `sub`".into())),
+        };
+        let roles = list(claims.get(&self.roles))
+            .iter()
+            .filter_map(|r| match r.as_str() {
+                "admin" => Some(Role::Admin),
+                "analyst" => Some(Role::Analyst),
+                _ => None,
+            })
+            .collect();
+        let case_list = list(claims.get(&self.cases));
+        let cases = if case_list.iter().any(|c| c == "*") {
+            CaseGrant::All
+        } else {
+            CaseGrant::Some(
+                case_list
+                    .iter()
+                    .filter_map(|c| Uuid::parse_str(c).ok())
+                    .collect(),
+            )
+        };
+        Ok(Principal { sub, roles, cases })
+    }
+
+    /// The principal from API Gateway authorizer claims, where every claim is a string and
+    /// arrays arrive flattened (`"[admin analyst]"`) or as JSON text.
+    pub fn principal_from_gateway(
+        &self,
+        claims: &HashMap<String, String>,
+    ) -> Result<Principal, AuthError> {
+        let map: Map<String, Value> = claims
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
+        self.principal(&map)
+    }
+}
+
+/// The strings of a list-valued claim: a JSON array, or one string holding a JSON array,
+/// API Gateway's `[a b]` form, or values separated by spaces or commas.
+fn list(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|i| i.as_str().map(str::to_owned))
+            .collect(),
+        Some(Value::String(s)) => {
+            let t = s.trim();
+            if let Ok(Value::Array(items)) = serde_json::from_str::<Value>(t) {
+                return list(Some(&Value::Array(items)));
+            }
+            t.trim_start_matches('[')
+                .trim_end_matches(']')
+                .split([' ', ','])
+                .map(|p| p.trim().trim_matches('"'))
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned)
+                .collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Verifies RS256 JWTs against a key set (local mode).
+#[derive(Clone)]
+pub struct JwtVerifier {
+    keys: Vec<(Option<String>, DecodingKey)>,
+    validation: Validation,
+    claims: ClaimNames,
+}
+
+impl std::fmt::Debug for JwtVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtVerifier")
+            .field("keys", &self.keys.len())
+            .field("claims", &self.claims)
+            .finish()
+    }
+}
+
+impl JwtVerifier {
+    /// From JWKS JSON text; only RSA keys are kept.
+    pub fn from_jwks(
+        jwks: &str,
+        issuer: &str,
+        audience: &str,
+        claims: ClaimNames,
+    ) -> Result<Self, AuthError> {
+        let set: JwkSet = serde_json::from_str(jwks).map_err(|e| AuthError::Keys(e.to_string()))?;
+        let keys: Vec<_> = set
+            .keys
+            .iter()
+            .filter(|k| matches!(k.algorithm, jsonwebtoken::jwk::AlgorithmParameters::RSA(_)))
+            .map(|k| {
+                DecodingKey::from_jwk(k)
+                    .map(|d| (k.common.key_id.clone(), d))
+                    .map_err(|e| AuthError::Keys(e.to_string()))
+            })
+            .collect::<Result<_, _>>()?;
+        if keys.is_empty() {
+            return Err(AuthError::Keys("the key set has no RSA key".into()));
+        }
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(&[audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = 30;
+        Ok(JwtVerifier {
+            keys,
+            validation,
+            claims,
+        })
+    }
+
+    /// From a JWKS file.
+    pub fn from_jwks_file(
+        path: &std::path::Path,
+        issuer: &str,
+        audience: &str,
+        claims: ClaimNames,
+    ) -> Result<Self, AuthError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| AuthError::Keys(format!("{}: {e}", path.display())))?;
+        Self::from_jwks(&text, issuer, audience, claims)
+    }
+
+    /// From a JWKS URL (fetched once).
+    pub async fn from_jwks_url(
+        url: &str,
+        issuer: &str,
+        audience: &str,
+        claims: ClaimNames,
+    ) -> Result<Self, AuthError> {
+        let fetch = async {
+            reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(10))
+                .build()?
+                .get(url)
+                .send()
+                .await?
+                .error_for_status()?
+                .text()
+                .await
+        };
+        let text = fetch
+            .await
+            .map_err(|e| AuthError::Keys(format!("{url}: {e}")))?;
+        Self::from_jwks(&text, issuer, audience, claims)
+    }
+
+    /// Verifies `token` and returns its principal.
+    pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        if header.alg != Algorithm::RS256 {
+            return Err(AuthError::Invalid("only RS256 tokens are accepted".into()));
+        }
+        let candidates = self
+            .keys
+            .iter()
+            .filter(|(kid, _)| header.kid.is_none() || kid.is_none() || *kid == header.kid);
+        let mut last = AuthError::Invalid("no key matches the token's `kid`".into());
+        for (_, key) in candidates {
+            match jsonwebtoken::decode::<Map<String, Value>>(token, key, &self.validation) {
+                Ok(data) => return self.claims.principal(&data.claims),
+                Err(e) => last = AuthError::Invalid(e.to_string()),
+            }
+        }
+        Err(last)
+    }
+}
+
+/// How requests are authenticated.
+#[derive(Debug, Clone)]
+pub enum Authenticator {
+    /// Behind API Gateway's JWT authorizer (Lambda): trust the request context's claims.
+    ApiGateway(ClaimNames),
+    /// Verify bearer tokens here (local server).
+    Jwt(Box<JwtVerifier>),
+}
+
+impl Authenticator {
+    /// The principal of a request, from its headers and extensions.
+    pub fn authenticate(&self, parts: &http::request::Parts) -> Result<Principal, AuthError> {
+        match self {
+            Authenticator::ApiGateway(names) => {
+                use lambda_http::request::RequestContext;
+                let claims = match parts.extensions.get::<RequestContext>() {
+                    Some(RequestContext::ApiGatewayV2(ctx)) => ctx
+                        .authorizer
+                        .as_ref()
+                        .and_then(|a| a.jwt.as_ref())
+                        .map(|j| &j.claims),
+                    _ => None,
+                };
+                match claims {
+                    Some(c) if !c.is_empty() => names.principal_from_gateway(c),
+                    _ => Err(AuthError::Missing),
+                }
+            }
+            Authenticator::Jwt(verifier) => {
+                let header = parts
+                    .headers
+                    .get(http::header::AUTHORIZATION)
+                    .and_then(|h| h.to_str().ok())
+                    .ok_or(AuthError::Missing)?;
+                let token = header
+                    .strip_prefix("Bearer ")
+                    .or_else(|| header.strip_prefix("bearer "))
+                    .ok_or(AuthError::Missing)?;
+                verifier.verify(token.trim())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn claims(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn roles_and_cases_come_from_the_configured_claims() {
+        let id = Uuid::now_v7();
+        let names = ClaimNames::default();
+        let p = names
+            .principal(&claims(json!({
+                "sub": "u1",
+                DEFAULT_ROLES_CLAIM: ["analyst", "superuser"],
+                DEFAULT_CASES_CLAIM: [id.to_string(), "not-a-uuid"],
+            })))
+            .unwrap();
+        assert_eq!(p.roles, vec![Role::Analyst]);
+        assert!(p.can_read() && !p.is_admin());
+        assert!(p.may_access(id, "someone"));
+        assert!(!p.may_access(Uuid::now_v7(), "someone"));
+        assert!(p.may_access(Uuid::now_v7(), "u1"));
+        let star = names
+            .principal(&claims(json!({"sub": "u2", DEFAULT_CASES_CLAIM: "*"})))
+            .unwrap();
+        assert_eq!(star.cases, CaseGrant::All);
+        assert!(!star.can_read());
+        assert!(names.principal(&claims(json!({"sub": ""}))).is_err());
+    }
+
+    #[test]
+    fn gateway_claims_accept_flattened_arrays() {
+        let names = ClaimNames::default();
+        let id = Uuid::now_v7();
+        for roles in [
+            "[admin analyst]",
+            "[\"admin\",\"analyst\"]",
+            "admin,analyst",
+        ] {
+            let map = HashMap::from([
+                ("sub".to_string(), "u".to_string()),
+                (DEFAULT_ROLES_CLAIM.to_string(), roles.to_string()),
+                (DEFAULT_CASES_CLAIM.to_string(), format!("[{id}]")),
+            ]);
+            let p = names.principal_from_gateway(&map).unwrap();
+            assert_eq!(p.roles, vec![Role::Admin, Role::Analyst], "{roles}");
+            assert_eq!(p.cases, CaseGrant::Some(vec![id]));
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! Entry points of `chrono-api`: the Lambda handler (behind API Gateway's HTTP API) and the
+//! local HTTP server, both over the same [`crate::api::router`]. Settings come from the
+//! environment (see the contracts: `DATABASE_URL`, `CHRONO_SOURCES_BUCKET`,
+//! `CHRONO_PIPELINE_STATE_MACHINE_ARN`, `CHRONO_JWT_*`, `CHRONO_JWKS_*`, ...).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+
+use crate::api::{AppState, router};
+use crate::auth::{
+    Authenticator, ClaimNames, DEFAULT_CASES_CLAIM, DEFAULT_ROLES_CLAIM, JwtVerifier,
+};
+use crate::launcher::{LocalLauncher, PipelineLauncher, StepFunctionsLauncher};
+use crate::storage::SourcesBucket;
+
+/// Why `chrono-api` could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A required setting is missing or invalid.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The database could not be reached or migrated.
+    #[error("database: {0}")]
+    Database(String),
+    /// The JWT key set could not be loaded.
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
+    /// The server or the Lambda runtime failed.
+    #[error("server: {0}")]
+    Server(String),
+}
+
+/// How the API authenticates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Lambda behind API Gateway: claims from the authorizer context.
+    Lambda,
+    /// Local server: verify JWTs here.
+    Local,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn claim_names() -> ClaimNames {
+    ClaimNames {
+        roles: env("CHRONO_ROLES_CLAIM").unwrap_or_else(|| DEFAULT_ROLES_CLAIM.into()),
+        cases: env("CHRONO_CASES_CLAIM").unwrap_or_else(|| DEFAULT_CASES_CLAIM.into()),
+    }
+}
+
+/// A database pool from the environment: `DATABASE_URL` (local mode, tests).
+pub async fn pool_from_env(max_connections: u32) -> Result<sqlx::PgPool, StartError> {
+    let timeout = env("CHRONO_DB_STATEMENT_TIMEOUT_MS")
+        .map(|v| {
+            v.parse::<u64>().map(Duration::from_millis).map_err(|_| {
+                StartError::Config("CHRONO_DB_STATEMENT_TIMEOUT_MS must be milliseconds".into())
+            })
+        })
+        .transpose()?
+        .unwrap_or(crate::db::DEFAULT_STATEMENT_TIMEOUT);
+    let url = match env("DATABASE_URL") {
+        Some(url) => url,
+        None if env("CHRONO_DB_SECRET_ARN").is_some() => {
+            return Err(StartError::Config(
+                "reading the database secret from CHRONO_DB_SECRET_ARN is not implemented yet; \
+                 set DATABASE_URL"
+                    .into(),
+            ));
+        }
+        None => return Err(StartError::Config("set DATABASE_URL".into())),
+    };
+    let opts = crate::db::options(&url, timeout)
+        .map_err(|e| StartError::Config(format!("DATABASE_URL: {e}")))?;
+    crate::db::connect(opts, max_connections)
+        .await
+        .map_err(|e| StartError::Database(e.to_string()))
+}
+
+/// The authenticator for `mode`, from the environment.
+pub async fn authenticator_from_env(mode: Mode) -> Result<Authenticator, StartError> {
+    let names = claim_names();
+    if mode == Mode::Lambda {
+        return Ok(Authenticator::ApiGateway(names));
+    }
+    let issuer = env("CHRONO_JWT_ISSUER")
+        .ok_or_else(|| StartError::Config("set CHRONO_JWT_ISSUER".into()))?;
+    let audience = env("CHRONO_JWT_AUDIENCE")
+        .ok_or_else(|| StartError::Config("set CHRONO_JWT_AUDIENCE".into()))?;
+    let verifier = if let Some(file) = env("CHRONO_JWKS_FILE") {
+        JwtVerifier::from_jwks_file(&PathBuf::from(file), &issuer, &audience, names)?
+    } else if let Some(url) = env("CHRONO_JWKS_URL") {
+        JwtVerifier::from_jwks_url(&url, &issuer, &audience, names).await?
+    } else {
+        return Err(StartError::Config(
+            "set CHRONO_JWKS_FILE or CHRONO_JWKS_URL to verify tokens locally".into(),
+        ));
+    };
+    Ok(Authenticator::Jwt(Box::new(verifier)))
+}
+
+/// The application state from the environment. Without a state machine the launcher is
+/// a [`LocalLauncher`] with no worker (processing answers `pipeline_unavailable`); local
+/// mode may pass its own launcher instead.
+pub async fn state_from_env(
+    mode: Mode,
+    launcher: Option<Arc<dyn PipelineLauncher>>,
+) -> Result<AppState, StartError> {
+    let db = pool_from_env(if mode == Mode::Lambda { 2 } else { 16 }).await?;
+    let auth = authenticator_from_env(mode).await?;
+    let sdk = aws_config::load_from_env().await;
+    let sources = env("CHRONO_SOURCES_BUCKET")
+        .map(|b| SourcesBucket::new(SourcesBucket::client_from(&sdk), b));
+    let launcher = match (launcher, env("CHRONO_PIPELINE_STATE_MACHINE_ARN")) {
+        (Some(l), _) => l,
+        (None, Some(arn)) => Arc::new(StepFunctionsLauncher::new(
+            aws_sdk_sfn::Client::new(&sdk),
+            arn,
+        )),
+        (None, None) => Arc::new(LocalLauncher::unavailable()),
+    };
+    Ok(AppState::new(db, auth, sources, launcher))
+}
+
+/// The Lambda service: API Gateway events in, API Gateway responses out.
+pub fn lambda_handler(
+    app: Router,
+) -> lambda_http::Adapter<'static, axum::response::Response, Router> {
+    lambda_http::Adapter::from(app)
+}
+
+/// Runs as the Lambda function until the runtime stops it.
+pub async fn run_lambda() -> Result<(), StartError> {
+    let state = state_from_env(Mode::Lambda, None).await?;
+    lambda_http::run(router(state))
+        .await
+        .map_err(|e| StartError::Server(e.to_string()))
+}
+
+/// Serves the API on `addr` until Ctrl-C / SIGTERM.
+pub async fn serve(addr: SocketAddr, state: AppState) -> Result<(), StartError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| StartError::Server(format!("cannot listen on {addr}: {e}")))?;
+    tracing::info!(%addr, "chrono-api listening");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| StartError::Server(e.to_string()))
+}
+
+/// Applies the migrations to the database of `DATABASE_URL`.
+pub async fn migrate() -> Result<(), StartError> {
+    let db = pool_from_env(2).await?;
+    crate::db::MIGRATOR
+        .run(&db)
+        .await
+        .map_err(|e| StartError::Database(e.to_string()))
+}
+
+/// Installs the log subscriber: JSON (default in Lambda) or text (`CHRONO_LOG_FORMAT`),
+/// filtered by `RUST_LOG` (default `info`).
+pub fn init_logging(default_json: bool) {
+    let json = match env("CHRONO_LOG_FORMAT").as_deref() {
+        Some("json") => true,
+        Some("text") => false,
+        _ => default_json,
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().without_time().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// Whether this process runs inside Lambda.
+pub fn in_lambda() -> bool {
+    env("AWS_LAMBDA_RUNTIME_API").is_some()
+}
