@@ -61,8 +61,15 @@ templates:
 bench: venv postgres-bin
 	$(CARGO) bench -p chrono-provisioner
 
+# The binaries `make demo` runs (cargo's target directory, CARGO_TARGET_DIR respected).
+BIN_DIR = $${CARGO_TARGET_DIR:-target}/debug
+
 demo: venv postgres-bin
-	@echo "make demo: not yet available (see issue: chronoctl local)"; exit 1
+	$(CARGO) build --quiet -p chrono-provisioner -p chrono-runtime --bins
+	@start=$$(date +%s); rc=0; \
+	$(BIN_DIR)/chronoctl local up && $(BIN_DIR)/chronoctl local demo || rc=$$?; \
+	echo "make demo: $$(( $$(date +%s) - start ))s after the build (platform left running: chronoctl local status|down)"; \
+	exit $$rc
 
 clean:
 	rm -rf $(VENV) .chrono

@@ -32,6 +32,8 @@ pub enum Command {
     Synth(SynthArgs),
     /// Check the synthesized templates against the policy rules.
     Check(ConfigArgs),
+    /// Run the whole platform on this machine (moto + PostgreSQL + runtime processes).
+    Local(crate::local::LocalArgs),
 }
 
 /// Which configs to use.

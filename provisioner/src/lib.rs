@@ -5,10 +5,12 @@
 //! themselves live in `chrono-stacks`.
 //!
 //! * [`synth`]: `chronoctl synth [--check]`, templates on disk;
-//! * [`check`]: `chronoctl check`, policy rules over the synthesized templates.
+//! * [`check`]: `chronoctl check`, policy rules over the synthesized templates;
+//! * [`local`]: `chronoctl local`, the whole platform on one machine.
 
 pub mod check;
 pub mod cli;
+pub mod local;
 pub mod synth;
 
 use std::path::PathBuf;
@@ -53,6 +55,9 @@ pub enum Error {
         /// Second config.
         second: PathBuf,
     },
+    /// `chronoctl local` failed.
+    #[error(transparent)]
+    Local(#[from] local::LocalError),
     /// The policy engine could not evaluate the rules.
     #[error(
         "policy engine failed on {stack}: {reason}; this is a bug in the rules under provisioner/rules/"
@@ -71,5 +76,6 @@ pub fn run(cli: &Cli) -> Result<ExitCode, Error> {
     match &cli.command {
         Command::Synth(args) => synth::run(args, cli.output),
         Command::Check(args) => check::run(args, cli.output),
+        Command::Local(args) => Ok(local::run(args, cli.output)?),
     }
 }
