@@ -21,7 +21,7 @@ async fn start_moto(log: &Path) -> (Moto, String) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let program = moto::program(&root.join(".venv")).expect("run `make venv` first");
     let port = process::free_port().unwrap();
-    let child = moto::start(&program, port, log).unwrap();
+    let child = moto::start(&program, port, log, None).unwrap();
     let url = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(60);
     while reqwest::get(format!("{url}/moto-api/")).await.is_err() {

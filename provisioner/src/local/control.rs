@@ -151,7 +151,9 @@ pub async fn up(
         report_crash(&state, MOTO, output);
         let log = layout.log(MOTO);
         say(output, format!("starting moto on {moto_url}"));
-        let mut child = moto::start(&moto_program, moto_port, &log)?;
+        let recording = layout.moto_recording();
+        let previous = std::fs::metadata(&recording).is_ok_and(|m| m.len() > 0);
+        let mut child = moto::start(&moto_program, moto_port, &log, Some(&recording))?;
         record(&mut state, MOTO, child.id(), &moto_program, &moto_url, &log);
         layout.save(&state)?;
         wait_for(
@@ -162,6 +164,13 @@ pub async fn up(
             &log,
         )
         .await?;
+        if previous {
+            say(
+                output,
+                "restoring the emulator's state from the previous run",
+            );
+            moto::replay(&http_client(), &moto_url).await?;
+        }
     }
 
     // The database.
@@ -284,10 +293,20 @@ pub async fn up(
         };
         let rp_port = port(&mut state, rp.name)?;
         let url = format!("http://127.0.0.1:{rp_port}");
-        if running(&state, rp.name).is_some() {
-            continue;
+        if let Some(c) = running(&state, rp.name) {
+            if c.program_modified == super::layout::modified(&program) {
+                continue;
+            }
+            say(
+                output,
+                format!("{} was rebuilt since it started; restarting it", rp.binary),
+            );
+            if let Some(pid) = c.pid {
+                process::stop(pid, &c.program, STOP_GRACE)?;
+            }
+        } else {
+            report_crash(&state, rp.name, output);
         }
-        report_crash(&state, rp.name, output);
         let log = layout.log(rp.name);
         say(output, format!("starting {} on {url}", rp.name));
         let mut cmd = Command::new(&program);
@@ -364,6 +383,7 @@ fn record(state: &mut State, name: &str, pid: u32, program: &Path, endpoint: &st
             program: program.to_path_buf(),
             endpoint: endpoint.to_owned(),
             log: log.to_path_buf(),
+            program_modified: super::layout::modified(program),
         },
     );
 }

@@ -293,6 +293,7 @@ pub async fn drive(
     }
 
     // Wait for the pipeline.
+    let nothing_processed = processing.is_empty();
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
     for (file, evidence_id) in processing {
         let result = loop {
@@ -357,8 +358,12 @@ pub async fn drive(
                     .collect::<String>()
             ));
         }
-        let result = if events.is_empty() {
-            StepResult::Failed(format!("no events match {filter}: the timeline is empty"))
+        let result = if events.is_empty() && nothing_processed {
+            StepResult::NotYetAvailable(format!(
+                "the search answered, but no evidence could be processed, so no events match {filter}"
+            ))
+        } else if events.is_empty() {
+            StepResult::Failed(format!("no events match {filter}"))
         } else {
             StepResult::Ok(lines.join("\n"))
         };

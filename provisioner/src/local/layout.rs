@@ -5,6 +5,7 @@
 //! <dir>/pg/            PostgreSQL data directory (owned by `postgres` when run as root)
 //! <dir>/keys/          signing-key.pem (private, 0600) and jwks.json (public)
 //! <dir>/logs/<c>.log   one log per component
+//! <dir>/moto-recording.jsonl  requests to the emulator, replayed by `up`
 //! <dir>/state.json     components, pids, ports
 //! ```
 
@@ -61,6 +62,11 @@ impl Layout {
     /// Log file of a component.
     pub fn log(&self, component: &str) -> PathBuf {
         self.logs().join(format!("{component}.log"))
+    }
+
+    /// Every request the emulator received (replayed by the next `up`).
+    pub fn moto_recording(&self) -> PathBuf {
+        self.root.join("moto-recording.jsonl")
     }
 
     /// The state file.
@@ -133,4 +139,17 @@ pub struct Component {
     pub endpoint: String,
     /// Log file.
     pub log: PathBuf,
+    /// Modification time of the program when it was started (seconds since the epoch):
+    /// a rebuilt binary makes `up` restart the process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub program_modified: Option<u64>,
+}
+
+/// Modification time of `path` in seconds since the epoch.
+pub fn modified(path: &Path) -> Option<u64> {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs())
 }

@@ -1,6 +1,11 @@
 //! The local AWS emulator: the `moto` server (pinned in the Makefile, installed into the
 //! project's `.venv` by `make venv`), on a loopback port, and the SDK configuration that
 //! points every client at it.
+//!
+//! moto keeps its state in memory. So that uploaded evidence and chat sessions survive
+//! `down` + `up` like the database does, the server records every request to a file
+//! (moto's own recorder) and `up` replays that file into a fresh server before anything
+//! else talks to it; `down --wipe` removes the file with the rest.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -32,11 +37,43 @@ pub fn program(venv: &Path) -> Result<PathBuf, LocalError> {
     }
 }
 
-/// Starts `moto_server` on `127.0.0.1:port`, output to `log`.
-pub fn start(program: &Path, port: u16, log: &Path) -> Result<Child, LocalError> {
+/// Starts `moto_server` on `127.0.0.1:port`, output to `log`, recording every request to
+/// `recording` when given.
+pub fn start(
+    program: &Path,
+    port: u16,
+    log: &Path,
+    recording: Option<&Path>,
+) -> Result<Child, LocalError> {
     let mut cmd = Command::new(program);
     cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+    if let Some(file) = recording {
+        cmd.env("MOTO_ENABLE_RECORDING", "true")
+            .env("MOTO_RECORDER_FILEPATH", file);
+    }
     process::spawn(cmd, log)
+}
+
+/// Replays the server's recording into it (the state of the previous run).
+pub async fn replay(client: &reqwest::Client, endpoint: &str) -> Result<(), LocalError> {
+    let url = format!("{endpoint}/moto-api/recorder/replay-recording");
+    let resp = client
+        .post(&url)
+        .timeout(std::time::Duration::from_secs(300))
+        .send()
+        .await
+        .map_err(|e| LocalError::Provision {
+            resource: "the emulator's previous state".into(),
+            reason: format!("{url}: {e}"),
+        })?;
+    if resp.status().is_success() {
+        Ok(())
+    } else {
+        Err(LocalError::Provision {
+            resource: "the emulator's previous state".into(),
+            reason: format!("{url}: HTTP {}", resp.status()),
+        })
+    }
 }
 
 /// An SDK configuration for the emulator at `endpoint`.
