@@ -200,7 +200,7 @@ impl ChatService {
             _ => return Err(ChatError::CaseNotFound),
         }
 
-        let mut session = self.session(principal, &req, now).await?;
+        let mut session = self.session(principal, &req).await?;
         let tz = Tz::from_str(&session.tz).map_err(|_| {
             ChatError::BadRequest(format!(
                 "unknown time zone `{}`; send an IANA name like Europe/Berlin",
@@ -313,7 +313,8 @@ impl ChatService {
         session.recent.push(question.clone());
         let excess = session.recent.len().saturating_sub(RECENT_QUESTIONS);
         session.recent.drain(..excess);
-        session.expires_at = now.timestamp() + SESSION_TTL_SECS;
+        // TTLs follow the wall clock, not the (pinnable) question clock.
+        session.expires_at = Utc::now().timestamp() + SESSION_TTL_SECS;
         self.store.put_session(&session).await?;
         let reply_json = serde_json::to_value(&reply).unwrap_or(Value::Null);
         self.store
@@ -361,7 +362,6 @@ impl ChatService {
         &self,
         principal: &Principal,
         req: &ChatRequest,
-        now: DateTime<Utc>,
     ) -> Result<Session, ChatError> {
         if let Some(id) = &req.session_id
             && id.len() <= 64
@@ -386,7 +386,7 @@ impl ChatService {
             case_id: req.case_id,
             tz: req.tz.clone().unwrap_or_else(|| "UTC".into()),
             recent: Vec::new(),
-            expires_at: now.timestamp() + SESSION_TTL_SECS,
+            expires_at: Utc::now().timestamp() + SESSION_TTL_SECS,
         })
     }
 }

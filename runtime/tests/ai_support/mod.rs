@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod moto;
+
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
