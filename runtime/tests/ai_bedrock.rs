@@ -156,7 +156,12 @@ async fn guard_reads_the_verdict_tool_call_and_sends_the_question_as_data() {
     assert_eq!(body["toolConfig"]["toolChoice"]["tool"]["name"], "verdict");
     let text = body["messages"][0]["content"][0]["text"].as_str().unwrap();
     assert!(text.contains(q), "{text}");
-    assert!(body["system"][0]["text"].as_str().unwrap().contains("injection"));
+    assert!(
+        body["system"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("injection")
+    );
 }
 
 #[tokio::test]
@@ -187,17 +192,17 @@ async fn main_model_gets_the_filter_schema_and_its_tool_input_comes_back_as_json
     assert_eq!(body["toolConfig"]["toolChoice"], json!({"any": {}}));
     let text = body["messages"][0]["content"][0]["text"].as_str().unwrap();
     assert!(text.contains("failed logons for bob"));
-    assert!(text.contains("failed logons yesterday"), "earlier questions");
+    assert!(
+        text.contains("failed logons yesterday"),
+        "earlier questions"
+    );
     assert!(text.contains("Europe/Berlin"));
 }
 
 #[tokio::test]
 async fn a_hanging_model_is_a_timeout_and_a_non_json_answer_a_service_error() {
-    let (_fake, addr) = fake_bedrock(vec![
-        Canned::Hang(Duration::from_secs(10)),
-        Canned::NotJson,
-    ])
-    .await;
+    let (_fake, addr) =
+        fake_bedrock(vec![Canned::Hang(Duration::from_secs(10)), Canned::NotJson]).await;
     let main = BedrockFilterModel::new(client(addr), MAIN_ID, Duration::from_millis(300));
     let started = std::time::Instant::now();
     assert_eq!(
@@ -229,7 +234,11 @@ async fn invalid_then_valid_is_retried_once_with_the_validation_error(
     let c = client(addr);
     let service = service_with(
         db.clone(),
-        Arc::new(BedrockGuard::new(c.clone(), GUARD_ID, Duration::from_secs(5))),
+        Arc::new(BedrockGuard::new(
+            c.clone(),
+            GUARD_ID,
+            Duration::from_secs(5),
+        )),
         Arc::new(BedrockFilterModel::new(c, MAIN_ID, Duration::from_secs(5))),
         Arc::new(MemoryStore::default()),
         "2024-03-14T15:00:00Z".parse().unwrap(),
@@ -266,7 +275,10 @@ async fn invalid_then_valid_is_retried_once_with_the_validation_error(
     let all: String = calls.iter().map(|(_, b)| b.to_string()).collect();
     assert!(!all.contains("Failed password for root"));
     assert!(!all.contains("IGNORE PREVIOUS INSTRUCTIONS"));
-    assert!(!all.contains(&cases.case.to_string()), "no case id reaches the model");
+    assert!(
+        !all.contains(&cases.case.to_string()),
+        "no case id reaches the model"
+    );
 }
 
 #[sqlx::test(migrator = "chrono_runtime::db::MIGRATOR")]
@@ -287,7 +299,11 @@ async fn garbage_twice_is_a_clear_no_filter_and_a_timeout_is_retryable(
     let c = client(addr);
     let service = service_with(
         db.clone(),
-        Arc::new(BedrockGuard::new(c.clone(), GUARD_ID, Duration::from_secs(5))),
+        Arc::new(BedrockGuard::new(
+            c.clone(),
+            GUARD_ID,
+            Duration::from_secs(5),
+        )),
         Arc::new(BedrockFilterModel::new(
             c,
             MAIN_ID,
@@ -309,7 +325,10 @@ async fn garbage_twice_is_a_clear_no_filter_and_a_timeout_is_retryable(
     assert!(reply.message.contains("could not build a filter"));
     assert_eq!(fake.calls.lock().unwrap().len(), 3);
 
-    let err = service.handle(&user, ask("show logoffs")).await.unwrap_err();
+    let err = service
+        .handle(&user, ask("show logoffs"))
+        .await
+        .unwrap_err();
     assert!(matches!(err, ChatError::ModelUnavailable(_)), "{err:?}");
     assert!(err.is_retryable());
 }
