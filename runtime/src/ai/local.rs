@@ -128,6 +128,10 @@ impl LocalGuard {
         // Anything the translator can place is a filter request.
         let ctx = ResolveCtx::utc(chrono::Utc::now());
         match translate(question, &ctx) {
+            // "the weather today": a time alone does not make an off-topic question a filter
+            Translation::Filter(doc) if doc.condition.is_none() && has(OFF_TOPIC) => {
+                Intent::OffTopic
+            }
             Translation::Filter(_) => Intent::Filter,
             Translation::Clarify(_) if has(OFF_TOPIC) => Intent::OffTopic,
             Translation::Clarify(_) => {
