@@ -49,11 +49,14 @@ fn jwt_auth() -> Authenticator {
     ))
 }
 
+/// Bodies pushed per connection id.
+type Pushed = Arc<Mutex<Vec<(String, Value)>>>;
+
 /// A loopback API Gateway management API: records `POST /@connections/{id}` bodies.
-async fn fake_connections() -> (Arc<Mutex<Vec<(String, Value)>>>, SocketAddr) {
+async fn fake_connections() -> (Pushed, SocketAddr) {
     let pushed = Arc::new(Mutex::new(Vec::new()));
     async fn post_to(
-        State(p): State<Arc<Mutex<Vec<(String, Value)>>>>,
+        State(p): State<Pushed>,
         Path(id): Path<String>,
         body: axum::body::Bytes,
     ) -> http::StatusCode {
