@@ -60,6 +60,7 @@ templates:
 
 bench: venv postgres-bin
 	$(CARGO) bench -p chrono-provisioner
+	$(CARGO) bench -p chrono-runtime --bench ai_intent_cache
 
 demo: venv postgres-bin
 	@echo "make demo: not yet available (see issue: chronoctl local)"; exit 1

@@ -208,25 +208,7 @@ impl ChatService {
             ))
         })?;
 
-        // Guard, through the cache.
-        let key = intent_key(&question, self.guard.model_id());
-        let (intent, cached) = match self.store.cached_intent(&key).await {
-            Ok(Some(i)) => (i, true),
-            other => {
-                if let Err(e) = other {
-                    tracing::warn!(error = %e, "intent cache read failed; asking the guard");
-                }
-                let i = self
-                    .guard
-                    .classify(&question)
-                    .await
-                    .map_err(|e| ChatError::ModelUnavailable(e.to_string()))?;
-                if let Err(e) = self.store.cache_intent(&key, i).await {
-                    tracing::warn!(error = %e, "intent cache write failed");
-                }
-                (i, false)
-            }
-        };
+        let (intent, cached) = self.verdict(&question).await?;
 
         let ctx = ResolveCtx { now, tz };
         let mut reply = ChatReply {
@@ -354,6 +336,26 @@ impl ChatService {
             "ai chat turn"
         );
         Ok(reply)
+    }
+
+    /// The guard's verdict on `question`, from the intent cache when it holds one (then no
+    /// guard call is made); the `bool` says whether it came from the cache.
+    pub async fn verdict(&self, question: &str) -> Result<(Intent, bool), ChatError> {
+        let key = intent_key(question, self.guard.model_id());
+        match self.store.cached_intent(&key).await {
+            Ok(Some(i)) => return Ok((i, true)),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "intent cache read failed; asking the guard"),
+        }
+        let i = self
+            .guard
+            .classify(question)
+            .await
+            .map_err(|e| ChatError::ModelUnavailable(e.to_string()))?;
+        if let Err(e) = self.store.cache_intent(&key, i).await {
+            tracing::warn!(error = %e, "intent cache write failed");
+        }
+        Ok((i, false))
     }
 
     /// The caller's session for this request: the named one if it is live, theirs and on
