@@ -61,6 +61,7 @@ templates:
 bench: venv postgres-bin
 	$(CARGO) bench -p chrono-provisioner
 	tests/with-postgres.sh $(CARGO) bench -p chrono-runtime --bench search
+	$(CARGO) bench -p chrono-runtime --bench ai_intent_cache
 
 # The binaries `make demo` runs (cargo's target directory, CARGO_TARGET_DIR respected).
 BIN_DIR = $${CARGO_TARGET_DIR:-target}/debug
