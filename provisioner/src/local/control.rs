@@ -175,12 +175,12 @@ pub async fn up(
 
     // The database.
     let database = chrono_stacks::data::DATABASE_NAME;
-    let (admin_url, user_url): (String, Box<dyn Fn(&str) -> String>) = match &db {
-        Database::External(url) => {
+    // The local cluster's port; `None` when every process uses DATABASE_URL as is.
+    let pg_port = match &db {
+        Database::External(_) => {
             say(output, "using the PostgreSQL server of DATABASE_URL");
             state.components.remove(POSTGRES);
-            let u = url.clone();
-            (url.clone(), Box::new(move |_| u.clone()))
+            None
         }
         Database::Local(pg) => {
             let pg_port = port(&mut state, POSTGRES)?;
@@ -212,12 +212,20 @@ pub async fn up(
                 layout.save(&state)?;
             }
             pg.ensure_database(pg_port, database)?;
-            (
-                postgres::url(pg_port, postgres::SUPERUSER, database),
-                Box::new(move |user| postgres::url(pg_port, user, database)),
-            )
+            Some(pg_port)
         }
     };
+    let external_url = match &db {
+        Database::External(url) => url.clone(),
+        Database::Local(_) => String::new(),
+    };
+    let user_url = |user: &str| {
+        pg_port.map_or_else(
+            || external_url.clone(),
+            |port| postgres::url(port, user, database),
+        )
+    };
+    let admin_url = user_url(postgres::SUPERUSER);
 
     // The emulated AWS resources, from the stack model.
     let sdk = moto::sdk_config(&moto_url, &cfg.region);
@@ -246,8 +254,8 @@ pub async fn up(
                     .env("DATABASE_URL", &admin_url)
                     .env("CHRONO_LOG_FORMAT", "text"),
             )?;
-            if let (Database::Local(pg), Some(pg_port)) = (&db, state.ports.get(POSTGRES)) {
-                pg.ensure_login_roles(*pg_port, database)?;
+            if let (Database::Local(pg), Some(pg_port)) = (&db, pg_port) {
+                pg.ensure_login_roles(pg_port, database)?;
             }
             say(
                 output,
