@@ -67,6 +67,7 @@ bench: venv postgres-bin
 	$(CARGO) bench -p chrono-runtime --bench pipeline_evtx
 	tests/with-postgres.sh $(CARGO) bench -p chrono-runtime --bench search
 	tests/with-postgres.sh $(CARGO) bench -p chrono-runtime --bench pipeline_upload
+	$(CARGO) bench -p chrono-runtime --bench ai_intent_cache
 
 # Real AWS: runs only with CHRONO_E2E_AWS=1, credentials and CHRONO_E2E_CONFIG (a preview config).
 e2e-aws:
@@ -76,8 +77,15 @@ e2e-aws:
 	  $(CARGO) test -p chrono-tests --test deploy_e2e_aws -- --nocapture; \
 	fi
 
+# The binaries `make demo` runs (cargo's target directory, CARGO_TARGET_DIR respected).
+BIN_DIR = $${CARGO_TARGET_DIR:-target}/debug
+
 demo: venv postgres-bin
-	@echo "make demo: not yet available (see issue: chronoctl local)"; exit 1
+	$(CARGO) build --quiet -p chrono-provisioner -p chrono-runtime --bins
+	@start=$$(date +%s); rc=0; \
+	$(BIN_DIR)/chronoctl local up && $(BIN_DIR)/chronoctl local demo || rc=$$?; \
+	echo "make demo: $$(( $$(date +%s) - start ))s after the build (platform left running: chronoctl local status|down)"; \
+	exit $$rc
 
 clean:
 	rm -rf $(VENV) .chrono

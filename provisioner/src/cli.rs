@@ -35,6 +35,8 @@ pub enum Command {
     /// Deploy commands (deploy, diff, onboard, destroy, status, outputs, recover).
     #[command(flatten)]
     Deploy(crate::cli_deploy::DeployCommand),
+    /// Run the whole platform on this machine (moto + PostgreSQL + runtime processes).
+    Local(crate::local::LocalArgs),
 }
 
 /// Which configs to use.

@@ -8,12 +8,14 @@
 //! * [`check`]: `chronoctl check`, policy rules over the synthesized templates;
 //! * [`deploy`]: the deploy engine (`deploy`, `diff`, `onboard`, `destroy`, `status`,
 //!   `outputs`, `recover`), with [`aws`] for the SDK configuration.
+//! * [`local`]: `chronoctl local`, the whole platform on one machine.
 
 pub mod aws;
 pub mod check;
 pub mod cli;
 pub mod cli_deploy;
 pub mod deploy;
+pub mod local;
 pub mod synth;
 
 use std::path::PathBuf;
@@ -58,6 +60,9 @@ pub enum Error {
         /// Second config.
         second: PathBuf,
     },
+    /// `chronoctl local` failed.
+    #[error(transparent)]
+    Local(#[from] local::LocalError),
     /// The policy engine could not evaluate the rules.
     #[error(
         "policy engine failed on {stack}: {reason}; this is a bug in the rules under provisioner/rules/"
@@ -77,5 +82,6 @@ pub fn run(cli: &Cli) -> Result<ExitCode, Error> {
         Command::Synth(args) => synth::run(args, cli.output),
         Command::Check(args) => check::run(args, cli.output),
         Command::Deploy(cmd) => Ok(cli_deploy::run(cmd, cli.output)),
+        Command::Local(args) => Ok(local::run(args, cli.output)?),
     }
 }

@@ -4,6 +4,7 @@
 //! It must never know about CloudFormation; it reads its settings from the environment
 //! its deployment gives it.
 
+pub mod ai;
 pub mod api;
 pub mod auth;
 pub mod db;

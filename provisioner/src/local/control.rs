@@ -1,0 +1,630 @@
+//! `local up`, `status`, `down`, `logs` and `token`: starting, inspecting and stopping
+//! the local platform from what the state file records.
+//!
+//! `up` is idempotent: a component whose recorded pid is still ours is kept, one that
+//! died is reported and started again, ports chosen on the first `up` are reused.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode};
+use std::time::{Duration, Instant};
+
+use chrono_stacks::config::Config;
+use serde_json::json;
+
+use super::keys::{SigningKey, TokenClaims};
+use super::layout::{Component, Layout, State};
+use super::postgres::{self, Binaries};
+use super::runtime::{self, PROCESSES, RuntimeProcess, Wiring};
+use super::{LocalError, TokenArgs, UpArgs, moto, process, provision};
+use crate::cli::OutputFormat;
+
+/// Component names of the infrastructure `up` starts before the runtime.
+pub const MOTO: &str = "moto";
+/// See [`MOTO`].
+pub const POSTGRES: &str = "postgres";
+
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(60);
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+fn say(output: OutputFormat, line: impl AsRef<str>) {
+    if output == OutputFormat::Text {
+        eprintln!("{}", line.as_ref());
+    }
+}
+
+fn port(state: &mut State, name: &str) -> Result<u16, LocalError> {
+    if let Some(p) = state.ports.get(name) {
+        return Ok(*p);
+    }
+    let p = process::free_port()?;
+    state.ports.insert(name.to_owned(), p);
+    Ok(p)
+}
+
+/// The recorded component `name` if its pid is still ours.
+fn running<'a>(state: &'a State, name: &str) -> Option<&'a Component> {
+    state
+        .components
+        .get(name)
+        .filter(|c| c.pid.is_some_and(|pid| process::is_ours(pid, &c.program)))
+}
+
+/// Whether `url` answers HTTP at all (any status).
+async fn answers(client: &reqwest::Client, url: &str) -> bool {
+    client.get(url).send().await.is_ok()
+}
+
+/// Whether `url` answers 2xx.
+async fn healthy(client: &reqwest::Client, url: &str) -> bool {
+    client
+        .get(url)
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+}
+
+/// Polls `url` until it answers 2xx (or anything when `any_status`), the child exits, or
+/// the timeout passes.
+async fn wait_for(
+    component: &str,
+    url: &str,
+    any_status: bool,
+    mut child: Option<&mut Child>,
+    log: &Path,
+) -> Result<(), LocalError> {
+    let client = http_client();
+    let deadline = Instant::now() + HEALTH_TIMEOUT;
+    loop {
+        let ok = if any_status {
+            answers(&client, url).await
+        } else {
+            healthy(&client, url).await
+        };
+        if ok {
+            return Ok(());
+        }
+        if let Some(c) = child.as_deref_mut()
+            && let Ok(Some(status)) = c.try_wait()
+        {
+            return Err(LocalError::Start {
+                component: component.to_owned(),
+                reason: format!("it exited ({status}) before answering {url}"),
+                log: log.to_path_buf(),
+            });
+        }
+        if Instant::now() > deadline {
+            return Err(LocalError::Start {
+                component: component.to_owned(),
+                reason: format!("{url} did not answer within {}s", HEALTH_TIMEOUT.as_secs()),
+                log: log.to_path_buf(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+pub(crate) fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .no_proxy()
+        .build()
+        .unwrap_or_default()
+}
+
+fn bin_dir(args: &UpArgs) -> PathBuf {
+    args.bin_dir.clone().unwrap_or_else(|| {
+        std::env::current_exe()
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+            .unwrap_or_else(|| PathBuf::from("."))
+    })
+}
+
+/// `chronoctl local up`.
+pub async fn up(
+    layout: &Layout,
+    args: &UpArgs,
+    output: OutputFormat,
+) -> Result<ExitCode, LocalError> {
+    let cfg_path =
+        std::path::absolute(&args.config).map_err(LocalError::io("resolving", &args.config))?;
+    let cfg = Config::load(&cfg_path)?;
+    let plan = provision::plan(&cfg)?;
+    let bins = bin_dir(args);
+    let moto_program = moto::program(&args.venv)?;
+    let db = match std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()) {
+        Some(url) => Database::External(url),
+        None => Database::Local(Binaries::find()?),
+    };
+    if args.dry_run {
+        return dry_run(layout, &cfg, &plan, &bins, output);
+    }
+    layout.create()?;
+    let mut state = layout.load()?.unwrap_or_default();
+    state.config = cfg_path;
+
+    // The emulator.
+    let moto_port = port(&mut state, MOTO)?;
+    let moto_url = format!("http://127.0.0.1:{moto_port}");
+    if running(&state, MOTO).is_none() {
+        report_crash(&state, MOTO, output);
+        let log = layout.log(MOTO);
+        say(output, format!("starting moto on {moto_url}"));
+        let recording = layout.moto_recording();
+        let previous = std::fs::metadata(&recording).is_ok_and(|m| m.len() > 0);
+        let mut child = moto::start(&moto_program, moto_port, &log, Some(&recording))?;
+        record(&mut state, MOTO, child.id(), &moto_program, &moto_url, &log);
+        layout.save(&state)?;
+        wait_for(
+            MOTO,
+            &format!("{moto_url}/moto-api/"),
+            true,
+            Some(&mut child),
+            &log,
+        )
+        .await?;
+        if previous {
+            say(
+                output,
+                "restoring the emulator's state from the previous run",
+            );
+            moto::replay(&http_client(), &moto_url).await?;
+        }
+    }
+
+    // The database.
+    let database = chrono_stacks::data::DATABASE_NAME;
+    // The local cluster's port; `None` when every process uses DATABASE_URL as is.
+    let pg_port = match &db {
+        Database::External(_) => {
+            say(output, "using the PostgreSQL server of DATABASE_URL");
+            state.components.remove(POSTGRES);
+            None
+        }
+        Database::Local(pg) => {
+            let pg_port = port(&mut state, POSTGRES)?;
+            if running(&state, POSTGRES).is_none() {
+                report_crash(&state, POSTGRES, output);
+                if pg.init(layout)? {
+                    say(
+                        output,
+                        format!(
+                            "created the PostgreSQL cluster in {}",
+                            layout.pg_data().display()
+                        ),
+                    );
+                }
+                say(
+                    output,
+                    format!("starting PostgreSQL on 127.0.0.1:{pg_port}"),
+                );
+                let pid = pg.start(layout, pg_port)?;
+                let endpoint = postgres::url(pg_port, postgres::SUPERUSER, database);
+                record(
+                    &mut state,
+                    POSTGRES,
+                    pid,
+                    &pg.postgres(),
+                    &endpoint,
+                    &layout.log(POSTGRES),
+                );
+                layout.save(&state)?;
+            }
+            pg.ensure_database(pg_port, database)?;
+            Some(pg_port)
+        }
+    };
+    let external_url = match &db {
+        Database::External(url) => url.clone(),
+        Database::Local(_) => String::new(),
+    };
+    let user_url = |user: &str| {
+        pg_port.map_or_else(
+            || external_url.clone(),
+            |port| postgres::url(port, user, database),
+        )
+    };
+    let admin_url = user_url(postgres::SUPERUSER);
+
+    // The emulated AWS resources, from the stack model.
+    let sdk = moto::sdk_config(&moto_url, &cfg.region);
+    let provisioned = provision::apply(&sdk, &cfg, &plan).await?;
+    say(
+        output,
+        format!(
+            "provisioned from {}: buckets {}, {}; tables {}, {}, {}; state machine {}",
+            args.config.display(),
+            provisioned.sources_bucket,
+            provisioned.artifacts_bucket,
+            provisioned.sessions_table,
+            provisioned.intent_cache_table,
+            provisioned.conversations_table,
+            plan.state_machine,
+        ),
+    );
+
+    // Schema and roles, applied by the runtime itself.
+    let api_program = runtime::API.program(&bins);
+    match &api_program {
+        Some(api) => {
+            process::run(
+                Command::new(api)
+                    .arg("migrate")
+                    .env("DATABASE_URL", &admin_url)
+                    .env("CHRONO_LOG_FORMAT", "text"),
+            )?;
+            if let (Database::Local(pg), Some(pg_port)) = (&db, pg_port) {
+                pg.ensure_login_roles(pg_port, database)?;
+            }
+            say(
+                output,
+                "database migrated; login roles chrono_api, chrono_pipeline (read-write), chrono_filter_ai (read-only)",
+            );
+        }
+        None => say(
+            output,
+            format!(
+                "migrations: not yet available ({} not built in {})",
+                runtime::API.binary,
+                bins.display()
+            ),
+        ),
+    }
+
+    // Identity.
+    let (_, minted) = SigningKey::load_or_mint(layout)?;
+    if minted {
+        say(
+            output,
+            format!("minted a signing key; JWKS in {}", layout.jwks().display()),
+        );
+    }
+
+    // Runtime processes.
+    let jwks = layout.jwks();
+    let wiring = Wiring {
+        cfg: &cfg,
+        provisioned: &provisioned,
+        aws_endpoint: &moto_url,
+        jwks_file: &jwks,
+    };
+    let shared_env = runtime::env(&wiring, &user_url(runtime::API.db_user));
+    state.env = shared_env.clone();
+    state.env.remove("DATABASE_URL");
+    let mut unavailable = Vec::new();
+    for rp in PROCESSES {
+        let Some(program) = rp.program(&bins) else {
+            unavailable.push(rp);
+            state.components.remove(rp.name);
+            continue;
+        };
+        let rp_port = port(&mut state, rp.name)?;
+        let url = format!("http://127.0.0.1:{rp_port}");
+        if let Some(c) = running(&state, rp.name) {
+            if c.program_modified == super::layout::modified(&program) {
+                continue;
+            }
+            say(
+                output,
+                format!("{} was rebuilt since it started; restarting it", rp.binary),
+            );
+            if let Some(pid) = c.pid {
+                process::stop(pid, &c.program, STOP_GRACE)?;
+            }
+        } else {
+            report_crash(&state, rp.name, output);
+        }
+        let log = layout.log(rp.name);
+        say(output, format!("starting {} on {url}", rp.name));
+        let mut cmd = Command::new(&program);
+        cmd.args(rp.args(rp_port))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(&shared_env)
+            .env("DATABASE_URL", user_url(rp.db_user));
+        let mut child = process::spawn(cmd, &log)?;
+        record(&mut state, rp.name, child.id(), &program, &url, &log);
+        layout.save(&state)?;
+        wait_for(
+            rp.name,
+            &format!("{url}{}", rp.health_path),
+            false,
+            Some(&mut child),
+            &log,
+        )
+        .await?;
+    }
+    layout.save(&state)?;
+
+    let summary = summary(&state, &unavailable, layout);
+    match output {
+        OutputFormat::Json => println!("{summary:#}"),
+        OutputFormat::Text => print_summary(&state, &unavailable, layout),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn dry_run(
+    layout: &Layout,
+    cfg: &Config,
+    plan: &provision::Plan,
+    bins: &Path,
+    output: OutputFormat,
+) -> Result<ExitCode, LocalError> {
+    let doc = json!({
+        "dir": layout.root(),
+        "buckets": plan.buckets.iter().map(|b| &b.bucket_name).collect::<Vec<_>>(),
+        "tables": plan.tables.iter().map(|t| json!({
+            "name": t.table_name,
+            "keys": t.key_schema.iter().map(|k| format!("{} {}", k.attribute_name, k.key_type)).collect::<Vec<_>>(),
+            "ttl": t.time_to_live_specification.attribute_name,
+        })).collect::<Vec<_>>(),
+        "state_machine": plan.state_machine,
+        "region": cfg.region,
+        "processes": PROCESSES.iter().map(|p| json!({
+            "name": p.name,
+            "binary": bins.join(p.binary),
+            "available": p.program(bins).is_some(),
+        })).collect::<Vec<_>>(),
+    });
+    match output {
+        OutputFormat::Json => println!("{doc:#}"),
+        OutputFormat::Text => println!("local up --dry-run (nothing started):\n{doc:#}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Where the database comes from.
+enum Database {
+    /// `DATABASE_URL` was set: every process uses it as is.
+    External(String),
+    /// The private cluster under the local directory.
+    Local(Binaries),
+}
+
+fn record(state: &mut State, name: &str, pid: u32, program: &Path, endpoint: &str, log: &Path) {
+    state.components.insert(
+        name.to_owned(),
+        Component {
+            pid: Some(pid),
+            program: program.to_path_buf(),
+            endpoint: endpoint.to_owned(),
+            log: log.to_path_buf(),
+            program_modified: super::layout::modified(program),
+        },
+    );
+}
+
+fn report_crash(state: &State, name: &str, output: OutputFormat) {
+    if let Some(c) = state.components.get(name)
+        && let Some(pid) = c.pid
+    {
+        say(
+            output,
+            format!(
+                "{name} (pid {pid}) is no longer running; restarting it (see {})",
+                c.log.display()
+            ),
+        );
+    }
+}
+
+fn summary(state: &State, unavailable: &[RuntimeProcess], layout: &Layout) -> serde_json::Value {
+    json!({
+        "components": state.components.iter().map(|(n, c)| (n.clone(), json!({
+            "pid": c.pid, "endpoint": c.endpoint, "log": c.log,
+        }))).collect::<serde_json::Map<_, _>>(),
+        "not_yet_available": unavailable.iter().map(|p| p.name).collect::<Vec<_>>(),
+        "jwks": layout.jwks(),
+    })
+}
+
+fn print_summary(state: &State, unavailable: &[RuntimeProcess], layout: &Layout) {
+    println!(
+        "ChronoTracer local platform is up ({}):",
+        layout.root().display()
+    );
+    for (name, c) in &state.components {
+        println!(
+            "  {name:<10} pid {:<8} {}",
+            c.pid.map(|p| p.to_string()).unwrap_or_default(),
+            c.endpoint
+        );
+    }
+    for p in unavailable {
+        println!(
+            "  {:<10} not yet available ({} is not built in this checkout)",
+            p.name, p.binary
+        );
+    }
+    if let Some(api) = state.components.get(runtime::API.name) {
+        println!();
+        println!("Try it:");
+        println!("  TOKEN=$(chronoctl local token --role admin)");
+        println!(
+            "  curl -s -H \"Authorization: Bearer $TOKEN\" -H 'content-type: application/json' \\\n       -d '{{\"name\":\"my case\"}}' {}/api/v1/cases",
+            api.endpoint
+        );
+    }
+    println!("Logs: chronoctl local logs <component>   Stop: chronoctl local down [--wipe]");
+}
+
+/// One line of `status`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ComponentStatus {
+    /// Component.
+    pub name: String,
+    /// `running`, `unhealthy`, `stopped`, `not yet available`.
+    pub state: String,
+    /// Pid, while running.
+    pub pid: Option<u32>,
+    /// Endpoint.
+    pub endpoint: String,
+}
+
+/// The state of every component `up` knows about.
+pub async fn statuses(layout: &Layout) -> Result<Vec<ComponentStatus>, LocalError> {
+    let state = layout.load()?.ok_or(LocalError::NotRunning)?;
+    let client = http_client();
+    let mut out = Vec::new();
+    for (name, c) in &state.components {
+        let alive = c.pid.is_some_and(|pid| process::is_ours(pid, &c.program));
+        let health = match name.as_str() {
+            MOTO => format!("{}/moto-api/", c.endpoint),
+            POSTGRES => String::new(),
+            other => {
+                let path = PROCESSES
+                    .iter()
+                    .find(|p| p.name == other)
+                    .map(|p| p.health_path)
+                    .unwrap_or("/healthz");
+                format!("{}{path}", c.endpoint)
+            }
+        };
+        let st = if !alive {
+            "stopped"
+        } else if health.is_empty()
+            || (name == MOTO && answers(&client, &health).await)
+            || healthy(&client, &health).await
+        {
+            "running"
+        } else {
+            "unhealthy"
+        };
+        out.push(ComponentStatus {
+            name: name.clone(),
+            state: st.into(),
+            pid: if alive { c.pid } else { None },
+            endpoint: c.endpoint.clone(),
+        });
+    }
+    for p in PROCESSES {
+        if !state.components.contains_key(p.name) {
+            out.push(ComponentStatus {
+                name: p.name.into(),
+                state: "not yet available".into(),
+                pid: None,
+                endpoint: String::new(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// `chronoctl local status`: exit 0 when everything recorded runs and answers.
+pub async fn status(layout: &Layout, output: OutputFormat) -> Result<ExitCode, LocalError> {
+    let all = statuses(layout).await?;
+    let ok = all
+        .iter()
+        .all(|s| s.state == "running" || s.state == "not yet available");
+    match output {
+        OutputFormat::Json => println!("{:#}", json!({"healthy": ok, "components": all})),
+        OutputFormat::Text => {
+            for s in &all {
+                println!(
+                    "{:<10} {:<18} {:<8} {}",
+                    s.name,
+                    s.state,
+                    s.pid.map(|p| p.to_string()).unwrap_or_default(),
+                    s.endpoint
+                );
+            }
+        }
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `chronoctl local down [--wipe]`: stops every recorded process by pid (runtime first,
+/// then PostgreSQL, then the emulator); `--wipe` then removes the directory.
+pub async fn down(
+    layout: &Layout,
+    wipe: bool,
+    output: OutputFormat,
+) -> Result<ExitCode, LocalError> {
+    let mut stopped = BTreeMap::new();
+    if let Some(mut state) = layout.load()? {
+        let mut order: Vec<String> = PROCESSES.iter().map(|p| p.name.to_owned()).collect();
+        order.extend([POSTGRES.to_owned(), MOTO.to_owned()]);
+        order.extend(
+            state
+                .components
+                .keys()
+                .filter(|k| !order.contains(k))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+        for name in order {
+            let Some(c) = state.components.get_mut(&name) else {
+                continue;
+            };
+            let was = match (name.as_str(), c.pid) {
+                (POSTGRES, Some(_)) => Binaries::find()?.stop(layout)?,
+                (_, Some(pid)) => process::stop(pid, &c.program, STOP_GRACE)?,
+                (_, None) => false,
+            };
+            if was {
+                say(output, format!("stopped {name}"));
+            }
+            stopped.insert(name, was);
+            c.pid = None;
+        }
+        layout.save(&state)?;
+    }
+    if wipe && layout.root().exists() {
+        std::fs::remove_dir_all(layout.root())
+            .map_err(LocalError::io("removing", layout.root()))?;
+        say(output, format!("removed {}", layout.root().display()));
+    }
+    if output == OutputFormat::Json {
+        println!("{:#}", json!({"stopped": stopped, "wiped": wipe}));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `chronoctl local logs [component]`.
+pub fn logs(layout: &Layout, component: Option<&str>) -> Result<ExitCode, LocalError> {
+    let names = [MOTO, POSTGRES, runtime::API.name, runtime::FILTER_AI.name];
+    match component {
+        None => {
+            for n in names {
+                let p = layout.log(n);
+                if let Ok(m) = std::fs::metadata(&p) {
+                    println!("{n:<10} {:>10} bytes  {}", m.len(), p.display());
+                }
+            }
+        }
+        Some(n) if names.contains(&n) => {
+            let p = layout.log(n);
+            let text = std::fs::read(&p).map_err(LocalError::io("reading", &p))?;
+            print!("{}", String::from_utf8_lossy(&text));
+        }
+        Some(other) => return Err(LocalError::UnknownComponent(other.to_owned())),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A token for the local API, as the configured identity provider would issue it.
+pub fn mint_token(layout: &Layout, args: &TokenArgs) -> Result<String, LocalError> {
+    let state = layout.load()?.ok_or(LocalError::NotRunning)?;
+    let key = SigningKey::load(&layout.signing_key()).map_err(|_| LocalError::NotRunning)?;
+    let get = |k: &str| state.env.get(k).map(String::as_str).unwrap_or_default();
+    key.token(&TokenClaims {
+        sub: &args.sub,
+        issuer: get("CHRONO_JWT_ISSUER"),
+        audience: get("CHRONO_JWT_AUDIENCE"),
+        roles: vec![args.role.as_str()],
+        cases: args.cases.clone(),
+        ttl_seconds: args.ttl,
+    })
+}
+
+/// `chronoctl local token`.
+pub fn token(layout: &Layout, args: &TokenArgs) -> Result<ExitCode, LocalError> {
+    println!("{}", mint_token(layout, args)?);
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,155 @@
+//! The local identity provider: an RS256 signing key minted once per local directory,
+//! its public JWKS (what the API verifies against, as API Gateway's JWT authorizer does
+//! with the real issuer's keys), and tokens with the contract's claims (`sub`, `iss`,
+//! `aud`, `exp`, the roles claim and the cases claim).
+
+use std::path::Path;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
+use rsa::traits::PublicKeyParts;
+use rsa::{RsaPrivateKey, RsaPublicKey};
+use serde_json::{Value, json};
+
+use super::LocalError;
+use super::layout::Layout;
+
+/// Default claim holding the roles (contracts.md, `CHRONO_ROLES_CLAIM`).
+pub const ROLES_CLAIM: &str = "https://chronotracer.io/roles";
+/// Default claim holding the case ids (contracts.md, `CHRONO_CASES_CLAIM`).
+pub const CASES_CLAIM: &str = "https://chronotracer.io/cases";
+
+/// The local signing key.
+#[derive(Debug, Clone)]
+pub struct SigningKey {
+    key: RsaPrivateKey,
+    kid: String,
+}
+
+impl SigningKey {
+    /// Loads the key of `layout`, minting (and writing, with its JWKS) a new one when
+    /// there is none. Returns the key and whether it was minted.
+    pub fn load_or_mint(layout: &Layout) -> Result<(Self, bool), LocalError> {
+        let path = layout.signing_key();
+        if path.is_file() {
+            return Ok((Self::load(&path)?, false));
+        }
+        let key = RsaPrivateKey::new(&mut rand::thread_rng(), 2048)
+            .map_err(|e| LocalError::Key(e.to_string()))?;
+        let pem = key
+            .to_pkcs8_pem(LineEnding::LF)
+            .map_err(|e| LocalError::Key(e.to_string()))?;
+        write_private(&path, pem.as_bytes())?;
+        let me = SigningKey::from_key(key);
+        let jwks =
+            serde_json::to_string_pretty(&me.jwks()).map_err(|e| LocalError::Key(e.to_string()))?;
+        std::fs::write(layout.jwks(), jwks + "\n")
+            .map_err(LocalError::io("writing", layout.jwks()))?;
+        Ok((me, true))
+    }
+
+    /// Loads the PKCS#8 PEM key at `path`.
+    pub fn load(path: &Path) -> Result<Self, LocalError> {
+        let pem = std::fs::read_to_string(path).map_err(LocalError::io("reading", path))?;
+        let key =
+            RsaPrivateKey::from_pkcs8_pem(&pem).map_err(|e| LocalError::Key(e.to_string()))?;
+        Ok(SigningKey::from_key(key))
+    }
+
+    fn from_key(key: RsaPrivateKey) -> Self {
+        let public = RsaPublicKey::from(&key);
+        // The key id is derived from the modulus, so it is stable for the key's life.
+        let n = public.n().to_bytes_be();
+        let kid = format!("local-{}", &URL_SAFE_NO_PAD.encode(&n[..12]));
+        SigningKey { key, kid }
+    }
+
+    /// The key id (`kid`).
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The public JWKS (RFC 7517) of this key.
+    pub fn jwks(&self) -> Value {
+        let public = RsaPublicKey::from(&self.key);
+        json!({
+            "keys": [{
+                "kty": "RSA",
+                "use": "sig",
+                "alg": "RS256",
+                "kid": self.kid,
+                "n": URL_SAFE_NO_PAD.encode(public.n().to_bytes_be()),
+                "e": URL_SAFE_NO_PAD.encode(public.e().to_bytes_be()),
+            }]
+        })
+    }
+
+    /// A signed RS256 token.
+    pub fn token(&self, claims: &TokenClaims<'_>) -> Result<String, LocalError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let cases: Value = if claims.cases.is_empty() {
+            json!(["*"])
+        } else {
+            json!(
+                claims
+                    .cases
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect::<Vec<_>>()
+            )
+        };
+        let body = json!({
+            "sub": claims.sub,
+            "iss": claims.issuer,
+            "aud": claims.audience,
+            "iat": now,
+            "exp": now + claims.ttl_seconds,
+            ROLES_CLAIM: claims.roles,
+            CASES_CLAIM: cases,
+        });
+        let pem = self
+            .key
+            .to_pkcs8_pem(LineEnding::LF)
+            .map_err(|e| LocalError::Key(e.to_string()))?;
+        let encoding = EncodingKey::from_rsa_pem(pem.as_bytes())
+            .map_err(|e| LocalError::Key(e.to_string()))?;
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, &body, &encoding).map_err(|e| LocalError::Key(e.to_string()))
+    }
+}
+
+/// What a token says.
+#[derive(Debug, Clone)]
+pub struct TokenClaims<'a> {
+    /// `sub`.
+    pub sub: &'a str,
+    /// `iss` (the config's `auth.jwt_issuer`).
+    pub issuer: &'a str,
+    /// `aud` (the config's `auth.jwt_audience`).
+    pub audience: &'a str,
+    /// Roles (`admin`, `analyst`).
+    pub roles: Vec<&'a str>,
+    /// Case ids; empty = every case (`"*"`).
+    pub cases: Vec<uuid::Uuid>,
+    /// Lifetime.
+    pub ttl_seconds: u64,
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), LocalError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(LocalError::io("writing", path))?;
+    f.write_all(bytes).map_err(LocalError::io("writing", path))
+}

@@ -1,0 +1,238 @@
+//! `chronoctl local`: the whole platform on one machine, no AWS account.
+//!
+//! `up` starts the moto server (from the project's `.venv`) and a private PostgreSQL
+//! cluster, creates in the emulator what the data and compute stacks describe (buckets,
+//! tables, the pipeline state machine: from the typed stack model, never hand-written
+//! names), applies the runtime's migrations and login roles, mints a signing key with its
+//! JWKS, and runs the runtime's handlers as local processes. `status`, `down`, `logs`,
+//! `token` and `demo` work on what `up` recorded in the state file.
+//!
+//! Everything lives under one directory (default `.chrono/local`, see [`layout`]).
+//! Processes are tracked by pid (checked against their command line, so a recycled pid
+//! is never mistaken for ours) and are only ever stopped by that pid.
+//!
+//! This module must not fake a component: what the runtime does not provide yet is
+//! reported as not yet available.
+
+pub mod control;
+pub mod demo;
+pub mod keys;
+pub mod layout;
+pub mod moto;
+pub mod postgres;
+pub mod process;
+pub mod provision;
+pub mod runtime;
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand, ValueEnum};
+
+use crate::cli::OutputFormat;
+
+/// `chronoctl local` arguments.
+#[derive(Debug, Clone, Args)]
+pub struct LocalArgs {
+    /// Directory holding the cluster, keys, logs and state.
+    #[arg(
+        long,
+        global = true,
+        default_value = ".chrono/local",
+        env = "CHRONO_LOCAL_DIR"
+    )]
+    pub dir: PathBuf,
+    /// Subcommand.
+    #[command(subcommand)]
+    pub command: LocalCommand,
+}
+
+/// `chronoctl local` subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum LocalCommand {
+    /// Start (or repair) the local platform; returns when every component answers.
+    Up(UpArgs),
+    /// What runs where, healthy or not.
+    Status,
+    /// Stop everything `up` started (by pid); data stays unless --wipe.
+    Down {
+        /// Remove the database, keys, logs and state as well.
+        #[arg(long)]
+        wipe: bool,
+    },
+    /// Print the log of one component (or list the log files).
+    Logs {
+        /// Component: moto, postgres, api, filter-ai.
+        component: Option<String>,
+    },
+    /// Print a signed token for the local API.
+    Token(TokenArgs),
+    /// End-to-end demo against the running platform: case, uploads, pipeline, search, AI.
+    Demo(demo::DemoArgs),
+}
+
+/// `local up` arguments.
+#[derive(Debug, Clone, Args)]
+pub struct UpArgs {
+    /// The customer config the emulator is provisioned from.
+    #[arg(long, default_value = "customers/demo-local.yaml")]
+    pub config: PathBuf,
+    /// The project's Python virtualenv holding moto (created by `make venv`).
+    #[arg(long, default_value = ".venv", env = "CHRONO_VENV")]
+    pub venv: PathBuf,
+    /// Directory of the runtime binaries (default: next to chronoctl).
+    #[arg(long, env = "CHRONO_BIN_DIR")]
+    pub bin_dir: Option<PathBuf>,
+    /// Show what would be started and provisioned; start nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Roles a local token can carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TokenRole {
+    /// Cases, uploads, processing, and everything an analyst does.
+    Admin,
+    /// Read, search, labels, AI filter.
+    Analyst,
+}
+
+impl TokenRole {
+    /// The string in the roles claim.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenRole::Admin => "admin",
+            TokenRole::Analyst => "analyst",
+        }
+    }
+}
+
+/// `local token` arguments.
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    /// Role claim.
+    #[arg(long, value_enum, default_value_t = TokenRole::Admin)]
+    pub role: TokenRole,
+    /// Case the token grants (repeatable); default: every case (`*`).
+    #[arg(long = "case", value_name = "ID")]
+    pub cases: Vec<uuid::Uuid>,
+    /// Subject (`sub`).
+    #[arg(long, default_value = "local-user")]
+    pub sub: String,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 8 * 3600)]
+    pub ttl: u64,
+}
+
+/// Errors of `chronoctl local`.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    /// The customer config is invalid.
+    #[error(transparent)]
+    Config(#[from] chrono_stacks::config::LoadError),
+    /// The stack model could not be built.
+    #[error("building the stack model: {0}")]
+    Model(String),
+    /// A file could not be read or written.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What we were doing.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// A tool the local platform needs is not installed.
+    #[error("{what} not found; {install}")]
+    Missing {
+        /// What is missing.
+        what: String,
+        /// How to install it.
+        install: String,
+    },
+    /// A component did not start or did not become healthy.
+    #[error("{component} did not start: {reason}; see {log}")]
+    Start {
+        /// Component name.
+        component: String,
+        /// Why.
+        reason: String,
+        /// Its log file.
+        log: PathBuf,
+    },
+    /// A command we ran failed.
+    #[error("`{command}` failed: {output}")]
+    Command {
+        /// The command line.
+        command: String,
+        /// Its (trimmed) output.
+        output: String,
+    },
+    /// Creating a resource in the emulator failed.
+    #[error("provisioning {resource} in the emulator: {reason}")]
+    Provision {
+        /// The resource.
+        resource: String,
+        /// Why.
+        reason: String,
+    },
+    /// The local platform is not running (nothing recorded in the state file).
+    #[error("the local platform is not running; start it with `chronoctl local up`")]
+    NotRunning,
+    /// The state file is unreadable.
+    #[error(
+        "state file {path} is corrupt ({reason}); stop leftovers by hand, remove it, run `chronoctl local up`"
+    )]
+    State {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// Token signing failed.
+    #[error("signing key: {0}; `chronoctl local down --wipe` and `up` mint a new one")]
+    Key(String),
+    /// No such component.
+    #[error("no component `{0}`; one of: moto, postgres, api, filter-ai")]
+    UnknownComponent(String),
+    /// A demo step failed or is not available yet.
+    #[error("demo: {0}")]
+    Demo(String),
+}
+
+impl LocalError {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| LocalError::Io {
+            action,
+            path,
+            source,
+        }
+    }
+}
+
+/// Runs `chronoctl local ...`; returns the process exit code.
+pub fn run(args: &LocalArgs, output: OutputFormat) -> Result<std::process::ExitCode, LocalError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(LocalError::io(
+            "starting the async runtime for",
+            "chronoctl",
+        ))?;
+    let layout = layout::Layout::new(&args.dir);
+    rt.block_on(async {
+        match &args.command {
+            LocalCommand::Up(up) => control::up(&layout, up, output).await,
+            LocalCommand::Status => control::status(&layout, output).await,
+            LocalCommand::Down { wipe } => control::down(&layout, *wipe, output).await,
+            LocalCommand::Logs { component } => control::logs(&layout, component.as_deref()),
+            LocalCommand::Token(t) => control::token(&layout, t),
+            LocalCommand::Demo(d) => demo::run(&layout, d, output).await,
+        }
+    })
+}

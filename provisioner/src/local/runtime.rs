@@ -1,0 +1,144 @@
+//! The runtime's handlers as local processes: what runs (binary, arguments, health path,
+//! database user) and the environment each gets, which is the compute stack's
+//! [`RUNTIME_ENV`] filled for local mode (plus `DATABASE_URL`, `CHRONO_JWKS_FILE` and the
+//! emulator's `AWS_*`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chrono_stacks::compute::{API_BINARY, FILTER_AI_BINARY, FILTER_AI_HEALTH_PATH, RUNTIME_ENV};
+use chrono_stacks::config::Config;
+
+use super::keys::{CASES_CLAIM, ROLES_CLAIM};
+use super::provision::Provisioned;
+
+/// A runtime process of local mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuntimeProcess {
+    /// Component name (state file, logs, `status`).
+    pub name: &'static str,
+    /// Binary in the runtime's build.
+    pub binary: &'static str,
+    /// Health check path (HTTP 200 when ready).
+    pub health_path: &'static str,
+    /// Database login user (see `postgres::LOGIN_ROLES`).
+    pub db_user: &'static str,
+    /// What it stands in for in AWS.
+    pub stands_in_for: &'static str,
+}
+
+/// The API server.
+pub const API: RuntimeProcess = RuntimeProcess {
+    name: "api",
+    binary: API_BINARY,
+    health_path: "/healthz",
+    db_user: "chrono_api",
+    stands_in_for: "API Gateway HTTP API + chrono-api Lambda; the pipeline worker runs in this process",
+};
+
+/// The AI filter server (HTTP chat + WebSocket).
+pub const FILTER_AI: RuntimeProcess = RuntimeProcess {
+    name: "filter-ai",
+    binary: FILTER_AI_BINARY,
+    health_path: FILTER_AI_HEALTH_PATH,
+    db_user: "chrono_filter_ai",
+    stands_in_for: "filter-ai ECS service + AI-chat Lambda + WebSocket API",
+};
+
+/// Every runtime process, in start order.
+pub const PROCESSES: [RuntimeProcess; 2] = [API, FILTER_AI];
+
+impl RuntimeProcess {
+    /// Command-line arguments to serve on `port`.
+    pub fn args(&self, port: u16) -> Vec<String> {
+        let addr = format!("127.0.0.1:{port}");
+        match self.name {
+            "api" => vec!["serve".into(), "--addr".into(), addr],
+            _ => vec!["--addr".into(), addr],
+        }
+    }
+
+    /// The binary in `bin_dir`, if it was built.
+    pub fn program(&self, bin_dir: &Path) -> Option<PathBuf> {
+        let p = bin_dir.join(self.binary);
+        p.is_file().then_some(p)
+    }
+}
+
+/// Runtime variables local mode deliberately leaves unset, and why.
+pub const NOT_SET_LOCALLY: [(&str, &str); 7] = [
+    ("CHRONO_DB_HOST", "DATABASE_URL is set and wins"),
+    ("CHRONO_DB_PORT", "DATABASE_URL is set and wins"),
+    ("CHRONO_DB_NAME", "DATABASE_URL is set and wins"),
+    (
+        "CHRONO_DB_SECRET_ARN",
+        "no Secrets Manager secret: trust auth on loopback",
+    ),
+    (
+        "CHRONO_GUARD_MODEL_ID",
+        "CHRONO_AI_PROVIDER=local needs no Bedrock model",
+    ),
+    (
+        "CHRONO_MAIN_MODEL_ID",
+        "CHRONO_AI_PROVIDER=local needs no Bedrock model",
+    ),
+    (
+        "CHRONO_PIPELINE_STATE_MACHINE_ARN",
+        "the emulator runs no ECS tasks: the API hands evidence to its in-process worker",
+    ),
+];
+
+/// Where the shared settings come from.
+#[derive(Debug, Clone)]
+pub struct Wiring<'a> {
+    /// The customer config.
+    pub cfg: &'a Config,
+    /// Names created in the emulator.
+    pub provisioned: &'a Provisioned,
+    /// Emulator endpoint.
+    pub aws_endpoint: &'a str,
+    /// JWKS file.
+    pub jwks_file: &'a Path,
+}
+
+/// The environment of a runtime process whose database URL is `database_url`.
+pub fn env(w: &Wiring<'_>, database_url: &str) -> BTreeMap<String, String> {
+    let p = w.provisioned;
+    let mut env: BTreeMap<String, String> = [
+        ("CHRONO_CUSTOMER", w.cfg.customer.clone()),
+        ("CHRONO_STAGE", w.cfg.stage.as_str().to_owned()),
+        ("CHRONO_SOURCES_BUCKET", p.sources_bucket.clone()),
+        ("CHRONO_ARTIFACTS_BUCKET", p.artifacts_bucket.clone()),
+        ("CHRONO_SESSIONS_TABLE", p.sessions_table.clone()),
+        ("CHRONO_INTENT_CACHE_TABLE", p.intent_cache_table.clone()),
+        ("CHRONO_CONVERSATIONS_TABLE", p.conversations_table.clone()),
+        ("CHRONO_JWT_ISSUER", w.cfg.auth.jwt_issuer.clone()),
+        ("CHRONO_JWT_AUDIENCE", w.cfg.auth.jwt_audience.clone()),
+        ("CHRONO_ROLES_CLAIM", ROLES_CLAIM.to_owned()),
+        ("CHRONO_CASES_CLAIM", CASES_CLAIM.to_owned()),
+        ("CHRONO_AI_PROVIDER", "local".to_owned()),
+        ("CHRONO_LOG_FORMAT", "text".to_owned()),
+        ("CHRONO_JWKS_FILE", w.jwks_file.display().to_string()),
+        ("DATABASE_URL", database_url.to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    for (k, v) in super::moto::env(w.aws_endpoint, &w.cfg.region) {
+        env.insert(k.to_owned(), v);
+    }
+    env.insert(
+        "RUST_LOG".into(),
+        std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+    );
+    env
+}
+
+/// Contract variables neither set by [`env`] nor listed in [`NOT_SET_LOCALLY`] (empty
+/// when local mode covers the whole contract).
+pub fn uncovered(env: &BTreeMap<String, String>) -> Vec<&'static str> {
+    RUNTIME_ENV
+        .into_iter()
+        .filter(|v| !env.contains_key(*v) && !NOT_SET_LOCALLY.iter().any(|(n, _)| n == v))
+        .collect()
+}

@@ -1,0 +1,287 @@
+//! The AI path's only database access, all read-only except one audit append:
+//!
+//! * who created a case (for the access check),
+//! * people and machine names → identity / device ids of the case,
+//! * the number of events a filter matches (through the one compiler),
+//! * appending the turn to the audit log (through the `chrono_audit` function, the one
+//!   thing the `chrono_ro` role may do besides reading).
+//!
+//! Every read runs in a `READ ONLY` transaction, under `SET LOCAL ROLE <role>` when a
+//! role is configured (`chrono_ro` by default; `CHRONO_AI_DB_ROLE`, empty = the login
+//! role as is). Nothing here takes SQL text from a model.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::filter::{Field, FilterDocument, Node, Op, ResolveCtx, compile_count};
+
+/// Default database role of the AI path.
+pub const DEFAULT_ROLE: &str = "chrono_ro";
+
+/// A database failure on the AI path.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// The database refused or failed.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The statement ran into its timeout.
+    #[error("the count took too long; narrow the time range")]
+    Timeout,
+    /// The configured role name is not a plain identifier.
+    #[error("role `{0}` is not a valid role name; set CHRONO_AI_DB_ROLE to e.g. chrono_ro")]
+    BadRole(String),
+    /// The filter could not be compiled (a time in a DST gap, ...).
+    #[error("{0}")]
+    Filter(#[from] crate::filter::FilterError),
+}
+
+/// A name the server looked up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resolution {
+    /// `identity` or `device`.
+    pub field: String,
+    /// The name as the model wrote it.
+    pub name: String,
+    /// Ids it resolved to (empty = unknown in this case; the filter keeps the name).
+    pub ids: Vec<Uuid>,
+    /// The stored names of those ids.
+    pub matched: Vec<String>,
+}
+
+/// Read-only access to one database.
+#[derive(Debug, Clone)]
+pub struct PgCatalog {
+    db: PgPool,
+    role: Option<String>,
+}
+
+impl PgCatalog {
+    /// Over `db`, switching to `role` (if any) in every transaction.
+    pub fn new(db: PgPool, role: Option<String>) -> Result<Self, CatalogError> {
+        if let Some(r) = &role
+            && (r.is_empty()
+                || r.len() > 63
+                || !r
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                || r.starts_with(|c: char| c.is_ascii_digit()))
+        {
+            return Err(CatalogError::BadRole(r.clone()));
+        }
+        Ok(PgCatalog { db, role })
+    }
+
+    async fn begin(&self, read_only: bool) -> Result<Transaction<'static, Postgres>, CatalogError> {
+        let mut tx = self.db.begin().await?;
+        if read_only {
+            sqlx::query("SET TRANSACTION READ ONLY")
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(role) = &self.role {
+            // validated as a plain identifier in `new`
+            sqlx::query(&format!("SET LOCAL ROLE {role}"))
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(tx)
+    }
+
+    /// Who created case `case_id`, or `None` if there is no such case.
+    pub async fn case_owner(&self, case_id: Uuid) -> Result<Option<String>, CatalogError> {
+        let mut tx = self.begin(true).await?;
+        let owner: Option<String> =
+            sqlx::query_scalar("SELECT created_by FROM cases WHERE id = $1")
+                .bind(case_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        Ok(owner)
+    }
+
+    /// Replaces identity and device names in `doc` by the ids they name in case
+    /// `case_id` (case-insensitive, on the stored value or display name, also
+    /// `DOMAIN\name` and `name@domain`); names that match nothing are kept.
+    pub async fn resolve(
+        &self,
+        case_id: Uuid,
+        doc: &mut FilterDocument,
+    ) -> Result<Vec<Resolution>, CatalogError> {
+        let Some(node) = doc.condition.as_mut() else {
+            return Ok(Vec::new());
+        };
+        let mut tx = self.begin(true).await?;
+        let mut out = Vec::new();
+        resolve_node(&mut tx, case_id, node, &mut out).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// How many events of case `case_id` match `doc`.
+    pub async fn count(
+        &self,
+        case_id: Uuid,
+        doc: &FilterDocument,
+        ctx: &ResolveCtx,
+    ) -> Result<i64, CatalogError> {
+        let q = compile_count(doc, case_id, ctx)?;
+        let args = q
+            .arguments()
+            .map_err(|e| CatalogError::Database(sqlx::Error::Encode(e)))?;
+        let mut tx = self.begin(true).await?;
+        let n: i64 = sqlx::query_scalar_with(&q.sql, args)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| match &e {
+                sqlx::Error::Database(d) if d.code().as_deref() == Some("57014") => {
+                    CatalogError::Timeout
+                }
+                _ => CatalogError::Database(e),
+            })?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// Appends an `ai_filter` entry to the audit log.
+    pub async fn audit(
+        &self,
+        actor: &str,
+        case_id: Uuid,
+        detail: &Value,
+    ) -> Result<i64, CatalogError> {
+        let mut tx = self.begin(false).await?;
+        let id: i64 = sqlx::query_scalar("SELECT chrono_audit($1, $2, 'ai_filter', $3)")
+            .bind(actor)
+            .bind(case_id)
+            .bind(detail)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+}
+
+type Tx = Transaction<'static, Postgres>;
+
+fn resolve_node<'a>(
+    tx: &'a mut Tx,
+    case_id: Uuid,
+    node: &'a mut Node,
+    out: &'a mut Vec<Resolution>,
+) -> futures::future::BoxFuture<'a, Result<(), CatalogError>> {
+    Box::pin(async move {
+        match node {
+            Node::All(children) | Node::Any(children) => {
+                for c in children.iter_mut() {
+                    resolve_node(tx, case_id, c, out).await?;
+                }
+            }
+            Node::Not(child) => resolve_node(tx, case_id, child, out).await?,
+            Node::Leaf(leaf) => {
+                let table = match leaf.field {
+                    Field::Identity => Lookup::Identity,
+                    Field::Device => Lookup::Device,
+                    _ => return Ok(()),
+                };
+                if !matches!(leaf.op, Op::Eq | Op::Neq | Op::In | Op::Nin) {
+                    return Ok(());
+                }
+                let names: Vec<String> = match &leaf.value {
+                    Some(Value::String(s)) => vec![s.clone()],
+                    Some(Value::Array(items)) => items
+                        .iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect(),
+                    _ => return Ok(()),
+                };
+                let mut values: Vec<Value> = Vec::new();
+                for name in names {
+                    if Uuid::parse_str(&name).is_ok() {
+                        values.push(Value::String(name));
+                        continue;
+                    }
+                    let found = lookup(tx, case_id, table, &name).await?;
+                    if found.is_empty() {
+                        values.push(Value::String(name.clone()));
+                    } else {
+                        values.extend(found.iter().map(|(id, _)| Value::String(id.to_string())));
+                    }
+                    out.push(Resolution {
+                        field: leaf.field.to_string(),
+                        name,
+                        ids: found.iter().map(|(id, _)| *id).collect(),
+                        matched: found.into_iter().map(|(_, n)| n).collect(),
+                    });
+                }
+                values.dedup();
+                let list = matches!(leaf.op, Op::In | Op::Nin) || values.len() > 1;
+                leaf.op = match (leaf.op, list) {
+                    (Op::Eq | Op::In, true) => Op::In,
+                    (Op::Neq | Op::Nin, true) => Op::Nin,
+                    (op, _) => op,
+                };
+                leaf.value = Some(if list {
+                    Value::Array(values)
+                } else {
+                    values.pop().unwrap_or(Value::Null)
+                });
+            }
+        }
+        Ok(())
+    })
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Lookup {
+    Identity,
+    Device,
+}
+
+/// `%`, `_` and `\` escaped for LIKE.
+fn like_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+async fn lookup(
+    tx: &mut Tx,
+    case_id: Uuid,
+    table: Lookup,
+    name: &str,
+) -> Result<Vec<(Uuid, String)>, CatalogError> {
+    let sql = match table {
+        Lookup::Identity => {
+            "SELECT id, value FROM identities WHERE case_id = $1 AND ( \
+               lower(value) = lower($2) OR lower(display_name) = lower($2) \
+               OR lower(value) LIKE '%\\\\' || lower($3) \
+               OR lower(value) LIKE lower($3) || '@%') \
+             ORDER BY value LIMIT 20"
+        }
+        Lookup::Device => {
+            "SELECT id, name FROM devices WHERE case_id = $1 AND ( \
+               lower(name) = lower($2) OR lower(name) LIKE lower($3) || '.%') \
+             ORDER BY name LIMIT 20"
+        }
+    };
+    let rows: Vec<(Uuid, String)> = sqlx::query_as(sql)
+        .bind(case_id)
+        .bind(name)
+        .bind(like_escape(name))
+        .fetch_all(&mut **tx)
+        .await?;
+    // An exact match wins over the looser forms.
+    let exact: Vec<(Uuid, String)> = rows
+        .iter()
+        .filter(|(_, n)| n.eq_ignore_ascii_case(name))
+        .cloned()
+        .collect();
+    Ok(if exact.is_empty() { rows } else { exact })
+}

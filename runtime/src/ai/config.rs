@@ -1,0 +1,226 @@
+//! Building the chat service from the environment (the contracts' variables):
+//!
+//! | variable | meaning |
+//! |---|---|
+//! | `CHRONO_AI_PROVIDER` | `local` (default) or `bedrock` |
+//! | `CHRONO_GUARD_MODEL_ID`, `CHRONO_MAIN_MODEL_ID` | Bedrock model ids (required for `bedrock`) |
+//! | `CHRONO_AI_MODEL_TIMEOUT_MS` | time limit of one model call (default 20000) |
+//! | `CHRONO_SESSIONS_TABLE`, `CHRONO_INTENT_CACHE_TABLE`, `CHRONO_CONVERSATIONS_TABLE` | DynamoDB tables; all three or none (none = in-process store) |
+//! | `CHRONO_AI_DB_ROLE` | role for the AI path's queries (default `chrono_ro`; empty = the login role) |
+//! | `CHRONO_WS_CALLBACK_URL` | AWS: the WebSocket API's `@connections` endpoint |
+//! | `AWS_ENDPOINT_URL` | standard: points every SDK client at a local emulator |
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::PgPool;
+
+use super::bedrock::{BedrockFilterModel, BedrockGuard, DEFAULT_TIMEOUT};
+use super::catalog::{DEFAULT_ROLE, PgCatalog};
+use super::engine::ChatService;
+use super::http::GatewayPusher;
+use super::local::{LocalGuard, LocalTranslator};
+use super::provider::{FilterModel, GuardModel};
+use super::store::{ChatStore, DynamoStore, MemoryStore, TableNames};
+
+/// A setting that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// Which models answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Provider {
+    /// The deterministic translator.
+    Local,
+    /// Bedrock, with these model ids.
+    Bedrock {
+        /// Guard model id.
+        guard: String,
+        /// Main model id.
+        main: String,
+    },
+}
+
+/// The AI settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AiSettings {
+    /// Models.
+    pub provider: Provider,
+    /// Time limit of one model call.
+    pub model_timeout: Duration,
+    /// DynamoDB tables, if configured.
+    pub tables: Option<TableNames>,
+    /// Database role of the AI path.
+    pub db_role: Option<String>,
+    /// `@connections` endpoint of the WebSocket API.
+    pub ws_callback_url: Option<String>,
+}
+
+impl AiSettings {
+    /// From a variable lookup (`std::env::var` in the binaries; a map in tests).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |k: &str| get(k).filter(|v| !v.is_empty());
+        let provider = match get("CHRONO_AI_PROVIDER").as_deref() {
+            None | Some("local") => Provider::Local,
+            Some("bedrock") => {
+                let need = |k: &str| {
+                    get(k)
+                        .ok_or_else(|| ConfigError(format!("CHRONO_AI_PROVIDER=bedrock needs {k}")))
+                };
+                Provider::Bedrock {
+                    guard: need("CHRONO_GUARD_MODEL_ID")?,
+                    main: need("CHRONO_MAIN_MODEL_ID")?,
+                }
+            }
+            Some(other) => {
+                return Err(ConfigError(format!(
+                    "CHRONO_AI_PROVIDER is `{other}`; use `local` or `bedrock`"
+                )));
+            }
+        };
+        let model_timeout = match get("CHRONO_AI_MODEL_TIMEOUT_MS") {
+            None => DEFAULT_TIMEOUT,
+            Some(v) => Duration::from_millis(v.parse().map_err(|_| {
+                ConfigError("CHRONO_AI_MODEL_TIMEOUT_MS must be milliseconds".into())
+            })?),
+        };
+        let names = [
+            get("CHRONO_SESSIONS_TABLE"),
+            get("CHRONO_INTENT_CACHE_TABLE"),
+            get("CHRONO_CONVERSATIONS_TABLE"),
+        ];
+        let tables = match names {
+            [Some(sessions), Some(intent_cache), Some(conversations)] => Some(TableNames {
+                sessions,
+                intent_cache,
+                conversations,
+            }),
+            [None, None, None] => None,
+            _ => {
+                return Err(ConfigError(
+                    "set all of CHRONO_SESSIONS_TABLE, CHRONO_INTENT_CACHE_TABLE and \
+                     CHRONO_CONVERSATIONS_TABLE, or none"
+                        .into(),
+                ));
+            }
+        };
+        let db_role = match get("CHRONO_AI_DB_ROLE") {
+            None if std::env::var_os("CHRONO_AI_DB_ROLE").is_some() => None,
+            None => Some(DEFAULT_ROLE.to_string()),
+            Some(r) => Some(r),
+        };
+        Ok(AiSettings {
+            provider,
+            model_timeout,
+            tables,
+            db_role,
+            ws_callback_url: get("CHRONO_WS_CALLBACK_URL"),
+        })
+    }
+
+    /// From the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// The chat service over `db`, with SDK clients from `sdk`.
+    pub fn service(
+        &self,
+        db: PgPool,
+        sdk: &aws_config::SdkConfig,
+    ) -> Result<ChatService, ConfigError> {
+        let (guard, main): (Arc<dyn GuardModel>, Arc<dyn FilterModel>) = match &self.provider {
+            Provider::Local => (Arc::new(LocalGuard), Arc::new(LocalTranslator)),
+            Provider::Bedrock { guard, main } => {
+                let client = aws_sdk_bedrockruntime::Client::new(sdk);
+                (
+                    Arc::new(BedrockGuard::new(
+                        client.clone(),
+                        guard.clone(),
+                        self.model_timeout,
+                    )),
+                    Arc::new(BedrockFilterModel::new(
+                        client,
+                        main.clone(),
+                        self.model_timeout,
+                    )),
+                )
+            }
+        };
+        let store: Arc<dyn ChatStore> = match &self.tables {
+            Some(t) => Arc::new(DynamoStore::new(
+                aws_sdk_dynamodb::Client::new(sdk),
+                t.clone(),
+            )),
+            None => Arc::new(MemoryStore::default()),
+        };
+        let catalog =
+            PgCatalog::new(db, self.db_role.clone()).map_err(|e| ConfigError(e.to_string()))?;
+        Ok(ChatService::new(guard, main, store, catalog))
+    }
+
+    /// The `@connections` pusher, if a callback URL is set.
+    pub fn pusher(&self, sdk: &aws_config::SdkConfig) -> Option<GatewayPusher> {
+        self.ws_callback_url.as_ref().map(|url| {
+            let conf = aws_sdk_apigatewaymanagement::config::Builder::from(sdk)
+                .endpoint_url(url)
+                .build();
+            GatewayPusher::new(aws_sdk_apigatewaymanagement::Client::from_conf(conf))
+        })
+    }
+}
+
+/// Why a front door could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A setting.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Database pool, authenticator.
+    #[error(transparent)]
+    Start(#[from] crate::server::StartError),
+    /// Listening or serving.
+    #[error("server: {0}")]
+    Server(String),
+}
+
+/// Runs the filter-ai service on `addr` until Ctrl-C / SIGTERM: JWTs verified here
+/// (`CHRONO_JWT_*`, `CHRONO_JWKS_*`).
+pub async fn serve_from_env(addr: std::net::SocketAddr) -> Result<(), RunError> {
+    use crate::server::{Mode, authenticator_from_env, pool_from_env};
+    let settings = AiSettings::from_env()?;
+    let db = pool_from_env(8).await?;
+    let sdk = aws_config::load_from_env().await;
+    let state = super::http::AiState {
+        service: settings.service(db, &sdk)?,
+        auth: authenticator_from_env(Mode::Local).await?,
+        pusher: settings.pusher(&sdk),
+    };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| RunError::Server(format!("cannot listen on {addr}: {e}")))?;
+    tracing::info!(%addr, provider = ?settings.provider, "chrono-filter-ai listening");
+    axum::serve(listener, super::http::router(state))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| RunError::Server(e.to_string()))
+}
+
+/// Runs as the AI-chat Lambda until the runtime stops it (claims from the authorizer).
+pub async fn run_lambda() -> Result<(), RunError> {
+    use crate::server::{Mode, authenticator_from_env, pool_from_env};
+    let settings = AiSettings::from_env()?;
+    let db = pool_from_env(2).await?;
+    let sdk = aws_config::load_from_env().await;
+    let state = super::http::AiState {
+        service: settings.service(db, &sdk)?,
+        auth: authenticator_from_env(Mode::Lambda).await?,
+        pusher: None,
+    };
+    lambda_http::run(super::http::chat_router(state))
+        .await
+        .map_err(|e| RunError::Server(e.to_string()))
+}

@@ -1,0 +1,117 @@
+//! One human line describing a filter document ("failed logon by bob on devices
+//! containing "laptop", 2024-03-12 00:00 – 05:59"), shown next to the editable chips.
+
+use serde_json::Value;
+
+use crate::filter::{Field, FilterDocument, Leaf, Node, Op, Sort, TimePoint, TimeRange};
+
+/// The summary of `doc`.
+pub fn summarize(doc: &FilterDocument) -> String {
+    let mut parts = Vec::new();
+    if let Some(node) = &doc.condition {
+        parts.push(node_text(node));
+    } else {
+        parts.push("all events".to_string());
+    }
+    if let Some(t) = &doc.time {
+        parts.push(time_text(t));
+    }
+    let mut line = parts.join(", ");
+    if doc.sort == Sort::TsDesc {
+        line.push_str(", newest first");
+    }
+    if doc.limit != 100 {
+        line.push_str(&format!(", {} per page", doc.limit));
+    }
+    line
+}
+
+fn node_text(node: &Node) -> String {
+    match node {
+        Node::All(children) => children
+            .iter()
+            .map(node_text)
+            .collect::<Vec<_>>()
+            .join(" and "),
+        Node::Any(children) => format!(
+            "({})",
+            children
+                .iter()
+                .map(node_text)
+                .collect::<Vec<_>>()
+                .join(" or ")
+        ),
+        Node::Not(child) => format!("not ({})", node_text(child)),
+        Node::Leaf(leaf) => leaf_text(leaf),
+    }
+}
+
+fn value_text(v: &Option<Value>) -> String {
+    match v {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| match i {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(" or "),
+        Some(other) => other.to_string(),
+        None => String::new(),
+    }
+}
+
+fn field_text(f: &Field) -> String {
+    match f {
+        Field::Action => "action".into(),
+        Field::Outcome => "outcome".into(),
+        Field::Identity => "user".into(),
+        Field::Device => "host".into(),
+        Field::SrcIp => "source IP".into(),
+        Field::DstIp => "destination IP".into(),
+        Field::EventCode => "event code".into(),
+        Field::Message => "message".into(),
+        other => other.to_string(),
+    }
+}
+
+fn leaf_text(leaf: &Leaf) -> String {
+    let v = value_text(&leaf.value);
+    let f = field_text(&leaf.field);
+    match leaf.op {
+        Op::Eq | Op::In => format!("{f} {v}"),
+        Op::Neq | Op::Nin => format!("{f} not {v}"),
+        Op::Contains => format!("{f} containing \"{v}\""),
+        Op::Prefix => format!("{f} starting with \"{v}\""),
+        Op::Gt => format!("{f} > {v}"),
+        Op::Gte => format!("{f} ≥ {v}"),
+        Op::Lt => format!("{f} < {v}"),
+        Op::Lte => format!("{f} ≤ {v}"),
+        Op::Exists => match leaf.value {
+            Some(Value::Bool(false)) => format!("without {f}"),
+            _ => format!("with {f}"),
+        },
+        Op::Cidr => format!("{f} in {v}"),
+    }
+}
+
+fn point_text(p: &TimePoint) -> String {
+    match p {
+        TimePoint::Local(t) => t.format("%Y-%m-%d %H:%M").to_string(),
+        TimePoint::Fixed(t) => t.format("%Y-%m-%d %H:%M %:z").to_string(),
+    }
+}
+
+fn time_text(t: &TimeRange) -> String {
+    match t {
+        TimeRange::Last(span) => format!("in the last {span}"),
+        TimeRange::Around { at, window } => format!("within {window} of {}", point_text(at)),
+        TimeRange::Between { from, to } => match (from, to) {
+            (Some(f), Some(t)) => format!("{} – {}", point_text(f), point_text(t)),
+            (Some(f), None) => format!("since {}", point_text(f)),
+            (None, Some(t)) => format!("until {}", point_text(t)),
+            (None, None) => "any time".into(),
+        },
+    }
+}

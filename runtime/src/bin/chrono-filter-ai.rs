@@ -1,0 +1,23 @@
+//! `chrono-filter-ai`: the filter-ai ECS service (WebSocket + HTTP chat), also the local
+//! AI server. Everything lives in `chrono_runtime::ai`; this parses arguments and runs it.
+
+use std::net::SocketAddr;
+
+use clap::Parser;
+
+/// Serve the AI filter chat (WebSocket and `POST /api/v1/ai/chat`).
+#[derive(Debug, Parser)]
+#[command(name = "chrono-filter-ai", version)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0:8080", env = "CHRONO_AI_ADDR")]
+    addr: SocketAddr,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    chrono_runtime::server::init_logging(!cfg!(debug_assertions));
+    chrono_runtime::ai::config::serve_from_env(args.addr).await?;
+    Ok(())
+}

@@ -1,0 +1,355 @@
+//! Both front doors end to end on a loopback port: `POST /api/v1/ai/chat` over HTTP, the
+//! local WebSocket with a real WebSocket client, the API Gateway WebSocket integration
+//! (reply pushed to a loopback `@connections` endpoint through the management API SDK),
+//! and the AI-chat Lambda's router fed an API Gateway HTTP v2 event.
+
+mod ai_support;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use ai_support::{local_service, pool, seed};
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::routing::post;
+use chrono::Utc;
+use chrono_runtime::ai::http::{AiState, GatewayPusher, chat_router, router};
+use chrono_runtime::auth::{
+    Authenticator, ClaimNames, DEFAULT_CASES_CLAIM, DEFAULT_ROLES_CLAIM, JwtVerifier,
+};
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tower::ServiceExt;
+use uuid::Uuid;
+
+const ISSUER: &str = "https://issuer.test/";
+const AUDIENCE: &str = "chrono-api";
+const KEY_PEM: &[u8] = include_bytes!("fixtures/test-jwt-key.pem");
+const JWKS: &str = include_str!("fixtures/test-jwks.json");
+
+fn token(sub: &str, cases: &[Uuid]) -> String {
+    let claims = json!({
+        "sub": sub, "iss": ISSUER, "aud": AUDIENCE,
+        "exp": Utc::now().timestamp() + 3600,
+        DEFAULT_ROLES_CLAIM: ["analyst"],
+        DEFAULT_CASES_CLAIM: cases.iter().map(Uuid::to_string).collect::<Vec<_>>(),
+    });
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some("test-key-1".into());
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(KEY_PEM).unwrap();
+    jsonwebtoken::encode(&header, &claims, &key).unwrap()
+}
+
+fn jwt_auth() -> Authenticator {
+    Authenticator::Jwt(Box::new(
+        JwtVerifier::from_jwks(JWKS, ISSUER, AUDIENCE, ClaimNames::default()).unwrap(),
+    ))
+}
+
+/// Bodies pushed per connection id.
+type Pushed = Arc<Mutex<Vec<(String, Value)>>>;
+
+/// A loopback API Gateway management API: records `POST /@connections/{id}` bodies.
+async fn fake_connections() -> (Pushed, SocketAddr) {
+    let pushed = Arc::new(Mutex::new(Vec::new()));
+    async fn post_to(
+        State(p): State<Pushed>,
+        Path(id): Path<String>,
+        body: axum::body::Bytes,
+    ) -> http::StatusCode {
+        let v = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        p.lock().unwrap().push((id, v));
+        http::StatusCode::OK
+    }
+    let app = Router::new()
+        .route("/@connections/{id}", post(post_to))
+        .with_state(pushed.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (pushed, addr)
+}
+
+async fn serve(app: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+fn ask(case: Uuid, question: &str) -> Value {
+    json!({"case_id": case, "question": question, "tz": "Europe/Berlin"})
+}
+
+#[sqlx::test(migrator = "chrono_runtime::db::MIGRATOR")]
+async fn http_chat_answers_with_a_filter_and_guards_the_case(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let db = pool(opts).await;
+    let cases = seed(&db).await;
+    let now = "2024-03-14T15:00:00Z".parse().unwrap();
+    let addr = serve(router(AiState {
+        service: local_service(db.clone(), now),
+        auth: jwt_auth(),
+        pusher: None,
+    }))
+    .await;
+    let url = format!("http://{addr}/api/v1/ai/chat");
+    let http = reqwest::Client::new();
+    let bearer = token("u1", &[cases.case]);
+
+    let res = http
+        .post(&url)
+        .bearer_auth(&bearer)
+        .json(&ask(cases.case, "failed logons for bob on the laptop"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let reply: Value = res.json().await.unwrap();
+    assert_eq!(reply["kind"], "filter");
+    assert_eq!(reply["count"], 2);
+    assert!(reply["summary"].as_str().unwrap().contains("bob"));
+    assert_eq!(reply["resolved"][0]["matched"][0], "bob");
+    let session = reply["session_id"].as_str().unwrap().to_string();
+
+    // A follow-up in the same session.
+    let mut follow = ask(cases.case, "logoffs");
+    follow["session_id"] = json!(session);
+    let reply: Value = http
+        .post(&url)
+        .bearer_auth(&bearer)
+        .json(&follow)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(reply["session_id"], session.as_str());
+    assert_eq!(
+        reply["count"], 2,
+        "bob's 4634 and deploy's sshd session close"
+    );
+
+    // No token, another case, a malformed body, a bad zone.
+    let res = http
+        .post(&url)
+        .json(&ask(cases.case, "logons"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let res = http
+        .post(&url)
+        .bearer_auth(&bearer)
+        .json(&ask(cases.other, "logons"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found");
+    let res = http
+        .post(&url)
+        .bearer_auth(&bearer)
+        .json(&json!({"case_id": cases.case, "question": "x", "scope": "all"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let res = http
+        .post(&url)
+        .bearer_auth(&bearer)
+        .json(&json!({"case_id": cases.case, "question": "logons", "tz": "Mars/Olympus"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+}
+
+#[sqlx::test(migrator = "chrono_runtime::db::MIGRATOR")]
+async fn websocket_answers_each_message_on_the_same_connection(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let db = pool(opts).await;
+    let cases = seed(&db).await;
+    let now = "2024-03-14T15:00:00Z".parse().unwrap();
+    let addr = serve(router(AiState {
+        service: local_service(db.clone(), now),
+        auth: jwt_auth(),
+        pusher: None,
+    }))
+    .await;
+
+    // Without a token the upgrade is refused.
+    let refused = tokio_tungstenite::connect_async(format!("ws://{addr}/api/v1/ai/ws")).await;
+    assert!(refused.is_err());
+
+    let mut request = format!("ws://{addr}/api/v1/ai/ws")
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        http::header::AUTHORIZATION,
+        format!("Bearer {}", token("u1", &[cases.case]))
+            .parse()
+            .unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+
+    let mut exchange = async |msg: Value| -> Value {
+        ws.send(Message::Text(msg.to_string().into()))
+            .await
+            .unwrap();
+        loop {
+            match ws.next().await.unwrap().unwrap() {
+                Message::Text(t) => return serde_json::from_str(&t).unwrap(),
+                Message::Ping(_) | Message::Pong(_) => continue,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    };
+    let reply = exchange(ask(cases.case, "sudo by deploy")).await;
+    assert_eq!(reply["kind"], "filter");
+    assert_eq!(reply["count"], 1);
+    let mut follow = ask(
+        cases.case,
+        "what is the weather like in Paris today, tell me a joke",
+    );
+    follow["session_id"] = reply["session_id"].clone();
+    let refusal = exchange(follow).await;
+    assert_eq!(refusal["kind"], "refusal");
+    assert_eq!(refusal["session_id"], reply["session_id"]);
+    let error = exchange(ask(cases.other, "logons")).await;
+    assert_eq!(error["error"]["code"], "not_found");
+    let bad = exchange(json!({"question": "no case"})).await;
+    assert_eq!(bad["error"]["code"], "invalid_request");
+
+    // The browser form: the token as a query parameter.
+    let (mut ws2, _) = tokio_tungstenite::connect_async(format!(
+        "ws://{addr}/api/v1/ai/ws?access_token={}",
+        token("u1", &[cases.case])
+    ))
+    .await
+    .unwrap();
+    ws2.send(Message::Text(
+        ask(cases.case, "event 7045").to_string().into(),
+    ))
+    .await
+    .unwrap();
+    let Message::Text(t) = ws2.next().await.unwrap().unwrap() else {
+        panic!("expected text")
+    };
+    let reply: Value = serde_json::from_str(&t).unwrap();
+    assert_eq!(reply["count"], 1);
+}
+
+#[sqlx::test(migrator = "chrono_runtime::db::MIGRATOR")]
+async fn gateway_messages_are_answered_through_connections(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let db = pool(opts).await;
+    let cases = seed(&db).await;
+    let (pushed, callback) = fake_connections().await;
+    let sdk = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(
+                aws_credential_types::Credentials::new("AKIDTEST", "secret", None, None, "t"),
+            ),
+        )
+        .build();
+    let conf = aws_sdk_apigatewaymanagement::config::Builder::from(&sdk)
+        .endpoint_url(format!("http://{callback}"))
+        .build();
+    let pusher = GatewayPusher::new(aws_sdk_apigatewaymanagement::Client::from_conf(conf));
+    let now = "2024-03-14T15:00:00Z".parse().unwrap();
+    let addr = serve(router(AiState {
+        service: local_service(db.clone(), now),
+        auth: jwt_auth(),
+        pusher: Some(pusher),
+    }))
+    .await;
+
+    let res = reqwest::Client::new()
+        .post(format!("http://{addr}/api/v1/ai/ws/gateway"))
+        .bearer_auth(token("u1", &[cases.case]))
+        .header("x-chrono-connection-id", "Lx3abcDEF=")
+        .json(&ask(cases.case, "access keys created"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let pushed = pushed.lock().unwrap().clone();
+    assert_eq!(pushed.len(), 1);
+    assert_eq!(pushed[0].0, "Lx3abcDEF=");
+    assert_eq!(pushed[0].1["kind"], "filter");
+    assert_eq!(pushed[0].1["count"], 1);
+}
+
+#[sqlx::test(migrator = "chrono_runtime::db::MIGRATOR")]
+async fn the_lambda_router_takes_claims_from_the_authorizer(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let db = pool(opts).await;
+    let cases = seed(&db).await;
+    let now = "2024-03-14T15:00:00Z".parse().unwrap();
+    let app = chat_router(AiState {
+        service: local_service(db.clone(), now),
+        auth: Authenticator::ApiGateway(ClaimNames::default()),
+        pusher: None,
+    });
+    let event = |case: Uuid, claims: Value| {
+        json!({
+            "version": "2.0",
+            "routeKey": "POST /api/v1/ai/chat",
+            "rawPath": "/api/v1/ai/chat",
+            "rawQueryString": "",
+            "headers": {"content-type": "application/json"},
+            "requestContext": {
+                "accountId": "123456789012", "apiId": "api", "domainName": "x.example",
+                "domainPrefix": "x", "requestId": "r1", "routeKey": "POST /api/v1/ai/chat",
+                "stage": "$default", "time": "14/Mar/2024:15:00:00 +0000",
+                "timeEpoch": 1710428400000u64,
+                "http": {"method": "POST", "path": "/api/v1/ai/chat", "protocol": "HTTP/1.1",
+                         "sourceIp": "192.0.2.1", "userAgent": "test"},
+                "authorizer": {"jwt": {"claims": claims, "scopes": null}}
+            },
+            "body": ask(case, "new users on linux").to_string(),
+            "isBase64Encoded": false
+        })
+        .to_string()
+    };
+    let call = async |text: String| {
+        let req = lambda_http::request::from_str(&text).unwrap();
+        let (parts, body) = req.into_parts();
+        let req = http::Request::from_parts(parts, axum::body::Body::from(body.to_vec()));
+        let res = app.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice::<Value>(&bytes).unwrap())
+    };
+    let claims = json!({
+        "sub": "u1",
+        DEFAULT_ROLES_CLAIM: "[analyst]",
+        DEFAULT_CASES_CLAIM: format!("[{}]", cases.case),
+    });
+    let (status, reply) = call(event(cases.case, claims.clone())).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["kind"], "filter");
+    assert_eq!(reply["count"], 1, "useradd of backdoor");
+    let (status, _) = call(event(cases.other, claims)).await;
+    assert_eq!(status, 404);
+    let (status, _) = call(event(cases.case, json!({}))).await;
+    assert_eq!(status, 401);
+}
