@@ -60,6 +60,7 @@ templates:
 
 bench: venv postgres-bin
 	$(CARGO) bench -p chrono-provisioner
+	tests/with-postgres.sh $(CARGO) bench -p chrono-runtime --bench search
 	$(CARGO) bench -p chrono-runtime --bench ai_intent_cache
 
 demo: venv postgres-bin

@@ -54,7 +54,9 @@ fn claim_names() -> ClaimNames {
     }
 }
 
-/// A database pool from the environment: `DATABASE_URL` (local mode, tests).
+/// A database pool from the environment: `DATABASE_URL` when set (local mode, tests),
+/// else the Aurora endpoint `CHRONO_DB_HOST`/`CHRONO_DB_PORT`/`CHRONO_DB_NAME` with the
+/// credentials from the Secrets Manager secret `CHRONO_DB_SECRET_ARN`.
 pub async fn pool_from_env(max_connections: u32) -> Result<sqlx::PgPool, StartError> {
     let timeout = env("CHRONO_DB_STATEMENT_TIMEOUT_MS")
         .map(|v| {
@@ -64,22 +66,52 @@ pub async fn pool_from_env(max_connections: u32) -> Result<sqlx::PgPool, StartEr
         })
         .transpose()?
         .unwrap_or(crate::db::DEFAULT_STATEMENT_TIMEOUT);
-    let url = match env("DATABASE_URL") {
-        Some(url) => url,
-        None if env("CHRONO_DB_SECRET_ARN").is_some() => {
-            return Err(StartError::Config(
-                "reading the database secret from CHRONO_DB_SECRET_ARN is not implemented yet; \
-                 set DATABASE_URL"
-                    .into(),
-            ));
-        }
-        None => return Err(StartError::Config("set DATABASE_URL".into())),
+    let opts = if let Some(url) = env("DATABASE_URL") {
+        crate::db::options(&url, timeout)
+            .map_err(|e| StartError::Config(format!("DATABASE_URL: {e}")))?
+    } else if let Some(arn) = env("CHRONO_DB_SECRET_ARN") {
+        let host = env("CHRONO_DB_HOST").ok_or_else(|| {
+            StartError::Config("set CHRONO_DB_HOST with CHRONO_DB_SECRET_ARN".into())
+        })?;
+        let port = env("CHRONO_DB_PORT")
+            .map(|p| {
+                p.parse::<u16>()
+                    .map_err(|_| StartError::Config("CHRONO_DB_PORT must be a port number".into()))
+            })
+            .transpose()?
+            .unwrap_or(5432);
+        let name = env("CHRONO_DB_NAME").unwrap_or_else(|| "chrono".into());
+        let sdk = aws_config::load_from_env().await;
+        let text = read_db_secret(&sdk, &arn).await?;
+        crate::db::options_from_secret(&host, port, &name, &text, timeout)
+            .map_err(|e| StartError::Config(e.to_string()))?
+    } else {
+        return Err(StartError::Config(
+            "set DATABASE_URL, or CHRONO_DB_HOST and CHRONO_DB_SECRET_ARN".into(),
+        ));
     };
-    let opts = crate::db::options(&url, timeout)
-        .map_err(|e| StartError::Config(format!("DATABASE_URL: {e}")))?;
     crate::db::connect(opts, max_connections)
         .await
         .map_err(|e| StartError::Database(e.to_string()))
+}
+
+/// The text of the database secret `arn` (Secrets Manager).
+pub async fn read_db_secret(sdk: &aws_config::SdkConfig, arn: &str) -> Result<String, StartError> {
+    let secret = aws_sdk_secretsmanager::Client::new(sdk)
+        .get_secret_value()
+        .secret_id(arn)
+        .send()
+        .await
+        .map_err(|e| {
+            StartError::Database(format!(
+                "cannot read the database secret {arn}: {}",
+                aws_sdk_secretsmanager::error::DisplayErrorContext(e)
+            ))
+        })?;
+    secret
+        .secret_string()
+        .map(str::to_owned)
+        .ok_or_else(|| StartError::Database(format!("the secret {arn} has no string value")))
 }
 
 /// The authenticator for `mode`, from the environment.

@@ -116,7 +116,15 @@ pub(super) async fn get_one(
     ApiPath(case_id): ApiPath<Uuid>,
 ) -> Result<Json<Case>, AppError> {
     require_read(&p)?;
-    Ok(Json(accessible_case(state.db(), &p, case_id).await?))
+    let case = accessible_case(&state, &p, case_id).await?;
+    let case: Case = sqlx::query_as(
+        "SELECT id, name, description, created_by, created_at FROM cases WHERE id = $1",
+    )
+    .bind(case)
+    .fetch_optional(state.db())
+    .await?
+    .ok_or(AppError::NotFound("case"))?;
+    Ok(Json(case))
 }
 
 /// Appends to the audit log.

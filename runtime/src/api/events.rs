@@ -105,7 +105,7 @@ pub(super) async fn search(
     body: Bytes,
 ) -> Result<Json<SearchPage>, AppError> {
     require_read(&p)?;
-    let case = accessible_case(state.db(), &p, case_id).await?;
+    let case = accessible_case(&state, &p, case_id).await?;
     let doc = FilterDocument::parse(&body)?;
     let tz = match params.tz.as_deref() {
         None => chrono_tz::Tz::UTC,
@@ -127,7 +127,7 @@ pub(super) async fn search(
         .map(|c| c.now)
         .unwrap_or_else(|| Utc::now().trunc_subsecs(6));
     let ctx = ResolveCtx { now, tz };
-    let q = filter::compile_page(&doc, case.id, &ctx, cursor.as_ref().map(|c| &c.after))?;
+    let q = filter::compile_page(&doc, case, &ctx, cursor.as_ref().map(|c| &c.after))?;
     let args = q.arguments().map_err(AppError::internal)?;
     let mut rows: Vec<EventRow> = sqlx::query_as_with(&q.sql, args)
         .fetch_all(state.db())
@@ -178,11 +178,11 @@ pub(super) async fn get_one(
     ApiPath((case_id, id)): ApiPath<(Uuid, i64)>,
 ) -> Result<Json<EventDetail>, AppError> {
     require_read(&p)?;
-    let case = accessible_case(state.db(), &p, case_id).await?;
+    let case = accessible_case(&state, &p, case_id).await?;
     let row: Option<EventRow> = sqlx::query_as(&format!(
         "SELECT {EVENT_COLUMNS} FROM {EVENT_FROM} WHERE e.case_id = $1 AND e.id = $2"
     ))
-    .bind(case.id)
+    .bind(case)
     .bind(id)
     .fetch_optional(state.db())
     .await?;
@@ -191,7 +191,7 @@ pub(super) async fn get_one(
         "SELECT label, user_sub, note, created_at FROM event_labels \
          WHERE case_id = $1 AND event_id = $2 ORDER BY created_at, user_sub, label",
     )
-    .bind(case.id)
+    .bind(case)
     .bind(id)
     .fetch_all(state.db())
     .await?;
@@ -240,7 +240,7 @@ pub(super) async fn put_label(
     body: Bytes,
 ) -> Result<Json<Label>, AppError> {
     require_read(&p)?;
-    let case = accessible_case(state.db(), &p, case_id).await?;
+    let case = accessible_case(&state, &p, case_id).await?;
     check_label(&label)?;
     let body: LabelBody = if body.iter().all(u8::is_ascii_whitespace) {
         LabelBody::default()
@@ -263,7 +263,7 @@ pub(super) async fn put_label(
          ON CONFLICT (event_id, user_sub, label) DO UPDATE SET note = EXCLUDED.note \
          RETURNING label, user_sub, note, created_at",
     )
-    .bind(case.id)
+    .bind(case)
     .bind(id)
     .bind(&p.sub)
     .bind(&label)
@@ -286,11 +286,11 @@ pub(super) async fn delete_label(
     ApiPath((case_id, id, label)): ApiPath<(Uuid, i64, String)>,
 ) -> Result<StatusCode, AppError> {
     require_read(&p)?;
-    let case = accessible_case(state.db(), &p, case_id).await?;
+    let case = accessible_case(&state, &p, case_id).await?;
     check_label(&label)?;
     let exists: Option<(i64,)> =
         sqlx::query_as("SELECT id FROM events WHERE case_id = $1 AND id = $2")
-            .bind(case.id)
+            .bind(case)
             .bind(id)
             .fetch_optional(state.db())
             .await?;
@@ -300,7 +300,7 @@ pub(super) async fn delete_label(
     sqlx::query(
         "DELETE FROM event_labels WHERE case_id = $1 AND event_id = $2 AND user_sub = $3 AND label = $4",
     )
-    .bind(case.id)
+    .bind(case)
     .bind(id)
     .bind(&p.sub)
     .bind(&label)
@@ -334,11 +334,11 @@ pub(super) async fn devices(
     ApiPath(case_id): ApiPath<Uuid>,
 ) -> Result<Json<DeviceList>, AppError> {
     require_read(&p)?;
-    let case = accessible_case(state.db(), &p, case_id).await?;
+    let case = accessible_case(&state, &p, case_id).await?;
     let devices: Vec<Device> = sqlx::query_as(
         "SELECT id, name, kind FROM devices WHERE case_id = $1 ORDER BY name, id LIMIT 10000",
     )
-    .bind(case.id)
+    .bind(case)
     .fetch_all(state.db())
     .await?;
     Ok(Json(DeviceList { devices }))
@@ -355,12 +355,12 @@ pub(super) async fn identities(
     ApiPath(case_id): ApiPath<Uuid>,
 ) -> Result<Json<IdentityList>, AppError> {
     require_read(&p)?;
-    let case = accessible_case(state.db(), &p, case_id).await?;
+    let case = accessible_case(&state, &p, case_id).await?;
     let identities: Vec<Identity> = sqlx::query_as(
         "SELECT id, kind, value, display_name FROM identities WHERE case_id = $1 \
          ORDER BY kind, value, id LIMIT 10000",
     )
-    .bind(case.id)
+    .bind(case)
     .fetch_all(state.db())
     .await?;
     Ok(Json(IdentityList { identities }))

@@ -72,7 +72,7 @@ pub(super) async fn create(
     ApiJson(body): ApiJson<NewEvidence>,
 ) -> Result<(StatusCode, Json<EvidenceUpload>), AppError> {
     require_admin(&p)?;
-    let case = accessible_case(state.db(), &p, case_id).await?;
+    let case = accessible_case(&state, &p, case_id).await?;
     let name_len = body.file_name.chars().count();
     if name_len == 0 || name_len > 255 || body.file_name.contains('\0') {
         return Err(AppError::BadRequest {
@@ -96,7 +96,7 @@ pub(super) async fn create(
         "evidence upload (CHRONO_SOURCES_BUCKET is not set)",
     ))?;
     let id = Uuid::now_v7();
-    let key = source_key(case.id, id, &body.file_name);
+    let key = source_key(case, id, &body.file_name);
     let presigned = sources
         .presign_put(&key)
         .await
@@ -106,7 +106,7 @@ pub(super) async fn create(
          VALUES ($1, $2, $3, $4, $5, $6) RETURNING {EVIDENCE_COLUMNS}"
     ))
     .bind(id)
-    .bind(case.id)
+    .bind(case)
     .bind(&body.file_name)
     .bind(&body.format)
     .bind(&key)
@@ -116,7 +116,7 @@ pub(super) async fn create(
     audit(
         &state,
         &p,
-        Some(case.id),
+        Some(case),
         "evidence_registered",
         serde_json::json!({ "evidence_id": id, "file_name": body.file_name }),
     )
@@ -145,12 +145,12 @@ pub(super) async fn list(
     ApiPath(case_id): ApiPath<Uuid>,
 ) -> Result<Json<EvidenceList>, AppError> {
     require_read(&p)?;
-    let case = accessible_case(state.db(), &p, case_id).await?;
+    let case = accessible_case(&state, &p, case_id).await?;
     let evidence: Vec<Evidence> = sqlx::query_as(&format!(
         "SELECT {EVIDENCE_COLUMNS} FROM evidence WHERE case_id = $1 \
          ORDER BY created_at DESC, id DESC LIMIT 1000"
     ))
-    .bind(case.id)
+    .bind(case)
     .fetch_all(state.db())
     .await?;
     Ok(Json(EvidenceList { evidence }))
@@ -167,11 +167,11 @@ pub(super) async fn get_one(
     ApiPath((case_id, id)): ApiPath<(Uuid, Uuid)>,
 ) -> Result<Json<Evidence>, AppError> {
     require_read(&p)?;
-    let case = accessible_case(state.db(), &p, case_id).await?;
+    let case = accessible_case(&state, &p, case_id).await?;
     let evidence: Option<Evidence> = sqlx::query_as(&format!(
         "SELECT {EVIDENCE_COLUMNS} FROM evidence WHERE case_id = $1 AND id = $2"
     ))
-    .bind(case.id)
+    .bind(case)
     .bind(id)
     .fetch_optional(state.db())
     .await?;
@@ -195,12 +195,12 @@ pub(super) async fn process(
     ApiPath((case_id, id)): ApiPath<(Uuid, Uuid)>,
 ) -> Result<(StatusCode, Json<Evidence>), AppError> {
     require_admin(&p)?;
-    let case = accessible_case(state.db(), &p, case_id).await?;
+    let case = accessible_case(&state, &p, case_id).await?;
     let mut tx = state.db().begin().await?;
     let current: Option<(String, String)> = sqlx::query_as(
         "SELECT state, source_key FROM evidence WHERE case_id = $1 AND id = $2 FOR UPDATE",
     )
-    .bind(case.id)
+    .bind(case)
     .bind(id)
     .fetch_optional(&mut *tx)
     .await?;
@@ -215,7 +215,7 @@ pub(super) async fn process(
             "UPDATE evidence SET state = 'uploaded', updated_at = now() \
              WHERE case_id = $1 AND id = $2",
         )
-        .bind(case.id)
+        .bind(case)
         .bind(id)
         .execute(&mut *tx)
         .await?;
@@ -224,7 +224,7 @@ pub(super) async fn process(
         .0
         .launcher
         .start(PipelineJob {
-            case_id: case.id,
+            case_id: case,
             evidence_id: id,
             source_key: key,
         })
@@ -240,7 +240,7 @@ pub(super) async fn process(
         "UPDATE evidence SET state = 'processing', execution_id = $3, updated_at = now() \
          WHERE case_id = $1 AND id = $2 RETURNING {EVIDENCE_COLUMNS}"
     ))
-    .bind(case.id)
+    .bind(case)
     .bind(id)
     .bind(&execution)
     .fetch_one(&mut *tx)
@@ -249,7 +249,7 @@ pub(super) async fn process(
     audit(
         &state,
         &p,
-        Some(case.id),
+        Some(case),
         "evidence_processing",
         serde_json::json!({ "evidence_id": id, "execution_id": execution }),
     )

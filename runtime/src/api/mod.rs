@@ -13,7 +13,8 @@ mod events;
 mod evidence;
 pub mod openapi;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
@@ -27,7 +28,6 @@ pub use events::{Cursor, SearchPage};
 
 use crate::auth::{AuthError, Authenticator, Principal};
 use crate::launcher::PipelineLauncher;
-use crate::model::Case;
 use crate::storage::SourcesBucket;
 
 /// What handlers share.
@@ -40,6 +40,33 @@ struct Inner {
     auth: Authenticator,
     sources: Option<SourcesBucket>,
     launcher: Arc<dyn PipelineLauncher>,
+    case_owners: CaseOwners,
+}
+
+/// The creator of every case seen, by id. A case's id and creator never change (no route
+/// updates or deletes cases), so an access check need not ask the database again; the
+/// map is emptied when it reaches [`CaseOwners::MAX`] entries.
+#[derive(Debug, Default)]
+struct CaseOwners(Mutex<HashMap<Uuid, String>>);
+
+impl CaseOwners {
+    const MAX: usize = 10_000;
+
+    fn get(&self, id: Uuid) -> Option<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&id)
+            .cloned()
+    }
+
+    fn insert(&self, id: Uuid, owner: String) {
+        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if map.len() >= Self::MAX {
+            map.clear();
+        }
+        map.insert(id, owner);
+    }
 }
 
 impl AppState {
@@ -57,6 +84,7 @@ impl AppState {
             auth,
             sources,
             launcher,
+            case_owners: CaseOwners::default(),
         }))
     }
 
@@ -147,17 +175,26 @@ fn require_admin(p: &Principal) -> Result<(), AppError> {
     }
 }
 
-/// The case, if it exists and `p` may access it; 404 otherwise (both cases alike).
-async fn accessible_case(db: &PgPool, p: &Principal, case_id: Uuid) -> Result<Case, AppError> {
-    let case: Option<Case> = sqlx::query_as(
-        "SELECT id, name, description, created_by, created_at FROM cases WHERE id = $1",
-    )
-    .bind(case_id)
-    .fetch_optional(db)
-    .await?;
-    match case {
-        Some(c) if p.may_access(c.id, &c.created_by) => Ok(c),
-        _ => Err(AppError::NotFound("case")),
+/// The id of case `case_id` if it exists and `p` may access it; 404 otherwise (both
+/// cases alike).
+async fn accessible_case(state: &AppState, p: &Principal, case_id: Uuid) -> Result<Uuid, AppError> {
+    let owner = match state.0.case_owners.get(case_id) {
+        Some(owner) => owner,
+        None => {
+            let owner: Option<String> =
+                sqlx::query_scalar("SELECT created_by FROM cases WHERE id = $1")
+                    .bind(case_id)
+                    .fetch_optional(state.db())
+                    .await?;
+            let owner = owner.ok_or(AppError::NotFound("case"))?;
+            state.0.case_owners.insert(case_id, owner.clone());
+            owner
+        }
+    };
+    if p.may_access(case_id, &owner) {
+        Ok(case_id)
+    } else {
+        Err(AppError::NotFound("case"))
     }
 }
 

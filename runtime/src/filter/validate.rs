@@ -217,7 +217,7 @@ pub(crate) enum Pred {
     TagExists,
     LabelAny(Vec<String>),
     LabelExists,
-    /// `table` is `devices` or `identities`.
+    /// Device or identity, by ids and/or names.
     RefEq(RefKind, Refs),
     RefLike(RefKind, String),
     AttrEq(String, Vec<String>),
