@@ -22,7 +22,12 @@ fn service(store: Arc<dyn ChatStore>) -> ChatService {
         .connect_lazy("postgres://bench@127.0.0.1:1/none")
         .expect("a lazy pool");
     let catalog = PgCatalog::new(db, None).expect("no role");
-    ChatService::new(Arc::new(LocalGuard), Arc::new(LocalTranslator), store, catalog)
+    ChatService::new(
+        Arc::new(LocalGuard),
+        Arc::new(LocalTranslator),
+        store,
+        catalog,
+    )
 }
 
 async fn measure(name: &str, svc: &ChatService) -> Duration {
@@ -50,7 +55,11 @@ async fn measure(name: &str, svc: &ChatService) -> Duration {
         pct(0.50).as_secs_f64() * 1e3,
         p99.as_secs_f64() * 1e3,
         times[times.len() - 1].as_secs_f64() * 1e3,
-        if p99 <= Duration::from_millis(5) { "met" } else { "MISSED" }
+        if p99 <= Duration::from_millis(5) {
+            "met"
+        } else {
+            "MISSED"
+        }
     );
     p99
 }
@@ -66,5 +75,9 @@ async fn main() {
         &service(Arc::new(DynamoStore::new(client, tables))),
     )
     .await;
-    measure("in-process store", &service(Arc::new(MemoryStore::default()))).await;
+    measure(
+        "in-process store",
+        &service(Arc::new(MemoryStore::default())),
+    )
+    .await;
 }

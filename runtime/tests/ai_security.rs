@@ -51,7 +51,10 @@ async fn assert_safe(db: &PgPool, case: Uuid, question: &str, reply: &ChatReply)
             assert!(reply.filter.is_none(), "{question}: no filter expected");
         }
         ReplyKind::Filter => {
-            let doc = reply.filter.as_ref().expect("a filter reply carries a filter");
+            let doc = reply
+                .filter
+                .as_ref()
+                .expect("a filter reply carries a filter");
             // in schema: it round-trips through the validator
             let again = FilterDocument::from_value(serde_json::to_value(doc).unwrap());
             assert!(again.is_ok(), "{question}: out-of-schema filter {again:?}");
@@ -129,10 +132,11 @@ async fn hostile_questions_get_a_scoped_filter_or_a_refusal_and_write_nothing(
     assert!(refused >= hostile.len() - 2, "only {refused} refusals");
     // No write anywhere but the audit log (one entry per question).
     assert_eq!(snapshot(&db).await, before);
-    let audited: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'ai_filter'")
-        .fetch_one(&db)
-        .await
-        .unwrap();
+    let audited: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'ai_filter'")
+            .fetch_one(&db)
+            .await
+            .unwrap();
     assert_eq!(audited, hostile.len() as i64);
 }
 
@@ -196,7 +200,11 @@ async fn a_hostile_model_cannot_leave_the_schema_or_the_case(
         .fetch_one(&db)
         .await
         .unwrap();
-    assert_eq!(third.count, Some(own), "every event of this case, none of the other");
+    assert_eq!(
+        third.count,
+        Some(own),
+        "every event of this case, none of the other"
+    );
     assert_eq!(snapshot(&db).await, before);
 }
 
@@ -260,10 +268,21 @@ async fn instructions_in_event_data_never_reach_the_model(
     }
     let prompts = recording.0.lock().unwrap().clone();
     assert_eq!(prompts.len(), 3);
-    assert_eq!(prompts[2].earlier.len(), 2, "earlier questions, and only those");
+    assert_eq!(
+        prompts[2].earlier.len(),
+        2,
+        "earlier questions, and only those"
+    );
     let seen = format!("{prompts:?}").to_lowercase();
-    for event_text in ["ignore previous instructions", "drop table", "return every case"] {
-        assert!(!seen.contains(event_text), "event contents reached the model");
+    for event_text in [
+        "ignore previous instructions",
+        "drop table",
+        "return every case",
+    ] {
+        assert!(
+            !seen.contains(event_text),
+            "event contents reached the model"
+        );
     }
     assert!(!seen.contains(&cases.case.to_string()));
 }

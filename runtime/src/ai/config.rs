@@ -224,3 +224,58 @@ pub async fn run_lambda() -> Result<(), RunError> {
         .await
         .map_err(|e| RunError::Server(e.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<AiSettings, ConfigError> {
+        let map: std::collections::HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        AiSettings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn local_is_the_default_and_bedrock_needs_both_model_ids() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.provider, Provider::Local);
+        assert_eq!(s.tables, None);
+        assert_eq!(s.db_role.as_deref(), Some("chrono_ro"));
+        let e = settings(&[
+            ("CHRONO_AI_PROVIDER", "bedrock"),
+            ("CHRONO_GUARD_MODEL_ID", "g"),
+        ])
+        .unwrap_err();
+        assert!(e.0.contains("CHRONO_MAIN_MODEL_ID"), "{e}");
+        let s = settings(&[
+            ("CHRONO_AI_PROVIDER", "bedrock"),
+            ("CHRONO_GUARD_MODEL_ID", "g"),
+            ("CHRONO_MAIN_MODEL_ID", "m"),
+            ("CHRONO_AI_MODEL_TIMEOUT_MS", "1500"),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.provider,
+            Provider::Bedrock {
+                guard: "g".into(),
+                main: "m".into()
+            }
+        );
+        assert_eq!(s.model_timeout, Duration::from_millis(1500));
+        assert!(settings(&[("CHRONO_AI_PROVIDER", "openai")]).is_err());
+    }
+
+    #[test]
+    fn tables_are_all_or_nothing() {
+        assert!(settings(&[("CHRONO_SESSIONS_TABLE", "s")]).is_err());
+        let s = settings(&[
+            ("CHRONO_SESSIONS_TABLE", "s"),
+            ("CHRONO_INTENT_CACHE_TABLE", "i"),
+            ("CHRONO_CONVERSATIONS_TABLE", "c"),
+        ])
+        .unwrap();
+        assert_eq!(s.tables.unwrap().conversations, "c");
+    }
+}

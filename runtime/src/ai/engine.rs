@@ -302,7 +302,8 @@ impl ChatService {
         self.store
             .put_turn(&Turn {
                 session_id: session.id.clone(),
-                at: now,
+                // when it was asked (wall clock; `now` may be pinned for time resolution)
+                at: Utc::now(),
                 user: principal.sub.clone(),
                 case_id: req.case_id,
                 question: question.clone(),

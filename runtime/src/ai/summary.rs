@@ -115,3 +115,27 @@ fn time_text(t: &TimeRange) -> String {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_filter_reads_as_one_line() {
+        let doc = FilterDocument::from_value(serde_json::json!({
+            "time": {"from": "2024-03-12T00:00", "to": "2024-03-12T05:59:59.999999"},
+            "where": {"all": [
+                {"field": "action", "op": "eq", "value": "logon"},
+                {"field": "identity", "op": "in", "value": ["bob", "alice"]},
+                {"not": {"field": "src_ip", "op": "cidr", "value": "10.0.0.0/8"}}]},
+            "sort": "ts_desc", "limit": 10
+        }))
+        .unwrap();
+        assert_eq!(
+            summarize(&doc),
+            "action logon and user bob or alice and not (source IP in 10.0.0.0/8), \
+             2024-03-12 00:00 – 2024-03-12 05:59, newest first, 10 per page"
+        );
+        assert_eq!(summarize(&FilterDocument::default()), "all events");
+    }
+}

@@ -1077,6 +1077,93 @@ mod tests {
     }
 
     #[test]
+    fn relative_times_follow_the_callers_zone() {
+        // 02:00 UTC on the 14th is still the 13th in New York.
+        let ny = ResolveCtx {
+            now: DateTime::parse_from_rfc3339("2024-03-14T02:00:00Z")
+                .unwrap()
+                .with_timezone(&Utc),
+            tz: chrono_tz::America::New_York,
+        };
+        let Translation::Filter(d) = translate("logons today", &ny) else {
+            panic!("no filter")
+        };
+        assert_eq!(
+            serde_json::to_value(d.time).unwrap(),
+            json!({"from": "2024-03-13T00:00:00", "to": "2024-03-13T23:59:59.999999"})
+        );
+        for (q, time) in [
+            ("logons in the last 90 minutes", json!({"last": "90m"})),
+            ("logons over the past two weeks", json!({"last": "2w"})),
+            ("logons since 10:30", json!({"from": "2024-03-14T10:30:00"})),
+            (
+                "logons at 9:15pm on March 2",
+                json!({"around": "2024-03-02T21:15:00", "window": "15m"}),
+            ),
+            (
+                "logons from 2024-03-01T08:00 to 2024-03-01T09:30",
+                json!({"from": "2024-03-01T08:00:00", "to": "2024-03-01T09:30:00"}),
+            ),
+            (
+                "logons last week",
+                json!({"from": "2024-03-04T00:00:00", "to": "2024-03-10T23:59:59.999999"}),
+            ),
+            (
+                "logons last month",
+                json!({"from": "2024-02-01T00:00:00", "to": "2024-02-29T23:59:59.999999"}),
+            ),
+            // a date later in the year than today is last year's
+            (
+                "logons on 24 December",
+                json!({"from": "2023-12-24T00:00:00", "to": "2023-12-24T23:59:59.999999"}),
+            ),
+        ] {
+            let Translation::Filter(d) = translate(q, &ctx()) else {
+                panic!("{q}: no filter")
+            };
+            assert_eq!(serde_json::to_value(d.time).unwrap(), time, "{q}");
+        }
+    }
+
+    #[test]
+    fn same_field_values_merge_and_negations_become_neq_or_not() {
+        assert_eq!(
+            doc("logons for bob or alice except from 10.0.0.5")["where"],
+            json!({"all": [
+                {"field": "action", "op": "eq", "value": "logon"},
+                {"field": "identity", "op": "in", "value": ["bob", "alice"]},
+                {"field": "src_ip", "op": "neq", "value": "10.0.0.5"}
+            ]})
+        );
+        assert_eq!(
+            doc("events except 10.0.0.0/8")["where"],
+            json!({"not": {"field": "src_ip", "op": "cidr", "value": "10.0.0.0/8"}})
+        );
+    }
+
+    #[test]
+    fn odd_input_never_panics_and_stays_valid() {
+        for q in [
+            "",
+            "\u{0}\u{0}",
+            "\"unterminated quote",
+            "last 0 hours",
+            "between and",
+            "99:99 on 2024-02-30",
+            "event event event",
+            "from from from 1.2.3.4.5",
+            "on February 31",
+            "logons at 25pm",
+            "a".repeat(5000).as_str(),
+            "\"x\" ".repeat(50).as_str(),
+        ] {
+            if let Translation::Filter(d) = translate(q, &ctx()) {
+                assert!(d.validate().is_ok(), "{q}");
+            }
+        }
+    }
+
+    #[test]
     fn nothing_recognisable_asks_for_more() {
         assert!(matches!(
             translate("hello there", &ctx()),

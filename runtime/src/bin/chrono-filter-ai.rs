@@ -17,7 +17,10 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    chrono_runtime::server::init_logging(!cfg!(debug_assertions));
+    // JSON logs by default on ECS (CloudWatch), text locally; CHRONO_LOG_FORMAT overrides.
+    chrono_runtime::server::init_logging(
+        std::env::var_os("ECS_CONTAINER_METADATA_URI_V4").is_some(),
+    );
     chrono_runtime::ai::config::serve_from_env(args.addr).await?;
     Ok(())
 }
