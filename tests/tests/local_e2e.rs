@@ -213,58 +213,38 @@ fn local_platform_end_to_end() {
             csv_rows(&evidence.join("sigma_events.csv")),
         ),
     ];
-    let pipeline_available = step("process security.evtx")["result"] == "ok";
-    if pipeline_available {
-        for (file, n) in expected {
-            let s = step(&format!("pipeline {file}"));
-            assert_eq!(s["result"], "ok", "{report:#}");
-            assert!(
-                s["detail"]
-                    .as_str()
-                    .unwrap()
-                    .starts_with(&format!("{n} events")),
-                "{file}: expected {n} events: {s}"
-            );
-        }
-        assert_eq!(step("filtered search")["result"], "ok", "{report:#}");
-        assert!(report["search_hits"].as_u64().unwrap() > 0);
-        assert_eq!(code, 0, "{report:#}");
-    } else {
-        // Until the pipeline lands the API must say so, and the demo must not pretend.
-        for (file, _) in expected {
-            let s = step(&format!("process {file}"));
-            assert_eq!(s["result"], "not_yet_available", "{report:#}");
-            assert!(
-                s["detail"]
-                    .as_str()
-                    .unwrap()
-                    .contains("pipeline_unavailable"),
-                "{s}"
-            );
-        }
+    // Every piece of the runtime exists now: the demo must process the evidence, find
+    // events with the filter, and get an AI-produced filter that matches them.
+    for (file, n) in expected {
         assert_eq!(
-            step("filtered search")["result"],
-            "not_yet_available",
-            "an empty timeline is no success"
+            step(&format!("process {file}"))["result"],
+            "ok",
+            "{report:#}"
         );
-        assert_ne!(code, 0, "an incomplete demo exits non-zero");
+        let s = step(&format!("pipeline {file}"));
+        assert_eq!(s["result"], "ok", "{report:#}");
+        assert!(
+            s["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("{n} events")),
+            "{file}: expected {n} events: {s}"
+        );
     }
+    assert_eq!(step("filtered search")["result"], "ok", "{report:#}");
+    assert!(report["search_hits"].as_u64().unwrap() > 0);
+    assert_eq!(code, 0, "{report:#}");
+    assert!(
+        names.contains(&"filter-ai"),
+        "filter-ai must run: {names:?}"
+    );
     let ai = step("AI question");
-    if names.contains(&"filter-ai") {
-        // The AI turns the question into the demo's own filter; it counts what that
-        // filter matches in the case, which is the search's result.
-        assert_eq!(ai["result"], "ok", "{report:#}");
-        let produced = ai["detail"].as_str().unwrap();
-        assert!(produced.contains("\"field\":\"action\""), "{produced}");
-        let hits = report["ai_hits"].as_i64().unwrap();
-        if pipeline_available {
-            assert!(hits > 0, "{report:#}");
-        } else {
-            assert_eq!(hits, 0, "no evidence was processed: {report:#}");
-        }
-    } else {
-        assert_eq!(ai["result"], "not_yet_available", "{report:#}");
-    }
+    // The AI turns the question into the demo's own filter; it counts what that filter
+    // matches in the case, which is the search's result.
+    assert_eq!(ai["result"], "ok", "{report:#}");
+    let produced = ai["detail"].as_str().unwrap();
+    assert!(produced.contains("\"field\":\"action\""), "{produced}");
+    assert!(report["ai_hits"].as_i64().unwrap() > 0, "{report:#}");
 
     // A crashed component is reported and restarted by up.
     let (_, api_pid) = first.iter().find(|(n, _)| n == "api").cloned().unwrap();
