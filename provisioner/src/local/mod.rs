@@ -160,6 +160,11 @@ pub enum LocalError {
         /// Its log file.
         log: PathBuf,
     },
+    /// The `postgres` OS user cannot reach the cluster's data directory.
+    #[error(
+        "PostgreSQL runs as the `postgres` OS user, which cannot reach {0}; let it traverse the parent directories (e.g. `chmod o+x` on each), use `--dir` elsewhere (e.g. under /tmp), or set DATABASE_URL"
+    )]
+    Unreachable(PathBuf),
     /// A command we ran failed.
     #[error("`{command}` failed: {output}")]
     Command {

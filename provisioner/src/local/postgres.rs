@@ -100,6 +100,25 @@ impl Binaries {
         Ok(())
     }
 
+    /// When the server runs as the `postgres` OS user, that user must be able to enter
+    /// the data directory (a checkout under a `0700` home directory is the usual trap);
+    /// say so plainly instead of letting `initdb` fail with a permission error.
+    fn check_reachable(&self, data: &Path) -> Result<(), LocalError> {
+        if !self.as_postgres {
+            return Ok(());
+        }
+        let reachable = Command::new("runuser")
+            .args(["-u", SUPERUSER, "--", "test", "-x"])
+            .arg(data)
+            .status()
+            .is_ok_and(|s| s.success());
+        if reachable {
+            Ok(())
+        } else {
+            Err(LocalError::Unreachable(data.to_path_buf()))
+        }
+    }
+
     /// Creates the cluster in `layout.pg_data()` unless it exists.
     pub fn init(&self, layout: &Layout) -> Result<bool, LocalError> {
         let data = layout.pg_data();
@@ -108,6 +127,7 @@ impl Binaries {
         }
         std::fs::create_dir_all(&data).map_err(LocalError::io("creating", &data))?;
         self.hand_over(&data)?;
+        self.check_reachable(&data)?;
         process::run(self.server_command("initdb").arg("-D").arg(&data).args([
             "-U",
             SUPERUSER,
