@@ -3,10 +3,7 @@
 //! path-style addressing, the Step Functions launcher starts an execution with the job as
 //! input, and the database secret is read from Secrets Manager.
 
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
@@ -14,48 +11,10 @@ use chrono_runtime::launcher::{PipelineJob, PipelineLauncher, StepFunctionsLaunc
 use chrono_runtime::storage::SourcesBucket;
 use uuid::Uuid;
 
-/// A moto server on a free loopback port, stopped on drop.
-struct Moto {
-    child: Child,
-    endpoint: String,
-}
+#[path = "support/moto_server.rs"]
+mod moto_server;
 
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn moto() -> Moto {
-    let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server");
-    assert!(
-        bin.exists(),
-        "{} is missing; run `make venv`",
-        bin.display()
-    );
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(bin)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let moto = Moto {
-        child,
-        endpoint: format!("http://127.0.0.1:{port}"),
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "moto did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    moto
-}
+use moto_server::MotoServer;
 
 fn sdk(endpoint: &str) -> aws_config::SdkConfig {
     aws_config::SdkConfig::builder()
@@ -70,8 +29,8 @@ fn sdk(endpoint: &str) -> aws_config::SdkConfig {
 
 #[tokio::test]
 async fn aws_calls_work_against_the_local_emulator() {
-    let moto = moto();
-    let sdk = sdk(&moto.endpoint);
+    let moto = MotoServer::start();
+    let sdk = sdk(&moto.endpoint());
 
     // presigned PUT → object in the bucket (path-style, since an endpoint is configured)
     let s3 = SourcesBucket::client_from(&sdk);
@@ -90,7 +49,7 @@ async fn aws_calls_work_against_the_local_emulator() {
     let put = bucket.presign_put(key).await.unwrap();
     assert!(
         put.url
-            .starts_with(&format!("{}/chrono-acme-dev-sources/", moto.endpoint))
+            .starts_with(&format!("{}/chrono-acme-dev-sources/", moto.endpoint()))
     );
     let resp = reqwest::Client::new()
         .put(&put.url)

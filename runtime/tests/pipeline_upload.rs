@@ -4,9 +4,7 @@
 //! sample keeps its good records, unknown files fail the evidence with the reason, and the
 //! steps run one by one as the state machine runs them.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_credential_types::Credentials;
@@ -24,46 +22,21 @@ use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-/// A moto server on a free loopback port, stopped when dropped.
-struct Moto {
-    child: Child,
-    endpoint: String,
-}
+#[path = "support/moto_server.rs"]
+mod moto_server;
+
+/// The emulator with the `sources` and `artifacts` buckets.
+struct Moto(moto_server::MotoServer);
 
 impl Moto {
     fn start() -> Moto {
-        let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server");
-        assert!(
-            bin.exists(),
-            "{} is missing; run `make venv` first",
-            bin.display()
-        );
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "moto did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Moto {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-        }
+        Moto(moto_server::MotoServer::start())
     }
 
     async fn s3(&self) -> Client {
         let conf = aws_sdk_s3::Config::builder()
             .behavior_version_latest()
-            .endpoint_url(&self.endpoint)
+            .endpoint_url(self.0.endpoint())
             .region(aws_sdk_s3::config::Region::new("us-east-1"))
             .credentials_provider(Credentials::new("test", "test", None, None, "test"))
             .force_path_style(true)
@@ -73,13 +46,6 @@ impl Moto {
             s3.create_bucket().bucket(bucket).send().await.unwrap();
         }
         s3
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -2,11 +2,6 @@
 //! `.venv` (`make venv`) on a free loopback port, killed when dropped, and the three
 //! DynamoDB tables of filter-ai created in it.
 
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
@@ -14,57 +9,22 @@ use aws_sdk_dynamodb::types::{
 };
 use chrono_runtime::ai::store::TableNames;
 
+#[path = "../support/moto_server.rs"]
+mod moto_server;
+
 /// A running moto server.
 #[derive(Debug)]
-pub struct Moto {
-    child: Child,
-    port: u16,
-}
+pub struct Moto(moto_server::MotoServer);
 
 impl Moto {
-    /// Starts moto and waits until it answers (at most 30 s).
+    /// Starts moto and waits until it answers.
     pub async fn start() -> Moto {
-        let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server");
-        assert!(
-            bin.exists(),
-            "{} not found; run `make venv` first",
-            bin.display()
-        );
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(&bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut moto = Moto { child, port };
-        let started = Instant::now();
-        loop {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return moto;
-            }
-            if let Ok(Some(status)) = moto.child.try_wait() {
-                panic!("moto_server exited early with {status}");
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "moto_server did not answer within 30 s"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        Moto(moto_server::MotoServer::start())
     }
 
     /// `http://127.0.0.1:<port>`.
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        self.0.endpoint()
     }
 
     /// A DynamoDB client for the emulator.
@@ -76,13 +36,6 @@ impl Moto {
             .endpoint_url(self.endpoint())
             .build();
         aws_sdk_dynamodb::Client::from_conf(conf)
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
