@@ -283,7 +283,12 @@ fn local_platform_end_to_end() {
     local.ok(&["down"]);
     let all_pids: Vec<u32> = first.iter().map(|(_, p)| *p).chain([new_api]).collect();
     for pid in &all_pids {
-        assert!(!alive(*pid), "pid {pid} survived down");
+        assert!(
+            !alive(*pid),
+            "pid {pid} survived down: {:?} {:?}",
+            std::fs::read_to_string(format!("/proc/{pid}/cmdline")),
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        );
     }
     local.ok(&["up"]);
     let token = local

@@ -194,7 +194,9 @@ impl Binaries {
                 .arg(layout.pg_data())
                 .args(["-m", "fast", "-w", "-t", "30", "stop"]),
         );
-        if stopped.is_err() {
+        // `pg_ctl -w` returns once `postmaster.pid` is removed, a moment before the
+        // postmaster itself has exited: wait for the process, or stop it by pid.
+        if stopped.is_err() || !process::wait_gone(pid, Duration::from_secs(10)) {
             process::stop(pid, &self.postgres(), Duration::from_secs(10))?;
         }
         Ok(true)

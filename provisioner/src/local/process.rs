@@ -36,18 +36,11 @@ pub fn spawn(mut cmd: Command, log: &Path) -> Result<Child, LocalError> {
 
 /// Whether `pid` is alive (not a zombie) and runs `program`.
 pub fn is_ours(pid: u32, program: &Path) -> bool {
-    let proc = Path::new("/proc").join(pid.to_string());
-    let Ok(stat) = std::fs::read_to_string(proc.join("stat")) else {
-        return false;
-    };
-    // `pid (comm) S ...`: the state follows the last `)` (comm may contain anything).
-    let state = stat
-        .rsplit_once(')')
-        .and_then(|(_, rest)| rest.trim_start().chars().next());
-    if matches!(state, None | Some('Z' | 'X')) {
+    if !running(pid) {
         return false;
     }
-    let Ok(cmdline) = std::fs::read(proc.join("cmdline")) else {
+    let Ok(cmdline) = std::fs::read(Path::new("/proc").join(pid.to_string()).join("cmdline"))
+    else {
         return false;
     };
     let name = program.file_name();
@@ -58,6 +51,19 @@ pub fn is_ours(pid: u32, program: &Path) -> bool {
         .any(|a| a == program || (name.is_some() && a.file_name() == name))
 }
 
+/// Whether `pid` exists and is neither a zombie nor dead. A process in the middle of
+/// exiting still counts (its command line already reads empty then).
+fn running(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // `pid (comm) S ...`: the state follows the last `)` (comm may contain anything).
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim_start().chars().next());
+    !matches!(state, None | Some('Z' | 'X'))
+}
+
 /// Stops `pid` if it is still ours: SIGTERM, then SIGKILL after `grace`. Returns whether
 /// it was running.
 pub fn stop(pid: u32, program: &Path, grace: Duration) -> Result<bool, LocalError> {
@@ -65,19 +71,26 @@ pub fn stop(pid: u32, program: &Path, grace: Duration) -> Result<bool, LocalErro
         return Ok(false);
     }
     signal(pid, "TERM")?;
-    let deadline = Instant::now() + grace;
-    while Instant::now() < deadline {
-        if !is_ours(pid, program) {
-            return Ok(true);
-        }
-        std::thread::sleep(Duration::from_millis(100));
+    if wait_gone(pid, grace) {
+        return Ok(true);
     }
     signal(pid, "KILL")?;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while is_ours(pid, program) && Instant::now() < deadline {
+    wait_gone(pid, Duration::from_secs(5));
+    Ok(true)
+}
+
+/// Waits until `pid` has exited or is a zombie, at most
+/// `timeout`; returns whether it is gone. Liveness, not the command line, is what counts
+/// here: an exiting process's command line reads empty before the process is gone.
+pub fn wait_gone(pid: u32, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while running(pid) {
+        if Instant::now() >= deadline {
+            return false;
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
-    Ok(true)
+    true
 }
 
 fn signal(pid: u32, sig: &str) -> Result<(), LocalError> {
