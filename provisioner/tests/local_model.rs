@@ -72,7 +72,7 @@ fn runtime_env_covers_every_contract_variable() {
         cfg: &cfg,
         provisioned: &provisioned,
         aws_endpoint: "http://127.0.0.1:1",
-        jwks_file: Path::new("/tmp/jwks.json"),
+        jwks_url: "http://127.0.0.1:1/.well-known/jwks.json",
     };
     let env = runtime::env(&wiring, "postgres://chrono_api@127.0.0.1:2/chronotracer");
     assert_eq!(runtime::uncovered(&env), Vec::<&str>::new());

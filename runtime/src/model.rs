@@ -4,9 +4,12 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sqlx::types::Json;
 use sqlx::types::ipnetwork::IpNetwork;
 use utoipa::ToSchema;
 use uuid::Uuid;
+
+pub use crate::pipeline::event::Attributes;
 
 /// An investigation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow, ToSchema)]
@@ -99,7 +102,8 @@ pub struct EventRow {
     pub outcome: Option<String>,
     pub src_ip: Option<IpNetwork>,
     pub dst_ip: Option<IpNetwork>,
-    pub attributes: Value,
+    /// Decoded as JSON text, without building a tree: the page is written out verbatim.
+    pub attributes: Json<Attributes>,
     pub tags: Vec<String>,
     pub device_id: Option<Uuid>,
     pub device_name: Option<String>,
@@ -139,7 +143,7 @@ pub struct Event {
     pub dst_ip: Option<String>,
     /// Everything else the record said.
     #[schema(value_type = Object)]
-    pub attributes: Value,
+    pub attributes: Attributes,
     /// Tags.
     pub tags: Vec<String>,
     /// The device, if known.
@@ -213,7 +217,7 @@ impl From<EventRow> for Event {
             outcome: r.outcome,
             src_ip: ip(r.src_ip),
             dst_ip: ip(r.dst_ip),
-            attributes: r.attributes,
+            attributes: r.attributes.0,
             tags: r.tags,
             device: r.device_id.map(|id| DeviceRef {
                 id,

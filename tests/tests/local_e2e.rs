@@ -166,7 +166,7 @@ fn local_platform_end_to_end() {
 
     let first = local.pids();
     let names: Vec<&str> = first.iter().map(|(n, _)| n.as_str()).collect();
-    for required in ["api", "moto", "postgres"] {
+    for required in ["api", "moto", "postgres", "issuer"] {
         assert!(
             names.contains(&required),
             "{required} missing from {names:?}"
@@ -177,6 +177,31 @@ fn local_platform_end_to_end() {
     }
     let status: Value = serde_json::from_str(&local.ok(&["--output", "json", "status"])).unwrap();
     assert_eq!(status["healthy"], true, "{status:#}");
+
+    // The issuer serves the minted key's JWKS over HTTP, and the API verifies against
+    // that URL (as API Gateway's JWT authorizer reads the provider's JWKS), not a file.
+    let issuer_url = local.state()["components"]["issuer"]["endpoint"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let jwks_url = format!("{issuer_url}/.well-known/jwks.json");
+    let (code, served) = http(reqwest::Method::GET, &jwks_url, "");
+    assert_eq!(code, 200, "{jwks_url}");
+    let on_disk: Value = serde_json::from_str(
+        &std::fs::read_to_string(local.root().join("keys/jwks.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(served, on_disk, "the issuer serves the minted key's JWKS");
+    let (_, api_pid) = first.iter().find(|(n, _)| n == "api").cloned().unwrap();
+    let api_env = std::fs::read(format!("/proc/{api_pid}/environ")).unwrap();
+    let api_env = String::from_utf8_lossy(&api_env);
+    assert!(
+        api_env
+            .split('\0')
+            .any(|v| v == format!("CHRONO_JWKS_URL={jwks_url}")),
+        "the API fetches its keys from the issuer: {api_env}"
+    );
+    assert!(!api_env.contains("CHRONO_JWKS_FILE="), "{api_env}");
 
     // Idempotent: a second up starts nothing new.
     local.ok(&["up"]);

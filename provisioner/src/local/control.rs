@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use chrono_stacks::config::Config;
 use serde_json::json;
 
+use super::issuer::{self, ISSUER};
 use super::keys::{SigningKey, TokenClaims};
 use super::layout::{Component, Layout, State};
 use super::postgres::{self, Binaries};
@@ -281,13 +282,16 @@ pub async fn up(
         );
     }
 
+    let issuer_port = port(&mut state, ISSUER)?;
+    start_issuer(layout, &mut state, &cfg, issuer_port, output).await?;
+
     // Runtime processes.
-    let jwks = layout.jwks();
+    let jwks_url = issuer::jwks_url(issuer_port);
     let wiring = Wiring {
         cfg: &cfg,
         provisioned: &provisioned,
         aws_endpoint: &moto_url,
-        jwks_file: &jwks,
+        jwks_url: &jwks_url,
     };
     let shared_env = runtime::env(&wiring, &user_url(runtime::API.db_user));
     state.env = shared_env.clone();
@@ -343,6 +347,65 @@ pub async fn up(
         OutputFormat::Text => print_summary(&state, &unavailable, layout),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Starts the issuer (this very binary, `local serve-jwks`) unless it already runs from
+/// the current build.
+async fn start_issuer(
+    layout: &Layout,
+    state: &mut State,
+    cfg: &Config,
+    port: u16,
+    output: OutputFormat,
+) -> Result<(), LocalError> {
+    let program = std::env::current_exe().map_err(LocalError::io("locating", "chronoctl"))?;
+    let url = format!("http://127.0.0.1:{port}");
+    if let Some(c) = running(state, ISSUER) {
+        if c.program_modified == super::layout::modified(&program) {
+            return Ok(());
+        }
+        say(
+            output,
+            "chronoctl was rebuilt since the issuer started; restarting it",
+        );
+        if let Some(pid) = c.pid {
+            process::stop(pid, &c.program, STOP_GRACE)?;
+        }
+    } else {
+        report_crash(state, ISSUER, output);
+    }
+    let log = layout.log(ISSUER);
+    say(
+        output,
+        format!(
+            "starting the token issuer on {url} (JWKS {})",
+            issuer::JWKS_PATH
+        ),
+    );
+    let mut cmd = Command::new(&program);
+    cmd.arg("local")
+        .arg("--dir")
+        .arg(layout.root())
+        .arg("serve-jwks")
+        .arg("--addr")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--jwks")
+        .arg(layout.jwks())
+        .arg("--issuer")
+        .arg(&cfg.auth.jwt_issuer)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    let mut child = process::spawn(cmd, &log)?;
+    record(state, ISSUER, child.id(), &program, &url, &log);
+    layout.save(state)?;
+    wait_for(
+        ISSUER,
+        &format!("{url}{}", issuer::HEALTH_PATH),
+        false,
+        Some(&mut child),
+        &log,
+    )
+    .await
 }
 
 fn dry_run(
@@ -417,6 +480,7 @@ fn summary(state: &State, unavailable: &[RuntimeProcess], layout: &Layout) -> se
         }))).collect::<serde_json::Map<_, _>>(),
         "not_yet_available": unavailable.iter().map(|p| p.name).collect::<Vec<_>>(),
         "jwks": layout.jwks(),
+        "jwks_url": state.ports.get(ISSUER).map(|p| issuer::jwks_url(*p)),
     })
 }
 
@@ -473,6 +537,7 @@ pub async fn statuses(layout: &Layout) -> Result<Vec<ComponentStatus>, LocalErro
         let health = match name.as_str() {
             MOTO => format!("{}/moto-api/", c.endpoint),
             POSTGRES => String::new(),
+            ISSUER => format!("{}{}", c.endpoint, issuer::HEALTH_PATH),
             other => {
                 let path = PROCESSES
                     .iter()
@@ -588,7 +653,13 @@ pub async fn down(
 
 /// `chronoctl local logs [component]`.
 pub fn logs(layout: &Layout, component: Option<&str>) -> Result<ExitCode, LocalError> {
-    let names = [MOTO, POSTGRES, runtime::API.name, runtime::FILTER_AI.name];
+    let names = [
+        MOTO,
+        POSTGRES,
+        ISSUER,
+        runtime::API.name,
+        runtime::FILTER_AI.name,
+    ];
     match component {
         None => {
             for n in names {

@@ -3,8 +3,8 @@
 //! `up` starts the moto server (from the project's `.venv`) and a private PostgreSQL
 //! cluster, creates in the emulator what the data and compute stacks describe (buckets,
 //! tables, the pipeline state machine: from the typed stack model, never hand-written
-//! names), applies the runtime's migrations and login roles, mints a signing key with its
-//! JWKS, and runs the runtime's handlers as local processes. `status`, `down`, `logs`,
+//! names), applies the runtime's migrations and login roles, mints a signing key and
+//! serves its JWKS over HTTP (see [`issuer`]), and runs the runtime's handlers as local processes. `status`, `down`, `logs`,
 //! `token` and `demo` work on what `up` recorded in the state file.
 //!
 //! Everything lives under one directory (default `.chrono/local`, see [`layout`]).
@@ -16,6 +16,7 @@
 
 pub mod control;
 pub mod demo;
+pub mod issuer;
 pub mod keys;
 pub mod layout;
 pub mod moto;
@@ -61,13 +62,27 @@ pub enum LocalCommand {
     },
     /// Print the log of one component (or list the log files).
     Logs {
-        /// Component: moto, postgres, api, filter-ai.
+        /// Component: moto, postgres, issuer, api, filter-ai.
         component: Option<String>,
     },
     /// Print a signed token for the local API.
     Token(TokenArgs),
     /// End-to-end demo against the running platform: case, uploads, pipeline, search, AI.
     Demo(demo::DemoArgs),
+    /// Serve the signing key's JWKS and discovery document (the `issuer` component `up`
+    /// starts; not meant to be run by hand).
+    #[command(hide = true)]
+    ServeJwks {
+        /// Listen address.
+        #[arg(long)]
+        addr: std::net::SocketAddr,
+        /// The JWKS file to serve.
+        #[arg(long)]
+        jwks: PathBuf,
+        /// The issuer (`iss`) the tokens carry.
+        #[arg(long)]
+        issuer: String,
+    },
 }
 
 /// `local up` arguments.
@@ -198,7 +213,7 @@ pub enum LocalError {
     #[error("signing key: {0}; `chronoctl local down --wipe` and `up` mint a new one")]
     Key(String),
     /// No such component.
-    #[error("no component `{0}`; one of: moto, postgres, api, filter-ai")]
+    #[error("no component `{0}`; one of: moto, postgres, issuer, api, filter-ai")]
     UnknownComponent(String),
     /// A demo step failed or is not available yet.
     #[error("demo: {0}")]
@@ -238,6 +253,9 @@ pub fn run(args: &LocalArgs, output: OutputFormat) -> Result<std::process::ExitC
             LocalCommand::Logs { component } => control::logs(&layout, component.as_deref()),
             LocalCommand::Token(t) => control::token(&layout, t),
             LocalCommand::Demo(d) => demo::run(&layout, d, output).await,
+            LocalCommand::ServeJwks { addr, jwks, issuer } => issuer::serve(*addr, jwks, issuer)
+                .await
+                .map(|()| std::process::ExitCode::SUCCESS),
         }
     })
 }

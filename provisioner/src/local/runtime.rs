@@ -1,7 +1,7 @@
 //! The runtime's handlers as local processes: what runs (binary, arguments, health path,
 //! database user) and the environment each gets, which is the compute stack's
-//! [`RUNTIME_ENV`] filled for local mode (plus `DATABASE_URL`, `CHRONO_JWKS_FILE` and the
-//! emulator's `AWS_*`).
+//! [`RUNTIME_ENV`] filled for local mode (plus `DATABASE_URL`, `CHRONO_JWKS_URL` of the local
+//! issuer and the emulator's `AWS_*`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -97,8 +97,8 @@ pub struct Wiring<'a> {
     pub provisioned: &'a Provisioned,
     /// Emulator endpoint.
     pub aws_endpoint: &'a str,
-    /// JWKS file.
-    pub jwks_file: &'a Path,
+    /// JWKS URL of the local issuer.
+    pub jwks_url: &'a str,
 }
 
 /// The environment of a runtime process whose database URL is `database_url`.
@@ -118,7 +118,7 @@ pub fn env(w: &Wiring<'_>, database_url: &str) -> BTreeMap<String, String> {
         ("CHRONO_CASES_CLAIM", CASES_CLAIM.to_owned()),
         ("CHRONO_AI_PROVIDER", "local".to_owned()),
         ("CHRONO_LOG_FORMAT", "text".to_owned()),
-        ("CHRONO_JWKS_FILE", w.jwks_file.display().to_string()),
+        ("CHRONO_JWKS_URL", w.jwks_url.to_owned()),
         ("DATABASE_URL", database_url.to_owned()),
     ]
     .into_iter()
