@@ -166,12 +166,59 @@ pub fn lambda_handler(
     lambda_http::Adapter::from(app)
 }
 
+/// The operator event `chronoctl onboard` sends to the API function to apply the
+/// database migrations (it runs in the VPC next to Aurora with the database secret;
+/// chronoctl has neither). Contract with `chrono_provisioner::deploy::migrate`.
+pub const COMMAND_KEY: &str = "chrono_command";
+
+/// What the API function answers to an invocation: an API Gateway response, or the
+/// outcome of an operator command.
+///
+/// Events carrying [`COMMAND_KEY`] are operator commands (only `migrate` exists); every
+/// other event must be an API Gateway event and goes through the router. API Gateway
+/// never produces a `chrono_command` field, and invoking the function directly needs
+/// `lambda:InvokeFunction`, which only the operator's deploy role has.
+pub async fn lambda_entry(
+    app: Router,
+    db: sqlx::PgPool,
+    event: lambda_http::LambdaEvent<serde_json::Value>,
+) -> Result<serde_json::Value, lambda_http::Error> {
+    use lambda_http::Service;
+    let lambda_http::LambdaEvent { payload, context } = event;
+    if let Some(command) = payload.get(COMMAND_KEY) {
+        return match command.as_str() {
+            Some("migrate") => {
+                crate::db::MIGRATOR
+                    .run(&db)
+                    .await
+                    .map_err(|e| format!("migrating the database: {e}"))?;
+                let latest = crate::db::MIGRATOR.iter().map(|m| m.version).max();
+                tracing::info!(?latest, "database migrated");
+                Ok(serde_json::json!({"migrated": true, "latest_version": latest}))
+            }
+            _ => Err(
+                format!("unknown {COMMAND_KEY} {command}; the only command is \"migrate\"").into(),
+            ),
+        };
+    }
+    let request: lambda_http::request::LambdaRequest = serde_json::from_value(payload)
+        .map_err(|e| format!("not an API Gateway event nor a {COMMAND_KEY}: {e}"))?;
+    let response = lambda_handler(app)
+        .call(lambda_http::LambdaEvent::new(request, context))
+        .await?;
+    Ok(serde_json::to_value(response)?)
+}
+
 /// Runs as the Lambda function until the runtime stops it.
 pub async fn run_lambda() -> Result<(), StartError> {
     let state = state_from_env(Mode::Lambda, None).await?;
-    lambda_http::run(router(state))
-        .await
-        .map_err(|e| StartError::Server(e.to_string()))
+    let db = state.db().clone();
+    let app = router(state);
+    lambda_http::lambda_runtime::run(lambda_http::service_fn(move |event| {
+        lambda_entry(app.clone(), db.clone(), event)
+    }))
+    .await
+    .map_err(|e| StartError::Server(e.to_string()))
 }
 
 /// Serves the API on `addr` until Ctrl-C / SIGTERM.

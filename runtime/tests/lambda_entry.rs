@@ -9,7 +9,7 @@ use std::sync::Arc;
 use chrono_runtime::api::{AppState, router};
 use chrono_runtime::auth::{Authenticator, ClaimNames};
 use chrono_runtime::launcher::LocalLauncher;
-use chrono_runtime::server::lambda_handler;
+use chrono_runtime::server::{lambda_entry, lambda_handler};
 use lambda_http::request::LambdaRequest;
 use lambda_http::{Context, LambdaEvent, Service};
 use serde_json::Value;
@@ -100,4 +100,83 @@ async fn lambda_entry_serves_an_api_gateway_http_event(_: PgPoolOptions, opts: P
     upload["body"] = Value::String("{\"file_name\":\"a.evtx\"}".into());
     let response = invoke(app, upload).await;
     assert_eq!(response["statusCode"], 403);
+}
+
+/// The operator event `chronoctl onboard` sends (`chrono_provisioner::deploy::migrate::
+/// MIGRATE_PAYLOAD`; [`onboard_sends_this_event`] checks the two agree).
+const MIGRATE_EVENT: &str = r#"{"chrono_command":"migrate"}"#;
+
+#[test]
+fn onboard_sends_this_event() {
+    // the provisioner is not a dependency of the runtime: read its constant from source
+    let source = include_str!("../../provisioner/src/deploy/migrate.rs");
+    let line = source
+        .lines()
+        .find(|l| l.starts_with("pub const MIGRATE_PAYLOAD"))
+        .expect("MIGRATE_PAYLOAD in provisioner/src/deploy/migrate.rs");
+    assert!(line.contains(MIGRATE_EVENT), "{line}");
+}
+
+async fn entry(db: &sqlx::PgPool, event: &str) -> Result<Value, String> {
+    let state = AppState::new(
+        db.clone(),
+        Authenticator::ApiGateway(ClaimNames::default()),
+        None,
+        Arc::new(LocalLauncher::unavailable()),
+    );
+    let event = LambdaEvent::new(serde_json::from_str(event).unwrap(), Context::default());
+    lambda_entry(router(state), db.clone(), event)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+#[sqlx::test(migrations = false)]
+async fn the_migrate_command_migrates_an_empty_database_and_is_idempotent(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let db = common::pool(opts).await;
+    let tables = |db: sqlx::PgPool| async move {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename IN ('cases', 'events', 'evidence')",
+        )
+        .fetch_one(&db)
+        .await
+        .unwrap()
+    };
+    assert_eq!(tables(db.clone()).await, 0, "starts empty");
+
+    let out = entry(&db, MIGRATE_EVENT).await.unwrap();
+    assert_eq!(out["migrated"], true, "{out}");
+    let latest = chrono_runtime::db::MIGRATOR.iter().map(|m| m.version).max();
+    assert_eq!(out["latest_version"], serde_json::json!(latest));
+    assert_eq!(tables(db.clone()).await, 3);
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(
+        applied as usize,
+        chrono_runtime::db::MIGRATOR.iter().count()
+    );
+
+    // a rerun (onboard resumed) applies nothing twice
+    entry(&db, MIGRATE_EVENT).await.unwrap();
+    let again: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(again, applied);
+
+    // an unknown command and an event that is neither are function errors, not 500s
+    let err = entry(&db, r#"{"chrono_command":"drop"}"#)
+        .await
+        .unwrap_err();
+    assert!(err.contains("unknown chrono_command"), "{err}");
+    let err = entry(&db, r#"{"hello":"world"}"#).await.unwrap_err();
+    assert!(err.contains("not an API Gateway event"), "{err}");
+
+    // and API Gateway events still reach the router through the same entry point
+    let out = entry(&db, EVENT).await.unwrap();
+    assert_eq!(out["statusCode"], 404, "unknown case: {out}");
 }

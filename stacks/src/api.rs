@@ -21,6 +21,10 @@ use crate::stack::{Stack, StackKind, tag_map, tags};
 pub const API_ROUTE: &str = "ANY /api/v1/{proxy+}";
 /// Route of the AI chat.
 pub const AI_CHAT_ROUTE: &str = "POST /api/v1/ai/chat";
+/// The API's health check: the only route without the JWT authorizer (it answers
+/// `{"status":"ok"}` after a `SELECT 1`, nothing else; the stage's throttling applies);
+/// `chronoctl onboard` smoke-tests the deployment through it.
+pub const HEALTH_ROUTE: &str = "GET /healthz";
 /// WebSocket route key → filter-ai path.
 pub const WS_PATHS: [(&str, &str); 3] = [
     ("$connect", "/ws/connect"),
@@ -150,6 +154,16 @@ pub fn build_wired(cfg: &Config, compute: &ComputeOutputs) -> Result<ApiStack, M
             },
         )?;
     }
+    t.add(
+        "HealthRoute",
+        Route {
+            api_id: http.r#ref(),
+            route_key: HEALTH_ROUTE.into(),
+            authorization_type: "NONE".into(),
+            authorizer_id: None,
+            target: Expr::sub(format!("integrations/${{{}}}", api_integration.id())),
+        },
+    )?;
     let http_logs = logs(
         t,
         "HttpApiAccessLogs",

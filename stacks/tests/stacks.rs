@@ -365,6 +365,26 @@ fn http_api_has_the_jwt_authorizer_of_the_config() {
         props(&t, "ApiRoute")["AuthorizerId"],
         json!({"Ref": "JwtAuthorizer"})
     );
+    // only the health check is open (onboard's smoke test), and only for GET /healthz
+    let health = props(&t, "HealthRoute");
+    assert_eq!(health["RouteKey"], "GET /healthz");
+    assert_eq!(health["AuthorizationType"], "NONE");
+    assert_eq!(
+        health["Target"],
+        json!({"Fn::Sub": "integrations/${ApiIntegration}"})
+    );
+    let open: Vec<&str> = t["Resources"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| {
+            r["Type"] == "AWS::ApiGatewayV2::Route"
+                && r["Properties"]["ApiId"] == json!({"Ref": "HttpApi"})
+                && r["Properties"]["AuthorizationType"] != "JWT"
+        })
+        .map(|(id, _)| id.as_str())
+        .collect();
+    assert_eq!(open, ["HealthRoute"]);
     assert_eq!(
         props(&t, "AiChatIntegration")["IntegrationUri"],
         json!({"Ref": "AiChatFunctionArn"})

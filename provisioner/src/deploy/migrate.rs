@@ -8,7 +8,8 @@ use aws_sdk_lambda::types::InvocationType;
 
 use crate::deploy::error::sdk_message;
 
-/// The event the API function treats as "run the migrations" (contract with the runtime).
+/// The event the API function treats as "run the migrations" (contract with the runtime:
+/// `chrono_runtime::server::lambda_entry`; a test there sends this exact text).
 pub const MIGRATE_PAYLOAD: &str = r#"{"chrono_command":"migrate"}"#;
 
 /// Invokes `function` (name or ARN) synchronously with [`MIGRATE_PAYLOAD`]; returns the
