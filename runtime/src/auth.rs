@@ -11,9 +11,11 @@
 //! case is decided by [`Principal::may_access`]; routes turn "may not" into 404.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 /// Default claim holding the roles array.
@@ -177,7 +179,21 @@ pub struct JwtVerifier {
     keys: Vec<(Option<String>, DecodingKey)>,
     validation: Validation,
     claims: ClaimNames,
+    verified: Arc<Mutex<HashMap<[u8; 32], Verified>>>,
 }
+
+/// A token that passed verification: its principal, until its `exp`.
+#[derive(Debug, Clone)]
+struct Verified {
+    principal: Principal,
+    exp: i64,
+}
+
+/// Tokens remembered as verified (RS256 verification is the largest fixed cost of a
+/// request; a client sends the same token for its whole lifetime, and API Gateway's
+/// authorizer caches the same way). Past this many, expired entries are dropped first,
+/// then everything.
+const VERIFIED_CAPACITY: usize = 10_000;
 
 impl std::fmt::Debug for JwtVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -219,6 +235,7 @@ impl JwtVerifier {
             keys,
             validation,
             claims,
+            verified: Arc::default(),
         })
     }
 
@@ -258,8 +275,42 @@ impl JwtVerifier {
         Self::from_jwks(&text, issuer, audience, claims)
     }
 
-    /// Verifies `token` and returns its principal.
+    /// Verifies `token` and returns its principal. A token verified before is recognised
+    /// by its SHA-256 and accepted without a signature check until its `exp` (never past
+    /// it: the remembered answer is no more lenient than a fresh check).
     pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let now = chrono::Utc::now().timestamp();
+        if let Some(v) = self.remembered().get(&key)
+            && now < v.exp
+        {
+            return Ok(v.principal.clone());
+        }
+        let (principal, exp) = self.verify_signed(token)?;
+        let mut cache = self.remembered();
+        if cache.len() >= VERIFIED_CAPACITY {
+            cache.retain(|_, v| now < v.exp);
+            if cache.len() >= VERIFIED_CAPACITY {
+                cache.clear();
+            }
+        }
+        cache.insert(
+            key,
+            Verified {
+                principal: principal.clone(),
+                exp,
+            },
+        );
+        Ok(principal)
+    }
+
+    fn remembered(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Verified>> {
+        // a panic while holding the lock leaves a map that is still consistent
+        self.verified.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The signature and claims check proper; the principal and the token's `exp`.
+    fn verify_signed(&self, token: &str) -> Result<(Principal, i64), AuthError> {
         let header =
             jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
         if header.alg != Algorithm::RS256 {
@@ -272,7 +323,11 @@ impl JwtVerifier {
         let mut last = AuthError::Invalid("no key matches the token's `kid`".into());
         for (_, key) in candidates {
             match jsonwebtoken::decode::<Map<String, Value>>(token, key, &self.validation) {
-                Ok(data) => return self.claims.principal(&data.claims),
+                Ok(data) => {
+                    // `exp` is required and validated: a number here
+                    let exp = data.claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
+                    return Ok((self.claims.principal(&data.claims)?, exp));
+                }
                 Err(e) => last = AuthError::Invalid(e.to_string()),
             }
         }
@@ -375,5 +430,62 @@ mod tests {
             assert_eq!(p.roles, vec![Role::Admin, Role::Analyst], "{roles}");
             assert_eq!(p.cases, CaseGrant::Some(vec![id]));
         }
+    }
+
+    fn token(exp: i64, sub: &str) -> String {
+        let mut header = jsonwebtoken::Header::new(Algorithm::RS256);
+        header.kid = Some("test-key-1".into());
+        let key = include_bytes!("../tests/fixtures/test-jwt-key.pem");
+        jsonwebtoken::encode(
+            &header,
+            &json!({"sub": sub, "iss": "https://issuer.test/", "aud": "chrono-api", "exp": exp,
+                    DEFAULT_ROLES_CLAIM: ["analyst"]}),
+            &jsonwebtoken::EncodingKey::from_rsa_pem(key).unwrap(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn verified_tokens_are_remembered_only_until_they_expire() {
+        let v = JwtVerifier::from_jwks(
+            include_str!("../tests/fixtures/test-jwks.json"),
+            "https://issuer.test/",
+            "chrono-api",
+            ClaimNames::default(),
+        )
+        .unwrap();
+        let now = chrono::Utc::now().timestamp();
+        let good = token(now + 600, "alice");
+        assert_eq!(v.verify(&good).unwrap().sub, "alice");
+        assert_eq!(v.remembered().len(), 1);
+        assert_eq!(
+            v.verify(&good).unwrap().sub,
+            "alice",
+            "a hit answers the same"
+        );
+        assert_eq!(v.remembered().len(), 1);
+
+        // a token that differs in one byte of its signature is checked, and refused
+        let mut forged = good.clone().into_bytes();
+        let last = forged.len() - 2;
+        forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
+        assert!(v.verify(std::str::from_utf8(&forged).unwrap()).is_err());
+
+        // a remembered entry past its exp is not honoured: the token is checked again
+        // (here: a forged token planted in the cache with an expired entry is refused)
+        let planted = "not.a.jwt";
+        let key: [u8; 32] = Sha256::digest(planted.as_bytes()).into();
+        v.remembered().insert(
+            key,
+            Verified {
+                principal: v.verify(&good).unwrap(),
+                exp: now - 1,
+            },
+        );
+        assert!(v.verify(planted).is_err());
+
+        // a token long expired is refused and not remembered
+        assert!(v.verify(&token(now - 3600, "bob")).is_err());
+        assert!(v.remembered().values().all(|e| e.principal.sub == "alice"));
     }
 }
