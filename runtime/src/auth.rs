@@ -475,10 +475,11 @@ mod tests {
         // (here: a forged token planted in the cache with an expired entry is refused)
         let planted = "not.a.jwt";
         let key: [u8; 32] = Sha256::digest(planted.as_bytes()).into();
+        let principal = v.verify(&good).unwrap();
         v.remembered().insert(
             key,
             Verified {
-                principal: v.verify(&good).unwrap(),
+                principal,
                 exp: now - 1,
             },
         );
