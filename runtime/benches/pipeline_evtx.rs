@@ -29,6 +29,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+// The allocator the `chrono-pipeline` binary runs with.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const HEADER: usize = 4096;
 const CHUNK: usize = 65536;
 /// The evtx crate version the pipeline links, which `evtx_dump` must be built from too.
