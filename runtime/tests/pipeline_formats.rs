@@ -96,6 +96,53 @@ fn evtx_event_counts_equal_what_the_evtx_crate_iterates() {
     }
 }
 
+/// Each event carries the record's written time and id as the crate's own per-record API
+/// gives them, and the full rendered record; one worker thread or several, the same events
+/// in the same order.
+#[test]
+fn evtx_events_match_the_crate_s_records_with_any_number_of_threads() {
+    for name in ["security.evtx", "sample_with_a_bad_chunk_magic.evtx"] {
+        let mut parser = evtx::EvtxParser::from_path(fixture(name)).unwrap();
+        let want: Vec<(u64, i64, Value)> = parser
+            .records_json_value()
+            .filter_map(Result::ok)
+            .map(|r| (r.event_record_id, r.timestamp.as_microsecond(), r.data))
+            .collect();
+        let mut runs = Vec::new();
+        for threads in [1, 3] {
+            let opts = SplitOptions::new(name);
+            let mut sink = CollectSink::new(1000);
+            parse_evidence(
+                Cursor::new(read(name)),
+                &opts,
+                &ParseOptions {
+                    threads,
+                    ..ParseOptions::default()
+                },
+                &mut sink,
+            )
+            .unwrap();
+            let got: Vec<(u64, i64, Value)> = sink
+                .events
+                .iter()
+                .map(|e| {
+                    (
+                        e.provenance.record,
+                        e.ts.timestamp_micros(),
+                        e.attributes.to_value(),
+                    )
+                })
+                .collect();
+            assert_eq!(got.len(), want.len(), "{name}, {threads} threads");
+            for (g, w) in got.iter().zip(&want) {
+                assert_eq!(g, w, "{name}, {threads} threads");
+            }
+            runs.push((sink.tally, sink.events));
+        }
+        assert_eq!(runs[0], runs[1], "{name}: 1 thread and 3 threads");
+    }
+}
+
 #[test]
 fn bad_chunk_sample_keeps_its_good_records_and_reports_the_bad_chunks() {
     let (ok, _, _) = crate_iteration("sample_with_a_bad_chunk_magic.evtx");

@@ -390,9 +390,8 @@ async fn the_fail_step_ends_the_evidence_failed_with_the_failed_step_s_reason(po
 
     let reason = jobs::fail(&s3, &buckets(), &pool, target).await.unwrap();
     assert!(
-        reason.starts_with(
-            "States.TaskFailed: split failed with exit code 65: unknown evidence format"
-        ),
+        reason.starts_with("States.TaskFailed: split failed with exit code 65: ")
+            && reason.contains("mystery.bin: unknown evidence format"),
         "{reason}"
     );
     let errors_of = |pool: PgPool| async move {

@@ -1,7 +1,10 @@
-//! Windows EVTX, read with the `evtx` crate: chunks are parsed on its thread pool and the
-//! records come out in record order (the crate starts at the chunk holding the oldest
-//! records, as Windows does for a log that has wrapped around). Records are rendered to
-//! JSON and normalized on the worker threads; the caller's sink sees them in order.
+//! Windows EVTX, read with the `evtx` crate: chunks come out in record order (the crate
+//! starts at the chunk holding the oldest records, as Windows does for a log that has
+//! wrapped around), each rendered whole to JSON on the crate's thread pool by the renderer
+//! `evtx_dump` uses (`chunks_json_bytes`, `#[doc(hidden)]`: the workspace pins evtx
+//! exactly). The written time and place of each record come from its header, read from a
+//! copy of the chunk bytes the crate reads (`ChunkTee`). Chunks are normalized on worker
+//! threads of our own and handed to the caller's sink in order.
 //!
 //! A chunk that cannot be read (bad magic, truncated) is one bad record located by its
 //! chunk number; a damaged record inside a good chunk is one bad record too. The other
