@@ -294,9 +294,7 @@ fn normalize_in_parallel(
             }
         }
         drop(jobs);
-        if outcome.is_err() {
-            return outcome;
-        }
+        outcome?;
         for (seq, records) in done.iter() {
             waiting.insert(seq, records);
             flush(&mut waiting, &mut next)?;
@@ -528,7 +526,7 @@ impl<R: Read> Read for ChunkTee<R> {
             return Ok(n);
         }
         let offset = at - FILE_HEADER_SIZE;
-        if offset % CHUNK_SIZE == 0 {
+        if offset.is_multiple_of(CHUNK_SIZE) {
             // A new chunk (or only its header, when the crate looks for the oldest one).
             let mut bytes = self.current.take().map(|(_, b)| b).unwrap_or_default();
             bytes.clear();
