@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use chrono_runtime::pipeline::event::IdentityKind;
+use chrono_runtime::pipeline::steps::{parse_to_writer, split};
 use chrono_runtime::pipeline::{
     CollectSink, Format, NormalizedEvent, ParseOptions, PartsManifest, PipelineError, SplitOptions,
     parse_evidence,
@@ -94,6 +95,62 @@ fn evtx_event_counts_equal_what_the_evtx_crate_iterates() {
         assert_eq!(sink.events.len() as u64, ok);
         assert!(ok > 0, "{name} has records");
     }
+}
+
+/// The parse step compresses on a thread of its own: its output is one gzip stream of
+/// every event, and a writer that fails (disk full) fails the step with that error, once
+/// the blocks stop being taken, instead of hanging.
+#[test]
+fn the_parse_step_writes_every_event_and_reports_a_failing_writer() {
+    let mut text = String::new();
+    for i in 0..20_000 {
+        text.push_str(&format!(
+            "Mar  3 10:{:02}:{:02} web{} sshd[42]: Failed password for user{i} from 10.0.0.{} port 22 ssh2\n",
+            i / 60 % 60,
+            i % 60,
+            i % 7,
+            i % 250
+        ));
+    }
+    let mut opts = SplitOptions::new("auth.log");
+    opts.reference_time = Some(reference());
+    let manifest = split(Cursor::new(text.as_bytes()), &opts).unwrap();
+    let part = &manifest.parts[0];
+    let mut gz = Vec::new();
+    let summary = parse_to_writer(
+        Cursor::new(text.as_bytes()),
+        part,
+        &ParseOptions::default(),
+        &mut gz,
+    )
+    .unwrap();
+    assert_eq!(summary.tally.events, 20_000);
+    let mut lines = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz[..]), &mut lines).unwrap();
+    assert_eq!(lines.lines().count(), 20_000);
+    assert!(lines.lines().last().unwrap().contains("user19999"));
+
+    struct Full;
+    impl Write for Full {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::other("no space left on the test device"))
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let err = parse_to_writer(
+        Cursor::new(text.as_bytes()),
+        part,
+        &ParseOptions::default(),
+        Full,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("no space left on the test device"),
+        "{err}"
+    );
+    assert!(err.is_retryable());
 }
 
 /// Each event carries the record's written time and id as the crate's own per-record API
