@@ -7,8 +7,8 @@
 //!    crate's public per-record JSON API, the crate's CLI-internal chunk renderer (what
 //!    `evtx_dump` uses, `#[doc(hidden)]`) plus our field reading, our parse + normalize,
 //!    and with all cores our JSON lines and full `parse` step (normalize + gzip JSON lines);
-//! 2. peak memory (VmHWM) of the `parse` step on generated syslog and Timesketch JSONL
-//!    files of two sizes, each run in a child process: flat memory means streaming.
+//! 2. peak memory (VmHWM) of the `parse` step on generated syslog, Timesketch JSONL and
+//!    EVTX files of two sizes, each run in a child process: flat memory means streaming.
 //!
 //! Run: `cargo bench -p chrono-runtime --bench pipeline_evtx`. Sizes can be changed with
 //! `PIPELINE_BENCH_EVTX_MB` and `PIPELINE_BENCH_TEXT_MB` (the larger text size; the
@@ -22,16 +22,21 @@ use chrono_runtime::pipeline::normalize::windows::fields;
 use chrono_runtime::pipeline::steps::{
     ParseOptions, SplitOptions, parse_part, parse_to_writer, split,
 };
-use chrono_runtime::pipeline::{CountSink, PartSpec, PipelineError, RecordResult, RecordSink};
+use chrono_runtime::pipeline::{CountSink, PipelineError, RecordResult, RecordSink};
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+// The allocator the `chrono-pipeline` binary runs with.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const HEADER: usize = 4096;
 const CHUNK: usize = 65536;
-/// The evtx crate version the pipeline links, which `evtx_dump` must be built from too.
+/// The evtx crate version the pipeline links (pinned in the workspace), which `evtx_dump`
+/// must be built from too.
 const EVTX_VERSION: &str = "0.15.1";
 
 fn main() {
@@ -69,17 +74,21 @@ fn fixture(name: &str) -> PathBuf {
 
 /// An EVTX file of about `mb` MiB: the header and chunks of security.evtx, chunks repeated.
 fn big_evtx(dir: &Path, mb: usize) -> PathBuf {
+    let path = dir.join("big.evtx");
+    write_evtx(&path, mb);
+    path
+}
+
+fn write_evtx(path: &Path, mb: usize) {
     let src = std::fs::read(fixture("security.evtx")).expect("fixture");
     let chunks: Vec<&[u8]> = src[HEADER..].chunks_exact(CHUNK).collect();
-    let path = dir.join("big.evtx");
-    let mut out = BufWriter::new(File::create(&path).expect("create"));
+    let mut out = BufWriter::new(File::create(path).expect("create"));
     out.write_all(&src[..HEADER]).expect("write");
     let want = mb * 1024 * 1024 / CHUNK;
     for i in 0..want {
         out.write_all(chunks[i % chunks.len()]).expect("write");
     }
     out.flush().expect("flush");
-    path
 }
 
 /// One way of reading the file: a name and a run that returns the records it saw.
@@ -342,6 +351,7 @@ fn memory(dir: &Path, big_mb: usize) {
     for (kind, writer) in [
         ("syslog", write_syslog as fn(&Path, usize)),
         ("jsonl", write_jsonl),
+        ("evtx", write_evtx),
     ] {
         for mb in [small_mb, big_mb] {
             let path = dir.join(format!("big-{kind}-{mb}"));
@@ -412,7 +422,8 @@ fn write_jsonl(path: &Path, mb: usize) {
     out.flush().expect("flush");
 }
 
-/// Child: split + parse the file to gzip JSON lines, then print the counts and VmHWM.
+/// Child: split + parse every part of the file to gzip JSON lines, one after the other
+/// (as one ECS task after another would), then print the counts and VmHWM.
 fn rss_child(path: &Path) {
     let mut opts = SplitOptions::new("bench");
     opts.reference_time = Some(
@@ -421,15 +432,19 @@ fn rss_child(path: &Path) {
             .expect("time"),
     );
     let manifest = split(BufReader::new(File::open(path).expect("open")), &opts).expect("split");
-    let part: &PartSpec = &manifest.parts[0];
-    let out = BufWriter::new(File::create(path.with_extension("jsonl.gz")).expect("create"));
-    let summary = parse_to_writer(
-        BufReader::new(File::open(path).expect("open")),
-        part,
-        &ParseOptions::default(),
-        out,
-    )
-    .expect("parse");
+    let (mut events, mut bad) = (0, 0);
+    for part in &manifest.parts {
+        let out = BufWriter::new(File::create(path.with_extension("jsonl.gz")).expect("create"));
+        let summary = parse_to_writer(
+            BufReader::new(File::open(path).expect("open")),
+            part,
+            &ParseOptions::default(),
+            out,
+        )
+        .expect("parse");
+        events += summary.tally.events;
+        bad += summary.tally.bad_records;
+    }
     let _ = std::fs::remove_file(path.with_extension("jsonl.gz"));
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let hwm = status
@@ -438,7 +453,7 @@ fn rss_child(path: &Path) {
         .map(|l| l.trim_start_matches("VmHWM:").trim().to_owned())
         .unwrap_or_else(|| "unknown".into());
     println!(
-        "{} events, {} bad, peak RSS {hwm}",
-        summary.tally.events, summary.tally.bad_records
+        "{events} events, {bad} bad, {} part(s), peak RSS {hwm}",
+        manifest.parts.len()
     );
 }

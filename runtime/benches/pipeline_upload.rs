@@ -25,6 +25,10 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgPool};
 use uuid::Uuid;
 
+// The allocator the `chrono-pipeline` binary runs with.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const COLUMNS: &str = "case_id, evidence_id, ts, timestamp_desc, data_type, source, parser, \
     message, device_id, identity_id, event_code, action, outcome, src_ip, dst_ip, attributes, \
     tags, source_file, record_ref, dedup_key";

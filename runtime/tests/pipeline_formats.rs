@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use chrono_runtime::pipeline::event::IdentityKind;
+use chrono_runtime::pipeline::steps::{parse_to_writer, split};
 use chrono_runtime::pipeline::{
     CollectSink, Format, NormalizedEvent, ParseOptions, PartsManifest, PipelineError, SplitOptions,
     parse_evidence,
@@ -93,6 +94,109 @@ fn evtx_event_counts_equal_what_the_evtx_crate_iterates() {
         assert_eq!(sink.tally.records_seen, ok + err, "{name}: records seen");
         assert_eq!(sink.events.len() as u64, ok);
         assert!(ok > 0, "{name} has records");
+    }
+}
+
+/// The parse step compresses on a thread of its own: its output is one gzip stream of
+/// every event, and a writer that fails (disk full) fails the step with that error, once
+/// the blocks stop being taken, instead of hanging.
+#[test]
+fn the_parse_step_writes_every_event_and_reports_a_failing_writer() {
+    let mut text = String::new();
+    for i in 0..20_000 {
+        text.push_str(&format!(
+            "Mar  3 10:{:02}:{:02} web{} sshd[42]: Failed password for user{i} from 10.0.0.{} port 22 ssh2\n",
+            i / 60 % 60,
+            i % 60,
+            i % 7,
+            i % 250
+        ));
+    }
+    let mut opts = SplitOptions::new("auth.log");
+    opts.reference_time = Some(reference());
+    let manifest = split(Cursor::new(text.as_bytes()), &opts).unwrap();
+    let part = &manifest.parts[0];
+    let mut gz = Vec::new();
+    let summary = parse_to_writer(
+        Cursor::new(text.as_bytes()),
+        part,
+        &ParseOptions::default(),
+        &mut gz,
+    )
+    .unwrap();
+    assert_eq!(summary.tally.events, 20_000);
+    let mut lines = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz[..]), &mut lines).unwrap();
+    assert_eq!(lines.lines().count(), 20_000);
+    assert!(lines.lines().last().unwrap().contains("user19999"));
+
+    struct Full;
+    impl Write for Full {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::other("no space left on the test device"))
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let err = parse_to_writer(
+        Cursor::new(text.as_bytes()),
+        part,
+        &ParseOptions::default(),
+        Full,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("no space left on the test device"),
+        "{err}"
+    );
+    assert!(err.is_retryable());
+}
+
+/// Each event carries the record's written time and id as the crate's own per-record API
+/// gives them, and the full rendered record; one worker thread or several, the same events
+/// in the same order.
+#[test]
+fn evtx_events_match_the_crate_s_records_with_any_number_of_threads() {
+    for name in ["security.evtx", "sample_with_a_bad_chunk_magic.evtx"] {
+        let mut parser = evtx::EvtxParser::from_path(fixture(name)).unwrap();
+        let want: Vec<(u64, i64, Value)> = parser
+            .records_json_value()
+            .filter_map(Result::ok)
+            .map(|r| (r.event_record_id, r.timestamp.as_microsecond(), r.data))
+            .collect();
+        let mut runs = Vec::new();
+        for threads in [1, 3] {
+            let opts = SplitOptions::new(name);
+            let mut sink = CollectSink::new(1000);
+            parse_evidence(
+                Cursor::new(read(name)),
+                &opts,
+                &ParseOptions {
+                    threads,
+                    ..ParseOptions::default()
+                },
+                &mut sink,
+            )
+            .unwrap();
+            let got: Vec<(u64, i64, Value)> = sink
+                .events
+                .iter()
+                .map(|e| {
+                    (
+                        e.provenance.record,
+                        e.ts.timestamp_micros(),
+                        e.attributes.to_value(),
+                    )
+                })
+                .collect();
+            assert_eq!(got.len(), want.len(), "{name}, {threads} threads");
+            for (g, w) in got.iter().zip(&want) {
+                assert_eq!(g, w, "{name}, {threads} threads");
+            }
+            runs.push((sink.tally, sink.events));
+        }
+        assert_eq!(runs[0], runs[1], "{name}: 1 thread and 3 threads");
     }
 }
 

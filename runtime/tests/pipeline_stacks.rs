@@ -7,7 +7,7 @@ use chrono_runtime::pipeline::cli::{Cli, Command};
 use chrono_runtime::pipeline::error::{EXIT_BAD_INPUT, EXIT_RETRYABLE};
 use chrono_runtime::pipeline::jobs::{self, PartsIndex};
 use chrono_runtime::pipeline::upload::Target;
-use chrono_stacks::pipeline::{self as sfn, STEPS};
+use chrono_stacks::pipeline::{self as sfn, FAIL_STEP, STEPS};
 use clap::{CommandFactory, Parser};
 use serde_json::Value;
 use uuid::Uuid;
@@ -71,7 +71,7 @@ fn every_ecs_task_of_the_definition_parses_as_this_binary_s_cli() {
     ecs_commands(def["States"].as_object().unwrap(), &mut commands);
     let mut names: Vec<&str> = commands.iter().map(|(n, _)| n.as_str()).collect();
     names.sort_unstable();
-    assert_eq!(names, ["Parse", "Split", "Upload"]);
+    assert_eq!(names, ["FailEvidence", "Parse", "Split", "Upload"]);
     let evidence: Uuid = EVIDENCE.parse().unwrap();
     let case: Uuid = CASE.parse().unwrap();
     for (state, command) in &commands {
@@ -92,10 +92,17 @@ fn every_ecs_task_of_the_definition_parses_as_this_binary_s_cli() {
                 assert_eq!(state, "Upload");
                 (&a.target, Some(a.part.clone()))
             }
-            Command::Fail(_) => panic!("{state} runs `fail`"),
+            Command::Fail(a) => {
+                assert_eq!(state, FAIL_STEP.state);
+                (&a.target, None)
+            }
         };
         assert_eq!((t.evidence_id, t.case_id), (evidence, case), "{state}");
-        let step = STEPS.iter().find(|s| s.state == state).unwrap();
+        let step = STEPS
+            .iter()
+            .chain([&FAIL_STEP])
+            .find(|s| s.state == state)
+            .unwrap();
         assert_eq!(part.is_some(), step.per_part, "{state}: --part");
         if let Some(part) = part {
             assert_eq!(part, part_key());
@@ -108,7 +115,7 @@ fn every_ecs_task_of_the_definition_parses_as_this_binary_s_cli() {
 #[test]
 fn every_step_is_a_subcommand_and_per_part_steps_require_part() {
     let cli = Cli::command();
-    for step in STEPS {
+    for step in STEPS.into_iter().chain([FAIL_STEP]) {
         let sub = cli
             .find_subcommand(step.subcommand)
             .unwrap_or_else(|| panic!("no subcommand {}", step.subcommand));

@@ -11,7 +11,7 @@ use aws_credential_types::Credentials;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use chrono_runtime::launcher::{LocalLauncher, PipelineJob, PipelineLauncher};
-use chrono_runtime::pipeline::jobs::{self, Buckets, PartsIndex};
+use chrono_runtime::pipeline::jobs::{self, Buckets, PartsIndex, StepError};
 use chrono_runtime::pipeline::upload::Target;
 use chrono_runtime::pipeline::worker::LocalWorker;
 use chrono_runtime::pipeline::{
@@ -346,6 +346,83 @@ async fn an_unknown_file_fails_the_evidence_with_a_clear_reason(pool: PgPool) {
             .contains("unknown evidence format"),
         "{errors}"
     );
+}
+
+/// The state machine's failure path on a file no parser knows: `split` fails with exit
+/// code 65 and leaves its error (as the binary does on ECS), `MarkFailed` writes the caught
+/// failure, then the `fail` step ends the evidence `failed` with the split's reason, and a
+/// retried `fail` changes nothing.
+#[sqlx::test(migrator = "chrono_runtime::db::MIGRATOR")]
+async fn the_fail_step_ends_the_evidence_failed_with_the_failed_step_s_reason(pool: PgPool) {
+    let moto = Moto::start();
+    let s3 = moto.s3().await;
+    let case_id = new_case(&pool).await;
+    let bytes: Vec<u8> = (0..4096u32).map(|i| (i * 7919 % 251) as u8).collect();
+    let job = new_evidence(&pool, &s3, case_id, "mystery.bin", bytes).await;
+    let target = Target {
+        case_id,
+        evidence_id: job.evidence_id,
+    };
+    let err = jobs::split(&s3, &buckets(), target, None, 256)
+        .await
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 65);
+    let step_error = StepError {
+        step: "split".into(),
+        part: None,
+        message: err.to_string(),
+        exit_code: err.exit_code(),
+    };
+    jobs::record_step_error(&s3, &buckets(), target, &step_error).await;
+    // What `MarkFailed` puts: the Catch's `$.failure` after `SplitInspect`.
+    let failure = serde_json::json!({
+        "Error": "States.TaskFailed",
+        "task": {"Containers": [{"ExitCode": 65, "Name": "pipeline"}], "StopCode": "EssentialContainerExited"}
+    });
+    s3.put_object()
+        .bucket("artifacts")
+        .key(jobs::failure_key(target))
+        .body(ByteStream::from(serde_json::to_vec(&failure).unwrap()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(counts(&pool, job.evidence_id).await.state, "processing");
+
+    let reason = jobs::fail(&s3, &buckets(), &pool, target).await.unwrap();
+    assert!(
+        reason.starts_with("States.TaskFailed: split failed with exit code 65: ")
+            && reason.contains("mystery.bin: unknown evidence format"),
+        "{reason}"
+    );
+    let errors_of = |pool: PgPool| async move {
+        let (state, errors): (String, Value) =
+            sqlx::query_as("SELECT state, errors FROM evidence WHERE id = $1")
+                .bind(job.evidence_id)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        (state, errors)
+    };
+    let (state, errors) = errors_of(pool.clone()).await;
+    assert_eq!(state, "failed");
+    assert_eq!(errors[0]["record"], "pipeline");
+    assert_eq!(errors[0]["message"], reason.as_str());
+
+    // Retried (the task was stopped after its update): the same row, the reason once.
+    assert_eq!(
+        jobs::fail(&s3, &buckets(), &pool, target).await.unwrap(),
+        reason
+    );
+    assert_eq!(errors_of(pool.clone()).await, (state, errors));
+
+    // No marker (the execution's input was lost): a storage error, the row untouched.
+    let other = new_evidence(&pool, &s3, case_id, "other.bin", vec![1, 2, 3]).await;
+    let other = Target {
+        case_id,
+        evidence_id: other.evidence_id,
+    };
+    assert!(jobs::fail(&s3, &buckets(), &pool, other).await.is_err());
+    assert_eq!(counts(&pool, other.evidence_id).await.state, "processing");
 }
 
 #[sqlx::test(migrator = "chrono_runtime::db::MIGRATOR")]

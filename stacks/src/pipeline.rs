@@ -8,8 +8,12 @@
 //! `upload` for each part. ECS reports a failed container as `States.TaskFailed` with the
 //! task description in the cause; the container's exit code decides: `75` (temporary
 //! failure) is retried with a wait, up to [`MAX_RETRIES`] times; any other code (`65` =
-//! bad input) is not. A `Catch` writes `{evidence_id, error}` to [`FAILURE_KEY`] in
-//! `artifacts` (marking the evidence failed) and fails the execution.
+//! bad input) is not. A `Catch` leads to `MarkFailed`, which writes the caught failure
+//! (`$.failure`) to [`FAILURE_KEY`] in `artifacts`; then `FailEvidence` runs
+//! `chrono-pipeline fail` ([`FAIL_STEP`]), which reads that marker and ends the evidence
+//! row `failed` with the reason (the marker carries the reason because an ECS command
+//! override is too small for an arbitrary task description); then the execution fails.
+//! Should the `fail` task itself fail, the execution still ends in `Failed`.
 //!
 //! The definition holds `${Name}` placeholders filled by `DefinitionSubstitutions` in the
 //! compute stack, or by [`render`] for the local emulator.
@@ -64,6 +68,14 @@ pub const STEPS: [Step; 3] = [
         per_part: true,
     },
 ];
+
+/// The step the failure path runs: marks the evidence `failed` in PostgreSQL with the
+/// reason from the [`FAILURE_KEY`] marker. Not part of [`STEPS`]: only a `Catch` leads to it.
+pub const FAIL_STEP: Step = Step {
+    state: "FailEvidence",
+    subcommand: "fail",
+    per_part: false,
+};
 
 /// Placeholders of the definition, given the number of private subnets.
 pub fn placeholders(subnets: usize) -> Vec<String> {
@@ -196,7 +208,7 @@ pub fn definition(subnets: usize, max_concurrency: u32) -> Value {
     let mut top = Map::new();
     top.insert(
         "Init".into(),
-        json!({"Type": "Pass", "Result": {"split": {"n": 0}}, "ResultPath": "$.retry", "Next": split.state}),
+        json!({"Type": "Pass", "Result": {"split": {"n": 0}, "fail": {"n": 0}}, "ResultPath": "$.retry", "Next": split.state}),
     );
     ecs_step(&mut top, &split, subnets, Some("ReadParts"), "MarkFailed");
     top.insert(
@@ -260,9 +272,15 @@ pub fn definition(subnets: usize, max_concurrency: u32) -> Value {
                 "Body.$": "States.JsonToString($.failure)"
             },
             "ResultPath": null,
-            "Next": "Failed"
+            "Retry": [{"ErrorEquals": ["S3.SdkClientException", "S3.InternalErrorException"],
+                       "IntervalSeconds": 2, "MaxAttempts": 3, "BackoffRate": 2.0}],
+            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": "Failed"}],
+            "Next": FAIL_STEP.state
         }),
     );
+    // Retried on exit code 75 (the database was unreachable) like the other steps; any
+    // other failure of its own ends the execution `Failed` all the same.
+    ecs_step(&mut top, &FAIL_STEP, subnets, Some("Failed"), "Failed");
     top.insert(
         "Failed".into(),
         json!({"Type": "Fail", "Error": "EvidenceFailed",
@@ -376,7 +394,37 @@ mod tests {
             }
         }
         assert_eq!(st["ProcessParts"]["Catch"][0]["Next"], "MarkFailed");
-        assert_eq!(st["MarkFailed"]["Next"], "Failed");
+        assert_eq!(st["ReadParts"]["Catch"][0]["Next"], "MarkFailed");
+    }
+
+    #[test]
+    fn the_failure_path_records_the_reason_then_marks_the_evidence_failed() {
+        let def = definition(2, 4);
+        let st = states(&def);
+        // The marker first (the `fail` task reads the reason from it)...
+        assert_eq!(
+            st["MarkFailed"]["Resource"],
+            "arn:aws:states:::aws-sdk:s3:putObject"
+        );
+        assert_eq!(
+            st["MarkFailed"]["Parameters"]["Body.$"],
+            "States.JsonToString($.failure)"
+        );
+        assert_eq!(st["MarkFailed"]["Next"], FAIL_STEP.state);
+        // ...then `chrono-pipeline fail` on ECS, and the execution fails either way.
+        let fail = &st[FAIL_STEP.state];
+        assert_eq!(fail["Resource"], "arn:aws:states:::ecs:runTask.sync");
+        assert_eq!(
+            fail["Parameters"]["Overrides"]["ContainerOverrides"][0]["Command.$"],
+            "States.Array('fail', '--evidence-id', $.evidence_id, '--case-id', $.case_id)"
+        );
+        assert_eq!(fail["Next"], "Failed");
+        assert_eq!(fail["Catch"][1]["Next"], "Failed");
+        assert_eq!(st["MarkFailed"]["Catch"][0]["Next"], "Failed");
+        assert_eq!(st["FailEvidenceRetryable"]["Default"], "Failed");
+        assert_eq!(st["Failed"]["Type"], "Fail");
+        // Its retry counter starts at zero like the split's.
+        assert_eq!(st["Init"]["Result"]["fail"]["n"], 0);
     }
 
     #[test]

@@ -206,43 +206,66 @@ fn remote(command: Command) -> Result<(), Failure> {
         let buckets = jobs::Buckets::from_env()?;
         let sdk = aws_config::load_from_env().await;
         let s3 = crate::storage::SourcesBucket::client_from(&sdk);
-        match command {
-            Command::Split(args) => {
-                let index = jobs::split(
-                    &s3,
-                    &buckets,
-                    target(&args.target),
-                    args.source_key.as_deref(),
-                    args.evtx_chunks_per_part,
-                )
-                .await?;
-                print_json(&index)
-            }
-            Command::Parse(args) => {
-                let opts = ParseOptions {
-                    threads: args.threads,
-                    max_errors: args.max_errors,
-                };
-                let summary =
-                    jobs::parse(&s3, &buckets, target(&args.target), &args.part, opts).await?;
-                print_json(&summary)
-            }
-            Command::Upload(args) => {
-                let pool = jobs::pool_from_env().await?;
-                let report =
-                    jobs::upload(&s3, &pool, &buckets, target(&args.target), &args.part).await?;
-                print_json(&serde_json::json!({
-                    "rows": report.rows, "inserted": report.inserted, "state": report.state
-                }))
-            }
-            Command::Fail(args) => {
-                let pool = jobs::pool_from_env().await?;
-                let reason = jobs::read_failure(&s3, &buckets, target(&args.target)).await?;
-                upload::mark_failed(&pool, target(&args.target), "pipeline", &reason).await?;
-                print_json(&serde_json::json!({ "state": "failed", "reason": reason }))
-            }
+        let (step, part, t) = match &command {
+            Command::Split(a) => ("split", None, target(&a.target)),
+            Command::Parse(a) => ("parse", Some(a.part.clone()), target(&a.target)),
+            Command::Upload(a) => ("upload", Some(a.part.clone()), target(&a.target)),
+            Command::Fail(a) => ("fail", None, target(&a.target)),
+        };
+        let done = remote_step(command, &s3, &buckets).await;
+        if let Err(failure) = &done
+            && step != "fail"
+        {
+            let error = jobs::StepError {
+                step: step.to_owned(),
+                part,
+                message: failure.message.clone(),
+                exit_code: failure.exit_code,
+            };
+            jobs::record_step_error(&s3, &buckets, t, &error).await;
         }
+        done
     })
+}
+
+async fn remote_step(
+    command: Command,
+    s3: &aws_sdk_s3::Client,
+    buckets: &jobs::Buckets,
+) -> Result<(), Failure> {
+    match command {
+        Command::Split(args) => {
+            let index = jobs::split(
+                s3,
+                buckets,
+                target(&args.target),
+                args.source_key.as_deref(),
+                args.evtx_chunks_per_part,
+            )
+            .await?;
+            print_json(&index)
+        }
+        Command::Parse(args) => {
+            let opts = ParseOptions {
+                threads: args.threads,
+                max_errors: args.max_errors,
+            };
+            let summary = jobs::parse(s3, buckets, target(&args.target), &args.part, opts).await?;
+            print_json(&summary)
+        }
+        Command::Upload(args) => {
+            let pool = jobs::pool_from_env().await?;
+            let report = jobs::upload(s3, &pool, buckets, target(&args.target), &args.part).await?;
+            print_json(&serde_json::json!({
+                "rows": report.rows, "inserted": report.inserted, "state": report.state
+            }))
+        }
+        Command::Fail(args) => {
+            let pool = jobs::pool_from_env().await?;
+            let reason = jobs::fail(s3, buckets, &pool, target(&args.target)).await?;
+            print_json(&serde_json::json!({ "state": "failed", "reason": reason }))
+        }
+    }
 }
 
 fn split(args: SplitArgs) -> Result<(), Failure> {

@@ -82,6 +82,35 @@ pub fn failure_key(target: Target) -> String {
     format!("{}failed.json", prefix(target))
 }
 
+/// Key of the last step error: a step that fails on ECS leaves its message here, as the
+/// exit code is all the state machine sees of it; `fail` reports it.
+pub fn step_error_key(target: Target) -> String {
+    format!("{}step-error.json", prefix(target))
+}
+
+/// What a failed step leaves at [`step_error_key`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepError {
+    /// The subcommand (`split`, `parse`, `upload`).
+    pub step: String,
+    /// The part it worked on, for per-part steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part: Option<String>,
+    /// The error, as the step printed it.
+    pub message: String,
+    /// The exit code it ended with.
+    pub exit_code: u8,
+}
+
+/// Leaves a failed step's error for `fail` to report; best effort (the step fails either
+/// way, and `fail` falls back to the exit code).
+pub async fn record_step_error(s3: &Client, buckets: &Buckets, target: Target, error: &StepError) {
+    let key = step_error_key(target);
+    if let Err(e) = put_json(s3, &buckets.artifacts, &key, error).await {
+        tracing::warn!(key, error = %e, "could not leave the step error for the fail step");
+    }
+}
+
 /// Key of a part's events.
 pub fn events_key(target: Target, part: &str) -> String {
     format!("{}events/{part}.jsonl.gz", prefix(target))
@@ -428,6 +457,19 @@ pub async fn pool_from_env() -> Result<PgPool, PipelineError> {
     })
 }
 
+/// The `fail` step: marks the evidence `failed` in PostgreSQL with the reason in the state
+/// machine's failure marker, and returns that reason. Idempotent.
+pub async fn fail(
+    s3: &Client,
+    buckets: &Buckets,
+    pool: &PgPool,
+    target: Target,
+) -> Result<String, PipelineError> {
+    let reason = read_failure(s3, buckets, target).await?;
+    upload::mark_failed(pool, target, "pipeline", &reason).await?;
+    Ok(reason)
+}
+
 /// The reason in the state machine's failure marker (`evidence/<id>/failed.json`, the
 /// `Catch`'s `$.failure`: `Error`, and `Cause` or the ECS task description).
 pub async fn read_failure(
@@ -439,7 +481,19 @@ pub async fn read_failure(
     let failure: serde_json::Value = get_json(s3, &buckets.artifacts, &key).await?;
     let error = failure["Error"].as_str().unwrap_or("the pipeline failed");
     let container = &failure["task"]["Containers"][0];
+    let step_error = match container["ExitCode"].as_i64() {
+        Some(_) => get_json::<StepError>(s3, &buckets.artifacts, &step_error_key(target))
+            .await
+            .ok(),
+        None => None,
+    };
     let detail = match (container["ExitCode"].as_i64(), failure["Cause"].as_str()) {
+        (Some(code), _) if let Some(step) = step_error => format!(
+            "{}{} failed with exit code {code}: {}",
+            step.step,
+            step.part.map(|p| format!(" of {p}")).unwrap_or_default(),
+            step.message
+        ),
         (Some(code), _) => format!(
             "a pipeline task exited with code {code}{}",
             container["Reason"]

@@ -27,6 +27,7 @@ use flate2::read::MultiGzDecoder;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::sync::mpsc;
 use uuid::Uuid;
 
 use super::accounting::{BadRecord, Location, RecordResult, RecordSink, Tally};
@@ -549,20 +550,44 @@ pub struct PartSummary {
 }
 
 /// Parses one part and writes its events to `out` as gzip-compressed JSON lines.
-pub fn parse_to_writer<R: Read + Seek, W: Write>(
+///
+/// Compression runs on a thread of its own, fed 256 KiB blocks of JSON lines through a
+/// short queue: gzip costs about as much as parsing and serializing, and overlapped the
+/// two take half the time on two cores. Memory stays bounded by the queue.
+pub fn parse_to_writer<R: Read + Seek, W: Write + Send>(
     source: R,
     part: &PartSpec,
     opts: &ParseOptions,
     out: W,
 ) -> Result<PartSummary, PipelineError> {
-    let mut sink = JsonLinesSink::new(out, opts.max_errors);
-    parse_part(source, part, opts, &mut sink)?;
-    sink.finish(part)
+    std::thread::scope(|scope| {
+        let (blocks, queue) = mpsc::sync_channel::<Vec<u8>>(COMPRESS_QUEUE);
+        let compressor = scope.spawn(move || -> io::Result<()> {
+            let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
+            for block in queue {
+                gz.write_all(&block)?;
+            }
+            gz.finish()?.flush()
+        });
+        let mut sink = JsonLinesSink::new(blocks, opts.max_errors);
+        let parsed = parse_part(source, part, opts, &mut sink).and_then(|()| sink.finish(part));
+        // Closing the queue lets the compressor finish the gzip stream.
+        drop(sink);
+        let compressed = compressor
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the compressing thread panicked")));
+        // A compressor that failed (disk full) stopped taking blocks: its error is the cause.
+        compressed.map_err(PipelineError::io("writing events"))?;
+        parsed
+    })
 }
 
-/// Writes events as gzip JSON lines while counting.
-struct JsonLinesSink<W: Write> {
-    out: flate2::write::GzEncoder<W>,
+/// Blocks of JSON lines waiting for the compressor, at most.
+const COMPRESS_QUEUE: usize = 4;
+
+/// Serializes events as JSON lines into blocks for the compressor, while counting.
+struct JsonLinesSink {
+    out: mpsc::SyncSender<Vec<u8>>,
     buf: Vec<u8>,
     tally: Tally,
     devices: BTreeSet<String>,
@@ -573,10 +598,10 @@ struct JsonLinesSink<W: Write> {
 
 const FLUSH_AT: usize = 256 * 1024;
 
-impl<W: Write> JsonLinesSink<W> {
-    fn new(out: W, max_errors: usize) -> Self {
+impl JsonLinesSink {
+    fn new(out: mpsc::SyncSender<Vec<u8>>, max_errors: usize) -> Self {
         JsonLinesSink {
-            out: flate2::write::GzEncoder::new(out, flate2::Compression::fast()),
+            out,
             buf: Vec::with_capacity(FLUSH_AT * 2),
             tally: Tally::new(max_errors),
             devices: BTreeSet::new(),
@@ -584,6 +609,15 @@ impl<W: Write> JsonLinesSink<W> {
             first_ts: None,
             last_ts: None,
         }
+    }
+
+    /// Hands the buffered lines to the compressor.
+    fn send(&mut self) -> Result<(), PipelineError> {
+        let block = std::mem::replace(&mut self.buf, Vec::with_capacity(FLUSH_AT * 2));
+        self.out.send(block).map_err(|_| PipelineError::Io {
+            doing: "writing events",
+            source: io::Error::new(io::ErrorKind::BrokenPipe, "the compressor stopped"),
+        })
     }
 
     fn write_event(&mut self, event: &NormalizedEvent) -> Result<(), PipelineError> {
@@ -602,29 +636,22 @@ impl<W: Write> JsonLinesSink<W> {
         }
         self.buf.push(b'\n');
         if self.buf.len() >= FLUSH_AT {
-            self.out
-                .write_all(&self.buf)
-                .map_err(PipelineError::io("writing events"))?;
-            self.buf.clear();
+            self.send()?;
         }
         Ok(())
     }
 
-    fn finish(mut self, part: &PartSpec) -> Result<PartSummary, PipelineError> {
-        self.out
-            .write_all(&self.buf)
-            .map_err(PipelineError::io("writing events"))?;
-        let mut out = self
-            .out
-            .finish()
-            .map_err(PipelineError::io("writing events"))?;
-        out.flush().map_err(PipelineError::io("writing events"))?;
+    /// Sends the last lines; the compressor finishes once the sink is dropped.
+    fn finish(&mut self, part: &PartSpec) -> Result<PartSummary, PipelineError> {
+        if !self.buf.is_empty() {
+            self.send()?;
+        }
         Ok(PartSummary {
             part: part.id.clone(),
             evidence_id: part.evidence_id,
             member: part.member.clone(),
             format: part.format,
-            tally: self.tally,
+            tally: std::mem::take(&mut self.tally),
             devices: self.devices.len() as u64,
             identities: self.identities.len() as u64,
             first_ts: self.first_ts,
@@ -633,7 +660,7 @@ impl<W: Write> JsonLinesSink<W> {
     }
 }
 
-impl<W: Write> RecordSink for JsonLinesSink<W> {
+impl RecordSink for JsonLinesSink {
     fn accept(&mut self, record: RecordResult) -> Result<(), PipelineError> {
         let Some(event) = self.tally.count(record) else {
             return Ok(());

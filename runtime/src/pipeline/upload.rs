@@ -447,7 +447,9 @@ async fn record_part(
 }
 
 /// Marks the evidence failed with `reason` as its first error (an unknown or unreadable
-/// file, a part that could not be processed). Events already loaded stay.
+/// file, a part that could not be processed). Events already loaded stay. Idempotent: run
+/// again with the same location and reason (a retried `fail` task), the error stays listed
+/// once.
 pub async fn mark_failed(
     pool: &PgPool,
     target: Target,
@@ -456,9 +458,11 @@ pub async fn mark_failed(
 ) -> Result<(), PipelineError> {
     let done = sqlx::query(
         "UPDATE evidence SET state = 'failed', updated_at = now(),
-             errors = jsonb_build_array(jsonb_build_object('record', $3::text, 'message', $4::text))
-                 || (SELECT coalesce(jsonb_agg(x), '[]'::jsonb) FROM (
-                     SELECT x FROM jsonb_array_elements(errors) AS t(x) LIMIT $5 - 1) e)
+             errors = jsonb_build_array(f.error)
+                 || (SELECT coalesce(jsonb_agg(x ORDER BY i), '[]'::jsonb) FROM (
+                     SELECT x, i FROM jsonb_array_elements(errors) WITH ORDINALITY AS t(x, i)
+                     WHERE x <> f.error ORDER BY i LIMIT $5 - 1) e)
+         FROM (SELECT jsonb_build_object('record', $3::text, 'message', $4::text) AS error) f
          WHERE id = $1 AND case_id = $2",
     )
     .bind(target.evidence_id)

@@ -1,7 +1,10 @@
-//! Windows EVTX, read with the `evtx` crate: chunks are parsed on its thread pool and the
-//! records come out in record order (the crate starts at the chunk holding the oldest
-//! records, as Windows does for a log that has wrapped around). Records are rendered to
-//! JSON and normalized on the worker threads; the caller's sink sees them in order.
+//! Windows EVTX, read with the `evtx` crate: chunks come out in record order (the crate
+//! starts at the chunk holding the oldest records, as Windows does for a log that has
+//! wrapped around), each rendered whole to JSON on the crate's thread pool by the renderer
+//! `evtx_dump` uses (`chunks_json_bytes`, `#[doc(hidden)]`: the workspace pins evtx
+//! exactly). The written time and place of each record come from its header, read from a
+//! copy of the chunk bytes the crate reads (`ChunkTee`). Chunks are normalized on worker
+//! threads of our own and handed to the caller's sink in order.
 //!
 //! A chunk that cannot be read (bad magic, truncated) is one bad record located by its
 //! chunk number; a damaged record inside a good chunk is one bad record too. The other
@@ -12,10 +15,11 @@
 //! original file.
 
 use evtx::err::EvtxError;
-use evtx::{EvtxChunkHeader, EvtxParser, ParserSettings};
+use evtx::{EvtxChunkHeader, EvtxParser, ParserSettings, RenderedChunk, RenderedChunkItem};
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, VecDeque};
 use std::io::{self, Read, Seek, SeekFrom};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, mpsc};
 use uuid::Uuid;
 
 use super::MemberContext;
@@ -125,44 +129,48 @@ fn parse_whole<R: Read + Seek>(
     threads: usize,
     sink: &mut dyn RecordSink,
 ) -> Result<(), PipelineError> {
+    let threads = match threads {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        n => n,
+    };
+    let tee = ChunkTee::new(reader);
+    let captured = Arc::clone(&tee.done);
     let settings = ParserSettings::new().num_threads(threads).indent(false);
-    let mut parser = EvtxParser::from_read_seek(reader)
+    let mut parser = EvtxParser::from_read_seek(tee)
         .map_err(|e| PipelineError::Unreadable {
             member: ctx.member.clone(),
             format: "evtx",
             reason: error_chain(&e),
         })?
         .with_configuration(settings);
-    let shared = Arc::new((ctx.member.clone(), ctx.evidence_id));
-    let records = parser.serialized_records(move |record| {
-        let record = record?;
-        let id = record.event_record_id;
-        let micros = record.timestamp.as_microsecond();
-        let place = (
-            record.chunk.header.first_event_record_id,
-            record.binxml_offset,
-        );
-        let rendered = record
-            .into_json()
-            .map_err(|e| EvtxError::FailedToParseRecord {
-                record_id: id,
-                source: Box::new(e),
-            })?;
-        Ok(build(rendered.data, id, micros, place, &shared))
+    let shared = Arc::new(Shared {
+        member: ctx.member.clone(),
+        evidence_id: ctx.evidence_id,
+        first_chunk,
     });
     // The evtx crate is fuzzed upstream; should it still panic on some input, the records
     // before stay counted and the rest of the member is one bad record, not a crash.
     let mut seen = 0u64;
     let walk = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        for item in records {
-            let result = match item {
-                Ok(result) => result,
-                Err(e) => Err(bad_record(&e, first_chunk, &ctx.member)),
-            };
-            seen += 1;
-            sink.accept(result)?;
+        let chunks = parser.chunks_json_bytes(false).map(|rendered| {
+            let raw = take_capture(&captured, &rendered);
+            (rendered, raw)
+        });
+        let mut emit = |records: Vec<RecordResult>| -> Result<(), PipelineError> {
+            for record in records {
+                seen += 1;
+                sink.accept(record)?;
+            }
+            Ok(())
+        };
+        if threads == 1 {
+            for (rendered, raw) in chunks {
+                emit(normalize_chunk(&rendered, raw.as_ref(), &shared))?;
+            }
+            Ok(())
+        } else {
+            normalize_in_parallel(chunks, threads, &shared, emit)
         }
-        Ok(())
     }));
     match walk {
         Ok(result) => result,
@@ -175,35 +183,226 @@ fn parse_whole<R: Read + Seek>(
     }
 }
 
+/// What every record of a member shares.
+#[derive(Debug)]
+struct Shared {
+    member: String,
+    evidence_id: Option<Uuid>,
+    /// Number in the original file of the first chunk the parser sees.
+    first_chunk: u64,
+}
+
+/// A chunk as the evtx crate read it: its number (in the file the parser sees) and bytes.
+type Capture = (u64, Vec<u8>);
+
+/// The raw bytes of the chunk `rendered` was rendered from: the crate reads chunks in the
+/// order it yields them, skipping all-zero ones and yielding a chunk it cannot read as one
+/// failure, so the captures line up with the rendered chunks.
+fn take_capture(captured: &Mutex<VecDeque<Capture>>, rendered: &RenderedChunk) -> Option<Capture> {
+    let mut queue = captured
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let [RenderedChunkItem::Failed(EvtxError::FailedToParseChunk { chunk_id, .. })] =
+        rendered.items.as_slice()
+    {
+        while queue.front().is_some_and(|(n, _)| n <= chunk_id) {
+            queue.pop_front();
+        }
+        return None;
+    }
+    while let Some((number, bytes)) = queue.pop_front() {
+        if bytes.iter().any(|b| *b != 0) {
+            return Some((number, bytes));
+        }
+    }
+    None
+}
+
+/// Normalizes rendered chunks on `threads` worker threads and hands their records to
+/// `emit` in chunk order. At most `2 × threads` chunks are in flight: memory stays flat.
+fn normalize_in_parallel(
+    chunks: impl Iterator<Item = (RenderedChunk, Option<Capture>)>,
+    threads: usize,
+    shared: &Arc<Shared>,
+    mut emit: impl FnMut(Vec<RecordResult>) -> Result<(), PipelineError>,
+) -> Result<(), PipelineError> {
+    type Job = (u64, RenderedChunk, Option<Capture>);
+    let (jobs, job_queue) = mpsc::sync_channel::<Job>(threads);
+    let job_queue = Arc::new(Mutex::new(job_queue));
+    let (results, done) = mpsc::channel::<(u64, Vec<RecordResult>)>();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            let (job_queue, results, shared) =
+                (Arc::clone(&job_queue), results.clone(), Arc::clone(shared));
+            scope.spawn(move || {
+                loop {
+                    let job = job_queue
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .recv();
+                    let Ok((seq, rendered, raw)) = job else {
+                        return;
+                    };
+                    let records = normalize_chunk(&rendered, raw.as_ref(), &shared);
+                    if results.send((seq, records)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(results);
+        let mut waiting = BTreeMap::new();
+        let mut next = 0u64;
+        let mut sent = 0u64;
+        let mut flush = |waiting: &mut BTreeMap<u64, Vec<RecordResult>>,
+                         next: &mut u64|
+         -> Result<(), PipelineError> {
+            while let Some(records) = waiting.remove(next) {
+                *next += 1;
+                emit(records)?;
+            }
+            Ok(())
+        };
+        let mut outcome = Ok(());
+        for (rendered, raw) in chunks {
+            if jobs.send((sent, rendered, raw)).is_err() {
+                break;
+            }
+            sent += 1;
+            // Keep at most `threads` chunks waiting for an earlier one.
+            while sent - next > 2 * threads as u64 {
+                match done.recv() {
+                    Ok((seq, records)) => {
+                        waiting.insert(seq, records);
+                    }
+                    Err(_) => break,
+                }
+                if let Err(e) = flush(&mut waiting, &mut next) {
+                    outcome = Err(e);
+                    break;
+                }
+            }
+            if outcome.is_err() {
+                break;
+            }
+            while let Ok((seq, records)) = done.try_recv() {
+                waiting.insert(seq, records);
+            }
+            if let Err(e) = flush(&mut waiting, &mut next) {
+                outcome = Err(e);
+                break;
+            }
+        }
+        drop(jobs);
+        outcome?;
+        for (seq, records) in done.iter() {
+            waiting.insert(seq, records);
+            flush(&mut waiting, &mut next)?;
+        }
+        Ok(())
+    })
+}
+
+/// The records of one rendered chunk, in order: events, and bad records for what the
+/// crate could not read or render.
+fn normalize_chunk(
+    rendered: &RenderedChunk,
+    raw: Option<&Capture>,
+    shared: &Shared,
+) -> Vec<RecordResult> {
+    let mut out = Vec::with_capacity(rendered.items.len());
+    let raw = raw.map(|(_, bytes)| bytes.as_slice());
+    let chunk_first_id = raw
+        .and_then(|r| r.get(8..16))
+        .map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or_default()));
+    let mut start = 0usize;
+    let mut cursor = CHUNK_HEADER_SIZE;
+    for item in &rendered.items {
+        match item {
+            RenderedChunkItem::Record {
+                event_record_id,
+                end,
+            } => {
+                let text = rendered.data.get(start..end.saturating_sub(1));
+                start = *end;
+                let header = raw.and_then(|r| record_header(r, &mut cursor, *event_record_id));
+                out.push(build(
+                    text.unwrap_or_default(),
+                    *event_record_id,
+                    header,
+                    chunk_first_id,
+                    shared,
+                ));
+            }
+            RenderedChunkItem::Failed(e) => {
+                out.push(Err(bad_record(e, shared.first_chunk, &shared.member)));
+            }
+        }
+    }
+    out
+}
+
+const RECORD_MAGIC: &[u8; 4] = b"\x2a\x2a\x00\x00";
+const RECORD_HEADER_SIZE: usize = 24;
+
+/// Where a rendered record is in its chunk: (FILETIME written time, offset of its BinXML).
+/// Records come in the order the crate walks them, so the next record is almost always at
+/// `cursor`; a chunk the crate had to resynchronize in is searched.
+fn record_header(chunk: &[u8], cursor: &mut usize, id: u64) -> Option<(u64, u64)> {
+    let at = |pos: usize| -> Option<(u64, u32)> {
+        let h = chunk.get(pos..pos + RECORD_HEADER_SIZE)?;
+        if &h[..4] != RECORD_MAGIC || u64::from_le_bytes(h[8..16].try_into().ok()?) != id {
+            return None;
+        }
+        let size = u32::from_le_bytes(h[4..8].try_into().ok()?);
+        Some((u64::from_le_bytes(h[16..24].try_into().ok()?), size))
+    };
+    let found = at(*cursor).map(|h| (*cursor, h)).or_else(|| {
+        (CHUNK_HEADER_SIZE..chunk.len().saturating_sub(RECORD_HEADER_SIZE))
+            .find_map(|pos| at(pos).map(|h| (pos, h)))
+    });
+    let (pos, (filetime, size)) = found?;
+    *cursor = pos + (size as usize).max(RECORD_HEADER_SIZE);
+    Some((filetime, (pos + RECORD_HEADER_SIZE) as u64))
+}
+
+/// Microseconds since the Unix epoch of a FILETIME (100 ns ticks since 1601).
+fn filetime_micros(filetime: u64) -> i64 {
+    const UNIX_EPOCH_MICROS: i64 = 11_644_473_600_000_000;
+    (filetime / 10) as i64 - UNIX_EPOCH_MICROS
+}
+
 fn build(
-    record: String,
+    text: &[u8],
     id: u64,
-    micros: i64,
-    place: (u64, u64),
-    shared: &(String, Option<Uuid>),
+    header: Option<(u64, u64)>,
+    chunk_first_id: u64,
+    shared: &Shared,
 ) -> RecordResult {
-    let (member, evidence_id) = shared;
-    let Some(ts) = ts_from_micros(micros) else {
-        return Err(BadRecord::new(
+    let member = &shared.member;
+    let bad = |reason: String| {
+        Err(BadRecord::new(
             Location {
                 record: Some(id),
                 ..Location::member(member)
             },
-            "record time is out of range",
-        ));
+            reason,
+        ))
+    };
+    let Some((filetime, offset)) = header else {
+        return bad("the record's header cannot be found in its chunk".into());
+    };
+    let Some(ts) = ts_from_micros(filetime_micros(filetime)) else {
+        return bad("record time is out of range".into());
+    };
+    let text = match std::str::from_utf8(text) {
+        Ok(t) => t,
+        Err(e) => return bad(format!("record renders to invalid utf-8: {e}")),
     };
     // Checked first: the field scanner then reads text it knows to be JSON.
-    let attributes = match Attributes::from_json(record) {
+    let attributes = match Attributes::from_json(text.to_owned()) {
         Ok(a) => a,
-        Err(e) => {
-            return Err(BadRecord::new(
-                Location {
-                    record: Some(id),
-                    ..Location::member(member)
-                },
-                format!("record renders to invalid json: {e}"),
-            ));
-        }
+        Err(e) => return bad(format!("record renders to invalid json: {e}")),
     };
     let f = windows::fields(attributes.as_str());
     Ok(NormalizedEvent {
@@ -227,14 +426,14 @@ fn build(
         attributes,
         tags: Vec::new(),
         provenance: Provenance {
-            evidence_id: *evidence_id,
+            evidence_id: shared.evidence_id,
             member: member.clone(),
             record: id,
             offset: None,
             origin: None,
         },
         // The record id alone can repeat in a dirty log; its chunk and place in it cannot.
-        dedup_key: dedup_key(member, &format!("evtx:{id}:{}:{}", place.0, place.1)),
+        dedup_key: dedup_key(member, &format!("evtx:{id}:{chunk_first_id}:{offset}")),
     })
 }
 
@@ -292,6 +491,76 @@ fn lowercase_first(s: &str) -> String {
     match c.next() {
         Some(f) => f.to_lowercase().chain(c).collect(),
         None => String::new(),
+    }
+}
+
+/// A reader that keeps a copy of every whole chunk read through it, in read order: the
+/// evtx crate reads each chunk once, on the consumer thread, before rendering it; the
+/// record headers (written time, place) are read from the copy.
+#[derive(Debug)]
+struct ChunkTee<R> {
+    inner: R,
+    pos: u64,
+    /// The chunk being read: its number and the bytes so far.
+    current: Option<Capture>,
+    done: Arc<Mutex<VecDeque<Capture>>>,
+}
+
+impl<R> ChunkTee<R> {
+    fn new(inner: R) -> ChunkTee<R> {
+        ChunkTee {
+            inner,
+            pos: 0,
+            current: None,
+            done: Arc::default(),
+        }
+    }
+}
+
+impl<R: Read> Read for ChunkTee<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let at = self.pos;
+        self.pos += n as u64;
+        if n == 0 || at < FILE_HEADER_SIZE {
+            return Ok(n);
+        }
+        let offset = at - FILE_HEADER_SIZE;
+        if offset.is_multiple_of(CHUNK_SIZE) {
+            // A new chunk (or only its header, when the crate looks for the oldest one).
+            let mut bytes = self.current.take().map(|(_, b)| b).unwrap_or_default();
+            bytes.clear();
+            self.current = Some((offset / CHUNK_SIZE, bytes));
+        }
+        let whole = match &mut self.current {
+            Some((number, bytes))
+                if FILE_HEADER_SIZE + *number * CHUNK_SIZE + bytes.len() as u64 == at =>
+            {
+                if bytes.capacity() < CHUNK_SIZE as usize {
+                    bytes.reserve_exact(CHUNK_SIZE as usize - bytes.len());
+                }
+                bytes.extend_from_slice(&buf[..n.min(CHUNK_SIZE as usize - bytes.len())]);
+                bytes.len() == CHUNK_SIZE as usize
+            }
+            _ => {
+                self.current = None;
+                false
+            }
+        };
+        if whole && let Some(chunk) = self.current.take() {
+            self.done
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push_back(chunk);
+        }
+        Ok(n)
+    }
+}
+
+impl<R: Seek> Seek for ChunkTee<R> {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        self.pos = self.inner.seek(to)?;
+        Ok(self.pos)
     }
 }
 
