@@ -58,8 +58,8 @@ async fn assert_safe(db: &PgPool, case: Uuid, question: &str, reply: &ChatReply)
             // in schema: it round-trips through the validator
             let again = FilterDocument::from_value(serde_json::to_value(doc).unwrap());
             assert!(again.is_ok(), "{question}: out-of-schema filter {again:?}");
-            let ids = rows(db, case, doc, &eval_ctx()).await;
-            let ids: Vec<i64> = ids.into_iter().collect();
+            let matched = rows(db, case, doc, &eval_ctx()).await;
+            let ids: Vec<i64> = matched.first.into_iter().collect();
             let foreign: i64 = sqlx::query_scalar(
                 "SELECT count(*) FROM events WHERE id = ANY($1) AND case_id <> $2",
             )
@@ -69,7 +69,7 @@ async fn assert_safe(db: &PgPool, case: Uuid, question: &str, reply: &ChatReply)
             .await
             .unwrap();
             assert_eq!(foreign, 0, "{question}: another case's events");
-            assert_eq!(reply.count, Some(ids.len() as i64), "{question}");
+            assert_eq!(reply.count, Some(matched.count), "{question}");
         }
     }
 }
