@@ -220,7 +220,10 @@ async fn websocket_answers_each_message_on_the_same_connection(
         panic!("expected text")
     };
     let reply: Value = serde_json::from_str(&t).unwrap();
-    assert_eq!(reply["count"], 3, "4720 twice in security.evtx, once in new-user-security.evtx");
+    assert_eq!(
+        reply["count"], 3,
+        "4720 twice in security.evtx, once in new-user-security.evtx"
+    );
 }
 
 #[sqlx::test(migrator = "chrono_runtime::db::MIGRATOR")]

@@ -289,7 +289,11 @@ async fn gateway_routes_answer_authorized_connections_only(
     .await
     .unwrap();
     assert_eq!(res.status(), 401);
-    assert_eq!(pushed.lock().unwrap().len(), 2, "nothing pushed to conn-2/3");
+    assert_eq!(
+        pushed.lock().unwrap().len(),
+        2,
+        "nothing pushed to conn-2/3"
+    );
 
     // Disconnect needs no context; unknown route keys and missing ids are bad requests.
     let res = gateway_request(addr, "$disconnect", "conn-2=", None, None)

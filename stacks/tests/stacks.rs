@@ -236,7 +236,10 @@ fn every_lambda_and_task_gets_the_runtime_environment() {
     let expected: BTreeSet<&str> = RUNTIME_ENV.into_iter().collect();
     let lambdas = of_type(&t, "AWS::Lambda::Function");
     assert_eq!(lambdas.len(), 3);
-    for (id, f) in lambdas.into_iter().filter(|(id, _)| *id != "WsAuthorizerFunction") {
+    for (id, f) in lambdas
+        .into_iter()
+        .filter(|(id, _)| *id != "WsAuthorizerFunction")
+    {
         let vars = f["Properties"]["Environment"]["Variables"]
             .as_object()
             .unwrap();
@@ -567,4 +570,21 @@ fn synthesis_is_deterministic_and_within_limits() {
             json!({"asset": "image_tag"})
         );
     }
+}
+
+#[test]
+fn only_the_vpc_link_reaches_the_filter_ai_load_balancer() {
+    let cfg = example("acme-prod");
+    let n = network::build(&cfg).unwrap().stack.template.to_json();
+    let ingress = &props(&n, "LoadBalancerSecurityGroup")["SecurityGroupIngress"];
+    assert!(
+        ingress.as_array().is_none_or(|rules| rules.is_empty()),
+        "{ingress}"
+    );
+    let c = compute::build(&cfg).unwrap().stack.template.to_json();
+    assert_eq!(
+        props(&c, "FilterAiLoadBalancer")["EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic"],
+        "off",
+        "PrivateLink (VPC link) traffic is admitted without inbound rules"
+    );
 }

@@ -121,6 +121,10 @@ async fn the_service_answers_every_route_key_on_the_stacks_path() {
                 .header(header("context.authorizer.cases"), "*");
         }
         let res = req.send().await.unwrap();
-        assert_eq!(res.status().as_u16(), want, "{route} (context: {with_context})");
+        assert_eq!(
+            res.status().as_u16(),
+            want,
+            "{route} (context: {with_context})"
+        );
     }
 }

@@ -92,7 +92,9 @@ pub async fn run_lambda() -> Result<(), AuthorizerError> {
     let verifier = match authenticator_from_env(Mode::Local).await? {
         Authenticator::Jwt(v) => v,
         Authenticator::ApiGateway(_) => {
-            return Err(StartError::Config("the authorizer must verify tokens itself".into()).into());
+            return Err(
+                StartError::Config("the authorizer must verify tokens itself".into()).into(),
+            );
         }
     };
     let verifier: std::sync::Arc<JwtVerifier> = std::sync::Arc::from(verifier);

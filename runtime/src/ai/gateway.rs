@@ -248,7 +248,11 @@ pub(crate) async fn gateway(State(st): State<Arc<AiState>>, req: Request) -> Res
     let principal = match principal_from_headers(&parts.headers) {
         Ok(p) => p,
         Err(e) => {
-            tracing::warn!(connection, route, "websocket route without an authorizer context");
+            tracing::warn!(
+                connection,
+                route,
+                "websocket route without an authorizer context"
+            );
             return AppError::Unauthenticated(e.to_string()).into_response();
         }
     };
@@ -318,7 +322,10 @@ mod tests {
         for (domain, stage) in [
             ("abc.execute-api.us-east-1.amazonaws.com", "live"),
             ("evil.example.com", "live"),
-            ("abc.execute-api.eu-west-1.amazonaws.com.evil.example", "live"),
+            (
+                "abc.execute-api.eu-west-1.amazonaws.com.evil.example",
+                "live",
+            ),
             ("a/b.execute-api.eu-west-1.amazonaws.com", "live"),
             ("abc.execute-api.eu-west-1.amazonaws.com", "../x"),
             ("abc.execute-api.eu-west-1.amazonaws.com", ""),
@@ -338,9 +345,10 @@ mod tests {
             cases: CaseGrant::Some(vec![id, Uuid::now_v7()]),
         };
         let mut headers = http::HeaderMap::new();
-        for ((key, value), header) in context_of(&p)
-            .into_iter()
-            .zip([SUB_HEADER, ROLES_HEADER, CASES_HEADER])
+        for ((key, value), header) in
+            context_of(&p)
+                .into_iter()
+                .zip([SUB_HEADER, ROLES_HEADER, CASES_HEADER])
         {
             let source = format!("context.authorizer.{key}");
             assert!(HEADERS.iter().any(|(h, s)| *h == header && *s == source));

@@ -259,7 +259,11 @@ const SOURCES: &[(&str, Field, &str)] = &[
     ("event log", Field::DataType, WINDOWS_DATA_TYPE),
     ("eventlog", Field::DataType, WINDOWS_DATA_TYPE),
     ("evtx", Field::DataType, WINDOWS_DATA_TYPE),
-    ("sysmon", Field::Source, "Microsoft-Windows-Sysmon/Operational"),
+    (
+        "sysmon",
+        Field::Source,
+        "Microsoft-Windows-Sysmon/Operational",
+    ),
     ("security log", Field::Source, "Security"),
     ("sshd", Field::Source, "sshd"),
     ("ssh", Field::Source, "sshd"),
@@ -828,7 +832,12 @@ fn logon_types(w: &mut Words, c: &mut Collected) {
         ("interactive", "2"),
     ] {
         if let Some((i, n)) = w.find(phrase) {
-            c.add(false, Field::Attr(LOGON_TYPE_ATTR.into()), Op::Eq, json!(kind));
+            c.add(
+                false,
+                Field::Attr(LOGON_TYPE_ATTR.into()),
+                Op::Eq,
+                json!(kind),
+            );
             // "network logon(s)" also names the action
             if phrase.starts_with("network") {
                 c.add(false, Field::Action, Op::Eq, json!(Action::Logon.as_str()));
