@@ -1192,6 +1192,42 @@ mod tests {
         }
     }
 
+    /// Regression: the translator wrote `source` values (`EVT`, `SYSLOG`, `CLOUDTRAIL`) and
+    /// a top-level `LogonType` the pipeline never produces.
+    #[test]
+    fn sources_and_logon_types_are_what_the_pipeline_writes() {
+        let leaves = |q: &str| doc(q)["where"]["all"].clone();
+        let w = leaves("windows logons");
+        assert!(w.as_array().unwrap().contains(
+            &serde_json::json!({"field": "data_type", "op": "eq", "value": WINDOWS_DATA_TYPE})
+        ));
+        let w = leaves("interactive logons");
+        assert!(w.as_array().unwrap().contains(&serde_json::json!(
+            {"field": "attr.Event.EventData.LogonType", "op": "eq", "value": "2"}
+        )));
+        let w = leaves("failed ssh logins");
+        assert!(
+            w.as_array()
+                .unwrap()
+                .contains(&serde_json::json!({"field": "source", "op": "eq", "value": "sshd"}))
+        );
+        for q in ["linux events", "cloudtrail events", "sysmon events"] {
+            let text = doc(q).to_string();
+            assert!(
+                !text.contains("EVT") && !text.contains("SYSLOG") && !text.contains("CLOUDTRAIL"),
+                "{q}: {text}"
+            );
+        }
+        assert_eq!(
+            doc("linux events")["where"],
+            serde_json::json!({"field": "data_type", "op": "eq", "value": SYSLOG_DATA_TYPE})
+        );
+        assert_eq!(
+            doc("cloudtrail events")["where"],
+            serde_json::json!({"field": "data_type", "op": "eq", "value": CLOUDTRAIL_DATA_TYPE})
+        );
+    }
+
     #[test]
     fn nothing_recognisable_asks_for_more() {
         assert!(matches!(

@@ -88,48 +88,52 @@ pub const EVIDENCE: [&str; 6] = [
 /// 2025/2026).
 pub const AUTH_LOG_COLLECTED: &str = "2026-01-02T00:00:00Z";
 
-/// Runs the pipeline's own steps on every file of [`EVIDENCE`] — split, parse to gzip
-/// JSON lines, upload with `COPY` — into `case`: the events are exactly what an
-/// investigator would have after uploading those files.
+/// Runs the pipeline's own steps on every file of [`EVIDENCE`] into `case`: the events
+/// are exactly what an investigator would have after uploading those files.
 async fn load_events(db: &PgPool, case: Uuid) {
-    use chrono_runtime::pipeline::upload::{Target, upload_part};
-    use chrono_runtime::pipeline::{ParseOptions, SplitOptions, parse_to_writer, split};
-    use std::io::Cursor;
     for name in EVIDENCE {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("testdata/evidence")
             .join(name);
         let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let evidence = Uuid::now_v7();
-        sqlx::query(
-            "INSERT INTO evidence (id, case_id, file_name, source_key, created_by, state) \
-             VALUES ($1, $2, $3, $4, 'fixture', 'processing')",
-        )
-        .bind(evidence)
-        .bind(case)
-        .bind(name)
-        .bind(format!("cases/{case}/evidence/{evidence}/{name}"))
-        .execute(db)
-        .await
-        .unwrap();
-        let mut opts = SplitOptions::new(name);
-        opts.evidence_id = Some(evidence);
-        opts.reference_time = Some(AUTH_LOG_COLLECTED.parse().unwrap());
-        let manifest = split(Cursor::new(&bytes), &opts).unwrap();
-        let parts: Vec<String> = manifest.parts.iter().map(|p| p.id.clone()).collect();
-        for part in &manifest.parts {
-            let mut gz = Vec::new();
-            let summary =
-                parse_to_writer(Cursor::new(&bytes), part, &ParseOptions::default(), &mut gz)
-                    .unwrap();
-            let target = Target {
-                case_id: case,
-                evidence_id: evidence,
-            };
-            upload_part(db, target, &summary, &parts, Cursor::new(gz))
-                .await
-                .unwrap();
-        }
+        load_evidence(db, case, name, &bytes).await;
+    }
+}
+
+/// Uploads one evidence file into `case` through the pipeline's steps — split, parse to
+/// gzip JSON lines, upload with `COPY` — collected at [`AUTH_LOG_COLLECTED`].
+pub async fn load_evidence(db: &PgPool, case: Uuid, name: &str, bytes: &[u8]) {
+    use chrono_runtime::pipeline::upload::{Target, upload_part};
+    use chrono_runtime::pipeline::{ParseOptions, SplitOptions, parse_to_writer, split};
+    use std::io::Cursor;
+    let evidence = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO evidence (id, case_id, file_name, source_key, created_by, state) \
+         VALUES ($1, $2, $3, $4, 'fixture', 'processing')",
+    )
+    .bind(evidence)
+    .bind(case)
+    .bind(name)
+    .bind(format!("cases/{case}/evidence/{evidence}/{name}"))
+    .execute(db)
+    .await
+    .unwrap();
+    let mut opts = SplitOptions::new(name);
+    opts.evidence_id = Some(evidence);
+    opts.reference_time = Some(AUTH_LOG_COLLECTED.parse().unwrap());
+    let manifest = split(Cursor::new(bytes), &opts).unwrap();
+    let parts: Vec<String> = manifest.parts.iter().map(|p| p.id.clone()).collect();
+    for part in &manifest.parts {
+        let mut gz = Vec::new();
+        let summary =
+            parse_to_writer(Cursor::new(bytes), part, &ParseOptions::default(), &mut gz).unwrap();
+        let target = Target {
+            case_id: case,
+            evidence_id: evidence,
+        };
+        upload_part(db, target, &summary, &parts, Cursor::new(gz))
+            .await
+            .unwrap();
     }
 }
 
