@@ -130,7 +130,7 @@ fn valid_filter() -> Value {
     json!({"where": {"all": [
         {"field": "action", "op": "eq", "value": "logon"},
         {"field": "outcome", "op": "eq", "value": "failure"},
-        {"field": "identity", "op": "eq", "value": "bob"}]}})
+        {"field": "identity", "op": "eq", "value": "root"}]}})
 }
 
 #[tokio::test]
@@ -173,7 +173,7 @@ async fn main_model_gets_the_filter_schema_and_its_tool_input_comes_back_as_json
     .await;
     let main = BedrockFilterModel::new(client(addr), MAIN_ID, Duration::from_secs(5));
     assert_eq!(
-        main.generate(&prompt("failed logons for bob")).await,
+        main.generate(&prompt("failed logons for root")).await,
         Ok(Generated::Filter(valid_filter()))
     );
     assert_eq!(
@@ -191,7 +191,7 @@ async fn main_model_gets_the_filter_schema_and_its_tool_input_comes_back_as_json
     );
     assert_eq!(body["toolConfig"]["toolChoice"], json!({"any": {}}));
     let text = body["messages"][0]["content"][0]["text"].as_str().unwrap();
-    assert!(text.contains("failed logons for bob"));
+    assert!(text.contains("failed logons for root"));
     assert!(
         text.contains("failed logons yesterday"),
         "earlier questions"
@@ -249,16 +249,16 @@ async fn invalid_then_valid_is_retried_once_with_the_validation_error(
             ChatRequest {
                 case_id: cases.case,
                 session_id: None,
-                question: "failed logons for bob".into(),
+                question: "failed logons for root".into(),
                 tz: Some("Europe/Berlin".into()),
             },
         )
         .await
         .unwrap();
     assert_eq!(reply.kind, ReplyKind::Filter);
-    assert_eq!(reply.count, Some(2), "bob's two failed logons");
+    assert_eq!(reply.count, Some(1), "root's failed ssh logon on web01");
     assert_eq!(reply.resolved.len(), 1);
-    assert_eq!(reply.resolved[0].name, "bob");
+    assert_eq!(reply.resolved[0].name, "root");
 
     let calls = fake.calls.lock().unwrap().clone();
     assert_eq!(calls.len(), 3, "guard, first try, one retry");

@@ -1,5 +1,6 @@
 //! The evaluation set of the AI filter (`runtime/testdata/ai/eval.json`: questions over the
-//! fixture events with the filter documents they should become), run for the `local`
+//! pipeline's output of the real evidence files in `runtime/testdata/evidence/`, with the
+//! filter documents they should become, each asked at its own `now`), run for the `local`
 //! provider. Reports exact-match accuracy (the translator's document equals the expected
 //! one, up to the order of `all`/`any` children and `in` lists) and same-rows accuracy (the
 //! served filter, after name resolution, returns exactly the expected filter's events in
@@ -8,19 +9,22 @@
 mod ai_support;
 
 use ai_support::{analyst, eval_ctx, local_service, pool, rows, seed, testdata};
+use chrono_runtime::ai::catalog::PgCatalog;
 use chrono_runtime::ai::translate::{Translation, translate};
 use chrono_runtime::ai::{ChatRequest, ReplyKind};
-use chrono_runtime::filter::FilterDocument;
+use chrono_runtime::filter::{FilterDocument, ResolveCtx};
 use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 struct Case {
     question: String,
     expected: FilterDocument,
+    ctx: ResolveCtx,
 }
 
 fn eval_set() -> Vec<Case> {
     let eval: Value = serde_json::from_str(&testdata("eval.json")).unwrap();
+    let default = eval_ctx();
     eval["questions"]
         .as_array()
         .unwrap()
@@ -29,6 +33,13 @@ fn eval_set() -> Vec<Case> {
             question: q["q"].as_str().unwrap().to_string(),
             expected: FilterDocument::from_value(q["filter"].clone())
                 .unwrap_or_else(|e| panic!("expected filter of {:?} is invalid: {e}", q["q"])),
+            ctx: ResolveCtx {
+                now: q["now"]
+                    .as_str()
+                    .map(|n| n.parse().unwrap())
+                    .unwrap_or(default.now),
+                tz: default.tz,
+            },
         })
         .collect()
 }
@@ -72,11 +83,15 @@ fn the_evaluation_set_is_large_and_covers_every_source() {
         .map(|c| serde_json::to_string(&c.expected).unwrap())
         .collect();
     for needle in [
-        "\"EVT\"",
-        "\"SYSLOG\"",
-        "\"CLOUDTRAIL\"",
+        "\"windows:evtx:record\"",
+        "\"syslog:line\"",
+        "\"aws:cloudtrail:event\"",
+        "\"sshd\"",
+        "\"Microsoft-Windows-Sysmon/Operational\"",
+        "attr.Event.EventData.LogonType",
+        "attr.errorCode",
         "process_start",
-        "service_installed",
+        "network_connection",
         "account_created",
         "privilege_escalation",
         "access_key_created",
@@ -90,16 +105,20 @@ fn the_evaluation_set_is_large_and_covers_every_source() {
 async fn local_provider_meets_the_same_rows_target(_: PgPoolOptions, opts: PgConnectOptions) {
     let db = pool(opts).await;
     let cases = seed(&db).await;
-    let ctx = eval_ctx();
-    let service = local_service(db.clone(), ctx.now);
+    let mut services = std::collections::HashMap::new();
+    let catalog = PgCatalog::new(db.clone(), Some("chrono_ro".into())).unwrap();
     let user = analyst("investigator", &[cases.case]);
     let set = eval_set();
 
     let (mut exact, mut same, mut empty_expected) = (0usize, 0usize, 0usize);
     let mut misses = Vec::new();
     for c in &set {
+        let ctx = &c.ctx;
+        let service = services
+            .entry(ctx.now)
+            .or_insert_with(|| local_service(db.clone(), ctx.now));
         // exact match: the translator's own document
-        let produced = match translate(&c.question, &ctx) {
+        let produced = match translate(&c.question, ctx) {
             Translation::Filter(d) => Some(d),
             Translation::Clarify(_) => None,
         };
@@ -122,18 +141,21 @@ async fn local_provider_meets_the_same_rows_target(_: PgPoolOptions, opts: PgCon
             )
             .await
             .unwrap();
-        let want = rows(&db, cases.case, &c.expected, &ctx).await;
-        if want.is_empty() {
+        // the expected document's names resolved the way the server resolves them
+        let mut expected = c.expected.clone();
+        catalog.resolve(cases.case, &mut expected).await.unwrap();
+        let want = rows(&db, cases.case, &expected, ctx).await;
+        if want.count == 0 {
             empty_expected += 1;
         }
         let got = match (&reply.kind, &reply.filter) {
-            (ReplyKind::Filter, Some(f)) => Some(rows(&db, cases.case, f, &ctx).await),
+            (ReplyKind::Filter, Some(f)) => Some(rows(&db, cases.case, f, ctx).await),
             _ => None,
         };
         if let Some(got) = &got {
             assert_eq!(
                 reply.count,
-                Some(got.len() as i64),
+                Some(got.count),
                 "{}: the reply's count must be the filter's row count",
                 c.question
             );

@@ -393,3 +393,54 @@ async fn keyset_pages_cover_the_timeline_exactly_once(_: PgPoolOptions, opts: Pg
         assert_eq!(seen, expected, "{sort}");
     }
 }
+
+/// How the pipeline keeps a record: nested in `attributes` (EVTX:
+/// `Event.EventData.LogonType`). A dotted `attr.` key follows the path; a top-level key of
+/// exactly that name wins over the path.
+#[sqlx::test(migrator = "chrono_runtime::db::MIGRATOR")]
+async fn dotted_attribute_keys_reach_nested_records(_: PgPoolOptions, opts: PgConnectOptions) {
+    let db = common::pool(opts).await;
+    let fx = common::seed(&db).await;
+    let ctx = ResolveCtx::utc(Utc::now());
+    for (record, attributes) in [
+        (
+            "r05",
+            json!({"Event": {"EventData": {"LogonType": 10, "TargetUserName": "bob"}}}),
+        ),
+        (
+            "r06",
+            json!({"Event.EventData.LogonType": "7", "Event": {"EventData": {"LogonType": 2}}}),
+        ),
+    ] {
+        sqlx::query("UPDATE events SET attributes = $1 WHERE case_id = $2 AND record_ref = $3")
+            .bind(attributes)
+            .bind(fx.case)
+            .bind(record)
+            .execute(&db)
+            .await
+            .unwrap();
+    }
+    let lt = "attr.Event.EventData.LogonType";
+    for (doc, want) in [
+        (w(leaf(lt, "eq", json!("10"))), vec!["r05"]),
+        (w(leaf(lt, "eq", json!(10))), vec!["r05"]),
+        (w(leaf(lt, "in", json!(["7", "2"]))), vec!["r06"]),
+        (w(leaf(lt, "eq", json!("2"))), vec![]),
+        (w(leaf(lt, "gt", json!(5))), vec!["r05"]),
+        (
+            w(json!({"field": "attr.Event.EventData", "op": "exists"})),
+            vec!["r05", "r06"],
+        ),
+        (
+            w(leaf(
+                "attr.Event.EventData.TargetUserName",
+                "contains",
+                json!("BO"),
+            )),
+            vec!["r05"],
+        ),
+        (w(leaf("attr.Event.Missing.Key", "eq", json!("x"))), vec![]),
+    ] {
+        assert_eq!(run(&db, &fx, &doc, &ctx).await, want, "{doc}");
+    }
+}

@@ -2,8 +2,16 @@
 //! in front of `chrono-api`, `POST /api/v1/ai/chat` to the AI-chat Lambda, the WebSocket
 //! API to the filter-ai service (VPC link to the internal NLB), stages and access logs.
 //!
-//! WebSocket APIs have no JWT authorizer: filter-ai verifies the token sent on `$connect`.
-//! WebSocket routes reach filter-ai as HTTP POSTs on [`WS_PATHS`].
+//! The WebSocket contract with filter-ai (the runtime's `chrono_runtime::ai::gateway`
+//! holds the other half; `tests/tests/ws_contract.rs` checks that they agree):
+//!
+//! * WebSocket APIs have no JWT authorizer and browsers cannot send headers, so `$connect`
+//!   carries the token in the query string ([`WS_TOKEN_QUERY`]) and a Lambda REQUEST
+//!   authorizer (`chrono-ws-authorizer`) verifies it; a bad or missing token gets no
+//!   connection. Its context (subject, roles, cases) stays with the connection.
+//! * Every route key of [`WS_ROUTE_KEYS`] reaches filter-ai as `POST` [`WS_GATEWAY_PATH`]
+//!   through the VPC link, with the integration request parameters of [`WS_HEADERS`]
+//!   (connection id, route key, callback domain and stage, the authorizer's context).
 
 use serde_json::json;
 
@@ -25,18 +33,58 @@ pub const AI_CHAT_ROUTE: &str = "POST /api/v1/ai/chat";
 /// `{"status":"ok"}` after a `SELECT 1`, nothing else; the stage's throttling applies);
 /// `chronoctl onboard` smoke-tests the deployment through it.
 pub const HEALTH_ROUTE: &str = "GET /healthz";
-/// WebSocket route key → filter-ai path.
-pub const WS_PATHS: [(&str, &str); 3] = [
-    ("$connect", "/ws/connect"),
-    ("$default", "/ws/message"),
-    ("$disconnect", "/ws/disconnect"),
+/// The WebSocket API's route keys (all to filter-ai; only `$connect` is authorized).
+pub const WS_ROUTE_KEYS: [&str; 3] = ["$connect", "$default", "$disconnect"];
+/// filter-ai's path for every WebSocket route.
+pub const WS_GATEWAY_PATH: &str = "/api/v1/ai/ws/gateway";
+/// Query string parameter of `$connect` with the token (the authorizer's identity source).
+pub const WS_TOKEN_QUERY: &str = "token";
+/// Stage of the WebSocket API.
+pub const WS_STAGE: &str = "live";
+/// Header filter-ai reads → API Gateway mapping expression, on every route.
+pub const WS_HEADERS: [(&str, &str); 7] = [
+    ("x-chrono-connection-id", "context.connectionId"),
+    ("x-chrono-route-key", "context.routeKey"),
+    ("x-chrono-domain", "context.domainName"),
+    ("x-chrono-stage", "context.stage"),
+    ("x-chrono-sub", "context.authorizer.sub"),
+    ("x-chrono-roles", "context.authorizer.roles"),
+    ("x-chrono-cases", "context.authorizer.cases"),
 ];
+
+/// The integration request parameters of [`WS_HEADERS`].
+pub fn ws_request_parameters() -> std::collections::BTreeMap<String, String> {
+    WS_HEADERS
+        .iter()
+        .map(|(header, source)| {
+            (
+                format!("integration.request.header.{header}"),
+                (*source).to_owned(),
+            )
+        })
+        .collect()
+}
 
 /// The built stack.
 #[derive(Debug, Clone)]
 pub struct ApiStack {
     /// Template and wiring.
     pub stack: Stack,
+}
+
+fn ws_access_log_format() -> String {
+    json!({
+        "requestId": "$context.requestId",
+        "ip": "$context.identity.sourceIp",
+        "requestTime": "$context.requestTime",
+        "routeKey": "$context.routeKey",
+        "connectionId": "$context.connectionId",
+        "status": "$context.status",
+        "sub": "$context.authorizer.principalId",
+        "authorizerError": "$context.authorizer.error",
+        "integrationError": "$context.integrationErrorMessage"
+    })
+    .to_string()
 }
 
 fn access_log_format() -> String {
@@ -80,6 +128,11 @@ pub fn build_wired(cfg: &Config, compute: &ComputeOutputs) -> Result<ApiStack, M
         &compute.load_balancer_arn,
         arn_param("internal NLB of filter-ai"),
     )?;
+    let authorizer_fn = s.import(
+        "WsAuthorizerFunctionArn",
+        &compute.ws_authorizer_function_arn,
+        arn_param("WebSocket $connect authorizer Lambda"),
+    )?;
     let nlb_dns = s.import(
         "FilterAiLoadBalancerDns",
         &compute.load_balancer_dns,
@@ -118,10 +171,11 @@ pub fn build_wired(cfg: &Config, compute: &ComputeOutputs) -> Result<ApiStack, M
             name: "jwt".into(),
             authorizer_type: "JWT".into(),
             identity_source: vec!["$request.header.Authorization".into()],
-            jwt_configuration: JwtConfiguration {
+            jwt_configuration: Some(JwtConfiguration {
                 audience: vec![cfg.auth.jwt_audience.clone()],
                 issuer: cfg.auth.jwt_issuer.clone(),
-            },
+            }),
+            authorizer_uri: None,
         },
     )?;
     let lambda_integration = |api: &Handle<Api>, function: Expr| Integration {
@@ -133,6 +187,7 @@ pub fn build_wired(cfg: &Config, compute: &ComputeOutputs) -> Result<ApiStack, M
         connection_type: None,
         connection_id: None,
         timeout_in_millis: Some(29_000),
+        request_parameters: None,
     };
     let api_integration = t.add("ApiIntegration", lambda_integration(&http, api_fn.r#ref()))?;
     let chat_integration = t.add(
@@ -215,36 +270,65 @@ pub fn build_wired(cfg: &Config, compute: &ComputeOutputs) -> Result<ApiStack, M
             tags: tags(cfg, &format!("{prefix}-filter-ai")),
         },
     )?;
-    for (key, path) in WS_PATHS {
+    let ws_authorizer = t.add(
+        "WebSocketAuthorizer",
+        Authorizer {
+            api_id: ws.r#ref(),
+            name: "connect-token".into(),
+            authorizer_type: "REQUEST".into(),
+            identity_source: vec![format!("route.request.querystring.{WS_TOKEN_QUERY}")],
+            jwt_configuration: None,
+            authorizer_uri: Some(Expr::sub(format!(
+                "arn:${{AWS::Partition}}:apigateway:${{AWS::Region}}:lambda:path/2015-03-31/functions/${{{}}}/invocations",
+                authorizer_fn.id()
+            ))),
+        },
+    )?;
+    t.add(
+        "WebSocketAuthorizerPermission",
+        Permission {
+            action: "lambda:InvokeFunction".into(),
+            function_name: authorizer_fn.r#ref(),
+            principal: "apigateway.amazonaws.com".into(),
+            source_arn: Expr::sub(format!(
+                "arn:${{AWS::Partition}}:execute-api:${{AWS::Region}}:${{AWS::AccountId}}:${{{}}}/authorizers/${{{}}}",
+                ws.id(),
+                ws_authorizer.id()
+            )),
+        },
+    )?;
+    let ws_integration = t.add(
+        "WebSocketIntegration",
+        Integration {
+            api_id: ws.r#ref(),
+            integration_type: "HTTP_PROXY".into(),
+            integration_uri: Expr::sub(format!(
+                "http://${{{}}}:{FILTER_AI_PORT}{WS_GATEWAY_PATH}",
+                nlb_dns.id()
+            )),
+            integration_method: Some("POST".into()),
+            payload_format_version: None,
+            connection_type: Some("VPC_LINK".into()),
+            connection_id: Some(link.r#ref()),
+            timeout_in_millis: Some(29_000),
+            request_parameters: Some(ws_request_parameters()),
+        },
+    )?;
+    for key in WS_ROUTE_KEYS {
         let name = match key {
             "$connect" => "Connect",
             "$default" => "Default",
             _ => "Disconnect",
         };
-        let integration = t.add(
-            &format!("WebSocket{name}Integration"),
-            Integration {
-                api_id: ws.r#ref(),
-                integration_type: "HTTP_PROXY".into(),
-                integration_uri: Expr::sub(format!(
-                    "http://${{{}}}:{FILTER_AI_PORT}{path}",
-                    nlb_dns.id()
-                )),
-                integration_method: Some("POST".into()),
-                payload_format_version: None,
-                connection_type: Some("VPC_LINK".into()),
-                connection_id: Some(link.r#ref()),
-                timeout_in_millis: Some(29_000),
-            },
-        )?;
+        let connect = key == "$connect";
         t.add(
             &format!("WebSocket{name}Route"),
             Route {
                 api_id: ws.r#ref(),
                 route_key: key.into(),
-                authorization_type: "NONE".into(),
-                authorizer_id: None,
-                target: Expr::sub(format!("integrations/${{{}}}", integration.id())),
+                authorization_type: if connect { "CUSTOM" } else { "NONE" }.into(),
+                authorizer_id: connect.then(|| ws_authorizer.r#ref()),
+                target: Expr::sub(format!("integrations/${{{}}}", ws_integration.id())),
             },
         )?;
     }
@@ -257,9 +341,9 @@ pub fn build_wired(cfg: &Config, compute: &ComputeOutputs) -> Result<ApiStack, M
         "WebSocketStage",
         Stage {
             api_id: ws.r#ref(),
-            stage_name: "live".into(),
+            stage_name: WS_STAGE.into(),
             auto_deploy: true,
-            access_log_settings: json!({"DestinationArn": ws_logs.arn(), "Format": access_log_format()}),
+            access_log_settings: json!({"DestinationArn": ws_logs.arn(), "Format": ws_access_log_format()}),
             default_route_settings: json!({"ThrottlingBurstLimit": 200, "ThrottlingRateLimit": 100}),
             tags: tag_map(cfg),
         },
@@ -269,7 +353,7 @@ pub fn build_wired(cfg: &Config, compute: &ComputeOutputs) -> Result<ApiStack, M
     s.export(
         "WebSocketUrl",
         "URL of the WebSocket API",
-        Expr::sub(format!("${{{}.ApiEndpoint}}/live", ws.id())),
+        Expr::sub(format!("${{{}.ApiEndpoint}}/{WS_STAGE}", ws.id())),
     )?;
     Ok(ApiStack { stack: s })
 }

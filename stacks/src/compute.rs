@@ -53,6 +53,8 @@ pub const RUNTIME_ENV: [&str; 20] = [
 pub const API_BINARY: &str = "chrono-api";
 /// Binary (and Lambda zip) of the AI chat.
 pub const AI_CHAT_BINARY: &str = "chrono-ai-chat";
+/// Binary (and Lambda zip) of the WebSocket API's `$connect` authorizer.
+pub const WS_AUTHORIZER_BINARY: &str = "chrono-ws-authorizer";
 /// Entry point of the pipeline task (on `PATH` in the runtime image).
 pub const PIPELINE_BINARY: &str = "chrono-pipeline";
 /// Entry point of the filter-ai service.
@@ -67,6 +69,8 @@ pub struct ComputeOutputs {
     pub api_function_arn: OutputRef,
     /// AI-chat Lambda ARN.
     pub ai_chat_function_arn: OutputRef,
+    /// WebSocket `$connect` authorizer Lambda ARN.
+    pub ws_authorizer_function_arn: OutputRef,
     /// Internal NLB ARN.
     pub load_balancer_arn: OutputRef,
     /// Internal NLB DNS name.
@@ -109,6 +113,7 @@ struct Params {
     conversations: ParamHandle,
     api_code: ParamHandle,
     ai_chat_code: ParamHandle,
+    ws_authorizer_code: ParamHandle,
     image_tag: ParamHandle,
 }
 
@@ -209,6 +214,11 @@ fn params(
             Asset::LambdaZip(AI_CHAT_BINARY.into()),
             string("S3 key of the chrono-ai-chat zip (content hash)").pattern(key_pattern),
         )?,
+        ws_authorizer_code: s.asset(
+            "WsAuthorizerCodeKey",
+            Asset::LambdaZip(WS_AUTHORIZER_BINARY.into()),
+            string("S3 key of the chrono-ws-authorizer zip (content hash)").pattern(key_pattern),
+        )?,
         image_tag: s.asset(
             "ImageTag",
             Asset::ImageTag,
@@ -277,6 +287,30 @@ fn runtime_env(cfg: &Config, p: &Params) -> BTreeMap<String, Expr> {
         ("CHRONO_STAGE", cfg.stage.to_string().into()),
     ];
     pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+}
+
+/// The identity provider's key set: `{issuer}/.well-known/jwks.json` (Auth0, Cognito).
+pub fn jwks_url(cfg: &Config) -> String {
+    format!(
+        "{}/.well-known/jwks.json",
+        cfg.auth.jwt_issuer.trim_end_matches('/')
+    )
+}
+
+/// The environment of the `$connect` authorizer: what it needs to verify a token, nothing
+/// else.
+fn authorizer_env(cfg: &Config) -> BTreeMap<String, Expr> {
+    [
+        ("CHRONO_CASES_CLAIM", cfg.auth.cases_claim.clone()),
+        ("CHRONO_JWKS_URL", jwks_url(cfg)),
+        ("CHRONO_JWT_AUDIENCE", cfg.auth.jwt_audience.clone()),
+        ("CHRONO_JWT_ISSUER", cfg.auth.jwt_issuer.clone()),
+        ("CHRONO_LOG_FORMAT", "json".into()),
+        ("CHRONO_ROLES_CLAIM", cfg.auth.roles_claim.clone()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.into()))
+    .collect()
 }
 
 fn role(
@@ -407,6 +441,11 @@ pub fn build_wired(
     let filter_logs = t.add_with(
         "FilterAiLogGroup",
         log_group(cfg, format!("/ecs/{prefix}/filter-ai")),
+        logs.clone(),
+    )?;
+    let authorizer_logs = t.add_with(
+        "WsAuthorizerLogGroup",
+        log_group(cfg, format!("/aws/lambda/{prefix}-ws-authorizer")),
         logs,
     )?;
 
@@ -492,10 +531,10 @@ pub fn build_wired(
             environment: LambdaEnvironment {
                 variables: env.clone(),
             },
-            vpc_config: LambdaVpcConfig {
+            vpc_config: Some(LambdaVpcConfig {
                 subnet_ids: p.subnets.r#ref(),
                 security_group_ids: vec![p.lambda_sg.r#ref()],
-            },
+            }),
             logging_config: json!({"LogGroup": logs.r#ref()}),
         }
     };
@@ -522,6 +561,43 @@ pub fn build_wired(
             cfg.sizing.ai_chat_timeout_s,
             &chat_logs,
         ),
+    )?;
+
+    // Outside the VPC: it needs nothing there, only the identity provider's public key set
+    // (which a VPC without NAT gateways could not reach).
+    let authorizer_role = t.add(
+        "WsAuthorizerRole",
+        role(
+            cfg,
+            "ws-authorizer",
+            "lambda.amazonaws.com",
+            vec![],
+            vec![logs_statement(&[&authorizer_logs])],
+        ),
+    )?;
+    let authorizer_name = format!("{prefix}-ws-authorizer");
+    let authorizer_fn = t.add(
+        "WsAuthorizerFunction",
+        Function {
+            tags: tags(cfg, &authorizer_name),
+            function_name: authorizer_name,
+            description: "ChronoTracer WebSocket $connect authorizer: verifies the token".into(),
+            runtime: "provided.al2023".into(),
+            handler: "bootstrap".into(),
+            architectures: vec!["arm64".into()],
+            code: LambdaCode {
+                s3_bucket: p.assets.r#ref(),
+                s3_key: p.ws_authorizer_code.r#ref(),
+            },
+            role: authorizer_role.arn(),
+            memory_size: 256,
+            timeout: 10,
+            environment: LambdaEnvironment {
+                variables: authorizer_env(cfg),
+            },
+            vpc_config: None,
+            logging_config: json!({"LogGroup": authorizer_logs.r#ref()}),
+        },
     )?;
 
     let cluster = t.add(
@@ -832,6 +908,11 @@ pub fn build_wired(
     let outputs = ComputeOutputs {
         api_function_arn: s.export("ApiFunctionArn", "chrono-api Lambda", api_fn.arn())?,
         ai_chat_function_arn: s.export("AiChatFunctionArn", "AI chat Lambda", chat_fn.arn())?,
+        ws_authorizer_function_arn: s.export(
+            "WsAuthorizerFunctionArn",
+            "WebSocket $connect authorizer Lambda",
+            authorizer_fn.arn(),
+        )?,
         load_balancer_arn: s.export(
             "FilterAiLoadBalancerArn",
             "internal NLB of filter-ai",

@@ -244,14 +244,16 @@ pub fn build(cfg: &Config) -> Result<NetworkStack, ModelError> {
             egress(cidr, DB_PORT, "Aurora PostgreSQL"),
         ],
     )?;
+    // No inbound rule: the NLB's only client is API Gateway's VPC link, whose PrivateLink
+    // traffic it admits without evaluating inbound rules (the compute stack turns
+    // `EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic` off). Nothing else in the VPC
+    // may reach filter-ai's WebSocket gateway path, which trusts the headers API Gateway
+    // maps from the `$connect` authorizer (see `crate::api`).
     let lb_sg = sg(
         t,
         "LoadBalancerSecurityGroup",
         "load-balancer",
-        vec![
-            json!({"IpProtocol": "tcp", "FromPort": FILTER_AI_PORT, "ToPort": FILTER_AI_PORT,
-                    "CidrIp": cidr, "Description": "API Gateway VPC link to filter-ai"}),
-        ],
+        vec![],
         vec![egress(cidr, FILTER_AI_PORT, "filter-ai tasks")],
     )?;
     let task_sg = sg(

@@ -235,8 +235,11 @@ fn every_lambda_and_task_gets_the_runtime_environment() {
     let t = compute::build(&cfg).unwrap().stack.template.to_json();
     let expected: BTreeSet<&str> = RUNTIME_ENV.into_iter().collect();
     let lambdas = of_type(&t, "AWS::Lambda::Function");
-    assert_eq!(lambdas.len(), 2);
-    for (id, f) in lambdas {
+    assert_eq!(lambdas.len(), 3);
+    for (id, f) in lambdas
+        .into_iter()
+        .filter(|(id, _)| *id != "WsAuthorizerFunction")
+    {
         let vars = f["Properties"]["Environment"]["Variables"]
             .as_object()
             .unwrap();
@@ -265,6 +268,34 @@ fn every_lambda_and_task_gets_the_runtime_environment() {
         json!({"Ref": "ApiCodeKey"})
     );
     assert_eq!(props(&t, "ApiFunction")["MemorySize"], 1024);
+    // The $connect authorizer: outside the VPC, only what verifying a token needs.
+    let authorizer = props(&t, "WsAuthorizerFunction");
+    assert!(authorizer.get("VpcConfig").is_none());
+    let vars = authorizer["Environment"]["Variables"].as_object().unwrap();
+    let names: BTreeSet<&str> = vars.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        BTreeSet::from([
+            "CHRONO_CASES_CLAIM",
+            "CHRONO_JWKS_URL",
+            "CHRONO_JWT_AUDIENCE",
+            "CHRONO_JWT_ISSUER",
+            "CHRONO_LOG_FORMAT",
+            "CHRONO_ROLES_CLAIM"
+        ])
+    );
+    assert_eq!(
+        vars["CHRONO_JWKS_URL"],
+        "https://acme-chronotracer.eu.auth0.com/.well-known/jwks.json"
+    );
+    assert_eq!(
+        props(&t, "WsAuthorizerRole")["Policies"][0]["PolicyDocument"]["Statement"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "logs only"
+    );
     let tasks = of_type(&t, "AWS::ECS::TaskDefinition");
     assert_eq!(tasks.len(), 2);
     for (id, task) in tasks {
@@ -292,7 +323,7 @@ fn roles_are_scoped_and_bedrock_is_limited_to_the_configured_models() {
     let cfg = example("acme-prod");
     let t = compute::build(&cfg).unwrap().stack.template.to_json();
     let roles = of_type(&t, "AWS::IAM::Role");
-    assert_eq!(roles.len(), 6);
+    assert_eq!(roles.len(), 7);
     let chat = props(&t, "AiChatRole")["Policies"][0]["PolicyDocument"]["Statement"]
         .as_array()
         .unwrap()
@@ -390,9 +421,45 @@ fn http_api_has_the_jwt_authorizer_of_the_config() {
         json!({"Ref": "AiChatFunctionArn"})
     );
     assert_eq!(props(&t, "WebSocketApi")["ProtocolType"], "WEBSOCKET");
+    let ws = props(&t, "WebSocketIntegration");
+    assert_eq!(ws["ConnectionType"], "VPC_LINK");
     assert_eq!(
-        props(&t, "WebSocketDefaultIntegration")["ConnectionType"],
-        "VPC_LINK"
+        ws["IntegrationUri"],
+        json!({"Fn::Sub": "http://${FilterAiLoadBalancerDns}:8080/api/v1/ai/ws/gateway"})
+    );
+    assert_eq!(
+        ws["RequestParameters"]["integration.request.header.x-chrono-connection-id"],
+        "context.connectionId"
+    );
+    assert_eq!(
+        ws["RequestParameters"]["integration.request.header.x-chrono-sub"],
+        "context.authorizer.sub"
+    );
+    let authorizer = props(&t, "WebSocketAuthorizer");
+    assert_eq!(authorizer["AuthorizerType"], "REQUEST");
+    assert_eq!(
+        authorizer["IdentitySource"],
+        json!(["route.request.querystring.token"])
+    );
+    for (route, auth) in [
+        ("WebSocketConnectRoute", "CUSTOM"),
+        ("WebSocketDefaultRoute", "NONE"),
+        ("WebSocketDisconnectRoute", "NONE"),
+    ] {
+        let r = props(&t, route);
+        assert_eq!(r["AuthorizationType"], auth, "{route}");
+        assert_eq!(
+            r["Target"],
+            json!({"Fn::Sub": "integrations/${WebSocketIntegration}"})
+        );
+    }
+    assert_eq!(
+        props(&t, "WebSocketConnectRoute")["AuthorizerId"],
+        json!({"Ref": "WebSocketAuthorizer"})
+    );
+    assert_eq!(
+        props(&t, "WebSocketAuthorizerPermission")["FunctionName"],
+        json!({"Ref": "WsAuthorizerFunctionArn"})
     );
     assert_eq!(
         props(&t, "FilterAiVpcLink")["TargetArns"],
@@ -523,4 +590,21 @@ fn synthesis_is_deterministic_and_within_limits() {
             json!({"asset": "image_tag"})
         );
     }
+}
+
+#[test]
+fn only_the_vpc_link_reaches_the_filter_ai_load_balancer() {
+    let cfg = example("acme-prod");
+    let n = network::build(&cfg).unwrap().stack.template.to_json();
+    let ingress = &props(&n, "LoadBalancerSecurityGroup")["SecurityGroupIngress"];
+    assert!(
+        ingress.as_array().is_none_or(|rules| rules.is_empty()),
+        "{ingress}"
+    );
+    let c = compute::build(&cfg).unwrap().stack.template.to_json();
+    assert_eq!(
+        props(&c, "FilterAiLoadBalancer")["EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic"],
+        "off",
+        "PrivateLink (VPC link) traffic is admitted without inbound rules"
+    );
 }

@@ -234,10 +234,13 @@ pub fn filter_system_prompt() -> String {
         "You turn an investigator's question about the events of ONE forensic case into a \
 ChronoTracer filter document, by calling the `filter` tool (or `clarify` when the \
 question is too vague). Prompt version {PROMPT_VERSION}.\n\
-Fields: {fields} and attr.<key> (event attributes, e.g. attr.LogonType, attr.errorCode).\n\
+Fields: {fields} and attr.<key> (the source record, nested keys dotted: \
+attr.Event.EventData.LogonType for Windows, attr.errorCode for CloudTrail).\n\
 Operators: {ops}.\n\
 `action` values: {actions}. `outcome` values: {outcomes}.\n\
-`source` values: EVT (Windows event logs), SYSLOG (Linux, sshd, sudo), CLOUDTRAIL (AWS).\n\
+`data_type` values: windows:evtx:record (Windows event logs), syslog:line (Linux), \
+aws:cloudtrail:event (AWS). `source` is the channel, program or service: Security, \
+Microsoft-Windows-Sysmon/Operational, sshd, sudo, iam.amazonaws.com, s3.amazonaws.com.\n\
 People go in `identity` (their name as written), machines in `device` (name as written).\n\
 Time: `time` is {{\"from\",\"to\"}} with local times like 2024-03-01T10:00 (read in the \
 investigator's zone), or {{\"last\": \"3h\"}}, or {{\"around\", \"window\"}}.\n\

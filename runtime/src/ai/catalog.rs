@@ -103,7 +103,8 @@ impl PgCatalog {
 
     /// Replaces identity and device names in `doc` by the ids they name in case
     /// `case_id` (case-insensitive, on the stored value or display name, also
-    /// `DOMAIN\name` and `name@domain`); names that match nothing are kept.
+    /// `DOMAIN\name`, `name@domain` and an IAM user ARN `...:user/name`); names that
+    /// match nothing are kept.
     pub async fn resolve(
         &self,
         case_id: Uuid,
@@ -262,7 +263,8 @@ async fn lookup(
             "SELECT id, value FROM identities WHERE case_id = $1 AND ( \
                lower(value) = lower($2) OR lower(display_name) = lower($2) \
                OR lower(value) LIKE '%\\\\' || lower($3) \
-               OR lower(value) LIKE lower($3) || '@%') \
+               OR lower(value) LIKE lower($3) || '@%' \
+               OR (kind = 'arn' AND lower(value) LIKE '%:user/' || lower($3))) \
              ORDER BY value LIMIT 20"
         }
         Lookup::Device => {

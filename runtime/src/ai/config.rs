@@ -7,7 +7,8 @@
 //! | `CHRONO_AI_MODEL_TIMEOUT_MS` | time limit of one model call (default 20000) |
 //! | `CHRONO_SESSIONS_TABLE`, `CHRONO_INTENT_CACHE_TABLE`, `CHRONO_CONVERSATIONS_TABLE` | DynamoDB tables; all three or none (none = in-process store) |
 //! | `CHRONO_AI_DB_ROLE` | role for the AI path's queries (default `chrono_ro`; empty = the login role) |
-//! | `CHRONO_WS_CALLBACK_URL` | AWS: the WebSocket API's `@connections` endpoint |
+//! | `CHRONO_WS_CALLBACK_URL` | the WebSocket API's `@connections` endpoint; unset in AWS, where it comes from each request's domain and stage (see [`super::gateway`]) |
+//! | `CHRONO_JWKS_FILE`, `CHRONO_JWKS_URL` | filter-ai: verify tokens on the chat route and local WebSocket; unset in AWS (only the gateway path is reachable there) |
 //! | `AWS_ENDPOINT_URL` | standard: points every SDK client at a local emulator |
 
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use sqlx::PgPool;
 use super::bedrock::{BedrockFilterModel, BedrockGuard, DEFAULT_TIMEOUT};
 use super::catalog::{DEFAULT_ROLE, PgCatalog};
 use super::engine::ChatService;
-use super::http::GatewayPusher;
+use super::gateway::GatewayPusher;
 use super::local::{LocalGuard, LocalTranslator};
 use super::provider::{FilterModel, GuardModel};
 use super::store::{ChatStore, DynamoStore, MemoryStore, TableNames};
@@ -160,14 +161,13 @@ impl AiSettings {
         Ok(ChatService::new(guard, main, store, catalog))
     }
 
-    /// The `@connections` pusher, if a callback URL is set.
-    pub fn pusher(&self, sdk: &aws_config::SdkConfig) -> Option<GatewayPusher> {
-        self.ws_callback_url.as_ref().map(|url| {
-            let conf = aws_sdk_apigatewaymanagement::config::Builder::from(sdk)
-                .endpoint_url(url)
-                .build();
-            GatewayPusher::new(aws_sdk_apigatewaymanagement::Client::from_conf(conf))
-        })
+    /// The `@connections` pusher: to the callback URL if one is set, else to the domain
+    /// and stage of each request.
+    pub fn pusher(&self, sdk: &aws_config::SdkConfig) -> GatewayPusher {
+        match &self.ws_callback_url {
+            Some(url) => GatewayPusher::fixed(sdk, url),
+            None => GatewayPusher::derived(sdk),
+        }
     }
 }
 
@@ -185,17 +185,27 @@ pub enum RunError {
     Server(String),
 }
 
-/// Runs the filter-ai service on `addr` until Ctrl-C / SIGTERM: JWTs verified here
-/// (`CHRONO_JWT_*`, `CHRONO_JWKS_*`).
+/// Runs the filter-ai service on `addr` until Ctrl-C / SIGTERM. With `CHRONO_JWKS_FILE`
+/// or `CHRONO_JWKS_URL` the chat route and the local WebSocket verify JWTs
+/// (`CHRONO_JWT_*`); without (AWS), they answer 401 and only the gateway path serves.
 pub async fn serve_from_env(addr: std::net::SocketAddr) -> Result<(), RunError> {
     use crate::server::{Mode, authenticator_from_env, pool_from_env};
     let settings = AiSettings::from_env()?;
     let db = pool_from_env(8).await?;
     let sdk = aws_config::load_from_env().await;
+    let verifies = ["CHRONO_JWKS_FILE", "CHRONO_JWKS_URL"]
+        .iter()
+        .any(|k| std::env::var(k).is_ok_and(|v| !v.is_empty()));
+    let auth = if verifies {
+        Some(authenticator_from_env(Mode::Local).await?)
+    } else {
+        tracing::info!("no JWKS configured: only the API Gateway WebSocket path serves");
+        None
+    };
     let state = super::http::AiState {
         service: settings.service(db, &sdk)?,
-        auth: authenticator_from_env(Mode::Local).await?,
-        pusher: settings.pusher(&sdk),
+        auth,
+        pusher: Some(settings.pusher(&sdk)),
     };
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -217,7 +227,7 @@ pub async fn run_lambda() -> Result<(), RunError> {
     let sdk = aws_config::load_from_env().await;
     let state = super::http::AiState {
         service: settings.service(db, &sdk)?,
-        auth: authenticator_from_env(Mode::Lambda).await?,
+        auth: Some(authenticator_from_env(Mode::Lambda).await?),
         pusher: None,
     };
     lambda_http::run(super::http::chat_router(state))

@@ -5,20 +5,19 @@
 //! * `GET /api/v1/ai/ws` — a WebSocket (local mode): each text message is a
 //!   [`ChatRequest`], each answer a [`ChatReply`] (or `{"error": {...}}`). The token comes
 //!   in the `Authorization` header or, for browsers, the `access_token` query parameter;
-//! * `POST /api/v1/ai/ws/gateway` — the API Gateway WebSocket API's integration (AWS): the
-//!   message body plus the `x-chrono-connection-id` header and the client's bearer token;
-//!   the reply is pushed back through the management API (`@connections`,
-//!   [`GatewayPusher`]) and the HTTP answer is empty.
+//! * `POST /api/v1/ai/ws/gateway` — the API Gateway WebSocket API's integration (AWS), see
+//!   [`super::gateway`]: the caller comes from the `$connect` authorizer's context, the
+//!   reply is pushed back through the management API (`@connections`).
 //!
-//! The token is always verified here (or trusted from API Gateway's JWT authorizer in the
-//! Lambda); the case comes from the request and is checked against the token's grants.
+//! The token is verified here (local doors), trusted from API Gateway's JWT authorizer
+//! (the AI-chat Lambda) or from the WebSocket authorizer's context (gateway path); the case
+//! comes from the request and is checked against the caller's grants.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, Request, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -26,6 +25,7 @@ use serde_json::json;
 
 use super::catalog::CatalogError;
 use super::engine::{ChatError, ChatRequest, ChatService};
+use super::gateway::{GATEWAY_PATH, GatewayPusher};
 use crate::api::AppError;
 use crate::auth::{Authenticator, Principal};
 
@@ -33,45 +33,15 @@ use crate::auth::{Authenticator, Principal};
 pub const CHAT_PATH: &str = "/api/v1/ai/chat";
 /// Path of the local WebSocket.
 pub const WS_PATH: &str = "/api/v1/ai/ws";
-/// Path of the API Gateway WebSocket integration.
-pub const GATEWAY_PATH: &str = "/api/v1/ai/ws/gateway";
-/// Header carrying the API Gateway connection id.
-pub const CONNECTION_HEADER: &str = "x-chrono-connection-id";
-
-/// Pushes replies to API Gateway WebSocket connections (`POST @connections/{id}`).
-#[derive(Debug, Clone)]
-pub struct GatewayPusher {
-    client: aws_sdk_apigatewaymanagement::Client,
-}
-
-impl GatewayPusher {
-    /// A pusher over a management API client whose endpoint is the WebSocket API's
-    /// callback URL (`https://{api}.execute-api.{region}.amazonaws.com/{stage}`).
-    pub fn new(client: aws_sdk_apigatewaymanagement::Client) -> Self {
-        GatewayPusher { client }
-    }
-
-    /// Sends `body` to connection `id`.
-    pub async fn push(&self, id: &str, body: &[u8]) -> Result<(), String> {
-        self.client
-            .post_to_connection()
-            .connection_id(id)
-            .data(aws_smithy_types::Blob::new(body.to_vec()))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| aws_sdk_apigatewaymanagement::error::DisplayErrorContext(e).to_string())
-    }
-}
-
 /// Shared state of the routes.
 #[derive(Debug, Clone)]
 pub struct AiState {
     /// The handler.
     pub service: ChatService,
-    /// How callers are authenticated.
-    pub auth: Authenticator,
-    /// Set in AWS: where WebSocket replies go.
+    /// How callers of the chat route and the local WebSocket are authenticated; `None`
+    /// (filter-ai in AWS, where only the gateway path is reachable): they answer 401.
+    pub auth: Option<Authenticator>,
+    /// Where API Gateway WebSocket replies go.
     pub pusher: Option<GatewayPusher>,
 }
 
@@ -80,7 +50,7 @@ pub fn router(state: AiState) -> Router {
     Router::new()
         .route(CHAT_PATH, post(chat))
         .route(WS_PATH, get(ws_upgrade))
-        .route(GATEWAY_PATH, post(gateway))
+        .route(GATEWAY_PATH, post(super::gateway::gateway))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(Arc::new(state))
 }
@@ -112,8 +82,14 @@ pub fn app_error(e: ChatError) -> AppError {
 }
 
 fn authenticate(st: &AiState, parts: &http::request::Parts) -> Result<Principal, AppError> {
-    st.auth
-        .authenticate(parts)
+    let Some(auth) = &st.auth else {
+        return Err(AppError::Unauthenticated(
+            "this server does not verify tokens (no CHRONO_JWKS_FILE/CHRONO_JWKS_URL); \
+             use the WebSocket API"
+                .into(),
+        ));
+    };
+    auth.authenticate(parts)
         .map_err(|e| AppError::Unauthenticated(e.to_string()))
 }
 
@@ -125,7 +101,8 @@ fn parse_request(body: &[u8]) -> Result<ChatRequest, AppError> {
     })
 }
 
-const MAX_BODY: usize = 64 * 1024;
+/// Largest accepted message or body.
+pub(crate) const MAX_BODY: usize = 64 * 1024;
 
 async fn chat(State(st): State<Arc<AiState>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
@@ -174,7 +151,8 @@ fn error_text(e: AppError) -> String {
     json!({"error": {"code": code, "message": e.to_string()}}).to_string()
 }
 
-async fn answer(st: &AiState, principal: &Principal, body: &[u8]) -> String {
+/// The reply text to one message body.
+pub(crate) async fn answer(st: &AiState, principal: &Principal, body: &[u8]) -> String {
     let request = match parse_request(body) {
         Ok(r) => r,
         Err(e) => return error_text(e),
@@ -195,39 +173,6 @@ async fn serve_socket(st: Arc<AiState>, principal: Principal, mut socket: WebSoc
         };
         if socket.send(Message::Text(text.into())).await.is_err() {
             break;
-        }
-    }
-}
-
-async fn gateway(State(st): State<Arc<AiState>>, req: Request) -> Response {
-    let (parts, body) = req.into_parts();
-    let Some(pusher) = st.pusher.clone() else {
-        return AppError::Unavailable("the WebSocket callback (CHRONO_WS_CALLBACK_URL)")
-            .into_response();
-    };
-    let Some(connection) = parts
-        .headers
-        .get(CONNECTION_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128)
-        .map(str::to_owned)
-    else {
-        return AppError::invalid(format!("missing `{CONNECTION_HEADER}` header")).into_response();
-    };
-    let principal = match authenticate(&st, &parts) {
-        Ok(p) => p,
-        Err(e) => return e.into_response(),
-    };
-    let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
-        Ok(b) => b,
-        Err(_) => return AppError::invalid("the body is too large").into_response(),
-    };
-    let text = answer(&st, &principal, &bytes).await;
-    match pusher.push(&connection, text.as_bytes()).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(cause) => {
-            tracing::warn!(%cause, connection, "cannot push the reply to the connection");
-            AppError::Unavailable("the WebSocket connection").into_response()
         }
     }
 }

@@ -122,4 +122,4 @@ pub trait FilterModel: Send + Sync + Debug {
 
 /// Version of the prompts (guard and main); part of the intent cache key, so changing a
 /// prompt never reuses verdicts of the old one.
-pub const PROMPT_VERSION: &str = "2026-11-22.1";
+pub const PROMPT_VERSION: &str = "2026-11-22.2";

@@ -241,17 +241,38 @@ const OUTCOME_WORDS: &[(&str, Outcome)] = &[
     ("successes", Outcome::Success),
 ];
 
-const SOURCES: &[(&str, &str)] = &[
-    ("windows", "EVT"),
-    ("event log", "EVT"),
-    ("eventlog", "EVT"),
-    ("evtx", "EVT"),
-    ("sshd", "SYSLOG"),
-    ("ssh", "SYSLOG"),
-    ("linux", "SYSLOG"),
-    ("syslog", "SYSLOG"),
-    ("cloudtrail", "CLOUDTRAIL"),
-    ("aws", "CLOUDTRAIL"),
+/// `data_type` of the pipeline's EVTX records.
+pub const WINDOWS_DATA_TYPE: &str = "windows:evtx:record";
+/// `data_type` of the pipeline's syslog lines (RFC 3164/5424, auth.log).
+pub const SYSLOG_DATA_TYPE: &str = "syslog:line";
+/// `data_type` of the pipeline's CloudTrail records.
+pub const CLOUDTRAIL_DATA_TYPE: &str = "aws:cloudtrail:event";
+/// Where the pipeline keeps an EVTX record's logon type (the record stays nested in
+/// `attributes`; the filter compiler follows dotted keys).
+pub const LOGON_TYPE_ATTR: &str = "Event.EventData.LogonType";
+
+/// Words naming where events come from, as the pipeline writes them: a family of sources
+/// is a `data_type`; `source` is the channel (EVTX), program (syslog) or service
+/// (CloudTrail `eventSource`).
+const SOURCES: &[(&str, Field, &str)] = &[
+    ("windows", Field::DataType, WINDOWS_DATA_TYPE),
+    ("event log", Field::DataType, WINDOWS_DATA_TYPE),
+    ("eventlog", Field::DataType, WINDOWS_DATA_TYPE),
+    ("evtx", Field::DataType, WINDOWS_DATA_TYPE),
+    (
+        "sysmon",
+        Field::Source,
+        "Microsoft-Windows-Sysmon/Operational",
+    ),
+    ("security log", Field::Source, "Security"),
+    ("sshd", Field::Source, "sshd"),
+    ("ssh", Field::Source, "sshd"),
+    ("linux", Field::DataType, SYSLOG_DATA_TYPE),
+    ("syslog", Field::DataType, SYSLOG_DATA_TYPE),
+    ("cloudtrail", Field::DataType, CLOUDTRAIL_DATA_TYPE),
+    ("aws", Field::DataType, CLOUDTRAIL_DATA_TYPE),
+    ("iam", Field::Source, "iam.amazonaws.com"),
+    ("s3", Field::Source, "s3.amazonaws.com"),
 ];
 
 /// Well-known Windows event ids the pipeline maps (so a bare "4625" is an event code).
@@ -279,6 +300,9 @@ const PROGRAMS: &[&str] = &[
     "procdump",
     "curl",
     "wget",
+    "ping",
+    "ipconfig",
+    "regedit",
 ];
 
 /// Words that are never a person's or machine's name.
@@ -808,7 +832,12 @@ fn logon_types(w: &mut Words, c: &mut Collected) {
         ("interactive", "2"),
     ] {
         if let Some((i, n)) = w.find(phrase) {
-            c.add(false, Field::Attr("LogonType".into()), Op::Eq, json!(kind));
+            c.add(
+                false,
+                Field::Attr(LOGON_TYPE_ATTR.into()),
+                Op::Eq,
+                json!(kind),
+            );
             // "network logon(s)" also names the action
             if phrase.starts_with("network") {
                 c.add(false, Field::Action, Op::Eq, json!(Action::Logon.as_str()));
@@ -855,10 +884,10 @@ fn actions(w: &mut Words, c: &mut Collected) {
 }
 
 fn sources(w: &mut Words, c: &mut Collected) {
-    for (phrase, source) in SOURCES {
+    for (phrase, field, value) in SOURCES {
         if let Some((i, n)) = w.find(phrase) {
             let negated = w.negated_before(i);
-            c.add(negated, Field::Source, Op::Eq, json!(source));
+            c.add(negated, field.clone(), Op::Eq, json!(value));
             w.consume(i, n);
         }
     }
@@ -1161,6 +1190,42 @@ mod tests {
                 assert!(d.validate().is_ok(), "{q}");
             }
         }
+    }
+
+    /// Regression: the translator wrote `source` values (`EVT`, `SYSLOG`, `CLOUDTRAIL`) and
+    /// a top-level `LogonType` the pipeline never produces.
+    #[test]
+    fn sources_and_logon_types_are_what_the_pipeline_writes() {
+        let leaves = |q: &str| doc(q)["where"]["all"].clone();
+        let w = leaves("windows logons");
+        assert!(w.as_array().unwrap().contains(
+            &serde_json::json!({"field": "data_type", "op": "eq", "value": WINDOWS_DATA_TYPE})
+        ));
+        let w = leaves("interactive logons");
+        assert!(w.as_array().unwrap().contains(&serde_json::json!(
+            {"field": "attr.Event.EventData.LogonType", "op": "eq", "value": "2"}
+        )));
+        let w = leaves("failed ssh logins");
+        assert!(
+            w.as_array()
+                .unwrap()
+                .contains(&serde_json::json!({"field": "source", "op": "eq", "value": "sshd"}))
+        );
+        for q in ["linux events", "cloudtrail events", "sysmon events"] {
+            let text = doc(q).to_string();
+            assert!(
+                !text.contains("EVT") && !text.contains("SYSLOG") && !text.contains("CLOUDTRAIL"),
+                "{q}: {text}"
+            );
+        }
+        assert_eq!(
+            doc("linux events")["where"],
+            serde_json::json!({"field": "data_type", "op": "eq", "value": SYSLOG_DATA_TYPE})
+        );
+        assert_eq!(
+            doc("cloudtrail events")["where"],
+            serde_json::json!({"field": "data_type", "op": "eq", "value": CLOUDTRAIL_DATA_TYPE})
+        );
     }
 
     #[test]

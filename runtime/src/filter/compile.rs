@@ -307,36 +307,50 @@ impl Builder {
                 )
             }
             Pred::AttrEq(key, values) => {
-                let k = self.bind(SqlParam::Text(key.clone()));
+                let text = self.attr(key, "->>", "#>>");
                 if let [one] = values.as_slice() {
                     let p = self.bind(SqlParam::Text(one.clone()));
-                    format!("e.attributes ->> {k} = {p}")
+                    format!("{text} = {p}")
                 } else {
                     let p = self.bind(SqlParam::TextArray(values.clone()));
-                    format!("e.attributes ->> {k} = ANY({p})")
+                    format!("{text} = ANY({p})")
                 }
             }
             Pred::AttrLike(key, pattern) => {
-                let k = self.bind(SqlParam::Text(key.clone()));
+                let text = self.attr(key, "->>", "#>>");
                 let p = self.bind(SqlParam::Text(pattern.clone()));
-                format!("e.attributes ->> {k} ILIKE {p}")
+                format!("{text} ILIKE {p}")
             }
             Pred::AttrExists(key) => {
-                let k = self.bind(SqlParam::Text(key.clone()));
-                format!("e.attributes ? {k}")
+                let value = self.attr(key, "->", "#>");
+                format!("{value} IS NOT NULL")
             }
             Pred::AttrNum(key, cmp, n) => {
-                let k = self.bind(SqlParam::Text(key.clone()));
+                let value = self.attr(key, "->", "#>");
                 let p = self.bind(SqlParam::Float(*n));
                 // numeric, not float8: a huge number in attacker-supplied attributes must
                 // not make the cast (and so the query) fail.
                 format!(
-                    "(CASE WHEN jsonb_typeof(e.attributes -> {k}) = 'number' \
-                     THEN (e.attributes -> {k})::numeric END) {} {p}::numeric",
+                    "(CASE WHEN jsonb_typeof({value}) = 'number' \
+                     THEN ({value})::numeric END) {} {p}::numeric",
                     cmp.sql()
                 )
             }
         })
+    }
+
+    /// The attribute `key` (`op`: `->` for jsonb, `->>` for text). A dotted key also
+    /// reaches into nested objects (`Event.EventData.LogonType`, how the pipeline keeps an
+    /// EVTX record): the top-level key of that exact name first, else the path.
+    fn attr(&mut self, key: &str, op: &str, path_op: &str) -> String {
+        let k = self.bind(SqlParam::Text(key.to_owned()));
+        if !key.contains('.') {
+            return format!("(e.attributes {op} {k})");
+        }
+        let path = self.bind(SqlParam::TextArray(
+            key.split('.').map(str::to_owned).collect(),
+        ));
+        format!("COALESCE(e.attributes {op} {k}, e.attributes {path_op} {path}::text[])")
     }
 
     fn text_eq(&mut self, col: &str, values: &[String]) -> String {

@@ -567,7 +567,8 @@ pub enum Field {
     Device,
     /// Identity: its value (case-insensitive) or id.
     Identity,
-    /// A key of the event's attributes (`attr.<key>`).
+    /// A key of the event's attributes (`attr.<key>`); a dotted key also reaches nested
+    /// objects (`attr.Event.EventData.LogonType`), an exact top-level key first.
     Attr(String),
 }
 

@@ -1,6 +1,7 @@
-//! Shared by the `ai_*` tests: the fixture case of the evaluation set
-//! (`runtime/testdata/ai/events.json`) in a test database, a second case that must never
-//! leak, principals, and a chat service over the local provider.
+//! Shared by the `ai_*` tests: the fixture case of the evaluation set (the pipeline's
+//! output of the real evidence files in `runtime/testdata/evidence/`) in a test database,
+//! a second case that must never leak, principals, and a chat service over the local
+//! provider.
 
 #![allow(dead_code)]
 
@@ -71,93 +72,68 @@ async fn insert_case(db: &PgPool, name: &str, owner: &str) -> Uuid {
     id
 }
 
+/// The real evidence files (`runtime/testdata/evidence/`) whose pipeline output is the
+/// evaluation's timeline: Windows Security and Sysmon EVTX, an auth.log, RFC 5424 syslog
+/// and a CloudTrail file.
+pub const EVIDENCE: [&str; 6] = [
+    "security.evtx",
+    "new-user-security.evtx",
+    "sysmon.evtx",
+    "auth.log",
+    "syslog5424.log",
+    "cloudtrail.json",
+];
+
+/// When the auth.log was collected (its RFC 3164 lines have no year; it spans New Year
+/// 2025/2026).
+pub const AUTH_LOG_COLLECTED: &str = "2026-01-02T00:00:00Z";
+
+/// Runs the pipeline's own steps on every file of [`EVIDENCE`] into `case`: the events
+/// are exactly what an investigator would have after uploading those files.
 async fn load_events(db: &PgPool, case: Uuid) {
+    for name in EVIDENCE {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("testdata/evidence")
+            .join(name);
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        load_evidence(db, case, name, &bytes).await;
+    }
+}
+
+/// Uploads one evidence file into `case` through the pipeline's steps — split, parse to
+/// gzip JSON lines, upload with `COPY` — collected at [`AUTH_LOG_COLLECTED`].
+pub async fn load_evidence(db: &PgPool, case: Uuid, name: &str, bytes: &[u8]) {
+    use chrono_runtime::pipeline::upload::{Target, upload_part};
+    use chrono_runtime::pipeline::{ParseOptions, SplitOptions, parse_to_writer, split};
+    use std::io::Cursor;
     let evidence = Uuid::now_v7();
     sqlx::query(
         "INSERT INTO evidence (id, case_id, file_name, source_key, created_by, state) \
-         VALUES ($1, $2, 'fixture.jsonl', $3, 'fixture', 'done')",
+         VALUES ($1, $2, $3, $4, 'fixture', 'processing')",
     )
     .bind(evidence)
     .bind(case)
-    .bind(format!("cases/{case}/evidence/{evidence}/fixture.jsonl"))
+    .bind(name)
+    .bind(format!("cases/{case}/evidence/{evidence}/{name}"))
     .execute(db)
     .await
     .unwrap();
-    let fixture: Value = serde_json::from_str(&testdata("events.json")).unwrap();
-    for (n, e) in fixture["events"].as_array().unwrap().iter().enumerate() {
-        let device: Option<Uuid> = match e["device"].as_str() {
-            Some(name) => Some(
-                sqlx::query_scalar(
-                    "INSERT INTO devices (id, case_id, name) VALUES ($1, $2, $3) \
-                     ON CONFLICT (case_id, name) DO UPDATE SET name = EXCLUDED.name \
-                     RETURNING id",
-                )
-                .bind(Uuid::now_v7())
-                .bind(case)
-                .bind(name)
-                .fetch_one(db)
-                .await
-                .unwrap(),
-            ),
-            None => None,
+    let mut opts = SplitOptions::new(name);
+    opts.evidence_id = Some(evidence);
+    opts.reference_time = Some(AUTH_LOG_COLLECTED.parse().unwrap());
+    let manifest = split(Cursor::new(bytes), &opts).unwrap();
+    let parts: Vec<String> = manifest.parts.iter().map(|p| p.id.clone()).collect();
+    for part in &manifest.parts {
+        let mut gz = Vec::new();
+        let summary =
+            parse_to_writer(Cursor::new(bytes), part, &ParseOptions::default(), &mut gz).unwrap();
+        let target = Target {
+            case_id: case,
+            evidence_id: evidence,
         };
-        let identity: Option<Uuid> = match e["identity"].as_str() {
-            Some(value) => Some(
-                sqlx::query_scalar(
-                    "INSERT INTO identities (id, case_id, kind, value) VALUES ($1, $2, 'user', $3) \
-                     ON CONFLICT (case_id, kind, value) DO UPDATE SET value = EXCLUDED.value \
-                     RETURNING id",
-                )
-                .bind(Uuid::now_v7())
-                .bind(case)
-                .bind(value)
-                .fetch_one(db)
-                .await
-                .unwrap(),
-            ),
-            None => None,
-        };
-        let ts: DateTime<Utc> = e["ts"].as_str().unwrap().parse().unwrap();
-        let source = e["source"].as_str().unwrap();
-        let data_type = match source {
-            "EVT" => "windows:evtx:record",
-            "SYSLOG" => "syslog:line",
-            _ => "aws:cloudtrail:event",
-        };
-        let tags: Vec<String> = e["tags"]
-            .as_array()
-            .map(|t| {
-                t.iter()
-                    .filter_map(|x| x.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
-        sqlx::query(
-            "INSERT INTO events (case_id, evidence_id, ts, timestamp_desc, data_type, source, \
-             parser, message, device_id, identity_id, event_code, action, outcome, src_ip, \
-             dst_ip, attributes, tags, record_ref, dedup_key) \
-             VALUES ($1, $2, $3, 'Event Recorded', $4, $5, 'fixture', $6, $7, $8, $9, $10, \
-             $11, $12::inet, $13::inet, $14, $15, $16, $16)",
-        )
-        .bind(case)
-        .bind(evidence)
-        .bind(ts)
-        .bind(data_type)
-        .bind(source)
-        .bind(e["message"].as_str())
-        .bind(device)
-        .bind(identity)
-        .bind(e["event_code"].as_str())
-        .bind(e["action"].as_str())
-        .bind(e["outcome"].as_str())
-        .bind(e["src_ip"].as_str())
-        .bind(e["dst_ip"].as_str())
-        .bind(&e["attributes"])
-        .bind(tags)
-        .bind(format!("e{n:02}"))
-        .execute(db)
-        .await
-        .unwrap();
+        upload_part(db, target, &summary, &parts, Cursor::new(gz))
+            .await
+            .unwrap();
     }
 }
 
@@ -202,22 +178,36 @@ pub fn service_with(
     ChatService::new(guard, main, store, catalog).with_clock(Arc::new(move || now))
 }
 
-/// Ids of the events of `case` matching `doc` (at most 1000).
-pub async fn rows(
-    db: &PgPool,
-    case: Uuid,
-    doc: &FilterDocument,
-    ctx: &ResolveCtx,
-) -> BTreeSet<i64> {
+/// The events of `case` a filter matches: how many, and the ids of the first 1000 by time
+/// (the filter's own sort and limit ignored, so two filters match the same rows exactly
+/// when both agree).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Matched {
+    /// Every matching event.
+    pub count: i64,
+    /// Ids of the oldest 1000 of them.
+    pub first: BTreeSet<i64>,
+}
+
+/// What `doc` matches in `case`.
+pub async fn rows(db: &PgPool, case: Uuid, doc: &FilterDocument, ctx: &ResolveCtx) -> Matched {
+    use chrono_runtime::filter::{Sort, compile_count};
     use sqlx::Row;
     let mut doc = doc.clone();
-    doc.limit = 1000;
+    doc.limit = chrono_runtime::filter::MAX_LIMIT;
+    doc.sort = Sort::TsAsc;
     let q = compile(&doc, case, ctx).unwrap();
-    sqlx::query_with(&q.sql, q.arguments().unwrap())
+    let first = sqlx::query_with(&q.sql, q.arguments().unwrap())
         .fetch_all(db)
         .await
         .unwrap()
         .iter()
         .map(|r| r.get::<i64, _>("id"))
-        .collect()
+        .collect();
+    let q = compile_count(&doc, case, ctx).unwrap();
+    let count = sqlx::query_scalar_with(&q.sql, q.arguments().unwrap())
+        .fetch_one(db)
+        .await
+        .unwrap();
+    Matched { count, first }
 }

@@ -32,7 +32,8 @@ impl Handle<Api> {
     }
 }
 
-/// `AWS::ApiGatewayV2::Authorizer` (JWT).
+/// `AWS::ApiGatewayV2::Authorizer`: `JWT` (HTTP API) or `REQUEST` (a Lambda; the
+/// WebSocket API's `$connect`).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Authorizer {
@@ -40,12 +41,17 @@ pub struct Authorizer {
     pub api_id: Expr,
     /// Name.
     pub name: String,
-    /// `JWT`.
+    /// `JWT` or `REQUEST`.
     pub authorizer_type: String,
     /// Where the token is.
     pub identity_source: Vec<String>,
-    /// Issuer and audience.
-    pub jwt_configuration: JwtConfiguration,
+    /// JWT: issuer and audience.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt_configuration: Option<JwtConfiguration>,
+    /// REQUEST: the Lambda's invocation URI
+    /// (`arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{arn}/invocations`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorizer_uri: Option<Expr>,
 }
 
 impl Resource for Authorizer {
@@ -87,6 +93,10 @@ pub struct Integration {
     /// Backend timeout.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout_in_millis: Option<u32>,
+    /// WebSocket: `integration.request.header.<name>` → mapping expression
+    /// (`context.connectionId`, `context.authorizer.<key>`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_parameters: Option<std::collections::BTreeMap<String, String>>,
 }
 
 impl Resource for Integration {
@@ -101,9 +111,9 @@ pub struct Route {
     pub api_id: Expr,
     /// `METHOD /path` or `$connect` ...
     pub route_key: String,
-    /// `JWT` or `NONE`.
+    /// `JWT`, `CUSTOM` (Lambda authorizer) or `NONE`.
     pub authorization_type: String,
-    /// JWT authorizer.
+    /// The authorizer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authorizer_id: Option<Expr>,
     /// `integrations/<id>`.

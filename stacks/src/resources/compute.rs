@@ -56,8 +56,10 @@ pub struct Function {
     pub timeout: u32,
     /// Environment variables.
     pub environment: LambdaEnvironment,
-    /// VPC placement.
-    pub vpc_config: LambdaVpcConfig,
+    /// VPC placement (`None`: outside the VPC, e.g. a function that only needs the
+    /// identity provider's public key set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vpc_config: Option<LambdaVpcConfig>,
     /// Log group.
     pub logging_config: Value,
     /// Tags.

@@ -1,0 +1,326 @@
+//! The API Gateway WebSocket path end to end on loopback ports: the `$connect` REQUEST
+//! authorizer's answers (allow with the caller's context, deny for every bad token), that
+//! context mapped into headers the way the api stack's integration does, filter-ai's
+//! gateway route for `$connect`/`$default`/`$disconnect`, and replies pushed to a loopback
+//! `@connections` endpoint through the management API SDK.
+
+mod ai_support;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use ai_support::{local_service, pool, seed};
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::routing::post;
+use chrono::Utc;
+use chrono_runtime::ai::authorizer::{AuthorizerEvent, authorize};
+use chrono_runtime::ai::gateway::{
+    CASES_HEADER, CONNECTION_HEADER, DOMAIN_HEADER, GATEWAY_PATH, GatewayPusher, ROLES_HEADER,
+    ROUTE_KEY_HEADER, STAGE_HEADER, SUB_HEADER, TOKEN_QUERY,
+};
+use chrono_runtime::ai::http::{AiState, router};
+use chrono_runtime::auth::{ClaimNames, DEFAULT_CASES_CLAIM, DEFAULT_ROLES_CLAIM, JwtVerifier};
+use serde_json::{Value, json};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use uuid::Uuid;
+
+const ISSUER: &str = "https://issuer.test/";
+const AUDIENCE: &str = "chrono-api";
+const KEY_PEM: &[u8] = include_bytes!("fixtures/test-jwt-key.pem");
+const JWKS: &str = include_str!("fixtures/test-jwks.json");
+const METHOD_ARN: &str = "arn:aws:execute-api:eu-west-1:111122223333:abc123/live/$connect";
+
+fn signed(claims: Value) -> String {
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some("test-key-1".into());
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(KEY_PEM).unwrap();
+    jsonwebtoken::encode(&header, &claims, &key).unwrap()
+}
+
+fn claims(sub: &str, cases: &[Uuid]) -> Value {
+    json!({
+        "sub": sub, "iss": ISSUER, "aud": AUDIENCE,
+        "exp": Utc::now().timestamp() + 3600,
+        DEFAULT_ROLES_CLAIM: ["analyst"],
+        DEFAULT_CASES_CLAIM: cases.iter().map(Uuid::to_string).collect::<Vec<_>>(),
+    })
+}
+
+fn verifier() -> JwtVerifier {
+    JwtVerifier::from_jwks(JWKS, ISSUER, AUDIENCE, ClaimNames::default()).unwrap()
+}
+
+fn connect_event(token: Option<&str>) -> AuthorizerEvent {
+    serde_json::from_value(json!({
+        "type": "REQUEST",
+        "methodArn": METHOD_ARN,
+        "queryStringParameters": token.map(|t| json!({TOKEN_QUERY: t})),
+        "requestContext": {"routeKey": "$connect", "connectionId": "c1", "eventType": "CONNECT"}
+    }))
+    .unwrap()
+}
+
+fn effect(answer: &Value) -> &str {
+    answer["policyDocument"]["Statement"][0]["Effect"]
+        .as_str()
+        .unwrap()
+}
+
+#[test]
+fn the_authorizer_allows_a_valid_token_with_the_callers_context() {
+    let case = Uuid::now_v7();
+    let answer = authorize(
+        &verifier(),
+        &connect_event(Some(&signed(claims("u1", &[case])))),
+    );
+    assert_eq!(effect(&answer), "Allow", "{answer}");
+    assert_eq!(
+        answer["policyDocument"]["Statement"][0]["Resource"],
+        METHOD_ARN
+    );
+    assert_eq!(answer["principalId"], "u1");
+    assert_eq!(
+        answer["context"],
+        json!({"sub": "u1", "roles": "analyst", "cases": case.to_string()})
+    );
+}
+
+#[test]
+fn the_authorizer_denies_every_bad_token() {
+    let case = [Uuid::now_v7()];
+    let mut expired = claims("u1", &case);
+    expired["exp"] = json!(Utc::now().timestamp() - 3600);
+    let mut other_audience = claims("u1", &case);
+    other_audience["aud"] = json!("someone-else");
+    let mut other_issuer = claims("u1", &case);
+    other_issuer["iss"] = json!("https://evil.test/");
+    let valid = signed(claims("u1", &case));
+    let mut tampered = valid.clone();
+    tampered.replace_range(valid.len() - 6.., "AAAAAA");
+    let unsigned = {
+        let mut parts = valid.split('.');
+        let (h, p) = (parts.next().unwrap(), parts.next().unwrap());
+        format!("{h}.{p}.")
+    };
+    for (what, token) in [
+        ("missing", None),
+        ("empty", Some(String::new())),
+        ("garbage", Some("not-a-jwt".to_string())),
+        ("expired", Some(signed(expired))),
+        ("other audience", Some(signed(other_audience))),
+        ("other issuer", Some(signed(other_issuer))),
+        ("bad signature", Some(tampered)),
+        ("unsigned", Some(unsigned)),
+    ] {
+        let answer = authorize(&verifier(), &connect_event(token.as_deref()));
+        assert_eq!(effect(&answer), "Deny", "{what}: {answer}");
+        assert!(answer.get("context").is_none(), "{what}");
+    }
+}
+
+/// Bodies pushed per connection id.
+type Pushed = Arc<Mutex<Vec<(String, Value)>>>;
+
+/// A loopback API Gateway management API: records `POST /@connections/{id}` bodies.
+async fn fake_connections() -> (Pushed, SocketAddr) {
+    let pushed = Arc::new(Mutex::new(Vec::new()));
+    async fn post_to(
+        State(p): State<Pushed>,
+        Path(id): Path<String>,
+        body: axum::body::Bytes,
+    ) -> http::StatusCode {
+        let v = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        p.lock().unwrap().push((id, v));
+        http::StatusCode::OK
+    }
+    let app = Router::new()
+        .route("/@connections/{id}", post(post_to))
+        .with_state(pushed.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (pushed, addr)
+}
+
+fn sdk() -> aws_config::SdkConfig {
+    aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("eu-west-1"))
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(
+                aws_credential_types::Credentials::new("AKIDTEST", "secret", None, None, "t"),
+            ),
+        )
+        .build()
+}
+
+/// What API Gateway sends filter-ai for one route of a connection: the mapped headers,
+/// with the authorizer's context when the connection has one.
+fn gateway_request(
+    addr: SocketAddr,
+    route: &str,
+    connection: &str,
+    context: Option<&Value>,
+    body: Option<Value>,
+) -> reqwest::RequestBuilder {
+    let mut req = reqwest::Client::new()
+        .post(format!("http://{addr}{GATEWAY_PATH}"))
+        .header(ROUTE_KEY_HEADER, route)
+        .header(CONNECTION_HEADER, connection)
+        .header(DOMAIN_HEADER, "abc123.execute-api.eu-west-1.amazonaws.com")
+        .header(STAGE_HEADER, "live");
+    if let Some(ctx) = context {
+        let mut headers = HashMap::new();
+        for (key, header) in [
+            ("sub", SUB_HEADER),
+            ("roles", ROLES_HEADER),
+            ("cases", CASES_HEADER),
+        ] {
+            headers.insert(header, ctx[key].as_str().unwrap().to_string());
+        }
+        for (h, v) in headers {
+            req = req.header(h, v);
+        }
+    }
+    match body {
+        Some(b) => req.json(&b),
+        None => req,
+    }
+}
+
+#[sqlx::test(migrator = "chrono_runtime::db::MIGRATOR")]
+async fn gateway_routes_answer_authorized_connections_only(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let db = pool(opts).await;
+    let cases = seed(&db).await;
+    let (pushed, callback) = fake_connections().await;
+    let now = "2024-03-14T15:00:00Z".parse().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = router(AiState {
+        service: local_service(db.clone(), now),
+        // no JWKS: like filter-ai in AWS, only the gateway path serves
+        auth: None,
+        pusher: Some(GatewayPusher::fixed(&sdk(), &format!("http://{callback}"))),
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    // The context the authorizer gives a connection of an analyst of `cases.case`.
+    let allowed = authorize(
+        &verifier(),
+        &connect_event(Some(&signed(claims("u1", &[cases.case])))),
+    );
+    let ctx = allowed["context"].clone();
+    let ask = |case: Uuid, q: &str| json!({"case_id": case, "question": q, "tz": "Europe/Berlin"});
+
+    let res = gateway_request(addr, "$connect", "conn-1=", Some(&ctx), None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = gateway_request(
+        addr,
+        "$default",
+        "conn-1=",
+        Some(&ctx),
+        Some(ask(cases.case, "access keys created")),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 204);
+    {
+        let p = pushed.lock().unwrap();
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].0, "conn-1=");
+        assert_eq!(p[0].1["kind"], "filter", "{}", p[0].1);
+        assert_eq!(p[0].1["count"], 1);
+    }
+
+    // Another case through the same authorized connection: refused, nothing of it leaks.
+    let res = gateway_request(
+        addr,
+        "$default",
+        "conn-1=",
+        Some(&ctx),
+        Some(ask(cases.other, "access keys created")),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 204);
+    {
+        let p = pushed.lock().unwrap();
+        assert_eq!(p.len(), 2);
+        assert_eq!(p[1].1["error"]["code"], "not_found", "{}", p[1].1);
+        assert!(p[1].1.get("filter").is_none() && p[1].1.get("count").is_none());
+    }
+
+    // A connection that never authenticated (no authorizer context): refused on $connect
+    // and on every message, and nothing is pushed to it.
+    for route in ["$connect", "$default"] {
+        let res = gateway_request(
+            addr,
+            route,
+            "conn-2=",
+            None,
+            Some(ask(cases.case, "access keys created")),
+        )
+        .send()
+        .await
+        .unwrap();
+        assert_eq!(res.status(), 401, "{route}");
+    }
+    // A forged context without a subject is no context.
+    let mut no_sub = ctx.clone();
+    no_sub["sub"] = json!("");
+    let res = gateway_request(
+        addr,
+        "$default",
+        "conn-3=",
+        Some(&no_sub),
+        Some(ask(cases.case, "access keys created")),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(
+        pushed.lock().unwrap().len(),
+        2,
+        "nothing pushed to conn-2/3"
+    );
+
+    // Disconnect needs no context; unknown route keys and missing ids are bad requests.
+    let res = gateway_request(addr, "$disconnect", "conn-2=", None, None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = gateway_request(addr, "sendmessage", "conn-1=", Some(&ctx), None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let res = reqwest::Client::new()
+        .post(format!("http://{addr}{GATEWAY_PATH}"))
+        .header(ROUTE_KEY_HEADER, "$default")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+
+    // Without a JWKS the chat route answers 401 even with a well-formed token.
+    let res = reqwest::Client::new()
+        .post(format!("http://{addr}/api/v1/ai/chat"))
+        .bearer_auth(signed(claims("u1", &[cases.case])))
+        .json(&ask(cases.case, "access keys created"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+}
