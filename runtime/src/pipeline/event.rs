@@ -271,6 +271,22 @@ impl Attributes {
         serde_json::value::RawValue::from_string(text).map(Attributes)
     }
 
+    /// Takes JSON text the caller has already checked (with a scan that accepts only what
+    /// serde_json accepts as it is, e.g. [`crate::pipeline::normalize::windows::fields_checked`]),
+    /// without serde_json scanning it again. `Err` only should serde_json's raw-value
+    /// protocol change (see below), never for the text.
+    ///
+    /// serde_json has no public unchecked constructor; its `Box<RawValue>` deserializes from
+    /// a one-entry map keyed by its raw-value token, whose value is the text taken as is:
+    /// serde_json's own protocol between its deserializer and `RawValue`. The tests of this
+    /// module fail should it change.
+    pub(crate) fn from_checked_json(text: String) -> Result<Attributes, serde_json::Error> {
+        use serde::de::value::MapDeserializer;
+        const TOKEN: &str = "$serde_json::private::RawValue";
+        let map = MapDeserializer::<_, serde_json::Error>::new(std::iter::once((TOKEN, text)));
+        Deserialize::deserialize(map).map(Attributes)
+    }
+
     /// Serializes a JSON value.
     pub fn from_value(value: &serde_json::Value) -> Attributes {
         // Serializing a `Value` cannot fail (its map keys are strings); `null` otherwise.
@@ -379,6 +395,27 @@ mod tests {
             Identity::arn("arn:aws:iam::1:user/bob").unwrap().kind,
             IdentityKind::Arn
         );
+    }
+
+    #[test]
+    fn checked_json_is_kept_verbatim_like_validated_json() {
+        for text in [
+            r#"{"Event":{"System":{"EventID":4624},"EventData":{"IpAddress":"10.0.0.1"}}}"#,
+            r#"{"a": [1, -2.5e3, true, null], "b": "x\"y\u00e9"}"#,
+            "[]",
+        ] {
+            let checked = Attributes::from_checked_json(text.to_owned()).unwrap();
+            let validated = Attributes::from_json(text.to_owned()).unwrap();
+            assert_eq!(checked.as_str(), text);
+            assert_eq!(checked, validated);
+            assert_eq!(checked.to_value(), validated.to_value());
+            assert_eq!(
+                serde_json::to_string(&checked).unwrap(),
+                serde_json::to_string(&validated).unwrap()
+            );
+        }
+        let checked = Attributes::from_checked_json(r#"{"n":4624}"#.into()).unwrap();
+        assert_eq!(checked.to_value()["n"], 4624);
     }
 
     #[test]

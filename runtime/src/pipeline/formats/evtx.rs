@@ -399,12 +399,18 @@ fn build(
         Ok(t) => t,
         Err(e) => return bad(format!("record renders to invalid utf-8: {e}")),
     };
-    // Checked first: the field scanner then reads text it knows to be JSON.
-    let attributes = match Attributes::from_json(text.to_owned()) {
+    // The field scan checks the JSON too (strictly: what it accepts, serde_json accepts);
+    // text it does not vouch for (e.g. a `NaN` the renderer wrote) is left to serde_json.
+    let (f, checked) = windows::fields_checked(text);
+    let attributes = if checked {
+        Attributes::from_checked_json(text.to_owned())
+    } else {
+        Attributes::from_json(text.to_owned())
+    };
+    let attributes = match attributes {
         Ok(a) => a,
         Err(e) => return bad(format!("record renders to invalid json: {e}")),
     };
-    let f = windows::fields(attributes.as_str());
     Ok(NormalizedEvent {
         ts,
         timestamp_desc: "Event Recorded".into(),

@@ -108,68 +108,122 @@ pub struct WindowsFields {
 // member, no copies of values that have no escapes. Records are a few kilobytes and the
 // rules read a dozen members, so skipping the rest quickly is what the time goes on.
 
-/// Where a JSON value ends: the index after it, or `None` for text that is not JSON.
-/// Scalars end at the next delimiter; strings, objects and arrays at their closing byte.
+/// Where a JSON value ends: the index after it, or `None` for text that is not JSON
+/// (RFC 8259, read strictly: a value this accepts, serde_json accepts too). The scan is
+/// the record's JSON check as well, so the record is not parsed a second time to know it.
 fn value_end(b: &[u8], start: usize) -> Option<usize> {
+    value_end_at(b, start, 0)
+}
+
+/// Nesting deeper than this is not followed: serde_json refuses more than 128 levels, and
+/// a record is read back one level down in its event's JSON line.
+const MAX_DEPTH: usize = 100;
+
+fn value_end_at(b: &[u8], start: usize, depth: usize) -> Option<usize> {
     match *b.get(start)? {
         b'"' => string_end(b, start),
-        b'{' | b'[' => {
-            let mut depth = 0usize;
-            let mut i = start;
+        open @ (b'{' | b'[') => {
+            if depth >= MAX_DEPTH {
+                return None;
+            }
+            let close = if open == b'{' { b'}' } else { b']' };
+            let mut i = skip_ws(b, start + 1);
+            if b.get(i) == Some(&close) {
+                return Some(i + 1);
+            }
             loop {
-                match *b.get(i)? {
-                    b'"' => {
-                        i = string_end(b, i)?;
-                        continue;
+                if close == b'}' {
+                    if b.get(i) != Some(&b'"') {
+                        return None;
                     }
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' => {
-                        depth -= 1;
-                        if depth == 0 {
-                            return Some(i + 1);
-                        }
+                    i = skip_ws(b, string_end(b, i)?);
+                    if b.get(i) != Some(&b':') {
+                        return None;
                     }
-                    _ => {}
+                    i = skip_ws(b, i + 1);
                 }
-                i += 1;
+                i = skip_ws(b, value_end_at(b, i, depth + 1)?);
+                match *b.get(i)? {
+                    b',' => i = skip_ws(b, i + 1),
+                    c if c == close => return Some(i + 1),
+                    _ => return None,
+                }
             }
         }
-        _ => {
-            let len = b[start..]
-                .iter()
-                .position(|c| matches!(c, b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t'))
-                .unwrap_or(b.len() - start);
-            (len > 0).then_some(start + len)
-        }
+        b't' => literal_end(b, start, b"true"),
+        b'f' => literal_end(b, start, b"false"),
+        b'n' => literal_end(b, start, b"null"),
+        _ => number_end(b, start),
     }
 }
 
-/// The index after the string that starts (with its quote) at `start`.
+fn literal_end(b: &[u8], start: usize, literal: &[u8]) -> Option<usize> {
+    let end = start + literal.len();
+    (b.get(start..end)? == literal).then_some(end)
+}
+
+/// The index after the number at `start`: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]?
+/// [0-9]+)?`.
+fn number_end(b: &[u8], start: usize) -> Option<usize> {
+    let digits = |from: usize| {
+        let n = b.get(from..).map_or(0, |rest| {
+            rest.iter().take_while(|c| c.is_ascii_digit()).count()
+        });
+        (n > 0).then_some(from + n)
+    };
+    let mut i = start + usize::from(b.get(start) == Some(&b'-'));
+    i = match b.get(i)? {
+        b'0' => i + 1,
+        b'1'..=b'9' => digits(i)?,
+        _ => return None,
+    };
+    if b.get(i) == Some(&b'.') {
+        i = digits(i + 1)?;
+    }
+    if let Some(b'e' | b'E') = b.get(i) {
+        i += 1;
+        if let Some(b'+' | b'-') = b.get(i) {
+            i += 1;
+        }
+        i = digits(i)?;
+    }
+    Some(i)
+}
+
+/// The index after the string that starts (with its quote) at `start`; `None` when it is
+/// unterminated, holds a raw control character or a malformed escape.
 fn string_end(b: &[u8], start: usize) -> Option<usize> {
     let mut i = start + 1;
     loop {
-        i = quote_or_backslash(b, i)?;
+        i = string_stop(b, i)?;
         match b[i] {
             b'"' => return Some(i + 1),
-            _ => i += 2,
+            b'\\' => match b.get(i + 1)? {
+                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
+                b'u' if b.get(i + 2..i + 6)?.iter().all(u8::is_ascii_hexdigit) => i += 6,
+                _ => return None,
+            },
+            _ => return None,
         }
     }
 }
 
-/// The first `"` or `\` at or after `from`, eight bytes at a time: most of a record's text
-/// is inside strings, so this loop is where the scanner spends its time.
-fn quote_or_backslash(b: &[u8], mut from: usize) -> Option<usize> {
+/// The first `"`, `\` or control character at or after `from`, eight bytes at a time: most
+/// of a record's text is inside strings, so this loop is where the scanner spends its time.
+fn string_stop(b: &[u8], mut from: usize) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
-    // A byte of `v` is zero where `(v - 1) & !v` has its high bit set; the lowest such
-    // bit is always a real zero byte (borrows only run upwards).
-    let zero_bytes = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+    // A byte of `v` is zero where `(v - 1) & !v` has its high bit set, and below `n` where
+    // `(v - n) & !v` has; the lowest such bit is always a real match (borrows only run
+    // upwards), of whichever test.
+    let below = |v: u64, n: u64| v.wrapping_sub(ONES * n) & !v & HIGHS;
     while let Some(word) = b.get(from..from + 8) {
         let mut bytes = [0u8; 8];
         bytes.copy_from_slice(word);
         let w = u64::from_le_bytes(bytes);
-        let hits =
-            zero_bytes(w ^ (ONES * u64::from(b'"'))) | zero_bytes(w ^ (ONES * u64::from(b'\\')));
+        let hits = below(w ^ (ONES * u64::from(b'"')), 1)
+            | below(w ^ (ONES * u64::from(b'\\')), 1)
+            | below(w, 0x20);
         if hits != 0 {
             return Some(from + (hits.trailing_zeros() / 8) as usize);
         }
@@ -177,7 +231,7 @@ fn quote_or_backslash(b: &[u8], mut from: usize) -> Option<usize> {
     }
     b.get(from..)?
         .iter()
-        .position(|c| matches!(c, b'"' | b'\\'))
+        .position(|c| matches!(c, b'"' | b'\\' | 0..0x20))
         .map(|p| from + p)
 }
 
@@ -364,13 +418,20 @@ fn attribute(element: Option<&str>, name: &str) -> Option<String> {
 
 /// Reads the fields of an EVTX record rendered as JSON (`{"Event": {"System": …, "EventData": …}}`).
 pub fn fields(json: &str) -> WindowsFields {
+    fields_checked(json).0
+}
+
+/// [`fields`], and whether `json` is one JSON object with no surrounding whitespace, found
+/// by the same scan: `true` means serde_json accepts the text as it is (the rendered record
+/// need not be parsed again to be known to be JSON); `false` means it may not.
+pub fn fields_checked(json: &str) -> (WindowsFields, bool) {
     // One pass over the record: the members of `Event` and of its `System` and
     // `EventData` are read where they are, everything else is skipped once.
     let mut found = false;
     let mut system = [None; SYSTEM_MEMBERS.len()];
     let mut data = None;
     let mut user_data = None;
-    walk_object(json, 0, |k, at| {
+    let end = walk_object(json, 0, |k, at| {
         if found || key(k) != "Event" || json.as_bytes().get(at) != Some(&b'{') {
             return None;
         }
@@ -414,11 +475,13 @@ pub fn fields(json: &str) -> WindowsFields {
             _ => None,
         })
     });
+    let checked = json.starts_with('{') && end == Some(json.len());
     if !found {
-        return WindowsFields {
+        let fields = WindowsFields {
             message: "[? / ?] record without an Event element".into(),
             ..WindowsFields::default()
         };
+        return (fields, checked);
     }
     let [provider, event_id, channel, computer, keywords, security] = system;
     let provider = attribute(provider, "Name").unwrap_or_default();
@@ -475,7 +538,7 @@ pub fn fields(json: &str) -> WindowsFields {
         _ => (None, None),
     };
     let message = message(&channel, &provider, event_id, &data);
-    WindowsFields {
+    let fields = WindowsFields {
         provider,
         channel,
         event_id,
@@ -485,7 +548,8 @@ pub fn fields(json: &str) -> WindowsFields {
         src_ip,
         dst_ip,
         message,
-    }
+    };
+    (fields, checked)
 }
 
 fn message(channel: &str, provider: &str, event_id: Option<u32>, data: &Fields<'_>) -> String {
@@ -525,6 +589,57 @@ fn message(channel: &str, provider: &str, event_id: Option<u32>, data: &Fields<'
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_field_scan_vouches_only_for_json_serde_json_accepts() {
+        let record = r##"{"Event":{"#attributes":{"xmlns":"x"},"System":{"Provider":{"#attributes":{"Name":"Microsoft-Windows-Security-Auditing"}},"EventID":4624,"Channel":"Security","Computer":"WS1"},"EventData":{"TargetUserName":"alice","TargetDomainName":"CORP","IpAddress":"10.0.0.5","Ratio":-1.5e-3,"Flag":true,"None":null,"List":[1,{"k":"v\n\u00e9\\"}]}}}"##;
+        let (f, checked) = fields_checked(record);
+        assert!(checked);
+        assert_eq!(f.event_id, Some(4624));
+        assert_eq!(f.identity.unwrap().value, "CORP\\alice");
+        let nan = record.replace("-1.5e-3", "NaN");
+        for text in [
+            nan.as_str(),
+            &record.replace("-1.5e-3", "inf"),
+            &record.replace("-1.5e-3", "01"),
+            &record.replace("-1.5e-3", "1."),
+            &record.replace("true", "tru"),
+            &record.replace("\"alice\"", "\"al\u{1}ice\""),
+            &record.replace("\\n", "\\x"),
+            &record.replace("\\u00e9", "\\u00g9"),
+            &record.replace("[1,", "[1,,"),
+            &record.replace("\"WS1\"}", "\"WS1\",}"),
+            &format!("{record} "),
+            &format!(" {record}"),
+            &format!("{record}{{}}"),
+            &record[..record.len() - 1],
+            r#"{"Other":NaN}"#,
+            &format!("{{\"a\":{}{}}}", "[".repeat(120), "]".repeat(120)),
+            "[]",
+            "",
+        ] {
+            let (_, checked) = fields_checked(text);
+            assert!(!checked, "{text}");
+        }
+        // Whatever the scan vouches for, serde_json takes as it is.
+        let nested = format!("{{\"a\":{}{}}}", "[".repeat(90), "]".repeat(90));
+        for text in [
+            record,
+            r#"{}"#,
+            r#"{"a":"\ud800"}"#,
+            r#"{"Event":{"System":[]}}"#,
+            &nested,
+        ] {
+            let (_, checked) = fields_checked(text);
+            assert!(checked, "{text}");
+            let raw = serde_json::value::RawValue::from_string(text.to_owned()).unwrap();
+            assert_eq!(raw.get(), text);
+        }
+        // A record the scan does not vouch for still has its fields read up to the damage.
+        let (f, _) = fields_checked(&nan);
+        assert_eq!(f.event_id, Some(4624));
+        assert!(serde_json::value::RawValue::from_string(nan).is_err());
+    }
 
     #[test]
     fn the_scanner_reads_members_past_escapes_and_nesting() {
