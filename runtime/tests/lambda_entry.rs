@@ -19,6 +19,16 @@ use uuid::Uuid;
 const EVENT: &str = include_str!("fixtures/apigw-http-v2-search.json");
 const CASE: &str = "0193a5e0-0000-7000-8000-000000000001";
 
+/// The router as the Lambda serves it: identity from API Gateway's authorizer claims.
+fn gateway_app(db: sqlx::PgPool) -> axum::Router {
+    router(AppState::new(
+        db,
+        Authenticator::ApiGateway(ClaimNames::default()),
+        None,
+        Arc::new(LocalLauncher::unavailable()),
+    ))
+}
+
 async fn invoke(app: axum::Router, event: Value) -> Value {
     let request: LambdaRequest = serde_json::from_value(event).unwrap();
     let mut handler = lambda_handler(app);
@@ -50,13 +60,7 @@ async fn lambda_entry_serves_an_api_gateway_http_event(_: PgPoolOptions, opts: P
     )
     .bind(case).bind(evidence).bind(fx.case).execute(&db).await.unwrap();
 
-    let state = AppState::new(
-        db,
-        Authenticator::ApiGateway(ClaimNames::default()),
-        None,
-        Arc::new(LocalLauncher::unavailable()),
-    );
-    let app = router(state);
+    let app = gateway_app(db);
     let event: Value = serde_json::from_str(EVENT).unwrap();
 
     let response = invoke(app.clone(), event.clone()).await;
@@ -118,14 +122,8 @@ fn onboard_sends_this_event() {
 }
 
 async fn entry(db: &sqlx::PgPool, event: &str) -> Result<Value, String> {
-    let state = AppState::new(
-        db.clone(),
-        Authenticator::ApiGateway(ClaimNames::default()),
-        None,
-        Arc::new(LocalLauncher::unavailable()),
-    );
     let event = LambdaEvent::new(serde_json::from_str(event).unwrap(), Context::default());
-    lambda_entry(router(state), db.clone(), event)
+    lambda_entry(gateway_app(db.clone()), db.clone(), event)
         .await
         .map_err(|e| e.to_string())
 }

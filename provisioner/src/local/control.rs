@@ -304,40 +304,18 @@ pub async fn up(
             continue;
         };
         let rp_port = port(&mut state, rp.name)?;
-        let url = format!("http://127.0.0.1:{rp_port}");
-        if let Some(c) = running(&state, rp.name) {
-            if c.program_modified == super::layout::modified(&program) {
-                continue;
-            }
-            say(
-                output,
-                format!("{} was rebuilt since it started; restarting it", rp.binary),
-            );
-            if let Some(pid) = c.pid {
-                process::stop(pid, &c.program, STOP_GRACE)?;
-            }
-        } else {
-            report_crash(&state, rp.name, output);
-        }
-        let log = layout.log(rp.name);
-        say(output, format!("starting {} on {url}", rp.name));
         let mut cmd = Command::new(&program);
         cmd.args(rp.args(rp_port))
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .envs(&shared_env)
             .env("DATABASE_URL", user_url(rp.db_user));
-        let mut child = process::spawn(cmd, &log)?;
-        record(&mut state, rp.name, child.id(), &program, &url, &log);
-        layout.save(&state)?;
-        wait_for(
-            rp.name,
-            &format!("{url}{}", rp.health_path),
-            false,
-            Some(&mut child),
-            &log,
-        )
-        .await?;
+        let started = Started {
+            name: rp.name,
+            port: rp_port,
+            health_path: rp.health_path,
+        };
+        ensure_started(layout, &mut state, &started, cmd, output).await?;
     }
     layout.save(&state)?;
 
@@ -347,6 +325,58 @@ pub async fn up(
         OutputFormat::Text => print_summary(&state, &unavailable, layout),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A process `up` keeps running: its component name, port and health path.
+struct Started {
+    name: &'static str,
+    port: u16,
+    health_path: &'static str,
+}
+
+/// Keeps component `p` if it still runs from the current build of its program; otherwise
+/// (stopping an outdated one, reporting a crashed one) spawns `cmd`, records it and waits
+/// until it answers its health check.
+async fn ensure_started(
+    layout: &Layout,
+    state: &mut State,
+    p: &Started,
+    cmd: Command,
+    output: OutputFormat,
+) -> Result<(), LocalError> {
+    let program = PathBuf::from(cmd.get_program());
+    let url = format!("http://127.0.0.1:{}", p.port);
+    if let Some(c) = running(state, p.name) {
+        if c.program_modified == super::layout::modified(&program) {
+            return Ok(());
+        }
+        say(
+            output,
+            format!(
+                "{} was rebuilt since {} started; restarting it",
+                program.display(),
+                p.name
+            ),
+        );
+        if let Some(pid) = c.pid {
+            process::stop(pid, &c.program, STOP_GRACE)?;
+        }
+    } else {
+        report_crash(state, p.name, output);
+    }
+    let log = layout.log(p.name);
+    say(output, format!("starting {} on {url}", p.name));
+    let mut child = process::spawn(cmd, &log)?;
+    record(state, p.name, child.id(), &program, &url, &log);
+    layout.save(state)?;
+    wait_for(
+        p.name,
+        &format!("{url}{}", p.health_path),
+        false,
+        Some(&mut child),
+        &log,
+    )
+    .await
 }
 
 /// Starts the issuer (this very binary, `local serve-jwks`) unless it already runs from
@@ -359,29 +389,6 @@ async fn start_issuer(
     output: OutputFormat,
 ) -> Result<(), LocalError> {
     let program = std::env::current_exe().map_err(LocalError::io("locating", "chronoctl"))?;
-    let url = format!("http://127.0.0.1:{port}");
-    if let Some(c) = running(state, ISSUER) {
-        if c.program_modified == super::layout::modified(&program) {
-            return Ok(());
-        }
-        say(
-            output,
-            "chronoctl was rebuilt since the issuer started; restarting it",
-        );
-        if let Some(pid) = c.pid {
-            process::stop(pid, &c.program, STOP_GRACE)?;
-        }
-    } else {
-        report_crash(state, ISSUER, output);
-    }
-    let log = layout.log(ISSUER);
-    say(
-        output,
-        format!(
-            "starting the token issuer on {url} (JWKS {})",
-            issuer::JWKS_PATH
-        ),
-    );
     let mut cmd = Command::new(&program);
     cmd.arg("local")
         .arg("--dir")
@@ -395,17 +402,12 @@ async fn start_issuer(
         .arg(&cfg.auth.jwt_issuer)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default());
-    let mut child = process::spawn(cmd, &log)?;
-    record(state, ISSUER, child.id(), &program, &url, &log);
-    layout.save(state)?;
-    wait_for(
-        ISSUER,
-        &format!("{url}{}", issuer::HEALTH_PATH),
-        false,
-        Some(&mut child),
-        &log,
-    )
-    .await
+    let started = Started {
+        name: ISSUER,
+        port,
+        health_path: issuer::HEALTH_PATH,
+    };
+    ensure_started(layout, state, &started, cmd, output).await
 }
 
 fn dry_run(

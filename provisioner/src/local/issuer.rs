@@ -77,26 +77,29 @@ async fn discovery(State(s): State<Issuer>) -> Response {
     .into_response()
 }
 
-/// Serves the issuer on `addr` until the process is stopped (`chronoctl local down`).
-pub async fn serve(addr: SocketAddr, jwks: &Path, issuer: &str) -> Result<(), LocalError> {
+/// Serves the issuer on `addr` until the process is stopped (`chronoctl local down`);
+/// `log` is where its output goes (named in the error).
+pub async fn serve(
+    addr: SocketAddr,
+    jwks: &Path,
+    issuer: &str,
+    log: &Path,
+) -> Result<(), LocalError> {
+    let failed = |reason: String| LocalError::Start {
+        component: ISSUER.into(),
+        reason,
+        log: log.to_path_buf(),
+    };
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|e| LocalError::Start {
-            component: ISSUER.into(),
-            reason: format!("binding {addr}: {e}"),
-            log: PathBuf::from("-"),
-        })?;
+        .map_err(|e| failed(format!("binding {addr}: {e}")))?;
     eprintln!(
         "issuer: serving {} on http://{addr}{JWKS_PATH}",
         jwks.display()
     );
     axum::serve(listener, router(jwks, issuer, &format!("http://{addr}")))
         .await
-        .map_err(|e| LocalError::Start {
-            component: ISSUER.into(),
-            reason: e.to_string(),
-            log: PathBuf::from("-"),
-        })
+        .map_err(|e| failed(e.to_string()))
 }
 
 #[cfg(test)]

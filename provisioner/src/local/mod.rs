@@ -253,9 +253,11 @@ pub fn run(args: &LocalArgs, output: OutputFormat) -> Result<std::process::ExitC
             LocalCommand::Logs { component } => control::logs(&layout, component.as_deref()),
             LocalCommand::Token(t) => control::token(&layout, t),
             LocalCommand::Demo(d) => demo::run(&layout, d, output).await,
-            LocalCommand::ServeJwks { addr, jwks, issuer } => issuer::serve(*addr, jwks, issuer)
-                .await
-                .map(|()| std::process::ExitCode::SUCCESS),
+            LocalCommand::ServeJwks { addr, jwks, issuer } => {
+                issuer::serve(*addr, jwks, issuer, &layout.log(issuer::ISSUER))
+                    .await
+                    .map(|()| std::process::ExitCode::SUCCESS)
+            }
         }
     })
 }
