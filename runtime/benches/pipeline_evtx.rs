@@ -152,6 +152,41 @@ fn evtx_throughput(dir: &Path, mb: usize) {
                 parser.records_json_bytes().filter(Result::is_ok).count() as u64
             }),
         ));
+        // Bounds, not the pipeline: the chunk renderer alone (evtx_dump without writing),
+        // and the renderer plus serde_json checking each record (no tree, no copies).
+        contenders.push((
+            format!("bound: chunk renderer only ({label})"),
+            Box::new(move || {
+                let mut parser = evtx::EvtxParser::from_path(path)
+                    .expect("evtx")
+                    .with_configuration(evtx::ParserSettings::new().num_threads(threads));
+                let mut n = 0;
+                for chunk in parser.chunks_json_bytes(false) {
+                    for (_, bytes) in chunk.records() {
+                        std::hint::black_box(bytes);
+                        n += 1;
+                    }
+                }
+                n
+            }),
+        ));
+        contenders.push((
+            format!("bound: renderer + serde_json check ({label})"),
+            Box::new(move || {
+                let mut parser = evtx::EvtxParser::from_path(path)
+                    .expect("evtx")
+                    .with_configuration(evtx::ParserSettings::new().num_threads(threads));
+                let mut n = 0;
+                for chunk in parser.chunks_json_bytes(false) {
+                    for (_, bytes) in chunk.records() {
+                        let ok = serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok();
+                        std::hint::black_box(ok);
+                        n += 1;
+                    }
+                }
+                n
+            }),
+        ));
         // Not the pipeline: what normalizing would cost on top of the crate's CLI-internal
         // chunk renderer (`#[doc(hidden)]`, what evtx_dump uses), for comparison only.
         contenders.push((

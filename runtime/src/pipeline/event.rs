@@ -165,11 +165,9 @@ fn is_builtin_account(s: &str) -> bool {
         "NETWORK SERVICE",
         "ANONYMOUS LOGON",
     ];
-    let upper = s.to_ascii_uppercase();
     BUILTIN.iter().any(|b| s.eq_ignore_ascii_case(b))
         || ["DWM-", "UMFD-"].iter().any(|p| {
-            upper
-                .strip_prefix(p)
+            strip_prefix_ignore_case(s, p)
                 .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
         })
 }
@@ -182,12 +180,18 @@ fn is_null_sid(sid: &str) -> bool {
 /// SIDs of the built-in principals that are the machine itself (see the module
 /// documentation).
 fn is_service_sid(sid: &str) -> bool {
-    let sid = sid.to_ascii_uppercase();
-    matches!(
-        sid.as_str(),
-        "S-1-5-7" | "S-1-5-18" | "S-1-5-19" | "S-1-5-20"
-    ) || sid.starts_with("S-1-5-90-")
-        || sid.starts_with("S-1-5-96-")
+    ["S-1-5-7", "S-1-5-18", "S-1-5-19", "S-1-5-20"]
+        .iter()
+        .any(|s| sid.eq_ignore_ascii_case(s))
+        || ["S-1-5-90-", "S-1-5-96-"]
+            .iter()
+            .any(|p| strip_prefix_ignore_case(sid, p).is_some())
+}
+
+/// `s` without `prefix`, compared ignoring ASCII case.
+fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix).then(|| &s[prefix.len()..])
 }
 
 /// Where an event came from inside its evidence.
@@ -318,7 +322,13 @@ pub fn dedup_key(member: &str, record_id: &str) -> String {
     h.update((member.len() as u64).to_le_bytes());
     h.update(member.as_bytes());
     h.update(record_id.as_bytes());
-    hex::encode(&h.finalize()[..16])
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut key = String::with_capacity(32);
+    for byte in &h.finalize()[..16] {
+        key.push(char::from(HEX[usize::from(byte >> 4)]));
+        key.push(char::from(HEX[usize::from(byte & 0xf)]));
+    }
+    key
 }
 
 /// A UTC time from microseconds since the Unix epoch; `None` outside chrono's range.
@@ -424,6 +434,15 @@ mod tests {
         assert_ne!(dedup_key("a.evtx", "1"), dedup_key("a.evtx", "2"));
         assert_ne!(dedup_key("a", "b\u{0}c"), dedup_key("a\u{0}b", "c"));
         assert_eq!(dedup_key("a", "1").len(), 32);
+        // The keys of evidence processed before stay the same: lowercase hex of the first
+        // 16 bytes of SHA-256(len(member) as u64 LE ‖ member ‖ record id).
+        let mut h = Sha256::new();
+        h.update(6u64.to_le_bytes());
+        h.update(b"a.evtxevtx:7:1:512");
+        assert_eq!(
+            dedup_key("a.evtx", "evtx:7:1:512"),
+            hex::encode(&h.finalize()[..16])
+        );
     }
 
     #[test]

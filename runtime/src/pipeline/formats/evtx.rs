@@ -402,10 +402,12 @@ fn build(
     // The field scan checks the JSON too (strictly: what it accepts, serde_json accepts);
     // text it does not vouch for (e.g. a `NaN` the renderer wrote) is left to serde_json.
     let (f, checked) = windows::fields_checked(text);
-    let attributes = if checked {
-        Attributes::from_checked_json(text.to_owned())
-    } else {
-        Attributes::from_json(text.to_owned())
+    // Should serde_json's raw-value protocol ever change (the tests of `event` say so), the
+    // record is still checked and kept, only slower.
+    let attributes = match checked {
+        true => Attributes::from_checked_json(text.to_owned())
+            .or_else(|_| Attributes::from_json(text.to_owned())),
+        false => Attributes::from_json(text.to_owned()),
     };
     let attributes = match attributes {
         Ok(a) => a,
@@ -424,7 +426,11 @@ fn build(
         message: f.message,
         device: f.computer,
         identity: f.identity,
-        event_code: f.event_id.map(|i| i.to_string()),
+        event_code: f.event_id.map(|i| {
+            let mut code = String::with_capacity(10);
+            windows::push_decimal(&mut code, u64::from(i));
+            code
+        }),
         action: f.action.map(|a| a.0),
         outcome: f.action.map(|a| a.1),
         src_ip: f.src_ip,
@@ -439,8 +445,21 @@ fn build(
             origin: None,
         },
         // The record id alone can repeat in a dirty log; its chunk and place in it cannot.
-        dedup_key: dedup_key(member, &format!("evtx:{id}:{chunk_first_id}:{offset}")),
+        dedup_key: dedup_key(member, &evtx_record_key(id, chunk_first_id, offset)),
     })
+}
+
+/// `evtx:{id}:{chunk_first_id}:{offset}`, the record's identity within its member.
+fn evtx_record_key(id: u64, chunk_first_id: u64, offset: u64) -> String {
+    let mut key = String::with_capacity(64);
+    key.push_str("evtx:");
+    for (i, n) in [id, chunk_first_id, offset].into_iter().enumerate() {
+        if i > 0 {
+            key.push(':');
+        }
+        windows::push_decimal(&mut key, n);
+    }
+    key
 }
 
 fn bad_record(e: &EvtxError, first_chunk: u64, member: &str) -> BadRecord {

@@ -193,19 +193,95 @@ fn number_end(b: &[u8], start: usize) -> Option<usize> {
 /// The index after the string that starts (with its quote) at `start`; `None` when it is
 /// unterminated, holds a raw control character or a malformed escape.
 fn string_end(b: &[u8], start: usize) -> Option<usize> {
+    string_end_escaped(b, start).map(|(end, _)| end)
+}
+
+/// [`string_end`], and whether the string has escapes: one that has none is its own text,
+/// and need not be looked at again to be read.
+fn string_end_escaped(b: &[u8], start: usize) -> Option<(usize, bool)> {
     let mut i = start + 1;
+    let mut escaped = false;
     loop {
         i = string_stop(b, i)?;
         match b[i] {
-            b'"' => return Some(i + 1),
-            b'\\' => match b.get(i + 1)? {
-                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
-                b'u' if b.get(i + 2..i + 6)?.iter().all(u8::is_ascii_hexdigit) => i += 6,
-                _ => return None,
-            },
+            b'"' => return Some((i + 1, escaped)),
+            b'\\' => {
+                escaped = true;
+                match b.get(i + 1)? {
+                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
+                    b'u' if b.get(i + 2..i + 6)?.iter().all(u8::is_ascii_hexdigit) => i += 6,
+                    _ => return None,
+                }
+            }
             _ => return None,
         }
     }
+}
+
+/// The text of a JSON string's body (between its quotes); `None` when an escape is
+/// malformed. Lone surrogates become U+FFFD, as serde_json's lossy reading does.
+fn unescape(body: &str) -> Option<String> {
+    let mut out = String::with_capacity(body.len());
+    let mut rest = body;
+    while let Some(at) = rest.find('\\') {
+        out.push_str(&rest[..at]);
+        let b = rest.as_bytes();
+        let hex = |from: usize| -> Option<u32> {
+            let digits = rest.get(from..from + 4)?;
+            if !digits.bytes().all(|c| c.is_ascii_hexdigit()) {
+                return None;
+            }
+            u32::from_str_radix(digits, 16).ok()
+        };
+        let used = match *b.get(at + 1)? {
+            c @ (b'"' | b'\\' | b'/') => {
+                out.push(char::from(c));
+                2
+            }
+            b'b' => {
+                out.push('\u{8}');
+                2
+            }
+            b'f' => {
+                out.push('\u{c}');
+                2
+            }
+            b'n' => {
+                out.push('\n');
+                2
+            }
+            b'r' => {
+                out.push('\r');
+                2
+            }
+            b't' => {
+                out.push('\t');
+                2
+            }
+            b'u' => {
+                let unit = hex(at + 2)?;
+                match unit {
+                    0xD800..=0xDBFF
+                        if b.get(at + 6..at + 8) == Some(b"\\u")
+                            && hex(at + 8).is_some_and(|lo| (0xDC00..=0xDFFF).contains(&lo)) =>
+                    {
+                        let lo = hex(at + 8)?;
+                        let c = 0x10000 + ((unit - 0xD800) << 10) + (lo - 0xDC00);
+                        out.push(char::from_u32(c).unwrap_or(char::REPLACEMENT_CHARACTER));
+                        12
+                    }
+                    _ => {
+                        out.push(char::from_u32(unit).unwrap_or(char::REPLACEMENT_CHARACTER));
+                        6
+                    }
+                }
+            }
+            _ => return None,
+        };
+        rest = rest.get(at + used..)?;
+    }
+    out.push_str(rest);
+    Some(out)
 }
 
 /// The first `"`, `\` or control character at or after `from`, eight bytes at a time: most
@@ -317,14 +393,14 @@ const SYSTEM_MEMBERS: [&str; 6] = [
     "Provider", "EventID", "Channel", "Computer", "Keywords", "Security",
 ];
 
-/// Walks the members of the object that starts at `at`, calling `visit(raw key, value
+/// Walks the members of the object that starts at `at`, calling `visit(key, value
 /// position)` for each: `visit` returns where the value ends when it read it, `None` to
 /// have it skipped. Returns the index after the object; `None` for text that is not JSON
 /// (the members before were visited).
 fn walk_object<'a>(
     text: &'a str,
     at: usize,
-    mut visit: impl FnMut(&'a str, usize) -> Option<usize>,
+    mut visit: impl FnMut(Cow<'a, str>, usize) -> Option<usize>,
 ) -> Option<usize> {
     let b = text.as_bytes();
     let mut i = skip_ws(b, at);
@@ -339,14 +415,19 @@ fn walk_object<'a>(
         if b.get(i) != Some(&b'"') {
             return None;
         }
-        let key_end = string_end(b, i)?;
+        let (key_end, escaped) = string_end_escaped(b, i)?;
         let raw_key = text.get(i + 1..key_end - 1)?;
+        let key = if escaped {
+            Cow::Owned(unescape(raw_key)?)
+        } else {
+            Cow::Borrowed(raw_key)
+        };
         let colon = skip_ws(b, key_end);
         if b.get(colon) != Some(&b':') {
             return None;
         }
         let value = skip_ws(b, colon + 1);
-        let end = match visit(raw_key, value) {
+        let end = match visit(key, value) {
             Some(end) => end,
             None => value_end(b, value)?,
         };
@@ -362,33 +443,58 @@ fn walk_object<'a>(
 /// A raw member name unescaped (EVTX names have no escapes: borrowed).
 fn key(raw: &str) -> Cow<'_, str> {
     if raw.as_bytes().contains(&b'\\') {
-        serde_json::from_str::<String>(&format!("\"{raw}\""))
-            .map(Cow::Owned)
-            .unwrap_or(Cow::Borrowed(raw))
+        unescape(raw).map_or(Cow::Borrowed(raw), Cow::Owned)
     } else {
         Cow::Borrowed(raw)
     }
 }
 
-/// A JSON object's members in document order, values left as raw JSON. Anything that is
-/// not an object reads as no members (EVTX `EventData` can be text or a list).
+/// A member's value as the rules read it: a string already unescaped, anything else as
+/// raw JSON.
+#[derive(Debug, Clone)]
+enum Value<'a> {
+    Text(Cow<'a, str>),
+    Raw(&'a str),
+}
+
+impl<'a> Value<'a> {
+    fn of(raw: &'a str) -> Value<'a> {
+        match scalar(raw) {
+            Some(text) if raw.starts_with('"') => Value::Text(text),
+            _ => Value::Raw(raw),
+        }
+    }
+
+    fn scalar(&self) -> Option<Cow<'a, str>> {
+        match self {
+            Value::Text(text) => Some(text.clone()),
+            Value::Raw(raw) => scalar(raw),
+        }
+    }
+}
+
+/// A JSON object's members in document order. Anything that is not an object reads as no
+/// members (EVTX `EventData` can be text or a list).
 #[derive(Default)]
-struct Fields<'a>(Vec<(Cow<'a, str>, &'a str)>);
+struct Fields<'a>(Vec<(Cow<'a, str>, Value<'a>)>);
 
 impl<'a> Fields<'a> {
     fn parse(raw: Option<&'a str>) -> Fields<'a> {
         Fields(
-            raw.map(|r| Members::of(r).map(|(k, v)| (key(k), v)).collect())
-                .unwrap_or_default(),
+            raw.map(|r| {
+                Members::of(r)
+                    .map(|(k, v)| (key(k), Value::of(v)))
+                    .collect()
+            })
+            .unwrap_or_default(),
         )
     }
 
-    fn raw(&self, name: &str) -> Option<&'a str> {
-        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| *v)
-    }
-
     fn get(&self, name: &str) -> Option<Cow<'a, str>> {
-        self.raw(name).and_then(scalar)
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.scalar())
     }
 }
 
@@ -400,7 +506,10 @@ fn scalar(text: &str) -> Option<Cow<'_, str>> {
         b'"' if text.len() >= 2 && !text.contains('\\') => {
             Some(Cow::Borrowed(&text[1..text.len() - 1]))
         }
-        b'"' => serde_json::from_str::<String>(text).ok().map(Cow::Owned),
+        b'"' if text.len() >= 2 && text.ends_with('"') => {
+            unescape(&text[1..text.len() - 1]).map(Cow::Owned)
+        }
+        b'"' => None,
         b'{' => Members::of(text).named("#text").and_then(scalar),
         b'[' | b'n' => None,
         _ => Some(Cow::Borrowed(text)),
@@ -432,16 +541,15 @@ pub fn fields_checked(json: &str) -> (WindowsFields, bool) {
     let mut data = None;
     let mut user_data = None;
     let end = walk_object(json, 0, |k, at| {
-        if found || key(k) != "Event" || json.as_bytes().get(at) != Some(&b'{') {
+        if found || k != "Event" || json.as_bytes().get(at) != Some(&b'{') {
             return None;
         }
         found = true;
         let (mut seen_system, mut seen_data) = (false, false);
-        walk_object(json, at, |k, at| match &*key(k) {
+        walk_object(json, at, |k, at| match &*k {
             "System" if !seen_system => {
                 seen_system = true;
                 walk_object(json, at, |k, at| {
-                    let k = key(k);
                     let slot = SYSTEM_MEMBERS.iter().position(|m| k == *m)?;
                     let end = value_end(json.as_bytes(), at)?;
                     system[slot].get_or_insert(json.get(at..end)?);
@@ -460,8 +568,21 @@ pub fn fields_checked(json: &str) -> (WindowsFields, bool) {
                 }
                 let mut fields = Vec::with_capacity(24);
                 let end = walk_object(json, at, |k, at| {
-                    let end = value_end(json.as_bytes(), at)?;
-                    fields.push((key(k), json.get(at..end)?));
+                    let b = json.as_bytes();
+                    if b.get(at) == Some(&b'"') {
+                        // Strings are unescaped as they are scanned, once.
+                        let (end, escaped) = string_end_escaped(b, at)?;
+                        let body = json.get(at + 1..end - 1)?;
+                        let text = if escaped {
+                            Cow::Owned(unescape(body)?)
+                        } else {
+                            Cow::Borrowed(body)
+                        };
+                        fields.push((k, Value::Text(text)));
+                        return Some(end);
+                    }
+                    let end = value_end(b, at)?;
+                    fields.push((k, Value::Raw(json.get(at..end)?)));
                     Some(end)
                 });
                 data = Some(Fields(fields));
@@ -486,8 +607,10 @@ pub fn fields_checked(json: &str) -> (WindowsFields, bool) {
     let [provider, event_id, channel, computer, keywords, security] = system;
     let provider = attribute(provider, "Name").unwrap_or_default();
     let security_user = attribute(security, "UserID");
-    let sys = |raw: Option<&str>| raw.and_then(scalar).map(Cow::into_owned);
-    let channel = sys(channel).unwrap_or_default();
+    fn sys(raw: Option<&str>) -> Option<Cow<'_, str>> {
+        raw.and_then(scalar)
+    }
+    let channel = sys(channel).map(Cow::into_owned).unwrap_or_default();
     let event_id = sys(event_id).and_then(|s| s.trim().parse::<u32>().ok());
     let computer = sys(computer)
         .map(|s| s.trim().to_owned())
@@ -553,25 +676,30 @@ pub fn fields_checked(json: &str) -> (WindowsFields, bool) {
 }
 
 fn message(channel: &str, provider: &str, event_id: Option<u32>, data: &Fields<'_>) -> String {
-    use std::fmt::Write;
     let mut m = String::with_capacity(256);
-    let id = event_id
-        .map(|i| i.to_string())
-        .unwrap_or_else(|| "?".into());
-    let _ = write!(m, "[{id} / {provider}] {channel}");
+    m.push('[');
+    match event_id {
+        Some(id) => push_decimal(&mut m, u64::from(id)),
+        None => m.push('?'),
+    }
+    m.push_str(" / ");
+    m.push_str(provider);
+    m.push_str("] ");
+    m.push_str(channel);
     let mut first = true;
     for (k, v) in &data.0 {
         if k == "#attributes" {
             continue;
         }
-        let v: Cow<'_, str> = if v.starts_with('[') {
-            let items: Vec<Cow<'_, str>> = elements(v).filter_map(scalar).collect();
-            Cow::Owned(items.join(", "))
-        } else {
-            match scalar(v) {
+        let v: Cow<'_, str> = match v {
+            Value::Raw(list) if list.starts_with('[') => {
+                let items: Vec<Cow<'_, str>> = elements(list).filter_map(scalar).collect();
+                Cow::Owned(items.join(", "))
+            }
+            other => match other.scalar() {
                 Some(s) => s,
                 None => continue,
-            }
+            },
         };
         m.push_str(if first { ": " } else { "; " });
         first = false;
@@ -583,6 +711,24 @@ fn message(channel: &str, provider: &str, event_id: Option<u32>, data: &Fields<'
         }
     }
     super::clip_message(m)
+}
+
+/// Appends the decimal digits of `n` (what `n.to_string()` gives, without formatting
+/// machinery or an allocation).
+pub(crate) fn push_decimal(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for d in &digits[at..] {
+        out.push(char::from(*d));
+    }
 }
 
 #[cfg(test)]
