@@ -153,8 +153,8 @@ fn parse_whole<R: Read + Seek>(
     let mut seen = 0u64;
     let walk = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let chunks = parser.chunks_json_bytes(false).map(|rendered| {
-            let raw = take_capture(&captured, &rendered);
-            (rendered, raw)
+            let index = take_index(&captured, &rendered);
+            (rendered, index)
         });
         let mut emit = |records: Vec<RecordResult>| -> Result<(), PipelineError> {
             for record in records {
@@ -164,8 +164,8 @@ fn parse_whole<R: Read + Seek>(
             Ok(())
         };
         if threads == 1 {
-            for (rendered, raw) in chunks {
-                emit(normalize_chunk(&rendered, raw.as_ref(), &shared))?;
+            for (rendered, index) in chunks {
+                emit(normalize_chunk(&rendered, index.as_ref(), &shared))?;
             }
             Ok(())
         } else {
@@ -192,27 +192,77 @@ struct Shared {
     first_chunk: u64,
 }
 
-/// A chunk as the evtx crate read it: its number (in the file the parser sees) and bytes.
-type Capture = (u64, Vec<u8>);
+/// Where the records of one chunk are, read from its bytes as the evtx crate read them:
+/// the parse needs each record's written time and place, which the rendered JSON lacks.
+#[derive(Debug, Default)]
+struct ChunkIndex {
+    /// The chunk's number in the file the parser sees.
+    number: u64,
+    /// Whether the chunk is all zeros (the crate skips those without a word).
+    empty: bool,
+    /// The first record number of the chunk's header (part of each record's dedup key).
+    first_number: u64,
+    /// Each record in chunk order: its id, FILETIME written and the offset of its header.
+    records: Vec<(u64, u64, u32)>,
+    /// The chunk's bytes, kept only when the walk over its records stopped short of its
+    /// used space (a damaged record): the crate may find records past it, which are then
+    /// searched for.
+    raw: Option<Vec<u8>>,
+}
 
-/// The raw bytes of the chunk `rendered` was rendered from: the crate reads chunks in the
+impl ChunkIndex {
+    fn of(number: u64, bytes: &[u8]) -> ChunkIndex {
+        let le64 = |at: usize| {
+            bytes
+                .get(at..at + 8)
+                .map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
+        };
+        let le32 = |at: usize| {
+            bytes
+                .get(at..at + 4)
+                .map_or(0, |b| u32::from_le_bytes(b.try_into().unwrap_or_default()))
+        };
+        let used = (le32(48) as usize).min(bytes.len());
+        let mut records = Vec::with_capacity(128);
+        let mut pos = CHUNK_HEADER_SIZE;
+        while pos < used
+            && let Some(h) = bytes.get(pos..pos + RECORD_HEADER_SIZE)
+        {
+            let size = le32(pos + 4) as usize;
+            if &h[..4] != RECORD_MAGIC || size < RECORD_HEADER_SIZE || pos + size > bytes.len() {
+                break;
+            }
+            records.push((le64(pos + 8), le64(pos + 16), pos as u32));
+            pos += size;
+        }
+        ChunkIndex {
+            number,
+            empty: bytes.iter().all(|b| *b == 0),
+            first_number: le64(8),
+            records,
+            raw: (pos < used).then(|| bytes.to_vec()),
+        }
+    }
+}
+
+/// The index of the chunk `rendered` was rendered from: the crate reads chunks in the
 /// order it yields them, skipping all-zero ones and yielding a chunk it cannot read as one
-/// failure, so the captures line up with the rendered chunks.
-fn take_capture(captured: &Mutex<VecDeque<Capture>>, rendered: &RenderedChunk) -> Option<Capture> {
-    let mut queue = captured
+/// failure, so the indexes line up with the rendered chunks.
+fn take_index(indexes: &Mutex<VecDeque<ChunkIndex>>, rendered: &RenderedChunk) -> Option<ChunkIndex> {
+    let mut queue = indexes
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     if let [RenderedChunkItem::Failed(EvtxError::FailedToParseChunk { chunk_id, .. })] =
         rendered.items.as_slice()
     {
-        while queue.front().is_some_and(|(n, _)| n <= chunk_id) {
+        while queue.front().is_some_and(|index| index.number <= *chunk_id) {
             queue.pop_front();
         }
         return None;
     }
-    while let Some((number, bytes)) = queue.pop_front() {
-        if bytes.iter().any(|b| *b != 0) {
-            return Some((number, bytes));
+    while let Some(index) = queue.pop_front() {
+        if !index.empty {
+            return Some(index);
         }
     }
     None
@@ -221,12 +271,12 @@ fn take_capture(captured: &Mutex<VecDeque<Capture>>, rendered: &RenderedChunk) -
 /// Normalizes rendered chunks on `threads` worker threads and hands their records to
 /// `emit` in chunk order. At most `2 × threads` chunks are in flight: memory stays flat.
 fn normalize_in_parallel(
-    chunks: impl Iterator<Item = (RenderedChunk, Option<Capture>)>,
+    chunks: impl Iterator<Item = (RenderedChunk, Option<ChunkIndex>)>,
     threads: usize,
     shared: &Arc<Shared>,
     mut emit: impl FnMut(Vec<RecordResult>) -> Result<(), PipelineError>,
 ) -> Result<(), PipelineError> {
-    type Job = (u64, RenderedChunk, Option<Capture>);
+    type Job = (u64, RenderedChunk, Option<ChunkIndex>);
     let (jobs, job_queue) = mpsc::sync_channel::<Job>(threads);
     let job_queue = Arc::new(Mutex::new(job_queue));
     let (results, done) = mpsc::channel::<(u64, Vec<RecordResult>)>();
@@ -240,10 +290,10 @@ fn normalize_in_parallel(
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner)
                         .recv();
-                    let Ok((seq, rendered, raw)) = job else {
+                    let Ok((seq, rendered, index)) = job else {
                         return;
                     };
-                    let records = normalize_chunk(&rendered, raw.as_ref(), &shared);
+                    let records = normalize_chunk(&rendered, index.as_ref(), &shared);
                     if results.send((seq, records)).is_err() {
                         return;
                     }
@@ -264,8 +314,8 @@ fn normalize_in_parallel(
             Ok(())
         };
         let mut outcome = Ok(());
-        for (rendered, raw) in chunks {
-            if jobs.send((sent, rendered, raw)).is_err() {
+        for (rendered, index) in chunks {
+            if jobs.send((sent, rendered, index)).is_err() {
                 break;
             }
             sent += 1;
@@ -307,16 +357,13 @@ fn normalize_in_parallel(
 /// crate could not read or render.
 fn normalize_chunk(
     rendered: &RenderedChunk,
-    raw: Option<&Capture>,
+    index: Option<&ChunkIndex>,
     shared: &Shared,
 ) -> Vec<RecordResult> {
     let mut out = Vec::with_capacity(rendered.items.len());
-    let raw = raw.map(|(_, bytes)| bytes.as_slice());
-    let chunk_first_id = raw
-        .and_then(|r| r.get(8..16))
-        .map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or_default()));
+    let chunk_first_id = index.map_or(0, |i| i.first_number);
     let mut start = 0usize;
-    let mut cursor = CHUNK_HEADER_SIZE;
+    let mut cursor = 0;
     for item in &rendered.items {
         match item {
             RenderedChunkItem::Record {
@@ -325,7 +372,7 @@ fn normalize_chunk(
             } => {
                 let text = rendered.data.get(start..end.saturating_sub(1));
                 start = *end;
-                let header = raw.and_then(|r| record_header(r, &mut cursor, *event_record_id));
+                let header = index.and_then(|i| record_header(i, &mut cursor, *event_record_id));
                 out.push(build(
                     text.unwrap_or_default(),
                     *event_record_id,
@@ -346,24 +393,32 @@ const RECORD_MAGIC: &[u8; 4] = b"\x2a\x2a\x00\x00";
 const RECORD_HEADER_SIZE: usize = 24;
 
 /// Where a rendered record is in its chunk: (FILETIME written time, offset of its BinXML).
-/// Records come in the order the crate walks them, so the next record is almost always at
-/// `cursor`; a chunk the crate had to resynchronize in is searched.
-fn record_header(chunk: &[u8], cursor: &mut usize, id: u64) -> Option<(u64, u64)> {
-    let at = |pos: usize| -> Option<(u64, u32)> {
-        let h = chunk.get(pos..pos + RECORD_HEADER_SIZE)?;
-        if &h[..4] != RECORD_MAGIC || u64::from_le_bytes(h[8..16].try_into().ok()?) != id {
-            return None;
-        }
-        let size = u32::from_le_bytes(h[4..8].try_into().ok()?);
-        Some((u64::from_le_bytes(h[16..24].try_into().ok()?), size))
+/// Records come in the order the crate walks them, so the next record is almost always the
+/// one at `cursor` in the index; past a damaged record, the chunk's bytes are searched.
+fn record_header(index: &ChunkIndex, cursor: &mut usize, id: u64) -> Option<(u64, u64)> {
+    let found = match index.records.get(*cursor) {
+        Some(r) if r.0 == id => Some((*cursor, *r)),
+        _ => index
+            .records
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.0 == id)
+            .map(|(i, r)| (i, *r)),
     };
-    let found = at(*cursor).map(|h| (*cursor, h)).or_else(|| {
-        (CHUNK_HEADER_SIZE..chunk.len().saturating_sub(RECORD_HEADER_SIZE))
-            .find_map(|pos| at(pos).map(|h| (pos, h)))
-    });
-    let (pos, (filetime, size)) = found?;
-    *cursor = pos + (size as usize).max(RECORD_HEADER_SIZE);
-    Some((filetime, (pos + RECORD_HEADER_SIZE) as u64))
+    if let Some((i, (_, filetime, pos))) = found {
+        *cursor = i + 1;
+        return Some((filetime, u64::from(pos) + RECORD_HEADER_SIZE as u64));
+    }
+    let chunk = index.raw.as_deref()?;
+    (CHUNK_HEADER_SIZE..chunk.len().saturating_sub(RECORD_HEADER_SIZE)).find_map(|pos| {
+        let h = chunk.get(pos..pos + RECORD_HEADER_SIZE)?;
+        (&h[..4] == RECORD_MAGIC && u64::from_le_bytes(h[8..16].try_into().ok()?) == id).then(
+            || {
+                let filetime = u64::from_le_bytes(h[16..24].try_into().unwrap_or_default());
+                (filetime, (pos + RECORD_HEADER_SIZE) as u64)
+            },
+        )
+    })
 }
 
 /// Microseconds since the Unix epoch of a FILETIME (100 ns ticks since 1601).
@@ -519,16 +574,16 @@ fn lowercase_first(s: &str) -> String {
     }
 }
 
-/// A reader that keeps a copy of every whole chunk read through it, in read order: the
-/// evtx crate reads each chunk once, on the consumer thread, before rendering it; the
-/// record headers (written time, place) are read from the copy.
+/// A reader that indexes every whole chunk read through it, in read order (see
+/// [`ChunkIndex`]): the evtx crate reads each chunk once, with one read, on the consumer
+/// thread, before rendering it. A chunk that arrives in pieces is put together first.
 #[derive(Debug)]
 struct ChunkTee<R> {
     inner: R,
     pos: u64,
-    /// The chunk being read: its number and the bytes so far.
-    current: Option<Capture>,
-    done: Arc<Mutex<VecDeque<Capture>>>,
+    /// A chunk arriving in pieces: its number and the bytes so far.
+    partial: Option<(u64, Vec<u8>)>,
+    done: Arc<Mutex<VecDeque<ChunkIndex>>>,
 }
 
 impl<R> ChunkTee<R> {
@@ -536,8 +591,45 @@ impl<R> ChunkTee<R> {
         ChunkTee {
             inner,
             pos: 0,
-            current: None,
+            partial: None,
             done: Arc::default(),
+        }
+    }
+
+    fn finished(&self, index: ChunkIndex) {
+        self.done
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push_back(index);
+    }
+
+    /// Takes `bytes`, read at `at` (past the file header, within one chunk).
+    fn see(&mut self, at: u64, bytes: &[u8]) {
+        let offset = at - FILE_HEADER_SIZE;
+        let (number, within) = (offset / CHUNK_SIZE, offset % CHUNK_SIZE);
+        if within == 0 && bytes.len() as u64 == CHUNK_SIZE {
+            self.partial = None;
+            self.finished(ChunkIndex::of(number, bytes));
+            return;
+        }
+        if within == 0 {
+            // A new chunk (or only its header, when the crate looks for the oldest one).
+            let mut buffer = self.partial.take().map(|(_, b)| b).unwrap_or_default();
+            buffer.clear();
+            self.partial = Some((number, buffer));
+        }
+        let whole = match &mut self.partial {
+            Some((n, buffer)) if *n == number && buffer.len() as u64 == within => {
+                buffer.extend_from_slice(bytes);
+                buffer.len() as u64 == CHUNK_SIZE
+            }
+            _ => {
+                self.partial = None;
+                false
+            }
+        };
+        if whole && let Some((number, buffer)) = self.partial.take() {
+            self.finished(ChunkIndex::of(number, &buffer));
         }
     }
 }
@@ -545,38 +637,19 @@ impl<R> ChunkTee<R> {
 impl<R: Read> Read for ChunkTee<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        let at = self.pos;
+        let mut at = self.pos;
         self.pos += n as u64;
-        if n == 0 || at < FILE_HEADER_SIZE {
-            return Ok(n);
-        }
-        let offset = at - FILE_HEADER_SIZE;
-        if offset.is_multiple_of(CHUNK_SIZE) {
-            // A new chunk (or only its header, when the crate looks for the oldest one).
-            let mut bytes = self.current.take().map(|(_, b)| b).unwrap_or_default();
-            bytes.clear();
-            self.current = Some((offset / CHUNK_SIZE, bytes));
-        }
-        let whole = match &mut self.current {
-            Some((number, bytes))
-                if FILE_HEADER_SIZE + *number * CHUNK_SIZE + bytes.len() as u64 == at =>
-            {
-                if bytes.capacity() < CHUNK_SIZE as usize {
-                    bytes.reserve_exact(CHUNK_SIZE as usize - bytes.len());
-                }
-                bytes.extend_from_slice(&buf[..n.min(CHUNK_SIZE as usize - bytes.len())]);
-                bytes.len() == CHUNK_SIZE as usize
+        let mut rest = &buf[..n];
+        while !rest.is_empty() {
+            if at < FILE_HEADER_SIZE {
+                let skip = ((FILE_HEADER_SIZE - at) as usize).min(rest.len());
+                (at, rest) = (at + skip as u64, &rest[skip..]);
+                continue;
             }
-            _ => {
-                self.current = None;
-                false
-            }
-        };
-        if whole && let Some(chunk) = self.current.take() {
-            self.done
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push_back(chunk);
+            let left_in_chunk = CHUNK_SIZE - (at - FILE_HEADER_SIZE) % CHUNK_SIZE;
+            let take = (left_in_chunk as usize).min(rest.len());
+            self.see(at, &rest[..take]);
+            (at, rest) = (at + take as u64, &rest[take..]);
         }
         Ok(n)
     }
@@ -661,6 +734,93 @@ impl<R: Read + Seek> Seek for Window<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn fixture_chunks() -> (Vec<u8>, usize) {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/evidence/security.evtx");
+        let file = std::fs::read(path).unwrap();
+        let chunks = chunk_count(file.len() as u64) as usize;
+        (file, chunks)
+    }
+
+    fn chunk(file: &[u8], n: usize) -> &[u8] {
+        let at = FILE_HEADER_SIZE as usize + n * CHUNK_SIZE as usize;
+        &file[at..at + CHUNK_SIZE as usize]
+    }
+
+    #[test]
+    fn a_healthy_chunk_is_indexed_without_a_copy_and_pieces_index_alike() {
+        let (file, chunks) = fixture_chunks();
+        assert!(chunks > 1);
+        let mut live = 0;
+        for n in 0..chunks {
+            let index = ChunkIndex::of(n as u64, chunk(&file, n));
+            assert!(index.raw.is_none(), "chunk {n} walked to its free space");
+            if index.empty {
+                // The fixture's last chunks were never written.
+                assert!(index.records.is_empty());
+                continue;
+            }
+            live += 1;
+            let header = EvtxChunkHeader::from_bytes(chunk(&file, n)).unwrap();
+            assert_eq!(
+                index.records.len() as u64,
+                header.last_event_record_id - header.first_event_record_id + 1
+            );
+            assert_eq!(index.records[0].0, header.first_event_record_id);
+        }
+        assert!(live > 1);
+        // Read whole, and in odd pieces that straddle the file header and the chunks.
+        let whole = indexes_read_with(&file, file.len());
+        let pieces = indexes_read_with(&file, 1000);
+        assert_eq!(whole.len(), chunks);
+        assert_eq!(pieces.len(), chunks);
+        for (a, b) in whole.iter().zip(&pieces) {
+            assert_eq!((a.number, a.first_number), (b.number, b.first_number));
+            assert_eq!(a.records, b.records);
+        }
+    }
+
+    fn indexes_read_with(file: &[u8], piece: usize) -> Vec<ChunkIndex> {
+        let mut tee = ChunkTee::new(io::Cursor::new(file.to_vec()));
+        let mut buf = vec![0u8; piece];
+        while tee.read(&mut buf).unwrap() > 0 {}
+        let done = tee.done.lock().unwrap();
+        done.iter()
+            .map(|i| ChunkIndex {
+                number: i.number,
+                empty: i.empty,
+                first_number: i.first_number,
+                records: i.records.clone(),
+                raw: i.raw.clone(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn past_a_damaged_record_the_chunk_is_searched() {
+        let (file, _) = fixture_chunks();
+        let mut bytes = chunk(&file, 0).to_vec();
+        let clean = ChunkIndex::of(0, &bytes);
+        let (third_id, third_time, third_at) = clean.records[2];
+        // Break the second record's magic: the walk stops there.
+        let second_at = clean.records[1].2 as usize;
+        bytes[second_at] = 0;
+        let damaged = ChunkIndex::of(0, &bytes);
+        assert_eq!(damaged.records.len(), 1);
+        assert!(damaged.raw.is_some());
+        let mut cursor = 1;
+        assert_eq!(
+            record_header(&damaged, &mut cursor, third_id),
+            Some((third_time, u64::from(third_at) + RECORD_HEADER_SIZE as u64))
+        );
+        assert_eq!(record_header(&damaged, &mut cursor, u64::MAX), None);
+        let mut cursor = 0;
+        assert_eq!(
+            record_header(&clean, &mut cursor, clean.records[0].0).map(|h| h.1),
+            Some(u64::from(clean.records[0].2) + RECORD_HEADER_SIZE as u64)
+        );
+        assert_eq!(cursor, 1);
+    }
 
     #[test]
     fn a_window_shows_the_header_then_only_its_chunks() {
