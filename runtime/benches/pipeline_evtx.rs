@@ -7,6 +7,8 @@
 //!    crate's public per-record JSON API, the crate's CLI-internal chunk renderer (what
 //!    `evtx_dump` uses, `#[doc(hidden)]`) plus our field reading, our parse + normalize,
 //!    and with all cores our JSON lines and full `parse` step (normalize + gzip JSON lines);
+//!    and two bounds no pipeline built on that renderer can beat: the renderer alone, and
+//!    the renderer plus serde_json checking each record (no fields read, no events built);
 //! 2. peak memory (VmHWM) of the `parse` step on generated syslog, Timesketch JSONL and
 //!    EVTX files of two sizes, each run in a child process: flat memory means streaming.
 //!
@@ -316,6 +318,18 @@ fn evtx_throughput(dir: &Path, mb: usize) {
                 print!(", crate chunk renderer + fields {:.2}x", dump / c);
             }
             println!();
+            // What no pipeline on this renderer can beat: rendering alone, and rendering
+            // plus one JSON check of each record (no fields read, no events built).
+            if let (Some(r), Some(c)) = (
+                time_of(&format!("bound: chunk renderer only ({label})")),
+                time_of(&format!("bound: renderer + serde_json check ({label})")),
+            ) {
+                println!(
+                    "bounds vs evtx_dump ({label}): renderer only {:.2}x, renderer + JSON check {:.2}x",
+                    dump / r,
+                    dump / c
+                );
+            }
         }
     }
     let dump = time_of("evtx_dump -o jsonl -t 0 ");

@@ -191,7 +191,8 @@ fn is_service_sid(sid: &str) -> bool {
 /// `s` without `prefix`, compared ignoring ASCII case.
 fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     let head = s.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix).then(|| &s[prefix.len()..])
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
 }
 
 /// Where an event came from inside its evidence.
@@ -282,8 +283,9 @@ impl Attributes {
     ///
     /// serde_json has no public unchecked constructor; its `Box<RawValue>` deserializes from
     /// a one-entry map keyed by its raw-value token, whose value is the text taken as is:
-    /// serde_json's own protocol between its deserializer and `RawValue`. The tests of this
-    /// module fail should it change.
+    /// serde_json's own protocol between its deserializer and `RawValue` (the version is
+    /// locked). The tests of this module fail should it change, and callers fall back to
+    /// [`Attributes::from_json`] on `Err`, so a change costs time, never a record.
     pub(crate) fn from_checked_json(text: String) -> Result<Attributes, serde_json::Error> {
         use serde::de::value::MapDeserializer;
         const TOKEN: &str = "$serde_json::private::RawValue";

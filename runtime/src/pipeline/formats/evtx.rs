@@ -251,7 +251,10 @@ impl ChunkIndex {
 /// The index of the chunk `rendered` was rendered from: the crate reads chunks in the
 /// order it yields them, skipping all-zero ones and yielding a chunk it cannot read as one
 /// failure, so the indexes line up with the rendered chunks.
-fn take_index(indexes: &Mutex<VecDeque<ChunkIndex>>, rendered: &RenderedChunk) -> Option<ChunkIndex> {
+fn take_index(
+    indexes: &Mutex<VecDeque<ChunkIndex>>,
+    rendered: &RenderedChunk,
+) -> Option<ChunkIndex> {
     let mut queue = indexes
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -739,7 +742,10 @@ mod tests {
     use super::*;
 
     fn fixture_chunks() -> (Vec<u8>, usize) {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/evidence/security.evtx");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/testdata/evidence/security.evtx"
+        );
         let file = std::fs::read(path).unwrap();
         let chunks = chunk_count(file.len() as u64) as usize;
         (file, chunks)

@@ -820,6 +820,32 @@ mod tests {
     }
 
     #[test]
+    fn strings_unescape_as_serde_json_reads_them() {
+        for body in [
+            r#"plain"#,
+            r#"C:\\Windows\\System32\\svchost.exe"#,
+            r#"q\"uote\/slash\b\f\n\r\t"#,
+            r#"\u00e9t\u00E9 \ud83d\ude00 \u0000"#,
+            r#"ends with \\"#,
+        ] {
+            let expected: String = serde_json::from_str(&format!("\"{body}\"")).unwrap();
+            assert_eq!(unescape(body).as_deref(), Some(expected.as_str()), "{body}");
+        }
+        // A lone surrogate reads as U+FFFD; a malformed escape is not text.
+        assert_eq!(unescape(r"a\ud800b").as_deref(), Some("a\u{fffd}b"));
+        assert_eq!(unescape(r"\udc00").as_deref(), Some("\u{fffd}"));
+        assert_eq!(unescape(r"\x"), None);
+        assert_eq!(unescape(r"\u12"), None);
+        assert_eq!(unescape("\\"), None);
+        let mut s = String::new();
+        for n in [0u64, 7, 10, 4624, u64::MAX] {
+            s.clear();
+            push_decimal(&mut s, n);
+            assert_eq!(s, n.to_string());
+        }
+    }
+
+    #[test]
     fn event_ids_map_only_for_their_provider() {
         assert_eq!(
             action(SECURITY_AUDITING, 4624, None),
