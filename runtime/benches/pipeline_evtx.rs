@@ -122,6 +122,8 @@ fn evtx_throughput(dir: &Path, mb: usize) {
             EVTX_VERSION
         );
     }
+    // The size of the parse step's output, from its last run.
+    let gzip_bytes = &std::cell::Cell::new(0u64);
     let mut contenders: Vec<Contender<'_>> = Vec::new();
     for threads in THREADS {
         let label = threads_label(threads);
@@ -249,15 +251,17 @@ fn evtx_throughput(dir: &Path, mb: usize) {
         "pipeline parse step, gzip (all threads)".into(),
         Box::new(move || {
             let parse_opts = ParseOptions::default();
-            let mut events = 0;
+            let (mut events, mut bytes) = (0, 0);
             for part in &manifest.parts {
-                let out =
-                    BufWriter::new(File::create(dir.join("events.jsonl.gz")).expect("create"));
+                let file = dir.join("events.jsonl.gz");
+                let out = BufWriter::new(File::create(&file).expect("create"));
                 let summary =
                     parse_to_writer(File::open(path).expect("open"), part, &parse_opts, out)
                         .expect("parse");
                 events += summary.tally.events;
+                bytes += std::fs::metadata(&file).map_or(0, |m| m.len());
             }
+            gzip_bytes.set(bytes);
             events
         }),
     ));
@@ -337,6 +341,13 @@ fn evtx_throughput(dir: &Path, mb: usize) {
         if let (Some(t), Some(dump)) = (time_of(name), dump) {
             println!("ratio vs evtx_dump (all threads): {name} {:.2}x", dump / t);
         }
+    }
+    if gzip_bytes.get() > 0 {
+        println!(
+            "parse step output: {:.1} MiB of gzip JSON lines ({:.2} bytes per input byte)",
+            gzip_bytes.get() as f64 / (1024.0 * 1024.0),
+            gzip_bytes.get() as f64 / (size * 1024.0 * 1024.0)
+        );
     }
     println!(
         "parts: {} (chunks per part {})",
