@@ -161,34 +161,18 @@ fn evtx_throughput(dir: &Path, mb: usize) {
         contenders.push((
             format!("bound: chunk renderer only ({label})"),
             Box::new(move || {
-                let mut parser = evtx::EvtxParser::from_path(path)
-                    .expect("evtx")
-                    .with_configuration(evtx::ParserSettings::new().num_threads(threads));
-                let mut n = 0;
-                for chunk in parser.chunks_json_bytes(false) {
-                    for (_, bytes) in chunk.records() {
-                        std::hint::black_box(bytes);
-                        n += 1;
-                    }
-                }
-                n
+                rendered_records(path, threads, |bytes| {
+                    std::hint::black_box(bytes);
+                })
             }),
         ));
         contenders.push((
             format!("bound: renderer + serde_json check ({label})"),
             Box::new(move || {
-                let mut parser = evtx::EvtxParser::from_path(path)
-                    .expect("evtx")
-                    .with_configuration(evtx::ParserSettings::new().num_threads(threads));
-                let mut n = 0;
-                for chunk in parser.chunks_json_bytes(false) {
-                    for (_, bytes) in chunk.records() {
-                        let ok = serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok();
-                        std::hint::black_box(ok);
-                        n += 1;
-                    }
-                }
-                n
+                rendered_records(path, threads, |bytes| {
+                    let ok = serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok();
+                    std::hint::black_box(ok);
+                })
             }),
         ));
         // Not the pipeline: what normalizing would cost on top of the crate's CLI-internal
@@ -196,19 +180,11 @@ fn evtx_throughput(dir: &Path, mb: usize) {
         contenders.push((
             format!("evtx crate chunks_json_bytes + fields ({label})"),
             Box::new(move || {
-                let mut parser = evtx::EvtxParser::from_path(path)
-                    .expect("evtx")
-                    .with_configuration(evtx::ParserSettings::new().num_threads(threads));
-                let mut n = 0;
-                for chunk in parser.chunks_json_bytes(false) {
-                    for (_, bytes) in chunk.records() {
-                        let text = String::from_utf8(bytes.to_vec()).expect("utf-8");
-                        let attributes = Attributes::from_json(text).expect("json");
-                        std::hint::black_box(fields(attributes.as_str()));
-                        n += 1;
-                    }
-                }
-                n
+                rendered_records(path, threads, |bytes| {
+                    let text = String::from_utf8(bytes.to_vec()).expect("utf-8");
+                    let attributes = Attributes::from_json(text).expect("json");
+                    std::hint::black_box(fields(attributes.as_str()));
+                })
             }),
         ));
         contenders.push((
@@ -354,6 +330,22 @@ fn evtx_throughput(dir: &Path, mb: usize) {
         manifest.parts.len(),
         opts.evtx_chunks_per_part
     );
+}
+
+/// Runs `each` on every record of `path` as the crate's chunk renderer (what `evtx_dump`
+/// uses) renders it, with `threads` threads; returns the number of records.
+fn rendered_records(path: &Path, threads: usize, mut each: impl FnMut(&[u8])) -> u64 {
+    let mut parser = evtx::EvtxParser::from_path(path)
+        .expect("evtx")
+        .with_configuration(evtx::ParserSettings::new().num_threads(threads));
+    let mut n = 0;
+    for chunk in parser.chunks_json_bytes(false) {
+        for (_, bytes) in chunk.records() {
+            each(bytes);
+            n += 1;
+        }
+    }
+    n
 }
 
 /// Serializes every event as a JSON line into a reused buffer and drops it: the same work
