@@ -5,8 +5,8 @@
 //! `@connections` endpoint through the management API SDK.
 
 mod ai_support;
+mod common;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -21,23 +21,13 @@ use chrono_runtime::ai::gateway::{
     ROUTE_KEY_HEADER, STAGE_HEADER, SUB_HEADER, TOKEN_QUERY,
 };
 use chrono_runtime::ai::http::{AiState, router};
-use chrono_runtime::auth::{ClaimNames, DEFAULT_CASES_CLAIM, DEFAULT_ROLES_CLAIM, JwtVerifier};
+use chrono_runtime::auth::{DEFAULT_CASES_CLAIM, DEFAULT_ROLES_CLAIM};
+use common::{AUDIENCE, ISSUER, token_with, verifier};
 use serde_json::{Value, json};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use uuid::Uuid;
 
-const ISSUER: &str = "https://issuer.test/";
-const AUDIENCE: &str = "chrono-api";
-const KEY_PEM: &[u8] = include_bytes!("fixtures/test-jwt-key.pem");
-const JWKS: &str = include_str!("fixtures/test-jwks.json");
 const METHOD_ARN: &str = "arn:aws:execute-api:eu-west-1:111122223333:abc123/live/$connect";
-
-fn signed(claims: Value) -> String {
-    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
-    header.kid = Some("test-key-1".into());
-    let key = jsonwebtoken::EncodingKey::from_rsa_pem(KEY_PEM).unwrap();
-    jsonwebtoken::encode(&header, &claims, &key).unwrap()
-}
 
 fn claims(sub: &str, cases: &[Uuid]) -> Value {
     json!({
@@ -46,10 +36,6 @@ fn claims(sub: &str, cases: &[Uuid]) -> Value {
         DEFAULT_ROLES_CLAIM: ["analyst"],
         DEFAULT_CASES_CLAIM: cases.iter().map(Uuid::to_string).collect::<Vec<_>>(),
     })
-}
-
-fn verifier() -> JwtVerifier {
-    JwtVerifier::from_jwks(JWKS, ISSUER, AUDIENCE, ClaimNames::default()).unwrap()
 }
 
 fn connect_event(token: Option<&str>) -> AuthorizerEvent {
@@ -73,7 +59,7 @@ fn the_authorizer_allows_a_valid_token_with_the_callers_context() {
     let case = Uuid::now_v7();
     let answer = authorize(
         &verifier(),
-        &connect_event(Some(&signed(claims("u1", &[case])))),
+        &connect_event(Some(&token_with(claims("u1", &[case])))),
     );
     assert_eq!(effect(&answer), "Allow", "{answer}");
     assert_eq!(
@@ -96,7 +82,7 @@ fn the_authorizer_denies_every_bad_token() {
     other_audience["aud"] = json!("someone-else");
     let mut other_issuer = claims("u1", &case);
     other_issuer["iss"] = json!("https://evil.test/");
-    let valid = signed(claims("u1", &case));
+    let valid = token_with(claims("u1", &case));
     let mut tampered = valid.clone();
     tampered.replace_range(valid.len() - 6.., "AAAAAA");
     let unsigned = {
@@ -108,9 +94,9 @@ fn the_authorizer_denies_every_bad_token() {
         ("missing", None),
         ("empty", Some(String::new())),
         ("garbage", Some("not-a-jwt".to_string())),
-        ("expired", Some(signed(expired))),
-        ("other audience", Some(signed(other_audience))),
-        ("other issuer", Some(signed(other_issuer))),
+        ("expired", Some(token_with(expired))),
+        ("other audience", Some(token_with(other_audience))),
+        ("other issuer", Some(token_with(other_issuer))),
         ("bad signature", Some(tampered)),
         ("unsigned", Some(unsigned)),
     ] {
@@ -144,27 +130,16 @@ async fn fake_connections() -> (Pushed, SocketAddr) {
     (pushed, addr)
 }
 
-fn sdk() -> aws_config::SdkConfig {
-    aws_config::SdkConfig::builder()
-        .behavior_version(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("eu-west-1"))
-        .credentials_provider(
-            aws_credential_types::provider::SharedCredentialsProvider::new(
-                aws_credential_types::Credentials::new("AKIDTEST", "secret", None, None, "t"),
-            ),
-        )
-        .build()
-}
-
-/// What API Gateway sends filter-ai for one route of a connection: the mapped headers,
-/// with the authorizer's context when the connection has one.
-fn gateway_request(
+/// Sends what API Gateway sends filter-ai for one route of a connection (the mapped
+/// headers, with the authorizer's context when the connection has one) and returns the
+/// status.
+async fn gateway(
     addr: SocketAddr,
     route: &str,
     connection: &str,
     context: Option<&Value>,
     body: Option<Value>,
-) -> reqwest::RequestBuilder {
+) -> reqwest::StatusCode {
     let mut req = reqwest::Client::new()
         .post(format!("http://{addr}{GATEWAY_PATH}"))
         .header(ROUTE_KEY_HEADER, route)
@@ -172,22 +147,18 @@ fn gateway_request(
         .header(DOMAIN_HEADER, "abc123.execute-api.eu-west-1.amazonaws.com")
         .header(STAGE_HEADER, "live");
     if let Some(ctx) = context {
-        let mut headers = HashMap::new();
         for (key, header) in [
             ("sub", SUB_HEADER),
             ("roles", ROLES_HEADER),
             ("cases", CASES_HEADER),
         ] {
-            headers.insert(header, ctx[key].as_str().unwrap().to_string());
-        }
-        for (h, v) in headers {
-            req = req.header(h, v);
+            req = req.header(header, ctx[key].as_str().unwrap());
         }
     }
-    match body {
-        Some(b) => req.json(&b),
-        None => req,
+    if let Some(body) = body {
+        req = req.json(&body);
     }
+    req.send().await.unwrap().status()
 }
 
 #[sqlx::test(migrator = "chrono_runtime::db::MIGRATOR")]
@@ -205,34 +176,26 @@ async fn gateway_routes_answer_authorized_connections_only(
         service: local_service(db.clone(), now),
         // no JWKS: like filter-ai in AWS, only the gateway path serves
         auth: None,
-        pusher: Some(GatewayPusher::fixed(&sdk(), &format!("http://{callback}"))),
+        pusher: Some(GatewayPusher::fixed(
+            &common::sdk("eu-west-1", None),
+            &format!("http://{callback}"),
+        )),
     });
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     // The context the authorizer gives a connection of an analyst of `cases.case`.
     let allowed = authorize(
         &verifier(),
-        &connect_event(Some(&signed(claims("u1", &[cases.case])))),
+        &connect_event(Some(&token_with(claims("u1", &[cases.case])))),
     );
     let ctx = allowed["context"].clone();
     let ask = |case: Uuid, q: &str| json!({"case_id": case, "question": q, "tz": "Europe/Berlin"});
 
-    let res = gateway_request(addr, "$connect", "conn-1=", Some(&ctx), None)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let res = gateway_request(
-        addr,
-        "$default",
-        "conn-1=",
-        Some(&ctx),
-        Some(ask(cases.case, "access keys created")),
-    )
-    .send()
-    .await
-    .unwrap();
-    assert_eq!(res.status(), 204);
+    let status = gateway(addr, "$connect", "conn-1=", Some(&ctx), None).await;
+    assert_eq!(status, 200);
+    let question = Some(ask(cases.case, "access keys created"));
+    let status = gateway(addr, "$default", "conn-1=", Some(&ctx), question).await;
+    assert_eq!(status, 204);
     {
         let p = pushed.lock().unwrap();
         assert_eq!(p.len(), 1);
@@ -242,17 +205,9 @@ async fn gateway_routes_answer_authorized_connections_only(
     }
 
     // Another case through the same authorized connection: refused, nothing of it leaks.
-    let res = gateway_request(
-        addr,
-        "$default",
-        "conn-1=",
-        Some(&ctx),
-        Some(ask(cases.other, "access keys created")),
-    )
-    .send()
-    .await
-    .unwrap();
-    assert_eq!(res.status(), 204);
+    let question = Some(ask(cases.other, "access keys created"));
+    let status = gateway(addr, "$default", "conn-1=", Some(&ctx), question).await;
+    assert_eq!(status, 204);
     {
         let p = pushed.lock().unwrap();
         assert_eq!(p.len(), 2);
@@ -263,32 +218,16 @@ async fn gateway_routes_answer_authorized_connections_only(
     // A connection that never authenticated (no authorizer context): refused on $connect
     // and on every message, and nothing is pushed to it.
     for route in ["$connect", "$default"] {
-        let res = gateway_request(
-            addr,
-            route,
-            "conn-2=",
-            None,
-            Some(ask(cases.case, "access keys created")),
-        )
-        .send()
-        .await
-        .unwrap();
-        assert_eq!(res.status(), 401, "{route}");
+        let question = Some(ask(cases.case, "access keys created"));
+        let status = gateway(addr, route, "conn-2=", None, question).await;
+        assert_eq!(status, 401, "{route}");
     }
     // A forged context without a subject is no context.
     let mut no_sub = ctx.clone();
     no_sub["sub"] = json!("");
-    let res = gateway_request(
-        addr,
-        "$default",
-        "conn-3=",
-        Some(&no_sub),
-        Some(ask(cases.case, "access keys created")),
-    )
-    .send()
-    .await
-    .unwrap();
-    assert_eq!(res.status(), 401);
+    let question = Some(ask(cases.case, "access keys created"));
+    let status = gateway(addr, "$default", "conn-3=", Some(&no_sub), question).await;
+    assert_eq!(status, 401);
     assert_eq!(
         pushed.lock().unwrap().len(),
         2,
@@ -296,16 +235,10 @@ async fn gateway_routes_answer_authorized_connections_only(
     );
 
     // Disconnect needs no context; unknown route keys and missing ids are bad requests.
-    let res = gateway_request(addr, "$disconnect", "conn-2=", None, None)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let res = gateway_request(addr, "sendmessage", "conn-1=", Some(&ctx), None)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 400);
+    let status = gateway(addr, "$disconnect", "conn-2=", None, None).await;
+    assert_eq!(status, 200);
+    let status = gateway(addr, "sendmessage", "conn-1=", Some(&ctx), None).await;
+    assert_eq!(status, 400);
     let res = reqwest::Client::new()
         .post(format!("http://{addr}{GATEWAY_PATH}"))
         .header(ROUTE_KEY_HEADER, "$default")
@@ -317,7 +250,7 @@ async fn gateway_routes_answer_authorized_connections_only(
     // Without a JWKS the chat route answers 401 even with a well-formed token.
     let res = reqwest::Client::new()
         .post(format!("http://{addr}/api/v1/ai/chat"))
-        .bearer_auth(signed(claims("u1", &[cases.case])))
+        .bearer_auth(token_with(claims("u1", &[cases.case])))
         .json(&ask(cases.case, "access keys created"))
         .send()
         .await

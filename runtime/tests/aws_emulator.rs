@@ -3,34 +3,20 @@
 //! path-style addressing, the Step Functions launcher starts an execution with the job as
 //! input, and the database secret is read from Secrets Manager.
 
+mod common;
+
 use std::time::Duration;
 
-use aws_credential_types::Credentials;
-use aws_credential_types::provider::SharedCredentialsProvider;
 use chrono_runtime::launcher::{PipelineJob, PipelineLauncher, StepFunctionsLauncher};
 use chrono_runtime::storage::SourcesBucket;
 use uuid::Uuid;
 
-#[path = "support/moto_server.rs"]
-mod moto_server;
-
-use moto_server::MotoServer;
-
-fn sdk(endpoint: &str) -> aws_config::SdkConfig {
-    aws_config::SdkConfig::builder()
-        .region(aws_config::Region::new("eu-west-1"))
-        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-            "AKIDTEST", "secret", None, None, "test",
-        )))
-        .endpoint_url(endpoint)
-        .behavior_version(aws_config::BehaviorVersion::latest())
-        .build()
-}
+use chrono_tests::moto::Moto;
 
 #[tokio::test]
 async fn aws_calls_work_against_the_local_emulator() {
-    let moto = MotoServer::start();
-    let sdk = sdk(&moto.endpoint());
+    let moto = Moto::start().expect("moto");
+    let sdk = common::sdk("eu-west-1", Some(&moto.endpoint()));
 
     // presigned PUT → object in the bucket (path-style, since an endpoint is configured)
     let s3 = SourcesBucket::client_from(&sdk);

@@ -22,15 +22,12 @@ use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-#[path = "support/moto_server.rs"]
-mod moto_server;
-
 /// The emulator with the `sources` and `artifacts` buckets.
-struct Moto(moto_server::MotoServer);
+struct Moto(chrono_tests::moto::Moto);
 
 impl Moto {
     fn start() -> Moto {
-        Moto(moto_server::MotoServer::start())
+        Moto(chrono_tests::moto::Moto::start().expect("moto"))
     }
 
     async fn s3(&self) -> Client {

@@ -189,36 +189,40 @@ pub fn build_wired(cfg: &Config, compute: &ComputeOutputs) -> Result<ApiStack, M
         timeout_in_millis: Some(29_000),
         request_parameters: None,
     };
+    // A route to `integration`, behind an authorizer (its type and reference) or open.
+    let route =
+        |api: &Handle<Api>, key: &str, integration: &str, authorizer: Option<(&str, Expr)>| Route {
+            api_id: api.r#ref(),
+            route_key: key.into(),
+            authorization_type: authorizer.as_ref().map_or("NONE", |a| a.0).into(),
+            authorizer_id: authorizer.map(|a| a.1),
+            target: Expr::sub(format!("integrations/${{{integration}}}")),
+        };
+    // API Gateway may invoke `function` for requests matching `source` (an execute-api ARN
+    // below `api`).
+    let invoke_permission = |function: Expr, api: &Handle<Api>, source: &str| Permission {
+        action: "lambda:InvokeFunction".into(),
+        function_name: function,
+        principal: "apigateway.amazonaws.com".into(),
+        source_arn: Expr::sub(format!(
+            "arn:${{AWS::Partition}}:execute-api:${{AWS::Region}}:${{AWS::AccountId}}:${{{}}}/{source}",
+            api.id()
+        )),
+    };
     let api_integration = t.add("ApiIntegration", lambda_integration(&http, api_fn.r#ref()))?;
     let chat_integration = t.add(
         "AiChatIntegration",
         lambda_integration(&http, chat_fn.r#ref()),
     )?;
-    for (id, key, integration) in [
-        ("ApiRoute", API_ROUTE, &api_integration),
-        ("AiChatRoute", AI_CHAT_ROUTE, &chat_integration),
+    for (id, key, integration, jwt) in [
+        ("ApiRoute", API_ROUTE, &api_integration, true),
+        ("AiChatRoute", AI_CHAT_ROUTE, &chat_integration, true),
+        // Only the health check is open (onboard's smoke test calls it).
+        ("HealthRoute", HEALTH_ROUTE, &api_integration, false),
     ] {
-        t.add(
-            id,
-            Route {
-                api_id: http.r#ref(),
-                route_key: key.into(),
-                authorization_type: "JWT".into(),
-                authorizer_id: Some(authorizer.r#ref()),
-                target: Expr::sub(format!("integrations/${{{}}}", integration.id())),
-            },
-        )?;
+        let jwt = jwt.then(|| ("JWT", authorizer.r#ref()));
+        t.add(id, route(&http, key, integration.id(), jwt))?;
     }
-    t.add(
-        "HealthRoute",
-        Route {
-            api_id: http.r#ref(),
-            route_key: HEALTH_ROUTE.into(),
-            authorization_type: "NONE".into(),
-            authorizer_id: None,
-            target: Expr::sub(format!("integrations/${{{}}}", api_integration.id())),
-        },
-    )?;
     let http_logs = logs(
         t,
         "HttpApiAccessLogs",
@@ -239,18 +243,7 @@ pub fn build_wired(cfg: &Config, compute: &ComputeOutputs) -> Result<ApiStack, M
         ("ApiInvokePermission", &api_fn),
         ("AiChatInvokePermission", &chat_fn),
     ] {
-        t.add(
-            id,
-            Permission {
-                action: "lambda:InvokeFunction".into(),
-                function_name: function.r#ref(),
-                principal: "apigateway.amazonaws.com".into(),
-                source_arn: Expr::sub(format!(
-                    "arn:${{AWS::Partition}}:execute-api:${{AWS::Region}}:${{AWS::AccountId}}:${{{}}}/*",
-                    http.id()
-                )),
-            },
-        )?;
+        t.add(id, invoke_permission(function.r#ref(), &http, "*"))?;
     }
 
     let ws = t.add(
@@ -284,18 +277,10 @@ pub fn build_wired(cfg: &Config, compute: &ComputeOutputs) -> Result<ApiStack, M
             ))),
         },
     )?;
+    let source = format!("authorizers/${{{}}}", ws_authorizer.id());
     t.add(
         "WebSocketAuthorizerPermission",
-        Permission {
-            action: "lambda:InvokeFunction".into(),
-            function_name: authorizer_fn.r#ref(),
-            principal: "apigateway.amazonaws.com".into(),
-            source_arn: Expr::sub(format!(
-                "arn:${{AWS::Partition}}:execute-api:${{AWS::Region}}:${{AWS::AccountId}}:${{{}}}/authorizers/${{{}}}",
-                ws.id(),
-                ws_authorizer.id()
-            )),
-        },
+        invoke_permission(authorizer_fn.r#ref(), &ws, &source),
     )?;
     let ws_integration = t.add(
         "WebSocketIntegration",
@@ -320,16 +305,10 @@ pub fn build_wired(cfg: &Config, compute: &ComputeOutputs) -> Result<ApiStack, M
             "$default" => "Default",
             _ => "Disconnect",
         };
-        let connect = key == "$connect";
+        let custom = (key == "$connect").then(|| ("CUSTOM", ws_authorizer.r#ref()));
         t.add(
             &format!("WebSocket{name}Route"),
-            Route {
-                api_id: ws.r#ref(),
-                route_key: key.into(),
-                authorization_type: if connect { "CUSTOM" } else { "NONE" }.into(),
-                authorizer_id: connect.then(|| ws_authorizer.r#ref()),
-                target: Expr::sub(format!("integrations/${{{}}}", ws_integration.id())),
-            },
+            route(&ws, key, ws_integration.id(), custom),
         )?;
     }
     let ws_logs = logs(

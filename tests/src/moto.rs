@@ -60,7 +60,8 @@ fn http(port: u16, method: &str, path: &str) -> std::io::Result<u16> {
 }
 
 impl Moto {
-    /// Starts moto on a free port and waits until it answers (at most 30 s).
+    /// Starts moto on a free port and waits until it answers (at most 60 s: a loaded CI
+    /// machine starting several at once).
     pub fn start() -> Result<Self, MotoError> {
         let bin = moto_server_path();
         if !bin.exists() {
@@ -83,8 +84,8 @@ impl Moto {
             if let Ok(Some(status)) = moto.child.try_wait() {
                 return Err(MotoError::Start(format!("exited early with {status}")));
             }
-            if start.elapsed() > Duration::from_secs(30) {
-                return Err(MotoError::Start("did not answer within 30s".into()));
+            if start.elapsed() > Duration::from_secs(60) {
+                return Err(MotoError::Start("did not answer within 60s".into()));
             }
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -481,13 +481,15 @@ pub async fn read_failure(
     let failure: serde_json::Value = get_json(s3, &buckets.artifacts, &key).await?;
     let error = failure["Error"].as_str().unwrap_or("the pipeline failed");
     let container = &failure["task"]["Containers"][0];
-    let step_error = match container["ExitCode"].as_i64() {
+    let exit_code = container["ExitCode"].as_i64();
+    // Only a task that ran and exited can have left its error.
+    let step_error = match exit_code {
         Some(_) => get_json::<StepError>(s3, &buckets.artifacts, &step_error_key(target))
             .await
             .ok(),
         None => None,
     };
-    let detail = match (container["ExitCode"].as_i64(), failure["Cause"].as_str()) {
+    let detail = match (exit_code, failure["Cause"].as_str()) {
         (Some(code), _) if let Some(step) = step_error => format!(
             "{}{} failed with exit code {code}: {}",
             step.step,

@@ -9,17 +9,14 @@ use aws_sdk_dynamodb::types::{
 };
 use chrono_runtime::ai::store::TableNames;
 
-#[path = "../support/moto_server.rs"]
-mod moto_server;
-
 /// A running moto server.
 #[derive(Debug)]
-pub struct Moto(moto_server::MotoServer);
+pub struct Moto(chrono_tests::moto::Moto);
 
 impl Moto {
     /// Starts moto and waits until it answers.
     pub async fn start() -> Moto {
-        Moto(moto_server::MotoServer::start())
+        Moto(chrono_tests::moto::Moto::start().expect("moto"))
     }
 
     /// `http://127.0.0.1:<port>`.

@@ -64,18 +64,26 @@ pub fn token_with(claims: Value) -> String {
     jsonwebtoken::encode(&header, &claims, &key).unwrap()
 }
 
-/// The sources bucket, signing with static credentials against a local endpoint.
-pub fn sources() -> SourcesBucket {
-    let sdk = aws_config::SdkConfig::builder()
-        .region(aws_config::Region::new("us-east-1"))
+/// An SDK configuration with static test credentials in `region`, against `endpoint`
+/// when given.
+pub fn sdk(region: &'static str, endpoint: Option<&str>) -> aws_config::SdkConfig {
+    let mut sdk = aws_config::SdkConfig::builder()
+        .region(aws_config::Region::new(region))
         .credentials_provider(
             aws_credential_types::provider::SharedCredentialsProvider::new(
                 aws_credential_types::Credentials::new("AKIDTEST", "secret", None, None, "test"),
             ),
         )
-        .endpoint_url("http://127.0.0.1:4566")
-        .behavior_version(aws_config::BehaviorVersion::latest())
-        .build();
+        .behavior_version(aws_config::BehaviorVersion::latest());
+    if let Some(endpoint) = endpoint {
+        sdk = sdk.endpoint_url(endpoint);
+    }
+    sdk.build()
+}
+
+/// The sources bucket, signing with static credentials against a local endpoint.
+pub fn sources() -> SourcesBucket {
+    let sdk = sdk("us-east-1", Some("http://127.0.0.1:4566"));
     SourcesBucket::new(SourcesBucket::client_from(&sdk), "chrono-test-sources")
 }
 

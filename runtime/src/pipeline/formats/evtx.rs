@@ -194,7 +194,7 @@ struct Shared {
 
 /// Where the records of one chunk are, read from its bytes as the evtx crate read them:
 /// the parse needs each record's written time and place, which the rendered JSON lacks.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone)]
 struct ChunkIndex {
     /// The chunk's number in the file the parser sees.
     number: u64,
@@ -487,11 +487,7 @@ fn build(
         message: f.message,
         device: f.computer,
         identity: f.identity,
-        event_code: f.event_id.map(|i| {
-            let mut code = String::with_capacity(10);
-            windows::push_decimal(&mut code, u64::from(i));
-            code
-        }),
+        event_code: f.event_id.map(|i| itoa::Buffer::new().format(i).to_owned()),
         action: f.action.map(|a| a.0),
         outcome: f.action.map(|a| a.1),
         src_ip: f.src_ip,
@@ -510,16 +506,17 @@ fn build(
     })
 }
 
-/// `evtx:{id}:{chunk_first_id}:{offset}`, the record's identity within its member.
+/// `evtx:{id}:{chunk_first_id}:{offset}`, the record's identity within its member (the
+/// text `format!` wrote before: evidence processed then keeps its dedup keys).
 fn evtx_record_key(id: u64, chunk_first_id: u64, offset: u64) -> String {
+    let mut digits = itoa::Buffer::new();
     let mut key = String::with_capacity(64);
     key.push_str("evtx:");
-    for (i, n) in [id, chunk_first_id, offset].into_iter().enumerate() {
-        if i > 0 {
-            key.push(':');
-        }
-        windows::push_decimal(&mut key, n);
-    }
+    key.push_str(digits.format(id));
+    key.push(':');
+    key.push_str(digits.format(chunk_first_id));
+    key.push(':');
+    key.push_str(digits.format(offset));
     key
 }
 
@@ -793,16 +790,7 @@ mod tests {
         let mut tee = ChunkTee::new(io::Cursor::new(file.to_vec()));
         let mut buf = vec![0u8; piece];
         while tee.read(&mut buf).unwrap() > 0 {}
-        let done = tee.done.lock().unwrap();
-        done.iter()
-            .map(|i| ChunkIndex {
-                number: i.number,
-                empty: i.empty,
-                first_number: i.first_number,
-                records: i.records.clone(),
-                raw: i.raw.clone(),
-            })
-            .collect()
+        tee.done.lock().unwrap().iter().cloned().collect()
     }
 
     #[test]
@@ -829,6 +817,16 @@ mod tests {
             Some(u64::from(clean.records[0].2) + RECORD_HEADER_SIZE as u64)
         );
         assert_eq!(cursor, 1);
+    }
+
+    #[test]
+    fn record_keys_are_the_text_they_always_were() {
+        for (id, first, offset) in [(1, 1, 536), (0, 0, 0), (u64::MAX, 4_294_967_296, 65_000)] {
+            assert_eq!(
+                evtx_record_key(id, first, offset),
+                format!("evtx:{id}:{first}:{offset}")
+            );
+        }
     }
 
     #[test]

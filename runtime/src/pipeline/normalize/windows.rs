@@ -347,23 +347,11 @@ impl<'a> Iterator for Members<'a> {
     fn next(&mut self) -> Option<(&'a str, &'a str)> {
         let b = self.text.as_bytes();
         let mut member = || {
-            let start = skip_ws(b, self.at?);
-            if b.get(start) != Some(&b'"') {
-                return None;
-            }
-            let key_end = string_end(b, start)?;
-            let colon = skip_ws(b, key_end);
-            if b.get(colon) != Some(&b':') {
-                return None;
-            }
-            let value_start = skip_ws(b, colon + 1);
+            let (raw_key, _, value_start) = member_head(self.text, skip_ws(b, self.at?))?;
             let end = value_end(b, value_start)?;
             let next = skip_ws(b, end);
             self.at = (b.get(next) == Some(&b',')).then_some(next + 1);
-            Some((
-                self.text.get(start + 1..key_end - 1)?,
-                self.text.get(value_start..end)?,
-            ))
+            Some((raw_key, self.text.get(value_start..end)?))
         };
         let item = member();
         if item.is_none() {
@@ -413,22 +401,8 @@ fn walk_object<'a>(
         return Some(i + 1);
     }
     loop {
-        if b.get(i) != Some(&b'"') {
-            return None;
-        }
-        let (key_end, escaped) = string_end_escaped(b, i)?;
-        let raw_key = text.get(i + 1..key_end - 1)?;
-        let key = if escaped {
-            Cow::Owned(unescape(raw_key)?)
-        } else {
-            Cow::Borrowed(raw_key)
-        };
-        let colon = skip_ws(b, key_end);
-        if b.get(colon) != Some(&b':') {
-            return None;
-        }
-        let value = skip_ws(b, colon + 1);
-        let end = match visit(key, value) {
+        let (raw_key, escaped, value) = member_head(text, i)?;
+        let end = match visit(decoded(raw_key, escaped)?, value) {
             Some(end) => end,
             None => value_end(b, value)?,
         };
@@ -441,13 +415,38 @@ fn walk_object<'a>(
     }
 }
 
+/// The head of the object member at `at`: its key (raw, between its quotes, and whether
+/// it has escapes) and where its value starts, past the colon.
+fn member_head(text: &str, at: usize) -> Option<(&str, bool, usize)> {
+    let b = text.as_bytes();
+    if b.get(at) != Some(&b'"') {
+        return None;
+    }
+    let (key_end, escaped) = string_end_escaped(b, at)?;
+    let colon = skip_ws(b, key_end);
+    if b.get(colon) != Some(&b':') {
+        return None;
+    }
+    Some((
+        text.get(at + 1..key_end - 1)?,
+        escaped,
+        skip_ws(b, colon + 1),
+    ))
+}
+
+/// A string's body (between its quotes) as text: borrowed when it has no escapes, which
+/// the scan that found its end already knows; `None` for a malformed escape.
+fn decoded(body: &str, escaped: bool) -> Option<Cow<'_, str>> {
+    if escaped {
+        unescape(body).map(Cow::Owned)
+    } else {
+        Some(Cow::Borrowed(body))
+    }
+}
+
 /// A raw member name unescaped (EVTX names have no escapes: borrowed).
 fn key(raw: &str) -> Cow<'_, str> {
-    if raw.as_bytes().contains(&b'\\') {
-        unescape(raw).map_or(Cow::Borrowed(raw), Cow::Owned)
-    } else {
-        Cow::Borrowed(raw)
-    }
+    decoded(raw, raw.contains('\\')).unwrap_or(Cow::Borrowed(raw))
 }
 
 /// A member's value as the rules read it: a string already unescaped, anything else as
@@ -573,12 +572,7 @@ pub fn fields_checked(json: &str) -> (WindowsFields, bool) {
                     if b.get(at) == Some(&b'"') {
                         // Strings are unescaped as they are scanned, once.
                         let (end, escaped) = string_end_escaped(b, at)?;
-                        let body = json.get(at + 1..end - 1)?;
-                        let text = if escaped {
-                            Cow::Owned(unescape(body)?)
-                        } else {
-                            Cow::Borrowed(body)
-                        };
+                        let text = decoded(json.get(at + 1..end - 1)?, escaped)?;
                         fields.push((k, Value::Text(text)));
                         return Some(end);
                     }
@@ -680,7 +674,7 @@ fn message(channel: &str, provider: &str, event_id: Option<u32>, data: &Fields<'
     let mut m = String::with_capacity(256);
     m.push('[');
     match event_id {
-        Some(id) => push_decimal(&mut m, u64::from(id)),
+        Some(id) => m.push_str(itoa::Buffer::new().format(id)),
         None => m.push('?'),
     }
     m.push_str(" / ");
@@ -712,24 +706,6 @@ fn message(channel: &str, provider: &str, event_id: Option<u32>, data: &Fields<'
         }
     }
     super::clip_message(m)
-}
-
-/// Appends the decimal digits of `n` (what `n.to_string()` gives, without formatting
-/// machinery or an allocation).
-pub(crate) fn push_decimal(out: &mut String, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for d in &digits[at..] {
-        out.push(char::from(*d));
-    }
 }
 
 #[cfg(test)]
@@ -837,12 +813,6 @@ mod tests {
         assert_eq!(unescape(r"\x"), None);
         assert_eq!(unescape(r"\u12"), None);
         assert_eq!(unescape("\\"), None);
-        let mut s = String::new();
-        for n in [0u64, 7, 10, 4624, u64::MAX] {
-            s.clear();
-            push_decimal(&mut s, n);
-            assert_eq!(s, n.to_string());
-        }
     }
 
     #[test]
