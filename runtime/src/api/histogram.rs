@@ -48,10 +48,10 @@ pub struct HistogramBucket {
 /// Event counts over time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Histogram {
-    /// HistogramBucket width as a span of the filter language (`"5m"`, `"1h"`, `"7d"`); absent when
+    /// Bucket width as a span of the filter language (`"5m"`, `"1h"`, `"7d"`); absent when
     /// nothing matched and the document has no time range.
     pub interval: Option<String>,
-    /// HistogramBucket width in seconds.
+    /// Bucket width in seconds.
     pub interval_seconds: Option<i64>,
     /// Start of the first bucket.
     pub from: Option<DateTime<Utc>>,
