@@ -6,10 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Path of the app's callback (the OIDC redirect URI) under the app's origin.
-pub const CALLBACK_PATH: &str = "/callback";
-/// Scopes the app asks for.
-pub const SCOPES: [&str; 3] = ["openid", "profile", "email"];
+pub use chrono_stacks::web::{CALLBACK_PATH, OAUTH_SCOPES as SCOPES};
 
 /// `config.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -334,7 +334,7 @@ pub async fn up(
         ws_url: format!("ws://127.0.0.1:{web_port}{}", web::WS_PATH),
         oidc: OidcConfig {
             issuer: issuer_url.clone(),
-            client_id: cfg.auth.jwt_audience.clone(),
+            client_id: runtime::audience(&cfg),
             scopes: webapp::SCOPES.map(String::from).to_vec(),
             redirect_uri: webapp::redirect_uri(&origin),
             audience: None,
@@ -481,9 +481,9 @@ async fn start_issuer(
         .arg("--signing-key")
         .arg(layout.signing_key())
         .arg("--client-id")
-        .arg(&cfg.auth.jwt_audience)
+        .arg(runtime::audience(cfg))
         .arg("--audience")
-        .arg(&cfg.auth.jwt_audience)
+        .arg(runtime::audience(cfg))
         .arg("--redirect-uri")
         .arg(webapp::redirect_uri(origin))
         .env_clear()

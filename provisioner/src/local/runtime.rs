@@ -89,6 +89,19 @@ pub const NOT_SET_LOCALLY: [(&str, &str); 7] = [
     ),
 ];
 
+/// Audience of local tokens when the config names none (a config whose stacks create a
+/// Cognito user pool): the local issuer stands in for any provider.
+pub const DEFAULT_AUDIENCE: &str = "chronotracer-local";
+
+/// The audience of local tokens (and the local app client's id, as with a Cognito app
+/// client): the config's `auth.jwt_audience`, or [`DEFAULT_AUDIENCE`].
+pub fn audience(cfg: &Config) -> String {
+    cfg.auth
+        .jwt_audience
+        .clone()
+        .unwrap_or_else(|| DEFAULT_AUDIENCE.to_owned())
+}
+
 /// Where the shared settings come from.
 #[derive(Debug, Clone)]
 pub struct Wiring<'a> {
@@ -116,7 +129,7 @@ pub fn env(w: &Wiring<'_>, database_url: &str) -> BTreeMap<String, String> {
         ("CHRONO_INTENT_CACHE_TABLE", p.intent_cache_table.clone()),
         ("CHRONO_CONVERSATIONS_TABLE", p.conversations_table.clone()),
         ("CHRONO_JWT_ISSUER", w.issuer.to_owned()),
-        ("CHRONO_JWT_AUDIENCE", w.cfg.auth.jwt_audience.clone()),
+        ("CHRONO_JWT_AUDIENCE", audience(w.cfg)),
         ("CHRONO_ROLES_CLAIM", ROLES_CLAIM.to_owned()),
         ("CHRONO_CASES_CLAIM", CASES_CLAIM.to_owned()),
         ("CHRONO_AI_PROVIDER", "local".to_owned()),
