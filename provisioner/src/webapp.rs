@@ -93,11 +93,6 @@ pub fn redirect_uri(origin: &str) -> String {
     format!("{}{CALLBACK_PATH}", origin.trim_end_matches('/'))
 }
 
-/// The outputs `config.json` is made of.
-pub const WEB_OUTPUTS: [&str; 3] = ["AppOrigin", "JwtIssuer", "AppClientId"];
-/// See [`WEB_OUTPUTS`].
-pub const API_OUTPUTS: [&str; 2] = ["HttpApiUrl", "WebSocketUrl"];
-
 /// `config.json` of a deployment, from the web and api stacks' outputs; the name of the
 /// first missing output otherwise.
 pub fn for_deployment(
@@ -108,13 +103,16 @@ pub fn for_deployment(
     let get = |outputs: &BTreeMap<String, String>, name: &'static str| {
         outputs.get(name).cloned().ok_or(name)
     };
-    let origin = get(web, "AppOrigin")?;
+    use chrono_contract::outputs;
+    let origin = get(web, outputs::APP_ORIGIN)?;
     Ok(AppConfig {
-        api_url: get(api, "HttpApiUrl")?.trim_end_matches('/').to_owned(),
-        ws_url: get(api, "WebSocketUrl")?,
+        api_url: get(api, outputs::HTTP_API_URL)?
+            .trim_end_matches('/')
+            .to_owned(),
+        ws_url: get(api, outputs::WEBSOCKET_URL)?,
         oidc: OidcConfig {
-            issuer: get(web, "JwtIssuer")?,
-            client_id: get(web, "AppClientId")?,
+            issuer: get(web, outputs::JWT_ISSUER)?,
+            client_id: get(web, outputs::APP_CLIENT_ID)?,
             scopes: SCOPES.map(String::from).to_vec(),
             redirect_uri: redirect_uri(&origin),
             audience: cfg

@@ -11,8 +11,8 @@
 //! Custom claims reach Cognito tokens only through this trigger, and access tokens only
 //! with the V2_0 event (user pools on the Essentials or Plus feature plan); V2 claims may be
 //! arrays. <https://docs.aws.amazon.com/cognito/latest/developerguide/user-pool-lambda-pre-token-generation.html>
-//! The group names are the `web` stack's (`chrono_stacks::web`); `tests/tests/web_contract.rs`
-//! checks that both sides agree.
+//! The group names come from `chrono_contract::groups`, as the `web` stack's do;
+//! `tests/tests/web_contract.rs` checks the whole path from groups to an API principal.
 
 use std::collections::HashMap;
 
@@ -25,13 +25,13 @@ use serde_json::{Value, json};
 use crate::auth::ClaimNames;
 
 /// Members may administer cases, upload and process evidence.
-pub const ADMIN_GROUP: &str = "admin";
+pub const ADMIN_GROUP: &str = chrono_contract::groups::ADMIN;
 /// Members may read, search, label and ask the AI.
-pub const ANALYST_GROUP: &str = "analyst";
+pub const ANALYST_GROUP: &str = chrono_contract::groups::ANALYST;
 /// Members may see every case.
-pub const ALL_CASES_GROUP: &str = "all-cases";
+pub const ALL_CASES_GROUP: &str = chrono_contract::groups::ALL_CASES;
 /// `case-<case id>`: members may see that case.
-pub const CASE_GROUP_PREFIX: &str = "case-";
+pub const CASE_GROUP_PREFIX: &str = chrono_contract::groups::CASE_PREFIX;
 
 /// The roles and cases claims of a member of `groups` (unknown groups give nothing).
 pub fn claims_for(names: &ClaimNames, groups: &[String]) -> HashMap<String, Value> {

@@ -33,6 +33,7 @@ use crate::resources::web::{
 };
 use crate::shared::{log_group, secure_bucket, service_role, tls_only_policy};
 use crate::stack::{Asset, OutputRef, Stack, StackKind, tag_map, tags};
+use chrono_contract::outputs;
 
 /// `Strict-Transport-Security` max-age: two years.
 pub const HSTS_MAX_AGE: i64 = 63_072_000;
@@ -72,15 +73,15 @@ pub fn security_headers(connect: &[String]) -> Vec<(String, String)> {
 }
 
 /// Binary (and Lambda zip) of the Cognito pre-token-generation trigger.
-pub const TOKEN_CLAIMS_BINARY: &str = "chrono-token-claims";
+pub const TOKEN_CLAIMS_BINARY: &str = chrono_contract::binaries::TOKEN_CLAIMS;
 /// Group whose members get the `admin` role (runtime: `chrono_runtime::claims`).
-pub const ADMIN_GROUP: &str = "admin";
+pub const ADMIN_GROUP: &str = chrono_contract::groups::ADMIN;
 /// Group whose members get the `analyst` role.
-pub const ANALYST_GROUP: &str = "analyst";
+pub const ANALYST_GROUP: &str = chrono_contract::groups::ANALYST;
 /// Group whose members may see every case.
-pub const ALL_CASES_GROUP: &str = "all-cases";
+pub const ALL_CASES_GROUP: &str = chrono_contract::groups::ALL_CASES;
 /// `case-<case id>`: groups an administrator creates to grant one case.
-pub const CASE_GROUP_PREFIX: &str = "case-";
+pub const CASE_GROUP_PREFIX: &str = chrono_contract::groups::CASE_PREFIX;
 /// The app's OIDC callback path (its redirect URI is `<app origin>/callback`).
 pub const CALLBACK_PATH: &str = "/callback";
 /// Scopes the app client may ask for.
@@ -413,16 +414,24 @@ pub fn build_wired(cfg: &Config, bootstrap: &BootstrapOutputs) -> Result<WebStac
         )?;
     }
     let outputs = WebOutputs {
-        app_origin: s.export("AppOrigin", "origin of the web app", origin)?,
-        app_bucket: s.export("AppBucketName", "bucket of the built app", bucket.r#ref())?,
+        app_origin: s.export(outputs::APP_ORIGIN, "origin of the web app", origin)?,
+        app_bucket: s.export(
+            outputs::APP_BUCKET,
+            "bucket of the built app",
+            bucket.r#ref(),
+        )?,
         distribution_id: s.export(
             "DistributionId",
             "CloudFront distribution of the app",
             distribution.r#ref(),
         )?,
-        jwt_issuer: s.export("JwtIssuer", "token issuer", issuer)?,
-        jwt_audience: s.export("JwtAudience", "audience of access tokens", audience)?,
-        app_client_id: s.export("AppClientId", "the app's OIDC client id", app_client)?,
+        jwt_issuer: s.export(outputs::JWT_ISSUER, "token issuer", issuer)?,
+        jwt_audience: s.export(outputs::JWT_AUDIENCE, "audience of access tokens", audience)?,
+        app_client_id: s.export(
+            outputs::APP_CLIENT_ID,
+            "the app's OIDC client id",
+            app_client,
+        )?,
     };
     Ok(WebStack { stack: s, outputs })
 }

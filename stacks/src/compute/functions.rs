@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use chrono_contract::env;
 use serde_json::json;
 
 use super::{
@@ -170,12 +171,12 @@ pub(super) fn chat_function(t: &mut Template, c: &Ctx) -> Result<Handle<Function
 fn authorizer_env(c: &Ctx) -> BTreeMap<String, Expr> {
     let cfg = c.cfg;
     [
-        ("CHRONO_CASES_CLAIM", cfg.auth.cases_claim.clone().into()),
-        ("CHRONO_JWKS_URL", c.identity.jwks_url.clone()),
-        ("CHRONO_JWT_AUDIENCE", c.identity.audience.clone()),
-        ("CHRONO_JWT_ISSUER", c.identity.issuer.clone()),
-        ("CHRONO_LOG_FORMAT", "json".into()),
-        ("CHRONO_ROLES_CLAIM", cfg.auth.roles_claim.clone().into()),
+        (env::CASES_CLAIM, cfg.auth.cases_claim.clone().into()),
+        (env::JWKS_URL, c.identity.jwks_url.clone()),
+        (env::JWT_AUDIENCE, c.identity.audience.clone()),
+        (env::JWT_ISSUER, c.identity.issuer.clone()),
+        (env::LOG_FORMAT, "json".into()),
+        (env::ROLES_CLAIM, cfg.auth.roles_claim.clone().into()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
