@@ -209,7 +209,8 @@ pub async fn publish(
 
 /// Publishes the app of a finished deploy: `config.json` from the web and api stacks'
 /// outputs (see [`crate::webapp::for_deployment`]) and the built app in `app_dir` (only
-/// `config.json` when the app is not built there). `None` when the plan has no web stack.
+/// `config.json` when the app is not built there). `None` when the plan has no web stack,
+/// or on a dry run before the stacks exist.
 pub async fn publish_deployment(
     clients: &crate::aws::Clients,
     cfg: &chrono_stacks::Config,
@@ -220,6 +221,10 @@ pub async fn publish_deployment(
     let (Some(web), Some(api)) = (report.stack("web"), report.stack("api")) else {
         return Ok(None);
     };
+    if dry_run && (web.outputs.is_empty() || api.outputs.is_empty()) {
+        // The stacks do not exist yet: nothing to compare against, nothing to name.
+        return Ok(None);
+    }
     let missing = |output: &'static str| DeployError::Aws {
         stack: web.stack_name.clone(),
         operation: "publishing the web app",
