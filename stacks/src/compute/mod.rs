@@ -64,6 +64,14 @@ pub const WS_AUTHORIZER_BINARY: &str = "chrono-ws-authorizer";
 pub const PIPELINE_BINARY: &str = "chrono-pipeline";
 /// Entry point of the filter-ai service.
 pub const FILTER_AI_BINARY: &str = "chrono-filter-ai";
+/// Timeout of the migration function: Lambda's maximum, 900 s
+/// (https://docs.aws.amazon.com/lambda/latest/dg/configuration-timeout.html). The runtime's
+/// migration session ends statements a minute earlier (`chrono_runtime::db::MigrationSettings`),
+/// so a migration that runs too long is rolled back by PostgreSQL, not cut off.
+pub const MIGRATE_TIMEOUT_S: u32 = 900;
+/// Output of the compute stack naming the migration function (read by `chronoctl onboard`).
+pub const MIGRATE_FUNCTION_OUTPUT: &str = "MigrateFunctionArn";
+
 /// Health check path of filter-ai (HTTP 200 when ready).
 pub const FILTER_AI_HEALTH_PATH: &str = "/healthz";
 
@@ -449,6 +457,7 @@ pub fn build_wired(
     let t = &mut s.template;
 
     let api_fn = functions::api_function(t, &c)?;
+    let migrate_fn = functions::migrate_function(t, &c)?;
     let chat_fn = functions::chat_function(t, &c)?;
     let authorizer_fn = functions::ws_authorizer(t, &c)?;
     let ecs = tasks::Ecs::build(t, &c)?;
@@ -476,6 +485,11 @@ pub fn build_wired(
         )?,
     };
     s.export("PipelineStateMachineArn", "evidence pipeline", sm.r#ref())?;
+    s.export(
+        MIGRATE_FUNCTION_OUTPUT,
+        "database migration Lambda (chronoctl onboard)",
+        migrate_fn.arn(),
+    )?;
     s.export("ClusterName", "ECS cluster", ecs.cluster.r#ref())?;
     Ok(ComputeStack {
         stack: s,
