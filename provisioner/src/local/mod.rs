@@ -3,7 +3,7 @@
 //! `up` starts the moto server (from the project's `.venv`) and a private PostgreSQL
 //! cluster, creates in the emulator what the data and compute stacks describe (buckets,
 //! tables, the pipeline state machine: from the typed stack model, never hand-written
-//! names), applies the runtime's migrations and login roles, mints a signing key and
+//! names), applies the runtime's migrations as the Aurora-like master user, mints a signing key and
 //! serves its JWKS over HTTP (see [`issuer`]), and runs the runtime's handlers as local processes. `status`, `down`, `logs`,
 //! `token` and `demo` work on what `up` recorded in the state file.
 //!
