@@ -9,12 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use chrono_contract::env as vars;
 
 use crate::api::{AppState, router};
-use crate::db::{ConnectPolicy, Credentials, SecretSource};
 use crate::auth::{
     Authenticator, ClaimNames, DEFAULT_CASES_CLAIM, DEFAULT_ROLES_CLAIM, JwtVerifier,
 };
+use crate::db::{ConnectPolicy, Credentials, SecretSource};
 use crate::launcher::{LocalLauncher, PipelineLauncher, StepFunctionsLauncher};
 use crate::storage::SourcesBucket;
 
@@ -50,18 +51,21 @@ fn env(name: &str) -> Option<String> {
 
 fn claim_names() -> ClaimNames {
     ClaimNames {
-        roles: env("CHRONO_ROLES_CLAIM").unwrap_or_else(|| DEFAULT_ROLES_CLAIM.into()),
-        cases: env("CHRONO_CASES_CLAIM").unwrap_or_else(|| DEFAULT_CASES_CLAIM.into()),
+        roles: env(vars::ROLES_CLAIM).unwrap_or_else(|| DEFAULT_ROLES_CLAIM.into()),
+        cases: env(vars::CASES_CLAIM).unwrap_or_else(|| DEFAULT_CASES_CLAIM.into()),
     }
 }
 
 /// The statement timeout of request sessions: `CHRONO_DB_STATEMENT_TIMEOUT_MS`, else
 /// [`crate::db::DEFAULT_STATEMENT_TIMEOUT`].
 pub fn statement_timeout_from_env() -> Result<Duration, StartError> {
-    env("CHRONO_DB_STATEMENT_TIMEOUT_MS")
+    env(vars::DB_STATEMENT_TIMEOUT_MS)
         .map(|v| {
             v.parse::<u64>().map(Duration::from_millis).map_err(|_| {
-                StartError::Config("CHRONO_DB_STATEMENT_TIMEOUT_MS must be milliseconds".into())
+                StartError::Config(format!(
+                    "{} must be milliseconds",
+                    vars::DB_STATEMENT_TIMEOUT_MS
+                ))
             })
         })
         .transpose()
@@ -73,24 +77,32 @@ pub fn statement_timeout_from_env() -> Result<Duration, StartError> {
 /// credentials of the Secrets Manager secret `CHRONO_DB_SECRET_ARN` (read again when the
 /// database refuses them: [`crate::db::credentials`]).
 pub async fn credentials_from_env() -> Result<Credentials, StartError> {
-    if let Some(url) = env("DATABASE_URL") {
+    if let Some(url) = env(vars::DATABASE_URL) {
         return Credentials::url(&url).map_err(|e| StartError::Config(e.to_string()));
     }
-    let Some(arn) = env("CHRONO_DB_SECRET_ARN") else {
-        return Err(StartError::Config(
-            "set DATABASE_URL, or CHRONO_DB_HOST and CHRONO_DB_SECRET_ARN".into(),
-        ));
+    let Some(arn) = env(vars::DB_SECRET_ARN) else {
+        return Err(StartError::Config(format!(
+            "set {}, or {} and {}",
+            vars::DATABASE_URL,
+            vars::DB_HOST,
+            vars::DB_SECRET_ARN
+        )));
     };
-    let host = env("CHRONO_DB_HOST")
-        .ok_or_else(|| StartError::Config("set CHRONO_DB_HOST with CHRONO_DB_SECRET_ARN".into()))?;
-    let port = env("CHRONO_DB_PORT")
+    let host = env(vars::DB_HOST).ok_or_else(|| {
+        StartError::Config(format!(
+            "set {} with {}",
+            vars::DB_HOST,
+            vars::DB_SECRET_ARN
+        ))
+    })?;
+    let port = env(vars::DB_PORT)
         .map(|p| {
             p.parse::<u16>()
-                .map_err(|_| StartError::Config("CHRONO_DB_PORT must be a port number".into()))
+                .map_err(|_| StartError::Config(format!("{} must be a port number", vars::DB_PORT)))
         })
         .transpose()?
         .unwrap_or(5432);
-    let name = env("CHRONO_DB_NAME").unwrap_or_else(|| "chrono".into());
+    let name = env(vars::DB_NAME).unwrap_or_else(|| "chrono".into());
     let sdk = aws_config::load_from_env().await;
     Ok(Credentials::Secret(SecretSource::new(
         aws_sdk_secretsmanager::Client::new(&sdk),
@@ -132,13 +144,13 @@ pub async fn authenticator_from_env(mode: Mode) -> Result<Authenticator, StartEr
     if mode == Mode::Lambda {
         return Ok(Authenticator::ApiGateway(names));
     }
-    let issuer = env("CHRONO_JWT_ISSUER")
-        .ok_or_else(|| StartError::Config("set CHRONO_JWT_ISSUER".into()))?;
-    let audience = env("CHRONO_JWT_AUDIENCE")
-        .ok_or_else(|| StartError::Config("set CHRONO_JWT_AUDIENCE".into()))?;
-    let verifier = if let Some(file) = env("CHRONO_JWKS_FILE") {
+    let issuer = env(vars::JWT_ISSUER)
+        .ok_or_else(|| StartError::Config(format!("set {}", vars::JWT_ISSUER)))?;
+    let audience = env(vars::JWT_AUDIENCE)
+        .ok_or_else(|| StartError::Config(format!("set {}", vars::JWT_AUDIENCE)))?;
+    let verifier = if let Some(file) = env(vars::JWKS_FILE) {
         JwtVerifier::from_jwks_file(&PathBuf::from(file), &issuer, &audience, names)?
-    } else if let Some(url) = env("CHRONO_JWKS_URL") {
+    } else if let Some(url) = env(vars::JWKS_URL) {
         JwtVerifier::from_jwks_url(&url, &issuer, &audience, names).await?
     } else {
         return Err(StartError::Config(
@@ -170,9 +182,9 @@ pub async fn state_with(
     };
     let auth = authenticator_from_env(mode).await?;
     let sdk = aws_config::load_from_env().await;
-    let sources = env("CHRONO_SOURCES_BUCKET")
-        .map(|b| SourcesBucket::new(SourcesBucket::client_from(&sdk), b));
-    let launcher = match (launcher, env("CHRONO_PIPELINE_STATE_MACHINE_ARN")) {
+    let sources =
+        env(vars::SOURCES_BUCKET).map(|b| SourcesBucket::new(SourcesBucket::client_from(&sdk), b));
+    let launcher = match (launcher, env(vars::PIPELINE_STATE_MACHINE_ARN)) {
         (Some(l), _) => l,
         (None, Some(arn)) => Arc::new(StepFunctionsLauncher::new(
             aws_sdk_sfn::Client::new(&sdk),
@@ -274,7 +286,7 @@ pub async fn migrate() -> Result<(), StartError> {
 /// Installs the log subscriber: JSON (default in Lambda) or text (`CHRONO_LOG_FORMAT`),
 /// filtered by `RUST_LOG` (default `info`).
 pub fn init_logging(default_json: bool) {
-    let json = match env("CHRONO_LOG_FORMAT").as_deref() {
+    let json = match env(vars::LOG_FORMAT).as_deref() {
         Some("json") => true,
         Some("text") => false,
         _ => default_json,

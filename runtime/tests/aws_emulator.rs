@@ -5,7 +5,6 @@
 
 mod common;
 
-
 use chrono_runtime::launcher::{PipelineJob, PipelineLauncher, StepFunctionsLauncher};
 use chrono_runtime::storage::SourcesBucket;
 use uuid::Uuid;
@@ -97,7 +96,13 @@ async fn aws_calls_work_against_the_local_emulator() {
         .await
         .unwrap();
     use chrono_runtime::db::SecretSource;
-    let source = SecretSource::new(sm.clone(), secret.arn().unwrap(), "db.local", 5432, "chrono");
+    let source = SecretSource::new(
+        sm.clone(),
+        secret.arn().unwrap(),
+        "db.local",
+        5432,
+        "chrono",
+    );
     let opts = source.read().await.unwrap();
     assert_eq!(opts.get_username(), "chrono_admin");
     assert_eq!(opts.get_host(), "db.local");

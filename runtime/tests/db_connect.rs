@@ -71,7 +71,10 @@ async fn resuming_server(target: u16, paused: Paused, delay: Duration) -> u16 {
 }
 
 async fn select_one(pool: &PgPool) -> i32 {
-    sqlx::query_scalar("SELECT 1").fetch_one(pool).await.unwrap()
+    sqlx::query_scalar("SELECT 1")
+        .fetch_one(pool)
+        .await
+        .unwrap()
 }
 
 #[sqlx::test(migrations = false)]
@@ -79,11 +82,21 @@ async fn opening_a_pool_waits_for_a_server_that_is_not_up_yet(
     _: PgPoolOptions,
     opts: PgConnectOptions,
 ) {
-    let port = resuming_server(opts.get_port(), Paused::NotListening, Duration::from_secs(3)).await;
-    let credentials = Credentials::Fixed(opts.clone().port(port));
-    let pool = db::open(&credentials, Session::runtime(Duration::from_secs(5)), 2, QUICK)
-        .await
-        .expect("connected once the server came up");
+    let port = resuming_server(
+        opts.get_port(),
+        Paused::NotListening,
+        Duration::from_secs(3),
+    )
+    .await;
+    let credentials = Credentials::fixed(opts.clone().port(port));
+    let pool = db::open(
+        &credentials,
+        Session::runtime(Duration::from_secs(5)),
+        2,
+        QUICK,
+    )
+    .await
+    .expect("connected once the server came up");
     assert_eq!(select_one(&pool).await, 1);
 }
 
@@ -93,10 +106,15 @@ async fn opening_a_pool_waits_for_an_instance_that_holds_connections_while_it_re
     opts: PgConnectOptions,
 ) {
     let port = resuming_server(opts.get_port(), Paused::Holding, Duration::from_secs(3)).await;
-    let credentials = Credentials::Fixed(opts.clone().port(port));
-    let pool = db::open(&credentials, Session::runtime(Duration::from_secs(5)), 2, QUICK)
-        .await
-        .expect("connected once the instance resumed");
+    let credentials = Credentials::fixed(opts.clone().port(port));
+    let pool = db::open(
+        &credentials,
+        Session::runtime(Duration::from_secs(5)),
+        2,
+        QUICK,
+    )
+    .await
+    .expect("connected once the instance resumed");
     assert_eq!(select_one(&pool).await, 1);
 }
 
@@ -105,23 +123,41 @@ async fn a_server_that_never_comes_up_is_reported_after_the_budget(
     _: PgPoolOptions,
     opts: PgConnectOptions,
 ) {
-    let port = resuming_server(opts.get_port(), Paused::NotListening, Duration::from_secs(600)).await;
-    let credentials = Credentials::Fixed(opts.clone().port(port));
+    let port = resuming_server(
+        opts.get_port(),
+        Paused::NotListening,
+        Duration::from_secs(600),
+    )
+    .await;
+    let credentials = Credentials::fixed(opts.clone().port(port));
     let policy = ConnectPolicy {
         budget: Duration::from_secs(2),
         ..QUICK
     };
-    let err = db::open(&credentials, Session::runtime(Duration::from_secs(5)), 2, policy)
-        .await
-        .unwrap_err();
-    assert!(matches!(err, ConnectError::GaveUp { attempts, .. } if attempts > 1), "{err}");
+    let err = db::open(
+        &credentials,
+        Session::runtime(Duration::from_secs(5)),
+        2,
+        policy,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, ConnectError::GaveUp { attempts, .. } if attempts > 1),
+        "{err}"
+    );
     assert!(err.to_string().contains("resume"), "{err}");
 
     // a wrong password for a fixed login is final at once, not retried for the budget
-    let credentials = Credentials::Fixed(opts.clone().password("not-the-password"));
-    let err = db::open(&credentials, Session::runtime(Duration::from_secs(5)), 2, QUICK)
-        .await
-        .unwrap_err();
+    let credentials = Credentials::fixed(opts.clone().password("not-the-password"));
+    let err = db::open(
+        &credentials,
+        Session::runtime(Duration::from_secs(5)),
+        2,
+        QUICK,
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, ConnectError::Refused(_)), "{err}");
 }
 
@@ -245,7 +281,10 @@ async fn a_warm_api_logs_in_with_the_rotated_password(_: PgPoolOptions, opts: Pg
         if status == 200 {
             break;
         }
-        assert_eq!(status, 503, "a refused login is retryable, not a 500: {body}");
+        assert_eq!(
+            status, 503,
+            "a refused login is retryable, not a 500: {body}"
+        );
         assert_eq!(body["error"]["code"], "unavailable", "{body}");
         assert!(
             Instant::now() < deadline,
@@ -253,7 +292,10 @@ async fn a_warm_api_logs_in_with_the_rotated_password(_: PgPoolOptions, opts: Pg
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert!(statuses.len() > 1, "the first new session met the old password: {statuses:?}");
+    assert!(
+        statuses.len() > 1,
+        "the first new session met the old password: {statuses:?}"
+    );
     assert!(pool.size() > open_sessions, "a new session logged in");
 }
 
@@ -272,7 +314,7 @@ async fn migrations_are_not_bound_by_the_request_statement_timeout(
 ) {
     let (_dir, migrator) =
         one_migration("SELECT pg_sleep(6);\nCREATE TABLE slow_done (x int);\n").await;
-    let credentials = Credentials::Fixed(opts.clone());
+    let credentials = Credentials::fixed(opts.clone());
 
     // what onboard did before: the API's pool, 5 s statement timeout
     let request_pool = common::pool(opts.clone()).await;
@@ -285,10 +327,11 @@ async fn migrations_are_not_bound_by_the_request_statement_timeout(
         .await
         .expect("the migration session has no 5 s statement timeout");
     assert_eq!(latest, Some(20990101000001));
-    let done: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_tables WHERE tablename = 'slow_done'")
-        .fetch_one(&common::pool(opts).await)
-        .await
-        .unwrap();
+    let done: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_tables WHERE tablename = 'slow_done'")
+            .fetch_one(&common::pool(opts).await)
+            .await
+            .unwrap();
     assert_eq!(done, 1);
 }
 
@@ -314,14 +357,14 @@ async fn a_migration_waiting_for_a_lock_fails_instead_of_queueing_traffic(
         lock_timeout: Duration::from_millis(500),
         ..MigrationSettings::default()
     };
-    let err = db::migrate_with(&migrator, &Credentials::Fixed(opts.clone()), settings)
+    let err = db::migrate_with(&migrator, &Credentials::fixed(opts.clone()), settings)
         .await
         .unwrap_err();
     assert!(err.to_string().contains("lock timeout"), "{err}");
     reading.rollback().await.unwrap();
 
     // with the reader gone the same migration applies
-    db::migrate_with(&migrator, &Credentials::Fixed(opts.clone()), settings)
+    db::migrate_with(&migrator, &Credentials::fixed(opts.clone()), settings)
         .await
         .unwrap();
 }

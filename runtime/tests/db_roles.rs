@@ -63,10 +63,9 @@ async fn the_ai_path_sets_its_read_only_role_as_the_migrating_user(
         catalog.case_owner(fx.case).await.unwrap().as_deref(),
         Some("case-owner")
     );
-    let mut doc = FilterDocument::parse(
-        br#"{"where": {"field": "identity", "op": "eq", "value": "bob"}}"#,
-    )
-    .unwrap();
+    let mut doc =
+        FilterDocument::parse(br#"{"where": {"field": "identity", "op": "eq", "value": "bob"}}"#)
+            .unwrap();
     let resolved = catalog.resolve(fx.case, &mut doc).await.unwrap();
     assert_eq!(resolved[0].ids, vec![fx.bob]);
     let n = catalog

@@ -335,7 +335,10 @@ fn migrations_have_a_function_of_their_own_with_lambdas_longest_timeout() {
         migrate["VpcConfig"]["SubnetIds"],
         json!({"Ref": "PrivateSubnetIds"})
     );
-    assert_eq!(migrate["Role"], json!({"Fn::GetAtt": ["MigrateRole", "Arn"]}));
+    assert_eq!(
+        migrate["Role"],
+        json!({"Fn::GetAtt": ["MigrateRole", "Arn"]})
+    );
     // its role: its logs and the database secret, nothing of the API's
     let policy = props(&t, "MigrateRole")["Policies"].to_string();
     assert!(policy.contains("secretsmanager:GetSecretValue"), "{policy}");
@@ -344,7 +347,7 @@ fn migrations_have_a_function_of_their_own_with_lambdas_longest_timeout() {
     }
     // onboard finds it through this output
     assert_eq!(
-        t["Outputs"][compute::MIGRATE_FUNCTION_OUTPUT]["Value"],
+        t["Outputs"][chrono_contract::outputs::MIGRATE_FUNCTION_ARN]["Value"],
         json!({"Fn::GetAtt": ["MigrateFunction", "Arn"]})
     );
 }

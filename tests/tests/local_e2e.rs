@@ -237,7 +237,11 @@ fn local_platform_end_to_end() {
         .find_map(|v| v.strip_prefix("DATABASE_URL="))
         .expect("the API gets DATABASE_URL")
         .to_owned();
-    assert_eq!(login_role(&database_url), (false, true, true), "{database_url}");
+    assert_eq!(
+        login_role(&database_url),
+        (false, true, true),
+        "{database_url}"
+    );
 
     // Idempotent: a second up starts nothing new.
     local.ok(&["up"]);

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode};
 use std::time::{Duration, Instant};
 
+use chrono_contract::env as vars;
 use chrono_stacks::config::Config;
 use serde_json::json;
 
@@ -134,7 +135,10 @@ pub async fn up(
     let plan = provision::plan(&cfg)?;
     let bins = bin_dir(args);
     let moto_program = moto::program(&args.venv)?;
-    let db = match std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()) {
+    let db = match std::env::var(vars::DATABASE_URL)
+        .ok()
+        .filter(|u| !u.is_empty())
+    {
         Some(url) => Database::External(url),
         None => Database::Local(Binaries::find()?),
     };
@@ -253,8 +257,8 @@ pub async fn up(
             process::run(
                 Command::new(api)
                     .arg("migrate")
-                    .env("DATABASE_URL", &master_url)
-                    .env("CHRONO_LOG_FORMAT", "text"),
+                    .env(vars::DATABASE_URL, &master_url)
+                    .env(vars::LOG_FORMAT, "text"),
             )?;
             say(
                 output,
@@ -296,7 +300,7 @@ pub async fn up(
     };
     let shared_env = runtime::env(&wiring, &master_url);
     state.env = shared_env.clone();
-    state.env.remove("DATABASE_URL");
+    state.env.remove(vars::DATABASE_URL);
     let mut unavailable = Vec::new();
     for rp in PROCESSES {
         let Some(program) = rp.program(&bins) else {
@@ -310,7 +314,7 @@ pub async fn up(
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .envs(&shared_env)
-            .env("DATABASE_URL", &master_url);
+            .env(vars::DATABASE_URL, &master_url);
         let started = Started {
             name: rp.name,
             port: rp_port,
@@ -689,8 +693,8 @@ pub fn mint_token(layout: &Layout, args: &TokenArgs) -> Result<String, LocalErro
     let get = |k: &str| state.env.get(k).map(String::as_str).unwrap_or_default();
     key.token(&TokenClaims {
         sub: &args.sub,
-        issuer: get("CHRONO_JWT_ISSUER"),
-        audience: get("CHRONO_JWT_AUDIENCE"),
+        issuer: get(vars::JWT_ISSUER),
+        audience: get(vars::JWT_AUDIENCE),
         roles: vec![args.role.as_str()],
         cases: args.cases.clone(),
         ttl_seconds: args.ttl,

@@ -35,7 +35,7 @@ pub enum DbConfigError {
         message: String,
     },
     /// `DATABASE_URL` is not a PostgreSQL URL.
-    #[error("DATABASE_URL: {0}")]
+    #[error("{var}: {0}", var = chrono_contract::env::DATABASE_URL)]
     Url(String),
 }
 
@@ -125,23 +125,28 @@ impl SecretSource {
 #[derive(Debug, Clone)]
 pub enum Credentials {
     /// Fixed options (a URL); a refused login is final.
-    Fixed(PgConnectOptions),
+    Fixed(Box<PgConnectOptions>),
     /// The secret, read again after a refused login.
     Secret(SecretSource),
 }
 
 impl Credentials {
+    /// Fixed connection options.
+    pub fn fixed(opts: PgConnectOptions) -> Self {
+        Credentials::Fixed(Box::new(opts))
+    }
+
     /// From a `postgres://` URL.
     pub fn url(url: &str) -> Result<Self, DbConfigError> {
         PgConnectOptions::from_str(url)
-            .map(Credentials::Fixed)
+            .map(|o| Credentials::Fixed(Box::new(o)))
             .map_err(|e| DbConfigError::Url(e.to_string()))
     }
 
     /// The current connection options with `session` applied (reads the secret).
     pub async fn options(&self, session: &Session) -> Result<PgConnectOptions, DbConfigError> {
         let base = match self {
-            Credentials::Fixed(o) => o.clone(),
+            Credentials::Fixed(o) => o.as_ref().clone(),
             Credentials::Secret(s) => s.read().await?,
         };
         Ok(session.apply(base))
