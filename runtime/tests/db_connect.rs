@@ -77,27 +77,22 @@ async fn select_one(pool: &PgPool) -> i32 {
         .unwrap()
 }
 
+/// Opening a pool through a stand-in paused for 3 s connects once it serves.
+async fn opens_once_resumed(opts: PgConnectOptions, paused: Paused) {
+    let port = resuming_server(opts.get_port(), paused, Duration::from_secs(3)).await;
+    let credentials = Credentials::fixed(opts.clone().port(port));
+    let pool = db::open(&credentials, Session::runtime(Duration::from_secs(5)), 2, QUICK)
+        .await
+        .expect("connected once the server served");
+    assert_eq!(select_one(&pool).await, 1);
+}
+
 #[sqlx::test(migrations = false)]
 async fn opening_a_pool_waits_for_a_server_that_is_not_up_yet(
     _: PgPoolOptions,
     opts: PgConnectOptions,
 ) {
-    let port = resuming_server(
-        opts.get_port(),
-        Paused::NotListening,
-        Duration::from_secs(3),
-    )
-    .await;
-    let credentials = Credentials::fixed(opts.clone().port(port));
-    let pool = db::open(
-        &credentials,
-        Session::runtime(Duration::from_secs(5)),
-        2,
-        QUICK,
-    )
-    .await
-    .expect("connected once the server came up");
-    assert_eq!(select_one(&pool).await, 1);
+    opens_once_resumed(opts, Paused::NotListening).await;
 }
 
 #[sqlx::test(migrations = false)]
@@ -105,17 +100,7 @@ async fn opening_a_pool_waits_for_an_instance_that_holds_connections_while_it_re
     _: PgPoolOptions,
     opts: PgConnectOptions,
 ) {
-    let port = resuming_server(opts.get_port(), Paused::Holding, Duration::from_secs(3)).await;
-    let credentials = Credentials::fixed(opts.clone().port(port));
-    let pool = db::open(
-        &credentials,
-        Session::runtime(Duration::from_secs(5)),
-        2,
-        QUICK,
-    )
-    .await
-    .expect("connected once the instance resumed");
-    assert_eq!(select_one(&pool).await, 1);
+    opens_once_resumed(opts, Paused::Holding).await;
 }
 
 #[sqlx::test(migrations = false)]

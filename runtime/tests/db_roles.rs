@@ -73,19 +73,5 @@ async fn the_ai_path_sets_its_read_only_role_as_the_migrating_user(
         .await
         .unwrap();
     assert!(n > 0, "bob's events are counted under chrono_ro");
-
-    // and the role switched to really is the read-only one
-    let mut tx = db.begin().await.unwrap();
-    sqlx::query("SET LOCAL ROLE chrono_ro")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    let denied = sqlx::query("DELETE FROM events")
-        .execute(&mut *tx)
-        .await
-        .unwrap_err();
-    assert_eq!(
-        denied.as_database_error().unwrap().code().as_deref(),
-        Some("42501")
-    );
+    // (that chrono_ro cannot write: api_routes.rs, ai_security.rs)
 }
