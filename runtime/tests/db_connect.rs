@@ -81,9 +81,14 @@ async fn select_one(pool: &PgPool) -> i32 {
 async fn opens_once_resumed(opts: PgConnectOptions, paused: Paused) {
     let port = resuming_server(opts.get_port(), paused, Duration::from_secs(3)).await;
     let credentials = Credentials::fixed(opts.clone().port(port));
-    let pool = db::open(&credentials, Session::runtime(Duration::from_secs(5)), 2, QUICK)
-        .await
-        .expect("connected once the server served");
+    let pool = db::open(
+        &credentials,
+        Session::runtime(Duration::from_secs(5)),
+        2,
+        QUICK,
+    )
+    .await
+    .expect("connected once the server served");
     assert_eq!(select_one(&pool).await, 1);
 }
 
