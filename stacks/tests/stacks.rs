@@ -357,7 +357,11 @@ fn roles_are_scoped_and_bedrock_is_limited_to_the_configured_models() {
     let cfg = example("acme-prod");
     let t = compute::build(&cfg).unwrap().stack.template.to_json();
     let roles = of_type(&t, "AWS::IAM::Role");
-    assert_eq!(roles.len(), 7);
+    assert_eq!(
+        roles.len(),
+        8,
+        "one per function and task, the migration function included"
+    );
     let chat = props(&t, "AiChatRole")["Policies"][0]["PolicyDocument"]["Statement"]
         .as_array()
         .unwrap()
