@@ -24,6 +24,12 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 /// Statement timeout of API connections unless configured (`CHRONO_DB_STATEMENT_TIMEOUT_MS`).
 pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The group role every runtime session acts as (`SET ROLE` at login, see
+/// [`Session::role`]): the login is the Aurora master user, which owns the tables, but the
+/// API, the pipeline and the AI act with `chrono_rw`'s grants only — so the audit log and
+/// the comments are append-only for them (no `UPDATE`/`DELETE` grant), whatever the login.
+pub const RUNTIME_ROLE: &str = "chrono_rw";
+
 /// Connection options from a URL, with the statement timeout applied to every session.
 pub fn options(url: &str, statement_timeout: Duration) -> Result<PgConnectOptions, sqlx::Error> {
     Ok(with_timeouts(
@@ -32,7 +38,8 @@ pub fn options(url: &str, statement_timeout: Duration) -> Result<PgConnectOption
     ))
 }
 
-/// Adds the statement timeout (and a bound on idle transactions) to connection options.
+/// Adds the statement timeout (and a bound on idle transactions) to connection options,
+/// and the runtime's role ([`RUNTIME_ROLE`]).
 pub fn with_timeouts(opts: PgConnectOptions, statement_timeout: Duration) -> PgConnectOptions {
     Session::runtime(statement_timeout).apply(opts)
 }
@@ -46,15 +53,29 @@ pub struct Session {
     pub lock_timeout: Option<Duration>,
     /// `application_name`, as `pg_stat_activity` shows it.
     pub application: &'static str,
+    /// The role the session acts as (`role` at login, i.e. `SET ROLE`); `None` acts as
+    /// the login itself (migrations, which own the schema; the seed's statistics refresh).
+    pub role: Option<&'static str>,
 }
 
 impl Session {
-    /// The runtime's request sessions: the statement timeout, a bound on idle transactions.
+    /// The runtime's request sessions: the statement timeout, a bound on idle transactions,
+    /// acting as [`RUNTIME_ROLE`].
     pub fn runtime(statement_timeout: Duration) -> Self {
         Session {
             statement_timeout,
             lock_timeout: None,
             application: "chrono-runtime",
+            role: Some(RUNTIME_ROLE),
+        }
+    }
+
+    /// Like [`Session::runtime`] but acting as the login (the owner of the schema): for
+    /// maintenance a runtime role may not do (`ANALYZE` after a bulk load).
+    pub fn owner(statement_timeout: Duration) -> Self {
+        Session {
+            role: None,
+            ..Session::runtime(statement_timeout)
         }
     }
 
@@ -69,6 +90,9 @@ impl Session {
         ];
         if let Some(lock) = self.lock_timeout {
             settings.push(("lock_timeout", lock.as_millis().to_string()));
+        }
+        if let Some(role) = self.role {
+            settings.push(("role", role.to_string()));
         }
         opts.options(settings).application_name(self.application)
     }
@@ -122,6 +146,7 @@ pub async fn migrate_with(
         statement_timeout: settings.statement_timeout,
         lock_timeout: Some(settings.lock_timeout),
         application: "chrono-migrate",
+        role: None,
     };
     let pool = open(credentials, session, 1, settings.connect).await?;
     let result = migrator.run(&pool).await;

@@ -122,6 +122,32 @@ pub enum PipelineError {
     /// The step's environment is incomplete (bucket names, database URL).
     #[error("configuration: {0}")]
     Config(String),
+    /// The stored evidence file is not the one uploaded: its SHA-256 differs from the one
+    /// declared at upload (or established by an earlier processing). Not retried; nothing
+    /// of it is stored.
+    #[error(
+        "chain of custody: the stored file's SHA-256 is {actual}, not {expected} as recorded at \
+         upload; the file changed after upload and is not processed"
+    )]
+    Custody {
+        /// The SHA-256 on record.
+        expected: String,
+        /// The SHA-256 of the bytes read now.
+        actual: String,
+    },
+    /// The evidence exceeds a processing limit (decompressed size, expansion ratio, record
+    /// size, nesting depth). Not retried.
+    #[error("{member}: {what} exceeds the limit of {limit}; the evidence is not processed further ({hint})")]
+    Limit {
+        /// The file or archive member.
+        member: String,
+        /// What was measured (`decompressed size 1.0 GiB`, ...).
+        what: String,
+        /// The limit.
+        limit: String,
+        /// The setting that raises it.
+        hint: String,
+    },
 }
 
 impl PipelineError {

@@ -66,6 +66,29 @@ pub struct PartsIndex {
     /// Archive members not processed, with the reason.
     #[serde(default)]
     pub skipped: Vec<SkippedMember>,
+    /// SHA-256 (lowercase hex) of the evidence file as `split` read it; the `upload` step
+    /// checks it against the database before storing any event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
+/// Whether the file `split` read is the one declared (`expected`, lowercase hex):
+/// [`PipelineError::Custody`] when not. No declaration, nothing to check here (the upload
+/// step establishes it).
+pub fn check_declared_sha256(
+    _target: Target,
+    index: &PartsIndex,
+    expected: Option<&str>,
+) -> Result<(), PipelineError> {
+    match (expected, index.sha256.as_deref()) {
+        (Some(expected), Some(actual)) if !expected.eq_ignore_ascii_case(actual) => {
+            Err(PipelineError::Custody {
+                expected: expected.to_owned(),
+                actual: actual.to_owned(),
+            })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The artifacts prefix of an evidence: `evidence/<id>/`.
@@ -159,6 +182,17 @@ fn s3_error<E: std::error::Error + Send + Sync + 'static>(
     }
 }
 
+/// An object downloaded to a temporary file.
+#[derive(Debug)]
+pub struct Downloaded {
+    /// The bytes, rewound.
+    pub file: std::fs::File,
+    /// The object's last-modified time.
+    pub modified: Option<DateTime<Utc>>,
+    /// SHA-256 of the bytes, lowercase hex.
+    pub sha256: String,
+}
+
 /// Downloads an object into an anonymous temporary file (streaming); returns it rewound,
 /// with the object's last-modified time.
 pub async fn download(
@@ -166,6 +200,18 @@ pub async fn download(
     bucket: &str,
     key: &str,
 ) -> Result<(std::fs::File, Option<DateTime<Utc>>), PipelineError> {
+    download_hashed(s3, bucket, key)
+        .await
+        .map(|d| (d.file, d.modified))
+}
+
+/// [`download`], hashing the bytes on the way (SHA-256).
+pub async fn download_hashed(
+    s3: &Client,
+    bucket: &str,
+    key: &str,
+) -> Result<Downloaded, PipelineError> {
+    use sha2::Digest as _;
     let out = s3
         .get_object()
         .bucket(bucket)
@@ -178,6 +224,7 @@ pub async fn download(
         .and_then(|t| DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos()));
     let mut body = out.body;
     let mut file = tempfile::tempfile().map_err(PipelineError::io("creating a temporary file"))?;
+    let mut hash = sha2::Sha256::new();
     while let Some(chunk) = body.try_next().await.map_err(|e| PipelineError::Storage {
         doing: "downloading",
         bucket: bucket.to_owned(),
@@ -185,12 +232,17 @@ pub async fn download(
         message: e.to_string(),
         retryable: true,
     })? {
+        hash.update(&chunk);
         file.write_all(&chunk)
             .map_err(PipelineError::io("writing a temporary file"))?;
     }
     file.seek(SeekFrom::Start(0))
         .map_err(PipelineError::io("reading a temporary file"))?;
-    Ok((file, modified))
+    Ok(Downloaded {
+        file,
+        modified,
+        sha256: hex::encode(hash.finalize()),
+    })
 }
 
 async fn get_json<T: serde::de::DeserializeOwned>(
@@ -298,7 +350,11 @@ pub async fn split(
     evtx_chunks_per_part: u64,
 ) -> Result<PartsIndex, PipelineError> {
     let key = find_source(s3, buckets, target, source_key).await?;
-    let (file, modified) = download(s3, &buckets.sources, &key).await?;
+    let Downloaded {
+        file,
+        modified,
+        sha256,
+    } = download_hashed(s3, &buckets.sources, &key).await?;
     let opts = SplitOptions {
         source_name: key.clone(),
         evidence_id: Some(target.evidence_id),
@@ -331,6 +387,7 @@ pub async fn split(
         source: key,
         format: manifest.format,
         skipped: manifest.skipped,
+        sha256: Some(sha256),
     };
     put_json(s3, &buckets.artifacts, &parts_index_key(target), &index).await?;
     Ok(index)
@@ -431,6 +488,8 @@ pub async fn upload(
         .iter()
         .map(|k| part_id(target, k))
         .collect::<Result<Vec<_>, _>>()?;
+    // nothing of a file that is not the one uploaded enters the timeline
+    upload::check_custody(pool, target, index.sha256.as_deref()).await?;
     let summary: PartSummary = get_json(s3, &buckets.artifacts, &summary_key(target, &id)).await?;
     if summary.part != id {
         return Err(PipelineError::Artifact {
