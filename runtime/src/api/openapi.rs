@@ -52,6 +52,14 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// The document as pretty-printed JSON (what `chrono-api openapi` prints; the web app's
+/// API types are generated from it).
+pub fn document_json() -> String {
+    ApiDoc::openapi()
+        .to_pretty_json()
+        .expect("the OpenAPI document serializes")
+}
+
 /// `GET /api/v1/openapi.json`.
 pub(super) async fn serve() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())

@@ -1,6 +1,7 @@
 //! `chrono-api`: the ChronoTracer REST API. In Lambda (`AWS_LAMBDA_RUNTIME_API` set) it runs
 //! the Lambda handler; locally `chrono-api serve --addr 127.0.0.1:8080`, and
-//! `chrono-api migrate` applies the database migrations. Served locally without
+//! `chrono-api migrate` applies the database migrations, `chrono-api openapi` prints the
+//! OpenAPI document. Served locally without
 //! `CHRONO_PIPELINE_STATE_MACHINE_ARN`, it runs the pipeline worker in-process.
 
 use std::net::SocketAddr;
@@ -32,6 +33,8 @@ enum Command {
     },
     /// Apply the database migrations to DATABASE_URL.
     Migrate,
+    /// Print the OpenAPI document (the contract the web app's types are generated from).
+    Openapi,
 }
 
 /// Local mode without a state machine: the pipeline runs in this process when its
@@ -64,6 +67,10 @@ async fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         Some(Command::Migrate) => server::migrate().await,
+        Some(Command::Openapi) => {
+            println!("{}", chrono_runtime::api::openapi::document_json());
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
