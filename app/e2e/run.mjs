@@ -14,6 +14,7 @@ import { basename, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { axeScan } from './axe.mjs';
 import { launch } from './browser.mjs';
+import { devLogin } from './login.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = resolve(here, '../..');
@@ -247,15 +248,4 @@ try {
   console.log(`screenshots: ${shots}`);
   console.log(`e2e: ${passed} passed, ${failed} failed`);
   process.exit(failed ? 1 : 0);
-}
-
-/** The local issuer's development login page: choose the role, submit. */
-async function devLogin(p, role) {
-  const roleSelect = p.getByLabel(/role/i);
-  if (await roleSelect.count()) {
-    const tag = await roleSelect.first().evaluate((e) => e.tagName);
-    if (tag === 'SELECT') await roleSelect.first().selectOption(role);
-    else await p.getByLabel(role, { exact: true }).check();
-  }
-  await p.getByRole('button', { name: /sign in|log in|continue/i }).click();
 }

@@ -94,8 +94,12 @@ export class Api {
   // evidence
   listEvidence = (caseId: string) =>
     this.request<Schemas['EvidenceList']>('GET', `/api/v1/cases/${caseId}/evidence`).then((r) => r.evidence);
-  registerEvidence = (caseId: string, body: Record<string, unknown>) =>
+  registerEvidence = (caseId: string, body: Schemas['NewEvidence']) =>
     this.request<EvidenceUpload>('POST', `/api/v1/cases/${caseId}/evidence`, body);
+  partUrls = (caseId: string, id: string, parts: number[]) =>
+    this.request<Schemas['PartUrls']>('POST', `/api/v1/cases/${caseId}/evidence/${id}/upload/parts`, { parts }).then((r) => r.parts);
+  completeUpload = (caseId: string, id: string) =>
+    this.request<Evidence>('POST', `/api/v1/cases/${caseId}/evidence/${id}/upload/complete`);
   processEvidence = (caseId: string, id: string) =>
     this.request<Evidence>('POST', `/api/v1/cases/${caseId}/evidence/${id}/process`);
 
@@ -112,6 +116,19 @@ export class Api {
     this.request<Label>('PUT', `/api/v1/cases/${caseId}/events/${id}/labels/${encodeURIComponent(label)}`, note === undefined ? undefined : { note });
   deleteLabel = (caseId: string, id: number, label: string) =>
     this.request<void>('DELETE', `/api/v1/cases/${caseId}/events/${id}/labels/${encodeURIComponent(label)}`);
+  histogram = (caseId: string, doc: FilterDocument, buckets: number, tz: string, signal?: AbortSignal) =>
+    this.request<Schemas['Histogram']>('POST', `/api/v1/cases/${caseId}/events/histogram?buckets=${buckets}&tz=${encodeURIComponent(tz)}`, doc, signal);
+  comments = (caseId: string, id: number) =>
+    this.request<Schemas['CommentList']>('GET', `/api/v1/cases/${caseId}/events/${id}/comments`).then((r) => r.comments);
+  addComment = (caseId: string, id: number, body: string) =>
+    this.request<Schemas['Comment']>('POST', `/api/v1/cases/${caseId}/events/${id}/comments`, { body });
+  labels = (caseId: string) =>
+    this.request<Schemas['LabelList']>('GET', `/api/v1/cases/${caseId}/labels`).then((r) => r.labels);
+  savedFilters = (caseId: string) =>
+    this.request<Schemas['SavedFilterList']>('GET', `/api/v1/cases/${caseId}/filters`).then((r) => r.filters);
+  saveFilter = (caseId: string, name: string, document: FilterDocument) =>
+    this.request<Schemas['SavedFilter']>('POST', `/api/v1/cases/${caseId}/filters`, { name, document });
+  deleteFilter = (caseId: string, id: string) => this.request<void>('DELETE', `/api/v1/cases/${caseId}/filters/${id}`);
   devices = (caseId: string) =>
     this.request<Schemas['DeviceList']>('GET', `/api/v1/cases/${caseId}/devices`).then((r) => r.devices);
   identities = (caseId: string) =>

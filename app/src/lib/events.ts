@@ -29,8 +29,8 @@ export function eventLabel(e: ChronoEvent): string {
   return title ?? code;
 }
 
-/** Distinct non-empty values of one column among loaded rows (filter suggestions). */
-export function distinct(rows: readonly ChronoEvent[], pick: (e: ChronoEvent) => string | null | undefined, max = 200): string[] {
+/** Distinct non-empty values picked from loaded rows (filter suggestions), sorted. */
+export function distinct<T>(rows: readonly T[], pick: (e: T) => string | null | undefined, max = 200): string[] {
   const seen = new Set<string>();
   for (const r of rows) {
     const v = pick(r);

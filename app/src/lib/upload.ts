@@ -50,11 +50,6 @@ export interface PartUrl {
   url: string;
 }
 
-export interface CompletedPart {
-  part_number: number;
-  etag: string;
-}
-
 /** Byte ranges of the parts: every part `partSize` bytes except the last. */
 export function partRanges(size: number, partSize: number): Array<[number, number]> {
   if (partSize <= 0) throw new UploadError('part size must be positive');
@@ -64,42 +59,52 @@ export function partRanges(size: number, partSize: number): Array<[number, numbe
   return out;
 }
 
+/** Part URLs are asked for in batches of at most this many (the API's limit). */
+export const URL_BATCH = 100;
+
 /**
- * Uploads the parts of `file` (`partSize` bytes each, numbered from 1) to their presigned
- * URLs, `concurrency` at a time; returns the parts in order with their ETags.
+ * Uploads `file` in parts of `partSize` bytes (numbered from 1), `concurrency` at a time.
+ * Part URLs are asked for batch by batch as the upload reaches them (`urls(numbers)`), so
+ * none expires while earlier parts of a big file are still on their way. The API checks
+ * the parts S3 holds when the upload is completed, so no ETag is needed here.
  */
-export async function uploadParts(
+export async function uploadMultipart(
   file: Blob,
   partSize: number,
-  urls: PartUrl[],
+  urls: (numbers: number[]) => Promise<PartUrl[]>,
   onProgress: OnProgress,
   signal?: AbortSignal,
-  concurrency = 3,
+  concurrency = 4,
   put: typeof putWithProgress = putWithProgress,
-): Promise<CompletedPart[]> {
+): Promise<number> {
   const ranges = partRanges(file.size, partSize);
-  if (urls.length !== ranges.length) {
-    throw new UploadError(`the API gave ${urls.length} part URLs for ${ranges.length} parts`);
-  }
   const loaded = new Array<number>(ranges.length).fill(0);
   const report = () => onProgress({ loaded: loaded.reduce((a, b) => a + b, 0), total: file.size });
-  const done: CompletedPart[] = [];
+  const batches = new Map<number, Promise<Map<number, string>>>();
+  const urlOf = async (n: number): Promise<string> => {
+    const b = Math.floor((n - 1) / URL_BATCH);
+    let batch = batches.get(b);
+    if (!batch) {
+      const numbers: number[] = [];
+      for (let k = b * URL_BATCH + 1; k <= Math.min(ranges.length, (b + 1) * URL_BATCH); k++) numbers.push(k);
+      batch = urls(numbers).then((list) => new Map(list.map((p) => [p.part_number, p.url])));
+      batches.set(b, batch);
+    }
+    const url = (await batch).get(n);
+    if (!url) throw new UploadError(`the API gave no URL for part ${n}`);
+    return url;
+  };
   let next = 0;
   const worker = async () => {
-    while (next < urls.length) {
+    while (next < ranges.length) {
       const i = next++;
-      const part = urls[i]!;
-      const [start, end] = ranges[part.part_number - 1] ?? ranges[i]!;
-      const res = await put(part.url, file.slice(start, end), (n) => {
+      const [start, end] = ranges[i]!;
+      await put(await urlOf(i + 1), file.slice(start, end), (n) => {
         loaded[i] = n;
         report();
       }, signal);
-      if (!res.etag) {
-        throw new UploadError('storage did not expose the ETag of a part (the bucket CORS must expose ETag)');
-      }
-      done.push({ part_number: part.part_number, etag: res.etag });
     }
   };
-  await Promise.all(Array.from({ length: Math.min(concurrency, urls.length) }, worker));
-  return done.sort((a, b) => a.part_number - b.part_number);
+  await Promise.all(Array.from({ length: Math.min(concurrency, ranges.length) }, worker));
+  return ranges.length;
 }

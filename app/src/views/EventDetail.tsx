@@ -8,12 +8,6 @@ import { formatTs, zoneName } from '../lib/time';
 
 export const STAR = 'star';
 
-interface Comment {
-  id?: string | number;
-  user_sub: string;
-  text: string;
-  created_at: string;
-}
 
 /** Nested record fields as a tree of description lists, every key and value shown. */
 export function AttributeTree({ value, depth = 0 }: { value: unknown; depth?: number }) {
@@ -44,11 +38,12 @@ export function AttributeTree({ value, depth = 0 }: { value: unknown; depth?: nu
 interface Props {
   caseId: string;
   eventId: number;
-  evidenceNames: Record<string, string>;
+  /** Tags used in the case (suggested when adding one). */
+  knownTags?: string[];
   onClose: () => void;
 }
 
-export function EventDetail({ caseId, eventId, evidenceNames, onClose }: Props) {
+export function EventDetail({ caseId, eventId, knownTags = [], onClose }: Props) {
   const { api, user } = useSession();
   const ev = useAsync(() => api.getEvent(caseId, eventId), [api, caseId, eventId]);
   const [error, setError] = useState<unknown>(null);
@@ -69,12 +64,11 @@ export function EventDetail({ caseId, eventId, evidenceNames, onClose }: Props) 
     }
   };
 
-  const d = ev.data as (Detail & { comments?: Comment[] }) | undefined;
+  const d: Detail | undefined = ev.data;
   const mine = (d?.labels ?? []).filter((l: Label) => l.user_sub === user.sub);
   const starred = mine.some((l) => l.label === STAR);
   const tags = [...new Set((d?.labels ?? []).filter((l) => l.label !== STAR).map((l) => l.label))];
-  const comments: Comment[] = d?.comments ?? [];
-  const prov = d?.provenance as (Detail['provenance'] & { file_name?: string }) | undefined;
+  const comments = d?.comments ?? [];
 
   return (
     <aside className="detail" aria-labelledby="detail-title">
@@ -139,7 +133,7 @@ export function EventDetail({ caseId, eventId, evidenceNames, onClose }: Props) 
           <h3>Provenance</h3>
           <dl className="fields">
             <dt>Evidence file</dt>
-            <dd>{prov?.file_name ?? evidenceNames[d.provenance.evidence_id] ?? d.provenance.evidence_id}</dd>
+            <dd>{d.evidence.file_name}</dd>
             {d.provenance.source_file && (
               <>
                 <dt>File inside it</dt>
@@ -173,8 +167,13 @@ export function EventDetail({ caseId, eventId, evidenceNames, onClose }: Props) 
           >
             <label>
               Add tag
-              <input value={tag} onChange={(e) => setTag(e.target.value)} pattern="[A-Za-z0-9_.:\-]{1,64}" title="1 to 64 letters, digits or _ - . :" />
+              <input value={tag} onChange={(e) => setTag(e.target.value)} list="known-tags" pattern="[A-Za-z0-9_.:\-]{1,64}" title="1 to 64 letters, digits or _ - . :" />
             </label>
+            <datalist id="known-tags">
+              {knownTags.filter((t) => t !== STAR).map((t) => (
+                <option key={t} value={t} />
+              ))}
+            </datalist>
             <button type="submit" disabled={busy || !tag.trim()}>
               Add
             </button>
@@ -182,10 +181,10 @@ export function EventDetail({ caseId, eventId, evidenceNames, onClose }: Props) 
           <h3>Comments</h3>
           {comments.length === 0 && <p className="muted">No comments.</p>}
           <ol className="comments">
-            {comments.map((c, i) => (
-              <li key={c.id ?? i}>
-                <span className="who">{c.user_sub}</span> <span className="muted">{formatTs(c.created_at, zoneName('local')).slice(0, 16)}</span>
-                <p>{c.text}</p>
+            {comments.map((c) => (
+              <li key={c.id}>
+                <span className="who">{c.author}</span> <span className="muted">{formatTs(c.created_at, zoneName('local')).slice(0, 16)}</span>
+                <p>{c.body}</p>
               </li>
             ))}
           </ol>
@@ -195,9 +194,7 @@ export function EventDetail({ caseId, eventId, evidenceNames, onClose }: Props) 
               e.preventDefault();
               const text = comment.trim();
               if (text)
-                void act(() =>
-                  api.request('POST', `/api/v1/cases/${caseId}/events/${eventId}/comments`, { text }).then(() => setComment('')),
-                );
+                void act(() => api.addComment(caseId, eventId, text).then(() => setComment('')));
             }}
           >
             <label htmlFor="comment-text">Add a comment</label>

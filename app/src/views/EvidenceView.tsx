@@ -3,11 +3,11 @@ import type { Evidence } from '../api/client';
 import { useSession } from '../context';
 import { ErrorNote } from '../components/ErrorNote';
 import { useAsync } from '../lib/useAsync';
-import { putWithProgress, uploadParts, type PartUrl } from '../lib/upload';
+import { putWithProgress, uploadMultipart } from '../lib/upload';
 import { formatTs, zoneName } from '../lib/time';
 
-/** Files from this size on go through S3 multipart upload. */
-export const MULTIPART_FROM = 64 * 1024 * 1024;
+/** Files from this size on go through S3 multipart upload (the API recommends it from 100 MB). */
+export const MULTIPART_FROM = 100 * 1000 * 1000;
 
 interface Transfer {
   key: string;
@@ -30,12 +30,6 @@ export function formatBytes(n: number): string {
     i += 1;
   }
   return `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
-}
-
-interface MultipartUpload {
-  upload_id: string;
-  part_size: number;
-  parts: PartUrl[];
 }
 
 export function EvidenceView({ caseId }: { caseId: string }) {
@@ -62,20 +56,23 @@ export function EvidenceView({ caseId }: { caseId: string }) {
       setTransfers((ts) => [...ts, { key, name: file.name, loaded: 0, total: file.size, state: 'uploading' }]);
       try {
         const multipart = file.size >= MULTIPART_FROM;
-        const reg = await api.registerEvidence(caseId, multipart ? { file_name: file.name, size: file.size } : { file_name: file.name });
+        const reg = await api.registerEvidence(caseId, { file_name: file.name, size: file.size, multipart });
         list.reload();
-        const up = reg.upload as unknown as { url?: string; multipart?: MultipartUpload };
-        if (up.multipart) {
-          const parts = await uploadParts(file, up.multipart.part_size, up.multipart.parts, (p) => update(key, { loaded: p.loaded }));
-          await api.request('POST', `/api/v1/cases/${caseId}/evidence/${reg.evidence.id}/upload/complete`, {
-            upload_id: up.multipart.upload_id,
-            parts,
-          });
-        } else if (up.url) {
+        const id = reg.evidence.id;
+        const up = reg.upload;
+        if (up.method === 'MULTIPART') {
+          await uploadMultipart(
+            file,
+            up.part_size,
+            (numbers) => api.partUrls(caseId, id, numbers),
+            (p) => update(key, { loaded: p.loaded }),
+          );
+          await api.completeUpload(caseId, id);
+        } else {
           await putWithProgress(up.url, file, (loaded) => update(key, { loaded }));
         }
         update(key, { state: 'starting', loaded: file.size });
-        await api.processEvidence(caseId, reg.evidence.id);
+        await api.processEvidence(caseId, id);
         update(key, { state: 'done' });
       } catch (error) {
         update(key, { state: 'failed', error });

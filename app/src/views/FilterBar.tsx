@@ -1,15 +1,9 @@
 import { useId, useMemo, useState, type FormEvent } from 'react';
-import { ApiError, type FilterDocument } from '../api/client';
+import type { FilterDocument } from '../api/client';
 import { useSession } from '../context';
 import { ErrorNote } from '../components/ErrorNote';
 import { chipsOf, describe, fieldProblem, parseDocument, parseValue, schemaInfo, withChips, withTime, type SchemaInfo } from '../lib/filter';
 import { useAsync } from '../lib/useAsync';
-
-interface SavedFilter {
-  id: string;
-  name: string;
-  document: FilterDocument;
-}
 
 interface Props {
   caseId: string;
@@ -223,14 +217,10 @@ function JsonEditor({ text, setText, onApply }: { text: string; setText: (s: str
 
 function SavedFilters({ caseId, doc, onApply }: { caseId: string; doc: FilterDocument; onApply: (d: FilterDocument) => void }) {
   const { api } = useSession();
-  const saved = useAsync(
-    () => api.request<{ filters: SavedFilter[] }>('GET', `/api/v1/cases/${caseId}/filters`).then((r) => r.filters),
-    [api, caseId],
-  );
+  const saved = useAsync(() => api.savedFilters(caseId), [api, caseId]);
   const [name, setName] = useState('');
   const [chosen, setChosen] = useState('');
   const [error, setError] = useState<unknown>(null);
-  if (saved.error instanceof ApiError && saved.error.status === 404 && saved.error.message.startsWith('route')) return null;
   const list = saved.data ?? [];
   const run = async (fn: () => Promise<unknown>) => {
     setError(null);
@@ -248,7 +238,7 @@ function SavedFilters({ caseId, doc, onApply }: { caseId: string; doc: FilterDoc
         onSubmit={(e) => {
           e.preventDefault();
           void run(async () => {
-            await api.request('POST', `/api/v1/cases/${caseId}/filters`, { name: name.trim(), document: doc });
+            await api.saveFilter(caseId, name.trim(), doc);
             setName('');
           });
         }}
@@ -263,11 +253,11 @@ function SavedFilters({ caseId, doc, onApply }: { caseId: string; doc: FilterDoc
       </form>
       {list.length > 0 && (
         <form
-          aria-label="Saved filters"
+          aria-label="Apply a saved filter"
           onSubmit={(e) => {
             e.preventDefault();
             const f = list.find((x) => x.id === chosen);
-            if (f) onApply(f.document);
+            if (f) onApply(f.document as FilterDocument);
           }}
         >
           <label>
@@ -287,7 +277,7 @@ function SavedFilters({ caseId, doc, onApply }: { caseId: string; doc: FilterDoc
           <button
             type="button"
             disabled={!chosen}
-            onClick={() => void run(() => api.request('DELETE', `/api/v1/cases/${caseId}/filters/${chosen}`).then(() => setChosen('')))}
+            onClick={() => void run(() => api.deleteFilter(caseId, chosen).then(() => setChosen('')))}
           >
             Delete
           </button>

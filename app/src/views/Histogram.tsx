@@ -1,6 +1,6 @@
 import { useRef, useState, type PointerEvent } from 'react';
 import type { FilterDocument } from '../api/client';
-import { ApiError } from '../api/client';
+import { ErrorNote } from '../components/ErrorNote';
 import { useSession } from '../context';
 import { useAsync } from '../lib/useAsync';
 import { axisLabel } from '../lib/time';
@@ -8,13 +8,6 @@ import { axisLabel } from '../lib/time';
 export interface Bucket {
   start: string;
   count: number;
-}
-
-export interface HistogramData {
-  interval: string;
-  from: string | null;
-  to: string | null;
-  buckets: Bucket[];
 }
 
 /** The time range [from, to) of the buckets between fractions a and b of the width. */
@@ -29,6 +22,8 @@ export function rangeOf(buckets: Bucket[], end: number, a: number, b: number): [
   return [new Date(from).toISOString(), new Date(to - 1).toISOString()];
 }
 
+/** Bars across the chart. */
+export const BUCKETS = 80;
 const W = 1000;
 const H = 80;
 
@@ -45,12 +40,8 @@ export function Histogram({ caseId, doc, tz, onRange }: Props) {
   const key = JSON.stringify(doc);
   const hist = useAsync(
     () =>
-      api.request<HistogramData>(
-        'POST',
-        `/api/v1/cases/${caseId}/events/histogram?buckets=60&tz=${encodeURIComponent(tz)}`,
-        // The histogram covers the filter, not a page of it.
-        { ...doc, limit: undefined, sort: undefined },
-      ),
+      // The histogram covers the whole filter, not a page of it.
+      api.histogram(caseId, { ...doc, limit: undefined, sort: undefined }, BUCKETS, tz),
     [api, caseId, key, tz],
   );
   const svg = useRef<SVGSVGElement>(null);
@@ -61,30 +52,22 @@ export function Histogram({ caseId, doc, tz, onRange }: Props) {
     return r.width ? Math.min(1, Math.max(0, (ev.clientX - r.left) / r.width)) : 0;
   };
 
-  if (hist.error instanceof ApiError && hist.error.status === 404 && hist.error.message.startsWith('route')) {
-    return <p className="muted">The event histogram is not available from this API.</p>;
-  }
   const data = hist.data;
   const buckets = data?.buckets ?? [];
   const max = Math.max(1, ...buckets.map((b) => b.count));
-  const total = buckets.reduce((a, b) => a + b.count, 0);
+  const total = data?.total ?? 0;
   const firstStart = buckets[0] ? Date.parse(buckets[0].start) : 0;
-  const step = buckets.length > 1 ? Date.parse(buckets[1]!.start) - firstStart : 0;
-  const end = data?.to ? Date.parse(data.to) + 1 : firstStart + step * buckets.length;
+  const end = data?.to ? Date.parse(data.to) : firstStart + (data?.interval_seconds ?? 0) * 1000 * buckets.length;
   const span = end - firstStart;
   const bw = buckets.length ? W / buckets.length : W;
 
   return (
     <figure className="histogram" aria-labelledby="hist-caption">
       <figcaption id="hist-caption">
-        Events over time{data ? ` (${total.toLocaleString()} in ${buckets.length} buckets of ${data.interval})` : ''}
+        Events over time{data ? ` (${total.toLocaleString()} in ${buckets.length} buckets of ${data.interval ?? '—'})` : ''}
         <span className="muted"> — drag across the bars to narrow the time range</span>
       </figcaption>
-      {hist.error !== null && !(hist.error instanceof ApiError && hist.error.status === 404) && (
-        <p role="alert" className="error">
-          Histogram: {hist.error instanceof Error ? hist.error.message : String(hist.error)}
-        </p>
-      )}
+      {hist.error !== null && <ErrorNote error={hist.error} onRetry={hist.reload} />}
       {hist.loading && !data && <p role="status">Loading histogram…</p>}
       {data && buckets.length === 0 && <p className="empty">No events to chart.</p>}
       {buckets.length > 0 && (

@@ -39,8 +39,8 @@ export function TimelineView({ caseId, doc, onDoc, onRows }: Props) {
     return () => pager.dispose();
   }, [pager]);
 
-  const evidence = useAsync(() => api.listEvidence(caseId), [api, caseId]);
-  const evidenceNames = useMemo(() => Object.fromEntries((evidence.data ?? []).map((e) => [e.id, e.file_name])), [evidence.data]);
+  const labels = useAsync(() => api.labels(caseId), [api, caseId, selected]);
+  const knownTags = useMemo(() => (labels.data ?? []).map((l) => l.label), [labels.data]);
 
   const takeRows = useCallback(
     (r: readonly ChronoEvent[]) => {
@@ -56,11 +56,13 @@ export function TimelineView({ caseId, doc, onDoc, onRows }: Props) {
       outcome: distinct(rows, (e) => e.outcome),
       source: distinct(rows, (e) => e.source),
       data_type: distinct(rows, (e) => e.data_type),
+      tag: distinct(rows.flatMap((e) => e.tags), (t) => t),
+      label: knownTags,
       event_code: distinct(rows, (e) => e.event_code),
       device: distinct(rows, hostOf),
       identity: distinct(rows, userOf),
     }),
-    [rows],
+    [rows, knownTags],
   );
 
   return (
@@ -86,7 +88,7 @@ export function TimelineView({ caseId, doc, onDoc, onRows }: Props) {
       </div>
       <div className="side-col">
         {selected !== null && (
-          <EventDetail key={selected} caseId={caseId} eventId={selected} evidenceNames={evidenceNames} onClose={() => setSelected(null)} />
+          <EventDetail key={selected} caseId={caseId} eventId={selected} knownTags={knownTags} onClose={() => setSelected(null)} />
         )}
         {chatOpen && <ChatPanel caseId={caseId} tz={zone} onApply={onDoc} />}
       </div>
