@@ -9,7 +9,7 @@ import { defineConfig, type ProxyOptions } from 'vite';
 
 /** The one origin `chronoctl local` serves (app + API + chat), if it is running. */
 function localOrigin(): string | undefined {
-  const dir = process.env.CHRONO_LOCAL_DIR ?? resolve(__dirname, '../.chrono/local');
+  const dir = process.env.CHRONO_LOCAL_DIR ?? resolve(import.meta.dirname, '../.chrono/local');
   try {
     const state = JSON.parse(readFileSync(resolve(dir, 'state.json'), 'utf8')) as {
       components?: Record<string, { endpoint?: string }>;

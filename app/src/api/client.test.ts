@@ -37,7 +37,7 @@ describe('Api', () => {
   });
 
   it('puts cursor and zone in the query of a search', async () => {
-    const fetcher = vi.fn(async () => new Response(JSON.stringify({ events: [], next_cursor: null, range: {} })));
+    const fetcher = vi.fn(async (_url: string, _init?: RequestInit) => new Response(JSON.stringify({ events: [], next_cursor: null, range: {} })));
     const api = new Api({ base: '', token: () => 't', fetcher: fetcher as unknown as typeof fetch });
     await api.search('c1', { limit: 5 }, { cursor: 'abc', tz: 'Europe/Berlin' });
     expect(fetcher.mock.calls[0]![0]).toBe('/api/v1/cases/c1/events/search?cursor=abc&tz=Europe%2FBerlin');
