@@ -52,12 +52,11 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-/// The document as pretty-printed JSON (what `chrono-api openapi` prints; the web app's
-/// API types are generated from it).
-pub fn document_json() -> String {
+/// The document as pretty-printed JSON (what `chrono-api openapi` prints).
+pub fn document() -> String {
     ApiDoc::openapi()
         .to_pretty_json()
-        .expect("the OpenAPI document serializes")
+        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
 }
 
 /// `GET /api/v1/openapi.json`.

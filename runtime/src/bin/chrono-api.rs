@@ -68,7 +68,7 @@ async fn main() -> ExitCode {
         },
         Some(Command::Migrate) => server::migrate().await,
         Some(Command::Openapi) => {
-            println!("{}", chrono_runtime::api::openapi::document_json());
+            println!("{}", chrono_runtime::api::openapi::document());
             Ok(())
         }
     };
