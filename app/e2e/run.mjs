@@ -114,7 +114,7 @@ try {
   await step('signed-in-cases', async () => {
     await devLogin(page, 'admin');
     await page.waitForURL(`${url}/**`);
-    await page.getByRole('heading', { name: 'Cases' }).waitFor();
+    await page.getByRole('heading', { name: 'Cases', exact: true }).waitFor();
     const who = await page.locator('.top .who').textContent();
     assert(/admin/.test(who ?? ''), `the header should show the admin role, shows ${who}`);
     await axe('cases');
@@ -125,8 +125,8 @@ try {
     await page.getByLabel('Name', { exact: true }).fill(caseName);
     await page.getByLabel('Description').fill('created by app/e2e/run.mjs');
     await page.getByRole('button', { name: 'Create case' }).click();
-    await page.getByRole('heading', { name: caseName }).waitFor();
-    await page.getByRole('heading', { name: 'Evidence' }).waitFor();
+    await page.getByRole('heading', { name: caseName, exact: true }).waitFor();
+    await page.getByRole('heading', { name: 'Evidence', exact: true }).waitFor();
   });
 
   await step('evidence-dropped-uploading', async () => {
@@ -220,7 +220,7 @@ try {
   });
 
   await step('ai-answer', async () => {
-    await page.getByLabel('Question').fill('show me failed logons');
+    await page.getByLabel('Question').fill('show me successful logons');
     await page.getByRole('button', { name: 'Ask' }).click();
     const reply = page.locator('.chat .reply').last();
     await reply.waitFor({ timeout: 30_000 });
@@ -231,8 +231,8 @@ try {
 
   await step('ai-filter-applied', async () => {
     await page.locator('.chat .reply').last().getByRole('button', { name: 'Apply to timeline' }).click();
-    await page.locator('.filters .chip', { hasText: 'outcome = failure' }).waitFor();
-    await waitRows((rs) => rs.every((c) => c[4] === 'logon' && c[5] === 'failure'), 'only failed logons');
+    await page.locator('.filters .chip', { hasText: 'outcome = success' }).waitFor();
+    await waitRows((rs) => rs.every((c) => c[4] === 'logon' && c[5] === 'success'), 'only successful logons');
     await axe('timeline-with-ai');
   });
 } catch {

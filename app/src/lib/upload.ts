@@ -12,7 +12,7 @@ export type OnProgress = (p: Progress) => void;
 export class UploadError extends Error {}
 
 export interface PutResult {
-  etag: string | null;
+  status: number;
 }
 
 /** PUTs a body to a presigned URL with progress events (XHR: fetch has no upload progress). */
@@ -31,7 +31,7 @@ export function putWithProgress(
     xhr.onload = () => {
       if (xhr.status >= 200 && xhr.status < 300) {
         onProgress(body.size);
-        resolve({ etag: xhr.getResponseHeader('ETag') });
+        resolve({ status: xhr.status });
       } else {
         const code = /<Code>([^<]+)<\/Code>/.exec(xhr.responseText)?.[1];
         const msg = /<Message>([^<]+)<\/Message>/.exec(xhr.responseText)?.[1];

@@ -67,7 +67,8 @@ export function ChatPanel({ caseId, tz, onApply }: Props) {
           </button>
         )}
       </div>
-      <ol className="chat-log" role="log" aria-live="polite" aria-label="Conversation">
+      <div className="chat-log" role="log" aria-live="polite" aria-label="Conversation">
+      <ol>
         {turns.length === 0 && <li className="muted">Ask e.g. “failed logons for bob yesterday” or “processes started on WS01 after 10:00”.</li>}
         {turns.map((t, i) => (
           <li key={i} className="turn">
@@ -81,6 +82,7 @@ export function ChatPanel({ caseId, tz, onApply }: Props) {
           </li>
         ))}
       </ol>
+      </div>
       <form onSubmit={(e) => void ask(e)} className="chat-form">
         <label htmlFor="chat-question">{session ? 'Follow-up question' : 'Question'}</label>
         <input id="chat-question" value={question} onChange={(e) => setQuestion(e.target.value)} maxLength={2000} autoComplete="off" />
@@ -101,7 +103,7 @@ function Reply({ reply, onApply }: { reply: ChatReply; onApply: (doc: FilterDocu
       </p>
       {filter && (
         <>
-          {reply.summary && <p className="summary">{reply.summary}</p>}
+          {reply.summary && !reply.message.includes(reply.summary) && <p className="summary">{reply.summary}</p>}
           {typeof reply.count === 'number' && (
             <p className="count">
               {reply.count.toLocaleString()} matching event{reply.count === 1 ? '' : 's'}

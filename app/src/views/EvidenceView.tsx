@@ -56,7 +56,7 @@ export function EvidenceView({ caseId }: { caseId: string }) {
       setTransfers((ts) => [...ts, { key, name: file.name, loaded: 0, total: file.size, state: 'uploading' }]);
       try {
         const multipart = file.size >= MULTIPART_FROM;
-        const reg = await api.registerEvidence(caseId, { file_name: file.name, size: file.size, multipart });
+        const reg = await api.registerEvidence(caseId, multipart ? { file_name: file.name, size: file.size, multipart } : { file_name: file.name });
         list.reload();
         const id = reg.evidence.id;
         const up = reg.upload;

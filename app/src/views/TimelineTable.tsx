@@ -141,7 +141,7 @@ export function TimelineTable({ pager, zone, selectedId, onOpen, onRows }: Props
                 }}
               >
                 {values.map((v, i) => (
-                  <div role="gridcell" className={`c${i}`} key={i} aria-colindex={i + 1} title={i === 7 ? v : undefined}>
+                  <div role="gridcell" className={`c${i}`} key={i} aria-colindex={i + 1} title={i >= 6 ? v : undefined}>
                     {v}
                   </div>
                 ))}
