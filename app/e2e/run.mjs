@@ -112,7 +112,7 @@ try {
   });
 
   await step('signed-in-cases', async () => {
-    await devLogin(page, 'admin');
+    await devLogin(page, 'admin', 'e2e-admin');
     await page.waitForURL(`${url}/**`);
     await page.getByRole('heading', { name: 'Cases', exact: true }).waitFor();
     const who = await page.locator('.top .who').textContent();

@@ -74,7 +74,7 @@ export function App({ config }: { config: AppConfig }) {
         setTokens(null);
       },
     });
-    const chat = new ChatClient({ api, wsUrl: config.ws_url, tokenParam: config.ws_token_param, token });
+    const chat = new ChatClient({ api, wsUrl: config.ws_url, token });
     return { config, api, chat, user: userOf(tokens, config.roles_claim), logout };
   }, [tokens, config, logout]);
 

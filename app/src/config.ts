@@ -8,15 +8,17 @@ export interface OidcConfig {
   client_id: string;
   /** Space-separated scopes. */
   scopes: string;
+  /** Where the provider sends the browser back (default: this origin's `/callback`). */
+  redirect_uri: string | null;
+  /** `audience` authorization parameter, for providers that need one (Auth0). */
+  audience: string | null;
 }
 
 export interface AppConfig {
-  /** Base URL of the REST API (`https://…` or '' for this origin). */
+  /** Base URL of the REST API (`https://…`, or '' for this origin). */
   api_url: string;
-  /** WebSocket URL of the AI chat ('' = `/api/v1/ai/ws` on this origin). */
+  /** WebSocket URL of the AI chat ('' = `/api/v1/ai/ws` on this origin); the token goes in `?token=`. */
   ws_url: string;
-  /** Name of the WebSocket query parameter carrying the token. */
-  ws_token_param: string;
   oidc: OidcConfig;
   /** Claim holding the roles array. */
   roles_claim: string;
@@ -25,40 +27,50 @@ export interface AppConfig {
 }
 
 export const DEFAULTS = {
-  api_url: '',
-  ws_url: '',
-  ws_token_param: 'access_token',
   roles_claim: 'https://chronotracer.io/roles',
   cases_claim: 'https://chronotracer.io/cases',
 } as const;
 
 export class ConfigError extends Error {}
 
-/** Checks and completes a parsed `config.json`. */
+/**
+ * Checks a parsed `config.json` (written by `chronoctl local up` and by the `web` stack's
+ * deploy, one format: provisioner/src/webapp.rs) and completes it.
+ */
 export function parseConfig(raw: unknown): AppConfig {
   if (typeof raw !== 'object' || raw === null) throw new ConfigError('config.json is not an object');
   const r = raw as Record<string, unknown>;
-  const oidc = (r.oidc ?? {}) as Record<string, unknown>;
+  if (typeof r.oidc !== 'object' || r.oidc === null) throw new ConfigError('config.json: oidc must be an object');
+  const oidc = r.oidc as Record<string, unknown>;
   const str = (v: unknown, name: string, fallback?: string): string => {
     if (typeof v === 'string') return v;
-    if (v === undefined && fallback !== undefined) return fallback;
+    if ((v === undefined || v === null) && fallback !== undefined) return fallback;
     throw new ConfigError(`config.json: ${name} must be a string`);
   };
+  const opt = (v: unknown, name: string): string | null => (v === undefined || v === null ? null : str(v, name));
   const issuer = str(oidc.issuer, 'oidc.issuer');
   const client_id = str(oidc.client_id, 'oidc.client_id');
   if (!issuer) throw new ConfigError('config.json: oidc.issuer is empty');
   if (!client_id) throw new ConfigError('config.json: oidc.client_id is empty');
+  let scopes = 'openid';
+  if (Array.isArray(oidc.scopes)) {
+    if (!oidc.scopes.every((x) => typeof x === 'string')) throw new ConfigError('config.json: oidc.scopes must be strings');
+    scopes = oidc.scopes.join(' ');
+  } else if (oidc.scopes !== undefined) {
+    scopes = str(oidc.scopes, 'oidc.scopes');
+  }
   return {
-    api_url: str(r.api_url, 'api_url', DEFAULTS.api_url).replace(/\/+$/, ''),
-    ws_url: str(r.ws_url, 'ws_url', DEFAULTS.ws_url),
-    ws_token_param: str(r.ws_token_param, 'ws_token_param', DEFAULTS.ws_token_param),
+    api_url: str(r.api_url, 'api_url', '').replace(/\/+$/, ''),
+    ws_url: str(r.ws_url, 'ws_url', ''),
     oidc: {
       issuer: issuer.replace(/\/+$/, ''),
       client_id,
-      scopes: str(oidc.scopes, 'oidc.scopes', 'openid'),
+      scopes,
+      redirect_uri: opt(oidc.redirect_uri, 'oidc.redirect_uri'),
+      audience: opt(oidc.audience, 'oidc.audience'),
     },
-    roles_claim: str(r.roles_claim, 'roles_claim', DEFAULTS.roles_claim),
-    cases_claim: str(r.cases_claim, 'cases_claim', DEFAULTS.cases_claim),
+    roles_claim: str(oidc.roles_claim ?? r.roles_claim, 'oidc.roles_claim', DEFAULTS.roles_claim),
+    cases_claim: str(oidc.cases_claim ?? r.cases_claim, 'oidc.cases_claim', DEFAULTS.cases_claim),
   };
 }
 

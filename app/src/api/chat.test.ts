@@ -43,7 +43,6 @@ function client(opts: { fail?: boolean; fetcher?: typeof fetch } = {}) {
   const chat = new ChatClient({
     api,
     wsUrl: 'ws://127.0.0.1:1/api/v1/ai/ws',
-    tokenParam: 'access_token',
     token: () => 'tok',
     socketFactory: (u) => {
       const s = new FakeSocket(u, opts.fail);
@@ -56,9 +55,9 @@ function client(opts: { fail?: boolean; fetcher?: typeof fetch } = {}) {
 }
 
 describe('ChatClient', () => {
-  it('puts the token in the configured query parameter', () => {
-    expect(socketUrl('wss://x.example/live', 'token', 'a.b.c')).toBe('wss://x.example/live?token=a.b.c');
-    expect(socketUrl('', 'access_token', 't', { protocol: 'https:', host: 'app.example' } as Location)).toBe('wss://app.example/api/v1/ai/ws?access_token=t');
+  it('puts the token in ?token= (as API Gateway and the local WebSocket read it)', () => {
+    expect(socketUrl('wss://x.example/live', 'a.b.c')).toBe('wss://x.example/live?token=a.b.c');
+    expect(socketUrl('', 't', { protocol: 'https:', host: 'app.example' } as Location)).toBe('wss://app.example/api/v1/ai/ws?token=t');
   });
 
   it('asks over one WebSocket and matches replies to questions in order', async () => {
@@ -68,7 +67,7 @@ describe('ChatClient', () => {
     const b = chat.ask({ case_id: 'c', question: 'two', session_id: 's1' });
     await new Promise((r) => setTimeout(r, 5));
     expect(sockets).toHaveLength(1);
-    expect(sockets[0]!.url).toContain('access_token=tok');
+    expect(sockets[0]!.url).toContain('token=tok');
     expect(sockets[0]!.sent.map((t) => JSON.parse(t).question)).toEqual(['one', 'two']);
     sockets[0]!.reply(reply('s1', 'first'));
     sockets[0]!.reply(reply('s1', 'second'));

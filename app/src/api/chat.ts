@@ -32,7 +32,6 @@ export interface ChatOptions {
   api: Api;
   /** WebSocket URL ('' = this origin's `/api/v1/ai/ws`). */
   wsUrl: string;
-  tokenParam: string;
   token: () => string | null;
   connectTimeoutMs?: number;
   replyTimeoutMs?: number;
@@ -41,10 +40,11 @@ export interface ChatOptions {
 
 type Waiter = { resolve: (r: ChatReply) => void; reject: (e: unknown) => void; timer: ReturnType<typeof setTimeout> };
 
-export function socketUrl(wsUrl: string, tokenParam: string, token: string, location: Location = window.location): string {
+/** The socket's URL with the token in `?token=` (browsers cannot set headers on a WebSocket). */
+export function socketUrl(wsUrl: string, token: string, location: Location = window.location): string {
   const base = wsUrl || `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/api/v1/ai/ws`;
   const u = new URL(base);
-  u.searchParams.set(tokenParam, token);
+  u.searchParams.set('token', token);
   return u.toString();
 }
 
@@ -69,7 +69,7 @@ export class ChatClient {
     if (this.opening) return this.opening;
     const token = this.opts.token();
     if (!token) return Promise.reject(new Error('not logged in'));
-    const url = socketUrl(this.opts.wsUrl, this.opts.tokenParam, token);
+    const url = socketUrl(this.opts.wsUrl, token);
     this.opening = new Promise<WebSocket>((resolve, reject) => {
       const ws = (this.opts.socketFactory ?? ((u) => new WebSocket(u)))(url);
       const timer = setTimeout(() => {

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { authorizationUrl, challengeOf, completeLogin, decodeJwt, storedTokens, userOf, type Discovery } from './oidc';
 
-const oidc = { issuer: 'http://127.0.0.1:9000', client_id: 'chrono-app', scopes: 'openid profile' };
+const oidc = { issuer: 'http://127.0.0.1:9000', client_id: 'chrono-app', scopes: 'openid profile', redirect_uri: null, audience: null };
 const disc: Discovery = {
   issuer: oidc.issuer,
   authorization_endpoint: 'http://127.0.0.1:9000/oauth2/authorize',
@@ -45,6 +45,12 @@ describe('PKCE', () => {
     expect(returnTo).toBe('/cases/x');
     expect(decodeJwt(tokens.access_token).sub).toBe('alice');
     expect(storedTokens()?.access_token).toBe(tokens.access_token);
+  });
+
+  it('uses the configured redirect URI and audience', async () => {
+    const url = new URL(await authorizationUrl({ ...oidc, redirect_uri: 'https://app.example/callback', audience: 'https://api.example' }, disc, '/'));
+    expect(url.searchParams.get('redirect_uri')).toBe('https://app.example/callback');
+    expect(url.searchParams.get('audience')).toBe('https://api.example');
   });
 
   it('refuses a callback whose state is not the one sent', async () => {

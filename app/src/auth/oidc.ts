@@ -57,8 +57,9 @@ export async function discover(oidc: OidcConfig, fetcher: typeof fetch = fetch):
   return doc as Discovery;
 }
 
-export function redirectUri(): string {
-  return `${window.location.origin}/callback`;
+/** The configured redirect URI, or this origin's `/callback`. */
+export function redirectUri(oidc: OidcConfig): string {
+  return oidc.redirect_uri ?? `${window.location.origin}/callback`;
 }
 
 interface Pending {
@@ -80,12 +81,13 @@ export async function authorizationUrl(oidc: OidcConfig, disc: Discovery, return
   const u = new URL(disc.authorization_endpoint);
   u.searchParams.set('response_type', 'code');
   u.searchParams.set('client_id', oidc.client_id);
-  u.searchParams.set('redirect_uri', redirectUri());
+  u.searchParams.set('redirect_uri', redirectUri(oidc));
   u.searchParams.set('scope', oidc.scopes);
   u.searchParams.set('state', pending.state);
   u.searchParams.set('nonce', pending.nonce);
   u.searchParams.set('code_challenge', await challengeOf(pending.verifier));
   u.searchParams.set('code_challenge_method', 'S256');
+  if (oidc.audience) u.searchParams.set('audience', oidc.audience);
   return u.toString();
 }
 
@@ -111,7 +113,7 @@ export async function completeLogin(
   const body = new URLSearchParams({
     grant_type: 'authorization_code',
     code,
-    redirect_uri: redirectUri(),
+    redirect_uri: redirectUri(oidc),
     client_id: oidc.client_id,
     code_verifier: pending.verifier,
   });

@@ -36,7 +36,7 @@ export function fakeSession(routes: Record<string, Handler>, user: Partial<User>
   });
   const api = new Api({ base: '', token: () => 'token', fetcher: fetcher as unknown as typeof fetch });
   const config = parseConfig({ oidc: { issuer: 'http://issuer.test', client_id: 'app' } });
-  const chat = new ChatClient({ api, wsUrl: '', tokenParam: 'access_token', token: () => 'token', socketFactory: () => {
+  const chat = new ChatClient({ api, wsUrl: '', token: () => 'token', socketFactory: () => {
     throw new Error('no WebSocket in tests');
   } });
   const session: Session = {
