@@ -133,7 +133,7 @@ export function FilterBar({ caseId, doc, onChange, seen }: Props) {
         </form>
       )}
       <div className="filter-tools">
-        <TimeInputs doc={doc} onChange={onChange} />
+        <TimeInputs key={JSON.stringify(doc.time ?? null)} doc={doc} onChange={onChange} />
         <button
           type="button"
           aria-expanded={jsonOpen}
