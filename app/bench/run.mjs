@@ -5,8 +5,9 @@
 //      `chronoctl local seed`): time from navigation to the first timeline page on screen,
 //      over --runs page loads (budget 1 s);
 //   3. scrolling that case's timeline for --scroll-seconds at --speed px/s: frame times
-//      (requestAnimationFrame deltas), dropped frames (> 1.5 × 16.7 ms) and the keyset pages
-//      fetched meanwhile.
+//      (requestAnimationFrame deltas), frames over 25 ms (a dropped frame at 60 Hz), the
+//      main thread's long tasks (> 50 ms) and the keyset pages fetched meanwhile.
+// Frame times depend on the machine's load: note `uptime` with the numbers.
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,6 +28,8 @@ const pct = (xs, p) => {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
 };
 const fmt = (x) => x.toFixed(1);
+const { loadavg } = await import('node:os');
+console.log(`load average: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
 
 // 1. bundle
 const html = readFileSync(resolve(dist, 'index.html'), 'utf8');
@@ -86,6 +89,10 @@ try {
       new Promise((done) => {
         const grid = document.querySelector('[data-testid=timeline]');
         const deltas = [];
+        // Main-thread tasks over 50 ms (the app's own work) while scrolling.
+        const longTasks = [];
+        const obs = new PerformanceObserver((list) => list.getEntries().forEach((e) => longTasks.push(e.duration)));
+        obs.observe({ type: 'longtask' });
         let last = performance.now();
         const start = last;
         const step = (now) => {
@@ -93,7 +100,10 @@ try {
           grid.scrollTop += (pxPerSecond * (now - last)) / 1000;
           last = now;
           if (now - start < seconds * 1000) requestAnimationFrame(step);
-          else done({ deltas, scrolled: grid.scrollTop, rows: grid.getAttribute('aria-rowcount') });
+          else {
+            obs.disconnect();
+            done({ deltas, longTasks, scrolled: grid.scrollTop });
+          }
         };
         requestAnimationFrame(step);
       }),
@@ -103,7 +113,7 @@ try {
   const dropped = d.filter((x) => x > 1.5 * (1000 / 60)).length;
   const loaded = await page.evaluate(() => document.querySelector('.timeline-status')?.textContent ?? '');
   console.log(
-    `scroll: ${scrollSeconds} s at ${speed} px/s, ${d.length} frames: frame time median ${fmt(pct(d, 50))} ms, p95 ${fmt(pct(d, 95))} ms, p99 ${fmt(pct(d, 99))} ms, max ${fmt(Math.max(...d))} ms; ${dropped} frames over 25 ms; ${pages} pages fetched; ${loaded}`,
+    `scroll: ${scrollSeconds} s at ${speed} px/s, ${d.length} frames: frame time median ${fmt(pct(d, 50))} ms, p95 ${fmt(pct(d, 95))} ms, p99 ${fmt(pct(d, 99))} ms, max ${fmt(Math.max(...d))} ms; ${dropped} frames over 25 ms; ${result.longTasks.length} main-thread tasks over 50 ms${result.longTasks.length ? ` (longest ${fmt(Math.max(...result.longTasks))} ms)` : ''}; ${pages} pages fetched; ${loaded}`,
   );
 } finally {
   await browser.close();

@@ -32,8 +32,21 @@ function formatter(zone: string): Intl.DateTimeFormat {
   return f;
 }
 
-/** `2024-03-01 10:00:00.123` in the zone. */
+const formatted = new Map<string, string>();
+
+/** `2024-03-01 10:00:00.123` in the zone (remembered: the grid shows the same rows again and again). */
 export function formatTs(iso: string, zone: string): string {
+  const key = `${zone} ${iso}`;
+  let text = formatted.get(key);
+  if (text === undefined) {
+    text = format(iso, zone);
+    if (formatted.size >= 20_000) formatted.clear();
+    formatted.set(key, text);
+  }
+  return text;
+}
+
+function format(iso: string, zone: string): string {
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return iso;
   const parts: Record<string, string> = {};

@@ -1,5 +1,5 @@
 import { useVirtualizer } from '@tanstack/react-virtual';
-import { useEffect, useRef, useState, useSyncExternalStore, type KeyboardEvent } from 'react';
+import { memo, useEffect, useRef, useState, useSyncExternalStore, type KeyboardEvent } from 'react';
 import type { ChronoEvent } from '../api/client';
 import { ErrorNote } from '../components/ErrorNote';
 import { eventLabel, hostOf, userOf } from '../lib/events';
@@ -15,6 +15,38 @@ const COLUMNS = ['Time', 'Source', 'Host', 'User', 'Action', 'Outcome', 'Event',
 function cells(e: ChronoEvent, zone: string): string[] {
   return [formatTs(e.ts, zone), e.source, hostOf(e), userOf(e), e.action ?? '', e.outcome ?? '', eventLabel(e), e.message ?? ''];
 }
+
+interface RowProps {
+  row: ChronoEvent;
+  index: number;
+  top: number;
+  zone: string;
+  active: boolean;
+  selected: boolean;
+  onClick: (index: number, row: ChronoEvent) => void;
+}
+
+/** One event row; memoized, so scrolling renders only the rows that come into view. */
+const Row = memo(function Row({ row, index, top, zone, active, selected, onClick }: RowProps) {
+  const values = cells(row, zone);
+  return (
+    <div
+      role="row"
+      id={`ev-${row.id}`}
+      className={`row${active ? ' active' : ''}${selected ? ' selected' : ''}`}
+      aria-rowindex={index + 2}
+      aria-selected={selected}
+      style={{ transform: `translateY(${top}px)` }}
+      onClick={() => onClick(index, row)}
+    >
+      {values.map((v, i) => (
+        <div role="gridcell" className={`c${i}`} key={i} aria-colindex={i + 1} title={i >= 6 ? v : undefined}>
+          {v}
+        </div>
+      ))}
+    </div>
+  );
+});
 
 interface Props {
   pager: TimelinePager;
@@ -85,6 +117,13 @@ export function TimelineTable({ pager, zone, selectedId, onOpen, onRows }: Props
     }
   };
 
+  const openRef = useRef(onOpen);
+  openRef.current = onOpen;
+  const [openAt] = useState(() => (index: number, row: ChronoEvent) => {
+    setActive(index);
+    openRef.current(row);
+  });
+
   const activeRow = snap.rows[active];
   const empty = !snap.hasMore && snap.rows.length === 0 && !snap.error;
 
@@ -125,27 +164,17 @@ export function TimelineTable({ pager, zone, selectedId, onOpen, onRows }: Props
                 </div>
               );
             }
-            const values = cells(row, zone);
             return (
-              <div
-                role="row"
-                id={`ev-${row.id}`}
+              <Row
                 key={row.id}
-                className={`row${vi.index === active ? ' active' : ''}${row.id === selectedId ? ' selected' : ''}`}
-                aria-rowindex={vi.index + 2}
-                aria-selected={row.id === selectedId}
-                style={{ transform: `translateY(${top}px)` }}
-                onClick={() => {
-                  setActive(vi.index);
-                  onOpen(row);
-                }}
-              >
-                {values.map((v, i) => (
-                  <div role="gridcell" className={`c${i}`} key={i} aria-colindex={i + 1} title={i >= 6 ? v : undefined}>
-                    {v}
-                  </div>
-                ))}
-              </div>
+                row={row}
+                index={vi.index}
+                top={top}
+                zone={zone}
+                active={vi.index === active}
+                selected={row.id === selectedId}
+                onClick={openAt}
+              />
             );
           })}
         </div>
