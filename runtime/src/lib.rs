@@ -14,4 +14,5 @@ pub mod model;
 pub mod pipeline;
 pub mod server;
 pub mod storage;
+pub mod synthetic;
 pub mod vocab;

@@ -452,9 +452,11 @@ pub fn build_wired(
     let vpc_access = arn("iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole");
     let mut api_statements = vec![
         logs_statement(&[&api_logs]),
+        // Uploads: presigned PUTs and multipart uploads (create, presigned parts,
+        // complete, abort); GetObject also covers the HeadObject after completing.
         Statement::allow(
             "EvidenceObjects",
-            &["s3:GetObject", "s3:PutObject"],
+            &["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
             vec![bucket_objects(&p.sources)],
         ),
         Statement::allow(

@@ -1,7 +1,8 @@
 //! The runtime's handlers as local processes: what runs (binary, arguments, health path,
 //! database user) and the environment each gets, which is the compute stack's
-//! [`RUNTIME_ENV`] filled for local mode (plus `DATABASE_URL`, `CHRONO_JWKS_URL` of the local
-//! issuer and the emulator's `AWS_*`).
+//! [`RUNTIME_ENV`] filled for local mode (plus `DATABASE_URL`, the local issuer as
+//! `CHRONO_JWT_ISSUER` with its `CHRONO_JWKS_URL`, and the emulator's `AWS_*`). Locally the
+//! issuer is always the local one (the config's `auth.jwt_issuer` is for AWS).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -97,6 +98,8 @@ pub struct Wiring<'a> {
     pub provisioned: &'a Provisioned,
     /// Emulator endpoint.
     pub aws_endpoint: &'a str,
+    /// The local issuer's identifier (the `iss` of its tokens).
+    pub issuer: &'a str,
     /// JWKS URL of the local issuer.
     pub jwks_url: &'a str,
 }
@@ -112,7 +115,7 @@ pub fn env(w: &Wiring<'_>, database_url: &str) -> BTreeMap<String, String> {
         ("CHRONO_SESSIONS_TABLE", p.sessions_table.clone()),
         ("CHRONO_INTENT_CACHE_TABLE", p.intent_cache_table.clone()),
         ("CHRONO_CONVERSATIONS_TABLE", p.conversations_table.clone()),
-        ("CHRONO_JWT_ISSUER", w.cfg.auth.jwt_issuer.clone()),
+        ("CHRONO_JWT_ISSUER", w.issuer.to_owned()),
         ("CHRONO_JWT_AUDIENCE", w.cfg.auth.jwt_audience.clone()),
         ("CHRONO_ROLES_CLAIM", ROLES_CLAIM.to_owned()),
         ("CHRONO_CASES_CLAIM", CASES_CLAIM.to_owned()),
