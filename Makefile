@@ -102,7 +102,17 @@ app-e2e: app chromium
 BENCH_EVENTS ?= 1000000
 BENCH_LOCAL  := .chrono/bench-local
 app-bench: app chromium
-	node $(APP)/bench/run.mjs
+	$(CARGO) build --quiet -p chrono-provisioner -p chrono-runtime --bins
+	@ctl="$(BIN_DIR)/chronoctl local --dir $(BENCH_LOCAL)"; rc=0; \
+	$$ctl up >/dev/null || { rc=$$?; $$ctl down --wipe >/dev/null; exit $$rc; }; \
+	url=$$(node $(APP)/scripts/local-url.mjs $(BENCH_LOCAL)); \
+	case=$$(curl -sf -H "authorization: Bearer $$($$ctl token --role admin)" -H 'content-type: application/json' \
+	  -d '{"name":"bench: $(BENCH_EVENTS) synthetic events"}' "$$url/api/v1/cases" | node -pe 'JSON.parse(require("fs").readFileSync(0)).id'); \
+	echo "seeding $(BENCH_EVENTS) events into case $$case"; \
+	$$ctl seed --case "$$case" --events $(BENCH_EVENTS) && \
+	node $(APP)/bench/run.mjs --url "$$url" --case "$$case" || rc=$$?; \
+	$$ctl down --wipe >/dev/null; \
+	exit $$rc
 
 build:
 	$(CARGO) build --workspace --all-targets

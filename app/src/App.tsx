@@ -43,7 +43,6 @@ export function App({ config }: { config: AppConfig }) {
       cancelled = true;
     };
     // only when the route becomes the callback
-    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [route.name]);
 
   const login = useCallback(async () => {

@@ -98,8 +98,10 @@ export class Api {
     this.request<EvidenceUpload>('POST', `/api/v1/cases/${caseId}/evidence`, body);
   partUrls = (caseId: string, id: string, parts: number[]) =>
     this.request<Schemas['PartUrls']>('POST', `/api/v1/cases/${caseId}/evidence/${id}/upload/parts`, { parts }).then((r) => r.parts);
-  completeUpload = (caseId: string, id: string) =>
-    this.request<Evidence>('POST', `/api/v1/cases/${caseId}/evidence/${id}/upload/complete`);
+  abortUpload = (caseId: string, id: string) =>
+    this.request<Evidence>('DELETE', `/api/v1/cases/${caseId}/evidence/${id}/upload`);
+  completeUpload = (caseId: string, id: string, parts: Schemas['CompleteUpload']['parts']) =>
+    this.request<Evidence>('POST', `/api/v1/cases/${caseId}/evidence/${id}/upload/complete`, { parts });
   processEvidence = (caseId: string, id: string) =>
     this.request<Evidence>('POST', `/api/v1/cases/${caseId}/evidence/${id}/process`);
 

@@ -224,6 +224,97 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/cases/{case}/events/histogram": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Counts matching events per time bucket. The body is a filter document (its `sort` and
+         *     `limit` are ignored).
+         */
+        post: {
+            parameters: {
+                query?: {
+                    /** @description Most buckets wanted, 1 to 1000 (default 100). */
+                    buckets?: number;
+                    /** @description IANA time zone for local times in the document and bucket alignment (default UTC). */
+                    tz?: string;
+                };
+                header?: never;
+                path: {
+                    /** @description case id */
+                    case: string;
+                };
+                cookie?: never;
+            };
+            /** @description a filter document (JSON Schema at /api/v1/filter.schema.json) */
+            requestBody: {
+                content: {
+                    "application/json": Record<string, unknown>;
+                };
+            };
+            responses: {
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Histogram"];
+                    };
+                };
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/cases/{case}/events/search": {
         parameters: {
             query?: never;
@@ -370,6 +461,130 @@ export type paths = {
         };
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/cases/{case}/events/{id}/comments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The comments on an event. */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description case id */
+                    case: string;
+                    /** @description event id */
+                    id: number;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["CommentList"];
+                    };
+                };
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        /** Adds a comment to an event. */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description case id */
+                    case: string;
+                    /** @description event id */
+                    id: number;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["NewComment"];
+                };
+            };
+            responses: {
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Comment"];
+                    };
+                };
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
         delete?: never;
         options?: never;
         head?: never;
@@ -566,7 +781,10 @@ export type paths = {
             };
         };
         put?: never;
-        /** Registers an evidence file and returns a presigned S3 PUT URL for it (admin). */
+        /**
+         * Registers an evidence file (admin) and says how to upload it: a presigned S3 `PUT` URL,
+         *     or (`"multipart": true`) the part size of a multipart upload.
+         */
         post: {
             parameters: {
                 query?: never;
@@ -714,7 +932,8 @@ export type paths = {
         put?: never;
         /**
          * Starts processing (admin). Calling it says the upload is complete: `registered`
-         *     evidence becomes `uploaded`; then the pipeline is started (Step Functions, or the local
+         *     evidence becomes `uploaded` (a multipart upload must have been completed; aborted
+         *     evidence cannot be processed); then the pipeline is started (Step Functions, or the local
          *     worker) and the evidence becomes `processing`. If the start fails the evidence stays
          *     `uploaded` and the error says why (503 `pipeline_unavailable` when nothing can process
          *     here). Evidence already processing is a 409; done or failed evidence may be processed
@@ -790,6 +1009,561 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/cases/{case}/evidence/{id}/upload": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Gives up an upload that has not been completed (admin): S3 drops the parts it holds
+         *     (multipart), and the evidence becomes `aborted`.
+         */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description case id */
+                    case: string;
+                    /** @description evidence id */
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Evidence"];
+                    };
+                };
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/cases/{case}/evidence/{id}/upload/complete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Completes a multipart upload (admin): S3 assembles the parts (checking every ETag and
+         *     that all parts but the last are at least 5 MiB); the evidence becomes `uploaded` with
+         *     the size S3 reports.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description case id */
+                    case: string;
+                    /** @description evidence id */
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["CompleteUpload"];
+                };
+            };
+            responses: {
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Evidence"];
+                    };
+                };
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description `upload_incomplete`: parts are missing or S3 refused them (upload them again); `conflict`: no open upload */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/cases/{case}/evidence/{id}/upload/parts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Presigned URLs for parts of an open multipart upload (admin). */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description case id */
+                    case: string;
+                    /** @description evidence id */
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["PartsRequest"];
+                };
+            };
+            responses: {
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["PartUrls"];
+                    };
+                };
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/cases/{case}/filters": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The case's saved filters. */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description case id */
+                    case: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["SavedFilterList"];
+                    };
+                };
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        /** Saves a filter (analyst or admin). */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description case id */
+                    case: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["SavedFilterBody"];
+                };
+            };
+            responses: {
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["SavedFilter"];
+                    };
+                };
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/cases/{case}/filters/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One saved filter. */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description case id */
+                    case: string;
+                    /** @description saved filter id */
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["SavedFilter"];
+                    };
+                };
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        /** Renames a saved filter and/or replaces its document (its creator or an admin). */
+        put: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description case id */
+                    case: string;
+                    /** @description saved filter id */
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["SavedFilterBody"];
+                };
+            };
+            responses: {
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["SavedFilter"];
+                    };
+                };
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        post?: never;
+        /** Deletes a saved filter (its creator or an admin). */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description case id */
+                    case: string;
+                    /** @description saved filter id */
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description deleted */
+                204: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/cases/{case}/identities": {
         parameters: {
             query?: never;
@@ -816,6 +1590,71 @@ export type paths = {
                     };
                     content: {
                         "application/json": components["schemas"]["IdentityList"];
+                    };
+                };
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/cases/{case}/labels": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The labels (star and tags) used in a case, with how many events carry each: what a
+         *     tag field may suggest.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description case id */
+                    case: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["LabelList"];
                     };
                 };
                 401: {
@@ -956,6 +1795,43 @@ export type components = {
             /** @description Cases. */
             cases: components["schemas"]["Case"][];
         };
+        /** @description A comment on an event (comments are appended, never edited). */
+        Comment: {
+            /** @description `sub` of the author. */
+            author: string;
+            /** @description The text, 1 to 4,000 characters. */
+            body: string;
+            /**
+             * Format: date-time
+             * @description When.
+             */
+            created_at: string;
+            /**
+             * Format: int64
+             * @description Comment id (increasing in the order comments were written).
+             */
+            id: number;
+        };
+        /** @description Comments of an event. */
+        CommentList: {
+            /** @description Oldest first. */
+            comments: components["schemas"]["Comment"][];
+        };
+        /** @description Body of `POST .../upload/complete`: every part of the upload. */
+        CompleteUpload: {
+            /** @description Each part once, in any order. */
+            parts: components["schemas"]["CompletedPart"][];
+        };
+        /** @description One uploaded part: its number and the `ETag` header S3 answered its `PUT` with. */
+        CompletedPart: {
+            /** @description The part's `ETag` response header, as sent (quotes included). */
+            etag: string;
+            /**
+             * Format: int32
+             * @description 1-based part number.
+             */
+            part_number: number;
+        };
         /** @description A host, instance or account events happened on. */
         Device: {
             /**
@@ -992,8 +1868,8 @@ export type components = {
         ErrorDetail: {
             /**
              * @description Stable machine code: `unauthenticated`, `forbidden`, `not_found`, `invalid_request`,
-             *     `invalid_filter`, `invalid_cursor`, `conflict`, `pipeline_unavailable`, `unavailable`,
-             *     `query_timeout`, `internal`.
+             *     `invalid_filter`, `invalid_cursor`, `conflict`, `upload_incomplete`,
+             *     `pipeline_unavailable`, `unavailable`, `query_timeout`, `internal`.
              */
             code: string;
             /** @description Human-readable message. */
@@ -1042,9 +1918,13 @@ export type components = {
              */
             ts: string;
         };
-        /** @description One event with its labels. */
+        /** @description One event with where it came from, its labels and comments. */
         EventDetail: components["schemas"]["Event"] & {
-            /** @description Labels, by every user. */
+            /** @description Comments, oldest first. */
+            comments: components["schemas"]["Comment"][];
+            /** @description The evidence file (`provenance.evidence_id`). */
+            evidence: components["schemas"]["EvidenceRef"];
+            /** @description Labels, by every user: `star` marks an event, any other name is a tag. */
             labels: components["schemas"]["Label"][];
         };
         /** @description One evidence file and its processing state. */
@@ -1084,9 +1964,28 @@ export type components = {
              * @description Evidence id.
              */
             id: string;
+            /**
+             * Format: int64
+             * @description Part size of a multipart upload (`null` for a single `PUT`): part `n` holds bytes
+             *     `(n-1)*part_size .. n*part_size` of the file.
+             */
+            part_size?: number | null;
+            /**
+             * Format: int64
+             * @description Records the pipeline read: `events_count + bad_records`.
+             */
+            records_seen: number;
+            /**
+             * Format: int64
+             * @description Size in bytes the uploader declared, if given.
+             */
+            size_bytes?: number | null;
             /** @description Object key in the sources bucket. */
             source_key: string;
-            /** @description `registered`, `uploaded`, `processing`, `done` or `failed`. */
+            /**
+             * @description `registered` (waiting for the upload), `uploaded`, `processing`, `done`, `failed`
+             *     or `aborted` (the upload was given up).
+             */
             state: string;
             /**
              * Format: date-time
@@ -1099,12 +1998,67 @@ export type components = {
             /** @description Evidence, newest first. */
             evidence: components["schemas"]["Evidence"][];
         };
+        /** @description The evidence file an event came from. */
+        EvidenceRef: {
+            /** @description File name as uploaded. */
+            file_name: string;
+            /** @description Format hint given at upload, if any. */
+            format?: string | null;
+            /**
+             * Format: uuid
+             * @description Evidence id.
+             */
+            id: string;
+        };
         /** @description A registered evidence and its upload URL. */
         EvidenceUpload: {
             /** @description The evidence (state `registered`). */
             evidence: components["schemas"]["Evidence"];
             /** @description Upload instructions. */
             upload: components["schemas"]["Upload"];
+        };
+        /** @description Event counts over time. */
+        Histogram: {
+            /** @description Every bucket from `from` to `to`, in time order. */
+            buckets: components["schemas"]["HistogramBucket"][];
+            /**
+             * Format: date-time
+             * @description Start of the first bucket.
+             */
+            from?: string | null;
+            /**
+             * @description Bucket width as a span of the filter language (`"5m"`, `"1h"`, `"7d"`); absent when
+             *     nothing matched and the document has no time range.
+             */
+            interval?: string | null;
+            /**
+             * Format: int64
+             * @description Bucket width in seconds.
+             */
+            interval_seconds?: number | null;
+            /**
+             * Format: date-time
+             * @description End of the last bucket (exclusive).
+             */
+            to?: string | null;
+            /**
+             * Format: int64
+             * @description Matching events in all buckets.
+             */
+            total: number;
+        };
+        /** @description Events in one bucket. */
+        HistogramBucket: {
+            /**
+             * Format: int64
+             * @description Matching events in it.
+             */
+            count: number;
+            /**
+             * Format: date-time
+             * @description Start of the bucket (inclusive); it ends where the next one starts.
+             */
+            start: string;
         };
         /** @description A user or principal. */
         Identity: {
@@ -1156,6 +2110,21 @@ export type components = {
             /** @description A note (the comment text), up to 4,000 characters. */
             note?: string | null;
         };
+        /** @description How many events carry a label. */
+        LabelCount: {
+            /**
+             * Format: int64
+             * @description Events that carry it (set by anyone).
+             */
+            events: number;
+            /** @description Label name. */
+            label: string;
+        };
+        /** @description Labels used in a case. */
+        LabelList: {
+            /** @description By name (at most 1,000). */
+            labels: components["schemas"]["LabelCount"][];
+        };
         /** @description Body of `POST /api/v1/cases`. */
         NewCase: {
             /** @description Free text, up to 10,000 characters. */
@@ -1163,12 +2132,53 @@ export type components = {
             /** @description Name, 1 to 200 characters. */
             name: string;
         };
+        /** @description Body of `POST .../comments`. */
+        NewComment: {
+            /** @description The text, 1 to 4,000 characters. */
+            body: string;
+        };
         /** @description Body of `POST .../evidence`. */
         NewEvidence: {
             /** @description The file's name (1 to 255 characters). */
             file_name: string;
             /** @description Optional format hint for the pipeline (`evtx`, `syslog`, `cloudtrail`, `plaso_csv`, ...). */
             format?: string | null;
+            /**
+             * @description Upload in parts (recommended from 100 MB): the answer gives the part size, part URLs
+             *     come from `POST .../upload/parts`, and `POST .../upload/complete` assembles the file.
+             */
+            multipart?: boolean;
+            /**
+             * Format: int64
+             * @description The file's size in bytes; required with `multipart` (at most 5 TiB), at most 5 GiB
+             *     for a single `PUT`.
+             */
+            size?: number | null;
+        };
+        /** @description A presigned URL for one part. */
+        PartUrl: {
+            /**
+             * Format: date-time
+             * @description When the URL expires (ask again after).
+             */
+            expires_at: string;
+            /**
+             * Format: int32
+             * @description 1-based part number.
+             */
+            part_number: number;
+            /** @description `PUT` the part's bytes here. */
+            url: string;
+        };
+        /** @description Presigned URLs for the parts asked for. */
+        PartUrls: {
+            /** @description In the order asked. */
+            parts: components["schemas"]["PartUrl"][];
+        };
+        /** @description Body of `POST .../upload/parts`. */
+        PartsRequest: {
+            /** @description Part numbers (1-based, at most 100 per request). */
+            parts: number[];
         };
         /** @description Provenance of an event: evidence file, file inside it, record. */
         Provenance: {
@@ -1195,6 +2205,47 @@ export type components = {
              */
             to?: string | null;
         };
+        /** @description A saved filter. */
+        SavedFilter: {
+            /**
+             * Format: uuid
+             * @description Case id.
+             */
+            case_id: string;
+            /**
+             * Format: date-time
+             * @description Creation time.
+             */
+            created_at: string;
+            /** @description `sub` of the creator (who, with admins, may change it). */
+            created_by: string;
+            /** @description The filter document (JSON Schema at `/api/v1/filter.schema.json`). */
+            document: Record<string, unknown>;
+            /**
+             * Format: uuid
+             * @description Saved filter id.
+             */
+            id: string;
+            /** @description Name, unique per creator in the case. */
+            name: string;
+            /**
+             * Format: date-time
+             * @description Last change.
+             */
+            updated_at: string;
+        };
+        /** @description Body of `POST` and `PUT`. */
+        SavedFilterBody: {
+            /** @description A filter document, as `POST .../events/search` takes it. */
+            document: Record<string, unknown>;
+            /** @description Name, 1 to 100 characters. */
+            name: string;
+        };
+        /** @description The saved filters of a case. */
+        SavedFilterList: {
+            /** @description By name. */
+            filters: components["schemas"]["SavedFilter"][];
+        };
         /** @description One page of the timeline. */
         SearchPage: {
             /** @description Events in the requested order. */
@@ -1204,17 +2255,30 @@ export type components = {
             /** @description The time range used, in UTC. */
             range: components["schemas"]["Range"];
         };
-        /** @description Where and how to upload the file. */
+        /** @description How to upload the file: one presigned `PUT`, or a multipart upload. */
         Upload: {
             /**
              * Format: date-time
              * @description When the URL expires.
              */
             expires_at: string;
-            /** @description Always `PUT`. */
-            method: string;
+            /** @enum {string} */
+            method: "PUT";
             /** @description Presigned URL. */
             url: string;
+        } | {
+            /** @enum {string} */
+            method: "MULTIPART";
+            /**
+             * Format: int64
+             * @description Number of parts (1 to 10,000).
+             */
+            part_count: number;
+            /**
+             * Format: int64
+             * @description Bytes per part.
+             */
+            part_size: number;
         };
     };
     responses: never;

@@ -28,7 +28,7 @@ describe('multipart', () => {
       seen.push([url, body.size]);
       onProgress(body.size);
       running--;
-      return { status: 200 };
+      return { etag: `"e-${url}"` };
     };
     const asked: number[][] = [];
     const urls = async (numbers: number[]) => {
@@ -36,8 +36,12 @@ describe('multipart', () => {
       return numbers.map((n) => ({ part_number: n, url: `u${n}` }));
     };
     const progress: number[] = [];
-    const count = await uploadMultipart(file, 4, urls, (p) => progress.push(p.loaded), undefined, 2, put);
-    expect(count).toBe(3);
+    const parts = await uploadMultipart(file, 4, urls, (p) => progress.push(p.loaded), undefined, 2, put);
+    expect(parts).toEqual([
+      { part_number: 1, etag: '"e-u1"' },
+      { part_number: 2, etag: '"e-u2"' },
+      { part_number: 3, etag: '"e-u3"' },
+    ]);
     expect(asked).toEqual([[1, 2, 3]]);
     expect(seen.map(([u, n]) => `${u}:${n}`).sort()).toEqual(['u1:4', 'u2:4', 'u3:2']);
     expect(most).toBe(2);
@@ -51,8 +55,8 @@ describe('multipart', () => {
       asked.push(numbers);
       return numbers.map((n) => ({ part_number: n, url: `u${n}` }));
     };
-    const put = async () => ({ status: 200 });
-    expect(await uploadMultipart(file, 1, urls, () => {}, undefined, 3, put)).toBe(250);
+    const put = async (url: string) => ({ etag: `"${url}"` });
+    expect(await uploadMultipart(file, 1, urls, () => {}, undefined, 3, put)).toHaveLength(250);
     expect(asked.map((a) => [a[0], a[a.length - 1]])).toEqual([
       [1, 100],
       [101, 200],
@@ -60,9 +64,11 @@ describe('multipart', () => {
     ]);
   });
 
-  it('fails clearly when the API leaves a part without URL, and passes storage errors on', async () => {
+  it('fails clearly when the API leaves a part without URL, CORS hides the ETag, or storage refuses', async () => {
     const file = new Blob(['abcdef']);
-    const put = async () => ({ status: 200 });
+    const hidden = async () => ({ etag: null });
+    await expect(uploadMultipart(file, 3, async (ns) => ns.map((n) => ({ part_number: n, url: 'u' })), () => {}, undefined, 1, hidden)).rejects.toThrow(/expose the ETag/);
+    const put = async () => ({ etag: '"x"' });
     await expect(uploadMultipart(file, 3, async () => [{ part_number: 1, url: 'u1' }], () => {}, undefined, 1, put)).rejects.toThrow(/no URL for part 2/);
     const refuse = async () => {
       throw new UploadError('storage refused the upload (403 AccessDenied)');

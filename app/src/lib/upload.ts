@@ -12,7 +12,8 @@ export type OnProgress = (p: Progress) => void;
 export class UploadError extends Error {}
 
 export interface PutResult {
-  status: number;
+  /** The `ETag` response header (S3 names a stored part by it); null when CORS hides it. */
+  etag: string | null;
 }
 
 /** PUTs a body to a presigned URL with progress events (XHR: fetch has no upload progress). */
@@ -31,7 +32,7 @@ export function putWithProgress(
     xhr.onload = () => {
       if (xhr.status >= 200 && xhr.status < 300) {
         onProgress(body.size);
-        resolve({ status: xhr.status });
+        resolve({ etag: xhr.getResponseHeader('ETag') });
       } else {
         const code = /<Code>([^<]+)<\/Code>/.exec(xhr.responseText)?.[1];
         const msg = /<Message>([^<]+)<\/Message>/.exec(xhr.responseText)?.[1];
@@ -50,6 +51,11 @@ export interface PartUrl {
   url: string;
 }
 
+export interface CompletedPart {
+  part_number: number;
+  etag: string;
+}
+
 /** Byte ranges of the parts: every part `partSize` bytes except the last. */
 export function partRanges(size: number, partSize: number): Array<[number, number]> {
   if (partSize <= 0) throw new UploadError('part size must be positive');
@@ -63,10 +69,10 @@ export function partRanges(size: number, partSize: number): Array<[number, numbe
 export const URL_BATCH = 100;
 
 /**
- * Uploads `file` in parts of `partSize` bytes (numbered from 1), `concurrency` at a time.
- * Part URLs are asked for batch by batch as the upload reaches them (`urls(numbers)`), so
- * none expires while earlier parts of a big file are still on their way. The API checks
- * the parts S3 holds when the upload is completed, so no ETag is needed here.
+ * Uploads `file` in parts of `partSize` bytes (numbered from 1), `concurrency` at a time;
+ * returns every part's ETag in part order, for the completion. Part URLs are asked for
+ * batch by batch as the upload reaches them (`urls(numbers)`), so none expires while
+ * earlier parts of a big file are still on their way.
  */
 export async function uploadMultipart(
   file: Blob,
@@ -76,8 +82,9 @@ export async function uploadMultipart(
   signal?: AbortSignal,
   concurrency = 4,
   put: typeof putWithProgress = putWithProgress,
-): Promise<number> {
+): Promise<CompletedPart[]> {
   const ranges = partRanges(file.size, partSize);
+  const done: CompletedPart[] = [];
   const loaded = new Array<number>(ranges.length).fill(0);
   const report = () => onProgress({ loaded: loaded.reduce((a, b) => a + b, 0), total: file.size });
   const batches = new Map<number, Promise<Map<number, string>>>();
@@ -99,12 +106,16 @@ export async function uploadMultipart(
     while (next < ranges.length) {
       const i = next++;
       const [start, end] = ranges[i]!;
-      await put(await urlOf(i + 1), file.slice(start, end), (n) => {
+      const res = await put(await urlOf(i + 1), file.slice(start, end), (n) => {
         loaded[i] = n;
         report();
       }, signal);
+      if (!res.etag) {
+        throw new UploadError("storage hid the part's ETag: the bucket's CORS rules must expose the ETag header");
+      }
+      done.push({ part_number: i + 1, etag: res.etag });
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, ranges.length) }, worker));
-  return ranges.length;
+  return done.sort((a, b) => a.part_number - b.part_number);
 }

@@ -23,7 +23,6 @@ export function useAsync<T>(load: () => Promise<T>, deps: readonly unknown[]): A
       (data) => mine === run.current && setState({ data, error: null, loading: false }),
       (error: unknown) => mine === run.current && setState((s) => ({ data: s.data, error, loading: false })),
     );
-    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [...deps, tick]);
   const reload = useCallback(() => setTick((t) => t + 1), []);
   return { ...state, reload };

@@ -61,13 +61,19 @@ export function EvidenceView({ caseId }: { caseId: string }) {
         const id = reg.evidence.id;
         const up = reg.upload;
         if (up.method === 'MULTIPART') {
-          await uploadMultipart(
-            file,
-            up.part_size,
-            (numbers) => api.partUrls(caseId, id, numbers),
-            (p) => update(key, { loaded: p.loaded }),
-          );
-          await api.completeUpload(caseId, id);
+          try {
+            const parts = await uploadMultipart(
+              file,
+              up.part_size,
+              (numbers) => api.partUrls(caseId, id, numbers),
+              (p) => update(key, { loaded: p.loaded }),
+            );
+            await api.completeUpload(caseId, id, parts);
+          } catch (e) {
+            // S3 keeps (and bills) the parts of an open upload: give it up, the file can be dropped again.
+            await api.abortUpload(caseId, id).catch(() => undefined);
+            throw e;
+          }
         } else {
           await putWithProgress(up.url, file, (loaded) => update(key, { loaded }));
         }

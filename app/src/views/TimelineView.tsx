@@ -31,7 +31,6 @@ export function TimelineView({ caseId, doc, onDoc, onRows }: Props) {
   const pager = useMemo(
     () => new TimelinePager((cursor, signal) => api.search(caseId, doc, { cursor, tz: zone }, signal)),
     // a new pager per filter (by value) and zone
-    // eslint-disable-next-line react-hooks/exhaustive-deps
     [api, caseId, key, zone],
   );
   useEffect(() => {
