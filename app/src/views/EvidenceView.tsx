@@ -32,7 +32,7 @@ export function formatBytes(n: number): string {
   return `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
 }
 
-export function EvidenceView({ caseId }: { caseId: string }) {
+export function EvidenceView({ caseId, multipartFrom = MULTIPART_FROM }: { caseId: string; multipartFrom?: number }) {
   const { api, user } = useSession();
   const list = useAsync(() => api.listEvidence(caseId), [api, caseId]);
   const [transfers, setTransfers] = useState<Transfer[]>([]);
@@ -55,7 +55,7 @@ export function EvidenceView({ caseId }: { caseId: string }) {
       const key = `${file.name}-${file.size}-${Date.now()}-${Math.random()}`;
       setTransfers((ts) => [...ts, { key, name: file.name, loaded: 0, total: file.size, state: 'uploading' }]);
       try {
-        const multipart = file.size >= MULTIPART_FROM;
+        const multipart = file.size >= multipartFrom;
         const reg = await api.registerEvidence(caseId, multipart ? { file_name: file.name, size: file.size, multipart } : { file_name: file.name });
         list.reload();
         const id = reg.evidence.id;
@@ -86,7 +86,7 @@ export function EvidenceView({ caseId }: { caseId: string }) {
         list.reload();
       }
     },
-    [api, caseId, list],
+    [api, caseId, list, multipartFrom],
   );
 
   const take = (files: FileList | null) => {

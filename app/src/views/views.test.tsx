@@ -241,6 +241,97 @@ describe('EvidenceView', () => {
   });
 });
 
+/** XMLHttpRequest double for presigned PUTs: records URL and size, answers 200 with an ETag. */
+function fakeStorage() {
+  const puts: Array<{ url: string; size: number }> = [];
+  class FakeXhr {
+    upload: { onprogress: ((e: { loaded: number }) => void) | null } = { onprogress: null };
+    onload: (() => void) | null = null;
+    onerror: (() => void) | null = null;
+    onabort: (() => void) | null = null;
+    status = 0;
+    responseText = '';
+    private url = '';
+    open(_m: string, url: string) {
+      this.url = url;
+    }
+    setRequestHeader() {}
+    getResponseHeader(name: string) {
+      return name.toLowerCase() === 'etag' ? `"etag-of-${this.url}"` : null;
+    }
+    abort() {}
+    send(body: Blob) {
+      puts.push({ url: this.url, size: body.size });
+      setTimeout(() => {
+        this.upload.onprogress?.({ loaded: body.size });
+        this.status = 200;
+        this.onload?.();
+      }, 0);
+    }
+  }
+  vi.stubGlobal('XMLHttpRequest', FakeXhr);
+  return puts;
+}
+
+describe('EvidenceView uploads', () => {
+  it('uploads a big file in parts, completes with every ETag, then processes it', async () => {
+    const puts = fakeStorage();
+    const { wrap, calls } = fakeSession({
+      'GET /api/v1/cases/:c/evidence': () => ({ evidence: [] }),
+      'POST /api/v1/cases/:c/evidence': () => ({
+        status: 201,
+        body: { evidence: { id: 'e9' }, upload: { method: 'MULTIPART', part_size: 4, part_count: 3 } },
+      }),
+      'POST /api/v1/cases/:c/evidence/:id/upload/parts': (body) => ({
+        parts: (body as { parts: number[] }).parts.map((n) => ({ part_number: n, url: `https://s3.test/part${n}`, expires_at: '' })),
+      }),
+      'POST /api/v1/cases/:c/evidence/:id/upload/complete': () => ({ id: 'e9' }),
+      'POST /api/v1/cases/:c/evidence/:id/process': () => ({ status: 202, body: { id: 'e9' } }),
+    });
+    render(wrap(<EvidenceView caseId="c1" multipartFrom={5} />));
+    fireEvent.drop(await screen.findByTestId('dropzone'), { dataTransfer: { files: [new File(['0123456789'], 'big.evtx')] } });
+    await waitFor(() => expect(calls.some((c) => c.path.endsWith('/process'))).toBe(true));
+    const posts = calls.filter((c) => c.method === 'POST').map((c) => [c.path, c.body]);
+    expect(posts).toEqual([
+      ['/api/v1/cases/c1/evidence', { file_name: 'big.evtx', size: 10, multipart: true }],
+      ['/api/v1/cases/c1/evidence/e9/upload/parts', { parts: [1, 2, 3] }],
+      [
+        '/api/v1/cases/c1/evidence/e9/upload/complete',
+        {
+          parts: [1, 2, 3].map((n) => ({ part_number: n, etag: `"etag-of-https://s3.test/part${n}"` })),
+        },
+      ],
+      ['/api/v1/cases/c1/evidence/e9/process', undefined],
+    ]);
+    expect(puts.map((p) => p.size).sort()).toEqual([2, 4, 4]);
+    const bar = screen.getByRole('progressbar', { name: 'Upload of big.evtx' });
+    expect(bar.getAttribute('value')).toBe('10');
+    vi.unstubAllGlobals();
+  });
+
+  it('gives up the multipart upload when completing fails, and shows why', async () => {
+    fakeStorage();
+    const { wrap, calls } = fakeSession({
+      'GET /api/v1/cases/:c/evidence': () => ({ evidence: [] }),
+      'POST /api/v1/cases/:c/evidence': () => ({ status: 201, body: { evidence: { id: 'e9' }, upload: { method: 'MULTIPART', part_size: 8, part_count: 2 } } }),
+      'POST /api/v1/cases/:c/evidence/:id/upload/parts': (body) => ({
+        parts: (body as { parts: number[] }).parts.map((n) => ({ part_number: n, url: `u${n}`, expires_at: '' })),
+      }),
+      'POST /api/v1/cases/:c/evidence/:id/upload/complete': () => ({
+        status: 409,
+        body: { error: { code: 'upload_incomplete', message: '1 of 2 parts are missing' } },
+      }),
+      'DELETE /api/v1/cases/:c/evidence/:id/upload': () => ({ id: 'e9', state: 'aborted' }),
+    });
+    render(wrap(<EvidenceView caseId="c1" multipartFrom={5} />));
+    fireEvent.drop(await screen.findByTestId('dropzone'), { dataTransfer: { files: [new File(['0123456789'], 'big.evtx')] } });
+    await waitFor(() => expect(screen.getByRole('alert').textContent).toContain('1 of 2 parts are missing'));
+    expect(calls.some((c) => c.method === 'DELETE' && c.path === '/api/v1/cases/c1/evidence/e9/upload')).toBe(true);
+    expect(calls.some((c) => c.path.endsWith('/process'))).toBe(false);
+    vi.unstubAllGlobals();
+  });
+});
+
 describe('EventDetail', () => {
   it('shows every attribute as a tree, the provenance, and stars the event', async () => {
     let starred = false;
