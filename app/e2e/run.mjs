@@ -50,7 +50,7 @@ page.on('pageerror', (e) => consoleErrors.push(String(e)));
 async function shot(name) {
   shotNo += 1;
   const file = resolve(shots, `${String(shotNo).padStart(2, '0')}-${name}.png`);
-  await page.screenshot({ path: file });
+  await page.screenshot({ path: file, fullPage: true });
   return file;
 }
 
@@ -220,6 +220,9 @@ try {
   });
 
   await step('ai-answer', async () => {
+    // back to every event, so the answer's filter visibly narrows the timeline
+    await page.getByRole('button', { name: 'Remove condition: action = logon' }).click();
+    await waitRows((rs) => rs.some((c) => c[4] !== 'logon'), 'events other than logons');
     await page.getByLabel('Question').fill('show me successful logons');
     await page.getByRole('button', { name: 'Ask' }).click();
     const reply = page.locator('.chat .reply').last();

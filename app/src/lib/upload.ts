@@ -32,7 +32,9 @@ export function putWithProgress(
     xhr.onload = () => {
       if (xhr.status >= 200 && xhr.status < 300) {
         onProgress(body.size);
-        resolve({ etag: xhr.getResponseHeader('ETag') });
+        // Only headers CORS exposes are listed (asking for a hidden one logs a console error).
+        const exposed = /^etag:/im.test(xhr.getAllResponseHeaders());
+        resolve({ etag: exposed ? xhr.getResponseHeader('ETag') : null });
       } else {
         const code = /<Code>([^<]+)<\/Code>/.exec(xhr.responseText)?.[1];
         const msg = /<Message>([^<]+)<\/Message>/.exec(xhr.responseText)?.[1];

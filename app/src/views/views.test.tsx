@@ -256,6 +256,9 @@ function fakeStorage() {
       this.url = url;
     }
     setRequestHeader() {}
+    getAllResponseHeaders() {
+      return `etag: "etag-of-${this.url}"\r\ncontent-length: 0\r\n`;
+    }
     getResponseHeader(name: string) {
       return name.toLowerCase() === 'etag' ? `"etag-of-${this.url}"` : null;
     }
