@@ -39,3 +39,25 @@ export function distinct<T>(rows: readonly T[], pick: (e: T) => string | null | 
   }
   return [...seen].sort();
 }
+
+const PICKERS: Record<string, (e: ChronoEvent) => readonly (string | null | undefined)[]> = {
+  action: (e) => [e.action],
+  outcome: (e) => [e.outcome],
+  source: (e) => [e.source],
+  data_type: (e) => [e.data_type],
+  event_code: (e) => [e.event_code],
+  device: (e) => [hostOf(e)],
+  identity: (e) => [userOf(e)],
+  tag: (e) => e.tags,
+};
+
+/** Values of a filter field seen in the loaded rows (suggestions for the builder). */
+export function seenValues(rows: readonly ChronoEvent[], field: string, max = 200): string[] {
+  const pick = PICKERS[field];
+  if (!pick) return [];
+  return distinct(
+    rows.flatMap((e) => pick(e)),
+    (v) => v,
+    max,
+  );
+}

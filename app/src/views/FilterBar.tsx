@@ -1,4 +1,4 @@
-import { useId, useMemo, useState, type FormEvent } from 'react';
+import { useEffect, useId, useMemo, useState, type FormEvent } from 'react';
 import type { FilterDocument } from '../api/client';
 import { useSession } from '../context';
 import { ErrorNote } from '../components/ErrorNote';
@@ -9,13 +9,13 @@ interface Props {
   caseId: string;
   doc: FilterDocument;
   onChange: (doc: FilterDocument) => void;
-  /** Values seen in the loaded rows, by field (suggestions). */
-  seen: Record<string, string[]>;
+  /** Values of a field seen in the case so far (suggestions), asked for when needed. */
+  suggest: (field: string) => string[];
 }
 
 const ATTR = 'attr.…';
 
-export function FilterBar({ caseId, doc, onChange, seen }: Props) {
+export function FilterBar({ caseId, doc, onChange, suggest }: Props) {
   const { api } = useSession();
   const schema = useAsync(() => api.filterSchema(), [api]);
   const info: SchemaInfo | null = useMemo(() => (schema.data ? schemaInfo(schema.data) : null), [schema.data]);
@@ -33,11 +33,13 @@ export function FilterBar({ caseId, doc, onChange, seen }: Props) {
   const chips = chipsOf(doc);
   const realField = field === ATTR ? `attr.${attrKey.trim()}` : field;
 
+  const [seenNow, setSeenNow] = useState<string[]>([]);
+  useEffect(() => setSeenNow(suggest(field)), [field, suggest]);
   const suggestions = useMemo(() => {
     if (field === 'device') return (devices.data ?? []).map((d) => d.name);
     if (field === 'identity') return (identities.data ?? []).map((i) => i.value);
-    return seen[field] ?? [];
-  }, [field, devices.data, identities.data, seen]);
+    return seenNow;
+  }, [field, devices.data, identities.data, seenNow]);
 
   const add = (e: FormEvent) => {
     e.preventDefault();
@@ -115,6 +117,7 @@ export function FilterBar({ caseId, doc, onChange, seen }: Props) {
             <input
               value={value}
               onChange={(e) => setValue(e.target.value)}
+              onFocus={() => setSeenNow(suggest(field))}
               list={listId}
               placeholder={op === 'in' || op === 'nin' ? 'a, b, c' : op === 'exists' ? 'true or false' : ''}
             />

@@ -1,7 +1,7 @@
-import { useCallback, useEffect, useMemo, useState } from 'react';
+import { memo, useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import type { ChronoEvent, FilterDocument } from '../api/client';
 import { useSession } from '../context';
-import { distinct, hostOf, userOf } from '../lib/events';
+import { seenValues } from '../lib/events';
 import { withTime } from '../lib/filter';
 import { TimelinePager } from '../lib/pager';
 import { useAsync } from '../lib/useAsync';
@@ -11,6 +11,8 @@ import { EventDetail } from './EventDetail';
 import { FilterBar } from './FilterBar';
 import { Histogram } from './Histogram';
 import { TimelineTable } from './TimelineTable';
+
+const MemoHistogram = memo(Histogram);
 
 interface Props {
   caseId: string;
@@ -24,7 +26,6 @@ export function TimelineView({ caseId, doc, onDoc, onRows }: Props) {
   const [zoneChoice, setZoneChoice] = useState<ZoneChoice>('utc');
   const zone = zoneName(zoneChoice);
   const [selected, setSelected] = useState<number | null>(null);
-  const [rows, setRows] = useState<readonly ChronoEvent[]>([]);
   const [chatOpen, setChatOpen] = useState(true);
   const key = JSON.stringify(doc);
 
@@ -41,33 +42,27 @@ export function TimelineView({ caseId, doc, onDoc, onRows }: Props) {
   const labels = useAsync(() => api.labels(caseId), [api, caseId, selected]);
   const knownTags = useMemo(() => (labels.data ?? []).map((l) => l.label), [labels.data]);
 
+  // The loaded rows, for the builder's suggestions: kept in a ref, so a new page re-renders
+  // only the grid (not the filter bar or the histogram) while scrolling.
+  const rowsRef = useRef<readonly ChronoEvent[]>([]);
   const takeRows = useCallback(
     (r: readonly ChronoEvent[]) => {
-      setRows(r);
+      rowsRef.current = r;
       onRows?.(r);
     },
     [onRows],
   );
-  // Values seen so far, suggested in the filter builder (devices and identities come from the API).
-  const seen = useMemo(
-    () => ({
-      action: distinct(rows, (e) => e.action),
-      outcome: distinct(rows, (e) => e.outcome),
-      source: distinct(rows, (e) => e.source),
-      data_type: distinct(rows, (e) => e.data_type),
-      tag: distinct(rows.flatMap((e) => e.tags), (t) => t),
-      label: knownTags,
-      event_code: distinct(rows, (e) => e.event_code),
-      device: distinct(rows, hostOf),
-      identity: distinct(rows, userOf),
-    }),
-    [rows, knownTags],
+  const suggest = useCallback(
+    (field: string) => (field === 'label' ? knownTags : seenValues(rowsRef.current, field)),
+    [knownTags],
   );
+  const onRange = useCallback((from: string, to: string) => onDoc(withTime(doc, from, to)), [onDoc, doc]);
+  const onOpen = useCallback((e: ChronoEvent) => setSelected(e.id), []);
 
   return (
     <div className={`workspace${selected !== null ? ' with-detail' : ''}`}>
       <div className="main-col">
-        <FilterBar caseId={caseId} doc={doc} onChange={onDoc} seen={seen} />
+        <FilterBar caseId={caseId} doc={doc} onChange={onDoc} suggest={suggest} />
         <div className="view-tools">
           <fieldset className="zone">
             <legend>Times in</legend>
@@ -82,8 +77,8 @@ export function TimelineView({ caseId, doc, onDoc, onRows }: Props) {
             {chatOpen ? 'Hide AI assistant' : 'Ask the AI'}
           </button>
         </div>
-        <Histogram caseId={caseId} doc={doc} tz={zone} onRange={(from, to) => onDoc(withTime(doc, from, to))} />
-        <TimelineTable pager={pager} zone={zone} selectedId={selected} onOpen={(e) => setSelected(e.id)} onRows={takeRows} />
+        <MemoHistogram caseId={caseId} doc={doc} tz={zone} onRange={onRange} />
+        <TimelineTable pager={pager} zone={zone} selectedId={selected} onOpen={onOpen} onRows={takeRows} />
       </div>
       <div className="side-col">
         {selected !== null && (

@@ -139,7 +139,7 @@ describe('FilterBar', () => {
     const { wrap } = fakeSession(routes);
     const onChange = vi.fn();
     const doc: FilterDocument = { sort: 'ts_asc', limit: 500 };
-    const { rerender } = render(wrap(<FilterBar caseId="c1" doc={doc} onChange={onChange} seen={{}} />));
+    const { rerender } = render(wrap(<FilterBar caseId="c1" doc={doc} onChange={onChange} suggest={() => []} />));
     const user = userEvent.setup();
     await screen.findByRole('form', { name: 'Add a condition' });
     await user.selectOptions(screen.getByLabelText('Field'), 'device');
@@ -148,7 +148,7 @@ describe('FilterBar', () => {
     await user.click(screen.getByRole('button', { name: 'Add condition' }));
     const next = onChange.mock.calls[0]![0] as FilterDocument;
     expect(next).toEqual({ sort: 'ts_asc', limit: 500, where: { field: 'device', op: 'eq', value: 'WS01' } });
-    rerender(wrap(<FilterBar caseId="c1" doc={next} onChange={onChange} seen={{}} />));
+    rerender(wrap(<FilterBar caseId="c1" doc={next} onChange={onChange} suggest={() => []} />));
     await user.click(screen.getByRole('button', { name: 'Remove condition: device = WS01' }));
     expect(onChange.mock.calls[1]![0]).toEqual({ sort: 'ts_asc', limit: 500 });
   });
@@ -156,7 +156,7 @@ describe('FilterBar', () => {
   it('refuses a field the schema does not know, and applies edited JSON', async () => {
     const { wrap } = fakeSession(routes);
     const onChange = vi.fn();
-    render(wrap(<FilterBar caseId="c1" doc={{}} onChange={onChange} seen={{}} />));
+    render(wrap(<FilterBar caseId="c1" doc={{}} onChange={onChange} suggest={() => []} />));
     const user = userEvent.setup();
     await screen.findByRole('form', { name: 'Add a condition' });
     await user.selectOptions(screen.getByLabelText('Field'), 'attr.…');
@@ -185,7 +185,7 @@ describe('FilterBar', () => {
     });
     const onChange = vi.fn();
     const doc: FilterDocument = { where: { field: 'action', op: 'eq', value: 'logon' } };
-    render(wrap(<FilterBar caseId="c1" doc={doc} onChange={onChange} seen={{}} />));
+    render(wrap(<FilterBar caseId="c1" doc={doc} onChange={onChange} suggest={() => []} />));
     const user = userEvent.setup();
     await user.type(await screen.findByLabelText('Save as'), 'logons');
     await user.click(screen.getByRole('button', { name: 'Save filter' }));
