@@ -50,8 +50,8 @@ if (!url || !caseId) {
   process.exit(0);
 }
 const runs = Number(arg('runs', '5'));
-const scrollSeconds = Number(arg('scroll-seconds', '10'));
-const speed = Number(arg('speed', '3000'));
+const scrollSeconds = Number(arg('scroll-seconds', '15'));
+const speed = Number(arg('speed', '10000'));
 
 const browser = await launch();
 try {
