@@ -15,7 +15,7 @@ use crate::resources::database::{
     DbCluster, DbInstance, DbSubnetGroup, MasterUserSecret, ScalingConfiguration,
 };
 use crate::resources::iam::{Effect, PolicyDocument, Statement};
-use crate::resources::storage::{Alias, Bucket, Key, Table};
+use crate::resources::storage::{Alias, Bucket, CorsConfiguration, CorsRule, Key, Table};
 use crate::shared::{secure_bucket, table, tls_only_policy};
 use crate::stack::{OutputRef, Stack, StackKind, tags};
 use crate::{Stage, data_policy, database_policy};
@@ -24,6 +24,21 @@ use crate::{Stage, data_policy, database_policy};
 pub const DATABASE_NAME: &str = "chronotracer";
 /// Master user of the cluster (its password lives in the generated secret).
 pub const MASTER_USERNAME: &str = "chrono_admin";
+
+/// The CORS rule of the `sources` bucket: the web app, served from `origin`, uploads
+/// evidence straight to it with presigned `PUT`s (whole files and multipart parts) and
+/// reads each part's `ETag` to complete a multipart upload. Only that origin, only `PUT`.
+pub fn uploads_cors(origin: Expr) -> CorsConfiguration {
+    CorsConfiguration {
+        cors_rules: vec![CorsRule {
+            allowed_headers: vec!["content-type".into()],
+            allowed_methods: vec!["PUT".into()],
+            allowed_origins: vec![origin],
+            exposed_headers: vec!["ETag".into()],
+            max_age: 3000,
+        }],
+    }
+}
 
 /// Outputs later stacks import.
 #[derive(Debug, Clone)]

@@ -31,6 +31,7 @@ pub(crate) fn secure_bucket(
         ownership_controls: json!({"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}),
         versioning_configuration: Some(json!({"Status": "Enabled"})),
         lifecycle_configuration: Some(lifecycle),
+        cors_configuration: None,
     }
 }
 

@@ -483,30 +483,53 @@ struct TokenRequest {
     code_verifier: Option<String>,
 }
 
-/// A refused token request: status, OAuth error code, description.
-fn token_error(status: StatusCode, error: &'static str, description: &str) -> Response {
-    (
-        status,
-        [
-            (header::CACHE_CONTROL, "no-store"),
-            (header::PRAGMA, "no-cache"),
-        ],
-        Json(json!({"error": error, "error_description": description})),
-    )
-        .into_response()
+/// A refused token request (RFC 6749 §5.2): status, OAuth error code, description.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct TokenError {
+    status: StatusCode,
+    error: &'static str,
+    description: String,
+}
+
+impl TokenError {
+    fn new(status: StatusCode, error: &'static str, description: impl Into<String>) -> Self {
+        TokenError {
+            status,
+            error,
+            description: description.into(),
+        }
+    }
+
+    /// A 400 with `error`.
+    fn bad(error: &'static str, description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, error, description)
+    }
+}
+
+impl IntoResponse for TokenError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            [
+                (header::CACHE_CONTROL, "no-store"),
+                (header::PRAGMA, "no-cache"),
+            ],
+            Json(json!({"error": self.error, "error_description": self.description})),
+        )
+            .into_response()
+    }
 }
 
 /// Exchanges a code: every check of RFC 6749/7636; the code is spent whatever the outcome.
-fn exchange(s: &Issuer, req: &TokenRequest) -> Result<Value, Response> {
-    let bad = |error, description: &str| token_error(StatusCode::BAD_REQUEST, error, description);
+fn exchange(s: &Issuer, req: &TokenRequest) -> Result<Value, TokenError> {
     if req.grant_type.as_deref() != Some("authorization_code") {
-        return Err(bad(
+        return Err(TokenError::bad(
             "unsupported_grant_type",
             "only grant_type=authorization_code is supported",
         ));
     }
     if req.client_id.as_deref() != Some(s.settings.client_id.as_str()) {
-        return Err(token_error(
+        return Err(TokenError::new(
             StatusCode::UNAUTHORIZED,
             "invalid_client",
             "unknown client_id",
@@ -519,31 +542,32 @@ fn exchange(s: &Issuer, req: &TokenRequest) -> Result<Value, Response> {
         .unwrap_or_else(|e| e.into_inner())
         .remove(code);
     let Some(grant) = grant.filter(|g| g.issued.elapsed() < CODE_TTL) else {
-        return Err(bad(
+        return Err(TokenError::bad(
             "invalid_grant",
             "the code is unknown, expired or already used",
         ));
     };
     if req.redirect_uri.as_deref() != Some(grant.redirect_uri.as_str()) {
-        return Err(bad(
+        return Err(TokenError::bad(
             "invalid_grant",
             "redirect_uri differs from the authorization request's",
         ));
     }
     let verifier = req.code_verifier.as_deref().unwrap_or("");
     if !is_verifier(verifier) || s256(verifier) != grant.challenge {
-        return Err(bad(
+        return Err(TokenError::bad(
             "invalid_grant",
             "the code_verifier does not match the code_challenge",
         ));
     }
-    let key = SigningKey::load(&s.settings.signing_key).map_err(|e| {
-        token_error(
+    let unavailable = |e: LocalError| {
+        TokenError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "temporarily_unavailable",
-            &e.to_string(),
+            e.to_string(),
         )
-    })?;
+    };
+    let key = SigningKey::load(&s.settings.signing_key).map_err(unavailable)?;
     let now = unix_now();
     let common = |aud: &str| {
         json!({
@@ -567,18 +591,9 @@ fn exchange(s: &Issuer, req: &TokenRequest) -> Result<Value, Response> {
     if let Some(n) = &grant.nonce {
         id["nonce"] = json!(n);
     }
-    let sign = |claims: &Value| {
-        key.sign(claims).map_err(|e| {
-            token_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "temporarily_unavailable",
-                &e.to_string(),
-            )
-        })
-    };
     Ok(json!({
-        "access_token": sign(&access)?,
-        "id_token": sign(&id)?,
+        "access_token": key.sign(&access).map_err(unavailable)?,
+        "id_token": key.sign(&id).map_err(unavailable)?,
         "token_type": "Bearer",
         "expires_in": TOKEN_TTL_SECONDS,
         "scope": grant.scope,
@@ -592,10 +607,9 @@ async fn token(
 ) -> Response {
     let result = match form {
         Ok(Form(req)) => exchange(&s, &req),
-        Err(e) => Err(token_error(
-            StatusCode::BAD_REQUEST,
+        Err(e) => Err(TokenError::bad(
             "invalid_request",
-            &format!("send application/x-www-form-urlencoded parameters: {e}"),
+            format!("send application/x-www-form-urlencoded parameters: {e}"),
         )),
     };
     let resp = match result {
@@ -607,7 +621,7 @@ async fn token(
             Json(body),
         )
             .into_response(),
-        Err(resp) => resp,
+        Err(e) => e.into_response(),
     };
     cors(&s, &headers, resp)
 }

@@ -63,7 +63,7 @@ pub struct Histogram {
     pub buckets: Vec<HistogramBucket>,
 }
 
-/// HistogramBucket widths, smallest first; spans longer than 1000 × 365 days use whole days.
+/// Bucket widths, smallest first; spans longer than 1000 × 365 days use whole days.
 const WIDTHS: &[(u32, SpanUnit)] = &[
     (1, SpanUnit::Seconds),
     (2, SpanUnit::Seconds),
@@ -95,7 +95,7 @@ const WIDTHS: &[(u32, SpanUnit)] = &[
 /// The buckets of a span: width, alignment, first bucket and how many.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Plan {
-    /// HistogramBucket width.
+    /// Bucket width.
     pub width: Span,
     /// Where buckets are aligned.
     pub origin: DateTime<Utc>,
