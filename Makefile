@@ -159,7 +159,7 @@ demo: venv postgres-bin app
 	@start=$$(date +%s); rc=0; \
 	$(BIN_DIR)/chronoctl local up && $(BIN_DIR)/chronoctl local demo || rc=$$?; \
 	echo "make demo: $$(( $$(date +%s) - start ))s after the build (platform left running: chronoctl local status|down)"; \
-	[ $$rc = 0 ] && echo "Open the app: $$(node $(APP)/scripts/local-url.mjs .chrono/local)"; \
+	[ $$rc != 0 ] || echo "Open the app: $$(node $(APP)/scripts/local-url.mjs .chrono/local)/"; \
 	exit $$rc
 
 clean:
