@@ -186,18 +186,38 @@ try {
   await step('timeline-narrowed-by-histogram-drag', async () => {
     const box = await page.getByTestId('histogram').boundingBox();
     assert(box, 'histogram has a box');
-    await page.mouse.move(box.x + box.width * 0.2, box.y + box.height / 2);
+    // drag across the two busiest neighbouring bars (the chart's viewBox is 1000 wide)
+    const bars = await page.$$eval('[data-testid=histogram] rect.bar', (rs) =>
+      rs.map((r) => ({ x: Number(r.getAttribute('x')), w: Number(r.getAttribute('width')), h: Number(r.getAttribute('height')) })),
+    );
+    let best = 0;
+    for (let i = 1; i < bars.length; i++) if (bars[i].h + (bars[i + 1]?.h ?? 0) > bars[best].h + (bars[best + 1]?.h ?? 0)) best = i;
+    const x0 = box.x + ((bars[best].x + 1) / 1000) * box.width;
+    const x1 = box.x + ((bars[Math.min(best + 1, bars.length - 1)].x + bars[best].w - 1) / 1000) * box.width;
+    await page.mouse.move(x0, box.y + box.height / 2);
     await page.mouse.down();
-    await page.mouse.move(box.x + box.width * 0.5, box.y + box.height / 2, { steps: 5 });
+    await page.mouse.move(x1, box.y + box.height / 2, { steps: 5 });
     await page.mouse.up();
     await page.locator('.filters .chip.time').waitFor();
-    const chip = await page.locator('.filters .chip.time').textContent();
-    assert(/from .*to /.test(chip ?? ''), `time chip: ${chip}`);
-    await page.getByRole('button', { name: 'Remove the time range' }).click();
-    await page.locator('.filters .chip.time').waitFor({ state: 'detached' });
+    const chip = (await page.locator('.filters .chip.time span').textContent()) ?? '';
+    const m = /from (\S+)\s+to (\S+)/.exec(chip);
+    assert(m, `time chip: ${chip}`);
+    const [from, to] = [Date.parse(m[1]), Date.parse(m[2])];
+    assert(from < to, `the dragged range should be ordered: ${chip}`);
+    // the rows shown are inside the dragged range (times are in UTC in the table)
+    await waitRows(
+      (rs) => rs.every((c) => {
+        const t = Date.parse(`${c[0].replace(' ', 'T')}Z`);
+        return t >= from - 1 && t <= to + 1;
+      }),
+      `only events between ${m[1]} and ${m[2]}`,
+    );
   });
 
   await step('keyboard-and-event-detail', async () => {
+    await page.getByRole('button', { name: 'Remove the time range' }).click();
+    await page.locator('.filters .chip.time').waitFor({ state: 'detached' });
+    await waitRows((rs) => rs.length >= 10, 'the logons again');
     await page.getByTestId('timeline').focus();
     await page.keyboard.press('ArrowDown');
     await page.keyboard.press('Enter');
