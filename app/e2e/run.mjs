@@ -259,6 +259,25 @@ try {
     await waitRows((rs) => rs.every((c) => c[4] === 'logon' && c[5] === 'success'), 'only successful logons');
     await axe('timeline-with-ai');
   });
+
+  await step('analyst-cannot-upload', async () => {
+    const caseUrl = page.url().replace(/\/timeline$/, '/evidence');
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await devLogin(page, 'analyst', 'e2e-analyst');
+    await page.getByRole('button', { name: 'Sign out' }).waitFor();
+    const who = await page.locator('.top .who').textContent();
+    assert(/e2e-analyst.*analyst/.test(who ?? ''), `signed in as the analyst, header shows ${who}`);
+    await page.getByRole('link', { name: 'ChronoTracer' }).click();
+    await page.getByRole('heading', { name: 'Cases', exact: true }).waitFor();
+    await page.getByRole('link', { name: caseName }).waitFor();
+    assert((await page.getByRole('button', { name: 'Create case' }).count()) === 0, 'analysts get no case form');
+    await page.goto(caseUrl);
+    await page.getByRole('heading', { name: caseName, exact: true }).waitFor();
+    await page.getByText('Analysts cannot upload evidence').waitFor();
+    assert((await page.getByTestId('dropzone').count()) === 0, 'analysts get no drop zone');
+    await page.locator('.evidence-table tbody tr', { hasText: basename(evidence) }).waitFor();
+  });
 } catch {
   // reported by step()
 } finally {
