@@ -13,15 +13,11 @@ import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { axeScan } from './axe.mjs';
-import { launch } from './browser.mjs';
+import { arg, launch } from './browser.mjs';
 import { devLogin } from './login.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = resolve(here, '../..');
-const arg = (name, fallback) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : fallback;
-};
 const url = (arg('url', process.env.CHRONO_APP_URL) ?? '').replace(/\/+$/, '');
 const evidence = resolve(arg('evidence', resolve(repo, 'runtime/testdata/evidence/security.evtx')));
 const shots = resolve(arg('shots', resolve(repo, '.chrono/e2e-screenshots')));

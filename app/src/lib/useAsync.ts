@@ -27,3 +27,32 @@ export function useAsync<T>(load: () => Promise<T>, deps: readonly unknown[]): A
   const reload = useCallback(() => setTick((t) => t + 1), []);
   return { ...state, reload };
 }
+
+export interface Action {
+  /** Runs `fn`; on success calls the hook's `after` (e.g. a reload), on failure keeps the error. */
+  run: (fn: () => Promise<unknown>) => Promise<void>;
+  busy: boolean;
+  error: unknown;
+}
+
+/** A user action against the API (star, save, comment): busy while it runs, its error kept for display. */
+export function useAction(after: () => void): Action {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const run = useCallback(
+    async (fn: () => Promise<unknown>) => {
+      setBusy(true);
+      setError(null);
+      try {
+        await fn();
+        after();
+      } catch (e) {
+        setError(e);
+      } finally {
+        setBusy(false);
+      }
+    },
+    [after],
+  );
+  return { run, busy, error };
+}

@@ -3,7 +3,7 @@ import type { EventDetail as Detail, Label } from '../api/client';
 import { useSession } from '../context';
 import { ErrorNote } from '../components/ErrorNote';
 import { categoryOf, eventLabel, titleOf } from '../lib/events';
-import { useAsync } from '../lib/useAsync';
+import { useAction, useAsync } from '../lib/useAsync';
 import { formatTs, zoneName } from '../lib/time';
 
 export const STAR = 'star';
@@ -46,23 +46,9 @@ interface Props {
 export function EventDetail({ caseId, eventId, knownTags = [], onClose }: Props) {
   const { api, user } = useSession();
   const ev = useAsync(() => api.getEvent(caseId, eventId), [api, caseId, eventId]);
-  const [error, setError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
+  const { run: act, busy, error } = useAction(ev.reload);
   const [tag, setTag] = useState('');
   const [comment, setComment] = useState('');
-
-  const act = async (fn: () => Promise<unknown>) => {
-    setBusy(true);
-    setError(null);
-    try {
-      await fn();
-      ev.reload();
-    } catch (e) {
-      setError(e);
-    } finally {
-      setBusy(false);
-    }
-  };
 
   const d: Detail | undefined = ev.data;
   const mine = (d?.labels ?? []).filter((l: Label) => l.user_sub === user.sub);

@@ -3,7 +3,7 @@ import type { FilterDocument } from '../api/client';
 import { useSession } from '../context';
 import { ErrorNote } from '../components/ErrorNote';
 import { chipsOf, describe, fieldProblem, parseDocument, parseValue, schemaInfo, withChips, withTime, type SchemaInfo } from '../lib/filter';
-import { useAsync } from '../lib/useAsync';
+import { useAction, useAsync } from '../lib/useAsync';
 
 interface Props {
   caseId: string;
@@ -223,17 +223,8 @@ function SavedFilters({ caseId, doc, onApply }: { caseId: string; doc: FilterDoc
   const saved = useAsync(() => api.savedFilters(caseId), [api, caseId]);
   const [name, setName] = useState('');
   const [chosen, setChosen] = useState('');
-  const [error, setError] = useState<unknown>(null);
+  const { run, error } = useAction(saved.reload);
   const list = saved.data ?? [];
-  const run = async (fn: () => Promise<unknown>) => {
-    setError(null);
-    try {
-      await fn();
-      saved.reload();
-    } catch (e) {
-      setError(e);
-    }
-  };
   return (
     <div className="saved-filters">
       <form
