@@ -18,10 +18,9 @@ interface Props {
   caseId: string;
   doc: FilterDocument;
   onDoc: (d: FilterDocument) => void;
-  onRows?: (rows: readonly ChronoEvent[]) => void;
 }
 
-export function TimelineView({ caseId, doc, onDoc, onRows }: Props) {
+export function TimelineView({ caseId, doc, onDoc }: Props) {
   const { api } = useSession();
   const [zoneChoice, setZoneChoice] = useState<ZoneChoice>('utc');
   const zone = zoneName(zoneChoice);
@@ -45,13 +44,9 @@ export function TimelineView({ caseId, doc, onDoc, onRows }: Props) {
   // The loaded rows, for the builder's suggestions: kept in a ref, so a new page re-renders
   // only the grid (not the filter bar or the histogram) while scrolling.
   const rowsRef = useRef<readonly ChronoEvent[]>([]);
-  const takeRows = useCallback(
-    (r: readonly ChronoEvent[]) => {
-      rowsRef.current = r;
-      onRows?.(r);
-    },
-    [onRows],
-  );
+  const takeRows = useCallback((r: readonly ChronoEvent[]) => {
+    rowsRef.current = r;
+  }, []);
   const suggest = useCallback(
     (field: string) => (field === 'label' ? knownTags : seenValues(rowsRef.current, field)),
     [knownTags],
