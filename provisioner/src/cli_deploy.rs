@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono_contract::outputs;
 use clap::{Args, Subcommand};
 use futures::future::BoxFuture;
 
@@ -111,6 +112,10 @@ pub struct DeployArgs {
     /// Most stacks deployed at the same time.
     #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
+    /// The built web app, published with its config.json after the stacks (only
+    /// config.json when there is no index.html).
+    #[arg(long, default_value = "app/dist", env = "CHRONO_APP_DIR")]
+    pub app_dir: std::path::PathBuf,
 }
 
 /// `destroy`.
@@ -271,6 +276,44 @@ pub fn run(cmd: &DeployCommand, output: OutputFormat) -> ExitCode {
     }
 }
 
+/// Publishes the web app after the stacks, and says what it did.
+async fn publish_app(
+    e: &Engine,
+    cfg: &chrono_stacks::Config,
+    report: &DeployReport,
+    a: &DeployArgs,
+    output: OutputFormat,
+) -> anyhow::Result<()> {
+    let dry = e.opts.dry_run;
+    let Some(p) =
+        crate::deploy::app::publish_deployment(&e.clients, cfg, report, &a.app_dir, dry).await?
+    else {
+        return Ok(());
+    };
+    if output == OutputFormat::Json {
+        print_json(&serde_json::json!({"event": "web_app", "dry_run": dry, "publish": p}));
+    } else {
+        let verb = if dry { "would upload" } else { "uploaded" };
+        eprintln!(
+            "web app: {verb} {} file(s), {} unchanged, invalidated {}",
+            p.uploaded.len(),
+            p.unchanged,
+            if p.invalidated.is_empty() {
+                "nothing".to_owned()
+            } else {
+                p.invalidated.join(" ")
+            }
+        );
+        if !a.app_dir.join("index.html").is_file() {
+            eprintln!(
+                "web app: {} has no index.html (build it with `make app`); only config.json was published",
+                a.app_dir.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 async fn run_async(cmd: &DeployCommand, output: OutputFormat) -> anyhow::Result<ExitCode> {
     match cmd {
         DeployCommand::Deploy(a) | DeployCommand::Onboard(a) => {
@@ -306,6 +349,9 @@ async fn run_async(cmd: &DeployCommand, output: OutputFormat) -> anyhow::Result<
                 let report = e.onboard(&plan, &hooks).await;
                 e.reporter.finish();
                 let report = report?;
+                if let Some(deploy) = &report.deploy {
+                    publish_app(&e, &cfg, deploy, a, output).await?;
+                }
                 if output == OutputFormat::Json {
                     print_json(&serde_json::json!({ "event": "summary", "report": report }));
                 } else {
@@ -321,6 +367,10 @@ async fn run_async(cmd: &DeployCommand, output: OutputFormat) -> anyhow::Result<
             let r = e.deploy(&plan).await;
             e.reporter.finish();
             let r = r?;
+            if r.is_success() {
+                let cfg = chrono_stacks::Config::load(&a.target.config)?;
+                publish_app(&e, &cfg, &r, a, output).await?;
+            }
             summary(&r, output);
             Ok(if r.is_success() {
                 ExitCode::SUCCESS
@@ -444,8 +494,8 @@ impl OnboardHooks for CliHooks {
         Box::pin(async move {
             let url = outputs
                 .get("api")
-                .and_then(|o| o.get("HttpApiUrl"))
-                .ok_or("the api stack has no HttpApiUrl output")?;
+                .and_then(|o| o.get(outputs::HTTP_API_URL))
+                .ok_or_else(|| format!("the api stack has no {} output", outputs::HTTP_API_URL))?;
             let health = format!("{}/healthz", url.trim_end_matches('/'));
             let client = reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))

@@ -3,13 +3,15 @@
 //! authorization code + PKCE). One type for both places it is written: `chronoctl local
 //! up` (served by the local front door) and `chronoctl deploy` (uploaded next to the app
 //! in its bucket, from the stacks' outputs). The app's login code is the same for both.
+//! Also how the app's files are served (content type, caching), locally and in the bucket.
 
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use chrono_stacks::config::Config;
 use serde::{Deserialize, Serialize};
 
-/// Path of the app's callback (the OIDC redirect URI) under the app's origin.
-pub const CALLBACK_PATH: &str = "/callback";
-/// Scopes the app asks for.
-pub const SCOPES: [&str; 3] = ["openid", "profile", "email"];
+pub use chrono_stacks::web::{CALLBACK_PATH, OAUTH_SCOPES as SCOPES};
 
 /// `config.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,9 +57,73 @@ impl AppConfig {
     }
 }
 
+/// Content type by file extension (what a Vite build writes).
+pub fn content_type(path: &Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()).unwrap_or("") {
+        "html" => "text/html; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "json" | "map" => "application/json",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "ico" => "image/x-icon",
+        "webp" => "image/webp",
+        "woff" => "font/woff",
+        "woff2" => "font/woff2",
+        "txt" => "text/plain; charset=utf-8",
+        "wasm" => "application/wasm",
+        "webmanifest" => "application/manifest+json",
+        _ => "application/octet-stream",
+    }
+}
+
+/// `Cache-Control` of an app file: hashed assets forever, the rest revalidated.
+pub fn cache_control(rel_path: &str) -> &'static str {
+    if rel_path.trim_start_matches('/').starts_with("assets/") {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    }
+}
+
 /// The redirect URI of an app served at `origin`.
 pub fn redirect_uri(origin: &str) -> String {
     format!("{}{CALLBACK_PATH}", origin.trim_end_matches('/'))
+}
+
+/// `config.json` of a deployment, from the web and api stacks' outputs; the name of the
+/// first missing output otherwise.
+pub fn for_deployment(
+    cfg: &Config,
+    web: &BTreeMap<String, String>,
+    api: &BTreeMap<String, String>,
+) -> Result<AppConfig, &'static str> {
+    let get = |outputs: &BTreeMap<String, String>, name: &'static str| {
+        outputs.get(name).cloned().ok_or(name)
+    };
+    use chrono_contract::outputs;
+    let origin = get(web, outputs::APP_ORIGIN)?;
+    Ok(AppConfig {
+        api_url: get(api, outputs::HTTP_API_URL)?
+            .trim_end_matches('/')
+            .to_owned(),
+        ws_url: get(api, outputs::WEBSOCKET_URL)?,
+        oidc: OidcConfig {
+            issuer: get(web, outputs::JWT_ISSUER)?,
+            client_id: get(web, outputs::APP_CLIENT_ID)?,
+            scopes: SCOPES.map(String::from).to_vec(),
+            redirect_uri: redirect_uri(&origin),
+            audience: cfg
+                .auth
+                .audience_parameter
+                .then(|| cfg.auth.jwt_audience.clone())
+                .flatten(),
+            roles_claim: cfg.auth.roles_claim.clone(),
+            cases_claim: cfg.auth.cases_claim.clone(),
+        },
+    })
 }
 
 #[cfg(test)]

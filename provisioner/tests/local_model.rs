@@ -86,7 +86,10 @@ fn runtime_env_covers_every_contract_variable() {
     assert_eq!(env["AWS_ENDPOINT_URL"], "http://127.0.0.1:1");
     // locally the issuer is always the local one (the config's is for AWS)
     assert_eq!(env["CHRONO_JWT_ISSUER"], "http://127.0.0.1:3");
-    assert_eq!(env["CHRONO_JWT_AUDIENCE"], cfg.auth.jwt_audience);
+    assert_eq!(
+        Some(&env["CHRONO_JWT_AUDIENCE"]),
+        cfg.auth.jwt_audience.as_ref()
+    );
     assert_eq!(env["CHRONO_AI_PROVIDER"], "local");
     assert_eq!(env["CHRONO_SESSIONS_TABLE"], "t1");
 }

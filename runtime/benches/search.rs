@@ -125,19 +125,7 @@ async fn run() -> Result<(), BoxError> {
         let mut sql = Vec::with_capacity(ITERATIONS);
         let (mut api_rows, mut sql_rows) = (0, 0);
         for i in 0..WARMUP + ITERATIONS {
-            let req = http::Request::post(&uri)
-                .header("authorization", format!("Bearer {token}"))
-                .header("content-type", "application/json")
-                .body(Body::from(doc.to_string()))?;
-            let start = Instant::now();
-            let resp = app.clone().oneshot(req).await?;
-            let status = resp.status();
-            let bytes = resp.into_body().collect().await?.to_bytes();
-            let api_time = start.elapsed();
-            if status != 200 {
-                return Err(format!("{name}: {status} {}", String::from_utf8_lossy(&bytes)).into());
-            }
-            let body: Value = serde_json::from_slice(&bytes)?;
+            let (api_time, body) = post(&app, &uri, &token, doc, name).await?;
             api_rows = body["events"].as_array().map(Vec::len).unwrap_or(0);
 
             let start = Instant::now();
@@ -187,22 +175,11 @@ async fn run() -> Result<(), BoxError> {
         let mut times = Vec::with_capacity(HISTOGRAM_ITERATIONS);
         let mut last = Value::Null;
         for i in 0..WARMUP + HISTOGRAM_ITERATIONS {
-            let req = http::Request::post(&uri)
-                .header("authorization", format!("Bearer {token}"))
-                .header("content-type", "application/json")
-                .body(Body::from(doc.to_string()))?;
-            let start = Instant::now();
-            let resp = app.clone().oneshot(req).await?;
-            let status = resp.status();
-            let bytes = resp.into_body().collect().await?.to_bytes();
-            let elapsed = start.elapsed();
-            if status != 200 {
-                return Err(format!("{name}: {status} {}", String::from_utf8_lossy(&bytes)).into());
-            }
+            let (elapsed, body) = post(&app, &uri, &token, doc, name).await?;
             if i >= WARMUP {
                 times.push(elapsed);
             }
-            last = serde_json::from_slice(&bytes)?;
+            last = body;
         }
         let total = last["total"].as_i64().unwrap_or(0);
         if total == 0 {
@@ -219,6 +196,30 @@ async fn run() -> Result<(), BoxError> {
         .execute(&mut admin)
         .await?;
     Ok(())
+}
+
+/// `POST`s `doc` through the router as the bench analyst; the time to the whole answer and
+/// the answer (an error unless 200).
+async fn post(
+    app: &axum::Router,
+    uri: &str,
+    token: &str,
+    doc: &Value,
+    name: &str,
+) -> Result<(Duration, Value), BoxError> {
+    let req = http::Request::post(uri)
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(Body::from(doc.to_string()))?;
+    let start = Instant::now();
+    let resp = app.clone().oneshot(req).await?;
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await?.to_bytes();
+    let elapsed = start.elapsed();
+    if status != 200 {
+        return Err(format!("{name}: {status} {}", String::from_utf8_lossy(&bytes)).into());
+    }
+    Ok((elapsed, serde_json::from_slice(&bytes)?))
 }
 
 /// Milliseconds at percentile `p` (nearest rank).

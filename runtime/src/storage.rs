@@ -144,24 +144,15 @@ impl SourcesBucket {
     /// A URL valid for [`UPLOAD_URL_TTL`] to `PUT` the object `key`. Signing is local; no
     /// request is made.
     pub async fn presign_put(&self, key: &str) -> Result<PresignedPut, StorageError> {
-        let config = PresigningConfig::expires_in(UPLOAD_URL_TTL)
-            .map_err(|e| StorageError::Presign(e.to_string()))?;
-        let expires_at = Utc::now()
-            + chrono::TimeDelta::from_std(UPLOAD_URL_TTL).unwrap_or(chrono::TimeDelta::zero());
+        let (config, expires_at) = presigning()?;
         let req = self
             .client
             .put_object()
             .bucket(&self.bucket)
             .key(key)
             .presigned(config)
-            .await
-            .map_err(|e| {
-                StorageError::Presign(aws_sdk_s3::error::DisplayErrorContext(e).to_string())
-            })?;
-        Ok(PresignedPut {
-            url: req.uri().to_string(),
-            expires_at,
-        })
+            .await;
+        presigned(req, expires_at)
     }
 
     /// Starts a multipart upload of `key`; returns S3's upload id.
@@ -190,10 +181,7 @@ impl SourcesBucket {
         upload_id: &str,
         number: i32,
     ) -> Result<PresignedPut, StorageError> {
-        let config = PresigningConfig::expires_in(UPLOAD_URL_TTL)
-            .map_err(|e| StorageError::Presign(e.to_string()))?;
-        let expires_at = Utc::now()
-            + chrono::TimeDelta::from_std(UPLOAD_URL_TTL).unwrap_or(chrono::TimeDelta::zero());
+        let (config, expires_at) = presigning()?;
         let req = self
             .client
             .upload_part()
@@ -202,14 +190,8 @@ impl SourcesBucket {
             .upload_id(upload_id)
             .part_number(number)
             .presigned(config)
-            .await
-            .map_err(|e| {
-                StorageError::Presign(aws_sdk_s3::error::DisplayErrorContext(e).to_string())
-            })?;
-        Ok(PresignedPut {
-            url: req.uri().to_string(),
-            expires_at,
-        })
+            .await;
+        presigned(req, expires_at)
     }
 
     /// Assembles the object from `parts` (in part-number order); returns its size. S3
@@ -267,6 +249,32 @@ impl SourcesBucket {
             .map_err(s3_error("AbortMultipartUpload"))?;
         Ok(())
     }
+}
+
+/// The presigning settings of every upload URL, and when such a URL expires.
+fn presigning() -> Result<(PresigningConfig, DateTime<Utc>), StorageError> {
+    let config = PresigningConfig::expires_in(UPLOAD_URL_TTL)
+        .map_err(|e| StorageError::Presign(e.to_string()))?;
+    let expires_at = Utc::now()
+        + chrono::TimeDelta::from_std(UPLOAD_URL_TTL).unwrap_or(chrono::TimeDelta::zero());
+    Ok((config, expires_at))
+}
+
+/// The URL of a presigned request.
+fn presigned<E>(
+    req: Result<aws_sdk_s3::presigning::PresignedRequest, E>,
+    expires_at: DateTime<Utc>,
+) -> Result<PresignedPut, StorageError>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let req = req.map_err(|e| {
+        StorageError::Presign(aws_sdk_s3::error::DisplayErrorContext(e).to_string())
+    })?;
+    Ok(PresignedPut {
+        url: req.uri().to_string(),
+        expires_at,
+    })
 }
 
 /// The sources-bucket key of an evidence file: `cases/<case>/evidence/<id>/<safe name>`.

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode};
 use std::time::{Duration, Instant};
 
+use chrono_contract::env as vars;
 use chrono_stacks::config::Config;
 use serde_json::json;
 
@@ -137,7 +138,10 @@ pub async fn up(
     let plan = provision::plan(&cfg)?;
     let bins = bin_dir(args.bin_dir.as_ref());
     let moto_program = moto::program(&args.venv)?;
-    let db = match std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()) {
+    let db = match std::env::var(vars::DATABASE_URL)
+        .ok()
+        .filter(|u| !u.is_empty())
+    {
         Some(url) => Database::External(url),
         None => Database::Local(Binaries::find()?),
     };
@@ -260,8 +264,8 @@ pub async fn up(
             process::run(
                 Command::new(api)
                     .arg("migrate")
-                    .env("DATABASE_URL", &admin_url)
-                    .env("CHRONO_LOG_FORMAT", "text"),
+                    .env(vars::DATABASE_URL, &admin_url)
+                    .env(vars::LOG_FORMAT, "text"),
             )?;
             if let (Database::Local(pg), Some(pg_port)) = (&db, pg_port) {
                 pg.ensure_login_roles(pg_port, database)?;
@@ -305,7 +309,7 @@ pub async fn up(
     };
     let shared_env = runtime::env(&wiring, &user_url(runtime::API.db_user));
     state.env = shared_env.clone();
-    state.env.remove("DATABASE_URL");
+    state.env.remove(vars::DATABASE_URL);
     let mut unavailable = Vec::new();
     for rp in PROCESSES {
         let Some(program) = rp.program(&bins) else {
@@ -319,7 +323,7 @@ pub async fn up(
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .envs(&shared_env)
-            .env("DATABASE_URL", user_url(rp.db_user));
+            .env(vars::DATABASE_URL, user_url(rp.db_user));
         let started = Started {
             name: rp.name,
             port: rp_port,
@@ -334,7 +338,7 @@ pub async fn up(
         ws_url: format!("ws://127.0.0.1:{web_port}{}", web::WS_PATH),
         oidc: OidcConfig {
             issuer: issuer_url.clone(),
-            client_id: cfg.auth.jwt_audience.clone(),
+            client_id: runtime::audience(&cfg),
             scopes: webapp::SCOPES.map(String::from).to_vec(),
             redirect_uri: webapp::redirect_uri(&origin),
             audience: None,
@@ -481,9 +485,9 @@ async fn start_issuer(
         .arg("--signing-key")
         .arg(layout.signing_key())
         .arg("--client-id")
-        .arg(&cfg.auth.jwt_audience)
+        .arg(runtime::audience(cfg))
         .arg("--audience")
-        .arg(&cfg.auth.jwt_audience)
+        .arg(runtime::audience(cfg))
         .arg("--redirect-uri")
         .arg(webapp::redirect_uri(origin))
         .env_clear()
@@ -793,8 +797,8 @@ pub fn mint_token(layout: &Layout, args: &TokenArgs) -> Result<String, LocalErro
     let get = |k: &str| state.env.get(k).map(String::as_str).unwrap_or_default();
     key.token(&TokenClaims {
         sub: &args.sub,
-        issuer: get("CHRONO_JWT_ISSUER"),
-        audience: get("CHRONO_JWT_AUDIENCE"),
+        issuer: get(vars::JWT_ISSUER),
+        audience: get(vars::JWT_AUDIENCE),
         roles: vec![args.role.as_str()],
         cases: args.cases.clone(),
         ttl_seconds: args.ttl,

@@ -63,8 +63,8 @@ pub const HEALTH_PATH: &str = "/healthz";
 pub const CODE_TTL: Duration = Duration::from_secs(60);
 /// Lifetime of the tokens it issues.
 pub const TOKEN_TTL_SECONDS: u64 = 8 * 3600;
-/// Scopes it knows.
-pub const SCOPES: [&str; 3] = ["openid", "profile", "email"];
+/// Scopes it knows: those of the app client the stacks create.
+pub const SCOPES: [&str; 3] = chrono_stacks::web::OAUTH_SCOPES;
 
 /// The issuer identifier of an issuer listening on `port` (also its base URL).
 pub fn issuer_url(port: u16) -> String {

@@ -29,6 +29,7 @@ use futures::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite;
 
 use super::LocalError;
+use crate::webapp::{cache_control, content_type};
 
 /// Component name in the state file, `status` and `logs`.
 pub const WEB: &str = "web";
@@ -288,37 +289,6 @@ fn file_for(app_dir: &Path, path: &str) -> Option<PathBuf> {
         return None;
     }
     Some(app_dir.join(rel))
-}
-
-/// Content type by file extension (what a Vite build writes).
-pub fn content_type(path: &Path) -> &'static str {
-    match path.extension().and_then(|e| e.to_str()).unwrap_or("") {
-        "html" => "text/html; charset=utf-8",
-        "js" | "mjs" => "text/javascript; charset=utf-8",
-        "css" => "text/css; charset=utf-8",
-        "json" | "map" => "application/json",
-        "svg" => "image/svg+xml",
-        "png" => "image/png",
-        "jpg" | "jpeg" => "image/jpeg",
-        "gif" => "image/gif",
-        "ico" => "image/x-icon",
-        "webp" => "image/webp",
-        "woff" => "font/woff",
-        "woff2" => "font/woff2",
-        "txt" => "text/plain; charset=utf-8",
-        "wasm" => "application/wasm",
-        "webmanifest" => "application/manifest+json",
-        _ => "application/octet-stream",
-    }
-}
-
-/// `Cache-Control` of an app file: hashed assets forever, the rest revalidated.
-pub fn cache_control(rel_path: &str) -> &'static str {
-    if rel_path.trim_start_matches('/').starts_with("assets/") {
-        "public, max-age=31536000, immutable"
-    } else {
-        "no-cache"
-    }
 }
 
 fn with_security_headers(w: &Web, mut resp: Response) -> Response {

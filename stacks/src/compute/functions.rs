@@ -4,13 +4,13 @@
 
 use std::collections::BTreeMap;
 
+use chrono_contract::env;
 use serde_json::json;
 
 use super::{
-    Ctx, Expr, arn, bedrock_statement, bucket_objects, db_secret_statements, jwks_url,
-    logs_statement, tables_statement,
+    Ctx, Expr, arn, bedrock_statement, bucket_objects, db_secret_statements, logs_statement,
+    tables_statement,
 };
-use crate::config::Config;
 use crate::model::{Handle, ModelError, ParamHandle, Template};
 use crate::resources::compute::{
     Function, LambdaCode, LambdaEnvironment, LambdaVpcConfig, LogGroup,
@@ -168,17 +168,18 @@ pub(super) fn chat_function(t: &mut Template, c: &Ctx) -> Result<Handle<Function
 
 /// The environment of the `$connect` authorizer: what it needs to verify a token, nothing
 /// else.
-fn authorizer_env(cfg: &Config) -> BTreeMap<String, Expr> {
+fn authorizer_env(c: &Ctx) -> BTreeMap<String, Expr> {
+    let cfg = c.cfg;
     [
-        ("CHRONO_CASES_CLAIM", cfg.auth.cases_claim.clone()),
-        ("CHRONO_JWKS_URL", jwks_url(cfg)),
-        ("CHRONO_JWT_AUDIENCE", cfg.auth.jwt_audience.clone()),
-        ("CHRONO_JWT_ISSUER", cfg.auth.jwt_issuer.clone()),
-        ("CHRONO_LOG_FORMAT", "json".into()),
-        ("CHRONO_ROLES_CLAIM", cfg.auth.roles_claim.clone()),
+        (env::CASES_CLAIM, cfg.auth.cases_claim.clone().into()),
+        (env::JWKS_URL, c.identity.jwks_url.clone()),
+        (env::JWT_AUDIENCE, c.identity.audience.clone()),
+        (env::JWT_ISSUER, c.identity.issuer.clone()),
+        (env::LOG_FORMAT, "json".into()),
+        (env::ROLES_CLAIM, cfg.auth.roles_claim.clone().into()),
     ]
     .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.into()))
+    .map(|(k, v)| (k.to_owned(), v))
     .collect()
 }
 
@@ -212,7 +213,7 @@ pub(super) fn ws_authorizer(t: &mut Template, c: &Ctx) -> Result<Handle<Function
                 memory: 256,
                 timeout: 10,
                 logs: &logs,
-                environment: authorizer_env(c.cfg),
+                environment: authorizer_env(c),
                 in_vpc: false,
             },
         ),

@@ -19,6 +19,8 @@ mod tasks;
 
 use std::collections::BTreeMap;
 
+use chrono_contract::{binaries, env, outputs};
+
 use crate::bootstrap::BootstrapOutputs;
 use crate::config::Config;
 use crate::data::{DATABASE_NAME, DataOutputs};
@@ -27,43 +29,23 @@ use crate::model::{
 };
 use crate::network::NetworkOutputs;
 use crate::resources::compute::LogGroup;
-use crate::resources::iam::{InlinePolicy, PolicyDocument, Role, Statement};
-use crate::stack::{Asset, OutputRef, Stack, StackKind, tags};
+use crate::resources::iam::{Role, Statement};
+use crate::stack::{Asset, OutputRef, Stack, StackKind};
+use crate::web::{Identity, WebOutputs};
 
-/// The environment variables every Lambda and task receives (contracts.md).
-pub const RUNTIME_ENV: [&str; 20] = [
-    "CHRONO_AI_PROVIDER",
-    "CHRONO_ARTIFACTS_BUCKET",
-    "CHRONO_CASES_CLAIM",
-    "CHRONO_CONVERSATIONS_TABLE",
-    "CHRONO_CUSTOMER",
-    "CHRONO_DB_HOST",
-    "CHRONO_DB_NAME",
-    "CHRONO_DB_PORT",
-    "CHRONO_DB_SECRET_ARN",
-    "CHRONO_GUARD_MODEL_ID",
-    "CHRONO_INTENT_CACHE_TABLE",
-    "CHRONO_JWT_AUDIENCE",
-    "CHRONO_JWT_ISSUER",
-    "CHRONO_LOG_FORMAT",
-    "CHRONO_MAIN_MODEL_ID",
-    "CHRONO_PIPELINE_STATE_MACHINE_ARN",
-    "CHRONO_ROLES_CLAIM",
-    "CHRONO_SESSIONS_TABLE",
-    "CHRONO_SOURCES_BUCKET",
-    "CHRONO_STAGE",
-];
+/// The environment variables every Lambda and task receives.
+pub const RUNTIME_ENV: [&str; 20] = env::RUNTIME;
 
 /// Binary (and Lambda zip) of the HTTP API.
-pub const API_BINARY: &str = "chrono-api";
+pub const API_BINARY: &str = binaries::API;
 /// Binary (and Lambda zip) of the AI chat.
-pub const AI_CHAT_BINARY: &str = "chrono-ai-chat";
+pub const AI_CHAT_BINARY: &str = binaries::AI_CHAT;
 /// Binary (and Lambda zip) of the WebSocket API's `$connect` authorizer.
-pub const WS_AUTHORIZER_BINARY: &str = "chrono-ws-authorizer";
+pub const WS_AUTHORIZER_BINARY: &str = binaries::WS_AUTHORIZER;
 /// Entry point of the pipeline task (on `PATH` in the runtime image).
-pub const PIPELINE_BINARY: &str = "chrono-pipeline";
+pub const PIPELINE_BINARY: &str = binaries::PIPELINE;
 /// Entry point of the filter-ai service.
-pub const FILTER_AI_BINARY: &str = "chrono-filter-ai";
+pub const FILTER_AI_BINARY: &str = binaries::FILTER_AI;
 /// Health check path of filter-ai (HTTP 200 when ready).
 pub const FILTER_AI_HEALTH_PATH: &str = "/healthz";
 
@@ -267,45 +249,34 @@ fn state_machine_arn(cfg: &Config) -> Expr {
     ))
 }
 
-fn runtime_env(cfg: &Config, p: &Params) -> BTreeMap<String, Expr> {
+fn runtime_env(cfg: &Config, p: &Params, identity: &Identity) -> BTreeMap<String, Expr> {
     let sm = state_machine_arn(cfg);
     let pairs: [(&str, Expr); 20] = [
-        ("CHRONO_AI_PROVIDER", "bedrock".into()),
-        ("CHRONO_ARTIFACTS_BUCKET", p.artifacts.r#ref()),
-        ("CHRONO_CASES_CLAIM", cfg.auth.cases_claim.clone().into()),
-        ("CHRONO_CONVERSATIONS_TABLE", p.conversations.r#ref()),
-        ("CHRONO_CUSTOMER", cfg.customer.clone().into()),
-        ("CHRONO_DB_HOST", p.db_host.r#ref()),
-        ("CHRONO_DB_NAME", DATABASE_NAME.into()),
-        ("CHRONO_DB_PORT", p.db_port.r#ref()),
-        ("CHRONO_DB_SECRET_ARN", p.db_secret.r#ref()),
+        (env::AI_PROVIDER, "bedrock".into()),
+        (env::ARTIFACTS_BUCKET, p.artifacts.r#ref()),
+        (env::CASES_CLAIM, cfg.auth.cases_claim.clone().into()),
+        (env::CONVERSATIONS_TABLE, p.conversations.r#ref()),
+        (env::CUSTOMER, cfg.customer.clone().into()),
+        (env::DB_HOST, p.db_host.r#ref()),
+        (env::DB_NAME, DATABASE_NAME.into()),
+        (env::DB_PORT, p.db_port.r#ref()),
+        (env::DB_SECRET_ARN, p.db_secret.r#ref()),
         (
-            "CHRONO_GUARD_MODEL_ID",
+            env::GUARD_MODEL_ID,
             cfg.bedrock.guard_model_id.clone().into(),
         ),
-        ("CHRONO_INTENT_CACHE_TABLE", p.intent_cache.r#ref()),
-        ("CHRONO_JWT_AUDIENCE", cfg.auth.jwt_audience.clone().into()),
-        ("CHRONO_JWT_ISSUER", cfg.auth.jwt_issuer.clone().into()),
-        ("CHRONO_LOG_FORMAT", "json".into()),
-        (
-            "CHRONO_MAIN_MODEL_ID",
-            cfg.bedrock.main_model_id.clone().into(),
-        ),
-        ("CHRONO_PIPELINE_STATE_MACHINE_ARN", sm),
-        ("CHRONO_ROLES_CLAIM", cfg.auth.roles_claim.clone().into()),
-        ("CHRONO_SESSIONS_TABLE", p.sessions.r#ref()),
-        ("CHRONO_SOURCES_BUCKET", p.sources.r#ref()),
-        ("CHRONO_STAGE", cfg.stage.to_string().into()),
+        (env::INTENT_CACHE_TABLE, p.intent_cache.r#ref()),
+        (env::JWT_AUDIENCE, identity.audience.clone()),
+        (env::JWT_ISSUER, identity.issuer.clone()),
+        (env::LOG_FORMAT, "json".into()),
+        (env::MAIN_MODEL_ID, cfg.bedrock.main_model_id.clone().into()),
+        (env::PIPELINE_STATE_MACHINE_ARN, sm),
+        (env::ROLES_CLAIM, cfg.auth.roles_claim.clone().into()),
+        (env::SESSIONS_TABLE, p.sessions.r#ref()),
+        (env::SOURCES_BUCKET, p.sources.r#ref()),
+        (env::STAGE, cfg.stage.to_string().into()),
     ];
     pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
-}
-
-/// The identity provider's key set: `{issuer}/.well-known/jwks.json` (Auth0, Cognito).
-pub fn jwks_url(cfg: &Config) -> String {
-    format!(
-        "{}/.well-known/jwks.json",
-        cfg.auth.jwt_issuer.trim_end_matches('/')
-    )
 }
 
 /// What every workload builder reads: the config, the stack's parameters, the name
@@ -315,6 +286,8 @@ struct Ctx<'a> {
     p: Params,
     prefix: String,
     env: BTreeMap<String, Expr>,
+    /// The identity provider (for the `$connect` authorizer).
+    identity: Identity,
 }
 
 impl Ctx<'_> {
@@ -327,17 +300,7 @@ impl Ctx<'_> {
         managed: Vec<Expr>,
         statements: Vec<Statement>,
     ) -> Role {
-        let cfg = self.cfg;
-        Role {
-            description: format!("{}: {what}", cfg.prefix()),
-            assume_role_policy_document: PolicyDocument::new(vec![Statement::assume_role(service)]),
-            managed_policy_arns: managed,
-            policies: vec![InlinePolicy {
-                policy_name: "least-privilege".into(),
-                policy_document: PolicyDocument::new(statements),
-            }],
-            tags: tags(cfg, &format!("{}-{what}", cfg.prefix())),
-        }
+        crate::shared::service_role(self.cfg, what, service, managed, statements)
     }
 
     /// A log group with the config's retention, deleted with the stack.
@@ -349,11 +312,7 @@ impl Ctx<'_> {
     ) -> Result<Handle<LogGroup>, ModelError> {
         t.add_with(
             id,
-            LogGroup {
-                tags: tags(self.cfg, &name),
-                log_group_name: name,
-                retention_in_days: self.cfg.log_retention_days,
-            },
+            crate::shared::log_group(self.cfg, name),
             Attributes::retention(Policy::Delete),
         )
     }
@@ -422,9 +381,11 @@ fn bedrock_statement(cfg: &Config) -> Statement {
 
 /// Build the compute stack of a config (wired to its earlier stacks' outputs).
 pub fn build(cfg: &Config) -> Result<ComputeStack, ModelError> {
+    let bootstrap = crate::bootstrap::build(cfg)?.outputs;
     let network = crate::network::build(cfg)?.outputs;
-    let data = crate::data::build_wired(cfg, &network)?.outputs;
-    build_wired(cfg, &crate::bootstrap::build(cfg)?.outputs, &network, &data)
+    let web = crate::web::build_wired(cfg, &bootstrap)?.outputs;
+    let data = crate::data::build_wired(cfg, &network, &web)?.outputs;
+    build_wired(cfg, &bootstrap, &network, &data, &web)
 }
 
 /// Build the compute stack with its parameters wired to the given outputs.
@@ -433,6 +394,7 @@ pub fn build_wired(
     bootstrap: &BootstrapOutputs,
     network: &NetworkOutputs,
     data: &DataOutputs,
+    web: &WebOutputs,
 ) -> Result<ComputeStack, ModelError> {
     let mut s = Stack::new(
         cfg,
@@ -440,11 +402,13 @@ pub fn build_wired(
         "roles, Lambdas, ECS, state machine, log groups",
     );
     let p = params(&mut s, bootstrap, network, data)?;
+    let identity = crate::web::identity(&mut s, cfg, web)?;
     let c = Ctx {
         cfg,
-        env: runtime_env(cfg, &p),
+        env: runtime_env(cfg, &p, &identity),
         p,
         prefix: cfg.prefix(),
+        identity,
     };
     let t = &mut s.template;
 
@@ -475,8 +439,12 @@ pub fn build_wired(
             nlb.dns_name(),
         )?,
     };
-    s.export("PipelineStateMachineArn", "evidence pipeline", sm.r#ref())?;
-    s.export("ClusterName", "ECS cluster", ecs.cluster.r#ref())?;
+    s.export(
+        outputs::PIPELINE_STATE_MACHINE_ARN,
+        "evidence pipeline",
+        sm.r#ref(),
+    )?;
+    s.export(outputs::CLUSTER_NAME, "ECS cluster", ecs.cluster.r#ref())?;
     Ok(ComputeStack {
         stack: s,
         outputs,

@@ -28,7 +28,7 @@ pub mod limits {
     /// Outputs per template.
     pub const MAX_OUTPUTS: usize = 200;
     /// Largest body accepted inline (`TemplateBody`); larger ones go through the assets bucket.
-    pub const MAX_INLINE_BYTES: usize = 51_200;
+    pub const MAX_INLINE_BYTES: usize = chrono_contract::limits::MAX_INLINE_TEMPLATE_BYTES;
     /// Largest body accepted from S3 (`TemplateURL`): 1 MB.
     pub const MAX_S3_BYTES: usize = 1_000_000;
 }
@@ -437,8 +437,42 @@ impl Template {
     /// The template as YAML, the form committed under `templates/`.
     pub fn to_yaml(&self) -> String {
         // Serializing a `serde_json::Value` to YAML cannot fail: keys are strings.
-        serde_yaml::to_string(&self.to_json()).unwrap_or_default()
+        yaml_11_safe(&serde_yaml::to_string(&self.to_json()).unwrap_or_default())
     }
+}
+
+/// Plain scalars YAML 1.1 reads as booleans, which serde_yaml (YAML 1.2) writes unquoted.
+const YAML_11_BOOLEANS: [&str; 22] = [
+    "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "on", "On", "ON", "off", "Off",
+    "OFF", "True", "TRUE", "False", "FALSE", "Null", "NULL",
+];
+
+/// Quotes the string values that a YAML 1.1 reader would take for booleans. CloudFormation
+/// reads templates as YAML 1.1 (<https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/template-formats.html>),
+/// so `MfaConfiguration: ON` would arrive as `true`. Only whole plain scalars after
+/// `key: ` or `- ` are touched; serde_yaml quotes any value it could misread itself.
+fn yaml_11_safe(yaml: &str) -> String {
+    let mut out = String::with_capacity(yaml.len() + 16);
+    for line in yaml.split_inclusive('\n') {
+        let body = line.trim_end_matches('\n');
+        let (head, value) = match body.rfind(": ") {
+            Some(i) => body.split_at(i + 2),
+            None => match body.trim_start().strip_prefix("- ") {
+                Some(v) => body.split_at(body.len() - v.len()),
+                None => (body, ""),
+            },
+        };
+        if YAML_11_BOOLEANS.contains(&value) {
+            out.push_str(head);
+            out.push('\'');
+            out.push_str(value);
+            out.push('\'');
+            out.push_str(&line[body.len()..]);
+        } else {
+            out.push_str(line);
+        }
+    }
+    out
 }
 
 fn resource_json(r: &ResourceEntry) -> Value {
@@ -562,6 +596,34 @@ mod tests {
         );
         assert_eq!(v["Outputs"]["AName"]["Value"], json!({"Ref": "A"}));
         assert_eq!(t.to_yaml(), t.clone().to_yaml());
+    }
+
+    #[test]
+    fn yaml_11_booleans_are_quoted() {
+        let mut t = Template::new("yaml");
+        t.add("A", Thing { name: "ON".into() }).unwrap();
+        t.add(
+            "B",
+            Thing {
+                name: Expr::list(["off".into(), "onward".into()]),
+            },
+        )
+        .unwrap();
+        t.add(
+            "C",
+            Thing {
+                name: "key: no".into(),
+            },
+        )
+        .unwrap();
+        let yaml = t.to_yaml();
+        assert!(yaml.contains("Name: 'ON'\n"), "{yaml}");
+        assert!(yaml.contains("- 'off'\n"), "{yaml}");
+        assert!(yaml.contains("- onward\n"), "{yaml}");
+        // a value that merely ends in ": no" is left alone (serde_yaml quoted it already)
+        let parsed: serde_yaml::Value = serde_yaml::from_str(&yaml).unwrap();
+        assert_eq!(parsed["Resources"]["C"]["Properties"]["Name"], "key: no");
+        assert_eq!(parsed["Resources"]["A"]["Properties"]["Name"], "ON");
     }
 
     #[test]
