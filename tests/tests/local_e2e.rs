@@ -151,6 +151,24 @@ fn http(method: reqwest::Method, url: &str, token: &str) -> (u16, Value) {
     })
 }
 
+/// `(rolsuper, rolcreaterole, rolcreatedb)` of the role `url` logs in as.
+fn login_role(url: &str) -> (bool, bool, bool) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::query_as(
+            "SELECT rolsuper, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = current_user",
+        )
+        .fetch_one(&mut c)
+        .await
+        .unwrap()
+    })
+}
+
 /// An object from the emulator's bucket, read with the SDK as the runtime reads it.
 fn get_object(endpoint: &str, bucket: &str, key: &str) -> Vec<u8> {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -222,6 +240,18 @@ fn local_platform_end_to_end() {
         "the API fetches its keys from the issuer: {api_env}"
     );
     assert!(!api_env.contains("CHRONO_JWKS_FILE="), "{api_env}");
+
+    // As strict as Aurora: the runtime logs in as the master-like role, never a superuser.
+    let database_url = api_env
+        .split('\0')
+        .find_map(|v| v.strip_prefix("DATABASE_URL="))
+        .expect("the API gets DATABASE_URL")
+        .to_owned();
+    assert_eq!(
+        login_role(&database_url),
+        (false, true, true),
+        "{database_url}"
+    );
 
     // Idempotent: a second up starts nothing new.
     local.ok(&["up"]);

@@ -25,7 +25,7 @@ pub const DEFAULT_ROLE: &str = "chrono_ro";
 pub enum CatalogError {
     /// The database refused or failed.
     #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     /// The statement ran into its timeout.
     #[error("the count took too long; narrow the time range")]
     Timeout,
@@ -35,6 +35,14 @@ pub enum CatalogError {
     /// The filter could not be compiled (a time in a DST gap, ...).
     #[error("{0}")]
     Filter(#[from] crate::filter::FilterError),
+}
+
+impl From<sqlx::Error> for CatalogError {
+    fn from(e: sqlx::Error) -> Self {
+        // a refused login makes the pool read the database secret again
+        crate::db::note_error(&e);
+        CatalogError::Database(e)
+    }
 }
 
 /// A name the server looked up.

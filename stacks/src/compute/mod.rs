@@ -46,6 +46,11 @@ pub const WS_AUTHORIZER_BINARY: &str = binaries::WS_AUTHORIZER;
 pub const PIPELINE_BINARY: &str = binaries::PIPELINE;
 /// Entry point of the filter-ai service.
 pub const FILTER_AI_BINARY: &str = binaries::FILTER_AI;
+/// Timeout of the migration function: Lambda's maximum, 900 s
+/// (https://docs.aws.amazon.com/lambda/latest/dg/configuration-timeout.html). The runtime's
+/// migration session ends statements a minute earlier (`chrono_runtime::db::MigrationSettings`),
+/// so a migration that runs too long is rolled back by PostgreSQL, not cut off.
+pub const MIGRATE_TIMEOUT_S: u32 = 900;
 /// Health check path of filter-ai (HTTP 200 when ready).
 pub const FILTER_AI_HEALTH_PATH: &str = "/healthz";
 
@@ -413,6 +418,7 @@ pub fn build_wired(
     let t = &mut s.template;
 
     let api_fn = functions::api_function(t, &c)?;
+    let migrate_fn = functions::migrate_function(t, &c)?;
     let chat_fn = functions::chat_function(t, &c)?;
     let authorizer_fn = functions::ws_authorizer(t, &c)?;
     let ecs = tasks::Ecs::build(t, &c)?;
@@ -443,6 +449,11 @@ pub fn build_wired(
         outputs::PIPELINE_STATE_MACHINE_ARN,
         "evidence pipeline",
         sm.r#ref(),
+    )?;
+    s.export(
+        outputs::MIGRATE_FUNCTION_ARN,
+        "database migration Lambda (chronoctl onboard)",
+        migrate_fn.arn(),
     )?;
     s.export(outputs::CLUSTER_NAME, "ECS cluster", ecs.cluster.r#ref())?;
     Ok(ComputeStack {
