@@ -19,7 +19,7 @@ MOTO_VERSION    := 5.2.5
 CFNLINT_VERSION := 1.58.0
 CHRONOCTL  = $(CARGO) run --quiet -p chrono-provisioner --bin chronoctl --
 
-.PHONY: help venv postgres-bin build test lint templates bench e2e-aws demo clean
+.PHONY: help venv postgres-bin registry-bin build test lint templates bench e2e-aws demo clean
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -43,10 +43,20 @@ postgres-bin:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql >/dev/null; \
 	fi
 
+# The image tests' registry and clients: Debian's docker-registry (a real OCI registry on
+# loopback), skopeo (pull by digest) and umoci (unpack to a root file system).
+registry-bin:
+	@if command -v docker-registry >/dev/null && command -v skopeo >/dev/null && command -v umoci >/dev/null; then :; \
+	else \
+	  echo "installing docker-registry, skopeo, umoci (apt-get install)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] && echo "" || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq docker-registry skopeo umoci >/dev/null; \
+	fi
+
 build:
 	$(CARGO) build --workspace --all-targets
 
-test: venv postgres-bin
+test: venv postgres-bin registry-bin
 	$(CARGO) build --workspace --all-targets
 	@mkdir -p .chrono
 	tests/with-postgres.sh $(CARGO) test --workspace --no-fail-fast 2>&1 | tee .chrono/test.log

@@ -159,3 +159,121 @@ pub fn check_binary(file: &str, data: &[u8], req: &Requirements) -> Result<ElfIn
     }
     Ok(info)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::cargo::host_architecture;
+    use crate::build::elf::tests::release_marker;
+
+    /// A crafted fixture: this test's own executable (a real ELF of the host) with a
+    /// release marker appended (the marker is searched in the whole file).
+    fn ours() -> Vec<u8> {
+        let mut exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        exe.extend_from_slice(&release_marker());
+        exe
+    }
+
+    fn host() -> Architecture {
+        host_architecture().expect("tests run on x86-64 or AArch64")
+    }
+
+    fn replace_once(data: &mut [u8], from: &[u8], to: &[u8]) -> bool {
+        assert_eq!(from.len(), to.len());
+        match memchr::memmem::find(data, from) {
+            Some(i) => {
+                data[i..i + to.len()].copy_from_slice(to);
+                true
+            }
+            None => false,
+        }
+    }
+
+    #[test]
+    fn a_release_executable_of_ours_for_the_architecture_passes() {
+        let info = check_binary("ours", &ours(), &Requirements::lambda(host())).unwrap();
+        assert!(info.marker.as_ref().unwrap().is_release());
+        assert!(info.max_glibc_required().unwrap() <= &GlibcVersion(vec![2, 34]));
+    }
+
+    #[test]
+    fn the_wrong_architecture_is_refused() {
+        let mut bin = ours();
+        // e_machine (offset 18, little-endian): the other architecture.
+        let other: u16 = match host() {
+            Architecture::X86_64 => 183,
+            Architecture::Arm64 => 62,
+        };
+        bin[18..20].copy_from_slice(&other.to_le_bytes());
+        match check_binary("bin", &bin, &Requirements::lambda(host())) {
+            Err(CheckError::WrongArchitecture { found, expected, .. }) => {
+                assert_ne!(found, expected);
+            }
+            other => panic!("{other:?}"),
+        }
+        let other_arch = match host() {
+            Architecture::X86_64 => Architecture::Arm64,
+            Architecture::Arm64 => Architecture::X86_64,
+        };
+        let e = check_binary("api", &ours(), &Requirements::lambda(other_arch))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(&format!("the config's architecture is {other_arch}")), "{e}");
+    }
+
+    #[test]
+    fn a_debug_build_is_refused() {
+        let mut bin = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        let marker = String::from_utf8(release_marker())
+            .unwrap()
+            .replace("profile=release;opt-level=3;debug-assertions=off", "profile=debug;opt-level=0;debug-assertions=on");
+        bin.extend_from_slice(marker.as_bytes());
+        let e = check_binary("chrono-api", &bin, &Requirements::lambda(host())).unwrap_err();
+        assert!(matches!(e, CheckError::DebugBuild { .. }), "{e}");
+        assert!(e.to_string().contains("a debug build"), "{e}");
+    }
+
+    #[test]
+    fn files_that_are_not_executables_of_ours_are_refused() {
+        let req = Requirements::lambda(host());
+        let e = check_binary("notes.txt", b"just some text\n", &req).unwrap_err();
+        assert!(matches!(e, CheckError::NotElf { .. }), "{e}");
+        assert!(e.to_string().starts_with("notes.txt: not an executable"), "{e}");
+        let e = check_binary("run.sh", b"#!/bin/sh\nexit 0\n", &req).unwrap_err();
+        assert!(matches!(e, CheckError::NotElf { .. }), "{e}");
+
+        // An ELF object file (e_type ET_REL) is not an executable.
+        let mut obj = ours();
+        obj[16..18].copy_from_slice(&1u16.to_le_bytes());
+        let e = check_binary("x.o", &obj, &req).unwrap_err();
+        assert!(matches!(e, CheckError::NotExecutable { .. }), "{e}");
+
+        // Another program: an executable without our marker.
+        let plain = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        let e = check_binary("other", &plain, &req).unwrap_err();
+        assert!(matches!(e, CheckError::NotOurs { .. }), "{e}");
+    }
+
+    #[test]
+    fn a_binary_needing_a_newer_glibc_than_the_runtime_is_refused() {
+        // Crafted: one GLIBC_2.xx symbol version the executable needs becomes 2.99.
+        let mut bin = ours();
+        let found = ["GLIBC_2.34\0", "GLIBC_2.33\0", "GLIBC_2.32\0", "GLIBC_2.29\0", "GLIBC_2.18\0", "GLIBC_2.14\0"]
+            .iter()
+            .any(|v| replace_once(&mut bin, v.as_bytes(), b"GLIBC_2.99\0"));
+        assert!(found, "the test executable requires no GLIBC_2.xx version to rewrite");
+        match check_binary("chrono-api", &bin, &Requirements::lambda(host())) {
+            Err(CheckError::GlibcTooNew { needs, max, .. }) => {
+                assert_eq!(needs, GlibcVersion(vec![2, 99]));
+                assert_eq!(max, GlibcVersion(vec![2, 34]));
+            }
+            other => panic!("{other:?}"),
+        }
+        // Against a newer glibc (the image's own libc, say) the same binary passes.
+        let newer = Requirements {
+            max_glibc: GlibcVersion(vec![2, 99]),
+            ..Requirements::lambda(host())
+        };
+        assert!(check_binary("chrono-api", &bin, &newer).is_ok());
+    }
+}

@@ -363,7 +363,7 @@ pub fn write_layout(image: &Image, dir: &Path, ref_name: &str) -> Result<(), Ima
     std::fs::create_dir_all(&blobs).map_err(|e| err(&blobs, e))?;
     for b in image.blobs().chain(std::iter::once(&image.manifest)) {
         let p = blob_path(dir, &b.digest);
-        if std::fs::metadata(&p).map(|m| m.len() as usize) != Ok(b.bytes.len()) {
+        if std::fs::metadata(&p).map(|m| m.len()).ok() != Some(b.bytes.len() as u64) {
             std::fs::write(&p, &b.bytes).map_err(|e| err(&p, e))?;
         }
     }

@@ -191,7 +191,7 @@ pub fn collect(
     let dirs = search_dirs(arch);
     let mut entries: BTreeMap<String, Entry> = BTreeMap::new();
     let mut libraries: BTreeMap<String, ElfInfo> = BTreeMap::new();
-    let mut add = |es: Vec<Entry>, entries: &mut BTreeMap<String, Entry>| {
+    let add = |es: Vec<Entry>, entries: &mut BTreeMap<String, Entry>| {
         for e in es {
             entries.insert(e.path().to_owned(), e);
         }

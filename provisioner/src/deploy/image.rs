@@ -18,7 +18,12 @@
 use aws_sdk_ecr::types::ImageIdentifier;
 use base64::Engine as _;
 
+use crate::build::artifacts::ShipImage;
 use crate::build::image::{Blob, Image, MANIFEST_MEDIA_TYPE, is_sha256_digest};
+use crate::deploy::engine::{BootstrapInfo, Engine, OUTPUT_ECR_REPOSITORY};
+use crate::deploy::error::DeployError;
+use crate::deploy::plan::BOOTSTRAP;
+use crate::deploy::progress::Event;
 
 /// Errors shipping the image.
 #[derive(Debug, thiserror::Error)]
@@ -433,6 +438,61 @@ impl Registry {
             });
         }
         report.manifest_pushed = true;
+        Ok(report)
+    }
+}
+
+impl Engine {
+    /// Pushes the runtime image to the bootstrap repository (blobs the registry lacks, then
+    /// the manifest) and checks ECR has the digest; in a dry run, only says whether it would.
+    pub async fn ship_image(
+        &self,
+        boot: &BootstrapInfo,
+        image: &ShipImage,
+    ) -> Result<PushReport, DeployError> {
+        let uri = boot
+            .repository_uri
+            .as_deref()
+            .ok_or_else(|| DeployError::MissingOutput {
+                stack: "(runtime image)".into(),
+                parameter: "(repository)".into(),
+                source_stack: BOOTSTRAP.into(),
+                output: OUTPUT_ECR_REPOSITORY.into(),
+            })?;
+        let name = repository_name(uri);
+        let ecr = &self.clients.ecr;
+        describe_repository(ecr, name).await?;
+        let digest = image.image.digest();
+        if self.opts.dry_run {
+            let present = verify_in_ecr(ecr, name, digest).await.is_ok();
+            self.reporter.on(&Event::Info {
+                message: if present {
+                    format!("image {digest}: already in {name}")
+                } else {
+                    format!("image {digest}: would push to {name}")
+                },
+            });
+            return Ok(PushReport {
+                digest: digest.to_owned(),
+                ..PushReport::default()
+            });
+        }
+        let auth = ecr_auth(ecr, self.opts.registry_url.as_deref()).await?;
+        let registry = auth.url.clone();
+        let report = Registry::new(auth, name).push(&image.image).await?;
+        self.reporter.on(&Event::Info {
+            message: if report.manifest_pushed {
+                format!(
+                    "image {digest}: pushed to {registry}/{name} ({} blobs, {:.1} MB uploaded; {} already there)",
+                    report.blobs_uploaded,
+                    report.bytes_uploaded as f64 / 1e6,
+                    report.blobs_present
+                )
+            } else {
+                format!("image {digest}: already in {registry}/{name}")
+            },
+        });
+        verify_in_ecr(ecr, name, digest).await?;
         Ok(report)
     }
 }
