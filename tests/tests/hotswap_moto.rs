@@ -161,6 +161,7 @@ async fn record_in_ecr(c: &Clients, img: &ShipImage) {
         .repository_name("chrono-demo-local-runtime")
         .image_manifest(String::from_utf8(img.image.manifest.bytes.clone()).unwrap())
         .image_manifest_media_type(image::MANIFEST_MEDIA_TYPE)
+        .image_digest(img.image.digest())
         .image_tag(content_tag(img.image.digest()))
         .send()
         .await

@@ -220,6 +220,7 @@ async fn image_is_pushed_pulled_by_digest_unpacked_and_its_entrypoint_runs() {
         .repository_name(repo)
         .image_manifest(String::from_utf8(img.manifest.bytes.clone()).unwrap())
         .image_manifest_media_type(image::MANIFEST_MEDIA_TYPE)
+        .image_digest(img.digest())
         .image_tag(content_tag(img.digest()))
         .send()
         .await
