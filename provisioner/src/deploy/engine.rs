@@ -191,8 +191,8 @@ pub struct BootstrapInfo {
     pub assets_bucket: String,
     /// Lock table.
     pub lock_table: String,
-    /// URI of the runtime's ECR repository (absent from stacks that have none).
-    pub repository_uri: Option<String>,
+    /// Name of the runtime's ECR repository (absent from stacks that have none).
+    pub repository: Option<String>,
 }
 
 struct Ctx {
@@ -274,10 +274,20 @@ impl Engine {
             .get(OUTPUT_LOCK_TABLE)
             .cloned()
             .ok_or_else(|| missing(OUTPUT_LOCK_TABLE))?;
+        // The repository's name: from its URI output, or (the local emulator does not
+        // report `Fn::GetAtt` outputs) from the stack's ECR repository resource.
+        let repository = match outputs.get(OUTPUT_ECR_REPOSITORY) {
+            Some(uri) => Some(crate::deploy::image::repository_name(uri).to_owned()),
+            None => cfn::resources(&self.clients.cfn, &name)
+                .await?
+                .into_iter()
+                .find(|r| r.resource_type == "AWS::ECR::Repository")
+                .map(|r| r.physical_id),
+        };
         Ok(Some(BootstrapInfo {
             assets_bucket,
             lock_table,
-            repository_uri: outputs.get(OUTPUT_ECR_REPOSITORY).cloned(),
+            repository,
         }))
     }
 

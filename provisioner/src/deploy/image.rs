@@ -450,8 +450,8 @@ impl Engine {
         boot: &BootstrapInfo,
         image: &ShipImage,
     ) -> Result<PushReport, DeployError> {
-        let uri = boot
-            .repository_uri
+        let name = boot
+            .repository
             .as_deref()
             .ok_or_else(|| DeployError::MissingOutput {
                 stack: "(runtime image)".into(),
@@ -459,7 +459,6 @@ impl Engine {
                 source_stack: BOOTSTRAP.into(),
                 output: OUTPUT_ECR_REPOSITORY.into(),
             })?;
-        let name = repository_name(uri);
         let ecr = &self.clients.ecr;
         describe_repository(ecr, name).await?;
         let digest = image.image.digest();
