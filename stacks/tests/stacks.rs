@@ -307,15 +307,56 @@ fn every_lambda_and_task_gets_the_runtime_environment() {
             .map(|kv| kv["Name"].as_str().unwrap())
             .collect();
         assert_eq!(names, expected, "{id}");
+        // By digest, never by a mutable tag.
         assert_eq!(
             c["Image"],
-            json!({"Fn::Sub": "${RuntimeRepositoryUri}:${ImageTag}"})
+            json!({"Fn::Sub": "${RuntimeRepositoryUri}@${ImageDigest}"})
         );
     }
     assert_eq!(props(&t, "PipelineTaskDefinition")["Cpu"], "2048");
     for (id, lg) in of_type(&t, "AWS::Logs::LogGroup") {
         assert_eq!(lg["Properties"]["RetentionInDays"], 365, "{id}");
     }
+}
+
+#[test]
+fn every_function_and_task_runs_on_the_configs_architecture() {
+    for (arch, lambda, ecs) in [
+        ("x86_64", "x86_64", "X86_64"),
+        ("arm64", "arm64", "ARM64"),
+    ] {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../customers/acme-staging.yaml"
+        ))
+        .unwrap()
+            + &format!("architecture: {arch}\n");
+        let cfg = chrono_stacks::Config::parse("acme-staging.yaml", &text).unwrap();
+        let t = compute::build(&cfg).unwrap().stack.template.to_json();
+        let functions = of_type(&t, "AWS::Lambda::Function");
+        assert_eq!(functions.len(), 3);
+        for (id, f) in functions {
+            assert_eq!(f["Properties"]["Architectures"], json!([lambda]), "{id}");
+        }
+        let tasks = of_type(&t, "AWS::ECS::TaskDefinition");
+        assert_eq!(tasks.len(), 2);
+        for (id, task) in tasks {
+            assert_eq!(
+                task["Properties"]["RuntimePlatform"]["CpuArchitecture"],
+                ecs,
+                "{id}"
+            );
+        }
+    }
+    // The image carries the binaries the task definitions start.
+    let entry = props(
+        &compute::build(&example("acme-prod")).unwrap().stack.template.to_json(),
+        "PipelineTaskDefinition",
+    )["ContainerDefinitions"][0]["EntryPoint"]
+        .clone();
+    assert_eq!(entry, json!([compute::PIPELINE_BINARY]));
+    assert!(compute::IMAGE_BINARIES.contains(&compute::PIPELINE_BINARY));
+    assert!(compute::IMAGE_BINARIES.contains(&compute::FILTER_AI_BINARY));
 }
 
 #[test]
@@ -586,8 +627,8 @@ fn synthesis_is_deterministic_and_within_limits() {
             json!({"asset": {"lambda_zip": "chrono-api"}})
         );
         assert_eq!(
-            manifest["stacks"][3]["parameters"]["ImageTag"],
-            json!({"asset": "image_tag"})
+            manifest["stacks"][3]["parameters"]["ImageDigest"],
+            json!({"asset": "image_digest"})
         );
     }
 }

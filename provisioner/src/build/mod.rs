@@ -44,12 +44,9 @@ pub const IMAGE_DIR: &str = "image";
 /// The name the image carries in its layout (`org.opencontainers.image.ref.name`).
 pub const IMAGE_REF: &str = "runtime";
 
-/// The binaries the image carries: the ECS workloads' entry points (task definitions name
-/// them; they are on `PATH` in the image). The first is the image's default entry point.
-pub const IMAGE_BINARIES: [&str; 2] = [
-    chrono_stacks::compute::FILTER_AI_BINARY,
-    chrono_stacks::compute::PIPELINE_BINARY,
-];
+/// The binaries the image carries: the ECS workloads' entry points (defined with the task
+/// definitions that name them).
+pub use chrono_stacks::compute::IMAGE_BINARIES;
 
 /// Errors of `chronoctl build` (and of reading artifacts).
 #[derive(Debug, thiserror::Error)]

@@ -516,7 +516,7 @@ impl DeployPlan {
                         output: output.to_owned(),
                     }
                 } else if let Some(a) = v.get("asset") {
-                    if matches!(a.as_str(), Some("image_digest" | "image_tag")) {
+                    if a.as_str() == Some("image_digest") {
                         ParamSource::ImageDigest
                     } else if let Some(bin) = a.get("lambda_zip").and_then(|b| b.as_str()) {
                         if plan.asset(bin).is_none() {
