@@ -147,15 +147,21 @@ pub fn cross_toolchain(
 pub type Executables = std::collections::BTreeMap<String, PathBuf>;
 
 /// Runs `cargo build --profile ship -p chrono-runtime --bins` (through `cargo zigbuild`
-/// when cross-compiling) in `workspace`; cargo's progress goes to our stderr.
+/// when cross-compiling) in `workspace`, in `target_dir` when given; cargo's progress goes
+/// to our stderr.
 pub fn build(
     cargo: &Path,
     workspace: &Path,
     package: &str,
     tc: &Toolchain,
+    target_dir: Option<&Path>,
 ) -> Result<Executables, CargoError> {
     let mut cmd = Command::new(cargo);
     cmd.current_dir(workspace);
+    if let Some(dir) = target_dir {
+        cmd.env("CARGO_TARGET_DIR", dir)
+            .env("CARGO_BUILD_BUILD_DIR", dir);
+    }
     match &tc.cross_target {
         None => cmd.arg("build"),
         Some(t) => cmd.args(["zigbuild", "--target", t]),

@@ -266,6 +266,9 @@ pub struct BuildOptions {
     pub sysroot: PathBuf,
     /// The package holding the binaries ([`cargo::RUNTIME_PACKAGE`]).
     pub package: String,
+    /// Cargo's target and build directory for this build (`None`: cargo's own settings,
+    /// e.g. `CARGO_TARGET_DIR`).
+    pub target_dir: Option<PathBuf>,
 }
 
 impl BuildOptions {
@@ -280,6 +283,7 @@ impl BuildOptions {
                 .unwrap_or_else(|| PathBuf::from("cargo")),
             sysroot: PathBuf::from("/"),
             package: cargo::RUNTIME_PACKAGE.to_owned(),
+            target_dir: None,
         }
     }
 }
@@ -339,7 +343,13 @@ pub fn run(spec: &BuildSpec, opts: &BuildOptions) -> Result<BuildReport, BuildEr
             elapsed_ms: ms(start),
         });
     }
-    let exes = cargo::build(&opts.cargo, &opts.workspace, &opts.package, &tc)?;
+    let exes = cargo::build(
+        &opts.cargo,
+        &opts.workspace,
+        &opts.package,
+        &tc,
+        opts.target_dir.as_deref(),
+    )?;
     let mut binaries = BTreeMap::new();
     for name in spec.binaries() {
         let path = exes.get(&name).ok_or_else(|| {
