@@ -5,7 +5,10 @@
 fn main() {
     let var = |name: &str| std::env::var(name).unwrap_or_else(|_| "unknown".to_owned());
     println!("cargo:rustc-env=CHRONO_BUILD_PROFILE={}", var("PROFILE"));
-    println!("cargo:rustc-env=CHRONO_BUILD_OPT_LEVEL={}", var("OPT_LEVEL"));
+    println!(
+        "cargo:rustc-env=CHRONO_BUILD_OPT_LEVEL={}",
+        var("OPT_LEVEL")
+    );
     println!("cargo:rustc-env=CHRONO_BUILD_TARGET={}", var("TARGET"));
     println!("cargo:rerun-if-changed=build.rs");
 }

@@ -81,7 +81,7 @@ pub fn run(args: &BuildArgs, output: OutputFormat) -> Result<ExitCode, crate::Er
     for (path, cfg) in &configs {
         let spec = BuildSpec::for_config(cfg).map_err(|e| crate::Error::Build {
             config: path.clone(),
-            source: e,
+            source: Box::new(e),
         })?;
         let entry = specs
             .entry(spec.arch.as_str().to_owned())
@@ -102,7 +102,7 @@ pub fn run(args: &BuildArgs, output: OutputFormat) -> Result<ExitCode, crate::Er
     }
     let ws = workspace().map_err(|e| crate::Error::Build {
         config: PathBuf::from("."),
-        source: e,
+        source: Box::new(e),
     })?;
     let mut failed = false;
     for spec in specs.values() {

@@ -344,7 +344,9 @@ async fn run_async(cmd: &DeployCommand, output: OutputFormat) -> anyhow::Result<
             let e = engine(&a.target, &region, opts, output).await;
             if a.hotswap {
                 if let DeployCommand::Onboard(_) = cmd {
-                    anyhow::bail!("onboard has no --hotswap: onboard deploys everything; use `chronoctl deploy --hotswap`");
+                    anyhow::bail!(
+                        "onboard has no --hotswap: onboard deploys everything; use `chronoctl deploy --hotswap`"
+                    );
                 }
                 let r = e.hotswap(&plan).await;
                 e.reporter.finish();
@@ -353,13 +355,21 @@ async fn run_async(cmd: &DeployCommand, output: OutputFormat) -> anyhow::Result<
                     print_json(&serde_json::json!({ "event": "summary", "hotswap": r }));
                 } else {
                     for s in &r.swapped {
-                        println!("{}{}", if r.dry_run { "would swap " } else { "" }, s.describe());
+                        println!(
+                            "{}{}",
+                            if r.dry_run { "would swap " } else { "" },
+                            s.describe()
+                        );
                     }
                     println!(
                         "hotswap: {} code changes, {} resources {}in {:.1}s; the next full `chronoctl deploy` reconciles CloudFormation",
                         r.changes,
                         r.swapped.len(),
-                        if r.dry_run { "would be swapped " } else { "swapped " },
+                        if r.dry_run {
+                            "would be swapped "
+                        } else {
+                            "swapped "
+                        },
                         r.elapsed_ms as f64 / 1000.0
                     );
                 }

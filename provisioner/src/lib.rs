@@ -72,7 +72,7 @@ pub enum Error {
         /// The config (or `.` for the source tree).
         config: PathBuf,
         /// Cause.
-        source: build::BuildError,
+        source: Box<build::BuildError>,
     },
     /// Arguments that do not fit together.
     #[error("{0}")]

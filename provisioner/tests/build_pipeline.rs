@@ -42,10 +42,7 @@ fn workspace(dir: &Path) {
         "runtime/Cargo.toml",
         "[package]\nname = \"fixture-runtime\"\nversion = \"0.1.0\"\nedition = \"2024\"\npublish = false\n",
     );
-    w(
-        "runtime/build.rs",
-        include_str!("../../runtime/build.rs"),
-    );
+    w("runtime/build.rs", include_str!("../../runtime/build.rs"));
     for bin in ["fn-api", "img-service", "img-worker"] {
         w(&format!("runtime/src/bin/{bin}.rs"), MAIN);
     }
@@ -82,7 +79,10 @@ fn builds_checks_packages_and_skips_an_unchanged_tree() {
     );
     let api = &rec.lambdas["fn-api"];
     let zip = std::fs::read(out.path().join(&api.zip)).unwrap();
-    assert_eq!(chrono_provisioner::deploy::plan::content_hash(&zip), api.sha256);
+    assert_eq!(
+        chrono_provisioner::deploy::plan::content_hash(&zip),
+        api.sha256
+    );
     let image = rec.image.as_ref().unwrap();
     assert_eq!(image.binaries, ["img-service", "img-worker"]);
     assert_eq!(BuildRecord::load(out.path()).unwrap().as_ref(), Some(rec));
@@ -151,7 +151,10 @@ fn artifacts_with_a_binary_that_is_not_ours_or_missing_pieces_are_refused() {
         .unwrap();
     std::fs::write(dir.path().join("fn-api.zip"), zip).unwrap();
     let e = Artifacts::load(dir.path(), &s).unwrap_err().to_string();
-    assert!(e.contains("fn-api.zip: not a ChronoTracer runtime binary"), "{e}");
+    assert!(
+        e.contains("fn-api.zip: not a ChronoTracer runtime binary"),
+        "{e}"
+    );
 }
 
 fn chronoctl(cwd: &Path, args: &[&str]) -> (bool, String) {
@@ -197,19 +200,27 @@ fn arm64_without_its_toolchain_fails_at_once_naming_the_install_commands() {
         .is_dir();
     if installed {
         // A machine that can cross-compile: the same decision, from its own toolchain.
-        assert!(cargo::cross_toolchain(
-            chrono_stacks::config::Architecture::Arm64,
-            Path::new(&sysroot),
-            true
-        )
-        .is_ok());
+        assert!(
+            cargo::cross_toolchain(
+                chrono_stacks::config::Architecture::Arm64,
+                Path::new(&sysroot),
+                true
+            )
+            .is_ok()
+        );
         return;
     }
     let (ok, out) = chronoctl(&root, &["build", "--config", &cfg]);
     assert!(!ok, "{out}");
     assert!(out.contains("cannot build for arm64"), "{out}");
-    assert!(out.contains("rustup target add aarch64-unknown-linux-gnu"), "{out}");
-    assert!(out.contains("cargo install --locked cargo-zigbuild"), "{out}");
+    assert!(
+        out.contains("rustup target add aarch64-unknown-linux-gnu"),
+        "{out}"
+    );
+    assert!(
+        out.contains("cargo install --locked cargo-zigbuild"),
+        "{out}"
+    );
     assert!(!out.contains("Compiling"), "nothing was compiled: {out}");
 }
 
@@ -233,7 +244,14 @@ fn deploy_outside_the_source_tree_without_artifacts_refuses_instead_of_placehold
     }
     let (ok, out) = chronoctl(
         dir.path(),
-        &["deploy", "--config", &cfg, "--dry-run", "--artifacts", &arts.display().to_string()],
+        &[
+            "deploy",
+            "--config",
+            &cfg,
+            "--dry-run",
+            "--artifacts",
+            &arts.display().to_string(),
+        ],
     );
     assert!(!ok, "{out}");
     assert!(out.contains("not an executable"), "{out}");

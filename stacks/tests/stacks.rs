@@ -321,10 +321,7 @@ fn every_lambda_and_task_gets_the_runtime_environment() {
 
 #[test]
 fn every_function_and_task_runs_on_the_configs_architecture() {
-    for (arch, lambda, ecs) in [
-        ("x86_64", "x86_64", "X86_64"),
-        ("arm64", "arm64", "ARM64"),
-    ] {
+    for (arch, lambda, ecs) in [("x86_64", "x86_64", "X86_64"), ("arm64", "arm64", "ARM64")] {
         let text = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../customers/acme-staging.yaml"
@@ -342,15 +339,18 @@ fn every_function_and_task_runs_on_the_configs_architecture() {
         assert_eq!(tasks.len(), 2);
         for (id, task) in tasks {
             assert_eq!(
-                task["Properties"]["RuntimePlatform"]["CpuArchitecture"],
-                ecs,
+                task["Properties"]["RuntimePlatform"]["CpuArchitecture"], ecs,
                 "{id}"
             );
         }
     }
     // The image carries the binaries the task definitions start.
     let entry = props(
-        &compute::build(&example("acme-prod")).unwrap().stack.template.to_json(),
+        &compute::build(&example("acme-prod"))
+            .unwrap()
+            .stack
+            .template
+            .to_json(),
         "PipelineTaskDefinition",
     )["ContainerDefinitions"][0]["EntryPoint"]
         .clone();

@@ -27,7 +27,9 @@ pub struct Registry {
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     /// A program is missing.
-    #[error("{0} not found; run `make registry-bin` (apt-get install docker-registry skopeo umoci)")]
+    #[error(
+        "{0} not found; run `make registry-bin` (apt-get install docker-registry skopeo umoci)"
+    )]
     NotInstalled(String),
     /// It could not be started or did not answer.
     #[error("{0}")]
@@ -68,7 +70,7 @@ impl Registry {
             &htpasswd,
             format!("{ECR_USER}:{MOTO_ECR_PASSWORD_BCRYPT}\n"),
         )
-            .map_err(|e| RegistryError::Start(e.to_string()))?;
+        .map_err(|e| RegistryError::Start(e.to_string()))?;
         let config = dir.path().join("config.yml");
         std::fs::write(
             &config,
@@ -102,7 +104,9 @@ impl Registry {
                 )));
             }
             if start.elapsed() > Duration::from_secs(60) {
-                return Err(RegistryError::Start("docker-registry did not answer within 60s".into()));
+                return Err(RegistryError::Start(
+                    "docker-registry did not answer within 60s".into(),
+                ));
             }
             std::thread::sleep(Duration::from_millis(50));
         }

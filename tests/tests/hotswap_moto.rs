@@ -113,8 +113,9 @@ fn plan(code: &[u8], img: &ShipImage, log_level: &str) -> DeployPlan {
                 .param(
                     "RepositoryUri",
                     ParamSource::Literal {
-                        value: "123456789012.dkr.ecr.us-east-1.amazonaws.com/chrono-demo-local-runtime"
-                            .into(),
+                        value:
+                            "123456789012.dkr.ecr.us-east-1.amazonaws.com/chrono-demo-local-runtime"
+                                .into(),
                     },
                 )
                 .param("ImageDigest", ParamSource::ImageDigest)
@@ -287,7 +288,9 @@ async fn hotswap_swaps_code_refuses_the_rest_and_the_next_deploy_reconciles() {
     let mut prod = v2.clone();
     prod.stage = "prod".into();
     match e.hotswap(&prod).await {
-        Err(DeployError::HotswapRefused(reason)) => assert!(reason.contains("production"), "{reason}"),
+        Err(DeployError::HotswapRefused(reason)) => {
+            assert!(reason.contains("production"), "{reason}")
+        }
         r => panic!("prod was hot-swapped: {r:?}"),
     }
 
@@ -313,7 +316,10 @@ async fn hotswap_swaps_code_refuses_the_rest_and_the_next_deploy_reconciles() {
         Some("INACTIVE")
     );
     let status = e.status(&v1).await.unwrap();
-    assert!(status.iter().all(|s| s.hotswapped.is_empty()), "{status:#?}");
+    assert!(
+        status.iter().all(|s| s.hotswapped.is_empty()),
+        "{status:#?}"
+    );
     // And a second full deploy has nothing left to reconcile.
     let r = e.deploy(&v1).await.unwrap();
     assert!(r.reconciled.is_empty());

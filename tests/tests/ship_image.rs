@@ -109,7 +109,10 @@ async fn image_is_pushed_pulled_by_digest_unpacked_and_its_entrypoint_runs() {
 
     let bins = binaries();
     let img = assemble(&bins);
-    let first = pusher.push(&img).await.unwrap_or_else(|e| panic!("{e}\n{}", registry.log()));
+    let first = pusher
+        .push(&img)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", registry.log()));
     assert_eq!(first.blobs_uploaded, 3, "config and two layers: {first:?}");
     assert!(first.manifest_pushed);
     let again = pusher.push(&img).await.unwrap();
@@ -153,10 +156,21 @@ async fn image_is_pushed_pulled_by_digest_unpacked_and_its_entrypoint_runs() {
     let back = image::read_layout(&layout).unwrap();
     assert_eq!(back.digest(), img.digest());
     // The tag names the same image.
-    let by_tag = format!("docker://{}/{repo}:{}", registry.host(), content_tag(img.digest()));
+    let by_tag = format!(
+        "docker://{}/{repo}:{}",
+        registry.host(),
+        content_tag(img.digest())
+    );
     let inspected = run(
         "skopeo",
-        &["inspect", "--tls-verify=false", "--creds", &creds, "--raw", &by_tag],
+        &[
+            "inspect",
+            "--tls-verify=false",
+            "--creds",
+            &creds,
+            "--raw",
+            &by_tag,
+        ],
     )
     .unwrap();
     assert_eq!(inspected.as_bytes(), img.manifest.bytes.as_slice());
@@ -174,7 +188,12 @@ async fn image_is_pushed_pulled_by_digest_unpacked_and_its_entrypoint_runs() {
     let image_ref = format!("{}:{IMAGE_REF}", layout.display());
     run(
         "umoci",
-        &["unpack", "--image", &image_ref, &bundle.display().to_string()],
+        &[
+            "unpack",
+            "--image",
+            &image_ref,
+            &bundle.display().to_string(),
+        ],
     )
     .unwrap();
     let rootfs = bundle.join("rootfs");
@@ -227,5 +246,9 @@ async fn image_is_pushed_pulled_by_digest_unpacked_and_its_entrypoint_runs() {
         .unwrap();
     verify_in_ecr(&ecr, repo, img.digest()).await.unwrap();
     assert!(verify_in_ecr(&ecr, repo, img2.digest()).await.is_err());
-    assert!(verify_in_ecr(&ecr, repo, "sha256:not-a-digest").await.is_err());
+    assert!(
+        verify_in_ecr(&ecr, repo, "sha256:not-a-digest")
+            .await
+            .is_err()
+    );
 }

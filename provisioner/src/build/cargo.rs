@@ -166,11 +166,18 @@ pub fn build(
         None => cmd.arg("build"),
         Some(t) => cmd.args(["zigbuild", "--target", t]),
     };
-    cmd.args(["--profile", SHIP_PROFILE, "--locked", "-p", package, "--bins"])
-        .args(["--message-format", "json-render-diagnostics"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+    cmd.args([
+        "--profile",
+        SHIP_PROFILE,
+        "--locked",
+        "-p",
+        package,
+        "--bins",
+    ])
+    .args(["--message-format", "json-render-diagnostics"])
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::inherit());
     let out = cmd
         .output()
         .map_err(|e| CargoError::Failed(format!("cannot run {}: {e}", cargo.display())))?;
@@ -194,7 +201,8 @@ pub fn build(
         {
             continue;
         }
-        if let (Some(name), Some(exe)) = (msg["target"]["name"].as_str(), msg["executable"].as_str())
+        if let (Some(name), Some(exe)) =
+            (msg["target"]["name"].as_str(), msg["executable"].as_str())
         {
             exes.insert(name.to_owned(), PathBuf::from(exe));
         }
@@ -300,11 +308,9 @@ mod tests {
 
     #[test]
     fn dep_info_paths_handle_escaped_spaces_and_several_lines() {
-        let text = "/t/release/chrono-api: /w/runtime/src/lib.rs /w/a\\ b.rs\n\n/w/runtime/src/lib.rs:\n";
-        assert_eq!(
-            dep_info_paths(text),
-            ["/w/runtime/src/lib.rs", "/w/a b.rs"]
-        );
+        let text =
+            "/t/release/chrono-api: /w/runtime/src/lib.rs /w/a\\ b.rs\n\n/w/runtime/src/lib.rs:\n";
+        assert_eq!(dep_info_paths(text), ["/w/runtime/src/lib.rs", "/w/a b.rs"]);
     }
 
     #[test]
@@ -320,10 +326,16 @@ mod tests {
         let e = cross_toolchain(Architecture::Arm64, empty.path(), true)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("rustup target add aarch64-unknown-linux-gnu"), "{e}");
+        assert!(
+            e.contains("rustup target add aarch64-unknown-linux-gnu"),
+            "{e}"
+        );
         assert!(e.contains("cargo install --locked cargo-zigbuild"), "{e}");
         assert!(e.contains("apt-get install libc6:arm64"), "{e}");
-        assert!(e.contains("standard library for aarch64-unknown-linux-gnu"), "{e}");
+        assert!(
+            e.contains("standard library for aarch64-unknown-linux-gnu"),
+            "{e}"
+        );
 
         let sysroot = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(
@@ -337,7 +349,10 @@ mod tests {
             .to_string();
         assert!(e.contains("`cargo zigbuild`"), "{e}");
         let tc = cross_toolchain(Architecture::Arm64, sysroot.path(), true).unwrap();
-        assert_eq!(tc.cross_target.as_deref(), Some("aarch64-unknown-linux-gnu"));
+        assert_eq!(
+            tc.cross_target.as_deref(),
+            Some("aarch64-unknown-linux-gnu")
+        );
     }
 
     #[test]

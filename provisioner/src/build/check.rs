@@ -206,7 +206,9 @@ mod tests {
         };
         bin[18..20].copy_from_slice(&other.to_le_bytes());
         match check_binary("bin", &bin, &Requirements::lambda(host())) {
-            Err(CheckError::WrongArchitecture { found, expected, .. }) => {
+            Err(CheckError::WrongArchitecture {
+                found, expected, ..
+            }) => {
                 assert_ne!(found, expected);
             }
             other => panic!("{other:?}"),
@@ -218,15 +220,19 @@ mod tests {
         let e = check_binary("api", &ours(), &Requirements::lambda(other_arch))
             .unwrap_err()
             .to_string();
-        assert!(e.contains(&format!("the config's architecture is {other_arch}")), "{e}");
+        assert!(
+            e.contains(&format!("the config's architecture is {other_arch}")),
+            "{e}"
+        );
     }
 
     #[test]
     fn a_debug_build_is_refused() {
         let mut bin = std::fs::read(std::env::current_exe().unwrap()).unwrap();
-        let marker = String::from_utf8(release_marker())
-            .unwrap()
-            .replace("profile=release;opt-level=3;debug-assertions=off", "profile=debug;opt-level=0;debug-assertions=on");
+        let marker = String::from_utf8(release_marker()).unwrap().replace(
+            "profile=release;opt-level=3;debug-assertions=off",
+            "profile=debug;opt-level=0;debug-assertions=on",
+        );
         bin.extend_from_slice(marker.as_bytes());
         let e = check_binary("chrono-api", &bin, &Requirements::lambda(host())).unwrap_err();
         assert!(matches!(e, CheckError::DebugBuild { .. }), "{e}");
@@ -238,7 +244,10 @@ mod tests {
         let req = Requirements::lambda(host());
         let e = check_binary("notes.txt", b"just some text\n", &req).unwrap_err();
         assert!(matches!(e, CheckError::NotElf { .. }), "{e}");
-        assert!(e.to_string().starts_with("notes.txt: not an executable"), "{e}");
+        assert!(
+            e.to_string().starts_with("notes.txt: not an executable"),
+            "{e}"
+        );
         let e = check_binary("run.sh", b"#!/bin/sh\nexit 0\n", &req).unwrap_err();
         assert!(matches!(e, CheckError::NotElf { .. }), "{e}");
 
@@ -258,10 +267,20 @@ mod tests {
     fn a_binary_needing_a_newer_glibc_than_the_runtime_is_refused() {
         // Crafted: one GLIBC_2.xx symbol version the executable needs becomes 2.99.
         let mut bin = ours();
-        let found = ["GLIBC_2.34\0", "GLIBC_2.33\0", "GLIBC_2.32\0", "GLIBC_2.29\0", "GLIBC_2.18\0", "GLIBC_2.14\0"]
-            .iter()
-            .any(|v| replace_once(&mut bin, v.as_bytes(), b"GLIBC_2.99\0"));
-        assert!(found, "the test executable requires no GLIBC_2.xx version to rewrite");
+        let found = [
+            "GLIBC_2.34\0",
+            "GLIBC_2.33\0",
+            "GLIBC_2.32\0",
+            "GLIBC_2.29\0",
+            "GLIBC_2.18\0",
+            "GLIBC_2.14\0",
+        ]
+        .iter()
+        .any(|v| replace_once(&mut bin, v.as_bytes(), b"GLIBC_2.99\0"));
+        assert!(
+            found,
+            "the test executable requires no GLIBC_2.xx version to rewrite"
+        );
         match check_binary("chrono-api", &bin, &Requirements::lambda(host())) {
             Err(CheckError::GlibcTooNew { needs, max, .. }) => {
                 assert_eq!(needs, GlibcVersion(vec![2, 99]));

@@ -233,7 +233,13 @@ pub fn find_marker(data: &[u8]) -> Option<BuildMarker> {
                 .find_map(|kv| kv.strip_prefix(k)?.strip_prefix('='))
                 .map(str::to_owned)
         };
-        if let (Some(version), Some(profile), Some(opt_level), Some(debug_assertions), Some(target)) = (
+        if let (
+            Some(version),
+            Some(profile),
+            Some(opt_level),
+            Some(debug_assertions),
+            Some(target),
+        ) = (
             field("version"),
             field("profile"),
             field("opt-level"),
@@ -268,9 +274,15 @@ pub(crate) mod tests {
 
     #[test]
     fn non_elf_input_is_an_error_not_a_panic() {
-        assert!(matches!(inspect(b"#!/bin/sh\necho hi\n"), Err(ElfError::NotElf(_))));
+        assert!(matches!(
+            inspect(b"#!/bin/sh\necho hi\n"),
+            Err(ElfError::NotElf(_))
+        ));
         assert!(matches!(inspect(b""), Err(ElfError::NotElf(_))));
-        assert!(matches!(inspect(b"PK\x03\x04zip"), Err(ElfError::NotElf(_))));
+        assert!(matches!(
+            inspect(b"PK\x03\x04zip"),
+            Err(ElfError::NotElf(_))
+        ));
         // An ELF magic with nothing behind it.
         assert!(matches!(
             inspect(b"\x7fELF\x02\x01\x01\0"),
@@ -321,6 +333,9 @@ pub(crate) mod tests {
         // A prefix without the end (or without every field) is not a marker.
         let prefix = String::from_utf8_lossy(MARKER_PREFIX);
         assert_eq!(find_marker(format!("{prefix}version=1").as_bytes()), None);
-        assert_eq!(find_marker(format!("{prefix}version=1;end").as_bytes()), None);
+        assert_eq!(
+            find_marker(format!("{prefix}version=1;end").as_bytes()),
+            None
+        );
     }
 }

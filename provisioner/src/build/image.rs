@@ -287,7 +287,10 @@ fn layer(entries: &[Entry]) -> Result<(Blob, String), ImageError> {
     let mut gz = flate2::GzBuilder::new()
         .mtime(0)
         .operating_system(255)
-        .write(Vec::with_capacity(raw.len() / 2), flate2::Compression::new(6));
+        .write(
+            Vec::with_capacity(raw.len() / 2),
+            flate2::Compression::new(6),
+        );
     gz.write_all(&raw).map_err(lerr)?;
     let bytes = gz.finish().map_err(lerr)?;
     Ok((Blob::new(LAYER_MEDIA_TYPE, bytes), diff_id))
@@ -396,7 +399,10 @@ pub fn read_layout(dir: &Path) -> Result<Image, ImageError> {
         let bytes = read(&p)?;
         let b = Blob::new(media_type, bytes);
         if b.digest != digest {
-            return Err(bad(&p, format!("content does not match its digest {digest}")));
+            return Err(bad(
+                &p,
+                format!("content does not match its digest {digest}"),
+            ));
         }
         Ok(b)
     };
@@ -405,7 +411,10 @@ pub fn read_layout(dir: &Path) -> Result<Image, ImageError> {
         serde_json::from_slice(&read(&ip)?).map_err(|e| bad(&ip, e.to_string()))?;
     let manifests = index["manifests"].as_array().cloned().unwrap_or_default();
     let [m] = manifests.as_slice() else {
-        return Err(bad(&ip, format!("holds {} manifests, expected 1", manifests.len())));
+        return Err(bad(
+            &ip,
+            format!("holds {} manifests, expected 1", manifests.len()),
+        ));
     };
     let digest = m["digest"].as_str().unwrap_or_default();
     let manifest = read_blob(digest, MANIFEST_MEDIA_TYPE)?;
@@ -434,7 +443,9 @@ pub fn read_layout(dir: &Path) -> Result<Image, ImageError> {
 /// Whether `s` is `sha256:` and 64 lowercase hex digits.
 pub fn is_sha256_digest(s: &str) -> bool {
     s.strip_prefix("sha256:").is_some_and(|h| {
-        h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        h.len() == 64
+            && h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     })
 }
 
@@ -461,7 +472,10 @@ mod tests {
                 ("chrono-filter-ai".into(), b"ai".to_vec()),
             ],
             entrypoint: "chrono-filter-ai".into(),
-            env: vec![("SSL_CERT_FILE".into(), "/etc/ssl/certs/ca-certificates.crt".into())],
+            env: vec![(
+                "SSL_CERT_FILE".into(),
+                "/etc/ssl/certs/ca-certificates.crt".into(),
+            )],
             labels: BTreeMap::from([("org.opencontainers.image.version".into(), "0.1.0".into())]),
         }
     }

@@ -235,7 +235,8 @@ impl BuildRecord {
             (_, true) => true,
             (Some(i), false) => {
                 i.binaries == spec.image_binaries
-                    && image::read_layout(&dir.join(&i.layout)).is_ok_and(|img| img.digest() == i.digest)
+                    && image::read_layout(&dir.join(&i.layout))
+                        .is_ok_and(|img| img.digest() == i.digest)
             }
             (None, false) => false,
         };

@@ -302,8 +302,7 @@ mod tests {
             r.join("usr/lib64/ld-linux.so"),
         )
         .unwrap();
-        std::os::unix::fs::symlink("/lib/x86_64-linux-gnu/ld.so", r.join("usr/lib64/abs"))
-            .unwrap();
+        std::os::unix::fs::symlink("/lib/x86_64-linux-gnu/ld.so", r.join("usr/lib64/abs")).unwrap();
 
         let (links, real) = resolve(r, "/lib64/ld-linux.so").unwrap();
         assert_eq!(real, "/usr/lib/x86_64-linux-gnu/ld.so");

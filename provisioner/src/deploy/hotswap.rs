@@ -156,7 +156,10 @@ fn mentions_param(v: &Value, param: &str) -> bool {
             is_ref(v, param)
                 || m.get("Fn::Sub").is_some_and(|s| match s {
                     Value::String(s) => s.contains(&needle),
-                    Value::Array(a) => a.first().and_then(Value::as_str).is_some_and(|s| s.contains(&needle)),
+                    Value::Array(a) => a
+                        .first()
+                        .and_then(Value::as_str)
+                        .is_some_and(|s| s.contains(&needle)),
                     _ => false,
                 })
         }
@@ -174,7 +177,9 @@ pub fn consumers(template_body: &str, param: &str, kind: SwapKind) -> Result<Con
     for (id, r) in &resources {
         let props = &r["Properties"];
         match (r["Type"].as_str().unwrap_or_default(), kind) {
-            ("AWS::Lambda::Function", SwapKind::LambdaCode) if is_ref(&props["Code"]["S3Key"], param) => {
+            ("AWS::Lambda::Function", SwapKind::LambdaCode)
+                if is_ref(&props["Code"]["S3Key"], param) =>
+            {
                 c.functions.push(id.clone());
             }
             ("AWS::ECS::TaskDefinition", SwapKind::TaskDefinition)
@@ -187,7 +192,9 @@ pub fn consumers(template_body: &str, param: &str, kind: SwapKind) -> Result<Con
             _ => {
                 // Any other use of the parameter cannot be swapped in place.
                 let text = props.to_string();
-                if text.contains(&format!("\"Ref\":\"{param}\"")) || text.contains(&format!("${{{param}}}")) {
+                if text.contains(&format!("\"Ref\":\"{param}\""))
+                    || text.contains(&format!("${{{param}}}"))
+                {
                     return Err(format!(
                         "parameter {param} is also used by {id} ({}), which cannot be hot-swapped; run a full `chronoctl deploy`",
                         r["Type"].as_str().unwrap_or("?")
@@ -201,7 +208,10 @@ pub fn consumers(template_body: &str, param: &str, kind: SwapKind) -> Result<Con
         for td in &c.task_definitions {
             match r["Type"].as_str().unwrap_or_default() {
                 "AWS::ECS::Service" if is_ref(&props["TaskDefinition"], td) => {
-                    let cluster = props["Cluster"]["Ref"].as_str().unwrap_or_default().to_owned();
+                    let cluster = props["Cluster"]["Ref"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned();
                     c.services.push((id.clone(), td.clone(), cluster));
                 }
                 "AWS::StepFunctions::StateMachine"
@@ -280,7 +290,11 @@ pub struct HotswapReport {
     pub elapsed_ms: u64,
 }
 
-fn aws_err<E, R>(resource: &str, operation: &'static str, e: &aws_sdk_cloudformation::error::SdkError<E, R>) -> DeployError
+fn aws_err<E, R>(
+    resource: &str,
+    operation: &'static str,
+    e: &aws_sdk_cloudformation::error::SdkError<E, R>,
+) -> DeployError
 where
     E: aws_sdk_cloudformation::error::ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
@@ -342,7 +356,10 @@ impl Engine {
                 "swaps",
                 AttributeValue::S(serde_json::to_string(swaps).unwrap_or_default()),
             )
-            .item("updated_at", AttributeValue::S(chrono::Utc::now().to_rfc3339()))
+            .item(
+                "updated_at",
+                AttributeValue::S(chrono::Utc::now().to_rfc3339()),
+            )
             .send()
             .await
             .map_err(|e| aws_err(table, "PutItem", &e))?;
@@ -362,12 +379,16 @@ impl Engine {
         let start = Instant::now();
         let refuse = |reason: String| DeployError::HotswapRefused(reason);
         if !plan.is_hotswap_stage() {
-            return Err(refuse(decide(plan, &BTreeMap::new()).err().unwrap_or_default()));
+            return Err(refuse(
+                decide(plan, &BTreeMap::new()).err().unwrap_or_default(),
+            ));
         }
-        let boot = self
-            .bootstrap_info(plan)
-            .await?
-            .ok_or_else(|| refuse(format!("stack {} is not deployed; run a full `chronoctl deploy` first", plan.stack_name(BOOTSTRAP))))?;
+        let boot = self.bootstrap_info(plan).await?.ok_or_else(|| {
+            refuse(format!(
+                "stack {} is not deployed; run a full `chronoctl deploy` first",
+                plan.stack_name(BOOTSTRAP)
+            ))
+        })?;
         let guard = if self.opts.dry_run {
             None
         } else {
@@ -387,14 +408,23 @@ impl Engine {
         plan: &DeployPlan,
         boot: &BootstrapInfo,
     ) -> Result<HotswapReport, DeployError> {
-        let asset_keys: BTreeMap<String, String> =
-            plan.assets.iter().map(|a| (a.name.clone(), a.key())).collect();
+        let asset_keys: BTreeMap<String, String> = plan
+            .assets
+            .iter()
+            .map(|a| (a.name.clone(), a.key()))
+            .collect();
         let mut deployed = BTreeMap::new();
         for s in plan.order()? {
             let info = cfn::describe(&self.clients.cfn, &plan.stack_name(&s.name)).await?;
             let planned = if info.is_some() {
-                self.resolve_params(plan, s, &BTreeMap::new(), &asset_keys, Some(&boot.assets_bucket))
-                    .await?
+                self.resolve_params(
+                    plan,
+                    s,
+                    &BTreeMap::new(),
+                    &asset_keys,
+                    Some(&boot.assets_bucket),
+                )
+                .await?
             } else {
                 BTreeMap::new()
             };
@@ -417,8 +447,9 @@ impl Engine {
                 .stack(&ch.stack)
                 .map(|s| s.template_body.as_str())
                 .unwrap_or_default();
-            let c = consumers(body, &ch.parameter, ch.kind)
-                .map_err(|r| DeployError::HotswapRefused(format!("stack {}: {r}", plan.stack_name(&ch.stack))))?;
+            let c = consumers(body, &ch.parameter, ch.kind).map_err(|r| {
+                DeployError::HotswapRefused(format!("stack {}: {r}", plan.stack_name(&ch.stack)))
+            })?;
             let physical: BTreeMap<String, String> =
                 cfn::resources(&self.clients.cfn, &plan.stack_name(&ch.stack))
                     .await?
@@ -478,7 +509,8 @@ impl Engine {
                     at: now.clone(),
                 };
                 if !self.opts.dry_run {
-                    self.update_function_code(&name, &boot.assets_bucket, &ch.new).await?;
+                    self.update_function_code(&name, &boot.assets_bucket, &ch.new)
+                        .await?;
                     self.info_line(format!("hotswap: function {name} now runs {}", ch.new));
                 }
                 upsert(&mut record, swap.clone());
@@ -552,7 +584,12 @@ impl Engine {
         });
     }
 
-    async fn update_function_code(&self, name: &str, bucket: &str, key: &str) -> Result<(), DeployError> {
+    async fn update_function_code(
+        &self,
+        name: &str,
+        bucket: &str,
+        key: &str,
+    ) -> Result<(), DeployError> {
         use aws_sdk_lambda::client::Waiters;
         self.clients
             .lambda
@@ -579,7 +616,12 @@ impl Engine {
 
     /// Registers a copy of task definition `from` whose container images `…@old` become
     /// `…@new`; returns the new revision's ARN.
-    async fn register_with_image(&self, from: &str, old: &str, new: &str) -> Result<String, DeployError> {
+    async fn register_with_image(
+        &self,
+        from: &str,
+        old: &str,
+        new: &str,
+    ) -> Result<String, DeployError> {
         let ecs = &self.clients.ecs;
         let got = ecs
             .describe_task_definition()
@@ -634,7 +676,12 @@ impl Engine {
             })
     }
 
-    async fn update_service(&self, cluster: &str, service: &str, td: &str) -> Result<(), DeployError> {
+    async fn update_service(
+        &self,
+        cluster: &str,
+        service: &str,
+        td: &str,
+    ) -> Result<(), DeployError> {
         self.clients
             .ecs
             .update_service()
@@ -649,7 +696,12 @@ impl Engine {
 
     /// Rewrites a state machine's definition so every task definition ARN in `olds` becomes
     /// `new` (the definition names the revision it runs).
-    async fn point_state_machine(&self, arn: &str, olds: &[String], new: &str) -> Result<bool, DeployError> {
+    async fn point_state_machine(
+        &self,
+        arn: &str,
+        olds: &[String],
+        new: &str,
+    ) -> Result<bool, DeployError> {
         let sfn = &self.clients.sfn;
         let got = sfn
             .describe_state_machine()
@@ -692,9 +744,13 @@ impl Engine {
         let mut done = Vec::new();
         let mut stacks: BTreeMap<String, (StackInfo, BTreeMap<String, String>)> = BTreeMap::new();
         for swap in swaps {
-            let ok = report
-                .stack(&swap.stack)
-                .is_some_and(|r| !matches!(r.outcome, crate::deploy::StackOutcome::Failed(_) | crate::deploy::StackOutcome::Skipped(_)));
+            let ok = report.stack(&swap.stack).is_some_and(|r| {
+                !matches!(
+                    r.outcome,
+                    crate::deploy::StackOutcome::Failed(_)
+                        | crate::deploy::StackOutcome::Skipped(_)
+                )
+            });
             if !ok {
                 pending.push(swap);
                 continue;
@@ -754,7 +810,8 @@ impl Engine {
                         }
                     }
                     for sm in &swap.state_machines {
-                        self.point_state_machine(sm, &swap.registered, cfn_td).await?;
+                        self.point_state_machine(sm, &swap.registered, cfn_td)
+                            .await?;
                     }
                     for arn in swap.registered.iter().filter(|a| *a != cfn_td) {
                         // Already inactive (deregistered by hand) is fine.
@@ -807,17 +864,29 @@ mod tests {
     fn plan(stage: &str) -> DeployPlan {
         DeployPlan::new("acme", stage).with_stack(
             PlannedStack::new("compute", TEMPLATE)
-                .param("CodeKey", ParamSource::AssetKey { asset: "api".into() })
+                .param(
+                    "CodeKey",
+                    ParamSource::AssetKey {
+                        asset: "api".into(),
+                    },
+                )
                 .param("ImageDigest", ParamSource::ImageDigest)
                 .param("Other", ParamSource::Literal { value: "x".into() }),
         )
     }
 
-    fn deployed(p: &DeployPlan, params: &[(&str, &str)], planned: &[(&str, &str)]) -> BTreeMap<String, Deployed> {
+    fn deployed(
+        p: &DeployPlan,
+        params: &[(&str, &str)],
+        planned: &[(&str, &str)],
+    ) -> BTreeMap<String, Deployed> {
         let s = &p.stacks[0];
         let info = StackInfo {
             status: "UPDATE_COMPLETE".into(),
-            parameters: params.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect(),
+            parameters: params
+                .iter()
+                .map(|(k, v)| ((*k).into(), (*v).into()))
+                .collect(),
             tags: [(TEMPLATE_HASH_TAG.to_owned(), s.template_hash.clone())].into(),
             ..StackInfo::default()
         };
@@ -825,21 +894,35 @@ mod tests {
             "compute".to_owned(),
             Deployed {
                 info: Some(info),
-                planned: planned.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect(),
+                planned: planned
+                    .iter()
+                    .map(|(k, v)| ((*k).into(), (*v).into()))
+                    .collect(),
             },
         )])
     }
 
-    const OLD: &[(&str, &str)] = &[("CodeKey", "assets/a.zip"), ("ImageDigest", "sha256:1"), ("Other", "x")];
+    const OLD: &[(&str, &str)] = &[
+        ("CodeKey", "assets/a.zip"),
+        ("ImageDigest", "sha256:1"),
+        ("Other", "x"),
+    ];
 
     #[test]
     fn only_code_changes_are_hot_swaps() {
         let p = plan("staging");
-        let new = [("CodeKey", "assets/b.zip"), ("ImageDigest", "sha256:2"), ("Other", "x")];
+        let new = [
+            ("CodeKey", "assets/b.zip"),
+            ("ImageDigest", "sha256:2"),
+            ("Other", "x"),
+        ];
         let ch = decide(&p, &deployed(&p, OLD, &new)).unwrap();
         assert_eq!(ch.len(), 2);
         assert_eq!(ch[0].kind, SwapKind::LambdaCode);
-        assert_eq!((ch[0].old.as_str(), ch[0].new.as_str()), ("assets/a.zip", "assets/b.zip"));
+        assert_eq!(
+            (ch[0].old.as_str(), ch[0].new.as_str()),
+            ("assets/a.zip", "assets/b.zip")
+        );
         assert_eq!(ch[1].kind, SwapKind::TaskDefinition);
         assert!(decide(&p, &deployed(&p, OLD, OLD)).unwrap().is_empty());
     }
@@ -851,18 +934,36 @@ mod tests {
         assert!(e.contains("production"), "{e}");
 
         let p = plan("preview");
-        let other = [("CodeKey", "assets/a.zip"), ("ImageDigest", "sha256:1"), ("Other", "y")];
+        let other = [
+            ("CodeKey", "assets/a.zip"),
+            ("ImageDigest", "sha256:1"),
+            ("Other", "y"),
+        ];
         let e = decide(&p, &deployed(&p, OLD, &other)).unwrap_err();
-        assert!(e.contains("parameter Other changed (x -> y), which is not code"), "{e}");
+        assert!(
+            e.contains("parameter Other changed (x -> y), which is not code"),
+            "{e}"
+        );
 
         let mut d = deployed(&p, OLD, OLD);
-        d.get_mut("compute").unwrap().info.as_mut().unwrap().tags.clear();
+        d.get_mut("compute")
+            .unwrap()
+            .info
+            .as_mut()
+            .unwrap()
+            .tags
+            .clear();
         let e = decide(&p, &d).unwrap_err();
         assert!(e.contains("template changed"), "{e}");
 
         let mut d = deployed(&p, OLD, OLD);
-        d.get_mut("compute").unwrap().info.as_mut().unwrap().status = "UPDATE_ROLLBACK_FAILED".into();
-        assert!(decide(&p, &d).unwrap_err().contains("UPDATE_ROLLBACK_FAILED"));
+        d.get_mut("compute").unwrap().info.as_mut().unwrap().status =
+            "UPDATE_ROLLBACK_FAILED".into();
+        assert!(
+            decide(&p, &d)
+                .unwrap_err()
+                .contains("UPDATE_ROLLBACK_FAILED")
+        );
 
         let mut d = deployed(&p, OLD, OLD);
         d.get_mut("compute").unwrap().info = None;
@@ -875,7 +976,10 @@ mod tests {
         assert_eq!(c.functions, ["Fn"]);
         let c = consumers(TEMPLATE, "ImageDigest", SwapKind::TaskDefinition).unwrap();
         assert_eq!(c.task_definitions, ["Td"]);
-        assert_eq!(c.services, [("Svc".to_owned(), "Td".to_owned(), "Cluster".to_owned())]);
+        assert_eq!(
+            c.services,
+            [("Svc".to_owned(), "Td".to_owned(), "Cluster".to_owned())]
+        );
         assert_eq!(c.state_machines, [("Sm".to_owned(), "Td".to_owned())]);
         let sub = TEMPLATE.replace(
             r#""DefinitionSubstitutions": {"TaskDefinitionArn": {"Ref": "Td"}}"#,
@@ -887,7 +991,10 @@ mod tests {
 
         let odd = TEMPLATE.replace(r#""Cluster": {"Type": "AWS::ECS::Cluster", "Properties": {}}"#, r#""Cluster": {"Type": "AWS::ECS::Cluster", "Properties": {"ClusterName": {"Ref": "CodeKey"}}}"#);
         let e = consumers(&odd, "CodeKey", SwapKind::LambdaCode).unwrap_err();
-        assert!(e.contains("Cluster (AWS::ECS::Cluster), which cannot be hot-swapped"), "{e}");
+        assert!(
+            e.contains("Cluster (AWS::ECS::Cluster), which cannot be hot-swapped"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -165,7 +165,12 @@ pub async fn describe_repository(
     ecr: &aws_sdk_ecr::Client,
     name: &str,
 ) -> Result<String, ImageShipError> {
-    match ecr.describe_repositories().repository_names(name).send().await {
+    match ecr
+        .describe_repositories()
+        .repository_names(name)
+        .send()
+        .await
+    {
         Ok(out) => out
             .repositories()
             .first()
@@ -202,7 +207,14 @@ pub async fn verify_in_ecr(
         .send()
         .await;
     match res {
-        Ok(out) if out.image_details().iter().any(|d| d.image_digest() == Some(digest)) => Ok(()),
+        Ok(out)
+            if out
+                .image_details()
+                .iter()
+                .any(|d| d.image_digest() == Some(digest)) =>
+        {
+            Ok(())
+        }
         Ok(_) => Err(not_there()),
         Err(e)
             if e.as_service_error().is_some_and(|se| {
@@ -503,7 +515,9 @@ mod tests {
     #[test]
     fn names_and_tags() {
         assert_eq!(
-            repository_name("123456789012.dkr.ecr.eu-west-1.amazonaws.com/chrono-acme-prod-runtime"),
+            repository_name(
+                "123456789012.dkr.ecr.eu-west-1.amazonaws.com/chrono-acme-prod-runtime"
+            ),
             "chrono-acme-prod-runtime"
         );
         let d = format!("sha256:{}", "a".repeat(64));
