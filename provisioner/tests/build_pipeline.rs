@@ -131,6 +131,27 @@ fn builds_checks_packages_and_skips_an_unchanged_tree() {
 }
 
 #[test]
+fn two_clones_built_apart_give_identical_zips_and_image_digest() {
+    let mut records = Vec::new();
+    for _ in 0..2 {
+        let ws = tempfile::tempdir().unwrap();
+        workspace(ws.path());
+        let target = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let mut opts = BuildOptions::new(ws.path(), spec().arch);
+        opts.out = out.path().to_path_buf();
+        opts.package = "fixture-runtime".into();
+        opts.target_dir = Some(target.path().to_path_buf());
+        let r = build::run(&spec(), &opts).unwrap();
+        assert_eq!(r.outcome, BuildOutcome::Built);
+        records.push(r.record);
+    }
+    assert_eq!(records[0].lambdas, records[1].lambdas);
+    assert_eq!(records[0].image, records[1].image);
+    assert_eq!(records[0].fingerprint, records[1].fingerprint);
+}
+
+#[test]
 fn artifacts_with_a_binary_that_is_not_ours_or_missing_pieces_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let s = spec();

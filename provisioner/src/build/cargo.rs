@@ -174,6 +174,7 @@ pub fn build(
         package,
         "--bins",
     ])
+    .args(["--config", &remap_rustflags(workspace, target_dir)])
     .args(["--message-format", "json-render-diagnostics"])
     .stdin(Stdio::null())
     .stdout(Stdio::piped())
@@ -213,6 +214,37 @@ pub fn build(
         )));
     }
     Ok(exes)
+}
+
+/// `build.rustflags` that map the machine-specific paths rustc embeds (panic locations,
+/// debug paths) to fixed ones — the source tree, cargo's home and the target directory —
+/// so two clones on two machines build the same bytes. (`RUSTFLAGS`, when set, replaces
+/// them; it is part of the fingerprint.)
+pub fn remap_rustflags(workspace: &Path, target_dir: Option<&Path>) -> String {
+    let mut maps: Vec<(PathBuf, &str)> = vec![(workspace.to_path_buf(), "/chrono")];
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    if let Some(h) = cargo_home {
+        maps.push((h, "/cargo"));
+    }
+    let target = target_dir
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from));
+    if let Some(t) = target {
+        maps.push((t, "/target"));
+    }
+    if let Some(b) = std::env::var_os("CARGO_BUILD_BUILD_DIR").filter(|_| target_dir.is_none()) {
+        maps.push((PathBuf::from(b), "/build"));
+    }
+    let flags: Vec<String> = maps
+        .into_iter()
+        .map(|(from, to)| {
+            let from = from.canonicalize().unwrap_or(from);
+            format!("\"--remap-path-prefix={}={to}\"", from.display())
+        })
+        .collect();
+    format!("build.rustflags=[{}]", flags.join(","))
 }
 
 /// The workspace files listed in cargo's dep-info (`<exe>.d`) next to each executable:

@@ -421,7 +421,9 @@ impl Engine {
             }
             asset_keys.insert(a.name.clone(), key);
         }
-        if let PlanImage::Built(image) = &plan.image {
+        if let PlanImage::Built(image) = &plan.image
+            && plan.uses_image()
+        {
             report.image = Some(self.ship_image(boot, image).await?);
         }
         let todo: BTreeSet<String> = plan

@@ -256,6 +256,15 @@ impl DeployPlan {
         matches!(self.stage.as_str(), "preview" | "local")
     }
 
+    /// Whether a stack of the plan runs the runtime image (has an image digest parameter).
+    pub fn uses_image(&self) -> bool {
+        self.stacks.iter().any(|s| {
+            s.parameters
+                .values()
+                .any(|p| *p == ParamSource::ImageDigest)
+        })
+    }
+
     /// Whether `deploy --hotswap` may run (every stage but prod).
     pub fn is_hotswap_stage(&self) -> bool {
         self.stage != "prod"
