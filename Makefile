@@ -73,7 +73,8 @@ templates:
 	$(CHRONOCTL) synth
 
 bench: venv postgres-bin
-	$(CARGO) bench -p chrono-provisioner
+	$(CARGO) bench -p chrono-provisioner --bench synth --bench deploy_noop
+	tests/with-postgres.sh $(CARGO) bench -p chrono-provisioner --bench ship
 	$(CARGO) bench -p chrono-runtime --bench pipeline_evtx
 	tests/with-postgres.sh $(CARGO) bench -p chrono-runtime --bench search
 	tests/with-postgres.sh $(CARGO) bench -p chrono-runtime --bench pipeline_upload
