@@ -28,6 +28,7 @@
 use std::net::IpAddr;
 use std::str::FromStr;
 
+use chrono_contract::data_type;
 use serde_json::{Value, json};
 use sqlx::types::ipnetwork::IpNetwork;
 
@@ -242,11 +243,11 @@ const OUTCOME_WORDS: &[(&str, Outcome)] = &[
 ];
 
 /// `data_type` of the pipeline's EVTX records.
-pub const WINDOWS_DATA_TYPE: &str = "windows:evtx:record";
+pub const WINDOWS_DATA_TYPE: &str = data_type::WINDOWS_EVTX;
 /// `data_type` of the pipeline's syslog lines (RFC 3164/5424, auth.log).
-pub const SYSLOG_DATA_TYPE: &str = "syslog:line";
+pub const SYSLOG_DATA_TYPE: &str = data_type::SYSLOG;
 /// `data_type` of the pipeline's CloudTrail records.
-pub const CLOUDTRAIL_DATA_TYPE: &str = "aws:cloudtrail:event";
+pub const CLOUDTRAIL_DATA_TYPE: &str = data_type::CLOUDTRAIL;
 /// Where the pipeline keeps an EVTX record's logon type (the record stays nested in
 /// `attributes`; the filter compiler follows dotted keys).
 pub const LOGON_TYPE_ATTR: &str = "Event.EventData.LogonType";

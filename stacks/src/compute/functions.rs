@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use chrono_contract::env;
 use serde_json::json;
 
 use super::{
@@ -168,12 +169,12 @@ pub(super) fn chat_function(t: &mut Template, c: &Ctx) -> Result<Handle<Function
 /// else.
 fn authorizer_env(cfg: &Config) -> BTreeMap<String, Expr> {
     [
-        ("CHRONO_CASES_CLAIM", cfg.auth.cases_claim.clone()),
-        ("CHRONO_JWKS_URL", jwks_url(cfg)),
-        ("CHRONO_JWT_AUDIENCE", cfg.auth.jwt_audience.clone()),
-        ("CHRONO_JWT_ISSUER", cfg.auth.jwt_issuer.clone()),
-        ("CHRONO_LOG_FORMAT", "json".into()),
-        ("CHRONO_ROLES_CLAIM", cfg.auth.roles_claim.clone()),
+        (env::CASES_CLAIM, cfg.auth.cases_claim.clone()),
+        (env::JWKS_URL, jwks_url(cfg)),
+        (env::JWT_AUDIENCE, cfg.auth.jwt_audience.clone()),
+        (env::JWT_ISSUER, cfg.auth.jwt_issuer.clone()),
+        (env::LOG_FORMAT, "json".into()),
+        (env::ROLES_CLAIM, cfg.auth.roles_claim.clone()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.into()))

@@ -19,6 +19,8 @@ mod tasks;
 
 use std::collections::BTreeMap;
 
+use chrono_contract::{binaries, env, outputs};
+
 use crate::bootstrap::BootstrapOutputs;
 use crate::config::Config;
 use crate::data::{DATABASE_NAME, DataOutputs};
@@ -30,40 +32,19 @@ use crate::resources::compute::LogGroup;
 use crate::resources::iam::{InlinePolicy, PolicyDocument, Role, Statement};
 use crate::stack::{Asset, OutputRef, Stack, StackKind, tags};
 
-/// The environment variables every Lambda and task receives (contracts.md).
-pub const RUNTIME_ENV: [&str; 20] = [
-    "CHRONO_AI_PROVIDER",
-    "CHRONO_ARTIFACTS_BUCKET",
-    "CHRONO_CASES_CLAIM",
-    "CHRONO_CONVERSATIONS_TABLE",
-    "CHRONO_CUSTOMER",
-    "CHRONO_DB_HOST",
-    "CHRONO_DB_NAME",
-    "CHRONO_DB_PORT",
-    "CHRONO_DB_SECRET_ARN",
-    "CHRONO_GUARD_MODEL_ID",
-    "CHRONO_INTENT_CACHE_TABLE",
-    "CHRONO_JWT_AUDIENCE",
-    "CHRONO_JWT_ISSUER",
-    "CHRONO_LOG_FORMAT",
-    "CHRONO_MAIN_MODEL_ID",
-    "CHRONO_PIPELINE_STATE_MACHINE_ARN",
-    "CHRONO_ROLES_CLAIM",
-    "CHRONO_SESSIONS_TABLE",
-    "CHRONO_SOURCES_BUCKET",
-    "CHRONO_STAGE",
-];
+/// The environment variables every Lambda and task receives.
+pub const RUNTIME_ENV: [&str; 20] = env::RUNTIME;
 
 /// Binary (and Lambda zip) of the HTTP API.
-pub const API_BINARY: &str = "chrono-api";
+pub const API_BINARY: &str = binaries::API;
 /// Binary (and Lambda zip) of the AI chat.
-pub const AI_CHAT_BINARY: &str = "chrono-ai-chat";
+pub const AI_CHAT_BINARY: &str = binaries::AI_CHAT;
 /// Binary (and Lambda zip) of the WebSocket API's `$connect` authorizer.
-pub const WS_AUTHORIZER_BINARY: &str = "chrono-ws-authorizer";
+pub const WS_AUTHORIZER_BINARY: &str = binaries::WS_AUTHORIZER;
 /// Entry point of the pipeline task (on `PATH` in the runtime image).
-pub const PIPELINE_BINARY: &str = "chrono-pipeline";
+pub const PIPELINE_BINARY: &str = binaries::PIPELINE;
 /// Entry point of the filter-ai service.
-pub const FILTER_AI_BINARY: &str = "chrono-filter-ai";
+pub const FILTER_AI_BINARY: &str = binaries::FILTER_AI;
 /// The binaries of the runtime image (on `PATH`; the task definitions' entry points); the
 /// first is the image's default entry point.
 pub const IMAGE_BINARIES: [&str; 2] = [FILTER_AI_BINARY, PIPELINE_BINARY];
@@ -274,32 +255,29 @@ fn state_machine_arn(cfg: &Config) -> Expr {
 fn runtime_env(cfg: &Config, p: &Params) -> BTreeMap<String, Expr> {
     let sm = state_machine_arn(cfg);
     let pairs: [(&str, Expr); 20] = [
-        ("CHRONO_AI_PROVIDER", "bedrock".into()),
-        ("CHRONO_ARTIFACTS_BUCKET", p.artifacts.r#ref()),
-        ("CHRONO_CASES_CLAIM", cfg.auth.cases_claim.clone().into()),
-        ("CHRONO_CONVERSATIONS_TABLE", p.conversations.r#ref()),
-        ("CHRONO_CUSTOMER", cfg.customer.clone().into()),
-        ("CHRONO_DB_HOST", p.db_host.r#ref()),
-        ("CHRONO_DB_NAME", DATABASE_NAME.into()),
-        ("CHRONO_DB_PORT", p.db_port.r#ref()),
-        ("CHRONO_DB_SECRET_ARN", p.db_secret.r#ref()),
+        (env::AI_PROVIDER, "bedrock".into()),
+        (env::ARTIFACTS_BUCKET, p.artifacts.r#ref()),
+        (env::CASES_CLAIM, cfg.auth.cases_claim.clone().into()),
+        (env::CONVERSATIONS_TABLE, p.conversations.r#ref()),
+        (env::CUSTOMER, cfg.customer.clone().into()),
+        (env::DB_HOST, p.db_host.r#ref()),
+        (env::DB_NAME, DATABASE_NAME.into()),
+        (env::DB_PORT, p.db_port.r#ref()),
+        (env::DB_SECRET_ARN, p.db_secret.r#ref()),
         (
-            "CHRONO_GUARD_MODEL_ID",
+            env::GUARD_MODEL_ID,
             cfg.bedrock.guard_model_id.clone().into(),
         ),
-        ("CHRONO_INTENT_CACHE_TABLE", p.intent_cache.r#ref()),
-        ("CHRONO_JWT_AUDIENCE", cfg.auth.jwt_audience.clone().into()),
-        ("CHRONO_JWT_ISSUER", cfg.auth.jwt_issuer.clone().into()),
-        ("CHRONO_LOG_FORMAT", "json".into()),
-        (
-            "CHRONO_MAIN_MODEL_ID",
-            cfg.bedrock.main_model_id.clone().into(),
-        ),
-        ("CHRONO_PIPELINE_STATE_MACHINE_ARN", sm),
-        ("CHRONO_ROLES_CLAIM", cfg.auth.roles_claim.clone().into()),
-        ("CHRONO_SESSIONS_TABLE", p.sessions.r#ref()),
-        ("CHRONO_SOURCES_BUCKET", p.sources.r#ref()),
-        ("CHRONO_STAGE", cfg.stage.to_string().into()),
+        (env::INTENT_CACHE_TABLE, p.intent_cache.r#ref()),
+        (env::JWT_AUDIENCE, cfg.auth.jwt_audience.clone().into()),
+        (env::JWT_ISSUER, cfg.auth.jwt_issuer.clone().into()),
+        (env::LOG_FORMAT, "json".into()),
+        (env::MAIN_MODEL_ID, cfg.bedrock.main_model_id.clone().into()),
+        (env::PIPELINE_STATE_MACHINE_ARN, sm),
+        (env::ROLES_CLAIM, cfg.auth.roles_claim.clone().into()),
+        (env::SESSIONS_TABLE, p.sessions.r#ref()),
+        (env::SOURCES_BUCKET, p.sources.r#ref()),
+        (env::STAGE, cfg.stage.to_string().into()),
     ];
     pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
@@ -479,8 +457,12 @@ pub fn build_wired(
             nlb.dns_name(),
         )?,
     };
-    s.export("PipelineStateMachineArn", "evidence pipeline", sm.r#ref())?;
-    s.export("ClusterName", "ECS cluster", ecs.cluster.r#ref())?;
+    s.export(
+        outputs::PIPELINE_STATE_MACHINE_ARN,
+        "evidence pipeline",
+        sm.r#ref(),
+    )?;
+    s.export(outputs::CLUSTER_NAME, "ECS cluster", ecs.cluster.r#ref())?;
     Ok(ComputeStack {
         stack: s,
         outputs,
