@@ -173,8 +173,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Start-to-ready of each shipped function (the zip's bootstrap).
     let bins = tempfile::tempdir()?;
-    let jwks = bins.path().join("jwks.json");
-    std::fs::write(&jwks, r#"{"keys":[]}"#)?;
+    // The tests' RSA key set: the authorizer refuses to start without a usable key.
+    let jwks = root.join("runtime/tests/fixtures/test-jwks.json");
     for (name, l) in &r.record.lambdas {
         let zip = std::fs::read(r.out.join(&l.zip))?;
         let exe = bins.path().join(name);

@@ -56,7 +56,7 @@ pub fn render(r: &BuildReport) -> String {
     ));
     for (name, l) in &r.record.lambdas {
         s.push_str(&format!(
-            "  lambda {name:<22} {:>6.1} MB zip  sha256 {}  glibc >= {}\n",
+            "  lambda {name:<22} {:>6.1} MB zip  sha256 {}  needs glibc {}\n",
             l.bytes as f64 / 1e6,
             &l.sha256[..12],
             l.glibc_required

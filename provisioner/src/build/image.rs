@@ -440,6 +440,17 @@ pub fn read_layout(dir: &Path) -> Result<Image, ImageError> {
     })
 }
 
+/// The digest of the (single) image an OCI image layout names, when its manifest blob is
+/// there (cheap: reads `index.json` only).
+pub fn layout_digest(dir: &Path) -> Option<String> {
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).ok()?).ok()?;
+    let d = index["manifests"].as_array()?.first()?["digest"]
+        .as_str()?
+        .to_owned();
+    (is_sha256_digest(&d) && blob_path(dir, &d).is_file()).then_some(d)
+}
+
 /// Whether `s` is `sha256:` and 64 lowercase hex digits.
 pub fn is_sha256_digest(s: &str) -> bool {
     s.strip_prefix("sha256:").is_some_and(|h| {
