@@ -21,7 +21,7 @@ use serde_json::Value;
 use crate::deploy::assets::{self, Upload};
 use crate::deploy::cfn::{self, StackInfo, StatusClass};
 use crate::deploy::engine::{BootstrapInfo, DeployReport, Engine};
-use crate::deploy::error::{DeployError, sdk_message};
+use crate::deploy::error::DeployError;
 use crate::deploy::lock::LOCK_KEY_ATTRIBUTE;
 use crate::deploy::plan::{BOOTSTRAP, DeployPlan, ParamSource, PlanImage, TEMPLATE_HASH_TAG};
 use crate::deploy::progress::Event;
@@ -290,22 +290,6 @@ pub struct HotswapReport {
     pub elapsed_ms: u64,
 }
 
-fn aws_err<E, R>(
-    resource: &str,
-    operation: &'static str,
-    e: &aws_sdk_cloudformation::error::SdkError<E, R>,
-) -> DeployError
-where
-    E: aws_sdk_cloudformation::error::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    DeployError::Aws {
-        stack: resource.to_owned(),
-        operation,
-        message: sdk_message(e),
-    }
-}
-
 /// Lambda's `CodeSha256` (base64 of the zip's SHA-256) of an asset key `assets/<hex>.zip`.
 pub fn code_sha256_of_key(key: &str) -> Option<String> {
     let hex_part = key.rsplit('/').next()?.split('.').next()?;
@@ -324,7 +308,7 @@ impl Engine {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| aws_err(table, "GetItem", &e))?;
+            .map_err(|e| cfn::aws(table, "GetItem", &e))?;
         let Some(AttributeValue::S(text)) = got.item().and_then(|i| i.get("swaps")) else {
             return Ok(Vec::new());
         };
@@ -344,7 +328,7 @@ impl Engine {
                 .key(LOCK_KEY_ATTRIBUTE, AttributeValue::S(key.to_owned()))
                 .send()
                 .await
-                .map_err(|e| aws_err(table, "DeleteItem", &e))?;
+                .map_err(|e| cfn::aws(table, "DeleteItem", &e))?;
             return Ok(());
         }
         self.clients
@@ -362,7 +346,7 @@ impl Engine {
             )
             .send()
             .await
-            .map_err(|e| aws_err(table, "PutItem", &e))?;
+            .map_err(|e| cfn::aws(table, "PutItem", &e))?;
         Ok(())
     }
 
@@ -599,7 +583,7 @@ impl Engine {
             .s3_key(key)
             .send()
             .await
-            .map_err(|e| aws_err(name, "UpdateFunctionCode", &e))?;
+            .map_err(|e| cfn::aws(name, "UpdateFunctionCode", &e))?;
         self.clients
             .lambda
             .wait_until_function_updated_v2()
@@ -629,7 +613,7 @@ impl Engine {
             .include(aws_sdk_ecs::types::TaskDefinitionField::Tags)
             .send()
             .await
-            .map_err(|e| aws_err(from, "DescribeTaskDefinition", &e))?;
+            .map_err(|e| cfn::aws(from, "DescribeTaskDefinition", &e))?;
         let td = got.task_definition().ok_or_else(|| DeployError::Aws {
             stack: from.to_owned(),
             operation: "DescribeTaskDefinition",
@@ -665,7 +649,7 @@ impl Engine {
             .set_tags(Some(got.tags().to_vec()).filter(|t| !t.is_empty()))
             .send()
             .await
-            .map_err(|e| aws_err(from, "RegisterTaskDefinition", &e))?;
+            .map_err(|e| cfn::aws(from, "RegisterTaskDefinition", &e))?;
         out.task_definition()
             .and_then(|t| t.task_definition_arn())
             .map(str::to_owned)
@@ -690,7 +674,7 @@ impl Engine {
             .task_definition(td)
             .send()
             .await
-            .map_err(|e| aws_err(service, "UpdateService", &e))?;
+            .map_err(|e| cfn::aws(service, "UpdateService", &e))?;
         Ok(())
     }
 
@@ -708,7 +692,7 @@ impl Engine {
             .state_machine_arn(arn)
             .send()
             .await
-            .map_err(|e| aws_err(arn, "DescribeStateMachine", &e))?;
+            .map_err(|e| cfn::aws(arn, "DescribeStateMachine", &e))?;
         let mut def = got.definition().to_owned();
         let before = def.clone();
         for old in olds.iter().filter(|o| o.as_str() != new) {
@@ -722,7 +706,7 @@ impl Engine {
             .definition(def)
             .send()
             .await
-            .map_err(|e| aws_err(arn, "UpdateStateMachine", &e))?;
+            .map_err(|e| cfn::aws(arn, "UpdateStateMachine", &e))?;
         Ok(true)
     }
 
@@ -783,7 +767,7 @@ impl Engine {
                         .function_name(&swap.physical_id)
                         .send()
                         .await
-                        .map_err(|e| aws_err(&swap.physical_id, "GetFunction", &e))?;
+                        .map_err(|e| cfn::aws(&swap.physical_id, "GetFunction", &e))?;
                     let running = got.configuration().and_then(|c| c.code_sha256());
                     if running != code_sha256_of_key(key).as_deref() {
                         self.update_function_code(&swap.physical_id, &boot.assets_bucket, key)
@@ -803,7 +787,7 @@ impl Engine {
                             .services(service)
                             .send()
                             .await
-                            .map_err(|e| aws_err(service, "DescribeServices", &e))?;
+                            .map_err(|e| cfn::aws(service, "DescribeServices", &e))?;
                         let current = got.services().first().and_then(|s| s.task_definition());
                         if current != Some(cfn_td.as_str()) {
                             self.update_service(cluster, service, cfn_td).await?;

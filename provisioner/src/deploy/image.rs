@@ -78,18 +78,10 @@ where
     E: aws_sdk_ecr::error::ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    let message = match e.as_service_error() {
-        Some(se) => format!(
-            "{}: {}",
-            se.code().unwrap_or("error"),
-            se.message().unwrap_or("no message")
-        ),
-        None => match std::error::Error::source(e) {
-            Some(src) => format!("{e}: {src}"),
-            None => format!("{e}"),
-        },
-    };
-    ImageShipError::Ecr { operation, message }
+    ImageShipError::Ecr {
+        operation,
+        message: crate::deploy::error::sdk_message(e),
+    }
 }
 
 /// Credentials and address of a registry.
