@@ -7,11 +7,11 @@
 //! Format (version 1): `chrono-build-marker/1;version=V;profile=P;opt-level=O;debug-assertions=on|off;target=T;end`.
 //! Fields are added before `;end`, never removed or renamed, so older readers keep working.
 
-/// Start of the marker; the reader looks for it in the binary. (`concat!` below needs the
-/// literal; a test checks the two agree.)
-pub const MARKER_PREFIX: &str = chrono_contract::build_marker::PREFIX;
+/// Start of the marker; the reader (`chrono_provisioner::build::elf`) looks for it in the
+/// binary (`tests/tests/build_marker.rs` checks the two agree).
+pub const MARKER_PREFIX: &str = "chrono-build-marker/1;";
 /// End of the marker.
-pub const MARKER_END: &str = chrono_contract::build_marker::END;
+pub const MARKER_END: &str = ";end";
 
 #[cfg(debug_assertions)]
 macro_rules! debug_assertions {

@@ -10,9 +10,10 @@ use object::elf;
 use object::read::elf::{FileHeader, ProgramHeader};
 
 /// The start of the build marker the runtime binaries carry (`chrono_runtime::build_info`
-/// writes it; both sides take it from `chrono-contract`).
-pub const MARKER_PREFIX: &[u8] = chrono_contract::build_marker::PREFIX.as_bytes();
-const MARKER_END: &[u8] = chrono_contract::build_marker::END.as_bytes();
+/// writes it; `tests/tests/build_marker.rs` checks the two agree).
+pub const MARKER_PREFIX: &[u8] = b"chrono-build-marker/1;";
+/// The end of the build marker.
+pub const MARKER_END: &[u8] = b";end";
 /// Longest marker we accept (a guard against reading a stray prefix to the end of a file).
 const MARKER_MAX: usize = 512;
 

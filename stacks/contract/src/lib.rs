@@ -204,13 +204,3 @@ mod tests {
         }
     }
 }
-
-/// The build marker every runtime binary carries in its read-only data (written by
-/// `chrono_runtime::build_info`, printed by `--version`; read by `chronoctl build` to tell
-/// a release build of ours for the right target from anything else).
-pub mod build_marker {
-    /// Start of the marker text: `chrono-build-marker/1;version=…;profile=…;opt-level=…;debug-assertions=…;target=…;end`.
-    pub const PREFIX: &str = "chrono-build-marker/1;";
-    /// End of the marker text.
-    pub const END: &str = ";end";
-}
