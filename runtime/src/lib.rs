@@ -8,6 +8,7 @@ pub mod ai;
 pub mod api;
 pub mod auth;
 pub mod claims;
+pub mod build_info;
 pub mod db;
 pub mod filter;
 pub mod launcher;
