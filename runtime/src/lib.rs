@@ -7,8 +7,8 @@
 pub mod ai;
 pub mod api;
 pub mod auth;
-pub mod claims;
 pub mod build_info;
+pub mod claims;
 pub mod db;
 pub mod filter;
 pub mod launcher;
