@@ -27,7 +27,7 @@ APP_STAMP  := $(APP)/node_modules/.stamp-lock
 # The local platform the app's end-to-end test runs against (its own, beside `make demo`'s).
 E2E_LOCAL  := .chrono/e2e-local
 
-.PHONY: help venv postgres-bin chromium app-deps app app-types app-check app-e2e build test lint templates bench e2e-aws demo clean
+.PHONY: help venv postgres-bin registry-bin chromium app-deps app app-types app-check app-e2e build test lint templates bench e2e-aws demo clean
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -58,6 +58,16 @@ postgres-bin:
 	  echo "installing PostgreSQL server binaries (apt-get install postgresql)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] && echo "" || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql >/dev/null; \
+	fi
+
+# The image tests' registry and clients: Debian's docker-registry (a real OCI registry on
+# loopback), skopeo (pull by digest) and umoci (unpack to a root file system).
+registry-bin:
+	@if command -v docker-registry >/dev/null && command -v skopeo >/dev/null && command -v umoci >/dev/null; then :; \
+	else \
+	  echo "installing docker-registry, skopeo, umoci (apt-get install)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] && echo "" || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq docker-registry skopeo umoci >/dev/null; \
 	fi
 
 # Debian's Chromium, driven by playwright-core (from npm) in the app's end-to-end test and
@@ -126,7 +136,7 @@ app-bench: app chromium
 build:
 	$(CARGO) build --workspace --all-targets
 
-test: venv postgres-bin $(PG_PINNED) chromium app-deps
+test: venv postgres-bin $(PG_PINNED) registry-bin chromium app-deps
 	$(CARGO) build --workspace --all-targets
 	@mkdir -p .chrono
 	tests/with-postgres.sh $(CARGO) test --workspace --no-fail-fast 2>&1 | tee .chrono/test.log
@@ -145,7 +155,8 @@ templates:
 	$(CHRONOCTL) synth
 
 bench: venv postgres-bin $(PG_PINNED)
-	$(CARGO) bench -p chrono-provisioner
+	$(CARGO) bench -p chrono-provisioner --bench synth --bench deploy_noop
+	tests/with-postgres.sh $(CARGO) bench -p chrono-provisioner --bench ship
 	$(CARGO) bench -p chrono-runtime --bench pipeline_evtx
 	tests/with-postgres.sh $(CARGO) bench -p chrono-runtime --bench search
 	tests/with-postgres.sh $(CARGO) bench -p chrono-runtime --bench pipeline_upload

@@ -7,6 +7,7 @@
 pub mod ai;
 pub mod api;
 pub mod auth;
+pub mod build_info;
 pub mod claims;
 pub mod db;
 pub mod filter;

@@ -10,28 +10,14 @@
 //! provides all three).
 
 use std::path::{Path, PathBuf};
+
+use chrono_tests::bin_dir;
 use std::process::Command;
 
 use serde_json::Value;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// `target/<profile>`, where cargo put chronoctl and the runtime binaries: next to this
-/// test's own directory, unless cargo keeps its intermediate files in a separate build
-/// directory (`CARGO_BUILD_BUILD_DIR`), in which case the binaries are under the target
-/// directory (`CARGO_TARGET_DIR`, default `target/`) for the same profile.
-fn bin_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
-    if profile_dir.join("chronoctl").exists() {
-        return profile_dir;
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target"));
-    target.join(profile_dir.file_name().unwrap())
 }
 
 struct Local {
