@@ -9,6 +9,7 @@ pub mod api;
 pub mod auth;
 pub mod db;
 pub mod filter;
+pub mod knowledge;
 pub mod launcher;
 pub mod model;
 pub mod pipeline;
