@@ -102,9 +102,9 @@ impl PgCatalog {
     }
 
     /// Replaces identity and device names in `doc` by the ids they name in case
-    /// `case_id` (case-insensitive, on the stored value or display name, also
-    /// `DOMAIN\name`, `name@domain` and an IAM user ARN `...:user/name`); names that
-    /// match nothing are kept.
+    /// `case_id`, case-insensitively: a bare account name in every domain (`DOMAIN\name`,
+    /// `name@domain`, an IAM user ARN `...:user/name`), a qualified one only as given; a
+    /// host by short name or FQDN. Names that match nothing are kept.
     pub async fn resolve(
         &self,
         case_id: Uuid,
@@ -258,8 +258,14 @@ async fn lookup(
     table: Lookup,
     name: &str,
 ) -> Result<Vec<(Uuid, String)>, CatalogError> {
+    // Names resolve the way investigators mean them:
+    // * a bare account name is that account in every domain and realm: `bob` is `bob`,
+    //   `CORP\bob`, `HOST\bob`, `bob@corp.example` and the IAM user `…:user/bob`; a name
+    //   given with its domain (`CORP\bob`, `bob@corp.example`, an ARN) is only itself;
+    // * a host is the same host by short name or FQDN, in any case: `ws01` is `WS01` and
+    //   `ws01.corp.local`; `ws01.corp.local` is also a host stored as `WS01`.
     let sql = match table {
-        Lookup::Identity => {
+        Lookup::Identity if is_bare_account(name) => {
             "SELECT id, value FROM identities WHERE case_id = $1 AND ( \
                lower(value) = lower($2) OR lower(display_name) = lower($2) \
                OR lower(value) LIKE '%\\\\' || lower($3) \
@@ -267,9 +273,17 @@ async fn lookup(
                OR (kind = 'arn' AND lower(value) LIKE '%:user/' || lower($3))) \
              ORDER BY value LIMIT 20"
         }
+        Lookup::Identity => {
+            // ($3, the LIKE form, is not needed: typed so the statement takes it)
+            "SELECT id, value FROM identities WHERE case_id = $1 AND $3::text IS NOT NULL \
+               AND (lower(value) = lower($2) OR lower(display_name) = lower($2)) \
+             ORDER BY value LIMIT 20"
+        }
         Lookup::Device => {
             "SELECT id, name FROM devices WHERE case_id = $1 AND ( \
-               lower(name) = lower($2) OR lower(name) LIKE lower($3) || '.%') \
+               lower(name) = lower($2) OR lower(name) LIKE lower($3) || '.%' \
+               OR (strpos($2, '.') > 0 AND strpos(name, '.') = 0 \
+                   AND lower(name) = lower(split_part($2, '.', 1)))) \
              ORDER BY name LIMIT 20"
         }
     };
@@ -279,11 +293,26 @@ async fn lookup(
         .bind(like_escape(name))
         .fetch_all(&mut **tx)
         .await?;
-    // An exact match wins over the looser forms.
-    let exact: Vec<(Uuid, String)> = rows
-        .iter()
-        .filter(|(_, n)| n.eq_ignore_ascii_case(name))
-        .cloned()
-        .collect();
-    Ok(if exact.is_empty() { rows } else { exact })
+    Ok(rows)
+}
+
+/// An account name without a domain or realm (`bob`, not `CORP\bob`, `bob@corp` or an ARN).
+fn is_bare_account(name: &str) -> bool {
+    !name.contains(['\\', '@', '/', ':'])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_bare_names_reach_every_domain() {
+        for bare in ["bob", "Administrator", "svc-backup$"] {
+            assert!(is_bare_account(bare), "{bare}");
+        }
+        for qualified in ["CORP\\bob", "bob@corp.example", "arn:aws:iam::1:user/bob"] {
+            assert!(!is_bare_account(qualified), "{qualified}");
+        }
+        assert_eq!(like_escape("a%b_c\\"), "a\\%b\\_c\\\\");
+    }
 }

@@ -21,7 +21,7 @@ use super::provider::{FilterModel, FilterPrompt, Generated, GuardModel, Intent, 
 use super::store::{
     ChatStore, RECENT_QUESTIONS, SESSION_TTL_SECS, Session, StoreError, Turn, intent_key,
 };
-use super::summary::summarize;
+use super::summary::{summarize, with_names};
 use crate::auth::Principal;
 use crate::filter::{FilterDocument, ResolveCtx};
 
@@ -267,8 +267,9 @@ impl ChatService {
                 };
                 match outcome {
                     Ok(mut doc) => {
-                        reply.summary = Some(summarize(&doc));
+                        let line = summarize(&doc);
                         reply.resolved = self.catalog.resolve(req.case_id, &mut doc).await?;
+                        reply.summary = Some(with_names(line, &reply.resolved));
                         let count = self.catalog.count(req.case_id, &doc, &ctx).await?;
                         reply.kind = ReplyKind::Filter;
                         reply.message = format!(

@@ -1,29 +1,22 @@
 //! The deterministic translator behind the `local` provider: a plain-language question →
 //! a filter document, with no model.
 //!
-//! It reads, in this order: quoted text (→ `message contains`), time expressions (see
-//! [`super::timeexpr`]), IP addresses and CIDR blocks, event codes (Windows ids, CloudTrail
-//! API names), actions and outcomes of the normalized vocabulary ([`crate::vocab`]),
-//! sources, logon types, process names, people and machines, and ordering words. What it
-//! cannot place it ignores; a question with nothing it can place is a clarification.
+//! It reads, in this order: quoted text (→ `message contains`), logon types and well-known
+//! accounts (the catalog's field knowledge, `runtime/catalog/windows-fields.yaml`), time
+//! expressions (see [`super::timeexpr`]), ordering words, IP addresses and CIDR blocks,
+//! event codes the investigator typed (Windows ids the catalog knows, CloudTrail API
+//! names), labels, machines and people, then **the kinds of events** — the question's
+//! remaining words matched, ranked, against the event catalog's titles and terms
+//! ([`super::matching`]): actions of the vocabulary, categories, families, audit
+//! subcategories or single event types — and last sources, program names and outcome
+//! words. What it cannot place it ignores; a question with nothing it can place is a
+//! clarification.
 //!
-//! Phrases → vocabulary (the pipeline's mapping in `vocab.rs`):
-//!
-//! | phrase | leaf |
-//! |---|---|
-//! | failed logon / login / sign-in, brute force, bad password | `action = logon`, `outcome = failure` |
-//! | logon, login, sign-in, ssh session, logged in/on | `action = logon` |
-//! | logoff, logout, signed out | `action = logoff` |
-//! | process start, process created, executed, ran, launched | `action = process_start` |
-//! | account / user created, new user, useradd | `action = account_created` |
-//! | service installed, new service | `action = service_installed` |
-//! | sudo, su, privilege escalation | `action = privilege_escalation` |
-//! | access key created | `action = access_key_created` |
-//! | policy change, attached policy | `action = policy_changed` |
-//! | s3 read / download, s3 write / upload, s3 delete | `object_read`, `object_write`, `object_deleted` |
-//!
-//! (the full table is [`ACTION_PHRASES`]). The output never names a case: scope is added
-//! by the server from the authenticated session.
+//! Several kinds of events narrow each other (AND) unless the question joins them with
+//! "or"/"and" (then any of them); a kind the question qualifies ("logons with explicit
+//! credentials") is one kind, not two. Names are written as typed: the server resolves them
+//! (a bare account name in every domain, a host by short name or FQDN). The output never
+//! names a case: scope is added by the server from the authenticated session.
 
 use std::net::IpAddr;
 use std::str::FromStr;
@@ -31,9 +24,12 @@ use std::str::FromStr;
 use serde_json::{Value, json};
 use sqlx::types::ipnetwork::IpNetwork;
 
+use super::matching::{self, Target};
 use super::timeexpr::{self, Today, Tokens};
+use super::words;
 use crate::filter::{Field, FilterDocument, Leaf, Node, Op, ResolveCtx, Sort};
-use crate::vocab::{Action, Outcome};
+use crate::knowledge::{self, EventType};
+use crate::vocab::{Action, Category, Outcome};
 
 /// What the translator made of a question.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,191 +39,6 @@ pub enum Translation {
     /// Nothing recognisable: ask the investigator to say more.
     Clarify(String),
 }
-
-/// Phrases naming actions, most specific first, with the outcome they imply.
-pub const ACTION_PHRASES: &[(&str, Action, Option<Outcome>)] = &[
-    ("failed logons", Action::Logon, Some(Outcome::Failure)),
-    ("failed logon", Action::Logon, Some(Outcome::Failure)),
-    ("failed logins", Action::Logon, Some(Outcome::Failure)),
-    ("failed login", Action::Logon, Some(Outcome::Failure)),
-    ("failed sign-ins", Action::Logon, Some(Outcome::Failure)),
-    ("failed sign-in", Action::Logon, Some(Outcome::Failure)),
-    ("failed sign ins", Action::Logon, Some(Outcome::Failure)),
-    ("failed signins", Action::Logon, Some(Outcome::Failure)),
-    ("failed password", Action::Logon, Some(Outcome::Failure)),
-    ("failed passwords", Action::Logon, Some(Outcome::Failure)),
-    ("bad password", Action::Logon, Some(Outcome::Failure)),
-    ("bad passwords", Action::Logon, Some(Outcome::Failure)),
-    ("wrong password", Action::Logon, Some(Outcome::Failure)),
-    ("brute force", Action::Logon, Some(Outcome::Failure)),
-    ("brute-force", Action::Logon, Some(Outcome::Failure)),
-    ("password spraying", Action::Logon, Some(Outcome::Failure)),
-    ("logon failures", Action::Logon, Some(Outcome::Failure)),
-    ("logon failure", Action::Logon, Some(Outcome::Failure)),
-    ("login failures", Action::Logon, Some(Outcome::Failure)),
-    ("login failure", Action::Logon, Some(Outcome::Failure)),
-    ("failed to log in", Action::Logon, Some(Outcome::Failure)),
-    ("invalid user", Action::Logon, Some(Outcome::Failure)),
-    ("successful logons", Action::Logon, Some(Outcome::Success)),
-    ("successful logon", Action::Logon, Some(Outcome::Success)),
-    ("successful logins", Action::Logon, Some(Outcome::Success)),
-    ("successful login", Action::Logon, Some(Outcome::Success)),
-    ("successful sign-ins", Action::Logon, Some(Outcome::Success)),
-    ("accepted password", Action::Logon, Some(Outcome::Success)),
-    ("logged in", Action::Logon, Some(Outcome::Success)),
-    ("logged on", Action::Logon, Some(Outcome::Success)),
-    ("log in", Action::Logon, None),
-    ("log on", Action::Logon, None),
-    ("console logins", Action::Logon, None),
-    ("console login", Action::Logon, None),
-    ("session closed", Action::Logoff, None),
-    ("sessions closed", Action::Logoff, None),
-    ("ssh sessions", Action::Logon, None),
-    ("logons", Action::Logon, None),
-    ("logon", Action::Logon, None),
-    ("logins", Action::Logon, None),
-    ("login", Action::Logon, None),
-    ("sign-ins", Action::Logon, None),
-    ("sign-in", Action::Logon, None),
-    ("signins", Action::Logon, None),
-    ("sign ins", Action::Logon, None),
-    ("authentications", Action::Logon, None),
-    ("authentication", Action::Logon, None),
-    ("logoffs", Action::Logoff, None),
-    ("logoff", Action::Logoff, None),
-    ("logouts", Action::Logoff, None),
-    ("logout", Action::Logoff, None),
-    ("log off", Action::Logoff, None),
-    ("logged off", Action::Logoff, None),
-    ("logged out", Action::Logoff, None),
-    ("explicit credentials", Action::ExplicitCredentials, None),
-    ("runas", Action::ExplicitCredentials, None),
-    ("special privileges", Action::SpecialPrivileges, None),
-    ("admin privileges assigned", Action::SpecialPrivileges, None),
-    ("privileged logons", Action::SpecialPrivileges, None),
-    ("process starts", Action::ProcessStart, None),
-    ("process start", Action::ProcessStart, None),
-    ("process creations", Action::ProcessStart, None),
-    ("process creation", Action::ProcessStart, None),
-    ("processes started", Action::ProcessStart, None),
-    ("processes created", Action::ProcessStart, None),
-    ("new processes", Action::ProcessStart, None),
-    ("new process", Action::ProcessStart, None),
-    ("processes", Action::ProcessStart, None),
-    ("process", Action::ProcessStart, None),
-    ("executions", Action::ProcessStart, None),
-    ("executed", Action::ProcessStart, None),
-    ("launched", Action::ProcessStart, None),
-    ("ran", Action::ProcessStart, None),
-    ("network connections", Action::NetworkConnection, None),
-    ("network connection", Action::NetworkConnection, None),
-    ("outbound connections", Action::NetworkConnection, None),
-    ("connections", Action::NetworkConnection, None),
-    ("accounts created", Action::AccountCreated, None),
-    ("account created", Action::AccountCreated, None),
-    ("account creations", Action::AccountCreated, None),
-    ("account creation", Action::AccountCreated, None),
-    ("created accounts", Action::AccountCreated, None),
-    ("created account", Action::AccountCreated, None),
-    ("users created", Action::AccountCreated, None),
-    ("user created", Action::AccountCreated, None),
-    ("created users", Action::AccountCreated, None),
-    ("created user", Action::AccountCreated, None),
-    ("new accounts", Action::AccountCreated, None),
-    ("new account", Action::AccountCreated, None),
-    ("new users", Action::AccountCreated, None),
-    ("new user", Action::AccountCreated, None),
-    ("useradd", Action::AccountCreated, None),
-    ("accounts enabled", Action::AccountEnabled, None),
-    ("account enabled", Action::AccountEnabled, None),
-    ("enabled accounts", Action::AccountEnabled, None),
-    ("password changes", Action::PasswordChange, None),
-    ("password change", Action::PasswordChange, None),
-    ("password changed", Action::PasswordChange, None),
-    ("changed password", Action::PasswordChange, None),
-    ("changed passwords", Action::PasswordChange, None),
-    ("changed their password", Action::PasswordChange, None),
-    ("passwd", Action::PasswordChange, None),
-    ("password resets", Action::PasswordReset, None),
-    ("password reset", Action::PasswordReset, None),
-    ("reset password", Action::PasswordReset, None),
-    ("accounts disabled", Action::AccountDisabled, None),
-    ("account disabled", Action::AccountDisabled, None),
-    ("disabled accounts", Action::AccountDisabled, None),
-    ("disabled account", Action::AccountDisabled, None),
-    ("accounts deleted", Action::AccountDeleted, None),
-    ("account deleted", Action::AccountDeleted, None),
-    ("deleted accounts", Action::AccountDeleted, None),
-    ("deleted account", Action::AccountDeleted, None),
-    ("deleted users", Action::AccountDeleted, None),
-    ("users deleted", Action::AccountDeleted, None),
-    ("user deleted", Action::AccountDeleted, None),
-    ("account deletions", Action::AccountDeleted, None),
-    ("account deletion", Action::AccountDeleted, None),
-    ("user deletions", Action::AccountDeleted, None),
-    ("userdel", Action::AccountDeleted, None),
-    ("group changes", Action::GroupChanged, None),
-    ("group change", Action::GroupChanged, None),
-    ("group membership", Action::GroupChanged, None),
-    ("added to a group", Action::GroupChanged, None),
-    ("added to group", Action::GroupChanged, None),
-    ("group changed", Action::GroupChanged, None),
-    ("account changes", Action::AccountChanged, None),
-    ("account changed", Action::AccountChanged, None),
-    ("accounts modified", Action::AccountChanged, None),
-    ("account modified", Action::AccountChanged, None),
-    ("modified accounts", Action::AccountChanged, None),
-    ("usermod", Action::AccountChanged, None),
-    ("services installed", Action::ServiceInstalled, None),
-    ("service installed", Action::ServiceInstalled, None),
-    ("service installs", Action::ServiceInstalled, None),
-    ("service installations", Action::ServiceInstalled, None),
-    ("installed services", Action::ServiceInstalled, None),
-    ("installed service", Action::ServiceInstalled, None),
-    ("new services", Action::ServiceInstalled, None),
-    ("new service", Action::ServiceInstalled, None),
-    ("privilege escalations", Action::PrivilegeEscalation, None),
-    ("privilege escalation", Action::PrivilegeEscalation, None),
-    ("sudo", Action::PrivilegeEscalation, None),
-    ("su", Action::PrivilegeEscalation, None),
-    ("access keys created", Action::AccessKeyCreated, None),
-    ("access key created", Action::AccessKeyCreated, None),
-    ("access key creations", Action::AccessKeyCreated, None),
-    ("new access keys", Action::AccessKeyCreated, None),
-    ("new access key", Action::AccessKeyCreated, None),
-    ("created access keys", Action::AccessKeyCreated, None),
-    ("created access key", Action::AccessKeyCreated, None),
-    ("access keys", Action::AccessKeyCreated, None),
-    ("policy changes", Action::PolicyChanged, None),
-    ("policy change", Action::PolicyChanged, None),
-    ("policies changed", Action::PolicyChanged, None),
-    ("policy changed", Action::PolicyChanged, None),
-    ("attached policies", Action::PolicyChanged, None),
-    ("attached policy", Action::PolicyChanged, None),
-    ("iam policy", Action::PolicyChanged, None),
-    ("policies", Action::PolicyChanged, None),
-    ("s3 reads", Action::ObjectRead, None),
-    ("s3 read", Action::ObjectRead, None),
-    ("s3 downloads", Action::ObjectRead, None),
-    ("object reads", Action::ObjectRead, None),
-    ("objects read", Action::ObjectRead, None),
-    ("downloads", Action::ObjectRead, None),
-    ("downloaded", Action::ObjectRead, None),
-    ("s3 writes", Action::ObjectWrite, None),
-    ("s3 write", Action::ObjectWrite, None),
-    ("s3 uploads", Action::ObjectWrite, None),
-    ("object writes", Action::ObjectWrite, None),
-    ("objects written", Action::ObjectWrite, None),
-    ("uploads", Action::ObjectWrite, None),
-    ("uploaded", Action::ObjectWrite, None),
-    ("s3 deletes", Action::ObjectDeleted, None),
-    ("s3 deletions", Action::ObjectDeleted, None),
-    ("objects deleted", Action::ObjectDeleted, None),
-    ("deleted objects", Action::ObjectDeleted, None),
-    ("object deletions", Action::ObjectDeleted, None),
-    ("api calls", Action::ApiCall, None),
-    ("api call", Action::ApiCall, None),
-];
 
 const OUTCOME_WORDS: &[(&str, Outcome)] = &[
     ("unsuccessful", Outcome::Failure),
@@ -247,9 +58,6 @@ pub const WINDOWS_DATA_TYPE: &str = "windows:evtx:record";
 pub const SYSLOG_DATA_TYPE: &str = "syslog:line";
 /// `data_type` of the pipeline's CloudTrail records.
 pub const CLOUDTRAIL_DATA_TYPE: &str = "aws:cloudtrail:event";
-/// Where the pipeline keeps an EVTX record's logon type (the record stays nested in
-/// `attributes`; the filter compiler follows dotted keys).
-pub const LOGON_TYPE_ATTR: &str = "Event.EventData.LogonType";
 
 /// Words naming where events come from, as the pipeline writes them: a family of sources
 /// is a `data_type`; `source` is the channel (EVTX), program (syslog) or service
@@ -273,13 +81,6 @@ const SOURCES: &[(&str, Field, &str)] = &[
     ("aws", Field::DataType, CLOUDTRAIL_DATA_TYPE),
     ("iam", Field::Source, "iam.amazonaws.com"),
     ("s3", Field::Source, "s3.amazonaws.com"),
-];
-
-/// Well-known Windows event ids the pipeline maps (so a bare "4625" is an event code).
-const WINDOWS_CODES: &[&str] = &[
-    "1102", "4624", "4625", "4634", "4647", "4648", "4672", "4688", "4720", "4722", "4723", "4724",
-    "4725", "4726", "4727", "4728", "4729", "4730", "4731", "4732", "4733", "4734", "4735", "4736",
-    "4737", "4738", "7045", "4104",
 ];
 
 /// Programs whose name in a question means "the message mentions it".
@@ -485,7 +286,26 @@ impl Words {
             })
             .filter(|w| !w.is_empty())
             .collect();
-        let lower = typed.iter().map(|w| Some(w.to_ascii_lowercase())).collect();
+        // "logged in", "sign-in", "shut down": one word, so later steps see one concept
+        let mut lower: Tokens = Vec::with_capacity(typed.len());
+        let mut i = 0;
+        while i < typed.len() {
+            let one = typed[i].to_ascii_lowercase();
+            let two = typed
+                .get(i + 1)
+                .map(|n| words::fold_phrases(&[one.clone(), n.to_ascii_lowercase()]));
+            match two {
+                Some(folded) if folded.len() == 1 => {
+                    lower.push(folded.into_iter().next());
+                    lower.push(None);
+                    i += 2;
+                }
+                _ => {
+                    lower.push(Some(one));
+                    i += 1;
+                }
+            }
+        }
         Words { lower, typed }
     }
 
@@ -530,11 +350,13 @@ impl Words {
     }
 }
 
-/// Leaves collected per field, to merge same-field values into one `in`.
+/// Leaves collected per field, to merge same-field values into one `in`, and the event
+/// kinds' conditions that are more than one leaf.
 #[derive(Default)]
 struct Collected {
     positive: Vec<(Field, Op, Value)>,
     negative: Vec<(Field, Op, Value)>,
+    nodes: Vec<(bool, Node)>,
 }
 
 impl Collected {
@@ -553,7 +375,24 @@ impl Collected {
     }
 
     fn is_empty(&self) -> bool {
-        self.positive.is_empty() && self.negative.is_empty()
+        self.positive.is_empty() && self.negative.is_empty() && self.nodes.is_empty()
+    }
+
+    /// Adds a condition: its leaves merge with the others, an `any` stays whole.
+    fn add_node(&mut self, negated: bool, node: Node) {
+        match node {
+            Node::Leaf(Leaf {
+                field,
+                op,
+                value: Some(value),
+            }) => self.add(negated, field, op, value),
+            Node::All(children) if !negated => {
+                for child in children {
+                    self.add_node(false, child);
+                }
+            }
+            other => self.nodes.push((negated, other)),
+        }
     }
 
     /// The condition: same-field `eq` leaves merged into `in` (`nin` when negated).
@@ -596,6 +435,13 @@ impl Collected {
                 });
             }
         }
+        for (negated, node) in self.nodes {
+            nodes.push(if negated {
+                Node::Not(Box::new(node))
+            } else {
+                node
+            });
+        }
         match nodes.len() {
             0 => None,
             1 => nodes.pop(),
@@ -613,18 +459,36 @@ pub fn translate(question: &str, ctx: &ResolveCtx) -> Translation {
         c.add(false, Field::Message, Op::Contains, json!(q));
     }
 
-    // Actions first: "logged in yesterday" must keep its "in".
+    // Field knowledge first: "network logons by anonymous logon" names no person.
     logon_types(&mut w, &mut c);
-    actions(&mut w, &mut c);
+    accounts(&mut w, &mut c);
+    // "access denied" is a CloudTrail error code, not an event kind
+    if let Some((i, n)) = w.find("access denied") {
+        c.add(
+            false,
+            Field::Attr("errorCode".into()),
+            Op::Eq,
+            json!("AccessDenied"),
+        );
+        c.add(
+            false,
+            Field::Outcome,
+            Op::Eq,
+            json!(Outcome::Failure.as_str()),
+        );
+        w.consume(i, n);
+    }
     let time = timeexpr::extract(&mut w.lower, Today::new(ctx.now, ctx.tz));
     let (sort, limit) = ordering(&mut w);
     addresses(&mut w, &mut c);
     event_codes(&mut w, &mut c);
-    sources(&mut w, &mut c);
-    programs(&mut w, &mut c);
     labels(&mut w, &mut c);
     machines(&mut w, &mut c);
     people(&mut w, &mut c);
+    event_kinds(&mut w, &mut c);
+    sources(&mut w, &mut c);
+    programs(&mut w, &mut c);
+    outcomes(&mut w, &mut c);
 
     if c.is_empty() && time.is_none() {
         return Translation::Clarify(
@@ -790,8 +654,13 @@ fn event_codes(w: &mut Words, c: &mut Collected) {
         );
         let numeric = !t.is_empty() && t.len() <= 5 && t.bytes().all(|b| b.is_ascii_digit());
         let typed = w.typed[i].clone();
-        let is_code = (numeric && (WINDOWS_CODES.contains(&t.as_str()) || after_marker))
-            || is_api_name(&typed);
+        let catalogued = t.len() == 4
+            && t.parse::<u32>().is_ok_and(|id| {
+                knowledge::catalog()
+                    .stored(WINDOWS_DATA_TYPE, "Security", Some(&id.to_string()))
+                    .is_some()
+            });
+        let is_code = (numeric && (catalogued || after_marker)) || is_api_name(&typed);
         if !is_code {
             continue;
         }
@@ -823,63 +692,232 @@ fn is_api_name(t: &str) -> bool {
         && t.chars().any(|c| c.is_ascii_lowercase())
 }
 
+/// Whether the word at `i` (or the next one) is a logon ("service logons", "logons of
+/// type network").
+fn near_logon(w: &Words, i: usize, n: usize) -> bool {
+    let is_logon = |k: usize| {
+        w.get(k)
+            .and_then(words::concept)
+            .is_some_and(|c| c == "logon" || c == "loggedon")
+    };
+    is_logon(i + n) || (i > 0 && is_logon(i - 1)) || (i > 1 && is_logon(i - 2))
+}
+
+/// Logon types (`runtime/catalog/windows-fields.yaml`): "remote desktop", "rdp",
+/// "interactive" name one on their own; generic words ("network", "service", "batch",
+/// "unlock") only next to a logon.
 fn logon_types(w: &mut Words, c: &mut Collected) {
-    for (phrase, kind) in [
-        ("remote desktop", "10"),
-        ("rdp", "10"),
-        ("network logons", "3"),
-        ("network logon", "3"),
-        ("interactive", "2"),
-    ] {
-        if let Some((i, n)) = w.find(phrase) {
-            c.add(
-                false,
-                Field::Attr(LOGON_TYPE_ATTR.into()),
-                Op::Eq,
-                json!(kind),
-            );
-            // "network logon(s)" also names the action
-            if phrase.starts_with("network") {
-                c.add(false, Field::Action, Op::Eq, json!(Action::Logon.as_str()));
-            }
-            w.consume(i, n);
+    const GENERIC: &[&str] = &["network", "service", "batch", "unlock", "system"];
+    let catalog = knowledge::catalog();
+    let field = Field::Attr(catalog.logon_type_field.clone());
+    let mut terms: Vec<(&str, u32)> = catalog
+        .logon_types
+        .iter()
+        .flat_map(|l| l.terms.iter().map(move |t| (t.as_str(), l.value)))
+        .collect();
+    // longest first: "cached remote interactive" before "remote interactive"
+    terms.sort_by_key(|(t, _)| std::cmp::Reverse(t.split(' ').count()));
+    for (term, value) in terms {
+        let Some((i, n)) = w.find(term) else {
+            continue;
+        };
+        let generic = GENERIC.contains(&term);
+        let logon_named = term.split(' ').any(|p| p == "logon");
+        if generic && !near_logon(w, i, n) {
+            continue;
+        }
+        let negated = w.negated_before(i);
+        c.add(negated, field.clone(), Op::Eq, json!(value.to_string()));
+        if logon_named || near_logon(w, i, n) || !generic {
+            c.add(false, Field::Action, Op::Eq, json!(Action::Logon.as_str()));
+        }
+        w.consume(i, n);
+        // the logon word itself is said by the action now
+        if w.get(i + n).and_then(words::concept).as_deref() == Some("logon") {
+            w.consume(i + n, 1);
         }
     }
 }
 
-fn actions(w: &mut Words, c: &mut Collected) {
-    let mut outcome: Option<Outcome> = None;
-    // "access denied" is a CloudTrail error code
-    if let Some((i, n)) = w.find("access denied") {
-        c.add(
-            false,
-            Field::Attr("errorCode".into()),
-            Op::Eq,
-            json!("AccessDenied"),
-        );
-        outcome = Some(Outcome::Failure);
-        w.consume(i, n);
+/// Well-known accounts with no identity of their own (the pipeline files none for them):
+/// "anonymous logon", "the SYSTEM account" → the logon's `TargetUserSid`.
+fn accounts(w: &mut Words, c: &mut Collected) {
+    let catalog = knowledge::catalog();
+    let mut terms: Vec<(String, &str)> = Vec::new();
+    for s in &catalog.sids {
+        let (Some(sid), true) = (&s.sid, s.machine) else {
+            continue;
+        };
+        for t in &s.terms {
+            terms.push((t.to_ascii_lowercase(), sid.as_str()));
+        }
     }
-    for (phrase, action, implied) in ACTION_PHRASES {
-        while let Some((i, n)) = w.find(phrase) {
-            let negated = w.negated_before(i);
-            c.add(negated, Field::Action, Op::Eq, json!(action.as_str()));
-            if let Some(o) = implied
-                && !negated
-            {
-                outcome = Some(*o);
+    terms.sort_by_key(|(t, _)| std::cmp::Reverse(t.split(' ').count()));
+    for (term, sid) in terms {
+        let Some((i, n)) = w.find(&term) else {
+            continue;
+        };
+        // an account on its own ("anonymous") needs a logon in the question
+        if n == 1
+            && !near_logon(w, i, n)
+            && !w
+                .lower
+                .iter()
+                .flatten()
+                .any(|t| t == "logon" || t == "logons")
+        {
+            continue;
+        }
+        let negated = w.negated_before(i);
+        c.add(
+            negated,
+            Field::Attr("Event.EventData.TargetUserSid".into()),
+            Op::Eq,
+            json!(sid),
+        );
+        c.add(false, Field::Action, Op::Eq, json!(Action::Logon.as_str()));
+        w.consume(i, n);
+        // "the SYSTEM account", "by anonymous logon"
+        if i > 0 && matches!(w.get(i - 1), Some("the" | "by" | "as" | "of" | "for")) {
+            w.consume(i - 1, 1);
+        }
+        if matches!(w.get(i + n), Some("account" | "user")) {
+            w.consume(i + n, 1);
+        }
+    }
+}
+
+/// The kinds of events the remaining words name, from the event catalog (see
+/// [`super::matching`]).
+fn event_kinds(w: &mut Words, c: &mut Collected) {
+    let seq: Vec<(usize, String)> = (0..w.lower.len())
+        .filter_map(|i| w.get(i).and_then(words::concept).map(|cpt| (i, cpt)))
+        .collect();
+    let chosen = matching::choose(&seq);
+    if chosen.is_empty() {
+        return;
+    }
+    // "logons or logoffs", "created and deleted": any of them; otherwise they narrow
+    let joined = (0..w.lower.len()).any(|i| {
+        matches!(w.get(i), Some("or" | "and"))
+            && chosen.iter().any(|ch| ch.words.iter().any(|&k| k < i))
+            && chosen.iter().any(|ch| ch.words.iter().any(|&k| k > i))
+    });
+    let catalog = knowledge::catalog();
+    let mut actions: Vec<Action> = Vec::new();
+    let mut categories: Vec<Category> = Vec::new();
+    let mut kinds: Vec<Vec<usize>> = Vec::new();
+    let mut outcome = None;
+    let first_word = chosen
+        .iter()
+        .flat_map(|ch| ch.words.iter().copied())
+        .min()
+        .unwrap_or(0);
+    let negated = w.negated_before(first_word);
+    for ch in &chosen {
+        let mut types: Vec<usize> = Vec::new();
+        for t in &ch.targets {
+            match t {
+                Target::Action(a) => actions.push(*a),
+                Target::Category(k) => categories.push(*k),
+                other => types.extend(other.event_types(catalog)),
+            }
+        }
+        if !types.is_empty() {
+            types.sort_unstable();
+            types.dedup();
+            kinds.push(types);
+        }
+        if let Some(o) = ch.outcome {
+            outcome = Some(o);
+        }
+        for &i in &ch.words {
+            w.consume(i, 1);
+        }
+    }
+    let leaf = |field: Field, values: Vec<&str>| {
+        let (op, value) = match values.as_slice() {
+            [one] => (Op::Eq, json!(one)),
+            many => (Op::In, json!(many)),
+        };
+        Node::Leaf(Leaf {
+            field,
+            op,
+            value: Some(value),
+        })
+    };
+    let mut parts: Vec<Node> = Vec::new();
+    if !actions.is_empty() {
+        actions.dedup();
+        if joined || actions.len() == 1 {
+            parts.push(leaf(
+                Field::Action,
+                actions.iter().map(|a| a.as_str()).collect(),
+            ));
+        } else {
+            parts.extend(
+                actions
+                    .iter()
+                    .map(|a| leaf(Field::Action, vec![a.as_str()])),
+            );
+        }
+    }
+    if !categories.is_empty() {
+        categories.dedup();
+        parts.push(leaf(
+            Field::Category,
+            categories.iter().map(|k| k.as_str()).collect(),
+        ));
+    }
+    let kinds: Vec<Vec<usize>> = if joined && kinds.len() > 1 {
+        let mut all: Vec<usize> = kinds.concat();
+        all.sort_unstable();
+        all.dedup();
+        vec![all]
+    } else if kinds.len() > 1 {
+        // narrowing two sets of event kinds is their intersection, when they share any
+        let shared: Vec<usize> = kinds[0]
+            .iter()
+            .copied()
+            .filter(|t| kinds[1..].iter().all(|k| k.contains(t)))
+            .collect();
+        if shared.is_empty() {
+            kinds
+        } else {
+            vec![shared]
+        }
+    } else {
+        kinds
+    };
+    for types in kinds {
+        let refs: Vec<&EventType> = types.iter().map(|&i| &catalog.event_types[i]).collect();
+        if let Some(node) = knowledge::condition(&refs) {
+            parts.push(node);
+        }
+    }
+    if joined && parts.len() > 1 {
+        c.add_node(negated, Node::Any(parts));
+    } else {
+        for p in parts {
+            c.add_node(negated, p);
+        }
+    }
+    if let Some(o) = outcome
+        && !negated
+    {
+        c.add(false, Field::Outcome, Op::Eq, json!(o.as_str()));
+    }
+}
+
+/// Outcome words the event kinds did not explain ("failed", "successful").
+fn outcomes(w: &mut Words, c: &mut Collected) {
+    for (word, o) in OUTCOME_WORDS {
+        if let Some((i, n)) = w.find(word) {
+            if !c.positive.iter().any(|(f, _, _)| *f == Field::Outcome) {
+                c.add(false, Field::Outcome, Op::Eq, json!(o.as_str()));
             }
             w.consume(i, n);
         }
-    }
-    for (word, o) in OUTCOME_WORDS {
-        if let Some((i, n)) = w.find(word) {
-            outcome = Some(*o);
-            w.consume(i, n);
-        }
-    }
-    if let Some(o) = outcome {
-        c.add(false, Field::Outcome, Op::Eq, json!(o.as_str()));
     }
 }
 
@@ -995,6 +1033,10 @@ fn machines(w: &mut Words, c: &mut Collected) {
         if !name_like(&t) || !(marked || (located && host_like(&typed))) {
             continue;
         }
+        // "workstation unlocks": a word of events, not a host
+        if !host_like(&typed) && catalog_word(w, i) {
+            continue;
+        }
         let negated = w.negated_before(i.saturating_sub(usize::from(marked)));
         c.add(negated, Field::Device, Op::Eq, json!(typed));
         w.consume(i, 1);
@@ -1042,6 +1084,16 @@ fn people(w: &mut Words, c: &mut Collected) {
         if !name_like(&t) || !(marked || negation || chained) || is_noise_word(&t) {
             continue;
         }
+        // "accounts created", "users added", "for invalid users": words of events
+        let noun_marker = prev.as_deref().is_some_and(|p| {
+            matches!(
+                p,
+                "user" | "users" | "account" | "accounts" | "identity" | "person"
+            )
+        });
+        if catalog_word(w, i) && (noun_marker || catalog_word(w, i + 1)) {
+            continue;
+        }
         let negated = negation || w.negated_before(i.saturating_sub(1));
         let negated = negated
             || (chained
@@ -1053,6 +1105,18 @@ fn people(w: &mut Words, c: &mut Collected) {
             w.consume(j, 1);
         }
     }
+}
+
+/// Whether the word at `i` is one the event catalog knows, typed the way words (not names
+/// or hosts) are: lower case, no digits.
+fn catalog_word(w: &Words, i: usize) -> bool {
+    let Some(t) = w.get(i) else {
+        return false;
+    };
+    let typed = &w.typed[i];
+    typed.chars().all(|c| c.is_ascii_lowercase())
+        && !t.is_empty()
+        && words::concept(t).is_some_and(|c| matching::known(&c))
 }
 
 /// Filler words that follow "for"/"by"/"of" without being names.
