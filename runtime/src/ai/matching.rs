@@ -6,8 +6,8 @@
 //! much of the title's weight the question covers, rarer concepts weighing more). The
 //! targets are then chosen greedily: the one that explains most of the question's
 //! still-unexplained words first, then the better match, then the broader kind (a family
-//! before an action before a category before an audit subcategory before a single event
-//! type). Targets that tie exactly are taken together (their events are united); a chosen
+//! before an action before a category before a single event type before an audit
+//! subcategory). Targets that tie exactly are taken together (their events are united); a chosen
 //! target also absorbs the question's other words it knows, so a qualifier ("logons *with
 //! explicit credentials*") narrows instead of adding a second event kind.
 
@@ -40,8 +40,8 @@ impl Target {
             Target::Family(_) => 5,
             Target::Action(_) => 4,
             Target::Category(_) => 3,
-            Target::Subcategory(_) => 2,
-            Target::Entry(_) => 1,
+            Target::Entry(_) => 2,
+            Target::Subcategory(_) => 1,
         }
     }
 
@@ -73,6 +73,9 @@ struct Index {
     vocab: HashMap<Target, HashSet<String>>,
     by_concept: HashMap<String, Vec<usize>>,
 }
+
+/// Concepts of a title that only say how the event ended.
+const OUTCOME_CONCEPTS: &[&str] = &["success", "fail", "accept"];
 
 /// Least share of a title's weight a question must cover to name it.
 const BAG_THRESHOLD: f64 = 0.7;
@@ -324,8 +327,24 @@ fn bag_match(
         return None;
     }
     let w = |c: &str| ix.weight.get(c).copied().unwrap_or(0.0);
-    let total: f64 = title.iter().map(|c| w(c)).sum();
-    let score = covered.iter().map(|c| w(c)).sum::<f64>() / total.max(f64::EPSILON);
+    // How it ended is the title's business only when the question says it: "did the
+    // firewall service start" names "…started successfully", "ssh logins" both outcomes.
+    let total: f64 = title
+        .iter()
+        .filter(|c| present.contains(*c) || !OUTCOME_CONCEPTS.contains(*c))
+        .map(|c| w(c))
+        .sum();
+    // …but of two titles otherwise alike, the one that adds no failure is the better name
+    let unsaid: f64 = title
+        .iter()
+        .filter(|c| !present.contains(*c))
+        .map(|c| match *c {
+            "success" => 0.005,
+            "fail" | "accept" => 0.01,
+            _ => 0.0,
+        })
+        .sum();
+    let score = covered.iter().map(|c| w(c)).sum::<f64>() / total.max(f64::EPSILON) - unsaid;
     if score < BAG_THRESHOLD {
         return None;
     }

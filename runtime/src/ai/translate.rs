@@ -790,13 +790,57 @@ fn accounts(w: &mut Words, c: &mut Collected) {
 /// The kinds of events the remaining words name, from the event catalog (see
 /// [`super::matching`]).
 fn event_kinds(w: &mut Words, c: &mut Collected) {
+    // "security-enabled", "per-user": every part of a word is a concept
     let seq: Vec<(usize, String)> = (0..w.lower.len())
-        .filter_map(|i| w.get(i).and_then(words::concept).map(|cpt| (i, cpt)))
+        .filter_map(|i| w.get(i).map(|t| (i, t)))
+        .flat_map(|(i, t)| {
+            let parts = if t.contains('-') {
+                words::concepts(t)
+            } else {
+                words::concept(t).into_iter().collect()
+            };
+            parts.into_iter().map(move |cpt| (i, cpt))
+        })
         .collect();
-    let chosen = matching::choose(&seq);
+    let mut chosen = matching::choose(&seq);
     if chosen.is_empty() {
         return;
     }
+    // "accounts created or deleted": the word after "or" shares the head of the kind
+    // before it
+    let explained: std::collections::BTreeSet<usize> = chosen
+        .iter()
+        .flat_map(|ch| ch.words.iter().copied())
+        .collect();
+    let mut more = Vec::new();
+    for (i, cpt) in &seq {
+        let after_join = (1..=2).any(|k| {
+            i.checked_sub(k)
+                .is_some_and(|j| matches!(w.get(j), Some("or" | "and")))
+        });
+        if explained.contains(i) || !after_join {
+            continue;
+        }
+        for ch in &chosen {
+            for &head in ch.words.iter().filter(|&&h| h < *i) {
+                let Some((_, head_cpt)) = seq.iter().find(|(k, _)| *k == head) else {
+                    continue;
+                };
+                let pair = [(head, head_cpt.clone()), (*i, cpt.clone())];
+                if let Some(found) = matching::choose(&pair)
+                    .into_iter()
+                    .find(|f| f.words.contains(i) && f.words.contains(&head))
+                {
+                    more.push(matching::Chosen {
+                        words: [*i].into_iter().collect(),
+                        ..found
+                    });
+                }
+            }
+        }
+    }
+    more.dedup_by(|a, b| a.targets == b.targets);
+    chosen.extend(more);
     // "logons or logoffs", "created and deleted": any of them; otherwise they narrow
     let joined = (0..w.lower.len()).any(|i| {
         matches!(w.get(i), Some("or" | "and"))
