@@ -192,13 +192,15 @@ struct Match {
 /// The targets named by `seq`: the question's remaining words as (word index, concept).
 pub(crate) fn choose(seq: &[(usize, String)]) -> Vec<Chosen> {
     let ix = &*INDEX;
-    let seq: Vec<&(usize, String)> = seq.iter().filter(|(_, c)| known(c)).collect();
+    // Explanations count concepts (items of `seq`), not words: "ProcessAccess" is two.
+    let seq: Vec<(usize, &(usize, String))> =
+        seq.iter().filter(|(_, c)| known(c)).enumerate().collect();
     if seq.is_empty() {
         return Vec::new();
     }
-    let present: HashSet<&str> = seq.iter().map(|(_, c)| c.as_str()).collect();
+    let present: HashSet<&str> = seq.iter().map(|(_, (_, c))| c.as_str()).collect();
     let mut candidates: BTreeSet<usize> = BTreeSet::new();
-    for (_, c) in &seq {
+    for (_, (_, c)) in &seq {
         if let Some(list) = ix.by_concept.get(c.as_str()) {
             candidates.extend(list.iter().copied());
         }
@@ -265,20 +267,20 @@ pub(crate) fn choose(seq: &[(usize, String)]) -> Vec<Chosen> {
                     == first_new
             })
             .collect();
-        let mut words: BTreeSet<usize> = first_new;
+        let mut items: BTreeSet<usize> = first_new;
         for m in &group {
             let vocab = &ix.vocab[&m.target];
-            words.extend(
+            items.extend(
                 seq.iter()
-                    .filter(|(i, c)| vocab.contains(c) && !explained.contains(i))
-                    .map(|(i, _)| *i),
+                    .filter(|(k, (_, c))| vocab.contains(c) && !explained.contains(k))
+                    .map(|(k, _)| *k),
             );
         }
-        explained.extend(words.iter().copied());
+        explained.extend(items.iter().copied());
         out.push(Chosen {
             targets: group.iter().map(|m| m.target).collect(),
             outcome: group.iter().find_map(|m| m.outcome),
-            words,
+            words: items.iter().map(|&k| seq[k].1.0).collect(),
         });
         let taken: Vec<Target> = group.iter().map(|m| m.target).collect();
         matches.retain(|m| !taken.contains(&m.target));
@@ -287,20 +289,20 @@ pub(crate) fn choose(seq: &[(usize, String)]) -> Vec<Chosen> {
 }
 
 /// A term's words next to each other in the question, in any order, with at most one other
-/// word among them (two-word terms: none).
-fn run_match(phrase: &Phrase, seq: &[&(usize, String)]) -> Option<BTreeSet<usize>> {
+/// word among them (two-word terms: none). Returns the indexes of the concepts in `seq`.
+fn run_match(phrase: &Phrase, seq: &[(usize, &(usize, String))]) -> Option<BTreeSet<usize>> {
     let k = phrase.concepts.len();
     let span = if k >= 3 { k + 1 } else { k };
     for a in 0..seq.len() {
-        if !phrase.concepts.contains(&seq[a].1) {
+        if !phrase.concepts.contains(&seq[a].1.1) {
             continue;
         }
         let mut needed: Vec<&String> = phrase.concepts.iter().collect();
         let mut used = BTreeSet::new();
-        for item in seq.iter().skip(a).take(span) {
-            if let Some(pos) = needed.iter().position(|c| **c == item.1) {
+        for (k, (_, c)) in seq.iter().skip(a).take(span) {
+            if let Some(pos) = needed.iter().position(|n| *n == c) {
                 needed.swap_remove(pos);
-                used.insert(item.0);
+                used.insert(*k);
             }
         }
         if needed.is_empty() {
@@ -314,7 +316,7 @@ fn run_match(phrase: &Phrase, seq: &[&(usize, String)]) -> Option<BTreeSet<usize
 fn bag_match(
     ix: &Index,
     phrase: &Phrase,
-    seq: &[&(usize, String)],
+    seq: &[(usize, &(usize, String))],
     present: &HashSet<&str>,
 ) -> Option<(f64, BTreeSet<usize>)> {
     let title: BTreeSet<&str> = phrase.concepts.iter().map(String::as_str).collect();
@@ -350,8 +352,8 @@ fn bag_match(
     }
     let explained = seq
         .iter()
-        .filter(|(_, c)| covered.contains(c.as_str()))
-        .map(|(i, _)| *i)
+        .filter(|(_, (_, c))| covered.contains(c.as_str()))
+        .map(|(k, _)| *k)
         .collect();
     Some((score, explained))
 }

@@ -395,8 +395,18 @@ impl Collected {
         }
     }
 
-    /// The condition: same-field `eq` leaves merged into `in` (`nin` when negated).
-    fn into_node(self) -> Option<Node> {
+    /// The condition: same-field `eq` leaves merged into `in` (`nin` when negated); what
+    /// happened first, then where and who.
+    fn into_node(mut self) -> Option<Node> {
+        let rank = |f: &Field| match f {
+            Field::Action => 0,
+            Field::Outcome => 1,
+            Field::Category => 2,
+            Field::DataType | Field::Source | Field::EventCode => 3,
+            Field::Attr(_) => 4,
+            _ => 5,
+        };
+        self.positive.sort_by_key(|(f, _, _)| rank(f));
         let mut nodes = Vec::new();
         for (negated, list) in [(false, self.positive), (true, self.negative)] {
             let mut merged: Vec<(Field, Op, Value)> = Vec::new();
@@ -660,7 +670,13 @@ fn event_codes(w: &mut Words, c: &mut Collected) {
                     .stored(WINDOWS_DATA_TYPE, "Security", Some(&id.to_string()))
                     .is_some()
             });
-        let is_code = (numeric && (catalogued || after_marker)) || is_api_name(&typed);
+        // "ProcessAccess", "FileCreate": Sysmon's event names, read as words of events
+        let event_name = knowledge::catalog().event_types.iter().any(|e| {
+            matches!(e.origin, knowledge::Origin::Windows { .. })
+                && e.title.split([' ', '(']).next() == Some(typed.as_str())
+        });
+        let is_code =
+            (numeric && (catalogued || after_marker)) || (is_api_name(&typed) && !event_name);
         if !is_code {
             continue;
         }
@@ -791,10 +807,16 @@ fn accounts(w: &mut Words, c: &mut Collected) {
 /// [`super::matching`]).
 fn event_kinds(w: &mut Words, c: &mut Collected) {
     // "security-enabled", "per-user": every part of a word is a concept
+    // and every part of "CreateRemoteThread"
+    let typed = w.typed.clone();
     let seq: Vec<(usize, String)> = (0..w.lower.len())
         .filter_map(|i| w.get(i).map(|t| (i, t)))
         .flat_map(|(i, t)| {
-            let parts = if t.contains('-') {
+            let camel = typed[i].chars().skip(1).any(|c| c.is_ascii_uppercase())
+                && typed[i].chars().any(|c| c.is_ascii_lowercase());
+            let parts = if camel {
+                words::concepts(&typed[i])
+            } else if t.contains('-') {
                 words::concepts(t)
             } else {
                 words::concept(t).into_iter().collect()
@@ -1313,11 +1335,13 @@ mod tests {
         assert!(w.as_array().unwrap().contains(&serde_json::json!(
             {"field": "attr.Event.EventData.LogonType", "op": "eq", "value": "2"}
         )));
+        // sshd writes as `sshd-session` since OpenSSH 9.8
         let w = leaves("failed ssh logins");
         assert!(
-            w.as_array()
-                .unwrap()
-                .contains(&serde_json::json!({"field": "source", "op": "eq", "value": "sshd"}))
+            w.as_array().unwrap().contains(&serde_json::json!(
+                {"field": "source", "op": "in", "value": ["sshd", "sshd-session"]}
+            )),
+            "{w}"
         );
         for q in ["linux events", "cloudtrail events", "sysmon events"] {
             let text = doc(q).to_string();

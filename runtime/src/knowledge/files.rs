@@ -225,6 +225,8 @@ struct RawMessage {
     #[serde(default)]
     marker: Option<String>,
     #[serde(default)]
+    excludes: Option<String>,
+    #[serde(default)]
     terms: Vec<String>,
     #[serde(default)]
     fixture: Vec<String>,
@@ -567,6 +569,7 @@ pub(super) fn load() -> Result<Catalog, CatalogError> {
             shape: m.shape,
             outcome,
             marker: m.marker,
+            excludes: m.excludes,
         };
         b.push(f, origin, raw, category, None)?;
     }

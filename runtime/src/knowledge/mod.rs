@@ -56,6 +56,9 @@ pub enum Origin {
         /// Text its messages contain and the program's other lines of the same action and
         /// outcome do not.
         marker: Option<String>,
+        /// Text its messages never contain and the program's other lines of the same action
+        /// and outcome do.
+        excludes: Option<String>,
     },
     /// A CloudTrail event.
     CloudTrail {
@@ -449,7 +452,8 @@ pub fn condition(types: &[&EventType]) -> Option<Node> {
             programs: &'a [String],
             action: Option<Action>,
             outcome: Outcome,
-            markers: Option<Vec<&'a str>>,
+            /// (marker, excludes) of each member.
+            texts: Vec<(Option<&'a str>, Option<&'a str>)>,
         },
         Aws {
             service: &'a str,
@@ -486,30 +490,25 @@ pub fn condition(types: &[&EventType]) -> Option<Node> {
                 programs,
                 outcome,
                 marker,
+                excludes,
                 ..
             } => {
-                let found = groups.iter_mut().find_map(|g| match g {
+                let text = (marker.as_deref(), excludes.as_deref());
+                match groups.iter_mut().find_map(|g| match g {
                     Group::Linux {
                         programs: p,
                         action: a,
                         outcome: o,
-                        markers,
-                    } if *p == programs.as_slice() && *a == t.action && o == outcome => {
-                        Some(markers)
-                    }
+                        texts,
+                    } if *p == programs.as_slice() && *a == t.action && o == outcome => Some(texts),
                     _ => None,
-                });
-                match found {
-                    // a line without a marker covers every line of its group
-                    Some(markers) => match (markers.as_mut(), marker) {
-                        (Some(list), Some(m)) => list.push(m),
-                        _ => *markers = None,
-                    },
+                }) {
+                    Some(texts) => texts.push(text),
                     None => groups.push(Group::Linux {
                         programs,
                         action: t.action,
                         outcome: *outcome,
-                        markers: marker.as_deref().map(|m| vec![m]),
+                        texts: vec![text],
                     }),
                 }
             }
@@ -550,25 +549,15 @@ pub fn condition(types: &[&EventType]) -> Option<Node> {
                     programs,
                     action,
                     outcome,
-                    markers,
+                    texts,
                 } => {
                     let mut leaves = vec![eq_or_in(Field::Source, programs.to_vec())];
                     if let Some(a) = action {
                         leaves.push(leaf(Field::Action, Op::Eq, json!(a.as_str())));
                     }
                     leaves.push(leaf(Field::Outcome, Op::Eq, json!(outcome.as_str())));
-                    if let Some(mut markers) = markers {
-                        markers.sort_unstable();
-                        markers.dedup();
-                        let mut contains: Vec<Node> = markers
-                            .into_iter()
-                            .map(|m| leaf(Field::Message, Op::Contains, json!(m)))
-                            .collect();
-                        leaves.push(if contains.len() == 1 {
-                            contains.remove(0)
-                        } else {
-                            Node::Any(contains)
-                        });
+                    if let Some(text) = line_text(&texts) {
+                        leaves.push(text);
                     }
                     leaves
                 }
@@ -587,6 +576,37 @@ pub fn condition(types: &[&EventType]) -> Option<Node> {
         0 => None,
         1 => nodes.pop(),
         _ => Some(Node::Any(nodes)),
+    }
+}
+
+/// The message condition telling a group of Linux line shapes from the program's other
+/// lines of the same action and outcome: `None` when the group covers them all.
+fn line_text(texts: &[(Option<&str>, Option<&str>)]) -> Option<Node> {
+    let contains = |m: &str| leaf(Field::Message, Op::Contains, json!(m));
+    // a shape with neither, or one shape excluding what another requires: every line
+    if texts.iter().any(|(m, x)| m.is_none() && x.is_none())
+        || texts
+            .iter()
+            .any(|(_, x)| x.is_some_and(|x| texts.iter().any(|(m, _)| *m == Some(x))))
+    {
+        return None;
+    }
+    let mut markers: Vec<&str> = texts.iter().filter_map(|(m, _)| *m).collect();
+    markers.sort_unstable();
+    markers.dedup();
+    let mut excludes: Vec<&str> = texts.iter().filter_map(|(_, x)| *x).collect();
+    excludes.sort_unstable();
+    excludes.dedup();
+    let mut parts: Vec<Node> = markers.into_iter().map(contains).collect();
+    parts.extend(
+        excludes
+            .into_iter()
+            .map(|x| Node::Not(Box::new(contains(x)))),
+    );
+    match parts.len() {
+        0 => None,
+        1 => parts.pop(),
+        _ => Some(Node::Any(parts)),
     }
 }
 

@@ -260,5 +260,10 @@ fn conditions_group_event_types_by_source() {
     );
     let node = condition(&pick(&["linux:sshd.failed", "linux:sshd.invalid_user"])).unwrap();
     assert!(!serde_json::to_string(&node).unwrap().contains("contains"));
+    let node = condition(&pick(&["linux:sshd.failed"])).unwrap();
+    assert_eq!(
+        serde_json::to_value(node).unwrap()["all"][3],
+        json!({"not": {"field": "message", "op": "contains", "value": "invalid user"}})
+    );
     assert_eq!(condition(&[]), None);
 }
