@@ -229,6 +229,8 @@ struct RawMessage {
     #[serde(default)]
     terms: Vec<String>,
     #[serde(default)]
+    family: Vec<String>,
+    #[serde(default)]
     fixture: Vec<String>,
 }
 
@@ -560,6 +562,7 @@ pub(super) fn load() -> Result<Catalog, CatalogError> {
             title: m.title,
             action: Some(m.action),
             terms: m.terms,
+            family: m.family,
             fixture: m.fixture,
             ..RawEvent::default()
         };
