@@ -41,7 +41,8 @@ macro_rules! vocabulary {
 }
 
 vocabulary! {
-    /// What happened. Mapping from sources:
+    /// What happened. Mapping from sources (for Windows, the `action:` of the event catalog's
+    /// entries, `runtime/catalog/`):
     ///
     /// | action | Windows | Linux (syslog) | CloudTrail |
     /// |---|---|---|---|
@@ -57,9 +58,9 @@ vocabulary! {
     /// | `password_reset` | 4724 | — | — |
     /// | `account_disabled` | 4725 | — | — |
     /// | `account_deleted` | 4726 | userdel | IAM `DeleteUser` |
-    /// | `group_changed` | 4727–4737 | — | IAM group calls |
+    /// | `group_changed` | 4727–4735, 4737, 4754–4758, 4764 (security groups) | — | IAM group calls |
     /// | `account_changed` | 4738 | usermod | IAM `UpdateUser` |
-    /// | `service_installed` | 7045 | — | — |
+    /// | `service_installed` | 4697, System 7045 | — | — |
     /// | `privilege_escalation` | — | sudo, su | — |
     /// | `access_key_created` | — | — | IAM `CreateAccessKey` |
     /// | `policy_changed` | — | — | IAM `Attach*Policy`, `Put*Policy`, `Detach*Policy`, `Delete*Policy` |
