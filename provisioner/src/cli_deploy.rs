@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono_contract::outputs;
 use clap::{Args, Subcommand};
 use futures::future::BoxFuture;
 
@@ -444,8 +445,8 @@ impl OnboardHooks for CliHooks {
         Box::pin(async move {
             let url = outputs
                 .get("api")
-                .and_then(|o| o.get("HttpApiUrl"))
-                .ok_or("the api stack has no HttpApiUrl output")?;
+                .and_then(|o| o.get(outputs::HTTP_API_URL))
+                .ok_or_else(|| format!("the api stack has no {} output", outputs::HTTP_API_URL))?;
             let health = format!("{}/healthz", url.trim_end_matches('/'));
             let client = reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))

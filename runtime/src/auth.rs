@@ -19,9 +19,9 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 /// Default claim holding the roles array.
-pub const DEFAULT_ROLES_CLAIM: &str = "https://chronotracer.io/roles";
+pub const DEFAULT_ROLES_CLAIM: &str = chrono_contract::claims::ROLES;
 /// Default claim holding the accessible case ids.
-pub const DEFAULT_CASES_CLAIM: &str = "https://chronotracer.io/cases";
+pub const DEFAULT_CASES_CLAIM: &str = chrono_contract::claims::CASES;
 
 /// Why a request is not authenticated.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

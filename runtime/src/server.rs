@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use chrono_contract::env as vars;
 
 use crate::api::{AppState, router};
 use crate::auth::{
@@ -49,8 +50,8 @@ fn env(name: &str) -> Option<String> {
 
 fn claim_names() -> ClaimNames {
     ClaimNames {
-        roles: env("CHRONO_ROLES_CLAIM").unwrap_or_else(|| DEFAULT_ROLES_CLAIM.into()),
-        cases: env("CHRONO_CASES_CLAIM").unwrap_or_else(|| DEFAULT_CASES_CLAIM.into()),
+        roles: env(vars::ROLES_CLAIM).unwrap_or_else(|| DEFAULT_ROLES_CLAIM.into()),
+        cases: env(vars::CASES_CLAIM).unwrap_or_else(|| DEFAULT_CASES_CLAIM.into()),
     }
 }
 
@@ -120,13 +121,13 @@ pub async fn authenticator_from_env(mode: Mode) -> Result<Authenticator, StartEr
     if mode == Mode::Lambda {
         return Ok(Authenticator::ApiGateway(names));
     }
-    let issuer = env("CHRONO_JWT_ISSUER")
-        .ok_or_else(|| StartError::Config("set CHRONO_JWT_ISSUER".into()))?;
-    let audience = env("CHRONO_JWT_AUDIENCE")
-        .ok_or_else(|| StartError::Config("set CHRONO_JWT_AUDIENCE".into()))?;
-    let verifier = if let Some(file) = env("CHRONO_JWKS_FILE") {
+    let issuer = env(vars::JWT_ISSUER)
+        .ok_or_else(|| StartError::Config(format!("set {}", vars::JWT_ISSUER)))?;
+    let audience = env(vars::JWT_AUDIENCE)
+        .ok_or_else(|| StartError::Config(format!("set {}", vars::JWT_AUDIENCE)))?;
+    let verifier = if let Some(file) = env(vars::JWKS_FILE) {
         JwtVerifier::from_jwks_file(&PathBuf::from(file), &issuer, &audience, names)?
-    } else if let Some(url) = env("CHRONO_JWKS_URL") {
+    } else if let Some(url) = env(vars::JWKS_URL) {
         JwtVerifier::from_jwks_url(&url, &issuer, &audience, names).await?
     } else {
         return Err(StartError::Config(
@@ -146,9 +147,9 @@ pub async fn state_from_env(
     let db = pool_from_env(if mode == Mode::Lambda { 2 } else { 16 }).await?;
     let auth = authenticator_from_env(mode).await?;
     let sdk = aws_config::load_from_env().await;
-    let sources = env("CHRONO_SOURCES_BUCKET")
-        .map(|b| SourcesBucket::new(SourcesBucket::client_from(&sdk), b));
-    let launcher = match (launcher, env("CHRONO_PIPELINE_STATE_MACHINE_ARN")) {
+    let sources =
+        env(vars::SOURCES_BUCKET).map(|b| SourcesBucket::new(SourcesBucket::client_from(&sdk), b));
+    let launcher = match (launcher, env(vars::PIPELINE_STATE_MACHINE_ARN)) {
         (Some(l), _) => l,
         (None, Some(arn)) => Arc::new(StepFunctionsLauncher::new(
             aws_sdk_sfn::Client::new(&sdk),
@@ -247,7 +248,7 @@ pub async fn migrate() -> Result<(), StartError> {
 /// Installs the log subscriber: JSON (default in Lambda) or text (`CHRONO_LOG_FORMAT`),
 /// filtered by `RUST_LOG` (default `info`).
 pub fn init_logging(default_json: bool) {
-    let json = match env("CHRONO_LOG_FORMAT").as_deref() {
+    let json = match env(vars::LOG_FORMAT).as_deref() {
         Some("json") => true,
         Some("text") => false,
         _ => default_json,

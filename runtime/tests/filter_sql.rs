@@ -450,7 +450,11 @@ async fn category_filters_the_catalog_category_column(_: PgPoolOptions, opts: Pg
     let db = common::pool(opts).await;
     let fx = common::seed(&db).await;
     let ctx = ResolveCtx::utc("2024-03-02T12:00:00Z".parse().unwrap());
-    for (r, category) in [("r01", "logon"), ("r02", "logon"), ("r05", "account_management")] {
+    for (r, category) in [
+        ("r01", "logon"),
+        ("r02", "logon"),
+        ("r05", "account_management"),
+    ] {
         sqlx::query("UPDATE events SET category = $1 WHERE id = $2")
             .bind(category)
             .bind(fx.event(r))
@@ -459,9 +463,18 @@ async fn category_filters_the_catalog_category_column(_: PgPoolOptions, opts: Pg
             .unwrap();
     }
     let cat = |op: &str, v: Value| w(leaf("category", op, v));
-    assert_eq!(run(&db, &fx, &cat("eq", json!("logon")), &ctx).await, ["r01", "r02"]);
     assert_eq!(
-        run(&db, &fx, &cat("in", json!(["logon", "account_management"])), &ctx).await,
+        run(&db, &fx, &cat("eq", json!("logon")), &ctx).await,
+        ["r01", "r02"]
+    );
+    assert_eq!(
+        run(
+            &db,
+            &fx,
+            &cat("in", json!(["logon", "account_management"])),
+            &ctx
+        )
+        .await,
         ["r01", "r02", "r05"]
     );
     // events without a category match `neq` and `exists: false`, as for every field
@@ -470,7 +483,13 @@ async fn category_filters_the_catalog_category_column(_: PgPoolOptions, opts: Pg
         except(&["r01", "r02"])
     );
     assert_eq!(
-        run(&db, &fx, &w(json!({"field": "category", "op": "exists", "value": false})), &ctx).await,
+        run(
+            &db,
+            &fx,
+            &w(json!({"field": "category", "op": "exists", "value": false})),
+            &ctx
+        )
+        .await,
         except(&["r01", "r02", "r05"])
     );
 }

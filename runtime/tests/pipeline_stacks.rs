@@ -158,11 +158,13 @@ fn retried_and_failed_exit_codes_are_the_ones_the_steps_end_with() {
 #[test]
 fn the_parts_manifest_key_and_shape_are_what_the_map_reads() {
     assert_eq!(
-        sfn::PARTS_MANIFEST_KEY.replace("{evidence_id}", EVIDENCE),
+        sfn::artifact_key(chrono_contract::pipeline::PARTS_MANIFEST)
+            .replace("{evidence_id}", EVIDENCE),
         jobs::parts_index_key(target())
     );
     assert_eq!(
-        sfn::FAILURE_KEY.replace("{evidence_id}", EVIDENCE),
+        sfn::artifact_key(chrono_contract::pipeline::FAILURE_MARKER)
+            .replace("{evidence_id}", EVIDENCE),
         jobs::failure_key(target())
     );
     let def = sfn::definition(2, 4);

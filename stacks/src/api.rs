@@ -13,6 +13,7 @@
 //!   through the VPC link, with the integration request parameters of [`WS_HEADERS`]
 //!   (connection id, route key, callback domain and stage, the authorizer's context).
 
+use chrono_contract::outputs;
 use serde_json::json;
 
 use crate::compute::ComputeOutputs;
@@ -328,9 +329,13 @@ pub fn build_wired(cfg: &Config, compute: &ComputeOutputs) -> Result<ApiStack, M
         },
     )?;
 
-    s.export("HttpApiUrl", "base URL of the HTTP API", http.endpoint())?;
     s.export(
-        "WebSocketUrl",
+        outputs::HTTP_API_URL,
+        "base URL of the HTTP API",
+        http.endpoint(),
+    )?;
+    s.export(
+        outputs::WEBSOCKET_URL,
         "URL of the WebSocket API",
         Expr::sub(format!("${{{}.ApiEndpoint}}/{WS_STAGE}", ws.id())),
     )?;

@@ -2,6 +2,7 @@
 //! the runtime image, the deploy lock table, and API Gateway's account-level logging role.
 //! It depends on nothing.
 
+use chrono_contract::outputs;
 use serde_json::json;
 
 use crate::config::Config;
@@ -110,23 +111,23 @@ pub fn build(cfg: &Config) -> Result<BootstrapStack, ModelError> {
 
     let outputs = BootstrapOutputs {
         assets_bucket: s.export(
-            "AssetsBucketName",
+            outputs::ASSETS_BUCKET,
             "bucket of Lambda zips and large templates",
             bucket.r#ref(),
         )?,
         repository_uri: s.export(
-            "RuntimeRepositoryUri",
+            outputs::RUNTIME_REPOSITORY_URI,
             "ECR repository of the runtime image",
             repo.uri(),
         )?,
         repository_arn: s.export(
-            "RuntimeRepositoryArn",
+            outputs::RUNTIME_REPOSITORY_ARN,
             "ARN of the ECR repository",
             repo.arn(),
         )?,
     };
     s.export(
-        "DeployLockTableName",
+        outputs::DEPLOY_LOCK_TABLE,
         "table holding deploy locks",
         lock.r#ref(),
     )?;

@@ -6,6 +6,7 @@
 //! `chronoctl local` creates them in the emulator from these, so names, key schemas and
 //! TTL attributes exist in one place only.
 
+use chrono_contract::outputs;
 use serde_json::json;
 
 use crate::config::Config;
@@ -255,9 +256,13 @@ pub fn build_wired(cfg: &Config, network: &NetworkOutputs) -> Result<DataStack, 
             "generated master secret",
             cluster.secret_arn(),
         )?,
-        sources_bucket: s.export("SourcesBucketName", "uploaded evidence", sources.r#ref())?,
+        sources_bucket: s.export(
+            outputs::SOURCES_BUCKET,
+            "uploaded evidence",
+            sources.r#ref(),
+        )?,
         artifacts_bucket: s.export(
-            "ArtifactsBucketName",
+            outputs::ARTIFACTS_BUCKET,
             "pipeline artifacts",
             artifacts.r#ref(),
         )?,

@@ -3,13 +3,13 @@
 //! Input of an execution: `{"evidence_id": "<uuid>", "case_id": "<uuid>"}`.
 //!
 //! `Split` runs `chrono-pipeline split` (ECS RunTask `.sync`), which writes the parts
-//! manifest `{"parts": [<s3 key>, ..]}` to `artifacts` at [`PARTS_MANIFEST_KEY`];
+//! manifest `{"parts": [<s3 key>, ..]}` to `artifacts` (`evidence/<id>/parts.json`);
 //! `ReadParts` reads it; `ProcessParts` (a `Map` over the parts) runs `parse` then
 //! `upload` for each part. ECS reports a failed container as `States.TaskFailed` with the
 //! task description in the cause; the container's exit code decides: `75` (temporary
 //! failure) is retried with a wait, up to [`MAX_RETRIES`] times; any other code (`65` =
 //! bad input) is not. A `Catch` leads to `MarkFailed`, which writes the caught failure
-//! (`$.failure`) to [`FAILURE_KEY`] in `artifacts`; then `FailEvidence` runs
+//! (`$.failure`) to `evidence/<id>/failed.json` in `artifacts`; then `FailEvidence` runs
 //! `chrono-pipeline fail` ([`FAIL_STEP`]), which reads that marker and ends the evidence
 //! row `failed` with the reason (the marker carries the reason because an ECS command
 //! override is too small for an arbitrary task description); then the execution fails.
@@ -20,24 +20,26 @@
 
 use std::collections::BTreeMap;
 
+use chrono_contract::pipeline as contract;
 use serde_json::{Map, Value, json};
 
 /// Name of the container in the pipeline task definition.
 pub const CONTAINER: &str = "pipeline";
 /// Exit code of a retryable failure (`EX_TEMPFAIL`).
-pub const EXIT_RETRYABLE: i64 = 75;
+pub const EXIT_RETRYABLE: i64 = contract::EXIT_RETRYABLE as i64;
 /// Exit code of bad input (`EX_DATAERR`), never retried.
-pub const EXIT_BAD_INPUT: i64 = 65;
+pub const EXIT_BAD_INPUT: i64 = contract::EXIT_BAD_INPUT as i64;
 /// Retries of a step after a retryable failure.
 pub const MAX_RETRIES: u32 = 3;
 /// Seconds to wait before a retry.
 pub const RETRY_WAIT_SECONDS: u32 = 30;
 /// Longest a single ECS step may run before it fails with `States.Timeout` (not retried).
 pub const STEP_TIMEOUT_SECONDS: u32 = 4 * 3600;
-/// Key of the parts manifest in `artifacts` (`{evidence_id}` replaced).
-pub const PARTS_MANIFEST_KEY: &str = "evidence/{evidence_id}/parts.json";
-/// Key of the failure marker in `artifacts` (`{evidence_id}` replaced).
-pub const FAILURE_KEY: &str = "evidence/{evidence_id}/failed.json";
+/// Key of an evidence's `file` in `artifacts`, with `{evidence_id}` in place of its id
+/// (`evidence/{evidence_id}/parts.json` for [`contract::PARTS_MANIFEST`]).
+pub fn artifact_key(file: &str) -> String {
+    format!("{}{{evidence_id}}/{file}", contract::EVIDENCE_PREFIX)
+}
 
 /// One step of the pipeline: a `chrono-pipeline` subcommand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,7 +72,7 @@ pub const STEPS: [Step; 3] = [
 ];
 
 /// The step the failure path runs: marks the evidence `failed` in PostgreSQL with the
-/// reason from the [`FAILURE_KEY`] marker. Not part of [`STEPS`]: only a `Catch` leads to it.
+/// reason from the `failed.json` marker. Not part of [`STEPS`]: only a `Catch` leads to it.
 pub const FAIL_STEP: Step = Step {
     state: "FailEvidence",
     subcommand: "fail",
@@ -216,7 +218,7 @@ pub fn definition(subnets: usize, max_concurrency: u32) -> Value {
         json!({
             "Type": "Task",
             "Resource": "arn:aws:states:::aws-sdk:s3:getObject",
-            "Parameters": {"Bucket": "${ArtifactsBucket}", "Key.$": s3_key(PARTS_MANIFEST_KEY)},
+            "Parameters": {"Bucket": "${ArtifactsBucket}", "Key.$": s3_key(&artifact_key(contract::PARTS_MANIFEST))},
             "ResultSelector": {"document.$": "States.StringToJson($.Body)"},
             "ResultPath": "$.manifest",
             "Retry": [{"ErrorEquals": ["S3.SdkClientException", "S3.InternalErrorException"],
@@ -267,7 +269,7 @@ pub fn definition(subnets: usize, max_concurrency: u32) -> Value {
             "Resource": "arn:aws:states:::aws-sdk:s3:putObject",
             "Parameters": {
                 "Bucket": "${ArtifactsBucket}",
-                "Key.$": s3_key(FAILURE_KEY),
+                "Key.$": s3_key(&artifact_key(contract::FAILURE_MARKER)),
                 "ContentType": "application/json",
                 "Body.$": "States.JsonToString($.failure)"
             },
@@ -284,7 +286,7 @@ pub fn definition(subnets: usize, max_concurrency: u32) -> Value {
     top.insert(
         "Failed".into(),
         json!({"Type": "Fail", "Error": "EvidenceFailed",
-               "Cause": format!("see {FAILURE_KEY} in the artifacts bucket")}),
+               "Cause": format!("see {} in the artifacts bucket", artifact_key(contract::FAILURE_MARKER))}),
     );
     top.insert("Done".into(), json!({"Type": "Succeed"}));
     json!({

@@ -281,7 +281,10 @@ fn local_platform_end_to_end() {
     // a question outside the first translator's vocabulary, answered from the catalog, and
     // the answer's events shown with their catalog titles
     assert!(produced.contains("\"4616\""), "{produced}");
-    assert!(produced.contains("The system time was changed [system]"), "{produced}");
+    assert!(
+        produced.contains("The system time was changed [system]"),
+        "{produced}"
+    );
     assert!(report["ai_hits"].as_i64().unwrap() > 0, "{report:#}");
 
     // A crashed component is reported and restarted by up.

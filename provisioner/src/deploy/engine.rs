@@ -17,6 +17,8 @@ use tokio::task::JoinSet;
 
 use crate::aws::Clients;
 use crate::deploy::assets::{self, Upload};
+use chrono_contract::outputs;
+
 use crate::deploy::cfn::{self, ChangeSet, ChangeSetRequest, StackInfo, StatusClass, Timing};
 use crate::deploy::error::DeployError;
 use crate::deploy::lock::{self, LockGuard, LockRequest};
@@ -24,14 +26,14 @@ use crate::deploy::plan::{BOOTSTRAP, DeployPlan, ParamSource, PlannedStack, TEMP
 use crate::deploy::progress::{Event, Reporter};
 
 /// Output of the bootstrap stack naming the assets bucket.
-pub const OUTPUT_ASSETS_BUCKET: &str = "AssetsBucketName";
+pub const OUTPUT_ASSETS_BUCKET: &str = outputs::ASSETS_BUCKET;
 /// Output of the bootstrap stack naming the lock table.
-pub const OUTPUT_LOCK_TABLE: &str = "DeployLockTableName";
+pub const OUTPUT_LOCK_TABLE: &str = outputs::DEPLOY_LOCK_TABLE;
 /// Output of the bootstrap stack with the ECR repository URI.
-pub const OUTPUT_ECR_REPOSITORY: &str = "RuntimeRepositoryUri";
+pub const OUTPUT_ECR_REPOSITORY: &str = outputs::RUNTIME_REPOSITORY_URI;
 
 /// Largest template body CloudFormation accepts inline; larger ones go through S3.
-pub const MAX_INLINE_TEMPLATE: usize = 51_200;
+pub const MAX_INLINE_TEMPLATE: usize = chrono_contract::limits::MAX_INLINE_TEMPLATE_BYTES;
 
 /// Resource types whose replacement or removal loses data.
 pub const STATEFUL_TYPES: &[&str] = &[

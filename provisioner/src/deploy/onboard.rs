@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use chrono_contract::outputs;
 use futures::future::BoxFuture;
 
 use crate::deploy::engine::{DeployReport, Engine, OUTPUT_ASSETS_BUCKET};
@@ -245,14 +246,14 @@ impl Engine {
     ) -> Result<BTreeMap<String, String>, DeployError> {
         let mut e = BTreeMap::new();
         let pick = [
-            ("api", "HttpApiUrl", "api_url"),
-            ("api", "WebSocketUrl", "websocket_url"),
-            ("data", "SourcesBucketName", "sources_bucket"),
-            ("data", "ArtifactsBucketName", "artifacts_bucket"),
+            ("api", outputs::HTTP_API_URL, "api_url"),
+            ("api", outputs::WEBSOCKET_URL, "websocket_url"),
+            ("data", outputs::SOURCES_BUCKET, "sources_bucket"),
+            ("data", outputs::ARTIFACTS_BUCKET, "artifacts_bucket"),
             (BOOTSTRAP, OUTPUT_ASSETS_BUCKET, "assets_bucket"),
             (
                 "compute",
-                "PipelineStateMachineArn",
+                outputs::PIPELINE_STATE_MACHINE_ARN,
                 "pipeline_state_machine",
             ),
         ];

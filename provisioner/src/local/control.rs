@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode};
 use std::time::{Duration, Instant};
 
+use chrono_contract::env as vars;
 use chrono_stacks::config::Config;
 use serde_json::json;
 
@@ -134,7 +135,10 @@ pub async fn up(
     let plan = provision::plan(&cfg)?;
     let bins = bin_dir(args);
     let moto_program = moto::program(&args.venv)?;
-    let db = match std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()) {
+    let db = match std::env::var(vars::DATABASE_URL)
+        .ok()
+        .filter(|u| !u.is_empty())
+    {
         Some(url) => Database::External(url),
         None => Database::Local(Binaries::find()?),
     };
@@ -252,8 +256,8 @@ pub async fn up(
             process::run(
                 Command::new(api)
                     .arg("migrate")
-                    .env("DATABASE_URL", &admin_url)
-                    .env("CHRONO_LOG_FORMAT", "text"),
+                    .env(vars::DATABASE_URL, &admin_url)
+                    .env(vars::LOG_FORMAT, "text"),
             )?;
             if let (Database::Local(pg), Some(pg_port)) = (&db, pg_port) {
                 pg.ensure_login_roles(pg_port, database)?;
@@ -295,7 +299,7 @@ pub async fn up(
     };
     let shared_env = runtime::env(&wiring, &user_url(runtime::API.db_user));
     state.env = shared_env.clone();
-    state.env.remove("DATABASE_URL");
+    state.env.remove(vars::DATABASE_URL);
     let mut unavailable = Vec::new();
     for rp in PROCESSES {
         let Some(program) = rp.program(&bins) else {
@@ -309,7 +313,7 @@ pub async fn up(
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .envs(&shared_env)
-            .env("DATABASE_URL", user_url(rp.db_user));
+            .env(vars::DATABASE_URL, user_url(rp.db_user));
         let started = Started {
             name: rp.name,
             port: rp_port,
@@ -688,8 +692,8 @@ pub fn mint_token(layout: &Layout, args: &TokenArgs) -> Result<String, LocalErro
     let get = |k: &str| state.env.get(k).map(String::as_str).unwrap_or_default();
     key.token(&TokenClaims {
         sub: &args.sub,
-        issuer: get("CHRONO_JWT_ISSUER"),
-        audience: get("CHRONO_JWT_AUDIENCE"),
+        issuer: get(vars::JWT_ISSUER),
+        audience: get(vars::JWT_AUDIENCE),
         roles: vec![args.role.as_str()],
         cases: args.cases.clone(),
         ttl_seconds: args.ttl,

@@ -438,17 +438,14 @@ pub async fn drive(
 
 /// One event of a search page as a line: time, catalog title (or message), category.
 fn event_line(e: &serde_json::Value) -> String {
-    let what = e["title"]
-        .as_str()
-        .map(str::to_owned)
-        .unwrap_or_else(|| {
-            e["message"]
-                .as_str()
-                .unwrap_or("")
-                .chars()
-                .take(80)
-                .collect()
-        });
+    let what = e["title"].as_str().map(str::to_owned).unwrap_or_else(|| {
+        e["message"]
+            .as_str()
+            .unwrap_or("")
+            .chars()
+            .take(80)
+            .collect()
+    });
     format!(
         "    {} {} [{}] {} {}",
         e["ts"].as_str().unwrap_or(""),

@@ -16,10 +16,10 @@ use serde_json::{Value, json};
 use super::LocalError;
 use super::layout::Layout;
 
-/// Default claim holding the roles (contracts.md, `CHRONO_ROLES_CLAIM`).
-pub const ROLES_CLAIM: &str = "https://chronotracer.io/roles";
-/// Default claim holding the case ids (contracts.md, `CHRONO_CASES_CLAIM`).
-pub const CASES_CLAIM: &str = "https://chronotracer.io/cases";
+/// Default claim holding the roles (`CHRONO_ROLES_CLAIM`).
+pub const ROLES_CLAIM: &str = chrono_contract::claims::ROLES;
+/// Default claim holding the case ids (`CHRONO_CASES_CLAIM`).
+pub const CASES_CLAIM: &str = chrono_contract::claims::CASES;
 
 /// The local signing key.
 #[derive(Debug, Clone)]

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use chrono_contract::env as vars;
 use chrono_stacks::compute::{API_BINARY, FILTER_AI_BINARY, FILTER_AI_HEALTH_PATH, RUNTIME_ENV};
 use chrono_stacks::config::Config;
 
@@ -67,23 +68,23 @@ impl RuntimeProcess {
 
 /// Runtime variables local mode deliberately leaves unset, and why.
 pub const NOT_SET_LOCALLY: [(&str, &str); 7] = [
-    ("CHRONO_DB_HOST", "DATABASE_URL is set and wins"),
-    ("CHRONO_DB_PORT", "DATABASE_URL is set and wins"),
-    ("CHRONO_DB_NAME", "DATABASE_URL is set and wins"),
+    (vars::DB_HOST, "DATABASE_URL is set and wins"),
+    (vars::DB_PORT, "DATABASE_URL is set and wins"),
+    (vars::DB_NAME, "DATABASE_URL is set and wins"),
     (
-        "CHRONO_DB_SECRET_ARN",
+        vars::DB_SECRET_ARN,
         "no Secrets Manager secret: trust auth on loopback",
     ),
     (
-        "CHRONO_GUARD_MODEL_ID",
+        vars::GUARD_MODEL_ID,
         "CHRONO_AI_PROVIDER=local needs no Bedrock model",
     ),
     (
-        "CHRONO_MAIN_MODEL_ID",
+        vars::MAIN_MODEL_ID,
         "CHRONO_AI_PROVIDER=local needs no Bedrock model",
     ),
     (
-        "CHRONO_PIPELINE_STATE_MACHINE_ARN",
+        vars::PIPELINE_STATE_MACHINE_ARN,
         "the emulator runs no ECS tasks: the API hands evidence to its in-process worker",
     ),
 ];
@@ -105,21 +106,21 @@ pub struct Wiring<'a> {
 pub fn env(w: &Wiring<'_>, database_url: &str) -> BTreeMap<String, String> {
     let p = w.provisioned;
     let mut env: BTreeMap<String, String> = [
-        ("CHRONO_CUSTOMER", w.cfg.customer.clone()),
-        ("CHRONO_STAGE", w.cfg.stage.as_str().to_owned()),
-        ("CHRONO_SOURCES_BUCKET", p.sources_bucket.clone()),
-        ("CHRONO_ARTIFACTS_BUCKET", p.artifacts_bucket.clone()),
-        ("CHRONO_SESSIONS_TABLE", p.sessions_table.clone()),
-        ("CHRONO_INTENT_CACHE_TABLE", p.intent_cache_table.clone()),
-        ("CHRONO_CONVERSATIONS_TABLE", p.conversations_table.clone()),
-        ("CHRONO_JWT_ISSUER", w.cfg.auth.jwt_issuer.clone()),
-        ("CHRONO_JWT_AUDIENCE", w.cfg.auth.jwt_audience.clone()),
-        ("CHRONO_ROLES_CLAIM", ROLES_CLAIM.to_owned()),
-        ("CHRONO_CASES_CLAIM", CASES_CLAIM.to_owned()),
-        ("CHRONO_AI_PROVIDER", "local".to_owned()),
-        ("CHRONO_LOG_FORMAT", "text".to_owned()),
-        ("CHRONO_JWKS_URL", w.jwks_url.to_owned()),
-        ("DATABASE_URL", database_url.to_owned()),
+        (vars::CUSTOMER, w.cfg.customer.clone()),
+        (vars::STAGE, w.cfg.stage.as_str().to_owned()),
+        (vars::SOURCES_BUCKET, p.sources_bucket.clone()),
+        (vars::ARTIFACTS_BUCKET, p.artifacts_bucket.clone()),
+        (vars::SESSIONS_TABLE, p.sessions_table.clone()),
+        (vars::INTENT_CACHE_TABLE, p.intent_cache_table.clone()),
+        (vars::CONVERSATIONS_TABLE, p.conversations_table.clone()),
+        (vars::JWT_ISSUER, w.cfg.auth.jwt_issuer.clone()),
+        (vars::JWT_AUDIENCE, w.cfg.auth.jwt_audience.clone()),
+        (vars::ROLES_CLAIM, ROLES_CLAIM.to_owned()),
+        (vars::CASES_CLAIM, CASES_CLAIM.to_owned()),
+        (vars::AI_PROVIDER, "local".to_owned()),
+        (vars::LOG_FORMAT, "text".to_owned()),
+        (vars::JWKS_URL, w.jwks_url.to_owned()),
+        (vars::DATABASE_URL, database_url.to_owned()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))

@@ -17,6 +17,8 @@ use uuid::Uuid;
 
 use super::provider::CaseEventType;
 use crate::filter::{Field, FilterDocument, Node, Op, ResolveCtx, compile_count};
+use chrono_contract::data_type;
+
 use crate::knowledge::{self, Origin};
 
 /// Default database role of the AI path.
@@ -194,8 +196,8 @@ fn case_types(
     let mut out: Vec<(String, CaseEventType)> = Vec::new();
     for (data_type, source, code, title, count) in rows {
         let entry = match data_type.as_str() {
-            "aws:cloudtrail:event" => code.as_deref().and_then(|c| catalog.cloudtrail(source, c)),
-            "windows:evtx:record" | "syslog:line" => {
+            data_type::CLOUDTRAIL => code.as_deref().and_then(|c| catalog.cloudtrail(source, c)),
+            data_type::WINDOWS_EVTX | data_type::SYSLOG => {
                 let mut found = catalog.event_types.iter().filter(|t| {
                     t.sources().contains(&source.as_str())
                         && t.code() == *code

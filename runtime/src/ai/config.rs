@@ -14,6 +14,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono_contract::env as vars;
 use sqlx::PgPool;
 
 use super::bedrock::{BedrockFilterModel, BedrockGuard, DEFAULT_TIMEOUT};
@@ -62,34 +63,39 @@ impl AiSettings {
     /// From a variable lookup (`std::env::var` in the binaries; a map in tests).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |k: &str| get(k).filter(|v| !v.is_empty());
-        let provider = match get("CHRONO_AI_PROVIDER").as_deref() {
+        let provider = match get(vars::AI_PROVIDER).as_deref() {
             None | Some("local") => Provider::Local,
             Some("bedrock") => {
                 let need = |k: &str| {
-                    get(k)
-                        .ok_or_else(|| ConfigError(format!("CHRONO_AI_PROVIDER=bedrock needs {k}")))
+                    get(k).ok_or_else(|| {
+                        ConfigError(format!("{}=bedrock needs {k}", vars::AI_PROVIDER))
+                    })
                 };
                 Provider::Bedrock {
-                    guard: need("CHRONO_GUARD_MODEL_ID")?,
-                    main: need("CHRONO_MAIN_MODEL_ID")?,
+                    guard: need(vars::GUARD_MODEL_ID)?,
+                    main: need(vars::MAIN_MODEL_ID)?,
                 }
             }
             Some(other) => {
                 return Err(ConfigError(format!(
-                    "CHRONO_AI_PROVIDER is `{other}`; use `local` or `bedrock`"
+                    "{} is `{other}`; use `local` or `bedrock`",
+                    vars::AI_PROVIDER
                 )));
             }
         };
-        let model_timeout = match get("CHRONO_AI_MODEL_TIMEOUT_MS") {
+        let model_timeout = match get(vars::AI_MODEL_TIMEOUT_MS) {
             None => DEFAULT_TIMEOUT,
             Some(v) => Duration::from_millis(v.parse().map_err(|_| {
-                ConfigError("CHRONO_AI_MODEL_TIMEOUT_MS must be milliseconds".into())
+                ConfigError(format!(
+                    "{} must be milliseconds",
+                    vars::AI_MODEL_TIMEOUT_MS
+                ))
             })?),
         };
         let names = [
-            get("CHRONO_SESSIONS_TABLE"),
-            get("CHRONO_INTENT_CACHE_TABLE"),
-            get("CHRONO_CONVERSATIONS_TABLE"),
+            get(vars::SESSIONS_TABLE),
+            get(vars::INTENT_CACHE_TABLE),
+            get(vars::CONVERSATIONS_TABLE),
         ];
         let tables = match names {
             [Some(sessions), Some(intent_cache), Some(conversations)] => Some(TableNames {
@@ -99,15 +105,16 @@ impl AiSettings {
             }),
             [None, None, None] => None,
             _ => {
-                return Err(ConfigError(
-                    "set all of CHRONO_SESSIONS_TABLE, CHRONO_INTENT_CACHE_TABLE and \
-                     CHRONO_CONVERSATIONS_TABLE, or none"
-                        .into(),
-                ));
+                return Err(ConfigError(format!(
+                    "set all of {}, {} and {}, or none",
+                    vars::SESSIONS_TABLE,
+                    vars::INTENT_CACHE_TABLE,
+                    vars::CONVERSATIONS_TABLE
+                )));
             }
         };
-        let db_role = match get("CHRONO_AI_DB_ROLE") {
-            None if std::env::var_os("CHRONO_AI_DB_ROLE").is_some() => None,
+        let db_role = match get(vars::AI_DB_ROLE) {
+            None if std::env::var_os(vars::AI_DB_ROLE).is_some() => None,
             None => Some(DEFAULT_ROLE.to_string()),
             Some(r) => Some(r),
         };
@@ -116,7 +123,7 @@ impl AiSettings {
             model_timeout,
             tables,
             db_role,
-            ws_callback_url: get("CHRONO_WS_CALLBACK_URL"),
+            ws_callback_url: get(vars::WS_CALLBACK_URL),
         })
     }
 
@@ -193,7 +200,7 @@ pub async fn serve_from_env(addr: std::net::SocketAddr) -> Result<(), RunError> 
     let settings = AiSettings::from_env()?;
     let db = pool_from_env(8).await?;
     let sdk = aws_config::load_from_env().await;
-    let verifies = ["CHRONO_JWKS_FILE", "CHRONO_JWKS_URL"]
+    let verifies = [vars::JWKS_FILE, vars::JWKS_URL]
         .iter()
         .any(|k| std::env::var(k).is_ok_and(|v| !v.is_empty()));
     let auth = if verifies {

@@ -21,6 +21,7 @@
 use std::net::IpAddr;
 use std::str::FromStr;
 
+use chrono_contract::data_type;
 use serde_json::{Value, json};
 use sqlx::types::ipnetwork::IpNetwork;
 
@@ -53,11 +54,11 @@ const OUTCOME_WORDS: &[(&str, Outcome)] = &[
 ];
 
 /// `data_type` of the pipeline's EVTX records.
-pub const WINDOWS_DATA_TYPE: &str = "windows:evtx:record";
+pub const WINDOWS_DATA_TYPE: &str = data_type::WINDOWS_EVTX;
 /// `data_type` of the pipeline's syslog lines (RFC 3164/5424, auth.log).
-pub const SYSLOG_DATA_TYPE: &str = "syslog:line";
+pub const SYSLOG_DATA_TYPE: &str = data_type::SYSLOG;
 /// `data_type` of the pipeline's CloudTrail records.
-pub const CLOUDTRAIL_DATA_TYPE: &str = "aws:cloudtrail:event";
+pub const CLOUDTRAIL_DATA_TYPE: &str = data_type::CLOUDTRAIL;
 
 /// Words naming where events come from, as the pipeline writes them: a family of sources
 /// is a `data_type`; `source` is the channel (EVTX), program (syslog) or service

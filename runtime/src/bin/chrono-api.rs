@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use std::sync::Arc;
 
+use chrono_contract::env;
 use chrono_runtime::launcher::PipelineLauncher;
 use chrono_runtime::server::{self, Mode};
 use clap::{Parser, Subcommand};
@@ -38,7 +39,7 @@ enum Command {
 /// buckets are configured (`CHRONO_ARTIFACTS_BUCKET`); otherwise processing is refused.
 async fn local_pipeline() -> Result<Option<Arc<dyn PipelineLauncher>>, server::StartError> {
     let has = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
-    if has("CHRONO_PIPELINE_STATE_MACHINE_ARN") || !has("CHRONO_ARTIFACTS_BUCKET") {
+    if has(env::PIPELINE_STATE_MACHINE_ARN) || !has(env::ARTIFACTS_BUCKET) {
         return Ok(None);
     }
     let (launcher, _worker) = chrono_runtime::pipeline::worker::local_from_env(64)

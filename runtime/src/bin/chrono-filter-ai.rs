@@ -10,7 +10,7 @@ use clap::Parser;
 #[command(name = "chrono-filter-ai", version)]
 struct Args {
     /// Address to listen on.
-    #[arg(long, default_value = "0.0.0.0:8080", env = "CHRONO_AI_ADDR")]
+    #[arg(long, default_value = "0.0.0.0:8080", env = chrono_contract::env::AI_ADDR)]
     addr: SocketAddr,
 }
 

@@ -18,6 +18,7 @@ mod files;
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
+use chrono_contract::data_type;
 use serde_json::json;
 
 pub use files::CatalogError;
@@ -388,7 +389,7 @@ impl Catalog {
     pub fn stored(&self, data_type: &str, source: &str, code: Option<&str>) -> Option<&EventType> {
         let code = code?;
         match data_type {
-            "windows:evtx:record" => match self
+            data_type::WINDOWS_EVTX => match self
                 .channel_codes
                 .get(&(source.to_owned(), code.to_owned()))
                 .map(Vec::as_slice)
@@ -396,7 +397,7 @@ impl Catalog {
                 Some([one]) => Some(&self.event_types[*one]),
                 _ => None,
             },
-            "aws:cloudtrail:event" => self.cloudtrail(source, code),
+            data_type::CLOUDTRAIL => self.cloudtrail(source, code),
             _ => None,
         }
     }

@@ -10,11 +10,11 @@
 use std::io;
 
 /// Exit code of a pipeline task for bad input: not retried by Step Functions.
-pub const EXIT_BAD_INPUT: u8 = 65;
+pub const EXIT_BAD_INPUT: u8 = chrono_contract::pipeline::EXIT_BAD_INPUT;
 /// Exit code of a pipeline task for a failure that may pass on a retry (I/O, throttling).
-pub const EXIT_RETRYABLE: u8 = 75;
+pub const EXIT_RETRYABLE: u8 = chrono_contract::pipeline::EXIT_RETRYABLE;
 /// Exit code of a pipeline task whose environment is incomplete (`EX_CONFIG`), not retried.
-pub const EXIT_CONFIG: u8 = 78;
+pub const EXIT_CONFIG: u8 = chrono_contract::pipeline::EXIT_CONFIG;
 
 /// Why a pipeline step failed.
 #[derive(Debug, thiserror::Error)]

@@ -18,6 +18,7 @@ use std::io::{self, Seek, SeekFrom, Write};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use chrono::{DateTime, Utc};
+use chrono_contract::pipeline as contract;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
@@ -47,8 +48,8 @@ impl Buckets {
                 .ok_or_else(|| PipelineError::Config(format!("set {name}")))
         };
         Ok(Buckets {
-            sources: var("CHRONO_SOURCES_BUCKET")?,
-            artifacts: var("CHRONO_ARTIFACTS_BUCKET")?,
+            sources: var(chrono_contract::env::SOURCES_BUCKET)?,
+            artifacts: var(chrono_contract::env::ARTIFACTS_BUCKET)?,
         })
     }
 }
@@ -69,23 +70,23 @@ pub struct PartsIndex {
 
 /// The artifacts prefix of an evidence: `evidence/<id>/`.
 pub fn prefix(target: Target) -> String {
-    format!("evidence/{}/", target.evidence_id)
+    format!("{}{}/", contract::EVIDENCE_PREFIX, target.evidence_id)
 }
 
-/// Key of `parts.json` (the stacks' `PARTS_MANIFEST_KEY`).
+/// Key of `parts.json`, what the state machine reads.
 pub fn parts_index_key(target: Target) -> String {
-    format!("{}parts.json", prefix(target))
+    format!("{}{}", prefix(target), contract::PARTS_MANIFEST)
 }
 
-/// Key of the state machine's failure marker (the stacks' `FAILURE_KEY`).
+/// Key of the state machine's failure marker.
 pub fn failure_key(target: Target) -> String {
-    format!("{}failed.json", prefix(target))
+    format!("{}{}", prefix(target), contract::FAILURE_MARKER)
 }
 
 /// Key of the last step error: a step that fails on ECS leaves its message here, as the
 /// exit code is all the state machine sees of it; `fail` reports it.
 pub fn step_error_key(target: Target) -> String {
-    format!("{}step-error.json", prefix(target))
+    format!("{}{}", prefix(target), contract::STEP_ERROR)
 }
 
 /// What a failed step leaves at [`step_error_key`].

@@ -227,11 +227,11 @@ pub struct AuthConfig {
 }
 
 fn default_roles_claim() -> String {
-    "https://chronotracer.io/roles".into()
+    chrono_contract::claims::ROLES.into()
 }
 
 fn default_cases_claim() -> String {
-    "https://chronotracer.io/cases".into()
+    chrono_contract::claims::CASES.into()
 }
 
 /// Bedrock model ids of the AI filter.

@@ -28,7 +28,7 @@ pub mod limits {
     /// Outputs per template.
     pub const MAX_OUTPUTS: usize = 200;
     /// Largest body accepted inline (`TemplateBody`); larger ones go through the assets bucket.
-    pub const MAX_INLINE_BYTES: usize = 51_200;
+    pub const MAX_INLINE_BYTES: usize = chrono_contract::limits::MAX_INLINE_TEMPLATE_BYTES;
     /// Largest body accepted from S3 (`TemplateURL`): 1 MB.
     pub const MAX_S3_BYTES: usize = 1_000_000;
 }

@@ -146,7 +146,7 @@ fn event(
     Ok(NormalizedEvent {
         ts: truncate_to_micros(ts),
         timestamp_desc: "Event Time".into(),
-        data_type: "aws:cloudtrail:event".into(),
+        data_type: chrono_contract::data_type::CLOUDTRAIL.into(),
         source: source.to_owned(),
         parser: "cloudtrail".into(),
         message: clip_message(message),

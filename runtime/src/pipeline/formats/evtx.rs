@@ -478,7 +478,7 @@ fn build(
     Ok(NormalizedEvent {
         ts,
         timestamp_desc: "Event Recorded".into(),
-        data_type: "windows:evtx:record".into(),
+        data_type: chrono_contract::data_type::WINDOWS_EVTX.into(),
         source: if f.channel.is_empty() {
             f.provider.clone()
         } else {

@@ -78,7 +78,7 @@ pub fn event(rec: Record, flavor: Flavor, ctx: &MemberContext) -> NormalizedEven
     let mut action = None;
     let mut entry = None;
     let mut src_ip = text(&["src_ip", "source_ip"]).and_then(|s| parse_ip(&s));
-    if data_type == "windows:evtx:record" {
+    if data_type == chrono_contract::data_type::WINDOWS_EVTX {
         let provider = text(&["source_name", "provider"]).unwrap_or_default();
         if let Some(id) = event_code.as_deref().and_then(|c| c.parse::<u32>().ok()) {
             action = windows::action(&provider, id, None);

@@ -177,7 +177,7 @@ fn event(
     Ok(NormalizedEvent {
         ts: truncate_to_micros(ts),
         timestamp_desc: "Entry Written".into(),
-        data_type: "syslog:line".into(),
+        data_type: chrono_contract::data_type::SYSLOG.into(),
         source: if program.is_empty() {
             "syslog".into()
         } else {
