@@ -1361,6 +1361,58 @@ mod tests {
         );
     }
 
+    /// The failure classes of issue 17, on its own illustrative questions.
+    #[test]
+    fn qualifiers_narrow_and_every_part_of_a_question_is_kept() {
+        let text = |q: &str| doc(q).to_string();
+        // qualifiers narrow: one kind of event, not logons *or* 4648
+        let d = doc("logons with explicit credentials");
+        assert_eq!(
+            d["where"],
+            json!({"field": "action", "op": "eq", "value": "explicit_credentials"})
+        );
+        // the host is kept, the actions are not OR-ed
+        let d = doc("special privileges assigned to new logons on HOST1");
+        assert_eq!(
+            d["where"],
+            json!({"all": [
+                {"field": "action", "op": "eq", "value": "special_privileges"},
+                {"field": "device", "op": "eq", "value": "HOST1"}
+            ]})
+        );
+        // an absolute date and a window on it are kept
+        let d = doc("audit log cleared on HOST1 on 3 March 2016 between 10:00 and 11:30");
+        assert_eq!(
+            d["time"],
+            json!({"from": "2016-03-03T10:00:00", "to": "2016-03-03T11:30:00"})
+        );
+        assert!(text("audit log cleared on 3 March 2016").contains("\"1102\""));
+        // events outside the old actions are reachable
+        for (q, code) in [
+            ("group membership changes", "4732"),
+            ("security-enabled global groups created", "4727"),
+            ("system time changes", "4616"),
+            ("audit policy changes", "4719"),
+            ("NTLM credential validation", "4776"),
+            ("event log service stopped", "1100"),
+            ("accounts renamed", "4781"),
+            ("services installed", "7045"),
+        ] {
+            assert!(text(q).contains(&format!("\"{code}\"")), "{q}: {}", text(q));
+        }
+        // record fields: logon types, anonymous logons, the source address
+        let d = text("network logons by anonymous logon from 10.0.0.5");
+        for part in ["\"3\"", "S-1-5-7", "10.0.0.5", "\"logon\""] {
+            assert!(d.contains(part), "{d}");
+        }
+        assert!(!d.contains("identity"), "{d}");
+        // "or" joins kinds of events
+        assert_eq!(
+            doc("accounts created or deleted")["where"],
+            json!({"field": "action", "op": "in", "value": ["account_created", "account_deleted"]})
+        );
+    }
+
     #[test]
     fn nothing_recognisable_asks_for_more() {
         assert!(matches!(
