@@ -154,7 +154,7 @@ impl PgCatalog {
     /// know is left out, so nothing of the evidence's own text is returned.
     pub async fn event_types(&self, case_id: Uuid) -> Result<Vec<CaseEventType>, CatalogError> {
         let mut tx = self.begin(true).await?;
-        let rows: Vec<(String, String, Option<String>, Option<String>, i64)> = sqlx::query_as(
+        let rows: Vec<KindRow> = sqlx::query_as(
             "SELECT data_type, source, event_code, title, count(*) FROM events \
              WHERE case_id = $1 GROUP BY 1, 2, 3, 4 ORDER BY count(*) DESC, 1, 2, 3 LIMIT 1000",
         )
@@ -184,14 +184,16 @@ impl PgCatalog {
     }
 }
 
+/// A stored kind of event and how many events of it: data_type, source, event_code,
+/// title, count.
+type KindRow = (String, String, Option<String>, Option<String>, i64);
+
 /// Most kinds of events listed for one case.
 pub const MAX_CASE_TYPES: usize = 150;
 
 /// Stored (data_type, source, event_code, title, count) rows → the catalog's kinds of
 /// events; rows the catalog does not recognise are dropped.
-fn case_types(
-    rows: &[(String, String, Option<String>, Option<String>, i64)],
-) -> Vec<CaseEventType> {
+fn case_types(rows: &[KindRow]) -> Vec<CaseEventType> {
     let catalog = knowledge::catalog();
     let mut out: Vec<(String, CaseEventType)> = Vec::new();
     for (data_type, source, code, title, count) in rows {

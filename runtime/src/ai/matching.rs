@@ -234,7 +234,7 @@ pub(crate) fn choose(seq: &[(usize, String)]) -> Vec<Chosen> {
     }
 
     let mut matches: Vec<Match> = best.into_values().collect();
-    matches.sort_by(|a, b| a.target.cmp(&b.target));
+    matches.sort_by_key(|m| m.target);
     let mut explained: BTreeSet<usize> = BTreeSet::new();
     let mut out = Vec::new();
     loop {

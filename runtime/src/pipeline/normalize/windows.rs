@@ -37,11 +37,9 @@ fn action_of(
     keywords: Option<u64>,
 ) -> Option<(Action, Outcome)> {
     let action = entry.action?;
-    let outcome = if !provider.eq_ignore_ascii_case(SECURITY_AUDITING) {
-        Outcome::Success
-    } else if event_id == 4624 {
-        Outcome::Success
-    } else if event_id == 4625 || keywords.is_some_and(|k| k & AUDIT_FAILURE != 0) {
+    let audited = provider.eq_ignore_ascii_case(SECURITY_AUDITING) && event_id != 4624;
+    let failed = event_id == 4625 || keywords.is_some_and(|k| k & AUDIT_FAILURE != 0);
+    let outcome = if audited && failed {
         Outcome::Failure
     } else {
         Outcome::Success
