@@ -297,14 +297,14 @@ async fn regression_set_keeps_its_rows(_: PgPoolOptions, opts: PgConnectOptions)
     );
 }
 
-#[sqlx::test(migrator = "chrono_runtime::db::MIGRATOR")]
-async fn catalog_set_dev_split(_: PgPoolOptions, opts: PgConnectOptions) {
+/// One split of the catalog set through the local provider: same rows ≥ 90 %.
+async fn catalog_split(opts: PgConnectOptions, split: &str, label: &str) {
     let db = pool(opts).await;
     let set: Vec<Case> = eval_set("eval-catalog.json")
         .into_iter()
-        .filter(|c| c.split == "dev")
+        .filter(|c| c.split == split)
         .collect();
-    let r = evaluate(&db, "catalog set, dev split", &set).await;
+    let r = evaluate(&db, label, &set).await;
     assert!(
         r.same as f64 >= 0.9 * r.questions as f64,
         "same-rows accuracy {}/{} is below 90 %",
@@ -313,21 +313,15 @@ async fn catalog_set_dev_split(_: PgPoolOptions, opts: PgConnectOptions) {
     );
 }
 
+#[sqlx::test(migrator = "chrono_runtime::db::MIGRATOR")]
+async fn catalog_set_dev_split(_: PgPoolOptions, opts: PgConnectOptions) {
+    catalog_split(opts, "dev", "catalog set, dev split").await;
+}
+
 /// The held-out split: not tuned on; run once when the translator was done.
 #[sqlx::test(migrator = "chrono_runtime::db::MIGRATOR")]
 async fn catalog_set_held_out_test_split(_: PgPoolOptions, opts: PgConnectOptions) {
-    let db = pool(opts).await;
-    let set: Vec<Case> = eval_set("eval-catalog.json")
-        .into_iter()
-        .filter(|c| c.split == "test")
-        .collect();
-    let r = evaluate(&db, "catalog set, held-out test split", &set).await;
-    assert!(
-        r.same as f64 >= 0.9 * r.questions as f64,
-        "same-rows accuracy {}/{} is below 90 %",
-        r.same,
-        r.questions
-    );
+    catalog_split(opts, "test", "catalog set, held-out test split").await;
 }
 
 /// No plainly forensic question is refused by the local guard: the benign set, and every

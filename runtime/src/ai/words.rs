@@ -224,6 +224,11 @@ const FOLD: &[(&str, &str)] = &[
     ("privilege", "privileg"),
 ];
 
+/// Whether `word` (lower case) carries no meaning about events.
+pub(crate) fn is_stop(word: &str) -> bool {
+    STOP.contains(&word)
+}
+
 /// The concept of one word, or `None` for a word that carries no meaning here.
 pub(crate) fn concept(word: &str) -> Option<String> {
     let w = word

@@ -370,6 +370,65 @@ impl Builder {
     }
 }
 
+/// Where a Windows event of a data file is logged.
+struct WindowsLog<'a> {
+    provider: &'a str,
+    channel: &'a str,
+    shared: bool,
+}
+
+impl Builder {
+    /// A Windows event of `log`: its id, and its category — the one `sub` gives (an audit
+    /// subcategory's, with its audit category and name) or its own.
+    fn push_windows(
+        &mut self,
+        file: &'static str,
+        raw: RawEvent,
+        log: &WindowsLog<'_>,
+        sub: Option<(Category, (String, String))>,
+    ) -> Result<(), CatalogError> {
+        let id = raw
+            .id
+            .ok_or_else(|| CatalogError::new(file, format!("`{}` has no id", raw.title)))?;
+        let (category, audit) = match sub {
+            Some((category, audit)) => (category, Some(audit)),
+            None => {
+                let category = raw
+                    .category
+                    .as_deref()
+                    .ok_or_else(|| CatalogError::new(file, format!("event {id} has no category")))
+                    .and_then(|c| vocab(file, "category", c, Category::parse))?;
+                (category, None)
+            }
+        };
+        let origin = Origin::Windows {
+            provider: log.provider.to_string(),
+            channel: log.channel.to_string(),
+            shared_channel: log.shared,
+            id,
+        };
+        self.push(file, origin, raw, category, audit)
+    }
+
+    /// Records what a data file held: the event types added since `before`.
+    fn file_read(
+        &mut self,
+        file: &'static str,
+        about: &'static str,
+        sources: Vec<String>,
+        read: String,
+        before: usize,
+    ) {
+        self.catalog.files.push(SourceFile {
+            file,
+            about,
+            sources,
+            read,
+            entries: self.catalog.event_types.len() - before,
+        });
+    }
+}
+
 /// Reads every data file into one catalog.
 pub(super) fn load() -> Result<Catalog, CatalogError> {
     let mut b = Builder {
@@ -418,64 +477,51 @@ pub(super) fn load() -> Result<Catalog, CatalogError> {
             members: Vec::new(),
         });
     }
+    let security = WindowsLog {
+        provider: &sec.provider,
+        channel: &sec.channel,
+        shared: false,
+    };
     for raw in sec.events {
-        let id = raw
-            .id
-            .ok_or_else(|| CatalogError::new(f, format!("`{}` has no id", raw.title)))?;
         let sub_name = raw
             .sub
             .clone()
-            .ok_or_else(|| CatalogError::new(f, format!("event {id} has no subcategory")))?;
+            .ok_or_else(|| CatalogError::new(f, format!("`{}` has no subcategory", raw.title)))?;
         let sub = sec.subcategories.get(&sub_name).ok_or_else(|| {
-            CatalogError::new(f, format!("event {id}: unknown subcategory `{sub_name}`"))
+            CatalogError::new(
+                f,
+                format!("`{}`: unknown subcategory `{sub_name}`", raw.title),
+            )
         })?;
-        for also in &raw.also {
-            if !sec.subcategories.contains_key(also) {
-                return Err(CatalogError::new(
-                    f,
-                    format!("event {id}: unknown subcategory `{also}`"),
-                ));
-            }
+        if let Some(also) = raw
+            .also
+            .iter()
+            .find(|a| !sec.subcategories.contains_key(*a))
+        {
+            return Err(CatalogError::new(
+                f,
+                format!("`{}`: unknown subcategory `{also}`", raw.title),
+            ));
         }
         let category = vocab(f, "category", &sub.category, Category::parse)?;
-        let origin = Origin::Windows {
-            provider: sec.provider.clone(),
-            channel: sec.channel.clone(),
-            shared_channel: false,
-            id,
-        };
-        b.push(
-            f,
-            origin,
-            raw,
-            category,
-            Some((sub.audit.clone(), sub_name)),
-        )?;
+        let audit = (sub.audit.clone(), sub_name);
+        b.push_windows(f, raw, &security, Some((category, audit)))?;
     }
+    let eventlog = WindowsLog {
+        provider: &sec.eventlog_provider,
+        channel: &sec.channel,
+        shared: false,
+    };
     for raw in sec.eventlog_events {
-        let id = raw
-            .id
-            .ok_or_else(|| CatalogError::new(f, format!("`{}` has no id", raw.title)))?;
-        let category = raw
-            .category
-            .as_deref()
-            .ok_or_else(|| CatalogError::new(f, format!("event {id} has no category")))
-            .and_then(|c| vocab(f, "category", c, Category::parse))?;
-        let origin = Origin::Windows {
-            provider: sec.eventlog_provider.clone(),
-            channel: sec.channel.clone(),
-            shared_channel: false,
-            id,
-        };
-        b.push(f, origin, raw, category, None)?;
+        b.push_windows(f, raw, &eventlog, None)?;
     }
-    b.catalog.files.push(SourceFile {
-        file: f,
-        about: "Windows Security auditing events (and the Event Log service's events of the Security log)",
-        sources: sec.sources,
-        read: sec.read,
-        entries: b.catalog.event_types.len() - before,
-    });
+    b.file_read(
+        f,
+        "Windows Security auditing events (and the Event Log service's events of the Security log)",
+        sec.sources,
+        sec.read,
+        before,
+    );
 
     // windows-system.yaml
     let f = WINDOWS_SYSTEM.name;
@@ -485,65 +531,40 @@ pub(super) fn load() -> Result<Catalog, CatalogError> {
     for ch in sys.channels {
         for p in ch.providers {
             sys_sources.extend(p.sources);
-            for raw in p.events {
-                let id = raw
-                    .id
-                    .ok_or_else(|| CatalogError::new(f, format!("`{}` has no id", raw.title)))?;
-                let category = raw
-                    .category
-                    .as_deref()
-                    .ok_or_else(|| CatalogError::new(f, format!("event {id} has no category")))
-                    .and_then(|c| vocab(f, "category", c, Category::parse))?;
-                let mut raw = raw;
+            let log = WindowsLog {
+                provider: &p.provider,
+                channel: &ch.channel,
+                shared: ch.shared,
+            };
+            for mut raw in p.events {
                 if raw.note.is_none() {
                     raw.note = p.note.clone();
                 }
-                let origin = Origin::Windows {
-                    provider: p.provider.clone(),
-                    channel: ch.channel.clone(),
-                    shared_channel: ch.shared,
-                    id,
-                };
-                b.push(f, origin, raw, category, None)?;
+                b.push_windows(f, raw, &log, None)?;
             }
         }
     }
-    b.catalog.files.push(SourceFile {
-        file: f,
-        about: "Windows System-log events (services, Event Log service, time, startup and shutdown) and PowerShell / Defender operational events",
-        sources: sys_sources,
-        read: sys.read,
-        entries: b.catalog.event_types.len() - before,
-    });
+    b.file_read(
+        f,
+        "Windows System-log events (services, Event Log service, time, startup and shutdown) and PowerShell / Defender operational events",
+        sys_sources,
+        sys.read,
+        before,
+    );
 
     // sysmon.yaml
     let f = SYSMON.name;
     let sm: SysmonFile = parse(&SYSMON)?;
     let before = b.catalog.event_types.len();
+    let sysmon = WindowsLog {
+        provider: &sm.provider,
+        channel: &sm.channel,
+        shared: false,
+    };
     for raw in sm.events {
-        let id = raw
-            .id
-            .ok_or_else(|| CatalogError::new(f, format!("`{}` has no id", raw.title)))?;
-        let category = raw
-            .category
-            .as_deref()
-            .ok_or_else(|| CatalogError::new(f, format!("event {id} has no category")))
-            .and_then(|c| vocab(f, "category", c, Category::parse))?;
-        let origin = Origin::Windows {
-            provider: sm.provider.clone(),
-            channel: sm.channel.clone(),
-            shared_channel: false,
-            id,
-        };
-        b.push(f, origin, raw, category, None)?;
+        b.push_windows(f, raw, &sysmon, None)?;
     }
-    b.catalog.files.push(SourceFile {
-        file: f,
-        about: "Sysmon event ids",
-        sources: sm.sources,
-        read: sm.read,
-        entries: b.catalog.event_types.len() - before,
-    });
+    b.file_read(f, "Sysmon event ids", sm.sources, sm.read, before);
 
     // linux-auth.yaml
     let f = LINUX_AUTH.name;
@@ -576,13 +597,13 @@ pub(super) fn load() -> Result<Catalog, CatalogError> {
         };
         b.push(f, origin, raw, category, None)?;
     }
-    b.catalog.files.push(SourceFile {
-        file: f,
-        about: "Linux authentication programs and the log lines the pipeline parses",
-        sources: lx.sources,
-        read: lx.read,
-        entries: b.catalog.event_types.len() - before,
-    });
+    b.file_read(
+        f,
+        "Linux authentication programs and the log lines the pipeline parses",
+        lx.sources,
+        lx.read,
+        before,
+    );
 
     // cloudtrail.yaml
     let f = CLOUDTRAIL.name;
@@ -606,13 +627,13 @@ pub(super) fn load() -> Result<Catalog, CatalogError> {
             }
         }
     }
-    b.catalog.files.push(SourceFile {
-        file: f,
-        about: "AWS CloudTrail event names by service and meaning",
-        sources: ct.sources,
-        read: ct.read,
-        entries: b.catalog.event_types.len() - before,
-    });
+    b.file_read(
+        f,
+        "AWS CloudTrail event names by service and meaning",
+        ct.sources,
+        ct.read,
+        before,
+    );
 
     // windows-fields.yaml
     let f = WINDOWS_FIELDS.name;
