@@ -307,9 +307,10 @@ fn every_lambda_and_task_gets_the_runtime_environment() {
             .map(|kv| kv["Name"].as_str().unwrap())
             .collect();
         assert_eq!(names, expected, "{id}");
+        // By digest, never by a mutable tag.
         assert_eq!(
             c["Image"],
-            json!({"Fn::Sub": "${RuntimeRepositoryUri}:${ImageTag}"})
+            json!({"Fn::Sub": "${RuntimeRepositoryUri}@${ImageDigest}"})
         );
     }
     assert_eq!(props(&t, "PipelineTaskDefinition")["Cpu"], "2048");
@@ -350,6 +351,46 @@ fn migrations_have_a_function_of_their_own_with_lambdas_longest_timeout() {
         t["Outputs"][chrono_contract::outputs::MIGRATE_FUNCTION_ARN]["Value"],
         json!({"Fn::GetAtt": ["MigrateFunction", "Arn"]})
     );
+}
+
+#[test]
+fn every_function_and_task_runs_on_the_configs_architecture() {
+    for (arch, lambda, ecs) in [("x86_64", "x86_64", "X86_64"), ("arm64", "arm64", "ARM64")] {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../customers/acme-staging.yaml"
+        ))
+        .unwrap()
+            + &format!("architecture: {arch}\n");
+        let cfg = chrono_stacks::Config::parse("acme-staging.yaml", &text).unwrap();
+        let t = compute::build(&cfg).unwrap().stack.template.to_json();
+        let functions = of_type(&t, "AWS::Lambda::Function");
+        assert_eq!(functions.len(), 4);
+        for (id, f) in functions {
+            assert_eq!(f["Properties"]["Architectures"], json!([lambda]), "{id}");
+        }
+        let tasks = of_type(&t, "AWS::ECS::TaskDefinition");
+        assert_eq!(tasks.len(), 2);
+        for (id, task) in tasks {
+            assert_eq!(
+                task["Properties"]["RuntimePlatform"]["CpuArchitecture"], ecs,
+                "{id}"
+            );
+        }
+    }
+    // The image carries the binaries the task definitions start.
+    let entry = props(
+        &compute::build(&example("acme-prod"))
+            .unwrap()
+            .stack
+            .template
+            .to_json(),
+        "PipelineTaskDefinition",
+    )["ContainerDefinitions"][0]["EntryPoint"]
+        .clone();
+    assert_eq!(entry, json!([compute::PIPELINE_BINARY]));
+    assert!(compute::IMAGE_BINARIES.contains(&compute::PIPELINE_BINARY));
+    assert!(compute::IMAGE_BINARIES.contains(&compute::FILTER_AI_BINARY));
 }
 
 #[test]
@@ -649,8 +690,8 @@ fn synthesis_is_deterministic_and_within_limits() {
             json!({"asset": {"lambda_zip": "chrono-api"}})
         );
         assert_eq!(
-            manifest["stacks"][4]["parameters"]["ImageTag"],
-            json!({"asset": "image_tag"})
+            manifest["stacks"][4]["parameters"]["ImageDigest"],
+            json!({"asset": "image_digest"})
         );
     }
 }

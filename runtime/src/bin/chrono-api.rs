@@ -17,6 +17,7 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(
     name = "chrono-api",
+    version = chrono_runtime::build_info::VERSION,
     about = "ChronoTracer REST API (Lambda handler or local server)"
 )]
 struct Cli {

@@ -24,8 +24,8 @@ fn vpc_access() -> Expr {
     arn("iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole")
 }
 
-/// What differs between our functions; the rest (custom runtime, arm64, code in the
-/// assets bucket, the log group) is the same for all.
+/// What differs between our functions; the rest (custom runtime, the config's
+/// architecture, code in the assets bucket, the log group) is the same for all.
 struct Spec<'a> {
     /// Name after the prefix, `<prefix>-<name>`.
     name: &'a str,
@@ -48,7 +48,7 @@ fn function(c: &Ctx, spec: Spec) -> Function {
         description: spec.description.to_owned(),
         runtime: "provided.al2023".into(),
         handler: "bootstrap".into(),
-        architectures: vec!["arm64".into()],
+        architectures: vec![c.cfg.architecture.as_str().into()],
         code: LambdaCode {
             s3_bucket: c.p.assets.r#ref(),
             s3_key: spec.code.r#ref(),

@@ -51,6 +51,9 @@ pub const FILTER_AI_BINARY: &str = binaries::FILTER_AI;
 /// migration session ends statements a minute earlier (`chrono_runtime::db::MigrationSettings`),
 /// so a migration that runs too long is rolled back by PostgreSQL, not cut off.
 pub const MIGRATE_TIMEOUT_S: u32 = 900;
+/// The binaries of the runtime image (on `PATH`; the task definitions' entry points); the
+/// first is the image's default entry point.
+pub const IMAGE_BINARIES: [&str; 2] = [FILTER_AI_BINARY, PIPELINE_BINARY];
 /// Health check path of filter-ai (HTTP 200 when ready).
 pub const FILTER_AI_HEALTH_PATH: &str = "/healthz";
 
@@ -106,7 +109,7 @@ struct Params {
     api_code: ParamHandle,
     ai_chat_code: ParamHandle,
     ws_authorizer_code: ParamHandle,
-    image_tag: ParamHandle,
+    image_digest: ParamHandle,
 }
 
 fn params(
@@ -211,10 +214,11 @@ fn params(
             Asset::LambdaZip(WS_AUTHORIZER_BINARY.into()),
             string("S3 key of the chrono-ws-authorizer zip (content hash)").pattern(key_pattern),
         )?,
-        image_tag: s.asset(
-            "ImageTag",
-            Asset::ImageTag,
-            string("tag of the runtime image (content hash)").pattern("^[A-Za-z0-9._-]{1,128}$"),
+        image_digest: s.asset(
+            "ImageDigest",
+            Asset::ImageDigest,
+            string("digest of the runtime image in the repository (sha256:<64 hex>)")
+                .pattern("^sha256:[a-f0-9]{64}$"),
         )?,
     })
 }
