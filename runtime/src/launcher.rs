@@ -257,7 +257,9 @@ mod tests {
     #[tokio::test]
     async fn without_a_queue_starting_fails_instead_of_pretending() {
         let launcher = LocalLauncher::unavailable();
-        assert!(matches!(launcher.runner(), Err(LaunchError::Unavailable(m)) if m.contains("not available")));
+        assert!(
+            matches!(launcher.runner(), Err(LaunchError::Unavailable(m)) if m.contains("not available"))
+        );
         assert!(matches!(
             launcher.start(Uuid::now_v7(), job()).await,
             Err(LaunchError::Unavailable(_))
@@ -288,7 +290,8 @@ mod tests {
             sha256: Some("ab".repeat(32)),
             ..job()
         };
-        let back: PipelineJob = serde_json::from_value(serde_json::to_value(&with).unwrap()).unwrap();
+        let back: PipelineJob =
+            serde_json::from_value(serde_json::to_value(&with).unwrap()).unwrap();
         assert_eq!(back, with);
     }
 }

@@ -55,7 +55,11 @@ mod tests {
             ("Sécurité 1.evtx", "Sécurité 1.evtx", None),
             ("a\0b.log", "a\u{fffd}b.log", Some("a\\0b.log")),
             ("line\nbreak", "line\u{fffd}break", Some("line\\nbreak")),
-            ("bell\u{7}\u{9f}", "bell\u{fffd}\u{fffd}", Some("bell\\u{7}\\u{9f}")),
+            (
+                "bell\u{7}\u{9f}",
+                "bell\u{fffd}\u{fffd}",
+                Some("bell\\u{7}\\u{9f}"),
+            ),
             ("x\u{ffff}", "x\u{fffd}", Some("x\\u{ffff}")),
         ] {
             let got = clean(raw);

@@ -499,6 +499,9 @@ mod tests {
     fn an_abandoned_job_says_what_happened() {
         assert!(abandoned_reason(3, None).contains("stopped 3 times"));
         let with_error = abandoned_reason(3, Some("s3 unavailable"));
-        assert!(with_error.contains("last error: s3 unavailable"), "{with_error}");
+        assert!(
+            with_error.contains("last error: s3 unavailable"),
+            "{with_error}"
+        );
     }
 }

@@ -415,7 +415,10 @@ mod tests {
 
     #[tokio::test]
     async fn presigned_put_is_virtual_hosted_on_aws() {
-        let p = bucket(None).presign_put("k/a b.log", SHA_B64).await.unwrap();
+        let p = bucket(None)
+            .presign_put("k/a b.log", SHA_B64)
+            .await
+            .unwrap();
         let url = url_parts(&p.url);
         assert_eq!(
             url.0,
@@ -429,7 +432,10 @@ mod tests {
             "{}",
             p.url
         );
-        assert_eq!(p.headers.get("x-amz-checksum-sha256").map(String::as_str), Some(SHA_B64));
+        assert_eq!(
+            p.headers.get("x-amz-checksum-sha256").map(String::as_str),
+            Some(SHA_B64)
+        );
         assert_eq!(
             p.headers.get("content-type").map(String::as_str),
             Some(UPLOAD_CONTENT_TYPE)

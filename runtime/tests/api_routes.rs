@@ -25,7 +25,7 @@ fn refs(page: &Value) -> Vec<String> {
 
 #[sqlx::test(migrator = "chrono_runtime::db::MIGRATOR")]
 async fn public_routes_answer_without_a_token(_: PgPoolOptions, opts: PgConnectOptions) {
-    let (app, _rx) = common::app(common::pool(opts).await);
+    let app = common::app(common::pool(opts).await);
     let (s, body) = call(&app, "GET", "/healthz", None, None).await;
     assert_eq!((s, body), (200, json!({"status": "ok"})));
 
@@ -73,7 +73,7 @@ async fn public_routes_answer_without_a_token(_: PgPoolOptions, opts: PgConnectO
 async fn tokens_are_verified(_: PgPoolOptions, opts: PgConnectOptions) {
     let db = common::pool(opts).await;
     let fx = common::seed(&db).await;
-    let (app, _rx) = common::app(db);
+    let app = common::app(db);
     let uri = format!("/api/v1/cases/{}", fx.case);
     let case = vec![fx.case.to_string()];
     let good = token("u-analyst", &["analyst"], &case);
@@ -111,7 +111,7 @@ async fn tokens_are_verified(_: PgPoolOptions, opts: PgConnectOptions) {
 async fn cases_create_list_and_read(_: PgPoolOptions, opts: PgConnectOptions) {
     let db = common::pool(opts).await;
     let fx = common::seed(&db).await;
-    let (app, _rx) = common::app(db.clone());
+    let app = common::app(db.clone());
     let granted = vec![fx.case.to_string()];
     let admin = token("u-admin", &["admin"], &granted);
     let analyst = token("u-analyst", &["analyst"], &granted);
@@ -220,7 +220,7 @@ async fn cases_create_list_and_read(_: PgPoolOptions, opts: PgConnectOptions) {
 async fn evidence_upload_and_processing(_: PgPoolOptions, opts: PgConnectOptions) {
     let db = common::pool(opts).await;
     let fx = common::seed(&db).await;
-    let (app, mut jobs) = common::app(db.clone());
+    let app = common::app(db.clone());
     let granted = vec![fx.case.to_string()];
     let admin = token("u-admin", &["admin"], &granted);
     let analyst = token("u-analyst", &["analyst"], &granted);
@@ -231,10 +231,20 @@ async fn evidence_upload_and_processing(_: PgPoolOptions, opts: PgConnectOptions
         "POST",
         &base,
         Some(&admin),
-        Some(json!({"file_name": "Security.evtx", "format": "evtx"})),
+        Some(json!({"file_name": "Security.evtx", "format": "evtx", "sha256": "AB".repeat(32)})),
     )
     .await;
     assert_eq!(s, 201, "{up}");
+    // the declared SHA-256 is stored (lowercase) and shown; the URL is signed with it
+    assert_eq!(up["evidence"]["sha256"], "ab".repeat(32));
+    assert_eq!(
+        up["upload"]["headers"]["x-amz-checksum-sha256"],
+        "q6urq6urq6urq6urq6urq6urq6urq6urq6urq6urq6s="
+    );
+    assert_eq!(
+        up["upload"]["headers"]["content-type"],
+        "application/octet-stream"
+    );
     let ev_id = up["evidence"]["id"].as_str().unwrap().to_string();
     assert_eq!(up["evidence"]["state"], "registered");
     assert_eq!(up["upload"]["method"], "PUT");
@@ -261,7 +271,7 @@ async fn evidence_upload_and_processing(_: PgPoolOptions, opts: PgConnectOptions
     .await;
     assert_eq!((s, one["file_name"].as_str()), (200, Some("Security.evtx")));
 
-    // processing: the job reaches the worker, the state becomes processing
+    // processing: the job is recorded durably, the state becomes processing
     let (s, p) = call(
         &app,
         "POST",
@@ -273,14 +283,21 @@ async fn evidence_upload_and_processing(_: PgPoolOptions, opts: PgConnectOptions
     assert_eq!(s, 202, "{p}");
     assert_eq!(p["state"], "processing");
     assert!(p["execution_id"].as_str().unwrap().starts_with("local:"));
-    let job = jobs.try_recv().unwrap();
+    let job: (uuid::Uuid, uuid::Uuid, String, String, String) = sqlx::query_as(
+        "SELECT case_id, evidence_id, source_key, state, requested_by FROM pipeline_jobs",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
     assert_eq!(
         (
-            job.case_id,
-            job.evidence_id.to_string(),
-            job.source_key.as_str()
+            job.0,
+            job.1.to_string(),
+            job.2.as_str(),
+            job.3.as_str(),
+            job.4.as_str()
         ),
-        (fx.case, ev_id.clone(), key.as_str())
+        (fx.case, ev_id.clone(), key.as_str(), "queued", "u-admin")
     );
     let (s, e) = call(
         &app,
@@ -375,7 +392,7 @@ async fn processing_without_a_pipeline_says_so_and_keeps_the_upload(
         "POST",
         &base,
         Some(&admin),
-        Some(json!({"file_name": "auth.log"})),
+        Some(json!({"file_name": "auth.log", "sha256": "0".repeat(64)})),
     )
     .await;
     let id = up["evidence"]["id"].as_str().unwrap();
@@ -406,7 +423,7 @@ async fn processing_without_a_pipeline_says_so_and_keeps_the_upload(
 async fn events_search_read_and_label(_: PgPoolOptions, opts: PgConnectOptions) {
     let db = common::pool(opts).await;
     let fx = common::seed(&db).await;
-    let (app, _rx) = common::app(db);
+    let app = common::app(db);
     let analyst = token("u-analyst", &["analyst"], &[fx.case.to_string()]);
     let base = format!("/api/v1/cases/{}", fx.case);
     let search = format!("{base}/events/search");

@@ -207,7 +207,7 @@ async fn add_case(db: &sqlx::PgPool, name: &str, created_by: &str) -> (Uuid, Uui
 #[sqlx::test(migrator = "chrono_runtime::db::MIGRATOR")]
 async fn authz_matrix_has_no_leaks(_: PgPoolOptions, opts: PgConnectOptions) {
     let db = common::pool(opts).await;
-    let (app, _jobs) = common::app(db.clone());
+    let app = common::app(db.clone());
 
     let (granted, granted_ev, granted_event, granted_filter) =
         add_case(&db, "Granted Case", "someone").await;

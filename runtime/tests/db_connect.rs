@@ -243,7 +243,7 @@ async fn a_warm_api_logs_in_with_the_rotated_password(_: PgPoolOptions, opts: Pg
     )
     .await
     .unwrap();
-    let (app, _jobs) = common::app(pool.clone());
+    let app = common::app(pool.clone());
     let token = common::token("analyst-1", &["analyst"], &[]);
     let (status, body) = common::call(&app, "GET", "/api/v1/cases", Some(&token), None).await;
     assert_eq!(status, 200, "{body}");

@@ -175,6 +175,7 @@ fn the_parts_manifest_key_and_shape_are_what_the_map_reads() {
         source: "cases/x/evidence/y/a.evtx".into(),
         format: chrono_runtime::pipeline::Format::Evtx,
         skipped: vec![],
+        sha256: None,
     };
     let json = serde_json::to_value(&index).unwrap();
     assert_eq!(json[field], serde_json::json!([part_key()]));

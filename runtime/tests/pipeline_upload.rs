@@ -10,13 +10,14 @@ use std::time::{Duration, Instant};
 use aws_credential_types::Credentials;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
-use chrono_runtime::launcher::{LocalLauncher, PipelineJob, PipelineLauncher};
+use chrono_runtime::launcher::PipelineJob;
 use chrono_runtime::pipeline::jobs::{self, Buckets, PartsIndex, StepError};
 use chrono_runtime::pipeline::upload::Target;
-use chrono_runtime::pipeline::worker::LocalWorker;
+use chrono_runtime::pipeline::worker::{LocalWorker, Worker, WorkerOptions};
 use chrono_runtime::pipeline::{
     CollectSink, ParseOptions, PipelineError, SplitOptions, parse_evidence,
 };
+use chrono_runtime::queue::{self, NewJob, Runner};
 use chrono_runtime::storage::source_key;
 use serde_json::Value;
 use sqlx::PgPool;
@@ -105,6 +106,7 @@ async fn new_evidence(
         case_id,
         evidence_id,
         source_key: key,
+        sha256: None,
     }
 }
 
@@ -505,27 +507,357 @@ async fn steps_run_one_by_one_like_the_state_machine(pool: PgPool) {
     assert_eq!(err.exit_code(), 65);
 }
 
-#[sqlx::test(migrator = "chrono_runtime::db::MIGRATOR")]
-async fn the_local_launcher_s_worker_processes_what_the_api_starts(pool: PgPool) {
-    let moto = Moto::start();
-    let s3 = moto.s3().await;
-    let case_id = new_case(&pool).await;
-    let (launcher, rx) = LocalLauncher::channel(4);
-    let worker = LocalWorker::new(s3.clone(), pool.clone(), buckets());
-    let handle = worker.spawn(rx);
-    let job = new_evidence(&pool, &s3, case_id, "auth.log", fixture("auth.log")).await;
-    launcher.start(job.clone()).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
+/// Records a local job for evidence `job` of `size` bytes and marks the evidence
+/// processing under it, in one transaction, as `POST .../process` does.
+async fn enqueue(pool: &PgPool, job: &PipelineJob, size: i64) -> Uuid {
+    let mut tx = pool.begin().await.unwrap();
+    let id = queue::enqueue(
+        &mut tx,
+        &NewJob {
+            evidence_id: job.evidence_id,
+            case_id: job.case_id,
+            source_key: &job.source_key,
+            runner: Runner::Local,
+            size_bytes: size,
+            requested_by: "tester",
+        },
+    )
+    .await
+    .unwrap();
+    sqlx::query("UPDATE evidence SET state = 'processing', job_id = $2 WHERE id = $1")
+        .bind(job.evidence_id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    id
+}
+
+/// A queue worker (one EVTX chunk per part, so a file has many parts) with a short lease,
+/// running until the returned sender is dropped or fired.
+fn start_worker(
+    s3: &Client,
+    pool: &PgPool,
+    owner: &str,
+    lease: Duration,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let mut steps = LocalWorker::new(s3.clone(), pool.clone(), buckets());
+    steps.evtx_chunks_per_part = 1;
+    let worker = Worker::new(
+        steps,
+        owner,
+        WorkerOptions {
+            concurrency: 2,
+            express: true,
+            lease,
+            poll: Duration::from_millis(100),
+        },
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(worker.run(async move {
+        let _ = stopped.await;
+    }));
+    (stop, handle)
+}
+
+async fn wait_until_settled(pool: &PgPool, evidence_id: Uuid) -> Counts {
+    let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        let got = counts(&pool, job.evidence_id).await;
-        if got.state == "done" {
-            assert!(got.rows > 0);
-            assert_eq!(got.rows, got.events_count);
-            break;
+        let got = counts(pool, evidence_id).await;
+        if got.state != "processing" {
+            return got;
         }
         assert!(Instant::now() < deadline, "not processed: {got:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    drop(launcher);
+}
+
+#[derive(Debug, PartialEq, Eq, sqlx::FromRow)]
+struct JobRow {
+    state: String,
+    attempts: i32,
+    lease_owner: Option<String>,
+    error: Option<String>,
+}
+
+/// The job's row once its worker closed it (the evidence's state commits first).
+async fn job_row(pool: &PgPool, id: Uuid) -> JobRow {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let row: JobRow = sqlx::query_as(
+            "SELECT state, attempts, lease_owner, error FROM pipeline_jobs WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        if !matches!(row.state.as_str(), "queued" | "running") || Instant::now() > deadline {
+            return row;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Issue 18, failure 1: a worker killed in the middle of a file left the evidence
+/// `processing` forever. Now the job is durable: the dead worker's lease lapses, another
+/// worker takes the job again, and the file ends `done` with exactly its events — the
+/// part the dead worker stored is not stored twice.
+#[sqlx::test(migrator = "chrono_runtime::db::MIGRATOR")]
+async fn a_worker_killed_mid_file_is_resumed_by_another_without_duplicates(pool: PgPool) {
+    let moto = Moto::start();
+    let s3 = moto.s3().await;
+    let case_id = new_case(&pool).await;
+    let name = "security.evtx";
+    let want = expected(name, fixture(name));
+    let job = new_evidence(&pool, &s3, case_id, name, fixture(name)).await;
+    let job_id = enqueue(&pool, &job, fixture(name).len() as i64).await;
+
+    // The first worker claims the job, stores the first part, and dies (no renewal, no
+    // release, no close: what kill -9 leaves).
+    let claimed = queue::claim(&pool, "doomed", Duration::from_secs(2), false)
+        .await
+        .unwrap()
+        .expect("the queued job");
+    assert_eq!((claimed.id, claimed.attempts), (job_id, 1));
+    let target = Target {
+        case_id,
+        evidence_id: job.evidence_id,
+    };
+    let index = jobs::split(&s3, &buckets(), target, Some(&job.source_key), 1)
+        .await
+        .unwrap();
+    assert!(index.parts.len() > 2, "{:?}", index.parts);
+    jobs::parse(
+        &s3,
+        &buckets(),
+        target,
+        &index.parts[0],
+        ParseOptions::default(),
+    )
+    .await
+    .unwrap();
+    let first = jobs::upload(&s3, &pool, &buckets(), target, &index.parts[0])
+        .await
+        .unwrap();
+    assert!(first.inserted > 0);
+    assert_eq!(first.state, "processing");
+    let half = counts(&pool, job.evidence_id).await;
+    assert_eq!(
+        half.rows, half.events_count,
+        "counts and rows commit together"
+    );
+    // while the lease holds nobody else takes the job
+    assert_eq!(
+        queue::claim(&pool, "other", Duration::from_secs(2), false)
+            .await
+            .unwrap(),
+        None
+    );
+
+    let (stop, handle) = start_worker(&s3, &pool, "survivor", Duration::from_secs(3));
+    let got = wait_until_settled(&pool, job.evidence_id).await;
+    let events = want.tally.events as i64;
+    assert_eq!(
+        (got.state.as_str(), got.rows, got.events_count),
+        ("done", events, events),
+        "{got:?}"
+    );
+    let (distinct,): (i64,) =
+        sqlx::query_as("SELECT count(DISTINCT dedup_key) FROM events WHERE evidence_id = $1")
+            .bind(job.evidence_id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(distinct, events, "no event twice");
+    let closed = job_row(&pool, job_id).await;
+    assert_eq!(
+        (closed.state.as_str(), closed.attempts, closed.lease_owner),
+        ("done", 2, None)
+    );
+    stop.send(()).unwrap();
     handle.await.unwrap();
+}
+
+/// A job whose worker keeps dying runs out of attempts: the evidence fails with the
+/// reason (instead of staying `processing`) and can be processed again.
+#[sqlx::test(migrator = "chrono_runtime::db::MIGRATOR")]
+async fn a_job_out_of_attempts_fails_its_evidence_with_the_reason(pool: PgPool) {
+    let moto = Moto::start();
+    let s3 = moto.s3().await;
+    let case_id = new_case(&pool).await;
+    let job = new_evidence(&pool, &s3, case_id, "auth.log", fixture("auth.log")).await;
+    let job_id = enqueue(&pool, &job, 1364).await;
+    for attempt in 1..=queue::MAX_ATTEMPTS {
+        // a claim whose lease lapses at once: a worker that died right away
+        let claimed = queue::claim(&pool, "dies", Duration::ZERO, false)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("attempt {attempt}"));
+        assert_eq!(claimed.attempts, attempt);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        queue::claim(&pool, "dies", Duration::ZERO, false)
+            .await
+            .unwrap(),
+        None,
+        "no fourth attempt"
+    );
+    let reaped = queue::reap(&pool).await.unwrap();
+    assert_eq!(reaped.abandoned, 1);
+    let got = counts(&pool, job.evidence_id).await;
+    assert_eq!(got.state, "failed");
+    let (errors,): (Value,) = sqlx::query_as("SELECT errors FROM evidence WHERE id = $1")
+        .bind(job.evidence_id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let reason = errors[0]["message"].as_str().unwrap();
+    assert!(reason.contains("stopped 3 times"), "{reason}");
+    assert_eq!(job_row(&pool, job_id).await.state, "failed");
+    // processable again: a new job runs and finishes it
+    let again = enqueue(&pool, &job, 1364).await;
+    let (stop, handle) = start_worker(&s3, &pool, "healthy", Duration::from_secs(5));
+    assert_eq!(
+        wait_until_settled(&pool, job.evidence_id).await.state,
+        "done"
+    );
+    assert_eq!(job_row(&pool, again).await.state, "done");
+    stop.send(()).unwrap();
+    handle.await.unwrap();
+}
+
+/// Issue 18, failure 5: a 1 KB file waited 147 s behind a big one. Jobs are taken in fair
+/// order (a big file's rank is handicapped by its size) and the express slot takes only
+/// small files.
+#[sqlx::test(migrator = "chrono_runtime::db::MIGRATOR")]
+async fn small_jobs_are_not_starved_by_a_big_one(pool: PgPool) {
+    let moto = Moto::start();
+    let s3 = moto.s3().await;
+    let case_id = new_case(&pool).await;
+    let big = new_evidence(&pool, &s3, case_id, "big.evtx", fixture("auth.log")).await;
+    let big_job = enqueue(&pool, &big, 4 << 30).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let small = new_evidence(&pool, &s3, case_id, "small.log", fixture("auth.log")).await;
+    let small_job = enqueue(&pool, &small, 1024).await;
+    let lease = Duration::from_secs(60);
+    // the express slot never takes the big one
+    let express = queue::claim(&pool, "w", lease, true)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(express.id, small_job);
+    assert_eq!(queue::claim(&pool, "w", lease, true).await.unwrap(), None);
+    // the regular order: the small one first although it was requested later
+    sqlx::query("UPDATE pipeline_jobs SET state = 'queued', attempts = 0, lease_owner = NULL, lease_expires_at = NULL")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let order: Vec<Uuid> = [
+        queue::claim(&pool, "w", lease, false)
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        queue::claim(&pool, "w", lease, false)
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+    ]
+    .into();
+    assert_eq!(order, [small_job, big_job]);
+}
+
+/// A worker that stops gracefully gives its jobs back (not counted as an attempt) and the
+/// next worker takes them at once: a restart resumes the queue.
+#[sqlx::test(migrator = "chrono_runtime::db::MIGRATOR")]
+async fn jobs_recorded_while_no_worker_runs_are_processed_when_one_starts(pool: PgPool) {
+    let moto = Moto::start();
+    let s3 = moto.s3().await;
+    let case_id = new_case(&pool).await;
+    let mut waiting = Vec::new();
+    for name in [
+        "auth.log",
+        "cloudtrail.json",
+        "plaso.jsonl",
+        "sigma_events.csv",
+    ] {
+        let job = new_evidence(&pool, &s3, case_id, name, fixture(name)).await;
+        let id = enqueue(&pool, &job, fixture(name).len() as i64).await;
+        waiting.push((job, id));
+    }
+    let (stop, handle) = start_worker(&s3, &pool, "late", Duration::from_secs(5));
+    for (job, id) in &waiting {
+        let got = wait_until_settled(&pool, job.evidence_id).await;
+        assert_eq!(got.state, "done", "{}", job.source_key);
+        assert_eq!(got.rows, got.events_count);
+        assert_eq!(job_row(&pool, *id).await.state, "done");
+    }
+    stop.send(()).unwrap();
+    handle.await.unwrap();
+}
+
+/// Chain of custody: a stored file whose SHA-256 is not the one recorded at upload is not
+/// processed (nothing of it is stored), and the evidence says why; the right file is
+/// verified and the time of the check kept.
+#[sqlx::test(migrator = "chrono_runtime::db::MIGRATOR")]
+async fn a_file_changed_after_upload_is_refused_before_any_event_is_stored(pool: PgPool) {
+    let moto = Moto::start();
+    let s3 = moto.s3().await;
+    let worker = LocalWorker::new(s3.clone(), pool.clone(), buckets());
+    let case_id = new_case(&pool).await;
+    let bytes = fixture("auth.log");
+    let sha = {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(&bytes))
+    };
+    let wrong = "0".repeat(64);
+    for (declared, ok) in [(wrong.as_str(), false), (sha.as_str(), true)] {
+        let mut job = new_evidence(&pool, &s3, case_id, "auth.log", bytes.clone()).await;
+        sqlx::query("UPDATE evidence SET sha256 = $2 WHERE id = $1")
+            .bind(job.evidence_id)
+            .bind(declared)
+            .execute(&pool)
+            .await
+            .unwrap();
+        job.sha256 = Some(declared.to_owned());
+        let result = worker.process(&job).await;
+        let got = counts(&pool, job.evidence_id).await;
+        let (errors, verified): (Value, Option<chrono::DateTime<chrono::Utc>>) =
+            sqlx::query_as("SELECT errors, sha256_verified_at FROM evidence WHERE id = $1")
+                .bind(job.evidence_id)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        if ok {
+            result.unwrap();
+            assert_eq!(got.state, "done");
+            assert!(got.rows > 0);
+            assert!(verified.is_some());
+        } else {
+            let err = result.unwrap_err();
+            assert!(matches!(err, PipelineError::Custody { .. }), "{err}");
+            assert_eq!((got.state.as_str(), got.rows), ("failed", 0));
+            let reason = errors[0]["message"].as_str().unwrap();
+            assert!(
+                reason.contains("chain of custody") && reason.contains(&sha),
+                "{reason}"
+            );
+            assert!(verified.is_none());
+        }
+    }
+    // without a declared SHA-256 the first processing establishes it
+    let job = new_evidence(&pool, &s3, case_id, "auth.log", bytes.clone()).await;
+    worker.process(&job).await.unwrap();
+    let (stored,): (Option<String>,) = sqlx::query_as("SELECT sha256 FROM evidence WHERE id = $1")
+        .bind(job.evidence_id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, Some(sha));
 }

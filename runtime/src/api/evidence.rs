@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::cases::{audit, audit_in};
+use super::cases::audit_in;
 use super::{
     ApiJson, ApiPath, AppError, AppState, ErrorBody, accessible_case, require_admin, require_read,
 };
@@ -210,10 +210,12 @@ pub(super) async fn create(
         ));
     }
     let sha256 = match &body.sha256 {
-        Some(hex) => Some(
-            sha256_spellings(hex)
-                .ok_or_else(|| bad("$.sha256", "sha256 must be the file's SHA-256 as 64 hex digits"))?,
-        ),
+        Some(hex) => Some(sha256_spellings(hex).ok_or_else(|| {
+            bad(
+                "$.sha256",
+                "sha256 must be the file's SHA-256 as 64 hex digits",
+            )
+        })?),
         None if !body.multipart => {
             return Err(bad(
                 "$.sha256",
@@ -412,9 +414,9 @@ fn verdict_started(arn: &str, state: ExecutionState) -> Verdict {
             "the pipeline execution {arn} succeeded without recording the evidence's result; \
              process it again"
         ))),
-        ExecutionState::Ended(reason) => Verdict::Close(Some(format!(
-            "{reason}; process the evidence again"
-        ))),
+        ExecutionState::Ended(reason) => {
+            Verdict::Close(Some(format!("{reason}; process the evidence again")))
+        }
         ExecutionState::Gone => Verdict::Close(Some(format!(
             "the pipeline execution {arn} no longer exists; process the evidence again"
         ))),
@@ -521,7 +523,7 @@ pub(super) async fn process(
 ) -> Result<(StatusCode, Json<Evidence>), AppError> {
     require_admin(&p)?;
     let case = accessible_case(&state, &p, case_id).await?;
-    let runner = state.0.launcher.runner()?;
+    let runner = state.0.launcher.runner();
     // an execution that ended without finishing the evidence is settled first
     reconcile(&state, id, Duration::ZERO).await;
     let mut tx = state.db().begin().await?;
@@ -555,6 +557,24 @@ pub(super) async fn process(
         }
         _ => {}
     }
+    if current_state == "registered" {
+        // the request says the upload is complete, whether or not processing can start
+        sqlx::query(
+            "UPDATE evidence SET state = 'uploaded', updated_at = now() \
+             WHERE case_id = $1 AND id = $2",
+        )
+        .bind(case)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let runner = match runner {
+        Ok(runner) => runner,
+        Err(e) => {
+            tx.commit().await?;
+            return Err(e.into());
+        }
+    };
     // jobs left open by an earlier run whose evidence moved on (Step Functions closes
     // none of its own) give way to the new one
     sqlx::query(
@@ -1012,7 +1032,10 @@ mod reconcile_tests {
     fn a_job_without_an_execution_is_started_late_and_failed_at_last() {
         assert_eq!(verdict_unstarted(Duration::from_secs(5)), Verdict::Wait);
         assert_eq!(verdict_unstarted(Duration::from_secs(61)), Verdict::Start);
-        assert_eq!(verdict_unstarted(Duration::from_secs(14 * 60)), Verdict::Start);
+        assert_eq!(
+            verdict_unstarted(Duration::from_secs(14 * 60)),
+            Verdict::Start
+        );
         assert!(matches!(
             verdict_unstarted(Duration::from_secs(16 * 60)),
             Verdict::Close(Some(reason)) if reason.contains("could not be started")

@@ -137,7 +137,9 @@ pub enum PipelineError {
     },
     /// The evidence exceeds a processing limit (decompressed size, expansion ratio, record
     /// size, nesting depth). Not retried.
-    #[error("{member}: {what} exceeds the limit of {limit}; the evidence is not processed further ({hint})")]
+    #[error(
+        "{member}: {what} exceeds the limit of {limit}; the evidence is not processed further ({hint})"
+    )]
     Limit {
         /// The file or archive member.
         member: String,

@@ -274,7 +274,11 @@ async fn load_events<R: Read + Send + 'static>(
 }
 
 /// The batch's devices and identities, in a short transaction of their own.
-async fn upsert_entities(pool: &PgPool, target: Target, batch: &Batch) -> Result<(), PipelineError> {
+async fn upsert_entities(
+    pool: &PgPool,
+    target: Target,
+    batch: &Batch,
+) -> Result<(), PipelineError> {
     if !batch.devices.is_empty() {
         let names: Vec<&str> = batch.devices.iter().map(String::as_str).collect();
         sqlx::query(UPSERT_DEVICES)

@@ -273,28 +273,18 @@ impl Worker {
     async fn work(self, job: Job) {
         let evidence_id = job.evidence_id;
         tracing::info!(%evidence_id, job = %job.id, attempt = job.attempts, "processing");
-        let lost = Arc::new(tokio::sync::Notify::new());
-        let heartbeat = {
-            let (pool, owner, lease, lost) = (
-                self.pool().clone(),
-                self.owner.clone(),
-                self.options.lease,
-                lost.clone(),
-            );
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(lease / 3).await;
-                    match queue::renew(&pool, job.id, &owner, lease).await {
-                        Ok(true) => {}
-                        Ok(false) => {
-                            lost.notify_one();
-                            return;
-                        }
-                        // the database is away: keep trying; the lease may lapse meanwhile
-                        Err(e) => tracing::warn!(error = %e, "cannot renew a job's lease"),
-                    }
+        // The lease is renewed while the steps run, in the same task: when the task ends
+        // (or is aborted) nothing renews it any more, and it lapses.
+        let heartbeat = async {
+            loop {
+                tokio::time::sleep(self.options.lease / 3).await;
+                match queue::renew(self.pool(), job.id, &self.owner, self.options.lease).await {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    // the database is away: keep trying; the lease may lapse meanwhile
+                    Err(e) => tracing::warn!(error = %e, "cannot renew a job's lease"),
                 }
-            })
+            }
         };
         let input = PipelineJob {
             case_id: job.case_id,
@@ -304,13 +294,11 @@ impl Worker {
         };
         let outcome = tokio::select! {
             outcome = self.steps.run_job(&input, job.attempts) => outcome,
-            () = lost.notified() => {
+            () = heartbeat => {
                 tracing::warn!(%evidence_id, "lost the job's lease; another worker has it");
-                heartbeat.abort();
                 return;
             }
         };
-        heartbeat.abort();
         match &outcome {
             Outcome::Done => tracing::info!(%evidence_id, "evidence processed"),
             Outcome::Failed(reason) => tracing::warn!(%evidence_id, reason, "evidence failed"),
@@ -382,4 +370,14 @@ pub async fn from_env() -> Result<Worker, PipelineError> {
         Worker::default_owner(),
         options_from_env()?,
     ))
+}
+
+/// Local mode's in-process worker: the durable queue's launcher for the API, and the
+/// [`Worker`] from the environment running on the current runtime until the process ends
+/// (a killed process leaves its leases to lapse; the next one takes the jobs again).
+pub async fn local_from_env()
+-> Result<(crate::launcher::LocalLauncher, tokio::task::JoinHandle<()>), PipelineError> {
+    let worker = from_env().await?;
+    let handle = tokio::spawn(worker.run(std::future::pending()));
+    Ok((crate::launcher::LocalLauncher::queue(), handle))
 }

@@ -13,14 +13,13 @@ use chrono_runtime::api::{AppState, router};
 use chrono_runtime::auth::{
     Authenticator, ClaimNames, DEFAULT_CASES_CLAIM, DEFAULT_ROLES_CLAIM, JwtVerifier,
 };
-use chrono_runtime::launcher::{LocalLauncher, PipelineJob};
+use chrono_runtime::launcher::LocalLauncher;
 use chrono_runtime::storage::SourcesBucket;
 use http::{Request, Response};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use tokio::sync::mpsc;
 use tower::ServiceExt;
 use uuid::Uuid;
 
@@ -87,17 +86,16 @@ pub fn sources() -> SourcesBucket {
     SourcesBucket::new(SourcesBucket::client_from(&sdk), "chrono-test-sources")
 }
 
-/// The app with JWT auth, a sources bucket and a local pipeline channel (its receiver is
-/// returned; keep it alive or processing reports the pipeline unavailable).
-pub fn app(db: PgPool) -> (Router, mpsc::Receiver<PipelineJob>) {
-    let (launcher, rx) = LocalLauncher::channel(64);
+/// The app with JWT auth, a sources bucket and the local durable queue (processing
+/// requests become `pipeline_jobs` rows; no worker runs unless a test starts one).
+pub fn app(db: PgPool) -> Router {
     let state = AppState::new(
         db,
         Authenticator::Jwt(Box::new(verifier())),
         Some(sources()),
-        Arc::new(launcher),
+        Arc::new(LocalLauncher::queue()),
     );
-    (router(state), rx)
+    router(state)
 }
 
 /// Sends one request; returns status and JSON body (Null when empty or not JSON).
