@@ -502,6 +502,16 @@ async fn start_recorded(state: &AppState, job_id: Uuid) -> Result<String, AppErr
     }
 }
 
+/// What `process` reads of the evidence (locked).
+#[derive(sqlx::FromRow)]
+struct ToProcess {
+    state: String,
+    source_key: String,
+    upload_id: Option<String>,
+    size_bytes: Option<i64>,
+    sha256: Option<String>,
+}
+
 /// Starts processing (admin). Calling it says the upload is complete: `registered`
 /// evidence becomes `uploaded` (a multipart upload must have been completed; aborted
 /// evidence cannot be processed). The request is recorded as a durable job before it is
@@ -527,17 +537,21 @@ pub(super) async fn process(
     // an execution that ended without finishing the evidence is settled first
     reconcile(&state, id, Duration::ZERO).await;
     let mut tx = state.db().begin().await?;
-    let current: Option<(String, String, Option<String>, Option<i64>, Option<String>)> =
-        sqlx::query_as(
-            "SELECT state, source_key, upload_id, size_bytes, sha256 FROM evidence \
-             WHERE case_id = $1 AND id = $2 FOR UPDATE",
-        )
-        .bind(case)
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
-    let (current_state, key, open_upload, size, sha256) =
-        current.ok_or(AppError::NotFound("evidence"))?;
+    let current: Option<ToProcess> = sqlx::query_as(
+        "SELECT state, source_key, upload_id, size_bytes, sha256 FROM evidence \
+         WHERE case_id = $1 AND id = $2 FOR UPDATE",
+    )
+    .bind(case)
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let ToProcess {
+        state: current_state,
+        source_key: key,
+        upload_id: open_upload,
+        size_bytes: size,
+        sha256,
+    } = current.ok_or(AppError::NotFound("evidence"))?;
     match current_state.as_str() {
         "processing" => {
             return Err(AppError::Conflict(
