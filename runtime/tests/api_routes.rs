@@ -767,3 +767,91 @@ async fn migrations_create_the_roles_and_the_read_only_role_cannot_write(
     .bind(fx.case).bind(fx.evidence).execute(&db).await.unwrap();
     assert_eq!(dup.rows_affected(), 0);
 }
+
+/// Chain of custody: who uploaded, processed, searched and labelled what is in the audit
+/// log, with what they asked (the filter, the label, the file's SHA-256).
+#[sqlx::test(migrator = "chrono_runtime::db::MIGRATOR")]
+async fn the_audit_log_records_who_searched_labelled_and_processed_what(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let db = common::pool(opts).await;
+    let fx = common::seed(&db).await;
+    let app = common::app(db.clone());
+    let granted = vec![fx.case.to_string()];
+    let admin = token("u-admin", &["admin"], &granted);
+    let analyst = token("u-analyst", &["analyst"], &granted);
+    let base = format!("/api/v1/cases/{}", fx.case);
+    let doc = json!({"where": {"field": "action", "op": "eq", "value": "logon"}});
+    let (s, page) = call(
+        &app,
+        "POST",
+        &format!("{base}/events/search"),
+        Some(&analyst),
+        Some(doc.clone()),
+    )
+    .await;
+    assert_eq!(s, 200, "{page}");
+    let event = fx.event("r02");
+    let label = format!("{base}/events/{event}/labels/star");
+    let (s, _) = call(&app, "PUT", &label, Some(&analyst), None).await;
+    assert_eq!(s, 200);
+    let (s, _) = call(&app, "DELETE", &label, Some(&analyst), None).await;
+    assert_eq!(s, 204);
+    let sha = "cd".repeat(32);
+    let (s, up) = call(
+        &app,
+        "POST",
+        &format!("{base}/evidence"),
+        Some(&admin),
+        Some(json!({"file_name": "a.log", "sha256": sha})),
+    )
+    .await;
+    assert_eq!(s, 201, "{up}");
+    let evidence = up["evidence"]["id"].as_str().unwrap();
+    let (s, _) = call(
+        &app,
+        "POST",
+        &format!("{base}/evidence/{evidence}/process"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(s, 202);
+
+    let rows: Vec<(String, String, Value)> = sqlx::query_as(
+        "SELECT actor, action, detail FROM audit_log WHERE case_id = $1 ORDER BY id",
+    )
+    .bind(fx.case)
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    let find = |action: &str| {
+        rows.iter()
+            .find(|r| r.1 == action)
+            .unwrap_or_else(|| panic!("no {action} in {rows:?}"))
+    };
+    let searched = find("events_searched");
+    assert_eq!(
+        (searched.0.as_str(), &searched.2["filter"]),
+        ("u-analyst", &doc)
+    );
+    let labelled = find("event_labelled");
+    assert_eq!(labelled.0, "u-analyst");
+    assert_eq!(
+        (
+            labelled.2["event_id"].as_i64(),
+            labelled.2["label"].as_str()
+        ),
+        (Some(event), Some("star"))
+    );
+    assert_eq!(find("event_unlabelled").0, "u-analyst");
+    let registered = find("evidence_registered");
+    assert_eq!(
+        (registered.0.as_str(), registered.2["sha256"].as_str()),
+        ("u-admin", Some(sha.as_str()))
+    );
+    let processing = find("evidence_processing");
+    assert_eq!(processing.0, "u-admin");
+    assert_eq!(processing.2["evidence_id"], evidence);
+}

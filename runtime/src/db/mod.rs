@@ -54,7 +54,7 @@ pub struct Session {
     /// `application_name`, as `pg_stat_activity` shows it.
     pub application: &'static str,
     /// The role the session acts as (`role` at login, i.e. `SET ROLE`); `None` acts as
-    /// the login itself (migrations, which own the schema; the seed's statistics refresh).
+    /// the login itself (migrations, which own the schema).
     pub role: Option<&'static str>,
 }
 
@@ -67,15 +67,6 @@ impl Session {
             lock_timeout: None,
             application: "chrono-runtime",
             role: Some(RUNTIME_ROLE),
-        }
-    }
-
-    /// Like [`Session::runtime`] but acting as the login (the owner of the schema): for
-    /// maintenance a runtime role may not do (`ANALYZE` after a bulk load).
-    pub fn owner(statement_timeout: Duration) -> Self {
-        Session {
-            role: None,
-            ..Session::runtime(statement_timeout)
         }
     }
 

@@ -545,8 +545,33 @@ async fn record_part(
     .map_err(PipelineError::db("updating the evidence counts"))?;
     if state == "done" {
         close_executions(tx, target.evidence_id, None).await?;
+        audit_outcome(tx, target, "evidence_processed", None).await?;
     }
     Ok(state)
+}
+
+/// Appends the pipeline's outcome for the evidence to the audit log (actor `pipeline`), in
+/// the transaction that records it: the counts and the file's SHA-256 as they stand.
+async fn audit_outcome(
+    tx: &mut PgConnection,
+    target: Target,
+    action: &str,
+    reason: Option<&str>,
+) -> Result<(), PipelineError> {
+    sqlx::query(
+        "SELECT chrono_audit('pipeline', $2, $3, jsonb_build_object(
+             'evidence_id', e.id, 'events_count', e.events_count, 'bad_records', e.bad_records,
+             'sha256', e.sha256, 'job_id', e.job_id, 'reason', $4::text))
+         FROM evidence e WHERE e.id = $1",
+    )
+    .bind(target.evidence_id)
+    .bind(target.case_id)
+    .bind(action)
+    .bind(reason)
+    .execute(&mut *tx)
+    .await
+    .map_err(PipelineError::db("appending to the audit log"))?;
+    Ok(())
 }
 
 /// Closes the evidence's open Step Functions job (its execution ends with this step; the
@@ -609,6 +634,7 @@ pub async fn mark_failed(
         });
     }
     close_executions(&mut tx, target.evidence_id, Some(&reason)).await?;
+    audit_outcome(&mut tx, target, "evidence_failed", Some(&reason)).await?;
     tx.commit()
         .await
         .map_err(PipelineError::db("committing the failure"))?;
