@@ -15,7 +15,12 @@ async fn tests_run_as_a_non_superuser_like_the_aurora_master(
     _: PgPoolOptions,
     opts: PgConnectOptions,
 ) {
-    let db = common::pool(opts).await;
+    // the login itself (no migrations: the runtime's role does not exist yet here)
+    let db = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(opts)
+        .await
+        .unwrap();
     let (superuser, createrole, createdb): (bool, bool, bool) = sqlx::query_as(
         "SELECT rolsuper, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = session_user",
     )
