@@ -864,7 +864,7 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
-        /** One evidence: state, counts, first errors. */
+        /** One evidence: state, counts, checksums, first errors. */
         get: {
             parameters: {
                 query?: never;
@@ -933,11 +933,13 @@ export type paths = {
         /**
          * Starts processing (admin). Calling it says the upload is complete: `registered`
          *     evidence becomes `uploaded` (a multipart upload must have been completed; aborted
-         *     evidence cannot be processed); then the pipeline is started (Step Functions, or the local
-         *     worker) and the evidence becomes `processing`. If the start fails the evidence stays
-         *     `uploaded` and the error says why (503 `pipeline_unavailable` when nothing can process
-         *     here). Evidence already processing is a 409; done or failed evidence may be processed
-         *     again (the pipeline does not duplicate events).
+         *     evidence cannot be processed). The request is recorded as a durable job before it is
+         *     answered, and the evidence becomes `processing`: locally the job waits for the worker
+         *     (never refused because the worker is busy), in AWS its Step Functions execution starts
+         *     at once. 503 `pipeline_unavailable` when nothing can process here (nothing recorded).
+         *     Evidence already processing is a 409 — unless its execution ended without finishing
+         *     it, which fails it first; done or failed evidence may be processed again (the
+         *     pipeline does not duplicate events).
          */
         post: {
             parameters: {
@@ -1822,7 +1824,10 @@ export type components = {
             /** @description Each part once, in any order. */
             parts: components["schemas"]["CompletedPart"][];
         };
-        /** @description One uploaded part: its number and the `ETag` header S3 answered its `PUT` with. */
+        /**
+         * @description One uploaded part: its number, the `ETag` header S3 answered its `PUT` with, and its
+         *     SHA-256.
+         */
         CompletedPart: {
             /** @description The part's `ETag` response header, as sent (quotes included). */
             etag: string;
@@ -1831,6 +1836,8 @@ export type components = {
              * @description 1-based part number.
              */
             part_number: number;
+            /** @description The part's SHA-256, 64 hex digits, as given for its URL. */
+            sha256: string;
         };
         /** @description A host, instance or account events happened on. */
         Device: {
@@ -1883,6 +1890,11 @@ export type components = {
             action?: string | null;
             /** @description Everything else the record said. */
             attributes: Record<string, unknown>;
+            /**
+             * @description The event catalog's category of this kind of event (`logon`, `account_management`,
+             *     … the values of the filter field `category`).
+             */
+            category?: string | null;
             /** @description Data type. */
             data_type: string;
             device?: null | components["schemas"]["DeviceRef"];
@@ -1912,6 +1924,12 @@ export type components = {
             tags: string[];
             /** @description What the time means (`Event Recorded`, `Last Login`, ...). */
             timestamp_desc: string;
+            /**
+             * @description What happened, in words: the event catalog's title of this kind of event
+             *     ("A security-enabled local group was changed"); absent when the catalog does not
+             *     know it.
+             */
+            title?: string | null;
             /**
              * Format: date-time
              * @description Time (UTC, microseconds).
@@ -1955,8 +1973,10 @@ export type components = {
             events_count: number;
             /** @description Pipeline execution (Step Functions ARN or local id) of the latest run. */
             execution_id?: string | null;
-            /** @description File name as uploaded. */
+            /** @description File name as uploaded (NUL and control characters replaced by U+FFFD). */
             file_name: string;
+            /** @description The file name as given, escaped (`\u{0}`), when it had to be changed. */
+            file_name_original?: string | null;
             /** @description Format hint (`evtx`, `syslog`, `cloudtrail`, ...), if given. */
             format?: string | null;
             /**
@@ -1975,6 +1995,22 @@ export type components = {
              * @description Records the pipeline read: `events_count + bad_records`.
              */
             records_seen: number;
+            /**
+             * @description The file's SHA-256 (lowercase hex): declared at registration and verified by S3
+             *     on upload, or (a multipart upload without one) established by the first processing;
+             *     every processing verifies it before storing events.
+             */
+            sha256?: string | null;
+            /**
+             * @description S3's composite checksum of a multipart upload (base64 SHA-256 of the parts'
+             *     SHA-256s, `-<parts>`).
+             */
+            sha256_composite?: string | null;
+            /**
+             * Format: date-time
+             * @description When the pipeline last found the stored file to match `sha256`.
+             */
+            sha256_verified_at?: string | null;
             /**
              * Format: int64
              * @description Size in bytes the uploader declared, if given.
@@ -2149,11 +2185,28 @@ export type components = {
              */
             multipart?: boolean;
             /**
+             * @description The file's SHA-256, 64 hex digits: required for a single `PUT` (S3 refuses a body
+             *     with another SHA-256); optional for a multipart upload, whose parts carry their
+             *     own (given, it is verified before the evidence's events are stored; otherwise the
+             *     first processing establishes it).
+             */
+            sha256?: string | null;
+            /**
              * Format: int64
              * @description The file's size in bytes; required with `multipart` (at most 5 TiB), at most 5 GiB
              *     for a single `PUT`.
              */
             size?: number | null;
+        };
+        /** @description One part to upload. */
+        PartRequest: {
+            /**
+             * Format: int32
+             * @description 1-based part number.
+             */
+            part_number: number;
+            /** @description The part's SHA-256, 64 hex digits (S3 refuses a part with another). */
+            sha256: string;
         };
         /** @description A presigned URL for one part. */
         PartUrl: {
@@ -2162,12 +2215,16 @@ export type components = {
              * @description When the URL expires (ask again after).
              */
             expires_at: string;
+            /** @description Headers to send with the `PUT` (signed: `x-amz-checksum-sha256`). */
+            headers: {
+                [key: string]: string;
+            };
             /**
              * Format: int32
              * @description 1-based part number.
              */
             part_number: number;
-            /** @description `PUT` the part's bytes here. */
+            /** @description `PUT` the part's bytes here, with `headers`. */
             url: string;
         };
         /** @description Presigned URLs for the parts asked for. */
@@ -2177,8 +2234,8 @@ export type components = {
         };
         /** @description Body of `POST .../upload/parts`. */
         PartsRequest: {
-            /** @description Part numbers (1-based, at most 100 per request). */
-            parts: number[];
+            /** @description The parts (at most 100 per request), each with its SHA-256. */
+            parts: components["schemas"]["PartRequest"][];
         };
         /** @description Provenance of an event: evidence file, file inside it, record. */
         Provenance: {
@@ -2262,6 +2319,10 @@ export type components = {
              * @description When the URL expires.
              */
             expires_at: string;
+            /** @description Headers to send with the `PUT` (`content-type`, `x-amz-checksum-sha256`). */
+            headers: {
+                [key: string]: string;
+            };
             /** @enum {string} */
             method: "PUT";
             /** @description Presigned URL. */

@@ -50,9 +50,20 @@ export function putWithProgress(
   });
 }
 
+/** A blob's bytes (FileReader where `Blob.arrayBuffer` is missing, as in jsdom). */
+function bytesOf(body: Blob): Promise<ArrayBuffer> {
+  if (typeof body.arrayBuffer === 'function') return body.arrayBuffer();
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(reader.result as ArrayBuffer);
+    reader.onerror = () => reject(reader.error);
+    reader.readAsArrayBuffer(body);
+  });
+}
+
 /** The SHA-256 of a blob, lowercase hex (Web Crypto). */
 export async function sha256Hex(body: Blob): Promise<string> {
-  const digest = await crypto.subtle.digest('SHA-256', await body.arrayBuffer());
+  const digest = await crypto.subtle.digest('SHA-256', new Uint8Array(await bytesOf(body)));
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
