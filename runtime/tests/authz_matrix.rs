@@ -37,7 +37,9 @@ const ROUTES: &[Route] = &[
         method: "POST",
         path: "/api/v1/cases/{case}/evidence",
         need: Need::Admin,
-        body: Some(|| json!({"file_name": "x.log"})),
+        body: Some(
+            || json!({"file_name": "x.log", "sha256": "0000000000000000000000000000000000000000000000000000000000000000"}),
+        ),
     },
     Route {
         method: "GET",
@@ -85,13 +87,17 @@ const ROUTES: &[Route] = &[
         method: "POST",
         path: "/api/v1/cases/{case}/evidence/{evidence}/upload/parts",
         need: Need::Admin,
-        body: Some(|| json!({"parts": [1]})),
+        body: Some(
+            || json!({"parts": [{"part_number": 1, "sha256": "0000000000000000000000000000000000000000000000000000000000000000"}]}),
+        ),
     },
     Route {
         method: "POST",
         path: "/api/v1/cases/{case}/evidence/{evidence}/upload/complete",
         need: Need::Admin,
-        body: Some(|| json!({"parts": [{"part_number": 1, "etag": "\"e\""}]})),
+        body: Some(
+            || json!({"parts": [{"part_number": 1, "etag": "\"e\"", "sha256": "0000000000000000000000000000000000000000000000000000000000000000"}]}),
+        ),
     },
     Route {
         method: "DELETE",

@@ -206,7 +206,7 @@ async fn a_process_starting_during_a_rotation_reads_the_secret_again(
     _: PgPoolOptions,
     opts: PgConnectOptions,
 ) {
-    let admin = common::pool(opts.clone()).await;
+    let admin = common::login_pool(opts.clone()).await;
     let role = login_role(&admin, "new-password").await;
     let moto = Moto::start().expect("moto");
     // the database already has the new password; the secret still hands out the old one
@@ -230,7 +230,7 @@ async fn a_process_starting_during_a_rotation_reads_the_secret_again(
 
 #[sqlx::test(migrator = "chrono_runtime::db::MIGRATOR")]
 async fn a_warm_api_logs_in_with_the_rotated_password(_: PgPoolOptions, opts: PgConnectOptions) {
-    let admin = common::pool(opts.clone()).await;
+    let admin = common::login_pool(opts.clone()).await;
     let role = login_role(&admin, "first-password").await;
     let moto = Moto::start().expect("moto");
     let (sm, source) = secret(&moto, &opts, &role, "first-password").await;
@@ -307,7 +307,7 @@ async fn migrations_are_not_bound_by_the_request_statement_timeout(
     let credentials = Credentials::fixed(opts.clone());
 
     // what onboard did before: the API's pool, 5 s statement timeout
-    let request_pool = common::pool(opts.clone()).await;
+    let request_pool = common::login_pool(opts.clone()).await;
     let err = migrator.run(&request_pool).await.unwrap_err();
     assert!(err.to_string().contains("statement timeout"), "{err}");
     // (the failed run's session still holds the migrator's advisory lock)
@@ -319,7 +319,7 @@ async fn migrations_are_not_bound_by_the_request_statement_timeout(
     assert_eq!(latest, Some(20990101000001));
     let done: i64 =
         sqlx::query_scalar("SELECT count(*) FROM pg_tables WHERE tablename = 'slow_done'")
-            .fetch_one(&common::pool(opts).await)
+            .fetch_one(&common::login_pool(opts).await)
             .await
             .unwrap();
     assert_eq!(done, 1);
@@ -330,7 +330,7 @@ async fn a_migration_waiting_for_a_lock_fails_instead_of_queueing_traffic(
     _: PgPoolOptions,
     opts: PgConnectOptions,
 ) {
-    let app = common::pool(opts.clone()).await;
+    let app = common::login_pool(opts.clone()).await;
     sqlx::query("CREATE TABLE busy (x int)")
         .execute(&app)
         .await

@@ -82,9 +82,9 @@ impl Session {
         if let Some(lock) = self.lock_timeout {
             settings.push(("lock_timeout", lock.as_millis().to_string()));
         }
-        if let Some(role) = self.role {
-            settings.push(("role", role.to_string()));
-        }
+        // `none` acts as the login even when the options given already name a role (later
+        // settings win)
+        settings.push(("role", self.role.unwrap_or("none").to_string()));
         opts.options(settings).application_name(self.application)
     }
 }

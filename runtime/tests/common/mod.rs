@@ -39,6 +39,20 @@ pub async fn pool(opts: PgConnectOptions) -> PgPool {
         .unwrap()
 }
 
+/// A pool acting as the login itself (the schema's owner, like the Aurora master user),
+/// with the runtime's timeouts: for what the runtime's role may not do (DDL, roles).
+pub async fn login_pool(opts: PgConnectOptions) -> PgPool {
+    let session = chrono_runtime::db::Session {
+        role: None,
+        ..chrono_runtime::db::Session::runtime(chrono_runtime::db::DEFAULT_STATEMENT_TIMEOUT)
+    };
+    PgPoolOptions::new()
+        .max_connections(4)
+        .connect_with(session.apply(opts))
+        .await
+        .unwrap()
+}
+
 pub fn verifier() -> JwtVerifier {
     JwtVerifier::from_jwks(JWKS, ISSUER, AUDIENCE, ClaimNames::default()).unwrap()
 }
