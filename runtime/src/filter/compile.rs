@@ -41,6 +41,8 @@ pub enum SqlParam {
     TextArray(Vec<String>),
     /// `timestamptz`
     Timestamp(DateTime<Utc>),
+    /// `timestamptz[]`
+    TimestampArray(Vec<DateTime<Utc>>),
     /// `inet`
     Inet(IpNetwork),
     /// `inet[]`
@@ -85,6 +87,7 @@ impl CompiledQuery {
                 SqlParam::Text(v) => args.add(v)?,
                 SqlParam::TextArray(v) => args.add(v)?,
                 SqlParam::Timestamp(v) => args.add(v)?,
+                SqlParam::TimestampArray(v) => args.add(v)?,
                 SqlParam::Inet(v) => args.add(v)?,
                 SqlParam::InetArray(v) => args.add(v)?,
                 SqlParam::Float(v) => args.add(v)?,
@@ -171,6 +174,10 @@ pub fn compile_bounds(
 /// Event counts per time bucket of the events matching `doc` within `from ..= to`:
 /// rows `(start timestamptz, count bigint)` in time order, one per non-empty bucket, where
 /// buckets are `width_seconds` wide and aligned on `origin` (PostgreSQL's `date_bin`).
+///
+/// A document with only a time range sums the stored per-minute and per-hour counts
+/// where they answer exactly (see [`super::rollup`]); any condition counts the matching
+/// events one by one.
 pub fn compile_histogram(
     doc: &FilterDocument,
     case_id: Uuid,
@@ -180,6 +187,20 @@ pub fn compile_histogram(
     (from, to): (DateTime<Utc>, DateTime<Utc>),
 ) -> Result<CompiledQuery, FilterError> {
     let mut b = Builder::new(doc, case_id, ctx)?;
+    if doc.condition.is_none() {
+        let lo = b.range.from.map_or(from, |f| f.max(from));
+        let hi = b.range.to.map_or(to, |t| t.min(to));
+        if let Some(cover) = super::rollup::cover(lo, hi, origin, width_seconds) {
+            return Ok(compile_rollup_histogram(
+                &cover,
+                case_id,
+                origin,
+                width_seconds,
+                doc.limit,
+                b.range,
+            ));
+        }
+    }
     let from = b.bind(SqlParam::Timestamp(from));
     let to = b.bind(SqlParam::Timestamp(to));
     let width = b.bind(SqlParam::Text(format!("{width_seconds} seconds")));
@@ -194,6 +215,60 @@ pub fn compile_histogram(
         page_size: doc.limit,
         range: b.range,
     })
+}
+
+/// The histogram from the pieces of `cover`: hour cells, minute cells and events, each
+/// over its own list of half-open intervals, binned like the event query.
+fn compile_rollup_histogram(
+    cover: &super::rollup::Cover,
+    case_id: Uuid,
+    origin: DateTime<Utc>,
+    width_seconds: i64,
+    page_size: u32,
+    range: ResolvedRange,
+) -> CompiledQuery {
+    let mut b = Builder {
+        sql: String::new(),
+        params: Vec::new(),
+        range,
+    };
+    let case = b.bind(SqlParam::Uuid(case_id));
+    let width = b.bind(SqlParam::Text(format!("{width_seconds} seconds")));
+    let origin = b.bind(SqlParam::Timestamp(origin));
+    let mut part = |list: &[(DateTime<Utc>, DateTime<Utc>)], select: &str, join: &str| {
+        let lo = b.bind(SqlParam::TimestampArray(list.iter().map(|i| i.0).collect()));
+        let hi = b.bind(SqlParam::TimestampArray(list.iter().map(|i| i.1).collect()));
+        format!(
+            "SELECT {select} FROM unnest({lo}::timestamptz[], {hi}::timestamptz[]) AS r(lo, hi) \
+             JOIN {join}"
+        )
+    };
+    let hours = part(
+        &cover.hours,
+        "c.hour AS t, c.n",
+        &format!("event_counts_hour c ON c.case_id = {case} AND c.hour >= r.lo AND c.hour < r.hi"),
+    );
+    let minutes = part(
+        &cover.minutes,
+        "c.minute, c.n",
+        &format!(
+            "event_counts_minute c ON c.case_id = {case} AND c.minute >= r.lo AND c.minute < r.hi"
+        ),
+    );
+    let raw = part(
+        &cover.raw,
+        "e.ts, 1::bigint",
+        &format!("events e ON e.case_id = {case} AND e.ts >= r.lo AND e.ts < r.hi"),
+    );
+    CompiledQuery {
+        sql: format!(
+            "SELECT date_bin({width}::interval, x.t, {origin}) AS start, sum(x.n)::bigint AS count \
+             FROM ({hours} UNION ALL {minutes} UNION ALL {raw}) x GROUP BY 1 ORDER BY 1"
+        ),
+        params: b.params,
+        page_size,
+        range: b.range,
+    }
 }
 
 struct Builder {
