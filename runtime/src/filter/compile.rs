@@ -499,6 +499,55 @@ mod tests {
     }
 
     #[test]
+    fn histograms_of_time_ranges_read_the_stored_counts_and_conditions_count_events() {
+        let hist = |doc: &str, origin: &str, width: i64| {
+            let doc = FilterDocument::parse(doc.as_bytes()).unwrap();
+            let (from, to) = (
+                "2024-03-01T10:00:30Z".parse().unwrap(),
+                "2024-03-02T10:00:00Z".parse().unwrap(),
+            );
+            compile_histogram(
+                &doc,
+                Uuid::nil(),
+                &ctx(),
+                origin.parse().unwrap(),
+                width,
+                (from, to),
+            )
+            .unwrap()
+            .sql
+        };
+        let monday = "2001-01-01T00:00:00Z";
+        for (doc, origin, width, counts) in [
+            ("{}", monday, 900, true),
+            (
+                r#"{"time": {"from": "2024-03-01T12:00:00Z"}}"#,
+                monday,
+                3600,
+                true,
+            ),
+            // Kolkata: midnight at 18:30 UTC
+            ("{}", "2000-12-31T18:30:00Z", 86_400, true),
+            // 30 s buckets and an origin inside a minute cannot be summed from minutes
+            ("{}", monday, 30, false),
+            ("{}", "2000-12-31T23:40:28Z", 3600, false),
+            (
+                r#"{"where": {"field": "action", "op": "eq", "value": "logon"}}"#,
+                monday,
+                900,
+                false,
+            ),
+        ] {
+            let sql = hist(doc, origin, width);
+            assert_eq!(
+                sql.contains("event_counts_hour"),
+                counts,
+                "{doc} {origin} {width}: {sql}"
+            );
+        }
+    }
+
+    #[test]
     fn user_strings_never_reach_the_sql_text() {
         let evil = "x'); DROP TABLE events; --";
         let doc = FilterDocument::parse(

@@ -106,7 +106,10 @@ pub fn cover(
     if width <= 0 || width % MINUTE != 0 || origin.rem_euclid(MINUTE) != 0 {
         return None;
     }
-    let (from, end) = (from.timestamp_micros(), to.timestamp_micros().checked_add(1)?);
+    let (from, end) = (
+        from.timestamp_micros(),
+        to.timestamp_micros().checked_add(1)?,
+    );
     let buckets = (end.saturating_sub(from)) / width + 2;
     if buckets > MAX_BUCKETS {
         return None;
