@@ -468,3 +468,51 @@ async fn concurrent_inserts_into_the_same_minutes_neither_deadlock_nor_lose_coun
     assert_eq!(events, stored);
     assert!(events > 6 * 15 * 150, "{events}");
 }
+
+#[sqlx::test(migrator = "chrono_runtime::db::MIGRATOR")]
+async fn the_service_role_keeps_the_counts_through_the_trigger_but_cannot_write_them(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let db = common::pool(opts).await;
+    let case = insert_case(&db).await;
+    let ev = common::insert_evidence(&db, case).await;
+    let mut tx = db.begin().await.unwrap();
+    sqlx::query("SET LOCAL ROLE chrono_rw")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let inserted = sqlx::query(
+        "INSERT INTO events (case_id, evidence_id, ts, timestamp_desc, data_type, source, \
+         parser, record_ref, dedup_key) \
+         SELECT $1, $2, '2024-03-01T10:00:00Z'::timestamptz + g * interval '7 seconds', \
+         'Event Recorded', 'test', 'test', 'test', g::text, g::text \
+         FROM generate_series(1, 1000) g",
+    )
+    .bind(case)
+    .bind(ev)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    assert_eq!(inserted.rows_affected(), 1000);
+    let stored: i64 =
+        sqlx::query_scalar("SELECT sum(n)::bigint FROM event_counts_hour WHERE case_id = $1")
+            .bind(case)
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+    assert_eq!(
+        stored, 1000,
+        "the service role reads the counts its insert kept"
+    );
+    let forged =
+        sqlx::query("INSERT INTO event_counts_minute (case_id, minute, n) VALUES ($1, now(), 5)")
+            .bind(case)
+            .execute(&mut *tx)
+            .await
+            .unwrap_err();
+    assert!(
+        forged.to_string().contains("permission denied"),
+        "the service role wrote the counts: {forged}"
+    );
+}

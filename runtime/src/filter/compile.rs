@@ -217,8 +217,12 @@ pub fn compile_histogram(
     })
 }
 
-/// The histogram from the pieces of `cover`: hour cells, minute cells and events, each
-/// over its own list of half-open intervals, binned like the event query.
+/// The histogram from the pieces of `cover`: hour cells and minute cells over their lists
+/// of half-open intervals, and the events of each raw interval (at most the two partial
+/// minutes at the range's ends), binned like the event query.
+///
+/// Raw intervals are bound as scalars, one branch each: over an array the planner cannot
+/// see that they are narrow and may scan the whole case.
 fn compile_rollup_histogram(
     cover: &super::rollup::Cover,
     case_id: Uuid,
@@ -235,35 +239,38 @@ fn compile_rollup_histogram(
     let case = b.bind(SqlParam::Uuid(case_id));
     let width = b.bind(SqlParam::Text(format!("{width_seconds} seconds")));
     let origin = b.bind(SqlParam::Timestamp(origin));
-    let mut part = |list: &[(DateTime<Utc>, DateTime<Utc>)], select: &str, join: &str| {
+    let mut branches = Vec::new();
+    for (list, table, cell) in [
+        (&cover.hours, "event_counts_hour", "hour"),
+        (&cover.minutes, "event_counts_minute", "minute"),
+    ] {
+        if list.is_empty() {
+            continue;
+        }
         let lo = b.bind(SqlParam::TimestampArray(list.iter().map(|i| i.0).collect()));
         let hi = b.bind(SqlParam::TimestampArray(list.iter().map(|i| i.1).collect()));
-        format!(
-            "SELECT {select} FROM unnest({lo}::timestamptz[], {hi}::timestamptz[]) AS r(lo, hi) \
-             JOIN {join}"
-        )
-    };
-    let hours = part(
-        &cover.hours,
-        "c.hour AS t, c.n",
-        &format!("event_counts_hour c ON c.case_id = {case} AND c.hour >= r.lo AND c.hour < r.hi"),
-    );
-    let minutes = part(
-        &cover.minutes,
-        "c.minute, c.n",
-        &format!(
-            "event_counts_minute c ON c.case_id = {case} AND c.minute >= r.lo AND c.minute < r.hi"
-        ),
-    );
-    let raw = part(
-        &cover.raw,
-        "e.ts, 1::bigint",
-        &format!("events e ON e.case_id = {case} AND e.ts >= r.lo AND e.ts < r.hi"),
-    );
+        branches.push(format!(
+            "SELECT c.{cell} AS t, c.n FROM unnest({lo}::timestamptz[], {hi}::timestamptz[]) \
+             AS r(lo, hi) JOIN {table} c ON c.case_id = {case} AND c.{cell} >= r.lo \
+             AND c.{cell} < r.hi"
+        ));
+    }
+    for &(from, to) in &cover.raw {
+        let lo = b.bind(SqlParam::Timestamp(from));
+        let hi = b.bind(SqlParam::Timestamp(to));
+        branches.push(format!(
+            "SELECT e.ts AS t, 1::bigint AS n FROM events e \
+             WHERE e.case_id = {case} AND e.ts >= {lo} AND e.ts < {hi}"
+        ));
+    }
+    if branches.is_empty() {
+        branches.push("SELECT NULL::timestamptz AS t, 0::bigint AS n WHERE false".into());
+    }
     CompiledQuery {
         sql: format!(
             "SELECT date_bin({width}::interval, x.t, {origin}) AS start, sum(x.n)::bigint AS count \
-             FROM ({hours} UNION ALL {minutes} UNION ALL {raw}) x GROUP BY 1 ORDER BY 1"
+             FROM ({}) x GROUP BY 1 ORDER BY 1",
+            branches.join(" UNION ALL ")
         ),
         params: b.params,
         page_size,

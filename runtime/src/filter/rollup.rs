@@ -29,7 +29,8 @@ pub struct Cover {
     pub hours: Vec<(DateTime<Utc>, DateTime<Utc>)>,
     /// Whole UTC minutes, summed from the minute cells.
     pub minutes: Vec<(DateTime<Utc>, DateTime<Utc>)>,
-    /// The rest, counted from the events.
+    /// The rest, counted from the events: only the partial minutes at the range's two
+    /// ends, as every bucket edge is a whole minute.
     pub raw: Vec<(DateTime<Utc>, DateTime<Utc>)>,
 }
 
