@@ -236,11 +236,11 @@ async fn bench(url: &str, lines: usize) {
 }
 
 async fn truncate(pool: &PgPool) {
-    sqlx::query("TRUNCATE events, event_labels, evidence_parts")
+    sqlx::query("TRUNCATE events, event_labels, event_comments, evidence_parts")
         .execute(pool)
         .await
         .expect("truncate");
-    sqlx::query("VACUUM ANALYZE events")
+    sqlx::query("VACUUM ANALYZE events, event_counts_minute, event_counts_hour")
         .execute(pool)
         .await
         .expect("vacuum");
