@@ -547,7 +547,7 @@ mod tests {
         ] {
             let sql = hist(doc, origin, width);
             assert_eq!(
-                sql.contains("event_counts_hour"),
+                sql.contains("event_counts_"),
                 counts,
                 "{doc} {origin} {width}: {sql}"
             );
