@@ -9,6 +9,7 @@
 //! This module knows nothing about ChronoTracer: the stacks are in the stack modules.
 
 pub mod expr;
+pub mod yaml;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -434,10 +435,10 @@ impl Template {
         Value::Object(root)
     }
 
-    /// The template as YAML, the form committed under `templates/`.
+    /// The template as YAML, the form committed under `templates/`; it means the same
+    /// under YAML 1.1 (CloudFormation's reading) as [`Template::to_json`] ([`yaml`]).
     pub fn to_yaml(&self) -> String {
-        // Serializing a `serde_json::Value` to YAML cannot fail: keys are strings.
-        serde_yaml::to_string(&self.to_json()).unwrap_or_default()
+        yaml::to_string(&self.to_json())
     }
 }
 
