@@ -175,7 +175,8 @@ pub const COMMAND_KEY: &str = "chrono_command";
 /// What the API function answers to an invocation: an API Gateway response, or the
 /// outcome of an operator command.
 ///
-/// Events carrying [`COMMAND_KEY`] are operator commands (only `migrate` exists); every
+/// Events carrying [`COMMAND_KEY`] are commands (`migrate` from onboard, `fail_evidence`
+/// from the pipeline state machine); every
 /// other event must be an API Gateway event and goes through the router. API Gateway
 /// never produces a `chrono_command` field, and invoking the function directly needs
 /// `lambda:InvokeFunction`, which only the operator's deploy role has.
@@ -197,9 +198,12 @@ pub async fn lambda_entry(
                 tracing::info!(?latest, "database migrated");
                 Ok(serde_json::json!({"migrated": true, "latest_version": latest}))
             }
-            _ => Err(
-                format!("unknown {COMMAND_KEY} {command}; the only command is \"migrate\"").into(),
-            ),
+            Some(crate::pipeline::failure::COMMAND) => fail_evidence(&db, payload).await,
+            _ => Err(format!(
+                "unknown {COMMAND_KEY} {command}; the commands are \"migrate\" and \"{}\"",
+                crate::pipeline::failure::COMMAND
+            )
+            .into()),
         };
     }
     let request: lambda_http::request::LambdaRequest = serde_json::from_value(payload)
@@ -208,6 +212,25 @@ pub async fn lambda_entry(
         .call(lambda_http::LambdaEvent::new(request, context))
         .await?;
     Ok(serde_json::to_value(response)?)
+}
+
+/// The state machine's `FailEvidence` ([`crate::pipeline::failure`]): the evidence ends
+/// `failed` with a readable reason. An error makes the state machine retry.
+async fn fail_evidence(
+    db: &sqlx::PgPool,
+    payload: serde_json::Value,
+) -> Result<serde_json::Value, lambda_http::Error> {
+    use crate::pipeline::{failure, jobs::Buckets};
+    let request: failure::FailEvidence =
+        serde_json::from_value(payload).map_err(|e| format!("{}: {e}", failure::COMMAND))?;
+    let buckets = Buckets::from_env().map_err(|e| e.to_string())?;
+    let sdk = aws_config::load_from_env().await;
+    let s3 = crate::storage::SourcesBucket::client_from(&sdk);
+    let reason = failure::fail_evidence(&s3, &buckets, db, &request)
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!(evidence = %request.evidence_id, step = request.step, reason, "evidence failed");
+    Ok(serde_json::json!({"state": "failed", "reason": reason}))
 }
 
 /// Runs as the Lambda function until the runtime stops it.

@@ -356,7 +356,14 @@ fn state_machine_runs_the_pipeline_definition_with_every_placeholder_filled() {
     let cfg = example("acme-prod");
     let t = compute::build(&cfg).unwrap().stack.template.to_json();
     let sm = props(&t, "PipelineStateMachine");
-    assert_eq!(sm["Definition"], pipeline::definition(3, 16));
+    assert_eq!(
+        sm["Definition"],
+        pipeline::definition(&pipeline::Shape::of(&cfg))
+    );
+    assert_eq!(
+        sm["Definition"]["States"]["ProcessParts"]["MaxConcurrency"],
+        cfg.sizing.pipeline_max_concurrency
+    );
     let subs: BTreeSet<String> = sm["DefinitionSubstitutions"]
         .as_object()
         .unwrap()
@@ -372,6 +379,11 @@ fn state_machine_runs_the_pipeline_definition_with_every_placeholder_filled() {
     assert_eq!(
         sm["DefinitionSubstitutions"]["TaskDefinitionArn"],
         json!({"Ref": "PipelineTaskDefinition"})
+    );
+    // The failure path runs on the API function, not on ECS.
+    assert_eq!(
+        sm["DefinitionSubstitutions"]["FailFunctionArn"],
+        json!({"Fn::GetAtt": ["ApiFunction", "Arn"]})
     );
 }
 

@@ -432,7 +432,7 @@ pub fn build_wired(
     let ecs = tasks::Ecs::build(t, &c)?;
     let pipeline = tasks::pipeline_task(t, &c, &ecs)?;
     let nlb = tasks::filter_ai_service(t, &c, &ecs)?;
-    let sm = state_machine::state_machine(t, &c, &ecs, &pipeline)?;
+    let sm = state_machine::state_machine(t, &c, &ecs, &pipeline, &api_fn)?;
 
     let outputs = ComputeOutputs {
         api_function_arn: s.export("ApiFunctionArn", "chrono-api Lambda", api_fn.arn())?,

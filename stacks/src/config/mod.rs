@@ -279,8 +279,13 @@ pub struct SizingConfig {
     pub pipeline_cpu: u32,
     /// Pipeline task memory in MB.
     pub pipeline_memory_mb: u32,
-    /// Parts parsed in parallel (1-40).
+    /// Parts processed at once: child executions of the pipeline's Distributed Map, each
+    /// running ECS tasks (1-10000, Step Functions' limit; the account's Fargate vCPU quota
+    /// bounds it in practice).
     pub pipeline_max_concurrency: u32,
+    /// Longest one pipeline task (split, parse or upload of one part) may run, in seconds,
+    /// before it is stopped and the evidence fails (60-86400).
+    pub pipeline_step_timeout_s: u32,
     /// filter-ai task CPU units.
     pub filter_ai_cpu: u32,
     /// filter-ai task memory in MB.
@@ -299,6 +304,7 @@ impl Default for SizingConfig {
             pipeline_cpu: 1024,
             pipeline_memory_mb: 4096,
             pipeline_max_concurrency: 8,
+            pipeline_step_timeout_s: 4 * 3600,
             filter_ai_cpu: 512,
             filter_ai_memory_mb: 1024,
             filter_ai_tasks: 2,
@@ -676,7 +682,13 @@ impl Config {
                 "pipeline_max_concurrency",
                 s.pipeline_max_concurrency,
                 1,
-                40,
+                10_000,
+            ),
+            (
+                "pipeline_step_timeout_s",
+                s.pipeline_step_timeout_s,
+                60,
+                86_400,
             ),
             ("filter_ai_tasks", s.filter_ai_tasks, 0, 10),
         ] {
