@@ -30,6 +30,8 @@ pub struct Clients {
     pub ddb: aws_sdk_dynamodb::Client,
     /// Lambda (database migrations through the API function during `onboard`).
     pub lambda: aws_sdk_lambda::Client,
+    /// CloudFront (invalidating the web app's changed paths).
+    pub cloudfront: aws_sdk_cloudfront::Client,
     /// Region the clients talk to.
     pub region: String,
     /// Custom S3 endpoint, if any (used to build template URLs).
@@ -67,6 +69,7 @@ impl Clients {
             s3: aws_sdk_s3::Client::from_conf(s3_conf),
             ddb: aws_sdk_dynamodb::Client::new(sdk),
             lambda: aws_sdk_lambda::Client::new(sdk),
+            cloudfront: aws_sdk_cloudfront::Client::new(sdk),
             region: sdk
                 .region()
                 .map(|r| r.as_ref().to_owned())

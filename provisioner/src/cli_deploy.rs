@@ -112,6 +112,10 @@ pub struct DeployArgs {
     /// Most stacks deployed at the same time.
     #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
+    /// The built web app, published with its config.json after the stacks (only
+    /// config.json when there is no index.html).
+    #[arg(long, default_value = "app/dist", env = "CHRONO_APP_DIR")]
+    pub app_dir: std::path::PathBuf,
 }
 
 /// `destroy`.
@@ -272,6 +276,44 @@ pub fn run(cmd: &DeployCommand, output: OutputFormat) -> ExitCode {
     }
 }
 
+/// Publishes the web app after the stacks, and says what it did.
+async fn publish_app(
+    e: &Engine,
+    cfg: &chrono_stacks::Config,
+    report: &DeployReport,
+    a: &DeployArgs,
+    output: OutputFormat,
+) -> anyhow::Result<()> {
+    let dry = e.opts.dry_run;
+    let Some(p) =
+        crate::deploy::app::publish_deployment(&e.clients, cfg, report, &a.app_dir, dry).await?
+    else {
+        return Ok(());
+    };
+    if output == OutputFormat::Json {
+        print_json(&serde_json::json!({"event": "web_app", "dry_run": dry, "publish": p}));
+    } else {
+        let verb = if dry { "would upload" } else { "uploaded" };
+        eprintln!(
+            "web app: {verb} {} file(s), {} unchanged, invalidated {}",
+            p.uploaded.len(),
+            p.unchanged,
+            if p.invalidated.is_empty() {
+                "nothing".to_owned()
+            } else {
+                p.invalidated.join(" ")
+            }
+        );
+        if !a.app_dir.join("index.html").is_file() {
+            eprintln!(
+                "web app: {} has no index.html (build it with `make app`); only config.json was published",
+                a.app_dir.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 async fn run_async(cmd: &DeployCommand, output: OutputFormat) -> anyhow::Result<ExitCode> {
     match cmd {
         DeployCommand::Deploy(a) | DeployCommand::Onboard(a) => {
@@ -307,6 +349,9 @@ async fn run_async(cmd: &DeployCommand, output: OutputFormat) -> anyhow::Result<
                 let report = e.onboard(&plan, &hooks).await;
                 e.reporter.finish();
                 let report = report?;
+                if let Some(deploy) = &report.deploy {
+                    publish_app(&e, &cfg, deploy, a, output).await?;
+                }
                 if output == OutputFormat::Json {
                     print_json(&serde_json::json!({ "event": "summary", "report": report }));
                 } else {
@@ -322,6 +367,10 @@ async fn run_async(cmd: &DeployCommand, output: OutputFormat) -> anyhow::Result<
             let r = e.deploy(&plan).await;
             e.reporter.finish();
             let r = r?;
+            if r.is_success() {
+                let cfg = chrono_stacks::Config::load(&a.target.config)?;
+                publish_app(&e, &cfg, &r, a, output).await?;
+            }
             summary(&r, output);
             Ok(if r.is_success() {
                 ExitCode::SUCCESS

@@ -8,7 +8,8 @@
 //! * [`check`]: `chronoctl check`, policy rules over the synthesized templates;
 //! * [`deploy`]: the deploy engine (`deploy`, `diff`, `onboard`, `destroy`, `status`,
 //!   `outputs`, `recover`), with [`aws`] for the SDK configuration.
-//! * [`local`]: `chronoctl local`, the whole platform on one machine.
+//! * [`local`]: `chronoctl local`, the whole platform on one machine;
+//! * [`webapp`]: the web app's `config.json`, written by `local up` and by `deploy`.
 
 pub mod aws;
 pub mod check;
@@ -17,6 +18,7 @@ pub mod cli_deploy;
 pub mod deploy;
 pub mod local;
 pub mod synth;
+pub mod webapp;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

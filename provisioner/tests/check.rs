@@ -48,7 +48,7 @@ fn statement<'a>(t: &'a mut Value, role: &str, sid: &str) -> &'a mut Value {
 
 #[test]
 fn example_configs_pass_every_rule() {
-    for name in ["acme-prod", "acme-staging", "demo-local"] {
+    for name in ["acme-prod", "acme-staging", "demo-local", "initech-staging"] {
         assert_eq!(check_config(&example(name)).unwrap(), Vec::new(), "{name}");
     }
 }
@@ -218,4 +218,50 @@ fn template_over_the_resource_limit() {
     );
     let fine = build_stacks(&example("acme-prod")).unwrap();
     assert!(fine.iter().all(|s| limits(&s.name, &s.template).is_none()));
+}
+
+#[test]
+fn web_app_served_over_plain_http() {
+    let v = violations(&example("acme-prod"), "web", |t| {
+        t["Resources"]["AppDistribution"]["Properties"]["DistributionConfig"]["DefaultCacheBehavior"]
+            ["ViewerProtocolPolicy"] = json!("allow-all");
+    });
+    assert_caught(&v, "cloudfront_https_only", "AppDistribution");
+}
+
+#[test]
+fn web_app_origin_without_access_control_or_headers() {
+    let v = violations(&example("acme-prod"), "web", |t| {
+        t["Resources"]["AppDistribution"]["Properties"]["DistributionConfig"]["Origins"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("OriginAccessControlId");
+    });
+    assert_caught(&v, "cloudfront_private_origin", "AppDistribution");
+    let v = violations(&example("acme-prod"), "web", |t| {
+        t["Resources"]["AppDistribution"]["Properties"]["DistributionConfig"]["DefaultCacheBehavior"]
+            .as_object_mut()
+            .unwrap()
+            .remove("ResponseHeadersPolicyId");
+    });
+    assert_caught(&v, "cloudfront_security_headers", "AppDistribution");
+}
+
+#[test]
+fn user_pool_without_mfa_open_sign_up_or_a_confidential_client() {
+    let cfg = example("initech-staging");
+    let v = violations(&cfg, "web", |t| {
+        t["Resources"]["UserPool"]["Properties"]["MfaConfiguration"] = json!("OPTIONAL");
+    });
+    assert_caught(&v, "cognito_mfa_required", "UserPool");
+    let v = violations(&cfg, "web", |t| {
+        t["Resources"]["UserPool"]["Properties"]["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"] =
+            json!(false);
+    });
+    assert_caught(&v, "cognito_admin_created_users_only", "UserPool");
+    let v = violations(&cfg, "web", |t| {
+        t["Resources"]["AppClient"]["Properties"]["AllowedOAuthFlows"] =
+            json!(["code", "implicit"]);
+    });
+    assert_caught(&v, "cognito_public_client_uses_code_flow", "AppClient");
 }

@@ -42,7 +42,10 @@ fn status_dry_run_and_refusals_from_the_command_line() {
         .iter()
         .map(|r| r["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["bootstrap", "network", "data", "compute", "api"]);
+    assert_eq!(
+        names,
+        ["bootstrap", "network", "web", "data", "compute", "api"]
+    );
     assert!(
         rows.as_array()
             .unwrap()
@@ -59,7 +62,7 @@ fn status_dry_run_and_refusals_from_the_command_line() {
     let summary: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
     assert_eq!(summary["event"], "summary");
     let stacks = summary["report"]["stacks"].as_array().unwrap();
-    assert_eq!(stacks.len(), 5);
+    assert_eq!(stacks.len(), 6);
     assert!(
         stacks.iter().all(|s| s["outcome"] == "would_create"),
         "{out}"
@@ -71,7 +74,7 @@ fn status_dry_run_and_refusals_from_the_command_line() {
         String::from_utf8_lossy(&o.stdout)
             .matches("NOT_DEPLOYED")
             .count(),
-        5,
+        6,
         "{}",
         text(&o)
     );

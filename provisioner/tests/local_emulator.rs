@@ -1,6 +1,7 @@
 //! Provisioning against the real emulator over HTTP: a moto server from the project's
 //! `.venv` (`make venv`), the demo config's buckets, tables and state machine created
-//! from the stack model, and created again without duplicates.
+//! from the stack model, and created again without duplicates; the sources bucket answers
+//! browsers of the app's origin only (CORS as S3 does it, moto's allow-all turned off).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -45,8 +46,9 @@ async fn provisioning_creates_the_modelled_resources_once() {
     let plan = provision::plan(&cfg).unwrap();
     let sdk = moto::sdk_config(&url, &cfg.region);
 
-    let first = provision::apply(&sdk, &cfg, &plan).await.unwrap();
-    let second = provision::apply(&sdk, &cfg, &plan).await.unwrap();
+    let origin = "http://127.0.0.1:4999";
+    let first = provision::apply(&sdk, &cfg, &plan, origin).await.unwrap();
+    let second = provision::apply(&sdk, &cfg, &plan, origin).await.unwrap();
     assert_eq!(first, second, "a second apply must find the same resources");
 
     let s3 = aws_sdk_s3::Client::from_conf(
@@ -118,6 +120,48 @@ async fn provisioning_creates_the_modelled_resources_once() {
             Some("ENABLED")
         );
     }
+
+    // CORS of the sources bucket: the app's origin may PUT (and read the ETag), no other.
+    let object = format!("{url}/{}/cases/x/evidence/y/a.log", first.sources_bucket);
+    let http = reqwest::Client::new();
+    let preflight = |from: &'static str| {
+        http.request(reqwest::Method::OPTIONS, &object)
+            .header("origin", from)
+            .header("access-control-request-method", "PUT")
+            .header("access-control-request-headers", "content-type")
+            .send()
+    };
+    let ok = preflight(origin).await.unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.headers()["access-control-allow-origin"], origin);
+    assert!(
+        ok.headers()["access-control-allow-methods"]
+            .to_str()
+            .unwrap()
+            .contains("PUT")
+    );
+    let other = preflight("http://evil.test").await.unwrap();
+    assert!(
+        !other.status().is_success()
+            || other.headers().get("access-control-allow-origin").is_none(),
+        "another origin got {:?}",
+        other.headers()
+    );
+    let put = http
+        .put(&object)
+        .header("origin", origin)
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.headers()["access-control-allow-origin"], origin);
+    assert_eq!(
+        put.headers()["access-control-expose-headers"]
+            .to_str()
+            .unwrap()
+            .to_ascii_lowercase(),
+        "etag"
+    );
 
     let sfn = aws_sdk_sfn::Client::new(&sdk);
     let machines = sfn.list_state_machines().send().await.unwrap();

@@ -78,7 +78,8 @@ fn runtime_env_covers_every_contract_variable() {
         cfg: &cfg,
         provisioned: &provisioned,
         aws_endpoint: "http://127.0.0.1:1",
-        jwks_url: "http://127.0.0.1:1/.well-known/jwks.json",
+        issuer: "http://127.0.0.1:3",
+        jwks_url: "http://127.0.0.1:3/.well-known/jwks.json",
     };
     let env = runtime::env(&wiring, "postgres://chrono_api@127.0.0.1:2/chronotracer");
     assert_eq!(runtime::uncovered(&env), Vec::<&str>::new());
@@ -89,7 +90,12 @@ fn runtime_env_covers_every_contract_variable() {
         );
     }
     assert_eq!(env["AWS_ENDPOINT_URL"], "http://127.0.0.1:1");
-    assert_eq!(env["CHRONO_JWT_ISSUER"], cfg.auth.jwt_issuer);
+    // locally the issuer is always the local one (the config's is for AWS)
+    assert_eq!(env["CHRONO_JWT_ISSUER"], "http://127.0.0.1:3");
+    assert_eq!(
+        Some(&env["CHRONO_JWT_AUDIENCE"]),
+        cfg.auth.jwt_audience.as_ref()
+    );
     assert_eq!(env["CHRONO_AI_PROVIDER"], "local");
     assert_eq!(env["CHRONO_SESSIONS_TABLE"], "t1");
 }

@@ -42,13 +42,13 @@ fn synth_twice_is_byte_identical() {
     let first = synth(&args(tmp.path(), false)).unwrap();
     assert_eq!(
         first.written.len(),
-        18,
-        "3 configs x (5 templates + manifest)"
+        28,
+        "4 configs x (6 templates + manifest)"
     );
     let before = snapshot(tmp.path());
     let second = synth(&args(tmp.path(), false)).unwrap();
     assert!(second.written.is_empty());
-    assert_eq!(second.unchanged, 18);
+    assert_eq!(second.unchanged, 28);
     assert_eq!(snapshot(tmp.path()), before);
 }
 
@@ -184,7 +184,7 @@ fn check_command_passes_the_examples_and_speaks_json() {
         String::from_utf8_lossy(&out.stdout)
     );
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(doc["configs"], 3);
+    assert_eq!(doc["configs"], 4);
     assert_eq!(doc["violations"], serde_json::json!([]));
 }
 
@@ -213,7 +213,7 @@ fn dry_run_lists_changes_and_writes_nothing() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("dry run: 6 file(s) would change, 0 unchanged"),
+        stdout.contains("dry run: 7 file(s) would change, 0 unchanged"),
         "{stdout}"
     );
     assert_eq!(

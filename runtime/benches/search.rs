@@ -1,6 +1,8 @@
-//! Search benchmark (`make bench`): one case with 1,000,000 generated events, three typical
-//! filters, p50/p99 latency through the router (`oneshot`: JWT check, case access, filter
-//! compile, query, JSON) against the bare compiled SQL on the same database.
+//! Search and histogram benchmark (`make bench`): one case with 1,000,000 generated events
+//! (`chrono_runtime::synthetic`), three typical filters, p50/p99 latency through the router
+//! (`oneshot`: JWT check, case access, filter compile, query, JSON) against the bare
+//! compiled SQL on the same database; then the histogram route's p50/p99 for the whole
+//! case, one day, and two filters (target, issue 15: p99 ≤ 50 ms).
 //!
 //! Needs `DATABASE_URL` (the Makefile runs it under `tests/with-postgres.sh`); it creates
 //! and finally drops a database `chrono_bench` there. Targets (issue 3): router p99 ≤ 20 ms
@@ -17,6 +19,7 @@ use chrono_runtime::auth::{
 };
 use chrono_runtime::filter::{FilterDocument, ResolveCtx, compile};
 use chrono_runtime::launcher::LocalLauncher;
+use chrono_runtime::synthetic;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -25,9 +28,9 @@ use tower::ServiceExt;
 use uuid::Uuid;
 
 const EVENTS: i64 = 1_000_000;
-const BATCH: i64 = 100_000;
 const WARMUP: usize = 30;
 const ITERATIONS: usize = 400;
+const HISTOGRAM_ITERATIONS: usize = 200;
 const KEY_PEM: &[u8] = include_bytes!("../tests/fixtures/test-jwt-key.pem");
 const JWKS: &str = include_str!("../tests/fixtures/test-jwks.json");
 
@@ -122,19 +125,7 @@ async fn run() -> Result<(), BoxError> {
         let mut sql = Vec::with_capacity(ITERATIONS);
         let (mut api_rows, mut sql_rows) = (0, 0);
         for i in 0..WARMUP + ITERATIONS {
-            let req = http::Request::post(&uri)
-                .header("authorization", format!("Bearer {token}"))
-                .header("content-type", "application/json")
-                .body(Body::from(doc.to_string()))?;
-            let start = Instant::now();
-            let resp = app.clone().oneshot(req).await?;
-            let status = resp.status();
-            let bytes = resp.into_body().collect().await?.to_bytes();
-            let api_time = start.elapsed();
-            if status != 200 {
-                return Err(format!("{name}: {status} {}", String::from_utf8_lossy(&bytes)).into());
-            }
-            let body: Value = serde_json::from_slice(&bytes)?;
+            let (api_time, body) = post(&app, &uri, &token, doc, name).await?;
             api_rows = body["events"].as_array().map(Vec::len).unwrap_or(0);
 
             let start = Instant::now();
@@ -158,11 +149,77 @@ async fn run() -> Result<(), BoxError> {
             a99 / s99
         );
     }
+
+    let histograms: [(&str, Value); 4] = [
+        ("whole case", json!({})),
+        (
+            "one day",
+            json!({"time": {"from": day.to_rfc3339(), "to": (day + TimeDelta::days(1)).to_rfc3339()}}),
+        ),
+        ("action + outcome", filters[1].1.clone()),
+        (
+            "identity",
+            json!({"where": {"field": "identity", "op": "eq", "value": "user042"}}),
+        ),
+    ];
+    println!();
+    println!(
+        "histogram (100 buckets) on {EVENTS} events, {HISTOGRAM_ITERATIONS} iterations each (ms); target p99 <= 50"
+    );
+    println!(
+        "{:<24} {:>9} {:>9} {:>10} {:>10}",
+        "filter", "events", "interval", "api p50", "api p99"
+    );
+    let uri = format!("/api/v1/cases/{case}/events/histogram");
+    for (name, doc) in &histograms {
+        let mut times = Vec::with_capacity(HISTOGRAM_ITERATIONS);
+        let mut last = Value::Null;
+        for i in 0..WARMUP + HISTOGRAM_ITERATIONS {
+            let (elapsed, body) = post(&app, &uri, &token, doc, name).await?;
+            if i >= WARMUP {
+                times.push(elapsed);
+            }
+            last = body;
+        }
+        let total = last["total"].as_i64().unwrap_or(0);
+        if total == 0 {
+            return Err(format!("{name}: the histogram counted nothing: {last}").into());
+        }
+        let (p50, p99) = (percentile(&mut times, 50.0), percentile(&mut times, 99.0));
+        println!(
+            "{name:<24} {total:>9} {:>9} {p50:>10.2} {p99:>10.2}",
+            last["interval"].as_str().unwrap_or("?")
+        );
+    }
     db.close().await;
     sqlx::query("DROP DATABASE IF EXISTS chrono_bench WITH (FORCE)")
         .execute(&mut admin)
         .await?;
     Ok(())
+}
+
+/// `POST`s `doc` through the router as the bench analyst; the time to the whole answer and
+/// the answer (an error unless 200).
+async fn post(
+    app: &axum::Router,
+    uri: &str,
+    token: &str,
+    doc: &Value,
+    name: &str,
+) -> Result<(Duration, Value), BoxError> {
+    let req = http::Request::post(uri)
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(Body::from(doc.to_string()))?;
+    let start = Instant::now();
+    let resp = app.clone().oneshot(req).await?;
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await?.to_bytes();
+    let elapsed = start.elapsed();
+    if status != 200 {
+        return Err(format!("{name}: {status} {}", String::from_utf8_lossy(&bytes)).into());
+    }
+    Ok((elapsed, serde_json::from_slice(&bytes)?))
 }
 
 /// Milliseconds at percentile `p` (nearest rank).
@@ -187,78 +244,20 @@ fn token(case: Uuid) -> Result<String, BoxError> {
     )?)
 }
 
-/// The benchmark case: 50 devices, 500 identities, 1,000,000 events over 30 days, with a
-/// realistic mix of actions (1 in 10 a failure) and a rare word ("mimikatz", 1 in 1000) in
-/// messages; plus a small second case so scoping is not free. Inserted server-side in
-/// batches, then analyzed.
+/// The benchmark case: the synthetic timeline of [`chrono_runtime::synthetic`] with
+/// 1,000,000 events over 30 days, plus a small second case so scoping is not free; then
+/// analyzed.
 async fn generate(db: &PgPool, t0: DateTime<Utc>) -> Result<Uuid, BoxError> {
     let case = Uuid::now_v7();
     let other = Uuid::now_v7();
-    for (id, name) in [(case, "Bench"), (other, "Other")] {
+    for (id, name, events) in [(case, "Bench", EVENTS), (other, "Other", 10_000)] {
         sqlx::query("INSERT INTO cases (id, name, created_by) VALUES ($1, $2, 'bench')")
             .bind(id)
             .bind(name)
             .execute(db)
             .await?;
-        sqlx::query(
-            "INSERT INTO evidence (id, case_id, file_name, source_key, created_by, state) \
-             VALUES ($1, $2, 'bench.evtx', $1::text, 'bench', 'done')",
-        )
-        .bind(id)
-        .bind(id)
-        .execute(db)
-        .await?;
-        sqlx::query(
-            "INSERT INTO devices (id, case_id, name) \
-             SELECT gen_random_uuid(), $1, 'host' || lpad(g::text, 3, '0') FROM generate_series(0, 49) g",
-        )
-        .bind(id).execute(db).await?;
-        sqlx::query(
-            "INSERT INTO identities (id, case_id, kind, value) \
-             SELECT gen_random_uuid(), $1, 'windows_account', 'user' || lpad(g::text, 3, '0') \
-             FROM generate_series(0, 499) g",
-        )
-        .bind(id)
-        .execute(db)
-        .await?;
+        synthetic::load(db, id, synthetic::Spec::over_30_days(events, t0), |_| {}).await?;
     }
-    let insert = "INSERT INTO events (case_id, evidence_id, ts, timestamp_desc, data_type, source, \
-        parser, message, device_id, identity_id, event_code, action, outcome, src_ip, attributes, tags, \
-        record_ref, dedup_key) \
-        SELECT $1, $1, $2::timestamptz + g * interval '2592 milliseconds', 'Event Recorded', \
-          'windows:evtx:record', 'EVT', 'winevtx', \
-          CASE WHEN g % 1000 = 7 THEN 'Process created: C:\\Temp\\mimikatz.exe by user' || (g % 500) \
-               ELSE 'An account event ' || (g % 9973) || ' for user' || (g % 500) || ' on host' || (g % 50) END, \
-          d.ids[1 + g % 50], i.ids[1 + (g * 7) % 500], \
-          (ARRAY['4624','4625','4634','4672','4688','4720','7045'])[1 + g % 7], \
-          (ARRAY['logon','logon','logoff','special_privileges','process_start','account_created','service_installed'])[1 + g % 7], \
-          CASE WHEN g % 10 = 1 THEN 'failure' ELSE 'success' END, \
-          ('10.' || (g % 256) || '.' || ((g / 256) % 256) || '.1')::inet, \
-          jsonb_build_object('LogonType', (g % 11)::text, 'seq', g), \
-          CASE WHEN g % 997 = 0 THEN ARRAY['suspicious'] ELSE '{}'::text[] END, \
-          'rec' || g, 'k' || g \
-        FROM generate_series($3::bigint, $4::bigint) g, \
-          (SELECT array_agg(id ORDER BY name) ids FROM devices WHERE case_id = $1) d, \
-          (SELECT array_agg(id ORDER BY value) ids FROM identities WHERE case_id = $1) i";
-    let mut start = 0;
-    while start < EVENTS {
-        let end = (start + BATCH).min(EVENTS) - 1;
-        sqlx::query(insert)
-            .bind(case)
-            .bind(t0)
-            .bind(start)
-            .bind(end)
-            .execute(db)
-            .await?;
-        start = end + 1;
-    }
-    sqlx::query(insert)
-        .bind(other)
-        .bind(t0)
-        .bind(0_i64)
-        .bind(9_999_i64)
-        .execute(db)
-        .await?;
-    sqlx::query("ANALYZE").execute(db).await?;
+    synthetic::analyze(db).await?;
     Ok(case)
 }

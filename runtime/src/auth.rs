@@ -178,6 +178,7 @@ fn list(v: Option<&Value>) -> Vec<String> {
 pub struct JwtVerifier {
     keys: Vec<(Option<String>, DecodingKey)>,
     validation: Validation,
+    audience: String,
     claims: ClaimNames,
     verified: Arc<Mutex<HashMap<[u8; 32], Verified>>>,
 }
@@ -228,12 +229,15 @@ impl JwtVerifier {
         }
         let mut validation = Validation::new(Algorithm::RS256);
         validation.set_issuer(&[issuer]);
-        validation.set_audience(&[audience]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        // The audience is checked as API Gateway's JWT authorizer checks it (see
+        // `audience_matches`), which jsonwebtoken's own `aud` check cannot express.
+        validation.validate_aud = false;
+        validation.set_required_spec_claims(&["exp", "iss", "sub"]);
         validation.leeway = 30;
         Ok(JwtVerifier {
             keys,
             validation,
+            audience: audience.to_owned(),
             claims,
             verified: Arc::default(),
         })
@@ -324,6 +328,11 @@ impl JwtVerifier {
         for (_, key) in candidates {
             match jsonwebtoken::decode::<Map<String, Value>>(token, key, &self.validation) {
                 Ok(data) => {
+                    if !audience_matches(&data.claims, &self.audience) {
+                        return Err(AuthError::Invalid(
+                            "the token is not for this API (aud, or client_id without aud)".into(),
+                        ));
+                    }
                     // `exp` is required and validated: a number here
                     let exp = data.claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
                     return Ok((self.claims.principal(&data.claims)?, exp));
@@ -332,6 +341,21 @@ impl JwtVerifier {
             }
         }
         Err(last)
+    }
+}
+
+/// Whether verified `claims` are for `audience`, as API Gateway's JWT authorizer decides:
+/// `aud` (a string or an array) must name it; only a token without `aud` is judged by its
+/// `client_id` (Cognito access tokens carry no `aud`). "API Gateway validates client_id
+/// only if aud is not present. When both aud and client_id are present, API Gateway
+/// evaluates aud." —
+/// <https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-troubleshooting-jwt.html>
+pub fn audience_matches(claims: &Map<String, Value>, audience: &str) -> bool {
+    match claims.get("aud") {
+        Some(Value::String(a)) => a == audience,
+        Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(audience)),
+        Some(_) => false,
+        None => claims.get("client_id").and_then(Value::as_str) == Some(audience),
     }
 }
 
@@ -443,6 +467,57 @@ mod tests {
             &jsonwebtoken::EncodingKey::from_rsa_pem(key).unwrap(),
         )
         .unwrap()
+    }
+
+    #[test]
+    fn the_audience_is_aud_or_else_client_id_as_api_gateway_checks_it() {
+        for (claims, ok) in [
+            (json!({"aud": "api"}), true),
+            (json!({"aud": ["other", "api"]}), true),
+            (json!({"aud": "other"}), false),
+            // a Cognito access token: no aud, the app client's id
+            (json!({"client_id": "api"}), true),
+            (json!({"client_id": "other"}), false),
+            // aud wins over client_id when both are present
+            (json!({"aud": "other", "client_id": "api"}), false),
+            (json!({"aud": 7}), false),
+            (json!({}), false),
+        ] {
+            assert_eq!(
+                audience_matches(claims.as_object().unwrap(), "api"),
+                ok,
+                "{claims}"
+            );
+        }
+        let v = JwtVerifier::from_jwks(
+            include_str!("../tests/fixtures/test-jwks.json"),
+            "https://issuer.test/",
+            "chrono-api",
+            ClaimNames::default(),
+        )
+        .unwrap();
+        let sign = |claims: Value| {
+            let mut header = jsonwebtoken::Header::new(Algorithm::RS256);
+            header.kid = Some("test-key-1".into());
+            let key = include_bytes!("../tests/fixtures/test-jwt-key.pem");
+            jsonwebtoken::encode(
+                &header,
+                &claims,
+                &jsonwebtoken::EncodingKey::from_rsa_pem(key).unwrap(),
+            )
+            .unwrap()
+        };
+        let exp = chrono::Utc::now().timestamp() + 600;
+        let cognito = sign(
+            json!({"sub": "u", "iss": "https://issuer.test/", "exp": exp,
+                                  "client_id": "chrono-api", "token_use": "access"}),
+        );
+        assert_eq!(v.verify(&cognito).unwrap().sub, "u");
+        let elsewhere = sign(
+            json!({"sub": "u", "iss": "https://issuer.test/", "exp": exp,
+                                    "client_id": "another-app"}),
+        );
+        assert!(v.verify(&elsewhere).is_err());
     }
 
     #[test]

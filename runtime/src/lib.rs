@@ -7,6 +7,7 @@
 pub mod ai;
 pub mod api;
 pub mod auth;
+pub mod claims;
 pub mod db;
 pub mod filter;
 pub mod launcher;
@@ -14,4 +15,5 @@ pub mod model;
 pub mod pipeline;
 pub mod server;
 pub mod storage;
+pub mod synthetic;
 pub mod vocab;

@@ -26,8 +26,15 @@ pub struct Case {
     pub created_at: DateTime<Utc>,
 }
 
-/// The processing state of an evidence file.
-pub const EVIDENCE_STATES: &[&str] = &["registered", "uploaded", "processing", "done", "failed"];
+/// The processing state of an evidence file (`aborted`: its upload was given up).
+pub const EVIDENCE_STATES: &[&str] = &[
+    "registered",
+    "uploaded",
+    "processing",
+    "done",
+    "failed",
+    "aborted",
+];
 
 /// One evidence file and its processing state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow, ToSchema)]
@@ -42,8 +49,16 @@ pub struct Evidence {
     pub format: Option<String>,
     /// Object key in the sources bucket.
     pub source_key: String,
-    /// `registered`, `uploaded`, `processing`, `done` or `failed`.
+    /// `registered` (waiting for the upload), `uploaded`, `processing`, `done`, `failed`
+    /// or `aborted` (the upload was given up).
     pub state: String,
+    /// Size in bytes the uploader declared, if given.
+    pub size_bytes: Option<i64>,
+    /// Part size of a multipart upload (`null` for a single `PUT`): part `n` holds bytes
+    /// `(n-1)*part_size .. n*part_size` of the file.
+    pub part_size: Option<i64>,
+    /// Records the pipeline read: `events_count + bad_records`.
+    pub records_seen: i64,
     /// Events produced.
     pub events_count: i64,
     /// Records that could not be parsed.
@@ -246,6 +261,19 @@ pub struct Label {
     pub user_sub: String,
     /// Optional note (the comment text).
     pub note: Option<String>,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A comment on an event (comments are appended, never edited).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow, ToSchema)]
+pub struct Comment {
+    /// Comment id (increasing in the order comments were written).
+    pub id: i64,
+    /// `sub` of the author.
+    pub author: String,
+    /// The text, 1 to 4,000 characters.
+    pub body: String,
     /// When.
     pub created_at: DateTime<Utc>,
 }

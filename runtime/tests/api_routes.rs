@@ -42,6 +42,14 @@ async fn public_routes_answer_without_a_token(_: PgPoolOptions, opts: PgConnectO
         "/api/v1/cases/{case}/events/{id}/labels/{label}",
         "/api/v1/cases/{case}/devices",
         "/api/v1/cases/{case}/identities",
+        "/api/v1/cases/{case}/evidence/{id}/upload",
+        "/api/v1/cases/{case}/evidence/{id}/upload/parts",
+        "/api/v1/cases/{case}/evidence/{id}/upload/complete",
+        "/api/v1/cases/{case}/events/histogram",
+        "/api/v1/cases/{case}/events/{id}/comments",
+        "/api/v1/cases/{case}/labels",
+        "/api/v1/cases/{case}/filters",
+        "/api/v1/cases/{case}/filters/{id}",
     ] {
         assert!(
             doc["paths"].get(path).is_some(),

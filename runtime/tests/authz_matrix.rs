@@ -15,6 +15,8 @@ use uuid::Uuid;
 enum Need {
     Read,
     Admin,
+    /// Read to reach it; then only its creator (nobody here) or an admin may change it.
+    OwnerOrAdmin,
 }
 
 struct Route {
@@ -80,6 +82,72 @@ const ROUTES: &[Route] = &[
         body: None,
     },
     Route {
+        method: "POST",
+        path: "/api/v1/cases/{case}/evidence/{evidence}/upload/parts",
+        need: Need::Admin,
+        body: Some(|| json!({"parts": [1]})),
+    },
+    Route {
+        method: "POST",
+        path: "/api/v1/cases/{case}/evidence/{evidence}/upload/complete",
+        need: Need::Admin,
+        body: Some(|| json!({"parts": [{"part_number": 1, "etag": "\"e\""}]})),
+    },
+    Route {
+        method: "DELETE",
+        path: "/api/v1/cases/{case}/evidence/{evidence}/upload",
+        need: Need::Admin,
+        body: None,
+    },
+    Route {
+        method: "POST",
+        path: "/api/v1/cases/{case}/events/histogram",
+        need: Need::Read,
+        body: Some(|| json!({})),
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/cases/{case}/events/{event}/comments",
+        need: Need::Read,
+        body: None,
+    },
+    Route {
+        method: "POST",
+        path: "/api/v1/cases/{case}/events/{event}/comments",
+        need: Need::Read,
+        body: Some(|| json!({"body": "seen"})),
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/cases/{case}/labels",
+        need: Need::Read,
+        body: None,
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/cases/{case}/filters",
+        need: Need::Read,
+        body: None,
+    },
+    Route {
+        method: "POST",
+        path: "/api/v1/cases/{case}/filters",
+        need: Need::Read,
+        body: Some(|| json!({"name": "mine", "document": {}})),
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/cases/{case}/filters/{filter}",
+        need: Need::Read,
+        body: None,
+    },
+    Route {
+        method: "PUT",
+        path: "/api/v1/cases/{case}/filters/{filter}",
+        need: Need::OwnerOrAdmin,
+        body: Some(|| json!({"name": "renamed", "document": {"limit": 5}})),
+    },
+    Route {
         method: "GET",
         path: "/api/v1/cases/{case}/devices",
         need: Need::Read,
@@ -101,11 +169,12 @@ struct Target {
     case: Uuid,
     evidence: Uuid,
     event: i64,
+    filter: Uuid,
     /// Strings that must not appear in an answer to a caller without access.
     secrets: Vec<String>,
 }
 
-async fn add_case(db: &sqlx::PgPool, name: &str, created_by: &str) -> (Uuid, Uuid, i64) {
+async fn add_case(db: &sqlx::PgPool, name: &str, created_by: &str) -> (Uuid, Uuid, i64, Uuid) {
     let case = Uuid::now_v7();
     sqlx::query("INSERT INTO cases (id, name, created_by) VALUES ($1, $2, $3)")
         .bind(case)
@@ -121,7 +190,18 @@ async fn add_case(db: &sqlx::PgPool, name: &str, created_by: &str) -> (Uuid, Uui
     )
     .bind(case).bind(evidence).bind(format!("secret message of {name}"))
     .fetch_one(db).await.unwrap();
-    (case, evidence, event)
+    let filter = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO saved_filters (id, case_id, name, document, created_by) \
+         VALUES ($1, $2, $3, '{}', 'someone')",
+    )
+    .bind(filter)
+    .bind(case)
+    .bind(format!("secret filter of {name}"))
+    .execute(db)
+    .await
+    .unwrap();
+    (case, evidence, event, filter)
 }
 
 #[sqlx::test(migrator = "chrono_runtime::db::MIGRATOR")]
@@ -129,15 +209,18 @@ async fn authz_matrix_has_no_leaks(_: PgPoolOptions, opts: PgConnectOptions) {
     let db = common::pool(opts).await;
     let (app, _jobs) = common::app(db.clone());
 
-    let (granted, granted_ev, granted_event) = add_case(&db, "Granted Case", "someone").await;
-    let (owned, owned_ev, owned_event) = add_case(&db, "Owned Case", "u-owner").await;
-    let (foreign, foreign_ev, foreign_event) = add_case(&db, "Foreign Case", "other-owner").await;
+    let (granted, granted_ev, granted_event, granted_filter) =
+        add_case(&db, "Granted Case", "someone").await;
+    let (owned, owned_ev, owned_event, owned_filter) = add_case(&db, "Owned Case", "u-owner").await;
+    let (foreign, foreign_ev, foreign_event, foreign_filter) =
+        add_case(&db, "Foreign Case", "other-owner").await;
     let targets = [
         Target {
             name: "granted",
             case: granted,
             evidence: granted_ev,
             event: granted_event,
+            filter: granted_filter,
             secrets: vec![],
         },
         Target {
@@ -145,6 +228,7 @@ async fn authz_matrix_has_no_leaks(_: PgPoolOptions, opts: PgConnectOptions) {
             case: owned,
             evidence: owned_ev,
             event: owned_event,
+            filter: owned_filter,
             secrets: vec![],
         },
         Target {
@@ -152,9 +236,11 @@ async fn authz_matrix_has_no_leaks(_: PgPoolOptions, opts: PgConnectOptions) {
             case: foreign,
             evidence: foreign_ev,
             event: foreign_event,
+            filter: foreign_filter,
             secrets: vec![
                 "Foreign Case".into(),
                 "secret message of Foreign Case".into(),
+                "secret filter of Foreign Case".into(),
                 foreign_ev.to_string(),
                 "other-owner".into(),
             ],
@@ -164,6 +250,7 @@ async fn authz_matrix_has_no_leaks(_: PgPoolOptions, opts: PgConnectOptions) {
             case: Uuid::now_v7(),
             evidence: Uuid::now_v7(),
             event: 999_999,
+            filter: Uuid::now_v7(),
             secrets: vec![],
         },
     ];
@@ -217,16 +304,19 @@ async fn authz_matrix_has_no_leaks(_: PgPoolOptions, opts: PgConnectOptions) {
                     .path
                     .replace("{case}", &t.case.to_string())
                     .replace("{evidence}", &t.evidence.to_string())
-                    .replace("{event}", &t.event.to_string());
+                    .replace("{event}", &t.event.to_string())
+                    .replace("{filter}", &t.filter.to_string());
                 let expected: &[u16] = if tok.is_none() {
                     &[401]
                 } else if !(match route.need {
-                    Need::Read => *can_read,
+                    Need::Read | Need::OwnerOrAdmin => *can_read,
                     Need::Admin => *can_admin,
                 }) {
                     &[403]
                 } else if !access.contains(&t.case) {
                     &[404]
+                } else if route.need == Need::OwnerOrAdmin && !*can_admin {
+                    &[403]
                 } else {
                     // processing twice is a conflict, still an authorized answer
                     &[200, 201, 202, 204, 409]

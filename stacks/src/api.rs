@@ -21,13 +21,27 @@ use crate::config::Config;
 use crate::model::{Attributes, Expr, Handle, ModelError, Parameter, Policy};
 use crate::network::FILTER_AI_PORT;
 use crate::resources::api::{
-    Api, Authorizer, Integration, JwtConfiguration, Route, Stage, VpcLink,
+    Api, ApiCors, Authorizer, Integration, JwtConfiguration, Route, Stage, VpcLink,
 };
 use crate::resources::compute::{LogGroup, Permission};
 use crate::stack::{Stack, StackKind, tag_map, tags};
+use crate::web::WebOutputs;
 
-/// Proxy route of the HTTP API to `chrono-api`.
-pub const API_ROUTE: &str = "ANY /api/v1/{proxy+}";
+/// Proxy routes of the HTTP API to `chrono-api`, one per method the API has. Not `ANY`:
+/// an `ANY` route would also take the browsers' CORS preflights (`OPTIONS`, without a
+/// token) to the JWT authorizer and refuse them; with no `OPTIONS` route, API Gateway
+/// answers preflights itself from the API's CORS configuration
+/// (<https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-cors.html>).
+pub const API_ROUTES: [&str; 4] = [
+    "GET /api/v1/{proxy+}",
+    "POST /api/v1/{proxy+}",
+    "PUT /api/v1/{proxy+}",
+    "DELETE /api/v1/{proxy+}",
+];
+/// Methods the app may call cross-origin, and the request headers it sends.
+pub const CORS_METHODS: [&str; 4] = ["GET", "POST", "PUT", "DELETE"];
+/// See [`CORS_METHODS`].
+pub const CORS_HEADERS: [&str; 2] = ["authorization", "content-type"];
 /// Route of the AI chat.
 pub const AI_CHAT_ROUTE: &str = "POST /api/v1/ai/chat";
 /// The API's health check: the only route without the JWT authorizer (it answers
@@ -101,18 +115,32 @@ fn access_log_format() -> String {
     .to_string()
 }
 
-/// Build the api stack of a config (wired to its compute stack's outputs).
+/// Build the api stack of a config (wired to its compute and web stacks' outputs).
 pub fn build(cfg: &Config) -> Result<ApiStack, ModelError> {
-    build_wired(cfg, &crate::compute::build(cfg)?.outputs)
+    build_wired(
+        cfg,
+        &crate::compute::build(cfg)?.outputs,
+        &crate::web::build(cfg)?.outputs,
+    )
 }
 
-/// Build the api stack with its parameters wired to `compute`'s outputs.
-pub fn build_wired(cfg: &Config, compute: &ComputeOutputs) -> Result<ApiStack, ModelError> {
+/// Build the api stack with its parameters wired to `compute`'s and `web`'s outputs.
+pub fn build_wired(
+    cfg: &Config,
+    compute: &ComputeOutputs,
+    web: &WebOutputs,
+) -> Result<ApiStack, ModelError> {
     let mut s = Stack::new(
         cfg,
         StackKind::Api,
         "HTTP API, AI chat route, WebSocket API",
     );
+    let identity = crate::web::identity(&mut s, cfg, web)?;
+    let app_origin = s.import(
+        "AppOrigin",
+        &web.app_origin,
+        Parameter::string("origin of the web app (CORS)").pattern("^https://.+"),
+    )?;
     let arn_param = |what: &str| Parameter::string(what).pattern("^arn:.+");
     let api_fn = s.import(
         "ApiFunctionArn",
@@ -162,6 +190,12 @@ pub fn build_wired(cfg: &Config, compute: &ComputeOutputs) -> Result<ApiStack, M
             name: format!("{prefix}-http"),
             protocol_type: "HTTP".into(),
             route_selection_expression: None,
+            cors_configuration: Some(ApiCors {
+                allow_origins: vec![app_origin.r#ref()],
+                allow_methods: CORS_METHODS.map(String::from).to_vec(),
+                allow_headers: CORS_HEADERS.map(String::from).to_vec(),
+                max_age: 600,
+            }),
             tags: tag_map(cfg),
         },
     )?;
@@ -173,8 +207,8 @@ pub fn build_wired(cfg: &Config, compute: &ComputeOutputs) -> Result<ApiStack, M
             authorizer_type: "JWT".into(),
             identity_source: vec!["$request.header.Authorization".into()],
             jwt_configuration: Some(JwtConfiguration {
-                audience: vec![cfg.auth.jwt_audience.clone()],
-                issuer: cfg.auth.jwt_issuer.clone(),
+                audience: vec![identity.audience.clone()],
+                issuer: identity.issuer.clone(),
             }),
             authorizer_uri: None,
         },
@@ -215,12 +249,21 @@ pub fn build_wired(cfg: &Config, compute: &ComputeOutputs) -> Result<ApiStack, M
         "AiChatIntegration",
         lambda_integration(&http, chat_fn.r#ref()),
     )?;
-    for (id, key, integration, jwt) in [
-        ("ApiRoute", API_ROUTE, &api_integration, true),
+    let route_ids = [
+        "ApiGetRoute",
+        "ApiPostRoute",
+        "ApiPutRoute",
+        "ApiDeleteRoute",
+    ];
+    let api_routes = route_ids
+        .into_iter()
+        .zip(API_ROUTES)
+        .map(|(id, key)| (id, key, &api_integration, true));
+    for (id, key, integration, jwt) in api_routes.chain([
         ("AiChatRoute", AI_CHAT_ROUTE, &chat_integration, true),
         // Only the health check is open (onboard's smoke test calls it).
         ("HealthRoute", HEALTH_ROUTE, &api_integration, false),
-    ] {
+    ]) {
         let jwt = jwt.then(|| ("JWT", authorizer.r#ref()));
         t.add(id, route(&http, key, integration.id(), jwt))?;
     }
@@ -253,6 +296,7 @@ pub fn build_wired(cfg: &Config, compute: &ComputeOutputs) -> Result<ApiStack, M
             name: format!("{prefix}-ws"),
             protocol_type: "WEBSOCKET".into(),
             route_selection_expression: Some("$request.body.action".into()),
+            cors_configuration: None,
             tags: tag_map(cfg),
         },
     )?;

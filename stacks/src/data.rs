@@ -16,15 +16,31 @@ use crate::resources::database::{
     DbCluster, DbInstance, DbSubnetGroup, MasterUserSecret, ScalingConfiguration,
 };
 use crate::resources::iam::{Effect, PolicyDocument, Statement};
-use crate::resources::storage::{Alias, Bucket, Key, Table};
+use crate::resources::storage::{Alias, Bucket, CorsConfiguration, CorsRule, Key, Table};
 use crate::shared::{secure_bucket, table, tls_only_policy};
 use crate::stack::{OutputRef, Stack, StackKind, tags};
+use crate::web::WebOutputs;
 use crate::{Stage, data_policy, database_policy};
 
 /// Name of the application database.
 pub const DATABASE_NAME: &str = "chronotracer";
 /// Master user of the cluster (its password lives in the generated secret).
 pub const MASTER_USERNAME: &str = "chrono_admin";
+
+/// The CORS rule of the `sources` bucket: the web app, served from `origin`, uploads
+/// evidence straight to it with presigned `PUT`s (whole files and multipart parts) and
+/// reads each part's `ETag` to complete a multipart upload. Only that origin, only `PUT`.
+pub fn uploads_cors(origin: Expr) -> CorsConfiguration {
+    CorsConfiguration {
+        cors_rules: vec![CorsRule {
+            allowed_headers: vec!["content-type".into()],
+            allowed_methods: vec!["PUT".into()],
+            allowed_origins: vec![origin],
+            exposed_headers: vec!["ETag".into()],
+            max_age: 3000,
+        }],
+    }
+}
 
 /// Outputs later stacks import.
 #[derive(Debug, Clone)]
@@ -75,13 +91,26 @@ impl DataStack {
     }
 }
 
-/// Build the data stack of a config (wired to the outputs of its network stack).
-pub fn build(cfg: &Config) -> Result<DataStack, ModelError> {
-    build_wired(cfg, &crate::network::build(cfg)?.outputs)
+/// Name of the `sources` bucket (the app's CSP names it before the data stack exists).
+pub fn sources_bucket_name(cfg: &Config) -> String {
+    format!("{}-sources-{}", cfg.prefix(), cfg.account_id)
 }
 
-/// Build the data stack with its network parameters wired to `network`'s outputs.
-pub fn build_wired(cfg: &Config, network: &NetworkOutputs) -> Result<DataStack, ModelError> {
+/// Build the data stack of a config (wired to the outputs of its network and web stacks).
+pub fn build(cfg: &Config) -> Result<DataStack, ModelError> {
+    build_wired(
+        cfg,
+        &crate::network::build(cfg)?.outputs,
+        &crate::web::build(cfg)?.outputs,
+    )
+}
+
+/// Build the data stack with its parameters wired to `network`'s and `web`'s outputs.
+pub fn build_wired(
+    cfg: &Config,
+    network: &NetworkOutputs,
+    web: &WebOutputs,
+) -> Result<DataStack, ModelError> {
     let mut s = Stack::new(cfg, StackKind::Data, "Aurora, buckets, tables, KMS key");
     let subnets = s.import(
         "PrivateSubnetIds",
@@ -95,6 +124,12 @@ pub fn build_wired(cfg: &Config, network: &NetworkOutputs) -> Result<DataStack, 
         "DatabaseSecurityGroupId",
         &network.database_sg,
         Parameter::of_type("AWS::EC2::SecurityGroup::Id", "security group of Aurora"),
+    )?;
+    let app_origin = s.import(
+        "AppOrigin",
+        &web.app_origin,
+        Parameter::string("origin of the web app (CORS of evidence uploads)")
+            .pattern("^https://.+"),
     )?;
     let prefix = cfg.prefix();
     let keep = Attributes::retention(data_policy(cfg));
@@ -201,12 +236,15 @@ pub fn build_wired(cfg: &Config, network: &NetworkOutputs) -> Result<DataStack, 
              "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7}}
         ]})
     };
-    let sources_bucket = secure_bucket(
-        cfg,
-        format!("{prefix}-sources-{}", cfg.account_id),
-        Some(key.arn()),
-        lifecycle(r.sources_days),
-    );
+    let sources_bucket = Bucket {
+        cors_configuration: Some(uploads_cors(app_origin.r#ref())),
+        ..secure_bucket(
+            cfg,
+            sources_bucket_name(cfg),
+            Some(key.arn()),
+            lifecycle(r.sources_days),
+        )
+    };
     let artifacts_bucket = secure_bucket(
         cfg,
         format!("{prefix}-artifacts-{}", cfg.account_id),

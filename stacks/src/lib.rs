@@ -25,6 +25,7 @@ pub mod resources;
 mod shared;
 pub mod stack;
 pub mod synth;
+pub mod web;
 
 pub use shared::TTL_ATTRIBUTE;
 

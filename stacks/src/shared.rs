@@ -6,7 +6,8 @@ use serde_json::json;
 
 use crate::config::Config;
 use crate::model::{Expr, Handle};
-use crate::resources::iam::{Effect, PolicyDocument, Statement};
+use crate::resources::compute::LogGroup;
+use crate::resources::iam::{Effect, InlinePolicy, PolicyDocument, Role, Statement};
 use crate::resources::storage::{
     AttributeDefinition, Bucket, BucketEncryption, BucketPolicy, KeySchemaElement,
     PointInTimeRecovery, PublicAccessBlock, Table, TableSse, TimeToLive,
@@ -31,6 +32,37 @@ pub(crate) fn secure_bucket(
         ownership_controls: json!({"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}),
         versioning_configuration: Some(json!({"Status": "Enabled"})),
         lifecycle_configuration: Some(lifecycle),
+        cors_configuration: None,
+    }
+}
+
+/// A role `service` may assume, with AWS managed policies `managed` and one inline policy
+/// of `statements` (least privilege: each workload gets its own).
+pub(crate) fn service_role(
+    cfg: &Config,
+    what: &str,
+    service: &str,
+    managed: Vec<Expr>,
+    statements: Vec<Statement>,
+) -> Role {
+    Role {
+        description: format!("{}: {what}", cfg.prefix()),
+        assume_role_policy_document: PolicyDocument::new(vec![Statement::assume_role(service)]),
+        managed_policy_arns: managed,
+        policies: vec![InlinePolicy {
+            policy_name: "least-privilege".into(),
+            policy_document: PolicyDocument::new(statements),
+        }],
+        tags: tags(cfg, &format!("{}-{what}", cfg.prefix())),
+    }
+}
+
+/// A log group named `name` with the config's retention.
+pub(crate) fn log_group(cfg: &Config, name: String) -> LogGroup {
+    LogGroup {
+        tags: tags(cfg, &name),
+        log_group_name: name,
+        retention_in_days: cfg.log_retention_days,
     }
 }
 

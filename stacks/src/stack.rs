@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::model::{Expr, ModelError, ParamHandle, Parameter, Template};
 use crate::resources::{Tag, TagMap, Tags};
 
-/// The five stacks, in deployment order.
+/// The six stacks, in deployment order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StackKind {
@@ -22,6 +22,8 @@ pub enum StackKind {
     Bootstrap,
     /// VPC, subnets, NAT, endpoints, security groups.
     Network,
+    /// The web app's bucket and CloudFront distribution; the user pool.
+    Web,
     /// Aurora, buckets, tables, KMS key.
     Data,
     /// Roles, Lambdas, ECS, state machine, log groups.
@@ -32,9 +34,10 @@ pub enum StackKind {
 
 impl StackKind {
     /// All stacks in deployment order.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::Bootstrap,
         Self::Network,
+        Self::Web,
         Self::Data,
         Self::Compute,
         Self::Api,
@@ -45,6 +48,7 @@ impl StackKind {
         match self {
             Self::Bootstrap => "bootstrap",
             Self::Network => "network",
+            Self::Web => "web",
             Self::Data => "data",
             Self::Compute => "compute",
             Self::Api => "api",

@@ -2,7 +2,7 @@
 //! deploy engine reads.
 //!
 //! Output of one config, in `templates/<customer>-<stage>/`:
-//! * `<stack>.yaml` for `bootstrap`, `network`, `data`, `compute`, `api`;
+//! * `<stack>.yaml` for `bootstrap`, `network`, `web`, `data`, `compute`, `api`;
 //! * `manifest.json`: format [`MANIFEST_FORMAT`]; `stacks` in deployment order, each with
 //!   `name` (CloudFormation stack name), `template` (file name), `sha256` and `bytes` of
 //!   the file, `upload` (true when the body exceeds 51,200 bytes and must be passed as a
@@ -39,7 +39,7 @@ pub enum SynthError {
     },
 }
 
-/// Build the five stacks of a config, wired together, in deployment order.
+/// Build the six stacks of a config, wired together, in deployment order.
 pub fn build_stacks(cfg: &Config) -> Result<Vec<Stack>, SynthError> {
     let err = |kind: StackKind| {
         let stack = format!("{}-{kind}", cfg.prefix());
@@ -47,14 +47,23 @@ pub fn build_stacks(cfg: &Config) -> Result<Vec<Stack>, SynthError> {
     };
     let bootstrap = crate::bootstrap::build(cfg).map_err(err(StackKind::Bootstrap))?;
     let network = crate::network::build(cfg).map_err(err(StackKind::Network))?;
-    let data = crate::data::build_wired(cfg, &network.outputs).map_err(err(StackKind::Data))?;
-    let compute =
-        crate::compute::build_wired(cfg, &bootstrap.outputs, &network.outputs, &data.outputs)
-            .map_err(err(StackKind::Compute))?;
-    let api = crate::api::build_wired(cfg, &compute.outputs).map_err(err(StackKind::Api))?;
+    let web = crate::web::build_wired(cfg, &bootstrap.outputs).map_err(err(StackKind::Web))?;
+    let data = crate::data::build_wired(cfg, &network.outputs, &web.outputs)
+        .map_err(err(StackKind::Data))?;
+    let compute = crate::compute::build_wired(
+        cfg,
+        &bootstrap.outputs,
+        &network.outputs,
+        &data.outputs,
+        &web.outputs,
+    )
+    .map_err(err(StackKind::Compute))?;
+    let api = crate::api::build_wired(cfg, &compute.outputs, &web.outputs)
+        .map_err(err(StackKind::Api))?;
     Ok(vec![
         bootstrap.stack,
         network.stack,
+        web.stack,
         data.stack,
         compute.stack,
         api.stack,

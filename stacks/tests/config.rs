@@ -15,6 +15,7 @@ aurora:
 auth:
   jwt_issuer: https://acme.eu.auth0.com/
   jwt_audience: https://api.acme.example
+  app_client_id: acme-app
 ";
 
 fn error(yaml: &str) -> String {
@@ -76,7 +77,7 @@ fn unknown_top_level_key() {
     let msg = error(&format!("{BASE}colour: blue\n"));
     assert!(
         msg.starts_with(
-            "customers/bad.yaml:12:1: unknown field `colour`, expected one of `customer`, "
+            "customers/bad.yaml:13:1: unknown field `colour`, expected one of `customer`, "
         ),
         "{msg}"
     );
@@ -101,8 +102,74 @@ fn unknown_stage() {
 
 #[test]
 fn missing_required_field() {
+    let yaml = BASE.replace("stage: prod\n", "");
+    assert_eq!(
+        error(&yaml),
+        "customers/bad.yaml:1:1: missing field `stage`"
+    );
+}
+
+#[test]
+fn without_an_issuer_the_stacks_create_a_user_pool() {
     let yaml = BASE.split("auth:").next().unwrap().to_owned();
-    assert_eq!(error(&yaml), "customers/bad.yaml:1:1: missing field `auth`");
+    let cfg = Config::parse("c.yaml", &yaml).unwrap();
+    assert_eq!(cfg.auth.external(), None);
+    assert_eq!(cfg.cognito_domain_prefix(), "chrono-acme-prod");
+    let named = Config::parse(
+        "c.yaml",
+        &format!("{yaml}auth:\n  cognito:\n    domain_prefix: acme-login\n"),
+    )
+    .unwrap();
+    assert_eq!(named.cognito_domain_prefix(), "acme-login");
+    let external = Config::parse("b.yaml", BASE).unwrap();
+    let ext = external.auth.external().unwrap();
+    assert_eq!(
+        (ext.issuer, ext.audience, ext.app_client_id),
+        (
+            "https://acme.eu.auth0.com/",
+            "https://api.acme.example",
+            "acme-app"
+        )
+    );
+}
+
+#[test]
+fn auth_and_web_settings_are_checked() {
+    let no_auth = BASE.split("auth:").next().unwrap().to_owned();
+    for (yaml, want) in [
+        (
+            with("  app_client_id: acme-app\n", ""),
+            "customers/bad.yaml:9:1: auth.app_client_id is required with auth.jwt_issuer (an external identity provider)",
+        ),
+        (
+            format!("{no_auth}auth:\n  jwt_audience: x\n"),
+            "customers/bad.yaml:10:17: auth.jwt_audience needs auth.jwt_issuer (without an external issuer the stacks create a Cognito user pool)",
+        ),
+        (
+            format!("{BASE}  cognito: {{}}\n"),
+            "customers/bad.yaml:13:12: auth.cognito is only for the user pool the stacks create; remove it or auth.jwt_issuer",
+        ),
+        (
+            format!("{no_auth}auth:\n  cognito:\n    domain_prefix: my-aws-login\n"),
+            "customers/bad.yaml:11:20: auth.cognito.domain_prefix must be 1-63 lowercase letters, digits and inner hyphens, without aws, amazon or cognito, got \"my-aws-login\"",
+        ),
+        (
+            format!("{BASE}web:\n  domain: app.acme.example\n"),
+            "customers/bad.yaml:13:1: web.certificate_arn is required with web.domain: an ACM certificate in us-east-1",
+        ),
+        (
+            format!(
+                "{BASE}web:\n  domain: app.acme.example\n  certificate_arn: arn:aws:acm:eu-west-1:111122223333:certificate/x\n"
+            ),
+            "customers/bad.yaml:15:20: web.certificate_arn must be an ACM certificate ARN in us-east-1, got \"arn:aws:acm:eu-west-1:111122223333:certificate/x\"",
+        ),
+        (
+            format!("{BASE}web:\n  price_class: PriceClass_42\n"),
+            "customers/bad.yaml:14:16: web.price_class must be PriceClass_100, PriceClass_200 or PriceClass_All, got \"PriceClass_42\"",
+        ),
+    ] {
+        assert_eq!(error(&yaml), want, "{yaml}");
+    }
 }
 
 #[test]
@@ -179,7 +246,7 @@ fn preview_expiry_not_a_timestamp() {
     let yaml = with("stage: prod", "stage: preview") + "preview:\n  expires_at: next week\n";
     assert_eq!(
         error(&yaml),
-        "customers/bad.yaml:13:15: preview.expires_at must be an RFC 3339 UTC time like 2026-12-01T00:00:00Z, got \"next week\""
+        "customers/bad.yaml:14:15: preview.expires_at must be an RFC 3339 UTC time like 2026-12-01T00:00:00Z, got \"next week\""
     );
 }
 
@@ -188,7 +255,7 @@ fn log_retention_not_a_cloudwatch_value() {
     let msg = error(&format!("{BASE}log_retention_days: 42\n"));
     assert!(
         msg.starts_with(
-            "customers/bad.yaml:12:21: log_retention_days must be one of [1, 3, 5, 7, 14, 30,"
+            "customers/bad.yaml:13:21: log_retention_days must be one of [1, 3, 5, 7, 14, 30,"
         ),
         "{msg}"
     );
@@ -210,7 +277,7 @@ fn issuer_must_be_https_outside_local() {
 fn reserved_tag_prefix() {
     assert_eq!(
         error(&format!("{BASE}tags:\n  chrono:stage: x\n")),
-        "customers/bad.yaml:13:17: tags.chrono:stage is not allowed: tag keys must be 1-128 characters and not start with chrono: or aws: (reserved)"
+        "customers/bad.yaml:14:17: tags.chrono:stage is not allowed: tag keys must be 1-128 characters and not start with chrono: or aws: (reserved)"
     );
 }
 
@@ -220,7 +287,7 @@ fn fargate_memory_must_match_cpu() {
         error(&format!(
             "{BASE}sizing:\n  pipeline_cpu: 256\n  pipeline_memory_mb: 8192\n"
         )),
-        "customers/bad.yaml:14:23: sizing.pipeline_memory_mb must be between 512 and 2048 in steps of 1024 for 256 CPU units, got 8192"
+        "customers/bad.yaml:15:23: sizing.pipeline_memory_mb must be between 512 and 2048 in steps of 1024 for 256 CPU units, got 8192"
     );
 }
 

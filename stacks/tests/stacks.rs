@@ -1,4 +1,4 @@
-//! The five stacks: the resources and properties that matter, per stage, and the
+//! The six stacks: the resources and properties that matter, per stage, and the
 //! cross-stack wiring.
 
 use std::collections::BTreeSet;
@@ -7,7 +7,7 @@ use chrono_stacks::compute::RUNTIME_ENV;
 use chrono_stacks::config::Config;
 use chrono_stacks::stack::{ParamSource, StackKind};
 use chrono_stacks::synth::{build_stacks, synthesize};
-use chrono_stacks::{api, bootstrap, compute, data, network, pipeline};
+use chrono_stacks::{api, bootstrap, compute, data, network, pipeline, web};
 use serde_json::{Value, json};
 
 fn example(name: &str) -> Config {
@@ -17,7 +17,7 @@ fn example(name: &str) -> Config {
 
 fn preview() -> Config {
     let yaml = "customer: dev-jane\naccount_id: \"999988887777\"\nregion: eu-west-1\nstage: preview\n\
-                auth:\n  jwt_issuer: https://dev.eu.auth0.com/\n  jwt_audience: dev\n\
+                auth:\n  jwt_issuer: https://dev.eu.auth0.com/\n  jwt_audience: dev\n  app_client_id: dev-app\n\
                 preview:\n  expires_at: 2026-12-01T00:00:00Z\n";
     Config::parse("preview.yaml", yaml).unwrap()
 }
@@ -404,9 +404,29 @@ fn http_api_has_the_jwt_authorizer_of_the_config() {
         chat["Target"],
         json!({"Fn::Sub": "integrations/${AiChatIntegration}"})
     );
+    // one route per method, each behind the JWT authorizer: no ANY route, so API Gateway
+    // answers CORS preflights itself
+    for (id, key) in [
+        ("ApiGetRoute", "GET /api/v1/{proxy+}"),
+        ("ApiPostRoute", "POST /api/v1/{proxy+}"),
+        ("ApiPutRoute", "PUT /api/v1/{proxy+}"),
+        ("ApiDeleteRoute", "DELETE /api/v1/{proxy+}"),
+    ] {
+        assert_eq!(props(&t, id)["RouteKey"], key);
+        assert_eq!(
+            props(&t, id)["AuthorizerId"],
+            json!({"Ref": "JwtAuthorizer"})
+        );
+    }
+    assert!(
+        !t.to_string().contains("\"ANY ") && !t.to_string().contains("OPTIONS "),
+        "no route takes the preflights"
+    );
     assert_eq!(
-        props(&t, "ApiRoute")["AuthorizerId"],
-        json!({"Ref": "JwtAuthorizer"})
+        props(&t, "HttpApi")["CorsConfiguration"],
+        json!({"AllowOrigins": [{"Ref": "AppOrigin"}],
+               "AllowMethods": ["GET", "POST", "PUT", "DELETE"],
+               "AllowHeaders": ["authorization", "content-type"], "MaxAge": 600})
     );
     // only the health check is open (onboard's smoke test), and only for GET /healthz
     let health = props(&t, "HealthRoute");
@@ -533,15 +553,20 @@ fn parameters_are_wired_to_outputs_of_earlier_stacks() {
             assert!(!s.template.to_yaml().contains("Fn::ImportValue"));
             assert!(!s.template.to_yaml().contains("Export:"));
         }
-        let compute = &stacks[3];
+        let compute = &stacks[4];
         assert_eq!(
             compute.depends_on(),
             [StackKind::Bootstrap, StackKind::Network, StackKind::Data]
         );
-        assert_eq!(stacks[4].depends_on(), [StackKind::Compute]);
+        assert_eq!(stacks[5].depends_on(), [StackKind::Web, StackKind::Compute]);
+        assert_eq!(stacks[3].depends_on(), [StackKind::Network, StackKind::Web]);
         assert_eq!(
-            stacks[2].sources["PrivateSubnetIds"],
+            stacks[3].sources["PrivateSubnetIds"],
             ParamSource::Output("network.PrivateSubnetIds".into())
+        );
+        assert_eq!(
+            stacks[3].sources["AppOrigin"],
+            ParamSource::Output("web.AppOrigin".into())
         );
     }
 }
@@ -579,13 +604,13 @@ fn every_taggable_resource_carries_the_chrono_tags() {
 
 #[test]
 fn synthesis_is_deterministic_and_within_limits() {
-    for name in ["acme-prod", "acme-staging", "demo-local"] {
+    for name in ["acme-prod", "acme-staging", "demo-local", "initech-staging"] {
         let cfg = example(name);
         let a = synthesize(&cfg).unwrap();
         let b = synthesize(&cfg).unwrap();
         assert_eq!(a, b);
-        assert_eq!(a.len(), 6);
-        let manifest: Value = serde_json::from_str(&a[5].contents).unwrap();
+        assert_eq!(a.len(), 7);
+        let manifest: Value = serde_json::from_str(&a[6].contents).unwrap();
         assert_eq!(manifest["format"], 1);
         for (file, entry) in a.iter().zip(manifest["stacks"].as_array().unwrap()) {
             assert!(file.path.ends_with(entry["template"].as_str().unwrap()));
@@ -594,11 +619,11 @@ fn synthesis_is_deterministic_and_within_limits() {
             assert!(file.contents.ends_with('\n'));
         }
         assert_eq!(
-            manifest["stacks"][3]["parameters"]["ApiCodeKey"],
+            manifest["stacks"][4]["parameters"]["ApiCodeKey"],
             json!({"asset": {"lambda_zip": "chrono-api"}})
         );
         assert_eq!(
-            manifest["stacks"][3]["parameters"]["ImageTag"],
+            manifest["stacks"][4]["parameters"]["ImageTag"],
             json!({"asset": "image_tag"})
         );
     }
@@ -618,5 +643,210 @@ fn only_the_vpc_link_reaches_the_filter_ai_load_balancer() {
         props(&c, "FilterAiLoadBalancer")["EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic"],
         "off",
         "PrivateLink (VPC link) traffic is admitted without inbound rules"
+    );
+}
+
+#[test]
+fn the_app_is_served_privately_by_cloudfront_with_security_headers() {
+    let cfg = example("acme-prod");
+    let t = web::build(&cfg).unwrap().stack.template.to_json();
+    let bucket = props(&t, "AppBucket");
+    assert_eq!(bucket["BucketName"], "chrono-acme-prod-app-111122223333");
+    assert_eq!(
+        bucket["PublicAccessBlockConfiguration"]["RestrictPublicBuckets"],
+        true
+    );
+    // only this distribution reads the bucket (origin access control), over TLS
+    let statements = &props(&t, "AppBucketPolicy")["PolicyDocument"]["Statement"];
+    let read = &statements[1];
+    assert_eq!(
+        read["Principal"],
+        json!({"Service": "cloudfront.amazonaws.com"})
+    );
+    assert_eq!(read["Action"], json!(["s3:GetObject"]));
+    assert_eq!(
+        read["Condition"]["StringEquals"]["AWS:SourceArn"],
+        json!({"Fn::Sub": "arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/${AppDistribution}"})
+    );
+    assert_eq!(statements[0]["Effect"], "Deny");
+    let oac = &props(&t, "AppOriginAccessControl")["OriginAccessControlConfig"];
+    assert_eq!(
+        (
+            oac["SigningBehavior"].as_str(),
+            oac["SigningProtocol"].as_str()
+        ),
+        (Some("always"), Some("sigv4"))
+    );
+    let dist = &props(&t, "AppDistribution")["DistributionConfig"];
+    assert_eq!(
+        dist["Origins"][0]["OriginAccessControlId"],
+        json!({"Fn::GetAtt": ["AppOriginAccessControl", "Id"]})
+    );
+    assert_eq!(
+        dist["Origins"][0]["S3OriginConfig"],
+        json!({"OriginAccessIdentity": ""})
+    );
+    let behavior = &dist["DefaultCacheBehavior"];
+    assert_eq!(behavior["ViewerProtocolPolicy"], "redirect-to-https");
+    assert_eq!(
+        behavior["ResponseHeadersPolicyId"],
+        json!({"Ref": "AppSecurityHeaders"})
+    );
+    assert_eq!(
+        behavior["FunctionAssociations"][0]["EventType"],
+        "viewer-request"
+    );
+    assert_eq!(
+        dist["ViewerCertificate"],
+        json!({"CloudFrontDefaultCertificate": true})
+    );
+    // the security headers: CSP naming exactly the evidence bucket and the identity provider
+    let headers =
+        &props(&t, "AppSecurityHeaders")["ResponseHeadersPolicyConfig"]["SecurityHeadersConfig"];
+    let csp = headers["ContentSecurityPolicy"]["ContentSecurityPolicy"]
+        .as_str()
+        .unwrap();
+    for part in [
+        "script-src 'self';",
+        "frame-ancestors 'none'",
+        "https://chrono-acme-prod-sources-111122223333.s3.eu-west-1.amazonaws.com",
+        "https://acme-chronotracer.eu.auth0.com",
+        "wss://*.execute-api.eu-west-1.amazonaws.com",
+    ] {
+        assert!(csp.contains(part), "{part} missing in {csp}");
+    }
+    assert_eq!(
+        headers["FrameOptions"],
+        json!({"FrameOption": "DENY", "Override": true})
+    );
+    assert_eq!(
+        headers["StrictTransportSecurity"]["AccessControlMaxAgeSec"],
+        63_072_000
+    );
+    // SPA routing: routes (no extension) become index.html, files stay files
+    let js = props(&t, "AppSpaRouting")["FunctionCode"].as_str().unwrap();
+    assert!(js.contains("request.uri = '/index.html'"), "{js}");
+    // an external provider: no user pool, its values passed through
+    assert!(of_type(&t, "AWS::Cognito::UserPool").is_empty());
+    assert_eq!(
+        t["Outputs"]["JwtIssuer"]["Value"],
+        "https://acme-chronotracer.eu.auth0.com/"
+    );
+    assert_eq!(
+        t["Outputs"]["AppClientId"]["Value"],
+        "Xq7vM3bP9kT2rL5sW8yZ1cN4hJ6gF0aD"
+    );
+    assert_eq!(
+        t["Outputs"]["AppOrigin"]["Value"],
+        json!({"Fn::Sub": "https://${AppDistribution.DomainName}"})
+    );
+}
+
+#[test]
+fn without_an_issuer_the_web_stack_creates_the_user_pool_the_api_trusts() {
+    let cfg = example("initech-staging");
+    let stacks = build_stacks(&cfg).unwrap();
+    let web_t = stacks[2].template.to_json();
+    let pool = props(&web_t, "UserPool");
+    assert_eq!(
+        pool["UserPoolTier"], "ESSENTIALS",
+        "access-token claims need the V2 trigger"
+    );
+    assert_eq!(
+        pool["LambdaConfig"]["PreTokenGenerationConfig"],
+        json!({"LambdaArn": {"Fn::GetAtt": ["TokenClaimsFunction", "Arn"]}, "LambdaVersion": "V2_0"})
+    );
+    assert_eq!(
+        pool["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"],
+        true
+    );
+    assert_eq!(pool["MfaConfiguration"], "ON");
+    let client = props(&web_t, "AppClient");
+    assert_eq!(client["GenerateSecret"], false);
+    assert_eq!(client["AllowedOAuthFlows"], json!(["code"]));
+    assert_eq!(
+        client["CallbackURLs"],
+        json!([{"Fn::Sub": "https://${AppDistribution.DomainName}/callback"}])
+    );
+    assert_eq!(
+        props(&web_t, "UserPoolDomain")["Domain"],
+        "initech-chronotracer-staging"
+    );
+    let groups: BTreeSet<&str> = of_type(&web_t, "AWS::Cognito::UserPoolGroup")
+        .iter()
+        .map(|(_, g)| g["Properties"]["GroupName"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        groups,
+        BTreeSet::from([web::ADMIN_GROUP, web::ANALYST_GROUP, web::ALL_CASES_GROUP])
+    );
+    let permission = props(&web_t, "TokenClaimsPermission");
+    assert_eq!(permission["Principal"], "cognito-idp.amazonaws.com");
+    assert_eq!(
+        permission["SourceArn"],
+        json!({"Fn::GetAtt": ["UserPool", "Arn"]})
+    );
+    assert_eq!(
+        stacks[2].sources["TokenClaimsCodeKey"],
+        ParamSource::Asset(chrono_stacks::stack::Asset::LambdaZip(
+            web::TOKEN_CLAIMS_BINARY.into()
+        ))
+    );
+    assert_eq!(
+        web_t["Outputs"]["JwtIssuer"]["Value"],
+        json!({"Fn::Sub": "https://cognito-idp.${AWS::Region}.amazonaws.com/${UserPool}"})
+    );
+    assert_eq!(
+        web_t["Outputs"]["JwtAudience"]["Value"],
+        json!({"Ref": "AppClient"})
+    );
+    let csp =
+        props(&web_t, "AppSecurityHeaders")["ResponseHeadersPolicyConfig"]["SecurityHeadersConfig"]
+            ["ContentSecurityPolicy"]["ContentSecurityPolicy"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    assert!(
+        csp.contains("https://initech-chronotracer-staging.auth.us-east-1.amazoncognito.com"),
+        "{csp}"
+    );
+    assert!(
+        csp.contains("https://cognito-idp.us-east-1.amazonaws.com"),
+        "{csp}"
+    );
+
+    // the API's authorizer and the WebSocket authorizer trust the pool's tokens
+    let api_t = stacks[5].template.to_json();
+    assert_eq!(
+        props(&api_t, "JwtAuthorizer")["JwtConfiguration"],
+        json!({"Audience": [{"Ref": "JwtAudience"}], "Issuer": {"Ref": "JwtIssuer"}})
+    );
+    assert_eq!(
+        stacks[5].sources["JwtIssuer"],
+        ParamSource::Output("web.JwtIssuer".into())
+    );
+    let compute_t = stacks[4].template.to_json();
+    let vars = &props(&compute_t, "WsAuthorizerFunction")["Environment"]["Variables"];
+    assert_eq!(vars["CHRONO_JWT_AUDIENCE"], json!({"Ref": "JwtAudience"}));
+    assert_eq!(
+        vars["CHRONO_JWKS_URL"],
+        json!({"Fn::Sub": "${JwtIssuer}/.well-known/jwks.json"})
+    );
+    assert_eq!(
+        stacks[4].depends_on(),
+        [
+            StackKind::Bootstrap,
+            StackKind::Network,
+            StackKind::Web,
+            StackKind::Data
+        ]
+    );
+    // evidence uploads: exactly the app's origin, PUT, ETag readable
+    let data_t = stacks[3].template.to_json();
+    assert_eq!(
+        props(&data_t, "SourcesBucket")["CorsConfiguration"],
+        json!({"CorsRules": [{"AllowedHeaders": ["content-type"], "AllowedMethods": ["PUT"],
+                              "AllowedOrigins": [{"Ref": "AppOrigin"}], "ExposedHeaders": ["ETag"],
+                              "MaxAge": 3000}]})
     );
 }

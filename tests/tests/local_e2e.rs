@@ -1,8 +1,10 @@
 //! End to end through `chronoctl local`: `up` → API (case, presigned upload) → pipeline →
 //! search → AI → `down`, with real processes (moto from `.venv`, a private PostgreSQL
-//! cluster, the runtime binaries of this build). Also: `up` twice starts no duplicates,
-//! a killed component is restarted by `up`, data survives `down` + `up`, `down --wipe`
-//! removes it, and no process is left behind.
+//! cluster, the runtime binaries of this build). Also: the one origin (a built app — here
+//! a stand-in `index.html` — `config.json`, the API, the AI chat and its WebSocket behind
+//! the front door) reached with a token from the issuer's code flow; `local seed`; `up`
+//! twice starts no duplicates, a killed component is restarted by `up`, data survives
+//! `down` + `up`, `down --wipe` removes it, and no process is left behind.
 //!
 //! Needs `make venv`, PostgreSQL server binaries and a built workspace (`make test`
 //! provides all three).
@@ -36,6 +38,9 @@ struct Local {
     dir: tempfile::TempDir,
 }
 
+/// The stand-in for a built app: `index.html` and one hashed asset.
+const INDEX_HTML: &str = "<!doctype html><title>stand-in app</title><script type=module src=/assets/app-1a2b3c.js></script>";
+
 impl Local {
     fn new() -> Self {
         use std::os::unix::fs::PermissionsExt;
@@ -45,6 +50,10 @@ impl Local {
             .unwrap();
         // The `postgres` user must reach the data directory inside.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let app = dir.path().join("app-dist");
+        std::fs::create_dir_all(app.join("assets")).unwrap();
+        std::fs::write(app.join("index.html"), INDEX_HTML).unwrap();
+        std::fs::write(app.join("assets/app-1a2b3c.js"), "console.log('app')").unwrap();
         Local { dir }
     }
 
@@ -66,6 +75,7 @@ impl Local {
             .args(args)
             .env_remove("DATABASE_URL")
             .env("CHRONO_BIN_DIR", bin_dir())
+            .env("CHRONO_APP_DIR", self.dir.path().join("app-dist"))
             .output()
             .unwrap();
         (
@@ -176,7 +186,7 @@ fn local_platform_end_to_end() {
 
     let first = local.pids();
     let names: Vec<&str> = first.iter().map(|(n, _)| n.as_str()).collect();
-    for required in ["api", "moto", "postgres", "issuer"] {
+    for required in ["api", "moto", "postgres", "issuer", "web"] {
         assert!(
             names.contains(&required),
             "{required} missing from {names:?}"
@@ -280,6 +290,8 @@ fn local_platform_end_to_end() {
     let produced = ai["detail"].as_str().unwrap();
     assert!(produced.contains("\"field\":\"action\""), "{produced}");
     assert!(report["ai_hits"].as_i64().unwrap() > 0, "{report:#}");
+
+    one_origin(&local, &case_id);
 
     // A crashed component is reported and restarted by up.
     let (_, api_pid) = first.iter().find(|(n, _)| n == "api").cloned().unwrap();
@@ -392,4 +404,255 @@ fn local_platform_end_to_end() {
     for pid in last {
         assert!(!alive(pid), "pid {pid} survived the final down");
     }
+}
+
+/// Logs in through the issuer's authorization code flow with PKCE, as the app does (but
+/// without a browser): the login page's form, the redirect with the code, the token
+/// exchange. The access token.
+async fn login(http: &reqwest::Client, config: &Value, role: &str) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let oidc = &config["oidc"];
+    let issuer = oidc["issuer"].as_str().unwrap();
+    let discovery: Value = http
+        .get(format!("{issuer}/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(discovery["issuer"], issuer);
+    let verifier = "a-verifier-of-more-than-forty-three-characters-0123456789";
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(verifier.as_bytes()));
+    let redirect = oidc["redirect_uri"].as_str().unwrap();
+    let client_id = oidc["client_id"].as_str().unwrap();
+    let resp = http
+        .post(discovery["authorization_endpoint"].as_str().unwrap())
+        .form(&[
+            ("response_type", "code"),
+            ("client_id", client_id),
+            ("redirect_uri", redirect),
+            ("scope", "openid profile"),
+            ("state", "s"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+            ("user", "e2e-user"),
+            ("role", role),
+            ("cases", "*"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303, "{:?}", resp.text().await);
+    let location = reqwest::Url::parse(resp.headers()["location"].to_str().unwrap()).unwrap();
+    assert!(location.as_str().starts_with(redirect), "{location}");
+    let code = location
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let tokens: Value = http
+        .post(discovery["token_endpoint"].as_str().unwrap())
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", redirect),
+            ("client_id", client_id),
+            ("code_verifier", verifier),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    tokens["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no access token: {tokens}"))
+        .to_owned()
+}
+
+/// The app's one origin: static files with the security headers, `config.json`, the API,
+/// the AI chat and its WebSocket, with a token from the code flow; `local seed` and the
+/// histogram over what it loaded.
+fn one_origin(local: &Local, demo_case: &str) {
+    use futures::{SinkExt, StreamExt};
+    let web = local.state()["components"]["web"]["endpoint"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let issuer = local.state()["components"]["issuer"]["endpoint"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, status_text, _) = local.chronoctl(&["status"]);
+    assert!(
+        status_text.contains(&format!("app: {web}/")),
+        "{status_text}"
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .build()
+            .unwrap();
+        let config: Value = http
+            .get(format!("{web}/config.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(config["api_url"], web.as_str());
+        assert_eq!(
+            config["ws_url"],
+            format!("{}/api/v1/ai/ws", web.replace("http://", "ws://"))
+        );
+        assert_eq!(config["oidc"]["issuer"], issuer.as_str());
+        assert_eq!(config["oidc"]["redirect_uri"], format!("{web}/callback"));
+
+        // the app: any page path is index.html, assets are cached for good, a missing
+        // asset is a 404; every answer carries the CSP
+        for path in ["/", "/cases/123/timeline", "/callback?code=x&state=y"] {
+            let resp = http.get(format!("{web}{path}")).send().await.unwrap();
+            assert_eq!(resp.status(), 200, "{path}");
+            let csp = resp.headers()["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            assert!(
+                csp.contains("script-src 'self'") && csp.contains(&issuer),
+                "{csp}"
+            );
+            assert_eq!(resp.headers()["x-frame-options"], "DENY");
+            assert_eq!(resp.text().await.unwrap(), INDEX_HTML, "{path}");
+        }
+        let asset = http
+            .get(format!("{web}/assets/app-1a2b3c.js"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(asset.status(), 200);
+        assert!(
+            asset.headers()["cache-control"]
+                .to_str()
+                .unwrap()
+                .contains("immutable")
+        );
+        assert!(
+            asset.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/javascript")
+        );
+        let missing = http
+            .get(format!("{web}/assets/nope.js"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(missing.status(), 404);
+        // the WebSocket integration path of AWS is not reachable from outside
+        let gateway = http
+            .post(format!("{web}/api/v1/ai/ws/gateway"))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(gateway.status(), 404);
+
+        // the API and the AI chat with a token from the code flow
+        let analyst = login(&http, &config, "analyst").await;
+        let cases: Value = http
+            .get(format!("{web}/api/v1/cases"))
+            .bearer_auth(&analyst)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(
+            cases["cases"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["id"] == demo_case),
+            "{cases}"
+        );
+        let ask = serde_json::json!({"case_id": demo_case, "question": "show me failed logons"});
+        let chat = http
+            .post(format!("{web}/api/v1/ai/chat"))
+            .bearer_auth(&analyst)
+            .json(&ask)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(chat.status(), 200);
+        let chat: Value = chat.json().await.unwrap();
+        assert_eq!(chat["kind"], "filter", "{chat}");
+        let ws_url = config["ws_url"].as_str().unwrap();
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("{ws_url}?token={analyst}"))
+            .await
+            .unwrap();
+        ws.send(tokio_tungstenite::tungstenite::Message::text(
+            ask.to_string(),
+        ))
+        .await
+        .unwrap();
+        let reply = tokio::time::timeout(std::time::Duration::from_secs(30), ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let reply: Value = serde_json::from_str(reply.to_text().unwrap()).unwrap();
+        assert_eq!(reply["kind"], "filter", "{reply}");
+        assert_eq!(
+            reply["filter"], chat["filter"],
+            "the same answer on both doors"
+        );
+        match tokio_tungstenite::connect_async(format!("{ws_url}?token=forged")).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+                assert_eq!(resp.status(), 401)
+            }
+            other => panic!("a forged token must be refused at the upgrade: {other:?}"),
+        }
+
+        // seed a case with synthetic events; the histogram counts them all
+        let admin = login(&http, &config, "admin").await;
+        let case: Value = http
+            .post(format!("{web}/api/v1/cases"))
+            .bearer_auth(&admin)
+            .json(&serde_json::json!({"name": "seeded"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let seeded = case["id"].as_str().unwrap().to_owned();
+        local.ok(&["seed", "--case", &seeded, "--events", "20000"]);
+        let histogram: Value = http
+            .post(format!("{web}/api/v1/cases/{seeded}/events/histogram"))
+            .bearer_auth(&admin)
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(histogram["total"], 20000, "{histogram}");
+        assert_eq!(
+            histogram["interval"], "12h",
+            "30 days in at most 100 buckets"
+        );
+    });
 }

@@ -4,6 +4,7 @@
 //! It works on a [`DeployPlan`] (stacks, dependencies, parameter sources, assets) and the
 //! SDK clients of [`crate::aws::Clients`]; it never synthesizes templates itself.
 
+pub mod app;
 pub mod assets;
 pub mod cfn;
 pub mod destroy;

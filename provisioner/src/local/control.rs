@@ -18,8 +18,10 @@ use super::keys::{SigningKey, TokenClaims};
 use super::layout::{Component, Layout, State};
 use super::postgres::{self, Binaries};
 use super::runtime::{self, PROCESSES, RuntimeProcess, Wiring};
-use super::{LocalError, TokenArgs, UpArgs, moto, process, provision};
+use super::web::{self, WEB};
+use super::{LocalError, SeedArgs, TokenArgs, UpArgs, moto, process, provision};
 use crate::cli::OutputFormat;
+use crate::webapp::{self, AppConfig, OidcConfig};
 
 /// Component names of the infrastructure `up` starts before the runtime.
 pub const MOTO: &str = "moto";
@@ -114,8 +116,9 @@ pub(crate) fn http_client() -> reqwest::Client {
         .unwrap_or_default()
 }
 
-fn bin_dir(args: &UpArgs) -> PathBuf {
-    args.bin_dir.clone().unwrap_or_else(|| {
+/// The runtime binaries: `given`, or the directory of chronoctl itself.
+fn bin_dir(given: Option<&PathBuf>) -> PathBuf {
+    given.cloned().unwrap_or_else(|| {
         std::env::current_exe()
             .ok()
             .and_then(|p| p.parent().map(Path::to_path_buf))
@@ -133,7 +136,7 @@ pub async fn up(
         std::path::absolute(&args.config).map_err(LocalError::io("resolving", &args.config))?;
     let cfg = Config::load(&cfg_path)?;
     let plan = provision::plan(&cfg)?;
-    let bins = bin_dir(args);
+    let bins = bin_dir(args.bin_dir.as_ref());
     let moto_program = moto::program(&args.venv)?;
     let db = match std::env::var(vars::DATABASE_URL)
         .ok()
@@ -232,9 +235,14 @@ pub async fn up(
     };
     let admin_url = user_url(postgres::SUPERUSER);
 
+    // The app's origin (the front door's port), which the issuer, the evidence bucket's
+    // CORS rule and the app's configuration name.
+    let web_port = port(&mut state, WEB)?;
+    let origin = app_origin(web_port);
+
     // The emulated AWS resources, from the stack model.
     let sdk = moto::sdk_config(&moto_url, &cfg.region);
-    let provisioned = provision::apply(&sdk, &cfg, &plan).await?;
+    let provisioned = provision::apply(&sdk, &cfg, &plan, &origin).await?;
     say(
         output,
         format!(
@@ -287,7 +295,8 @@ pub async fn up(
     }
 
     let issuer_port = port(&mut state, ISSUER)?;
-    start_issuer(layout, &mut state, &cfg, issuer_port, output).await?;
+    let issuer_url = issuer::issuer_url(issuer_port);
+    start_issuer(layout, &mut state, &cfg, issuer_port, &origin, output).await?;
 
     // Runtime processes.
     let jwks_url = issuer::jwks_url(issuer_port);
@@ -295,6 +304,7 @@ pub async fn up(
         cfg: &cfg,
         provisioned: &provisioned,
         aws_endpoint: &moto_url,
+        issuer: &issuer_url,
         jwks_url: &jwks_url,
     };
     let shared_env = runtime::env(&wiring, &user_url(runtime::API.db_user));
@@ -320,6 +330,67 @@ pub async fn up(
             health_path: rp.health_path,
         };
         ensure_started(layout, &mut state, &started, cmd, output).await?;
+    }
+
+    // The front door: the app, the API, the AI chat and its WebSocket on one origin.
+    let app_config = AppConfig {
+        api_url: origin.clone(),
+        ws_url: format!("ws://127.0.0.1:{web_port}{}", web::WS_PATH),
+        oidc: OidcConfig {
+            issuer: issuer_url.clone(),
+            client_id: runtime::audience(&cfg),
+            scopes: webapp::SCOPES.map(String::from).to_vec(),
+            redirect_uri: webapp::redirect_uri(&origin),
+            audience: None,
+            roles_claim: cfg.auth.roles_claim.clone(),
+            cases_claim: cfg.auth.cases_claim.clone(),
+        },
+    };
+    let config_file = layout.app_config();
+    std::fs::write(&config_file, app_config.to_json())
+        .map_err(LocalError::io("writing", &config_file))?;
+    let app_dir =
+        std::path::absolute(&args.app_dir).map_err(LocalError::io("resolving", &args.app_dir))?;
+    let backend = |name: &str| {
+        format!(
+            "http://127.0.0.1:{}",
+            state.ports.get(name).copied().unwrap_or(0)
+        )
+    };
+    let program = std::env::current_exe().map_err(LocalError::io("locating", "chronoctl"))?;
+    let mut cmd = Command::new(&program);
+    cmd.arg("local")
+        .arg("--dir")
+        .arg(layout.root())
+        .arg("serve-web")
+        .arg("--addr")
+        .arg(format!("127.0.0.1:{web_port}"))
+        .arg("--app-dir")
+        .arg(&app_dir)
+        .arg("--api")
+        .arg(backend(runtime::API.name))
+        .arg("--ai")
+        .arg(backend(runtime::FILTER_AI.name))
+        .arg("--config")
+        .arg(&config_file)
+        .args(["--connect-src", &issuer_url, "--connect-src", &moto_url])
+        .args(["--connect-src", &format!("ws://127.0.0.1:{web_port}")])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    let started = Started {
+        name: WEB,
+        port: web_port,
+        health_path: web::HEALTH_PATH,
+    };
+    ensure_started(layout, &mut state, &started, cmd, output).await?;
+    if !app_dir.join("index.html").is_file() {
+        say(
+            output,
+            format!(
+                "the web app is not built ({} has no index.html): `make app` builds it",
+                app_dir.display()
+            ),
+        );
     }
     layout.save(&state)?;
 
@@ -383,13 +454,20 @@ async fn ensure_started(
     .await
 }
 
-/// Starts the issuer (this very binary, `local serve-jwks`) unless it already runs from
-/// the current build.
+/// The origin the app is served on by the front door listening on `port`.
+pub fn app_origin(port: u16) -> String {
+    format!("http://127.0.0.1:{port}")
+}
+
+/// Starts the issuer (this very binary, `local serve-issuer`) unless it already runs from
+/// the current build. Its one client is the app (client id = the API's audience, as with
+/// a Cognito app client), redirecting to the app's callback on `origin`.
 async fn start_issuer(
     layout: &Layout,
     state: &mut State,
     cfg: &Config,
     port: u16,
+    origin: &str,
     output: OutputFormat,
 ) -> Result<(), LocalError> {
     let program = std::env::current_exe().map_err(LocalError::io("locating", "chronoctl"))?;
@@ -397,13 +475,21 @@ async fn start_issuer(
     cmd.arg("local")
         .arg("--dir")
         .arg(layout.root())
-        .arg("serve-jwks")
+        .arg("serve-issuer")
         .arg("--addr")
         .arg(format!("127.0.0.1:{port}"))
+        .arg("--issuer")
+        .arg(issuer::issuer_url(port))
         .arg("--jwks")
         .arg(layout.jwks())
-        .arg("--issuer")
-        .arg(&cfg.auth.jwt_issuer)
+        .arg("--signing-key")
+        .arg(layout.signing_key())
+        .arg("--client-id")
+        .arg(runtime::audience(cfg))
+        .arg("--audience")
+        .arg(runtime::audience(cfg))
+        .arg("--redirect-uri")
+        .arg(webapp::redirect_uri(origin))
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default());
     let started = Started {
@@ -487,6 +573,7 @@ fn summary(state: &State, unavailable: &[RuntimeProcess], layout: &Layout) -> se
         "not_yet_available": unavailable.iter().map(|p| p.name).collect::<Vec<_>>(),
         "jwks": layout.jwks(),
         "jwks_url": state.ports.get(ISSUER).map(|p| issuer::jwks_url(*p)),
+        "app_url": app_url(state),
     })
 }
 
@@ -517,7 +604,19 @@ fn print_summary(state: &State, unavailable: &[RuntimeProcess], layout: &Layout)
             api.endpoint
         );
     }
+    if let Some(url) = app_url(state) {
+        println!();
+        println!("Open the app: {url}");
+    }
     println!("Logs: chronoctl local logs <component>   Stop: chronoctl local down [--wipe]");
+}
+
+/// The app's URL, when the front door was started.
+pub fn app_url(state: &State) -> Option<String> {
+    state
+        .components
+        .get(WEB)
+        .map(|c| format!("{}/", c.endpoint.trim_end_matches('/')))
 }
 
 /// One line of `status`.
@@ -544,6 +643,7 @@ pub async fn statuses(layout: &Layout) -> Result<Vec<ComponentStatus>, LocalErro
             MOTO => format!("{}/moto-api/", c.endpoint),
             POSTGRES => String::new(),
             ISSUER => format!("{}{}", c.endpoint, issuer::HEALTH_PATH),
+            WEB => format!("{}{}", c.endpoint, web::HEALTH_PATH),
             other => {
                 let path = PROCESSES
                     .iter()
@@ -601,6 +701,9 @@ pub async fn status(layout: &Layout, output: OutputFormat) -> Result<ExitCode, L
                     s.endpoint
                 );
             }
+            if let Some(web) = all.iter().find(|s| s.name == WEB && s.state == "running") {
+                println!("app: {}/", web.endpoint);
+            }
         }
     }
     Ok(if ok {
@@ -619,7 +722,8 @@ pub async fn down(
 ) -> Result<ExitCode, LocalError> {
     let mut stopped = BTreeMap::new();
     if let Some(mut state) = layout.load()? {
-        let mut order: Vec<String> = PROCESSES.iter().map(|p| p.name.to_owned()).collect();
+        let mut order: Vec<String> = vec![WEB.to_owned()];
+        order.extend(PROCESSES.iter().map(|p| p.name.to_owned()));
         order.extend([POSTGRES.to_owned(), MOTO.to_owned()]);
         order.extend(
             state
@@ -665,6 +769,7 @@ pub fn logs(layout: &Layout, component: Option<&str>) -> Result<ExitCode, LocalE
         ISSUER,
         runtime::API.name,
         runtime::FILTER_AI.name,
+        WEB,
     ];
     match component {
         None => {
@@ -704,4 +809,41 @@ pub fn mint_token(layout: &Layout, args: &TokenArgs) -> Result<String, LocalErro
 pub fn token(layout: &Layout, args: &TokenArgs) -> Result<ExitCode, LocalError> {
     println!("{}", mint_token(layout, args)?);
     Ok(ExitCode::SUCCESS)
+}
+
+/// `chronoctl local seed`: `chrono-api seed` against the local database (as its owner,
+/// which the statistics refresh needs), with the runtime's synthetic timeline.
+pub async fn seed(layout: &Layout, args: &SeedArgs) -> Result<ExitCode, LocalError> {
+    let state = layout.load()?.ok_or(LocalError::NotRunning)?;
+    let database_url = match (state.components.get(POSTGRES), state.ports.get(POSTGRES)) {
+        (Some(_), Some(port)) => postgres::url(
+            *port,
+            postgres::SUPERUSER,
+            chrono_stacks::data::DATABASE_NAME,
+        ),
+        _ => std::env::var("DATABASE_URL").map_err(|_| LocalError::Missing {
+            what: "the database of the local platform".into(),
+            install: "it runs on DATABASE_URL; set it for `local seed` too".into(),
+        })?,
+    };
+    let bins = bin_dir(args.bin_dir.as_ref());
+    let api = runtime::API
+        .program(&bins)
+        .ok_or_else(|| LocalError::Missing {
+            what: format!("{} in {}", runtime::API.binary, bins.display()),
+            install: "build the runtime (`cargo build -p chrono-runtime --bins`)".into(),
+        })?;
+    let status = Command::new(&api)
+        .args(["seed", "--case", &args.case.to_string()])
+        .args(["--events", &args.events.to_string()])
+        .env("DATABASE_URL", database_url)
+        .env("CHRONO_LOG_FORMAT", "text")
+        .env("CHRONO_DB_STATEMENT_TIMEOUT_MS", "0")
+        .status()
+        .map_err(LocalError::io("running", &api))?;
+    Ok(if status.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

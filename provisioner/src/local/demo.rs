@@ -1,6 +1,8 @@
 //! `chronoctl local demo`: the product end to end against the running local platform,
-//! through the same public interfaces a user has: a demo case, evidence uploaded through
-//! presigned `PUT` URLs, processing, a filtered search, and one AI question.
+//! through the same public interfaces a user has — the app's one origin (the `web`
+//! front door) when it runs: a demo case, evidence uploaded through presigned `PUT` URLs,
+//! processing, a filtered search, and one AI question. The case stays, to be explored in
+//! the app, whose URL the demo prints last.
 //!
 //! Each step reports `ok`, `not yet available` (the runtime piece has not landed: the
 //! API answers `pipeline_unavailable`, or a server is not built) or `failed`; the demo
@@ -84,6 +86,8 @@ pub struct Report {
     pub ai_hits: Option<i64>,
     /// Seconds the whole demo took.
     pub seconds: f64,
+    /// Where to open the app (when the front door runs).
+    pub app_url: Option<String>,
 }
 
 impl Report {
@@ -166,6 +170,12 @@ pub async fn run(
                 },
                 report.seconds
             );
+            if let Some(url) = &report.app_url {
+                match &report.case_id {
+                    Some(case) => println!("Open the app: {url} (the demo case is {case})"),
+                    None => println!("Open the app: {url}"),
+                }
+            }
         }
     }
     Ok(if report.complete() {
@@ -184,7 +194,15 @@ pub async fn drive(
 ) -> Result<Report, LocalError> {
     let started = Instant::now();
     let state = layout.load()?.ok_or(LocalError::NotRunning)?;
-    let mut report = Report::default();
+    let mut report = Report {
+        app_url: super::control::app_url(&state),
+        ..Report::default()
+    };
+    // Through the one origin when the front door runs, as the app calls it.
+    let front_door = state
+        .components
+        .get(super::web::WEB)
+        .map(|c| c.endpoint.clone());
     let token = mint_token(
         layout,
         &TokenArgs {
@@ -213,7 +231,7 @@ pub async fn drive(
     };
     let api = Api {
         client: client.clone(),
-        base: api.endpoint.clone(),
+        base: front_door.clone().unwrap_or_else(|| api.endpoint.clone()),
         token: token.clone(),
     };
 
@@ -389,7 +407,7 @@ pub async fn drive(
         Some(ai) => {
             let ai_api = Api {
                 client: http_client(),
-                base: ai.endpoint.clone(),
+                base: front_door.clone().unwrap_or_else(|| ai.endpoint.clone()),
                 token,
             };
             let ask = json!({"case_id": case_id, "question": QUESTION});

@@ -86,32 +86,13 @@ impl SigningKey {
         })
     }
 
-    /// A signed RS256 token.
+    /// A signed RS256 token with the contract's claims.
     pub fn token(&self, claims: &TokenClaims<'_>) -> Result<String, LocalError> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let cases: Value = if claims.cases.is_empty() {
-            json!(["*"])
-        } else {
-            json!(
-                claims
-                    .cases
-                    .iter()
-                    .map(|c| c.to_string())
-                    .collect::<Vec<_>>()
-            )
-        };
-        let body = json!({
-            "sub": claims.sub,
-            "iss": claims.issuer,
-            "aud": claims.audience,
-            "iat": now,
-            "exp": now + claims.ttl_seconds,
-            ROLES_CLAIM: claims.roles,
-            CASES_CLAIM: cases,
-        });
+        self.sign(&claims.to_json(unix_now()))
+    }
+
+    /// Signs any claim set (RS256, with this key's `kid`).
+    pub fn sign(&self, claims: &Value) -> Result<String, LocalError> {
         let pem = self
             .key
             .to_pkcs8_pem(LineEnding::LF)
@@ -120,8 +101,16 @@ impl SigningKey {
             .map_err(|e| LocalError::Key(e.to_string()))?;
         let mut header = Header::new(Algorithm::RS256);
         header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, &body, &encoding).map_err(|e| LocalError::Key(e.to_string()))
+        jsonwebtoken::encode(&header, claims, &encoding).map_err(|e| LocalError::Key(e.to_string()))
     }
+}
+
+/// Seconds since the epoch.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// What a token says.
@@ -152,4 +141,25 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), LocalError> {
         .open(path)
         .map_err(LocalError::io("writing", path))?;
     f.write_all(bytes).map_err(LocalError::io("writing", path))
+}
+
+impl TokenClaims<'_> {
+    /// The claims as JSON, issued at `now`: `sub`, `iss`, `aud`, `iat`, `exp`, the roles
+    /// claim and the cases claim (`["*"]` when no case is named).
+    pub fn to_json(&self, now: u64) -> Value {
+        let cases: Value = if self.cases.is_empty() {
+            json!(["*"])
+        } else {
+            json!(self.cases.iter().map(|c| c.to_string()).collect::<Vec<_>>())
+        };
+        json!({
+            "sub": self.sub,
+            "iss": self.issuer,
+            "aud": self.audience,
+            "iat": now,
+            "exp": now + self.ttl_seconds,
+            ROLES_CLAIM: self.roles,
+            CASES_CLAIM: cases,
+        })
+    }
 }

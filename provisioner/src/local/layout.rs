@@ -6,6 +6,7 @@
 //! <dir>/keys/          signing-key.pem (private, 0600) and jwks.json (public)
 //! <dir>/logs/<c>.log   one log per component
 //! <dir>/moto-recording.jsonl  requests to the emulator, replayed by `up`
+//! <dir>/app-config.json  the web app's config.json, served by the front door
 //! <dir>/state.json     components, pids, ports
 //! ```
 
@@ -67,6 +68,11 @@ impl Layout {
     /// Every request the emulator received (replayed by the next `up`).
     pub fn moto_recording(&self) -> PathBuf {
         self.root.join("moto-recording.jsonl")
+    }
+
+    /// The web app's `config.json`, served by the front door.
+    pub fn app_config(&self) -> PathBuf {
+        self.root.join("app-config.json")
     }
 
     /// The state file.

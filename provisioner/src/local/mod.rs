@@ -3,9 +3,11 @@
 //! `up` starts the moto server (from the project's `.venv`) and a private PostgreSQL
 //! cluster, creates in the emulator what the data and compute stacks describe (buckets,
 //! tables, the pipeline state machine: from the typed stack model, never hand-written
-//! names), applies the runtime's migrations and login roles, mints a signing key and
-//! serves its JWKS over HTTP (see [`issuer`]), and runs the runtime's handlers as local processes. `status`, `down`, `logs`,
-//! `token` and `demo` work on what `up` recorded in the state file.
+//! names), applies the runtime's migrations and login roles, mints a signing key and runs
+//! an OpenID Connect issuer with it (see [`issuer`]), runs the runtime's handlers as local
+//! processes, and serves the web app, the API, the AI chat and its WebSocket on one origin
+//! (see [`web`]). `status`, `down`, `logs`, `token`, `demo` and `seed` work on what `up`
+//! recorded in the state file.
 //!
 //! Everything lives under one directory (default `.chrono/local`, see [`layout`]).
 //! Processes are tracked by pid (checked against their command line, so a recycled pid
@@ -24,6 +26,7 @@ pub mod postgres;
 pub mod process;
 pub mod provision;
 pub mod runtime;
+pub mod web;
 
 use std::path::PathBuf;
 
@@ -62,27 +65,80 @@ pub enum LocalCommand {
     },
     /// Print the log of one component (or list the log files).
     Logs {
-        /// Component: moto, postgres, issuer, api, filter-ai.
+        /// Component: moto, postgres, issuer, api, filter-ai, web.
         component: Option<String>,
     },
     /// Print a signed token for the local API.
     Token(TokenArgs),
     /// End-to-end demo against the running platform: case, uploads, pipeline, search, AI.
     Demo(demo::DemoArgs),
-    /// Serve the signing key's JWKS and discovery document (the `issuer` component `up`
-    /// starts; not meant to be run by hand).
+    /// Load synthetic events into a case of the running platform (for benchmarks of the
+    /// web app; runs `chrono-api seed` against the local database).
     #[command(hide = true)]
-    ServeJwks {
+    Seed(SeedArgs),
+    /// The OpenID Connect issuer (the `issuer` component `up` starts; not meant to be run
+    /// by hand).
+    #[command(hide = true)]
+    ServeIssuer {
         /// Listen address.
         #[arg(long)]
         addr: std::net::SocketAddr,
-        /// The JWKS file to serve.
-        #[arg(long)]
-        jwks: PathBuf,
-        /// The issuer (`iss`) the tokens carry.
+        /// The issuer identifier (its own base URL).
         #[arg(long)]
         issuer: String,
+        /// The public key set file.
+        #[arg(long)]
+        jwks: PathBuf,
+        /// The private signing key.
+        #[arg(long)]
+        signing_key: PathBuf,
+        /// The app's client id.
+        #[arg(long)]
+        client_id: String,
+        /// The `aud` of access tokens.
+        #[arg(long)]
+        audience: String,
+        /// A redirect URI the client may use (repeatable).
+        #[arg(long = "redirect-uri", required = true)]
+        redirect_uris: Vec<String>,
     },
+    /// The one-origin front door (the `web` component `up` starts; not meant to be run by
+    /// hand).
+    #[command(hide = true)]
+    ServeWeb {
+        /// Listen address.
+        #[arg(long)]
+        addr: std::net::SocketAddr,
+        /// The built app.
+        #[arg(long)]
+        app_dir: PathBuf,
+        /// chrono-api's base URL.
+        #[arg(long)]
+        api: String,
+        /// filter-ai's base URL.
+        #[arg(long)]
+        ai: String,
+        /// The app configuration file served at /config.json.
+        #[arg(long)]
+        config: PathBuf,
+        /// A source the app may connect to besides itself (repeatable; CSP connect-src).
+        #[arg(long = "connect-src")]
+        connect_src: Vec<String>,
+    },
+}
+
+/// `local seed` arguments.
+#[derive(Debug, Clone, Args)]
+pub struct SeedArgs {
+    /// The case (it must exist).
+    #[arg(long)]
+    pub case: uuid::Uuid,
+    /// How many events.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events: i64,
+    /// Directory of the runtime binaries (default: next to chronoctl).
+    #[arg(long, env = "CHRONO_BIN_DIR")]
+    pub bin_dir: Option<PathBuf>,
 }
 
 /// `local up` arguments.
@@ -97,6 +153,9 @@ pub struct UpArgs {
     /// Directory of the runtime binaries (default: next to chronoctl).
     #[arg(long, env = "CHRONO_BIN_DIR")]
     pub bin_dir: Option<PathBuf>,
+    /// The built web app, served on the app's origin.
+    #[arg(long, default_value = "app/dist", env = "CHRONO_APP_DIR")]
+    pub app_dir: PathBuf,
     /// Show what would be started and provisioned; start nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -213,7 +272,7 @@ pub enum LocalError {
     #[error("signing key: {0}; `chronoctl local down --wipe` and `up` mint a new one")]
     Key(String),
     /// No such component.
-    #[error("no component `{0}`; one of: moto, postgres, issuer, api, filter-ai")]
+    #[error("no component `{0}`; one of: moto, postgres, issuer, api, filter-ai, web")]
     UnknownComponent(String),
     /// A demo step failed or is not available yet.
     #[error("demo: {0}")]
@@ -253,8 +312,44 @@ pub fn run(args: &LocalArgs, output: OutputFormat) -> Result<std::process::ExitC
             LocalCommand::Logs { component } => control::logs(&layout, component.as_deref()),
             LocalCommand::Token(t) => control::token(&layout, t),
             LocalCommand::Demo(d) => demo::run(&layout, d, output).await,
-            LocalCommand::ServeJwks { addr, jwks, issuer } => {
-                issuer::serve(*addr, jwks, issuer, &layout.log(issuer::ISSUER))
+            LocalCommand::Seed(a) => control::seed(&layout, a).await,
+            LocalCommand::ServeIssuer {
+                addr,
+                issuer,
+                jwks,
+                signing_key,
+                client_id,
+                audience,
+                redirect_uris,
+            } => {
+                let settings = issuer::IssuerSettings {
+                    issuer: issuer.clone(),
+                    jwks: jwks.clone(),
+                    signing_key: signing_key.clone(),
+                    client_id: client_id.clone(),
+                    audience: audience.clone(),
+                    redirect_uris: redirect_uris.clone(),
+                };
+                issuer::serve(*addr, settings, &layout.log(issuer::ISSUER))
+                    .await
+                    .map(|()| std::process::ExitCode::SUCCESS)
+            }
+            LocalCommand::ServeWeb {
+                addr,
+                app_dir,
+                api,
+                ai,
+                config,
+                connect_src,
+            } => {
+                let settings = web::WebSettings {
+                    app_dir: app_dir.clone(),
+                    api: api.clone(),
+                    ai: ai.clone(),
+                    config_file: config.clone(),
+                    headers: chrono_stacks::web::security_headers(connect_src),
+                };
+                web::serve(*addr, settings, &layout.log(web::WEB))
                     .await
                     .map(|()| std::process::ExitCode::SUCCESS)
             }

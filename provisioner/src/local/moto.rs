@@ -46,7 +46,10 @@ pub fn start(
     recording: Option<&Path>,
 ) -> Result<Child, LocalError> {
     let mut cmd = Command::new(program);
-    cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+    cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        // As strict as S3: browsers get CORS answers only from a bucket's own CORS rules
+        // (moto otherwise allows every origin on every request).
+        .env("MOTO_DISABLE_GLOBAL_CORS", "true");
     if let Some(file) = recording {
         cmd.env("MOTO_ENABLE_RECORDING", "true")
             .env("MOTO_RECORDER_FILEPATH", file);

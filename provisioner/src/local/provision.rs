@@ -93,11 +93,13 @@ pub fn plan(cfg: &Config) -> Result<Plan, LocalError> {
     })
 }
 
-/// Creates (or confirms) everything in `plan` in the emulator behind `sdk`.
+/// Creates (or confirms) everything in `plan` in the emulator behind `sdk`; the sources
+/// bucket gets the data stack's CORS rule for the app served at `app_origin`.
 pub async fn apply(
     sdk: &aws_config::SdkConfig,
     cfg: &Config,
     plan: &Plan,
+    app_origin: &str,
 ) -> Result<Provisioned, LocalError> {
     let s3 = aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(sdk)
@@ -114,6 +116,8 @@ pub async fn apply(
     let sfn = aws_sdk_sfn::Client::new(sdk);
     let state_machine_arn = ensure_state_machine(&sfn, plan).await?;
     let stack = data::build(cfg).map_err(|e| LocalError::Model(e.to_string()))?;
+    let cors = data::uploads_cors(chrono_stacks::model::Expr::str(app_origin));
+    put_cors(&s3, &stack.sources_bucket.bucket_name, &cors).await?;
     Ok(Provisioned {
         sources_bucket: stack.sources_bucket.bucket_name,
         artifacts_bucket: stack.artifacts_bucket.bucket_name,
@@ -122,6 +126,52 @@ pub async fn apply(
         conversations_table: stack.conversations.table_name,
         state_machine_arn,
     })
+}
+
+/// Puts a typed CORS configuration (literal origins only) on a bucket.
+async fn put_cors(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    cors: &chrono_stacks::resources::storage::CorsConfiguration,
+) -> Result<(), LocalError> {
+    use aws_sdk_s3::types::{CorsConfiguration, CorsRule};
+    let what = format!("CORS of bucket {bucket}");
+    let mut rules = Vec::new();
+    for r in &cors.cors_rules {
+        let origins = r
+            .allowed_origins
+            .iter()
+            .map(|o| match o {
+                chrono_stacks::model::Expr::Str(s) => Ok(s.clone()),
+                other => Err(LocalError::Provision {
+                    resource: what.clone(),
+                    reason: format!("origin {other:?} is not a literal"),
+                }),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        rules.push(
+            CorsRule::builder()
+                .set_allowed_headers(Some(r.allowed_headers.clone()))
+                .set_allowed_methods(Some(r.allowed_methods.clone()))
+                .set_allowed_origins(Some(origins))
+                .set_expose_headers(Some(r.exposed_headers.clone()))
+                .max_age_seconds(i32::try_from(r.max_age).unwrap_or(i32::MAX))
+                .build()
+                .map_err(|e| failed(&what, e))?,
+        );
+    }
+    s3.put_bucket_cors()
+        .bucket(bucket)
+        .cors_configuration(
+            CorsConfiguration::builder()
+                .set_cors_rules(Some(rules))
+                .build()
+                .map_err(|e| failed(&what, e))?,
+        )
+        .send()
+        .await
+        .map_err(|e| failed(&what, e))?;
+    Ok(())
 }
 
 fn failed(resource: &str, e: impl std::error::Error) -> LocalError {

@@ -1,7 +1,8 @@
 //! The runtime's handlers as local processes: what runs (binary, arguments, health path,
 //! database user) and the environment each gets, which is the compute stack's
-//! [`RUNTIME_ENV`] filled for local mode (plus `DATABASE_URL`, `CHRONO_JWKS_URL` of the local
-//! issuer and the emulator's `AWS_*`).
+//! [`RUNTIME_ENV`] filled for local mode (plus `DATABASE_URL`, the local issuer as
+//! `CHRONO_JWT_ISSUER` with its `CHRONO_JWKS_URL`, and the emulator's `AWS_*`). Locally the
+//! issuer is always the local one (the config's `auth.jwt_issuer` is for AWS).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -89,6 +90,19 @@ pub const NOT_SET_LOCALLY: [(&str, &str); 7] = [
     ),
 ];
 
+/// Audience of local tokens when the config names none (a config whose stacks create a
+/// Cognito user pool): the local issuer stands in for any provider.
+pub const DEFAULT_AUDIENCE: &str = "chronotracer-local";
+
+/// The audience of local tokens (and the local app client's id, as with a Cognito app
+/// client): the config's `auth.jwt_audience`, or [`DEFAULT_AUDIENCE`].
+pub fn audience(cfg: &Config) -> String {
+    cfg.auth
+        .jwt_audience
+        .clone()
+        .unwrap_or_else(|| DEFAULT_AUDIENCE.to_owned())
+}
+
 /// Where the shared settings come from.
 #[derive(Debug, Clone)]
 pub struct Wiring<'a> {
@@ -98,6 +112,8 @@ pub struct Wiring<'a> {
     pub provisioned: &'a Provisioned,
     /// Emulator endpoint.
     pub aws_endpoint: &'a str,
+    /// The local issuer's identifier (the `iss` of its tokens).
+    pub issuer: &'a str,
     /// JWKS URL of the local issuer.
     pub jwks_url: &'a str,
 }
@@ -113,8 +129,8 @@ pub fn env(w: &Wiring<'_>, database_url: &str) -> BTreeMap<String, String> {
         (vars::SESSIONS_TABLE, p.sessions_table.clone()),
         (vars::INTENT_CACHE_TABLE, p.intent_cache_table.clone()),
         (vars::CONVERSATIONS_TABLE, p.conversations_table.clone()),
-        (vars::JWT_ISSUER, w.cfg.auth.jwt_issuer.clone()),
-        (vars::JWT_AUDIENCE, w.cfg.auth.jwt_audience.clone()),
+        (vars::JWT_ISSUER, w.issuer.to_owned()),
+        (vars::JWT_AUDIENCE, audience(w.cfg)),
         (vars::ROLES_CLAIM, ROLES_CLAIM.to_owned()),
         (vars::CASES_CLAIM, CASES_CLAIM.to_owned()),
         (vars::AI_PROVIDER, "local".to_owned()),

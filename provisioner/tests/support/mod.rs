@@ -452,6 +452,8 @@ impl FakeAws {
             s3: s3c,
             ddb: ddbc,
             lambda,
+            // the engine never calls CloudFront (only the web app's publish does)
+            cloudfront: aws_sdk_cloudfront::Client::new(&sdk),
             region: "eu-west-1".into(),
             s3_endpoint: None,
         }

@@ -4,7 +4,9 @@
 //!   Lambda in AWS, the filter-ai service locally);
 //! * `GET /api/v1/ai/ws` — a WebSocket (local mode): each text message is a
 //!   [`ChatRequest`], each answer a [`ChatReply`] (or `{"error": {...}}`). The token comes
-//!   in the `Authorization` header or, for browsers, the `access_token` query parameter;
+//!   in the `Authorization` header or, for browsers, the `token` query parameter (as on the
+//!   API Gateway WebSocket API's `$connect`, so the app connects the same way to both;
+//!   `access_token` is accepted too);
 //! * `POST /api/v1/ai/ws/gateway` — the API Gateway WebSocket API's integration (AWS), see
 //!   [`super::gateway`]: the caller comes from the `$connect` authorizer's context, the
 //!   reply is pushed back through the management API (`@connections`).
@@ -132,7 +134,7 @@ async fn ws_upgrade(
 ) -> Response {
     let (mut parts, _) = req.into_parts();
     if !parts.headers.contains_key(http::header::AUTHORIZATION)
-        && let Some(token) = query.get("access_token")
+        && let Some(token) = query.get("token").or_else(|| query.get("access_token"))
         && let Ok(v) = http::HeaderValue::from_str(&format!("Bearer {token}"))
     {
         parts.headers.insert(http::header::AUTHORIZATION, v);

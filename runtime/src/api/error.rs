@@ -37,6 +37,12 @@ pub enum AppError {
     /// The resource is not in a state that allows this.
     #[error("{0}")]
     Conflict(String),
+    /// A multipart upload cannot be completed: parts are missing or of the wrong size.
+    #[error("{0}")]
+    UploadIncomplete(String),
+    /// Only the creator of this resource (or an admin) may change it.
+    #[error("only its creator or an admin may change this {0}")]
+    NotOwner(&'static str),
     /// The pipeline cannot be started here.
     #[error("{0}")]
     PipelineUnavailable(String),
@@ -62,8 +68,8 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable machine code: `unauthenticated`, `forbidden`, `not_found`, `invalid_request`,
-    /// `invalid_filter`, `invalid_cursor`, `conflict`, `pipeline_unavailable`, `unavailable`,
-    /// `query_timeout`, `internal`.
+    /// `invalid_filter`, `invalid_cursor`, `conflict`, `upload_incomplete`,
+    /// `pipeline_unavailable`, `unavailable`, `query_timeout`, `internal`.
     pub code: &'static str,
     /// Human-readable message.
     pub message: String,
@@ -81,6 +87,8 @@ impl AppError {
             AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             AppError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
             AppError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            AppError::UploadIncomplete(_) => (StatusCode::CONFLICT, "upload_incomplete"),
+            AppError::NotOwner(_) => (StatusCode::FORBIDDEN, "forbidden"),
             AppError::PipelineUnavailable(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "pipeline_unavailable")
             }

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::{ApiPath, AppError, AppState, ErrorBody, accessible_case, require_read};
 use crate::auth::Principal;
 use crate::filter::{self, EVENT_COLUMNS, EVENT_FROM, FilterDocument, Keyset, ResolveCtx};
-use crate::model::{Device, Event, EventRow, Identity, Label};
+use crate::model::{Comment, Device, Event, EventRow, Identity, Label};
 
 /// Query parameters of the search.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -26,6 +26,18 @@ pub struct SearchParams {
     pub cursor: Option<String>,
     /// IANA time zone for local times and calendar days (default UTC).
     pub tz: Option<String>,
+}
+
+/// The `?tz=` parameter: an IANA time zone, UTC when absent.
+pub(super) fn time_zone(name: Option<&str>) -> Result<chrono_tz::Tz, AppError> {
+    match name {
+        None => Ok(chrono_tz::Tz::UTC),
+        Some(name) => name.parse().map_err(|_| AppError::BadRequest {
+            code: "invalid_request",
+            message: "tz must be an IANA time zone such as Europe/Berlin".into(),
+            path: Some("tz".into()),
+        }),
+    }
 }
 
 /// Where a page ends, and the "now" the first page resolved relative times against (so
@@ -107,14 +119,7 @@ pub(super) async fn search(
     require_read(&p)?;
     let case = accessible_case(&state, &p, case_id).await?;
     let doc = FilterDocument::parse(&body)?;
-    let tz = match params.tz.as_deref() {
-        None => chrono_tz::Tz::UTC,
-        Some(name) => name.parse().map_err(|_| AppError::BadRequest {
-            code: "invalid_request",
-            message: "tz must be an IANA time zone such as Europe/Berlin".into(),
-            path: Some("tz".into()),
-        })?,
-    };
+    let tz = time_zone(params.tz.as_deref())?;
     let cursor = match params.cursor.as_deref() {
         None => None,
         Some(text) => Some(Cursor::decode(text).ok_or(AppError::BadRequest {
@@ -157,14 +162,29 @@ pub(super) async fn search(
     }))
 }
 
-/// One event with its labels.
+/// The evidence file an event came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow, ToSchema)]
+pub struct EvidenceRef {
+    /// Evidence id.
+    pub id: Uuid,
+    /// File name as uploaded.
+    pub file_name: String,
+    /// Format hint given at upload, if any.
+    pub format: Option<String>,
+}
+
+/// One event with where it came from, its labels and comments.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventDetail {
-    /// The event.
+    /// The event (its `provenance` says which file inside the evidence and which record).
     #[serde(flatten)]
     pub event: Event,
-    /// Labels, by every user.
+    /// The evidence file (`provenance.evidence_id`).
+    pub evidence: EvidenceRef,
+    /// Labels, by every user: `star` marks an event, any other name is a tag.
     pub labels: Vec<Label>,
+    /// Comments, oldest first.
+    pub comments: Vec<Comment>,
 }
 
 /// One event.
@@ -187,6 +207,11 @@ pub(super) async fn get_one(
     .fetch_optional(state.db())
     .await?;
     let row = row.ok_or(AppError::NotFound("event"))?;
+    let evidence: EvidenceRef =
+        sqlx::query_as("SELECT id, file_name, format FROM evidence WHERE id = $1")
+            .bind(row.evidence_id)
+            .fetch_one(state.db())
+            .await?;
     let labels: Vec<Label> = sqlx::query_as(
         "SELECT label, user_sub, note, created_at FROM event_labels \
          WHERE case_id = $1 AND event_id = $2 ORDER BY created_at, user_sub, label",
@@ -195,9 +220,12 @@ pub(super) async fn get_one(
     .bind(id)
     .fetch_all(state.db())
     .await?;
+    let comments = super::comments::of_event(&state, case, id).await?;
     Ok(Json(EventDetail {
         event: row.into(),
+        evidence,
         labels,
+        comments,
     }))
 }
 
@@ -307,6 +335,45 @@ pub(super) async fn delete_label(
     .execute(state.db())
     .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// How many events carry a label.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow, ToSchema)]
+pub struct LabelCount {
+    /// Label name.
+    pub label: String,
+    /// Events that carry it (set by anyone).
+    pub events: i64,
+}
+
+/// Labels used in a case.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LabelList {
+    /// By name (at most 1,000).
+    pub labels: Vec<LabelCount>,
+}
+
+/// The labels (star and tags) used in a case, with how many events carry each: what a
+/// tag field may suggest.
+#[utoipa::path(get, path = "/api/v1/cases/{case}/labels", tag = "events",
+    params(("case" = Uuid, Path, description = "case id")),
+    responses((status = 200, body = LabelList), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(super) async fn labels(
+    State(state): State<AppState>,
+    p: Principal,
+    ApiPath(case_id): ApiPath<Uuid>,
+) -> Result<Json<LabelList>, AppError> {
+    require_read(&p)?;
+    let case = accessible_case(&state, &p, case_id).await?;
+    let labels: Vec<LabelCount> = sqlx::query_as(
+        "SELECT label, count(DISTINCT event_id) AS events FROM event_labels \
+         WHERE case_id = $1 GROUP BY label ORDER BY label LIMIT 1000",
+    )
+    .bind(case)
+    .fetch_all(state.db())
+    .await?;
+    Ok(Json(LabelList { labels }))
 }
 
 /// Devices of a case.

@@ -2,15 +2,19 @@
 //! by a local HTTP server in local mode.
 //!
 //! Every `/api/v1/cases/...` route authenticates ([`Principal`]), checks the role
-//! (analyst or admin to read, admin to create cases, upload and process), and checks
+//! (analyst or admin to read, label, comment and save filters; admin to create cases,
+//! upload and process), and checks
 //! access to the case: an unknown case and someone else's case both answer 404. All
 //! failures are [`AppError`]s with stable codes. Queries run with the pool's statement
 //! timeout.
 
 mod cases;
+mod comments;
 mod error;
 mod events;
 mod evidence;
+mod filters;
+mod histogram;
 pub mod openapi;
 
 use std::collections::HashMap;
@@ -18,7 +22,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -105,11 +109,36 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/{case}/evidence/{id}", get(evidence::get_one))
         .route("/{case}/evidence/{id}/process", post(evidence::process))
+        .route(
+            "/{case}/evidence/{id}/upload",
+            delete(evidence::abort_upload),
+        )
+        .route(
+            "/{case}/evidence/{id}/upload/parts",
+            post(evidence::part_urls),
+        )
+        .route(
+            "/{case}/evidence/{id}/upload/complete",
+            post(evidence::complete_upload),
+        )
         .route("/{case}/events/search", post(events::search))
+        .route("/{case}/events/histogram", post(histogram::histogram))
         .route("/{case}/events/{id}", get(events::get_one))
         .route(
             "/{case}/events/{id}/labels/{label}",
             put(events::put_label).delete(events::delete_label),
+        )
+        .route(
+            "/{case}/events/{id}/comments",
+            get(comments::list).post(comments::create),
+        )
+        .route("/{case}/labels", get(events::labels))
+        .route("/{case}/filters", get(filters::list).post(filters::create))
+        .route(
+            "/{case}/filters/{id}",
+            get(filters::get_one)
+                .put(filters::update)
+                .delete(filters::delete),
         )
         .route("/{case}/devices", get(events::devices))
         .route("/{case}/identities", get(events::identities));

@@ -1,6 +1,7 @@
 //! `chrono-api`: the ChronoTracer REST API. In Lambda (`AWS_LAMBDA_RUNTIME_API` set) it runs
 //! the Lambda handler; locally `chrono-api serve --addr 127.0.0.1:8080`, and
-//! `chrono-api migrate` applies the database migrations. Served locally without
+//! `chrono-api migrate` applies the database migrations, `chrono-api openapi` prints the
+//! OpenAPI document (the web app's types are generated from it). Served locally without
 //! `CHRONO_PIPELINE_STATE_MACHINE_ARN`, it runs the pipeline worker in-process.
 
 use std::net::SocketAddr;
@@ -33,6 +34,22 @@ enum Command {
     },
     /// Apply the database migrations to DATABASE_URL.
     Migrate,
+    /// Print the OpenAPI document (what `/api/v1/openapi.json` serves) and exit.
+    Openapi,
+    /// Load synthetic events into an existing case of DATABASE_URL (for benchmarks; run
+    /// by `chronoctl local seed`).
+    #[command(hide = true)]
+    Seed {
+        /// The case.
+        #[arg(long)]
+        case: uuid::Uuid,
+        /// How many events.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: i64,
+        /// Time of the first event (RFC 3339); the events span 30 days from it.
+        #[arg(long, default_value = "2024-01-01T00:00:00Z")]
+        start: chrono::DateTime<chrono::Utc>,
+    },
 }
 
 /// Local mode without a state machine: the pipeline runs in this process when its
@@ -46,6 +63,44 @@ async fn local_pipeline() -> Result<Option<Arc<dyn PipelineLauncher>>, server::S
         .await
         .map_err(|e| server::StartError::Config(format!("local pipeline worker: {e}")))?;
     Ok(Some(Arc::new(launcher)))
+}
+
+/// `chrono-api seed`: the synthetic timeline into `case`, with a line of progress per batch.
+async fn seed(
+    case: uuid::Uuid,
+    events: i64,
+    start: chrono::DateTime<chrono::Utc>,
+) -> Result<(), server::StartError> {
+    use chrono_runtime::synthetic;
+    let db = server::pool_from_env(2).await?;
+    let database = |e: sqlx::Error| server::StartError::Database(e.to_string());
+    let exists: Option<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM cases WHERE id = $1")
+        .bind(case)
+        .fetch_optional(&db)
+        .await
+        .map_err(database)?;
+    if exists.is_none() {
+        return Err(server::StartError::Config(format!(
+            "no case {case} in this database; create it first (POST /api/v1/cases)"
+        )));
+    }
+    if !(1..=100_000_000).contains(&events) {
+        return Err(server::StartError::Config(
+            "--events must be 1 to 100000000".into(),
+        ));
+    }
+    let spec = synthetic::Spec::over_30_days(events, start);
+    let evidence = synthetic::load(&db, case, spec, |done| {
+        eprintln!("seed: {done} of {events} events");
+    })
+    .await
+    .map_err(database)?;
+    synthetic::analyze(&db).await.map_err(database)?;
+    println!(
+        "{}",
+        serde_json::json!({"case": case, "evidence": evidence, "events": events})
+    );
+    Ok(())
 }
 
 #[tokio::main]
@@ -65,6 +120,15 @@ async fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         Some(Command::Migrate) => server::migrate().await,
+        Some(Command::Seed {
+            case,
+            events,
+            start,
+        }) => seed(case, events, start).await,
+        Some(Command::Openapi) => {
+            println!("{}", chrono_runtime::api::openapi::document());
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -153,6 +153,49 @@ pub fn compile_count(
     })
 }
 
+/// `SELECT min(e.ts), max(e.ts)` of the events matching `doc` (ignores sort and limit).
+pub fn compile_bounds(
+    doc: &FilterDocument,
+    case_id: Uuid,
+    ctx: &ResolveCtx,
+) -> Result<CompiledQuery, FilterError> {
+    let b = Builder::new(doc, case_id, ctx)?;
+    Ok(CompiledQuery {
+        sql: format!("SELECT min(e.ts), max(e.ts) FROM events e WHERE {}", b.sql),
+        params: b.params,
+        page_size: doc.limit,
+        range: b.range,
+    })
+}
+
+/// Event counts per time bucket of the events matching `doc` within `from ..= to`:
+/// rows `(start timestamptz, count bigint)` in time order, one per non-empty bucket, where
+/// buckets are `width_seconds` wide and aligned on `origin` (PostgreSQL's `date_bin`).
+pub fn compile_histogram(
+    doc: &FilterDocument,
+    case_id: Uuid,
+    ctx: &ResolveCtx,
+    origin: DateTime<Utc>,
+    width_seconds: i64,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+) -> Result<CompiledQuery, FilterError> {
+    let mut b = Builder::new(doc, case_id, ctx)?;
+    let from = b.bind(SqlParam::Timestamp(from));
+    let to = b.bind(SqlParam::Timestamp(to));
+    let width = b.bind(SqlParam::Text(format!("{width_seconds} seconds")));
+    let origin = b.bind(SqlParam::Timestamp(origin));
+    Ok(CompiledQuery {
+        sql: format!(
+            "SELECT date_bin({width}::interval, e.ts, {origin}) AS start, count(*) AS count \
+             FROM events e WHERE {} AND e.ts >= {from} AND e.ts <= {to} GROUP BY 1 ORDER BY 1",
+            b.sql
+        ),
+        params: b.params,
+        page_size: doc.limit,
+        range: b.range,
+    })
+}
+
 struct Builder {
     sql: String,
     params: Vec<SqlParam>,

@@ -16,7 +16,8 @@
 //!   `runtime/schema/filter.schema.json`).
 //! * [`FilterDocument::parse`] deserializes *and* validates untrusted JSON; every error is a
 //!   [`FilterError`] carrying the JSON path (`$.where.all[1].value`) of what is wrong.
-//! * [`compile`] / [`compile_page`] / [`compile_count`] turn a valid document, the case id
+//! * [`compile`] / [`compile_page`] / [`compile_count`] / [`compile_bounds`] /
+//!   [`compile_histogram`] turn a valid document, the case id
 //!   taken from the authenticated session and a [`ResolveCtx`] (now + IANA time zone) into a
 //!   [`CompiledQuery`]: SQL text whose column names come from [`Field`] and whose values are
 //!   all bound parameters.
@@ -29,8 +30,8 @@ mod time;
 mod validate;
 
 pub use compile::{
-    CompiledQuery, EVENT_COLUMNS, EVENT_FROM, Keyset, SqlParam, compile, compile_count,
-    compile_page,
+    CompiledQuery, EVENT_COLUMNS, EVENT_FROM, Keyset, SqlParam, compile, compile_bounds,
+    compile_count, compile_histogram, compile_page,
 };
 pub use document::{
     Field, FilterDocument, Leaf, Node, Op, Sort, Span, SpanUnit, TimePoint, TimeRange,

@@ -607,6 +607,15 @@ async fn insert_events(
     out
 }
 
+/// The id of some event of `case`.
+pub async fn any_event_of(db: &PgPool, case: Uuid) -> i64 {
+    sqlx::query_scalar("SELECT id FROM events WHERE case_id = $1 ORDER BY id LIMIT 1")
+        .bind(case)
+        .fetch_one(db)
+        .await
+        .unwrap()
+}
+
 /// Seeds the fixture: case "Operation Fixture" (created by `case-owner`) with events
 /// r01..r20 and labels (r02 `star` by `u-analyst`, r07 `important` by `u-admin`), and
 /// case "Other Case" (created by `other-owner`) with copies of r01..r04 as b01..b04.

@@ -130,6 +130,31 @@ pub mod outputs {
     pub const HTTP_API_URL: &str = "HttpApiUrl";
     /// api: URL of the WebSocket API (with its stage).
     pub const WEBSOCKET_URL: &str = "WebSocketUrl";
+    /// web: origin of the web app (`https://<distribution or custom domain>`).
+    pub const APP_ORIGIN: &str = "AppOrigin";
+    /// web: the bucket of the built app.
+    pub const APP_BUCKET: &str = "AppBucketName";
+    /// web: the CloudFront distribution of the app.
+    pub const DISTRIBUTION_ID: &str = "DistributionId";
+    /// web: the token issuer (the user pool's, or the configured one).
+    pub const JWT_ISSUER: &str = "JwtIssuer";
+    /// web: the audience of access tokens.
+    pub const JWT_AUDIENCE: &str = "JwtAudience";
+    /// web: the app's OIDC client id.
+    pub const APP_CLIENT_ID: &str = "AppClientId";
+}
+
+/// The Cognito user-pool groups the web stack creates and the token trigger turns into
+/// the roles and cases claims.
+pub mod groups {
+    /// Members get the `admin` role.
+    pub const ADMIN: &str = "admin";
+    /// Members get the `analyst` role.
+    pub const ANALYST: &str = "analyst";
+    /// Members may see every case (cases claim `*`).
+    pub const ALL_CASES: &str = "all-cases";
+    /// `case-<case id>`: members may see that case.
+    pub const CASE_PREFIX: &str = "case-";
 }
 
 /// The `data_type` of the events the pipeline writes, per family of sources. Filters,
@@ -163,6 +188,8 @@ pub mod binaries {
     pub const PIPELINE: &str = "chrono-pipeline";
     /// The filter-ai service.
     pub const FILTER_AI: &str = "chrono-filter-ai";
+    /// The Cognito pre-token-generation trigger.
+    pub const TOKEN_CLAIMS: &str = "chrono-token-claims";
 }
 
 /// What the pipeline and its state machine leave for each other in the `artifacts`

@@ -8,10 +8,9 @@ use chrono_contract::env;
 use serde_json::json;
 
 use super::{
-    Ctx, Expr, arn, bedrock_statement, bucket_objects, db_secret_statements, jwks_url,
-    logs_statement, tables_statement,
+    Ctx, Expr, arn, bedrock_statement, bucket_objects, db_secret_statements, logs_statement,
+    tables_statement,
 };
-use crate::config::Config;
 use crate::model::{Handle, ModelError, ParamHandle, Template};
 use crate::resources::compute::{
     Function, LambdaCode, LambdaEnvironment, LambdaVpcConfig, LogGroup,
@@ -75,9 +74,11 @@ pub(super) fn api_function(t: &mut Template, c: &Ctx) -> Result<Handle<Function>
     let logs = c.log_group(t, "ApiLogGroup", format!("/aws/lambda/{prefix}-api"))?;
     let mut statements = vec![
         logs_statement(&[&logs]),
+        // Uploads: presigned PUTs and multipart uploads (create, presigned parts,
+        // complete, abort); GetObject also covers the HeadObject after completing.
         Statement::allow(
             "EvidenceObjects",
-            &["s3:GetObject", "s3:PutObject"],
+            &["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
             vec![bucket_objects(&c.p.sources)],
         ),
         Statement::allow(
@@ -167,17 +168,18 @@ pub(super) fn chat_function(t: &mut Template, c: &Ctx) -> Result<Handle<Function
 
 /// The environment of the `$connect` authorizer: what it needs to verify a token, nothing
 /// else.
-fn authorizer_env(cfg: &Config) -> BTreeMap<String, Expr> {
+fn authorizer_env(c: &Ctx) -> BTreeMap<String, Expr> {
+    let cfg = c.cfg;
     [
-        (env::CASES_CLAIM, cfg.auth.cases_claim.clone()),
-        (env::JWKS_URL, jwks_url(cfg)),
-        (env::JWT_AUDIENCE, cfg.auth.jwt_audience.clone()),
-        (env::JWT_ISSUER, cfg.auth.jwt_issuer.clone()),
+        (env::CASES_CLAIM, cfg.auth.cases_claim.clone().into()),
+        (env::JWKS_URL, c.identity.jwks_url.clone()),
+        (env::JWT_AUDIENCE, c.identity.audience.clone()),
+        (env::JWT_ISSUER, c.identity.issuer.clone()),
         (env::LOG_FORMAT, "json".into()),
-        (env::ROLES_CLAIM, cfg.auth.roles_claim.clone()),
+        (env::ROLES_CLAIM, cfg.auth.roles_claim.clone().into()),
     ]
     .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.into()))
+    .map(|(k, v)| (k.to_owned(), v))
     .collect()
 }
 
@@ -211,7 +213,7 @@ pub(super) fn ws_authorizer(t: &mut Template, c: &Ctx) -> Result<Handle<Function
                 memory: 256,
                 timeout: 10,
                 logs: &logs,
-                environment: authorizer_env(c.cfg),
+                environment: authorizer_env(c),
                 in_vpc: false,
             },
         ),

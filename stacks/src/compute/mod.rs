@@ -29,8 +29,9 @@ use crate::model::{
 };
 use crate::network::NetworkOutputs;
 use crate::resources::compute::LogGroup;
-use crate::resources::iam::{InlinePolicy, PolicyDocument, Role, Statement};
-use crate::stack::{Asset, OutputRef, Stack, StackKind, tags};
+use crate::resources::iam::{Role, Statement};
+use crate::stack::{Asset, OutputRef, Stack, StackKind};
+use crate::web::{Identity, WebOutputs};
 
 /// The environment variables every Lambda and task receives.
 pub const RUNTIME_ENV: [&str; 20] = env::RUNTIME;
@@ -248,7 +249,7 @@ fn state_machine_arn(cfg: &Config) -> Expr {
     ))
 }
 
-fn runtime_env(cfg: &Config, p: &Params) -> BTreeMap<String, Expr> {
+fn runtime_env(cfg: &Config, p: &Params, identity: &Identity) -> BTreeMap<String, Expr> {
     let sm = state_machine_arn(cfg);
     let pairs: [(&str, Expr); 20] = [
         (env::AI_PROVIDER, "bedrock".into()),
@@ -265,8 +266,8 @@ fn runtime_env(cfg: &Config, p: &Params) -> BTreeMap<String, Expr> {
             cfg.bedrock.guard_model_id.clone().into(),
         ),
         (env::INTENT_CACHE_TABLE, p.intent_cache.r#ref()),
-        (env::JWT_AUDIENCE, cfg.auth.jwt_audience.clone().into()),
-        (env::JWT_ISSUER, cfg.auth.jwt_issuer.clone().into()),
+        (env::JWT_AUDIENCE, identity.audience.clone()),
+        (env::JWT_ISSUER, identity.issuer.clone()),
         (env::LOG_FORMAT, "json".into()),
         (env::MAIN_MODEL_ID, cfg.bedrock.main_model_id.clone().into()),
         (env::PIPELINE_STATE_MACHINE_ARN, sm),
@@ -278,14 +279,6 @@ fn runtime_env(cfg: &Config, p: &Params) -> BTreeMap<String, Expr> {
     pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
 
-/// The identity provider's key set: `{issuer}/.well-known/jwks.json` (Auth0, Cognito).
-pub fn jwks_url(cfg: &Config) -> String {
-    format!(
-        "{}/.well-known/jwks.json",
-        cfg.auth.jwt_issuer.trim_end_matches('/')
-    )
-}
-
 /// What every workload builder reads: the config, the stack's parameters, the name
 /// prefix (`chrono-<customer>-<stage>`) and the runtime environment of the contract.
 struct Ctx<'a> {
@@ -293,6 +286,8 @@ struct Ctx<'a> {
     p: Params,
     prefix: String,
     env: BTreeMap<String, Expr>,
+    /// The identity provider (for the `$connect` authorizer).
+    identity: Identity,
 }
 
 impl Ctx<'_> {
@@ -305,17 +300,7 @@ impl Ctx<'_> {
         managed: Vec<Expr>,
         statements: Vec<Statement>,
     ) -> Role {
-        let cfg = self.cfg;
-        Role {
-            description: format!("{}: {what}", cfg.prefix()),
-            assume_role_policy_document: PolicyDocument::new(vec![Statement::assume_role(service)]),
-            managed_policy_arns: managed,
-            policies: vec![InlinePolicy {
-                policy_name: "least-privilege".into(),
-                policy_document: PolicyDocument::new(statements),
-            }],
-            tags: tags(cfg, &format!("{}-{what}", cfg.prefix())),
-        }
+        crate::shared::service_role(self.cfg, what, service, managed, statements)
     }
 
     /// A log group with the config's retention, deleted with the stack.
@@ -327,11 +312,7 @@ impl Ctx<'_> {
     ) -> Result<Handle<LogGroup>, ModelError> {
         t.add_with(
             id,
-            LogGroup {
-                tags: tags(self.cfg, &name),
-                log_group_name: name,
-                retention_in_days: self.cfg.log_retention_days,
-            },
+            crate::shared::log_group(self.cfg, name),
             Attributes::retention(Policy::Delete),
         )
     }
@@ -400,9 +381,11 @@ fn bedrock_statement(cfg: &Config) -> Statement {
 
 /// Build the compute stack of a config (wired to its earlier stacks' outputs).
 pub fn build(cfg: &Config) -> Result<ComputeStack, ModelError> {
+    let bootstrap = crate::bootstrap::build(cfg)?.outputs;
     let network = crate::network::build(cfg)?.outputs;
-    let data = crate::data::build_wired(cfg, &network)?.outputs;
-    build_wired(cfg, &crate::bootstrap::build(cfg)?.outputs, &network, &data)
+    let web = crate::web::build_wired(cfg, &bootstrap)?.outputs;
+    let data = crate::data::build_wired(cfg, &network, &web)?.outputs;
+    build_wired(cfg, &bootstrap, &network, &data, &web)
 }
 
 /// Build the compute stack with its parameters wired to the given outputs.
@@ -411,6 +394,7 @@ pub fn build_wired(
     bootstrap: &BootstrapOutputs,
     network: &NetworkOutputs,
     data: &DataOutputs,
+    web: &WebOutputs,
 ) -> Result<ComputeStack, ModelError> {
     let mut s = Stack::new(
         cfg,
@@ -418,11 +402,13 @@ pub fn build_wired(
         "roles, Lambdas, ECS, state machine, log groups",
     );
     let p = params(&mut s, bootstrap, network, data)?;
+    let identity = crate::web::identity(&mut s, cfg, web)?;
     let c = Ctx {
         cfg,
-        env: runtime_env(cfg, &p),
+        env: runtime_env(cfg, &p, &identity),
         p,
         prefix: cfg.prefix(),
+        identity,
     };
     let t = &mut s.template;
 

@@ -104,8 +104,13 @@ pub struct Config {
     /// CloudWatch log retention in days (a value CloudWatch accepts).
     #[serde(default = "default_log_retention")]
     pub log_retention_days: u32,
-    /// Identity provider.
+    /// Identity provider: an external OIDC issuer, or (when `auth.jwt_issuer` is absent,
+    /// the default) a Cognito user pool the `web` stack creates.
+    #[serde(default)]
     pub auth: AuthConfig,
+    /// The web app (CloudFront in front of its bucket).
+    #[serde(default)]
+    pub web: WebConfig,
     /// Bedrock models.
     #[serde(default)]
     pub bedrock: BedrockConfig,
@@ -210,20 +215,119 @@ impl Default for AuroraConfig {
     }
 }
 
-/// The identity provider (e.g. Auth0) whose tokens the API accepts.
+/// The identity provider whose tokens the API accepts: an external OIDC provider (Auth0,
+/// Entra ID, Okta, ...) given by `jwt_issuer`, `jwt_audience` and `app_client_id`, or —
+/// when those are left out — a Cognito user pool the `web` stack creates (see
+/// [`CognitoConfig`]).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
-    /// Token issuer URL (`https://`; `http://` allowed for stage local).
-    pub jwt_issuer: String,
-    /// Expected audience.
-    pub jwt_audience: String,
+    /// Token issuer URL (`https://`; `http://` allowed for stage local); absent: Cognito.
+    #[serde(default)]
+    pub jwt_issuer: Option<String>,
+    /// Expected audience of access tokens (with `jwt_issuer`).
+    #[serde(default)]
+    pub jwt_audience: Option<String>,
+    /// The web app's client id at the external provider (a public client: authorization
+    /// code + PKCE, redirect URI `https://<app>/callback`); with `jwt_issuer`.
+    #[serde(default)]
+    pub app_client_id: Option<String>,
+    /// Send `audience=<jwt_audience>` in the authorization request (Auth0 needs it to issue
+    /// an access token for the API); default false.
+    #[serde(default)]
+    pub audience_parameter: bool,
     /// Claim holding the roles array.
     #[serde(default = "default_roles_claim")]
     pub roles_claim: String,
     /// Claim holding the accessible case ids.
     #[serde(default = "default_cases_claim")]
     pub cases_claim: String,
+    /// The user pool created when there is no external issuer.
+    #[serde(default)]
+    pub cognito: Option<CognitoConfig>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            jwt_issuer: None,
+            jwt_audience: None,
+            app_client_id: None,
+            audience_parameter: false,
+            roles_claim: default_roles_claim(),
+            cases_claim: default_cases_claim(),
+            cognito: None,
+        }
+    }
+}
+
+/// An external identity provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExternalIdp<'a> {
+    /// Issuer URL.
+    pub issuer: &'a str,
+    /// Audience of access tokens.
+    pub audience: &'a str,
+    /// The web app's client id.
+    pub app_client_id: &'a str,
+}
+
+impl AuthConfig {
+    /// The external provider, or `None` when the stacks create a Cognito user pool.
+    pub fn external(&self) -> Option<ExternalIdp<'_>> {
+        match (&self.jwt_issuer, &self.jwt_audience, &self.app_client_id) {
+            (Some(issuer), Some(audience), Some(app_client_id)) => Some(ExternalIdp {
+                issuer,
+                audience,
+                app_client_id,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// The Cognito user pool the `web` stack creates when no external issuer is configured:
+/// email sign-in, accounts created by administrators only, TOTP MFA required, groups
+/// `admin`, `analyst`, `all-cases` and `case-<id>` turned into the roles and cases claims.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CognitoConfig {
+    /// Prefix of the hosted login domain, `<prefix>.auth.<region>.amazoncognito.com`
+    /// (lowercase letters, digits, `-`; unique in the region); default
+    /// `chrono-<customer>-<stage>`.
+    #[serde(default)]
+    pub domain_prefix: Option<String>,
+}
+
+/// The web app's distribution.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebConfig {
+    /// CloudFront price class: `PriceClass_100` (default: North America, Europe),
+    /// `PriceClass_200`, `PriceClass_All`.
+    #[serde(default = "default_price_class")]
+    pub price_class: String,
+    /// Custom domain of the app (needs `certificate_arn`); default: the distribution's
+    /// `*.cloudfront.net` name.
+    #[serde(default)]
+    pub domain: Option<String>,
+    /// ACM certificate for `domain`, in us-east-1 (CloudFront's region for certificates).
+    #[serde(default)]
+    pub certificate_arn: Option<String>,
+}
+
+fn default_price_class() -> String {
+    "PriceClass_100".into()
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self {
+            price_class: default_price_class(),
+            domain: None,
+            certificate_arn: None,
+        }
+    }
 }
 
 fn default_roles_claim() -> String {
@@ -488,17 +592,8 @@ impl Config {
                 ),
             );
         }
-        let issuer = &self.auth.jwt_issuer;
-        let http_ok = self.stage == Stage::Local && issuer.starts_with("http://");
-        if !(issuer.starts_with("https://") || http_ok) || issuer.contains(char::is_whitespace) {
-            return fail(
-                &["auth", "jwt_issuer"],
-                format!("must be an https:// URL (http:// only for stage local), got {issuer:?}"),
-            );
-        }
-        if self.auth.jwt_audience.trim().is_empty() {
-            return fail(&["auth", "jwt_audience"], "must not be empty".into());
-        }
+        self.validate_auth(&fail)?;
+        self.validate_web(&fail)?;
         for (field, id) in [
             ("guard_model_id", &self.bedrock.guard_model_id),
             ("main_model_id", &self.bedrock.main_model_id),
@@ -561,6 +656,117 @@ impl Config {
             ),
             _ => Ok(()),
         }
+    }
+
+    fn validate_auth(&self, fail: &Fail<'_>) -> Result<(), ConfigError> {
+        let a = &self.auth;
+        let Some(issuer) = &a.jwt_issuer else {
+            for (field, set) in [
+                ("jwt_audience", a.jwt_audience.is_some()),
+                ("app_client_id", a.app_client_id.is_some()),
+                ("audience_parameter", a.audience_parameter),
+            ] {
+                if set {
+                    return fail(
+                        &["auth", field],
+                        "needs auth.jwt_issuer (without an external issuer the stacks create a Cognito user pool)".into(),
+                    );
+                }
+            }
+            if self.stage == Stage::Local {
+                return fail(
+                    &["auth", "jwt_issuer"],
+                    "is required for stage local (the local issuer stands in for it)".into(),
+                );
+            }
+            if let Some(prefix) = a.cognito.as_ref().and_then(|c| c.domain_prefix.as_ref()) {
+                let ok = (1..=63).contains(&prefix.len())
+                    && prefix
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                    && !prefix.starts_with('-')
+                    && !prefix.ends_with('-')
+                    && !["aws", "amazon", "cognito"]
+                        .iter()
+                        .any(|w| prefix.contains(w));
+                if !ok {
+                    return fail(
+                        &["auth", "cognito", "domain_prefix"],
+                        format!(
+                            "must be 1-63 lowercase letters, digits and inner hyphens, without aws, amazon or cognito, got {prefix:?}"
+                        ),
+                    );
+                }
+            }
+            return Ok(());
+        };
+        let http_ok = self.stage == Stage::Local && issuer.starts_with("http://");
+        if !(issuer.starts_with("https://") || http_ok) || issuer.contains(char::is_whitespace) {
+            return fail(
+                &["auth", "jwt_issuer"],
+                format!("must be an https:// URL (http:// only for stage local), got {issuer:?}"),
+            );
+        }
+        for (field, value) in [
+            ("jwt_audience", &a.jwt_audience),
+            ("app_client_id", &a.app_client_id),
+        ] {
+            if value.as_deref().is_none_or(|v| v.trim().is_empty()) {
+                return fail(
+                    &["auth", field],
+                    "is required with auth.jwt_issuer (an external identity provider)".into(),
+                );
+            }
+        }
+        if a.cognito.is_some() {
+            return fail(
+                &["auth", "cognito"],
+                "is only for the user pool the stacks create; remove it or auth.jwt_issuer".into(),
+            );
+        }
+        Ok(())
+    }
+
+    fn validate_web(&self, fail: &Fail<'_>) -> Result<(), ConfigError> {
+        let w = &self.web;
+        if !["PriceClass_100", "PriceClass_200", "PriceClass_All"].contains(&w.price_class.as_str())
+        {
+            return fail(
+                &["web", "price_class"],
+                format!(
+                    "must be PriceClass_100, PriceClass_200 or PriceClass_All, got {:?}",
+                    w.price_class
+                ),
+            );
+        }
+        match (&w.domain, &w.certificate_arn) {
+            (Some(_), None) => fail(
+                &["web", "certificate_arn"],
+                "is required with web.domain: an ACM certificate in us-east-1".into(),
+            ),
+            (None, Some(_)) => fail(
+                &["web", "domain"],
+                "is required with web.certificate_arn".into(),
+            ),
+            (Some(d), _) if d.is_empty() || d.contains(['/', ':', ' ']) => fail(
+                &["web", "domain"],
+                format!("must be a host name like app.example.com, got {d:?}"),
+            ),
+            (_, Some(arn)) if !arn.starts_with("arn:aws:acm:us-east-1:") => fail(
+                &["web", "certificate_arn"],
+                format!("must be an ACM certificate ARN in us-east-1, got {arn:?}"),
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    /// The Cognito hosted-domain prefix (when the stacks create the user pool).
+    pub fn cognito_domain_prefix(&self) -> String {
+        self.auth
+            .cognito
+            .as_ref()
+            .and_then(|c| c.domain_prefix.clone())
+            .unwrap_or_else(|| self.prefix())
     }
 
     fn validate_network(&self, fail: &Fail<'_>) -> Result<(), ConfigError> {

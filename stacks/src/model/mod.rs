@@ -566,6 +566,34 @@ mod tests {
     }
 
     #[test]
+    fn yaml_11_booleans_are_quoted() {
+        let mut t = Template::new("yaml");
+        t.add("A", Thing { name: "ON".into() }).unwrap();
+        t.add(
+            "B",
+            Thing {
+                name: Expr::list(["off".into(), "onward".into()]),
+            },
+        )
+        .unwrap();
+        t.add(
+            "C",
+            Thing {
+                name: "key: no".into(),
+            },
+        )
+        .unwrap();
+        let yaml = t.to_yaml();
+        assert!(yaml.contains("Name: 'ON'\n"), "{yaml}");
+        assert!(yaml.contains("- 'off'\n"), "{yaml}");
+        assert!(yaml.contains("- onward\n"), "{yaml}");
+        // a value that merely ends in ": no" is left alone (serde_yaml quoted it already)
+        let parsed: serde_yaml::Value = serde_yaml::from_str(&yaml).unwrap();
+        assert_eq!(parsed["Resources"]["C"]["Properties"]["Name"], "key: no");
+        assert_eq!(parsed["Resources"]["A"]["Properties"]["Name"], "ON");
+    }
+
+    #[test]
     fn limits_are_enforced() {
         let mut t = Template::new("big");
         for i in 0..=limits::MAX_RESOURCES {

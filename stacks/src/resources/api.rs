@@ -17,8 +17,25 @@ pub struct Api {
     /// WebSocket only: `$request.body.action`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub route_selection_expression: Option<String>,
+    /// HTTP only: CORS, answered by API Gateway itself (preflights included).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cors_configuration: Option<ApiCors>,
     /// Tags.
     pub tags: TagMap,
+}
+
+/// An HTTP API's CORS configuration.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ApiCors {
+    /// Origins.
+    pub allow_origins: Vec<Expr>,
+    /// Methods.
+    pub allow_methods: Vec<String>,
+    /// Request headers.
+    pub allow_headers: Vec<String>,
+    /// Seconds a preflight answer may be cached.
+    pub max_age: u32,
 }
 
 impl Resource for Api {
@@ -62,10 +79,10 @@ impl Resource for Authorizer {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct JwtConfiguration {
-    /// Accepted audiences.
-    pub audience: Vec<String>,
+    /// Accepted audiences (`aud`, or `client_id` of a token without `aud`).
+    pub audience: Vec<Expr>,
     /// Issuer URL.
-    pub issuer: String,
+    pub issuer: Expr,
 }
 
 /// `AWS::ApiGatewayV2::Integration`.

@@ -10,6 +10,7 @@ pub mod database;
 pub mod iam;
 pub mod network;
 pub mod storage;
+pub mod web;
 
 use std::collections::BTreeMap;
 

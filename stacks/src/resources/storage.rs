@@ -24,8 +24,35 @@ pub struct Bucket {
     /// Lifecycle rules.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lifecycle_configuration: Option<Value>,
+    /// Cross-origin rules (browsers uploading straight to the bucket).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cors_configuration: Option<CorsConfiguration>,
     /// Tags.
     pub tags: Tags,
+}
+
+/// A bucket's CORS rules.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CorsConfiguration {
+    /// The rules (the first one matching a request applies).
+    pub cors_rules: Vec<CorsRule>,
+}
+
+/// One CORS rule of a bucket.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CorsRule {
+    /// Request headers a preflight may ask for.
+    pub allowed_headers: Vec<String>,
+    /// Methods (`GET`, `PUT`, `POST`, `DELETE`, `HEAD`).
+    pub allowed_methods: Vec<String>,
+    /// Origins (exact, e.g. `https://d111.cloudfront.net`).
+    pub allowed_origins: Vec<Expr>,
+    /// Response headers scripts may read.
+    pub exposed_headers: Vec<String>,
+    /// Seconds a browser may cache the preflight answer.
+    pub max_age: i64,
 }
 
 impl Resource for Bucket {
