@@ -44,7 +44,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         config: config.clone(),
         templates: None,
         artifacts: None,
-        image_tag: "latest".into(),
+        registry_url: None,
         profile: None,
         region: None,
         endpoint_url: None,

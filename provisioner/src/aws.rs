@@ -28,10 +28,16 @@ pub struct Clients {
     pub s3: aws_sdk_s3::Client,
     /// DynamoDB (the deploy lock).
     pub ddb: aws_sdk_dynamodb::Client,
-    /// Lambda (database migrations through the API function during `onboard`).
+    /// Lambda (database migrations through the API function during `onboard`; hot swaps).
     pub lambda: aws_sdk_lambda::Client,
     /// CloudFront (invalidating the web app's changed paths).
     pub cloudfront: aws_sdk_cloudfront::Client,
+    /// ECR (registry credentials, the runtime repository, image digests).
+    pub ecr: aws_sdk_ecr::Client,
+    /// ECS (hot swaps of task definitions and services).
+    pub ecs: aws_sdk_ecs::Client,
+    /// Step Functions (hot swaps of the pipeline's task definition).
+    pub sfn: aws_sdk_sfn::Client,
     /// Region the clients talk to.
     pub region: String,
     /// Custom S3 endpoint, if any (used to build template URLs).
@@ -70,6 +76,9 @@ impl Clients {
             ddb: aws_sdk_dynamodb::Client::new(sdk),
             lambda: aws_sdk_lambda::Client::new(sdk),
             cloudfront: aws_sdk_cloudfront::Client::new(sdk),
+            ecr: aws_sdk_ecr::Client::new(sdk),
+            ecs: aws_sdk_ecs::Client::new(sdk),
+            sfn: aws_sdk_sfn::Client::new(sdk),
             region: sdk
                 .region()
                 .map(|r| r.as_ref().to_owned())

@@ -32,6 +32,8 @@ pub enum Command {
     Synth(SynthArgs),
     /// Check the synthesized templates against the policy rules.
     Check(ConfigArgs),
+    /// Build the runtime (release, the config's architecture): Lambda zips and the OCI image.
+    Build(crate::cli_build::BuildArgs),
     /// Deploy commands (deploy, diff, onboard, destroy, status, outputs, recover).
     #[command(flatten)]
     Deploy(crate::cli_deploy::DeployCommand),

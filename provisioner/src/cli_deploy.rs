@@ -22,7 +22,7 @@ use crate::deploy::cfn::Timing;
 use crate::deploy::destroy::{DestroyOptions, render_destroy};
 use crate::deploy::diff::render_diff;
 use crate::deploy::onboard::{AllOutputs, OnboardHooks};
-use crate::deploy::plan::ArtifactSource;
+use crate::deploy::plan::PlanArtifacts;
 use crate::deploy::progress::{JsonLines, LiveBars, PlainLines, Reporter};
 use crate::deploy::status::{render_outputs, render_status};
 use crate::deploy::{DeployError, DeployOptions, DeployPlan, DeployReport, Engine, StackOutcome};
@@ -56,13 +56,16 @@ pub struct TargetArgs {
     /// synthesizing from the config.
     #[arg(long, value_name = "DIR")]
     pub templates: Option<PathBuf>,
-    /// Directory of built Lambda artifacts (`<binary>.zip` or `<binary>`); missing ones
-    /// are deployed as a placeholder that fails when invoked.
+    /// Artifacts built elsewhere (`chronoctl build --out DIR`, or `<binary>.zip` /
+    /// `<binary>` files and an OCI image layout in `image/`), checked like a build. Without
+    /// it, deploy and onboard build the runtime from the source tree (stage `local`:
+    /// placeholders).
     #[arg(long, value_name = "DIR", env = "CHRONO_ARTIFACTS_DIR")]
     pub artifacts: Option<PathBuf>,
-    /// Tag of the runtime image in the bootstrap ECR repository.
-    #[arg(long, default_value = "latest")]
-    pub image_tag: String,
+    /// Push the runtime image to this registry instead of the ECR endpoint
+    /// (same repository path and ECR credentials; for tests against a local registry).
+    #[arg(long, value_name = "URL", env = "CHRONO_REGISTRY_URL", hide = true)]
+    pub registry_url: Option<String>,
     /// AWS profile (default: AWS_PROFILE / the default profile).
     #[arg(long)]
     pub profile: Option<String>,
@@ -116,6 +119,11 @@ pub struct DeployArgs {
     /// config.json when there is no index.html).
     #[arg(long, default_value = "app/dist", env = "CHRONO_APP_DIR")]
     pub app_dir: std::path::PathBuf,
+    /// Non-prod stages, code changes only: update the Lambda code, task definitions,
+    /// services and state machine in place (seconds), recorded until the next full deploy
+    /// reconciles CloudFormation; refused, naming the reason, when anything else changed.
+    #[arg(long)]
+    pub hotswap: bool,
 }
 
 /// `destroy`.
@@ -152,13 +160,51 @@ pub struct RecoverArgs {
     pub skip: Vec<String>,
 }
 
-/// Loads the config and builds the plan (in-memory synth or `--templates`).
-pub fn load_plan(t: &TargetArgs) -> anyhow::Result<(DeployPlan, String, Vec<String>)> {
+/// What a command needs of the runtime's artifacts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArtifactNeed {
+    /// Deploy (or diff) them: build when not given (placeholders only for stage `local`).
+    Ship,
+    /// Only the stacks matter (status, outputs, destroy, recover): never build.
+    Inspect,
+}
+
+/// The artifacts of a command: `--artifacts DIR` (checked), a build of the source tree
+/// (cached when unchanged), or placeholders (stage `local`, or a command that ships
+/// nothing).
+pub fn artifacts_for(
+    cfg: &chrono_stacks::Config,
+    t: &TargetArgs,
+    need: ArtifactNeed,
+) -> anyhow::Result<PlanArtifacts> {
+    use crate::build::{self, BuildOptions, BuildSpec, artifacts::Artifacts};
+    if need == ArtifactNeed::Inspect {
+        return Ok(PlanArtifacts::placeholders());
+    }
+    let spec = BuildSpec::for_config(cfg)?;
+    if let Some(dir) = &t.artifacts {
+        return Ok(PlanArtifacts::from_artifacts(Artifacts::load(dir, &spec)?));
+    }
+    if cfg.stage == chrono_stacks::config::Stage::Local {
+        return Ok(PlanArtifacts::placeholders());
+    }
+    let ws = crate::cli_build::workspace()?;
+    let opts = BuildOptions::new(&ws, spec.arch);
+    let report = build::run(&spec, &opts)?;
+    Ok(PlanArtifacts::from_artifacts(Artifacts::from_build(
+        &report.out,
+        &report.record,
+    )?))
+}
+
+/// Loads the config and builds the plan (in-memory synth or `--templates`), with the
+/// artifacts the command needs.
+pub fn load_plan_for(
+    t: &TargetArgs,
+    need: ArtifactNeed,
+) -> anyhow::Result<(DeployPlan, String, Vec<String>)> {
     let cfg = chrono_stacks::Config::load(&t.config)?;
-    let artifacts = ArtifactSource {
-        dir: t.artifacts.clone(),
-        image_tag: Some(t.image_tag.clone()),
-    };
+    let artifacts = artifacts_for(&cfg, t, need)?;
     let (plan, placeholders) = match &t.templates {
         Some(dir) => DeployPlan::from_synth(dir, &artifacts)?,
         None => {
@@ -178,6 +224,11 @@ pub fn load_plan(t: &TargetArgs) -> anyhow::Result<(DeployPlan, String, Vec<Stri
         }
     };
     Ok((plan, cfg.region.clone(), placeholders))
+}
+
+/// [`load_plan_for`] without shipping anything (placeholders, never a build).
+pub fn load_plan(t: &TargetArgs) -> anyhow::Result<(DeployPlan, String, Vec<String>)> {
+    load_plan_for(t, ArtifactNeed::Inspect)
 }
 
 fn reporter(output: OutputFormat) -> Arc<dyn Reporter> {
@@ -207,6 +258,7 @@ fn options(t: &TargetArgs, m: &MutateArgs) -> DeployOptions {
         dry_run: m.dry_run,
         break_lock: m.break_lock,
         lock_lease: Duration::from_secs(m.lock_lease_secs.max(1)),
+        registry_url: t.registry_url.clone(),
         ..DeployOptions::default()
     }
 }
@@ -233,6 +285,15 @@ fn summary(r: &DeployReport, output: OutputFormat) {
             s.outcome.label(),
             s.elapsed_ms as f64 / 1000.0
         );
+    }
+    if let Some(i) = &r.image {
+        println!(
+            "image {}: {} blobs uploaded, {} already present",
+            i.digest, i.blobs_uploaded, i.blobs_present
+        );
+    }
+    for h in &r.reconciled {
+        println!("reconciled hot swap: {h}");
     }
     println!(
         "{} change sets executed, {} assets uploaded ({} already present), {:.1}s",
@@ -317,17 +378,51 @@ async fn publish_app(
 async fn run_async(cmd: &DeployCommand, output: OutputFormat) -> anyhow::Result<ExitCode> {
     match cmd {
         DeployCommand::Deploy(a) | DeployCommand::Onboard(a) => {
-            let (plan, region, placeholders) = load_plan(&a.target)?;
+            let (plan, region, placeholders) = load_plan_for(&a.target, ArtifactNeed::Ship)?;
             let mut opts = options(&a.target, &a.mutate);
             opts.yes = a.yes;
             opts.wait = !a.no_wait;
             opts.allow_replace = a.allow_replace.iter().cloned().collect::<BTreeSet<_>>();
             opts.concurrency = a.concurrency.max(1);
             let e = engine(&a.target, &region, opts, output).await;
+            if a.hotswap {
+                if let DeployCommand::Onboard(_) = cmd {
+                    anyhow::bail!(
+                        "onboard has no --hotswap: onboard deploys everything; use `chronoctl deploy --hotswap`"
+                    );
+                }
+                let r = e.hotswap(&plan).await;
+                e.reporter.finish();
+                let r = r?;
+                if output == OutputFormat::Json {
+                    print_json(&serde_json::json!({ "event": "summary", "hotswap": r }));
+                } else {
+                    for s in &r.swapped {
+                        println!(
+                            "{}{}",
+                            if r.dry_run { "would swap " } else { "" },
+                            s.describe()
+                        );
+                    }
+                    println!(
+                        "hotswap: {} code changes, {} resources {}in {:.1}s; the next full `chronoctl deploy` reconciles CloudFormation",
+                        r.changes,
+                        r.swapped.len(),
+                        if r.dry_run {
+                            "would be swapped "
+                        } else {
+                            "swapped "
+                        },
+                        r.elapsed_ms as f64 / 1000.0
+                    );
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
             for p in placeholders {
                 e.reporter.on(&crate::deploy::progress::Event::Info {
                     message: format!(
-                        "asset {p}: not built, deploying a placeholder (pass --artifacts)"
+                        "asset {p}: not built, deploying a placeholder (stage {} only)",
+                        plan.stage
                     ),
                 });
             }
@@ -379,7 +474,7 @@ async fn run_async(cmd: &DeployCommand, output: OutputFormat) -> anyhow::Result<
             })
         }
         DeployCommand::Diff(t) => {
-            let (plan, region, _) = load_plan(t)?;
+            let (plan, region, _) = load_plan_for(t, ArtifactNeed::Ship)?;
             let e = engine(
                 t,
                 &region,
@@ -482,10 +577,11 @@ struct CliHooks {
 impl OnboardHooks for CliHooks {
     fn migrate<'a>(&'a self, outputs: &'a AllOutputs) -> BoxFuture<'a, Result<String, String>> {
         Box::pin(async move {
+            let output = outputs::MIGRATE_FUNCTION_ARN;
             let function = outputs
                 .get("compute")
-                .and_then(|o| o.get("ApiFunctionArn"))
-                .ok_or("the compute stack has no ApiFunctionArn output")?;
+                .and_then(|o| o.get(output))
+                .ok_or_else(|| format!("the compute stack has no {output} output"))?;
             crate::deploy::migrate::migrate_via_lambda(&self.lambda, function).await
         })
     }

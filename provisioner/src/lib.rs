@@ -6,14 +6,17 @@
 //!
 //! * [`synth`]: `chronoctl synth [--check]`, templates on disk;
 //! * [`check`]: `chronoctl check`, policy rules over the synthesized templates;
+//! * [`build`]: `chronoctl build`, the runtime's Lambda zips and OCI image;
 //! * [`deploy`]: the deploy engine (`deploy`, `diff`, `onboard`, `destroy`, `status`,
 //!   `outputs`, `recover`), with [`aws`] for the SDK configuration.
 //! * [`local`]: `chronoctl local`, the whole platform on one machine;
 //! * [`webapp`]: the web app's `config.json`, written by `local up` and by `deploy`.
 
 pub mod aws;
+pub mod build;
 pub mod check;
 pub mod cli;
+pub mod cli_build;
 pub mod cli_deploy;
 pub mod deploy;
 pub mod local;
@@ -65,6 +68,17 @@ pub enum Error {
     /// `chronoctl local` failed.
     #[error(transparent)]
     Local(#[from] local::LocalError),
+    /// `chronoctl build` could not start (bad configs, no source tree).
+    #[error("{}: {source}", config.display())]
+    Build {
+        /// The config (or `.` for the source tree).
+        config: PathBuf,
+        /// Cause.
+        source: Box<build::BuildError>,
+    },
+    /// Arguments that do not fit together.
+    #[error("{0}")]
+    Usage(String),
     /// The policy engine could not evaluate the rules.
     #[error(
         "policy engine failed on {stack}: {reason}; this is a bug in the rules under provisioner/rules/"
@@ -83,6 +97,7 @@ pub fn run(cli: &Cli) -> Result<ExitCode, Error> {
     match &cli.command {
         Command::Synth(args) => synth::run(args, cli.output),
         Command::Check(args) => check::run(args, cli.output),
+        Command::Build(args) => cli_build::run(args, cli.output),
         Command::Deploy(cmd) => Ok(cli_deploy::run(cmd, cli.output)),
         Command::Local(args) => Ok(local::run(args, cli.output)?),
     }

@@ -1088,11 +1088,11 @@ async fn a_template_over_51200_bytes_goes_through_the_assets_bucket() {
 }
 
 #[tokio::test]
-async fn migrations_run_through_the_api_function() {
+async fn migrations_run_through_the_migration_function() {
     use chrono_provisioner::deploy::migrate::{MIGRATE_PAYLOAD, migrate_via_lambda};
     let fake = FakeAws::new();
     let c = fake.clients();
-    let arn = "arn:aws:lambda:eu-west-1:111111111111:function:chrono-acme-prod-api";
+    let arn = "arn:aws:lambda:eu-west-1:111111111111:function:chrono-acme-prod-migrate";
     assert_eq!(
         migrate_via_lambda(&c.lambda, arn).await.unwrap(),
         format!("{arn}: {{\"applied\":3}}")

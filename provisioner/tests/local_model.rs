@@ -81,7 +81,7 @@ fn runtime_env_covers_every_contract_variable() {
         issuer: "http://127.0.0.1:3",
         jwks_url: "http://127.0.0.1:3/.well-known/jwks.json",
     };
-    let env = runtime::env(&wiring, "postgres://chrono_api@127.0.0.1:2/chronotracer");
+    let env = runtime::env(&wiring, "postgres://chrono_admin@127.0.0.1:2/chronotracer");
     assert_eq!(runtime::uncovered(&env), Vec::<&str>::new());
     for (name, _) in NOT_SET_LOCALLY {
         assert!(

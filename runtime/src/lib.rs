@@ -7,9 +7,11 @@
 pub mod ai;
 pub mod api;
 pub mod auth;
+pub mod build_info;
 pub mod claims;
 pub mod db;
 pub mod filter;
+pub mod knowledge;
 pub mod launcher;
 pub mod model;
 pub mod pipeline;

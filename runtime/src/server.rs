@@ -15,6 +15,7 @@ use crate::api::{AppState, router};
 use crate::auth::{
     Authenticator, ClaimNames, DEFAULT_CASES_CLAIM, DEFAULT_ROLES_CLAIM, JwtVerifier,
 };
+use crate::db::{ConnectPolicy, Credentials, SecretSource};
 use crate::launcher::{LocalLauncher, PipelineLauncher, StepFunctionsLauncher};
 use crate::storage::SourcesBucket;
 
@@ -55,64 +56,86 @@ fn claim_names() -> ClaimNames {
     }
 }
 
-/// A database pool from the environment: `DATABASE_URL` when set (local mode, tests),
-/// else the Aurora endpoint `CHRONO_DB_HOST`/`CHRONO_DB_PORT`/`CHRONO_DB_NAME` with the
-/// credentials from the Secrets Manager secret `CHRONO_DB_SECRET_ARN`.
-pub async fn pool_from_env(max_connections: u32) -> Result<sqlx::PgPool, StartError> {
-    let timeout = env("CHRONO_DB_STATEMENT_TIMEOUT_MS")
+/// The statement timeout of request sessions: `CHRONO_DB_STATEMENT_TIMEOUT_MS`, else
+/// [`crate::db::DEFAULT_STATEMENT_TIMEOUT`].
+pub fn statement_timeout_from_env() -> Result<Duration, StartError> {
+    env(vars::DB_STATEMENT_TIMEOUT_MS)
         .map(|v| {
             v.parse::<u64>().map(Duration::from_millis).map_err(|_| {
-                StartError::Config("CHRONO_DB_STATEMENT_TIMEOUT_MS must be milliseconds".into())
+                StartError::Config(format!(
+                    "{} must be milliseconds",
+                    vars::DB_STATEMENT_TIMEOUT_MS
+                ))
             })
         })
-        .transpose()?
-        .unwrap_or(crate::db::DEFAULT_STATEMENT_TIMEOUT);
-    let opts = if let Some(url) = env("DATABASE_URL") {
-        crate::db::options(&url, timeout)
-            .map_err(|e| StartError::Config(format!("DATABASE_URL: {e}")))?
-    } else if let Some(arn) = env("CHRONO_DB_SECRET_ARN") {
-        let host = env("CHRONO_DB_HOST").ok_or_else(|| {
-            StartError::Config("set CHRONO_DB_HOST with CHRONO_DB_SECRET_ARN".into())
-        })?;
-        let port = env("CHRONO_DB_PORT")
-            .map(|p| {
-                p.parse::<u16>()
-                    .map_err(|_| StartError::Config("CHRONO_DB_PORT must be a port number".into()))
-            })
-            .transpose()?
-            .unwrap_or(5432);
-        let name = env("CHRONO_DB_NAME").unwrap_or_else(|| "chrono".into());
-        let sdk = aws_config::load_from_env().await;
-        let text = read_db_secret(&sdk, &arn).await?;
-        crate::db::options_from_secret(&host, port, &name, &text, timeout)
-            .map_err(|e| StartError::Config(e.to_string()))?
-    } else {
-        return Err(StartError::Config(
-            "set DATABASE_URL, or CHRONO_DB_HOST and CHRONO_DB_SECRET_ARN".into(),
-        ));
-    };
-    crate::db::connect(opts, max_connections)
-        .await
-        .map_err(|e| StartError::Database(e.to_string()))
+        .transpose()
+        .map(|t| t.unwrap_or(crate::db::DEFAULT_STATEMENT_TIMEOUT))
 }
 
-/// The text of the database secret `arn` (Secrets Manager).
-pub async fn read_db_secret(sdk: &aws_config::SdkConfig, arn: &str) -> Result<String, StartError> {
-    let secret = aws_sdk_secretsmanager::Client::new(sdk)
-        .get_secret_value()
-        .secret_id(arn)
-        .send()
+/// The database login from the environment: `DATABASE_URL` when set (local mode, tests),
+/// else the Aurora endpoint `CHRONO_DB_HOST`/`CHRONO_DB_PORT`/`CHRONO_DB_NAME` with the
+/// credentials of the Secrets Manager secret `CHRONO_DB_SECRET_ARN` (read again when the
+/// database refuses them: [`crate::db::credentials`]).
+pub async fn credentials_from_env() -> Result<Credentials, StartError> {
+    if let Some(url) = env(vars::DATABASE_URL) {
+        return Credentials::url(&url).map_err(|e| StartError::Config(e.to_string()));
+    }
+    let Some(arn) = env(vars::DB_SECRET_ARN) else {
+        return Err(StartError::Config(format!(
+            "set {}, or {} and {}",
+            vars::DATABASE_URL,
+            vars::DB_HOST,
+            vars::DB_SECRET_ARN
+        )));
+    };
+    let host = env(vars::DB_HOST).ok_or_else(|| {
+        StartError::Config(format!(
+            "set {} with {}",
+            vars::DB_HOST,
+            vars::DB_SECRET_ARN
+        ))
+    })?;
+    let port = env(vars::DB_PORT)
+        .map(|p| {
+            p.parse::<u16>()
+                .map_err(|_| StartError::Config(format!("{} must be a port number", vars::DB_PORT)))
+        })
+        .transpose()?
+        .unwrap_or(5432);
+    let name = env(vars::DB_NAME).unwrap_or_else(|| "chrono".into());
+    let sdk = aws_config::load_from_env().await;
+    Ok(Credentials::Secret(SecretSource::new(
+        aws_sdk_secretsmanager::Client::new(&sdk),
+        arn,
+        host,
+        port,
+        name,
+    )))
+}
+
+/// A request pool from the environment ([`credentials_from_env`],
+/// [`statement_timeout_from_env`]), waiting for the database as `policy` says.
+pub async fn pool_from_env(
+    max_connections: u32,
+    policy: ConnectPolicy,
+) -> Result<sqlx::PgPool, StartError> {
+    let credentials = credentials_from_env().await?;
+    pool_with(&credentials, max_connections, policy).await
+}
+
+/// A request pool over `credentials` with the statement timeout from the environment.
+pub async fn pool_with(
+    credentials: &Credentials,
+    max_connections: u32,
+    policy: ConnectPolicy,
+) -> Result<sqlx::PgPool, StartError> {
+    let session = crate::db::Session::runtime(statement_timeout_from_env()?);
+    crate::db::open(credentials, session, max_connections, policy)
         .await
-        .map_err(|e| {
-            StartError::Database(format!(
-                "cannot read the database secret {arn}: {}",
-                aws_sdk_secretsmanager::error::DisplayErrorContext(e)
-            ))
-        })?;
-    secret
-        .secret_string()
-        .map(str::to_owned)
-        .ok_or_else(|| StartError::Database(format!("the secret {arn} has no string value")))
+        .map_err(|e| match e {
+            crate::db::ConnectError::Config(c) => StartError::Config(c.to_string()),
+            other => StartError::Database(other.to_string()),
+        })
 }
 
 /// The authenticator for `mode`, from the environment.
@@ -144,7 +167,19 @@ pub async fn state_from_env(
     mode: Mode,
     launcher: Option<Arc<dyn PipelineLauncher>>,
 ) -> Result<AppState, StartError> {
-    let db = pool_from_env(if mode == Mode::Lambda { 2 } else { 16 }).await?;
+    state_with(mode, launcher, &credentials_from_env().await?).await
+}
+
+/// [`state_from_env`] with the database login given.
+pub async fn state_with(
+    mode: Mode,
+    launcher: Option<Arc<dyn PipelineLauncher>>,
+    credentials: &Credentials,
+) -> Result<AppState, StartError> {
+    let db = match mode {
+        Mode::Lambda => pool_with(credentials, 2, ConnectPolicy::LAMBDA).await?,
+        Mode::Local => pool_with(credentials, 16, ConnectPolicy::SERVICE).await?,
+    };
     let auth = authenticator_from_env(mode).await?;
     let sdk = aws_config::load_from_env().await;
     let sources =
@@ -167,22 +202,27 @@ pub fn lambda_handler(
     lambda_http::Adapter::from(app)
 }
 
-/// The operator event `chronoctl onboard` sends to the API function to apply the
-/// database migrations (it runs in the VPC next to Aurora with the database secret;
-/// chronoctl has neither). Contract with `chrono_provisioner::deploy::migrate`.
+/// The operator event `chronoctl onboard` sends to apply the database migrations (the
+/// function runs in the VPC next to Aurora with the database secret; chronoctl has
+/// neither). Contract with `chrono_provisioner::deploy::migrate`.
 pub const COMMAND_KEY: &str = "chrono_command";
 
 /// What the API function answers to an invocation: an API Gateway response, or the
 /// outcome of an operator command.
 ///
 /// Events carrying [`COMMAND_KEY`] are commands (`migrate` from onboard, `fail_evidence`
-/// from the pipeline state machine); every
-/// other event must be an API Gateway event and goes through the router. API Gateway
+/// from the pipeline state machine); every other event must be an API Gateway event and
+/// goes through the router. Migrations do not use the request pool (its 5 s statement
+/// timeout): they open a session of their own with `credentials` and
+/// [`crate::db::MigrationSettings`], and onboard sends the command to the migration
+/// function, whose timeout is not API Gateway's; `fail_evidence` uses the request pool
+/// `db`. API Gateway
 /// never produces a `chrono_command` field, and invoking the function directly needs
 /// `lambda:InvokeFunction`, which only the operator's deploy role has.
 pub async fn lambda_entry(
     app: Router,
     db: sqlx::PgPool,
+    credentials: &Credentials,
     event: lambda_http::LambdaEvent<serde_json::Value>,
 ) -> Result<serde_json::Value, lambda_http::Error> {
     use lambda_http::Service;
@@ -190,11 +230,9 @@ pub async fn lambda_entry(
     if let Some(command) = payload.get(COMMAND_KEY) {
         return match command.as_str() {
             Some("migrate") => {
-                crate::db::MIGRATOR
-                    .run(&db)
+                let latest = crate::db::migrate(credentials)
                     .await
-                    .map_err(|e| format!("migrating the database: {e}"))?;
-                let latest = crate::db::MIGRATOR.iter().map(|m| m.version).max();
+                    .map_err(|e| e.to_string())?;
                 tracing::info!(?latest, "database migrated");
                 Ok(serde_json::json!({"migrated": true, "latest_version": latest}))
             }
@@ -235,11 +273,13 @@ async fn fail_evidence(
 
 /// Runs as the Lambda function until the runtime stops it.
 pub async fn run_lambda() -> Result<(), StartError> {
-    let state = state_from_env(Mode::Lambda, None).await?;
+    let credentials = credentials_from_env().await?;
+    let state = state_with(Mode::Lambda, None, &credentials).await?;
     let db = state.db().clone();
     let app = router(state);
     lambda_http::lambda_runtime::run(lambda_http::service_fn(move |event| {
-        lambda_entry(app.clone(), db.clone(), event)
+        let (app, db, credentials) = (app.clone(), db.clone(), credentials.clone());
+        async move { lambda_entry(app, db, &credentials, event).await }
     }))
     .await
     .map_err(|e| StartError::Server(e.to_string()))
@@ -259,12 +299,13 @@ pub async fn serve(addr: SocketAddr, state: AppState) -> Result<(), StartError> 
         .map_err(|e| StartError::Server(e.to_string()))
 }
 
-/// Applies the migrations to the database of `DATABASE_URL`.
+/// Applies the migrations to the database of the environment ([`credentials_from_env`]),
+/// with the migration settings, not the request pool's.
 pub async fn migrate() -> Result<(), StartError> {
-    let db = pool_from_env(2).await?;
-    crate::db::MIGRATOR
-        .run(&db)
+    let credentials = credentials_from_env().await?;
+    crate::db::migrate(&credentials)
         .await
+        .map(|_| ())
         .map_err(|e| StartError::Database(e.to_string()))
 }
 

@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use chrono_runtime::launcher::{PipelineJob, PipelineLauncher, StepFunctionsLauncher};
 use chrono_runtime::storage::SourcesBucket;
 use uuid::Uuid;
@@ -97,24 +95,27 @@ async fn aws_calls_work_against_the_local_emulator() {
         .send()
         .await
         .unwrap();
-    let text = chrono_runtime::server::read_db_secret(&sdk, secret.arn().unwrap())
-        .await
-        .unwrap();
-    let opts = chrono_runtime::db::options_from_secret(
+    use chrono_runtime::db::SecretSource;
+    let source = SecretSource::new(
+        sm.clone(),
+        secret.arn().unwrap(),
         "db.local",
         5432,
         "chrono",
-        &text,
-        Duration::from_secs(5),
-    )
-    .unwrap();
-    assert_eq!(opts.get_username(), "chrono_admin");
-    assert!(
-        chrono_runtime::server::read_db_secret(
-            &sdk,
-            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:nope"
-        )
-        .await
-        .is_err()
     );
+    let opts = source.read().await.unwrap();
+    assert_eq!(opts.get_username(), "chrono_admin");
+    assert_eq!(opts.get_host(), "db.local");
+    assert_eq!(opts.get_database(), Some("chrono"));
+    let missing = SecretSource::new(
+        sm.clone(),
+        "arn:aws:secretsmanager:eu-west-1:123456789012:secret:nope",
+        "db.local",
+        5432,
+        "chrono",
+    );
+    assert!(missing.read().await.is_err());
+    for bad in [r#"{"username": "x"}"#, "not json"] {
+        assert!(source.options(bad).is_err(), "{bad}");
+    }
 }

@@ -77,8 +77,8 @@ pub struct OutputRef {
 pub enum Asset {
     /// S3 key (content hash) of a Lambda zip in the assets bucket; the binary name.
     LambdaZip(String),
-    /// Tag (content hash) of the runtime image in the bootstrap ECR repository.
-    ImageTag,
+    /// Digest (`sha256:<hex>`) of the runtime image in the bootstrap ECR repository.
+    ImageDigest,
 }
 
 /// Where a parameter's value comes from at deploy time.

@@ -8,7 +8,7 @@
 //!   the file, `upload` (true when the body exceeds 51,200 bytes and must be passed as a
 //!   `TemplateURL` from the assets bucket), `depends_on` (stacks whose outputs it reads),
 //!   `parameters` (name → `{"output": "<stack>.<Output>"}` or `{"asset": ...}` for values
-//!   the deploy engine uploads: `{"lambda_zip": "<binary>"}` or `"image_tag"`), `outputs`,
+//!   the deploy engine uploads: `{"lambda_zip": "<binary>"}` or `"image_digest"`), `outputs`,
 //!   and `tags` (stack tags).
 
 use std::collections::BTreeMap;

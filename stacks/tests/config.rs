@@ -1,7 +1,7 @@
 //! Customer config parsing and validation: defaults, and bad configs with their exact
 //! messages (file, line, column, field, what is allowed).
 
-use chrono_stacks::config::{Config, Stage};
+use chrono_stacks::config::{Architecture, Config, Stage};
 
 const BASE: &str = "\
 customer: acme
@@ -97,6 +97,27 @@ fn unknown_stage() {
     assert_eq!(
         error(&with("stage: prod", "stage: production")),
         "customers/bad.yaml:4:8: stage: unknown variant `production`, expected one of `prod`, `staging`, `preview`, `local`"
+    );
+}
+
+#[test]
+fn architecture_defaults_to_x86_64_and_accepts_arm64() {
+    let cfg = Config::parse("base.yaml", BASE).unwrap();
+    assert_eq!(cfg.architecture, Architecture::X86_64);
+    let arm = Config::parse(
+        "arm.yaml",
+        &with("stage: prod", "stage: prod\narchitecture: arm64"),
+    )
+    .unwrap();
+    assert_eq!(arm.architecture, Architecture::Arm64);
+    assert_eq!(arm.architecture.ecs_cpu_architecture(), "ARM64");
+}
+
+#[test]
+fn unknown_architecture() {
+    assert_eq!(
+        error(&with("stage: prod", "stage: prod\narchitecture: amd64")),
+        "customers/bad.yaml:5:15: architecture: unknown variant `amd64`, expected `x86_64` or `arm64`"
     );
 }
 

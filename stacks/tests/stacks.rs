@@ -235,7 +235,7 @@ fn every_lambda_and_task_gets_the_runtime_environment() {
     let t = compute::build(&cfg).unwrap().stack.template.to_json();
     let expected: BTreeSet<&str> = RUNTIME_ENV.into_iter().collect();
     let lambdas = of_type(&t, "AWS::Lambda::Function");
-    assert_eq!(lambdas.len(), 3);
+    assert_eq!(lambdas.len(), 4);
     for (id, f) in lambdas
         .into_iter()
         .filter(|(id, _)| *id != "WsAuthorizerFunction")
@@ -307,9 +307,10 @@ fn every_lambda_and_task_gets_the_runtime_environment() {
             .map(|kv| kv["Name"].as_str().unwrap())
             .collect();
         assert_eq!(names, expected, "{id}");
+        // By digest, never by a mutable tag.
         assert_eq!(
             c["Image"],
-            json!({"Fn::Sub": "${RuntimeRepositoryUri}:${ImageTag}"})
+            json!({"Fn::Sub": "${RuntimeRepositoryUri}@${ImageDigest}"})
         );
     }
     assert_eq!(props(&t, "PipelineTaskDefinition")["Cpu"], "2048");
@@ -318,12 +319,90 @@ fn every_lambda_and_task_gets_the_runtime_environment() {
     }
 }
 
+/// Migrations used to run in the API function: 5 s statement timeout, API Gateway's 29 s
+/// function timeout. They have a function of their own now (issue 13, defect 8).
+#[test]
+fn migrations_have_a_function_of_their_own_with_lambdas_longest_timeout() {
+    let cfg = example("acme-prod");
+    let built = compute::build(&cfg).unwrap();
+    let t = built.stack.template.to_json();
+    let migrate = props(&t, "MigrateFunction");
+    assert_eq!(migrate["Timeout"], compute::MIGRATE_TIMEOUT_S);
+    assert_eq!(compute::MIGRATE_TIMEOUT_S, 900, "Lambda's maximum");
+    assert!(props(&t, "ApiFunction")["Timeout"].as_u64().unwrap() < 30);
+    // the chrono-api code, in the VPC, with its own role
+    assert_eq!(migrate["Code"]["S3Key"], json!({"Ref": "ApiCodeKey"}));
+    assert_eq!(
+        migrate["VpcConfig"]["SubnetIds"],
+        json!({"Ref": "PrivateSubnetIds"})
+    );
+    assert_eq!(
+        migrate["Role"],
+        json!({"Fn::GetAtt": ["MigrateRole", "Arn"]})
+    );
+    // its role: its logs and the database secret, nothing of the API's
+    let policy = props(&t, "MigrateRole")["Policies"].to_string();
+    assert!(policy.contains("secretsmanager:GetSecretValue"), "{policy}");
+    for not_needed in ["s3:", "states:", "dynamodb:", "bedrock:"] {
+        assert!(!policy.contains(not_needed), "{not_needed} in {policy}");
+    }
+    // onboard finds it through this output
+    assert_eq!(
+        t["Outputs"][chrono_contract::outputs::MIGRATE_FUNCTION_ARN]["Value"],
+        json!({"Fn::GetAtt": ["MigrateFunction", "Arn"]})
+    );
+}
+
+#[test]
+fn every_function_and_task_runs_on_the_configs_architecture() {
+    for (arch, lambda, ecs) in [("x86_64", "x86_64", "X86_64"), ("arm64", "arm64", "ARM64")] {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../customers/acme-staging.yaml"
+        ))
+        .unwrap()
+            + &format!("architecture: {arch}\n");
+        let cfg = chrono_stacks::Config::parse("acme-staging.yaml", &text).unwrap();
+        let t = compute::build(&cfg).unwrap().stack.template.to_json();
+        let functions = of_type(&t, "AWS::Lambda::Function");
+        assert_eq!(functions.len(), 4);
+        for (id, f) in functions {
+            assert_eq!(f["Properties"]["Architectures"], json!([lambda]), "{id}");
+        }
+        let tasks = of_type(&t, "AWS::ECS::TaskDefinition");
+        assert_eq!(tasks.len(), 2);
+        for (id, task) in tasks {
+            assert_eq!(
+                task["Properties"]["RuntimePlatform"]["CpuArchitecture"], ecs,
+                "{id}"
+            );
+        }
+    }
+    // The image carries the binaries the task definitions start.
+    let entry = props(
+        &compute::build(&example("acme-prod"))
+            .unwrap()
+            .stack
+            .template
+            .to_json(),
+        "PipelineTaskDefinition",
+    )["ContainerDefinitions"][0]["EntryPoint"]
+        .clone();
+    assert_eq!(entry, json!([compute::PIPELINE_BINARY]));
+    assert!(compute::IMAGE_BINARIES.contains(&compute::PIPELINE_BINARY));
+    assert!(compute::IMAGE_BINARIES.contains(&compute::FILTER_AI_BINARY));
+}
+
 #[test]
 fn roles_are_scoped_and_bedrock_is_limited_to_the_configured_models() {
     let cfg = example("acme-prod");
     let t = compute::build(&cfg).unwrap().stack.template.to_json();
     let roles = of_type(&t, "AWS::IAM::Role");
-    assert_eq!(roles.len(), 7);
+    assert_eq!(
+        roles.len(),
+        8,
+        "one per function and task, the migration function included"
+    );
     let chat = props(&t, "AiChatRole")["Policies"][0]["PolicyDocument"]["Statement"]
         .as_array()
         .unwrap()
@@ -623,8 +702,8 @@ fn synthesis_is_deterministic_and_within_limits() {
             json!({"asset": {"lambda_zip": "chrono-api"}})
         );
         assert_eq!(
-            manifest["stacks"][4]["parameters"]["ImageTag"],
-            json!({"asset": "image_tag"})
+            manifest["stacks"][4]["parameters"]["ImageDigest"],
+            json!({"asset": "image_digest"})
         );
     }
 }

@@ -1,8 +1,11 @@
-//! Onboards a preview-stage customer config into a real AWS account with the `chronoctl`
-//! binary, checks status and outputs, then destroys it. Run by `make e2e-aws` only
-//! (this target has `test = false`): it needs `CHRONO_E2E_AWS=1`, credentials for the
-//! account from any standard source, and `CHRONO_E2E_CONFIG` naming a `stage: preview`
-//! config whose account id is that account's.
+//! Builds the runtime, onboards a preview-stage customer config into a real AWS account
+//! with the `chronoctl` binary (no `--artifacts`: onboard uses the build, pushes the image
+//! and deploys it by digest; the smoke test answers from the real API Lambda), checks
+//! status, then destroys it. Run by `make e2e-aws` only (this target has `test = false`):
+//! it needs `CHRONO_E2E_AWS=1`, credentials for the account from any standard source, and
+//! `CHRONO_E2E_CONFIG` naming a `stage: preview` config whose account id is that
+//! account's. The config's architecture must be one this machine builds (`x86_64` on
+//! x86-64 Linux).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -45,8 +48,15 @@ fn onboard_then_destroy_a_preview_account() {
         "{config} must be a preview-stage config"
     );
 
+    let (built, bout, berr) = chronoctl(&["build", "--config", &config, "--output", "json"]);
+    assert!(built, "build failed:\n{bout}\n{berr}");
+    assert!(
+        bout.contains("\"digest\":\"sha256:"),
+        "no image built:\n{bout}"
+    );
+
     let (ok, out, err) = chronoctl(&["onboard", "--config", &config, "--output", "json"]);
-    let onboarded = ok && out.contains("\"api_url\"");
+    let onboarded = ok && out.contains("\"api_url\"") && out.contains("\"smoke\"");
     // Always clean up, even when onboarding failed half-way.
     let (status_ok, status, _) = chronoctl(&["status", "--config", &config, "--output", "json"]);
     let (destroyed, dout, derr) =

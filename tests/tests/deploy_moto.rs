@@ -59,7 +59,7 @@ fn plan(probe_body: &str, asset: &[u8]) -> DeployPlan {
         config: config_path(),
         templates: None,
         artifacts: None,
-        image_tag: "latest".into(),
+        registry_url: None,
         profile: None,
         region: None,
         endpoint_url: None,

@@ -10,28 +10,14 @@
 //! provides all three).
 
 use std::path::{Path, PathBuf};
+
+use chrono_tests::bin_dir;
 use std::process::Command;
 
 use serde_json::Value;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// `target/<profile>`, where cargo put chronoctl and the runtime binaries: next to this
-/// test's own directory, unless cargo keeps its intermediate files in a separate build
-/// directory (`CARGO_BUILD_BUILD_DIR`), in which case the binaries are under the target
-/// directory (`CARGO_TARGET_DIR`, default `target/`) for the same profile.
-fn bin_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
-    if profile_dir.join("chronoctl").exists() {
-        return profile_dir;
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target"));
-    target.join(profile_dir.file_name().unwrap())
 }
 
 struct Local {
@@ -151,6 +137,24 @@ fn http(method: reqwest::Method, url: &str, token: &str) -> (u16, Value) {
     })
 }
 
+/// `(rolsuper, rolcreaterole, rolcreatedb)` of the role `url` logs in as.
+fn login_role(url: &str) -> (bool, bool, bool) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::query_as(
+            "SELECT rolsuper, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = current_user",
+        )
+        .fetch_one(&mut c)
+        .await
+        .unwrap()
+    })
+}
+
 /// An object from the emulator's bucket, read with the SDK as the runtime reads it.
 fn get_object(endpoint: &str, bucket: &str, key: &str) -> Vec<u8> {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -223,6 +227,18 @@ fn local_platform_end_to_end() {
     );
     assert!(!api_env.contains("CHRONO_JWKS_FILE="), "{api_env}");
 
+    // As strict as Aurora: the runtime logs in as the master-like role, never a superuser.
+    let database_url = api_env
+        .split('\0')
+        .find_map(|v| v.strip_prefix("DATABASE_URL="))
+        .expect("the API gets DATABASE_URL")
+        .to_owned();
+    assert_eq!(
+        login_role(&database_url),
+        (false, true, true),
+        "{database_url}"
+    );
+
     // Idempotent: a second up starts nothing new.
     local.ok(&["up"]);
     assert_eq!(local.pids(), first, "up twice must not start duplicates");
@@ -288,7 +304,13 @@ fn local_platform_end_to_end() {
     // matches in the case, which is the search's result.
     assert_eq!(ai["result"], "ok", "{report:#}");
     let produced = ai["detail"].as_str().unwrap();
-    assert!(produced.contains("\"field\":\"action\""), "{produced}");
+    // a question outside the first translator's vocabulary, answered from the catalog, and
+    // the answer's events shown with their catalog titles
+    assert!(produced.contains("\"4616\""), "{produced}");
+    assert!(
+        produced.contains("The system time was changed [system]"),
+        "{produced}"
+    );
     assert!(report["ai_hits"].as_i64().unwrap() > 0, "{report:#}");
 
     one_origin(&local, &case_id);

@@ -2,8 +2,6 @@
 //! bucket under content-hash keys. An object already present under its key is not
 //! uploaded again, so a rerun moves no bytes.
 
-use std::io::Write;
-
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 
@@ -22,9 +20,6 @@ pub enum AssetError {
         /// SDK error text.
         message: String,
     },
-    /// Building a zip failed.
-    #[error("cannot build the asset zip: {0}")]
-    Zip(String),
 }
 
 /// What happened to one asset.
@@ -85,41 +80,4 @@ pub async fn upload_if_absent(
         .await
         .map_err(|e| s3_err(bucket, key, "PutObject", &e))?;
     Ok(Upload::Uploaded)
-}
-
-/// A Lambda `provided.al2023` zip: one executable entry `bootstrap` holding `binary`.
-///
-/// The zip is deterministic (fixed timestamp and permissions), so the same binary always
-/// gives the same content hash and is uploaded once.
-pub fn lambda_zip(binary: &[u8]) -> Result<Vec<u8>, AssetError> {
-    let mut buf = std::io::Cursor::new(Vec::new());
-    {
-        let mut zip = zip::ZipWriter::new(&mut buf);
-        let opts = zip::write::SimpleFileOptions::default()
-            .compression_method(zip::CompressionMethod::Deflated)
-            .last_modified_time(zip::DateTime::default())
-            .unix_permissions(0o755);
-        zip.start_file("bootstrap", opts)
-            .map_err(|e| AssetError::Zip(e.to_string()))?;
-        zip.write_all(binary)
-            .map_err(|e| AssetError::Zip(e.to_string()))?;
-        zip.finish().map_err(|e| AssetError::Zip(e.to_string()))?;
-    }
-    Ok(buf.into_inner())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lambda_zip_is_deterministic_and_holds_bootstrap() {
-        let a = lambda_zip(b"#!/bin/sh\necho hi\n").unwrap();
-        let b = lambda_zip(b"#!/bin/sh\necho hi\n").unwrap();
-        assert_eq!(a, b);
-        assert_ne!(a, lambda_zip(b"other").unwrap());
-        let mut z = zip::ZipArchive::new(std::io::Cursor::new(a)).unwrap();
-        let f = z.by_name("bootstrap").unwrap();
-        assert_eq!(f.unix_mode().map(|m| m & 0o777), Some(0o755));
-    }
 }

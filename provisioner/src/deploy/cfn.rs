@@ -82,7 +82,8 @@ pub fn classify(status: &str) -> StatusClass {
     }
 }
 
-fn aws<E, R>(
+/// A failed SDK call as a [`DeployError::Aws`] (any service's client).
+pub(crate) fn aws<E, R>(
     stack: &str,
     operation: &'static str,
     e: &aws_sdk_cloudformation::error::SdkError<E, R>,

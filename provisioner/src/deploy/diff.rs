@@ -91,7 +91,7 @@ impl Engine {
                     ParamSource::Literal { value } => Some(value.clone()),
                     ParamSource::AssetKey { asset } => plan.asset(asset).map(|a| a.key()),
                     ParamSource::AssetsBucket => boot.as_ref().map(|b| b.assets_bucket.clone()),
-                    ParamSource::ImageTag => Some(plan.image_tag.clone()),
+                    ParamSource::ImageDigest => plan.image.digest().map(str::to_owned),
                     ParamSource::Output { stack, output } => {
                         outputs.get(stack).and_then(|o| o.get(output)).cloned()
                     }

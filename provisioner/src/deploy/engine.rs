@@ -22,7 +22,9 @@ use chrono_contract::outputs;
 use crate::deploy::cfn::{self, ChangeSet, ChangeSetRequest, StackInfo, StatusClass, Timing};
 use crate::deploy::error::DeployError;
 use crate::deploy::lock::{self, LockGuard, LockRequest};
-use crate::deploy::plan::{BOOTSTRAP, DeployPlan, ParamSource, PlannedStack, TEMPLATE_HASH_TAG};
+use crate::deploy::plan::{
+    BOOTSTRAP, DeployPlan, ParamSource, PlanImage, PlannedStack, TEMPLATE_HASH_TAG,
+};
 use crate::deploy::progress::{Event, Reporter};
 
 /// Output of the bootstrap stack naming the assets bucket.
@@ -70,6 +72,8 @@ pub struct DeployOptions {
     pub lock_lease: Duration,
     /// Take the lock even when held.
     pub break_lock: bool,
+    /// Registry to push the runtime image to instead of ECR's endpoint (tests).
+    pub registry_url: Option<String>,
 }
 
 impl Default for DeployOptions {
@@ -84,6 +88,7 @@ impl Default for DeployOptions {
             lock_owner: lock::default_owner(),
             lock_lease: Duration::from_secs(120),
             break_lock: false,
+            registry_url: None,
         }
     }
 }
@@ -161,6 +166,12 @@ pub struct DeployReport {
     /// Holder displaced with `--break-lock`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub broke_lock_of: Option<String>,
+    /// The runtime image push (when the plan ships an image).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<crate::deploy::image::PushReport>,
+    /// Hot-swapped resources brought back in line with CloudFormation by this deploy.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reconciled: Vec<String>,
 }
 
 impl DeployReport {
@@ -182,6 +193,8 @@ pub struct BootstrapInfo {
     pub assets_bucket: String,
     /// Lock table.
     pub lock_table: String,
+    /// Name of the runtime's ECR repository (absent from stacks that have none).
+    pub repository: Option<String>,
 }
 
 struct Ctx {
@@ -263,9 +276,20 @@ impl Engine {
             .get(OUTPUT_LOCK_TABLE)
             .cloned()
             .ok_or_else(|| missing(OUTPUT_LOCK_TABLE))?;
+        // The repository's name: from its URI output, or (the local emulator does not
+        // report `Fn::GetAtt` outputs) from the stack's ECR repository resource.
+        let repository = match outputs.get(OUTPUT_ECR_REPOSITORY) {
+            Some(uri) => Some(crate::deploy::image::repository_name(uri).to_owned()),
+            None => cfn::resources(&self.clients.cfn, &name)
+                .await?
+                .into_iter()
+                .find(|r| r.resource_type == "AWS::ECR::Repository")
+                .map(|r| r.physical_id),
+        };
         Ok(Some(BootstrapInfo {
             assets_bucket,
             lock_table,
+            repository,
         }))
     }
 
@@ -399,6 +423,11 @@ impl Engine {
             }
             asset_keys.insert(a.name.clone(), key);
         }
+        if let PlanImage::Built(image) = &plan.image
+            && plan.uses_image()
+        {
+            report.image = Some(self.ship_image(boot, image).await?);
+        }
         let todo: BTreeSet<String> = plan
             .stacks
             .iter()
@@ -417,6 +446,9 @@ impl Engine {
         report.change_sets_created += r.change_sets_created;
         report.change_sets_executed += r.change_sets_executed;
         report.stacks.append(&mut r.stacks);
+        if !self.opts.dry_run {
+            report.reconciled = self.reconcile_hotswaps(plan, boot, report).await?;
+        }
         Ok(())
     }
 
@@ -570,7 +602,7 @@ impl Engine {
         report
     }
 
-    async fn resolve_params(
+    pub(crate) async fn resolve_params(
         &self,
         plan: &DeployPlan,
         s: &PlannedStack,
@@ -589,7 +621,16 @@ impl Engine {
                     .or_else(|| plan.asset(asset).map(|a| a.key()))
                     .unwrap_or_default(),
                 ParamSource::AssetsBucket => bucket.unwrap_or_default().to_owned(),
-                ParamSource::ImageTag => plan.image_tag.clone(),
+                ParamSource::ImageDigest => match plan.image.digest() {
+                    Some(d) => d.to_owned(),
+                    None if self.opts.dry_run => "<runtime image digest>".to_owned(),
+                    None => {
+                        return Err(DeployError::NoImage {
+                            stack: plan.stack_name(&s.name),
+                            parameter: k.clone(),
+                        });
+                    }
+                },
                 ParamSource::Output { stack, output } => {
                     let outputs = match results.get(stack) {
                         Some(r) if !r.outputs.is_empty() || self.opts.dry_run => r.outputs.clone(),

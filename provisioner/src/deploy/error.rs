@@ -129,6 +129,22 @@ pub enum DeployError {
         /// The output key.
         output: String,
     },
+    /// A stack runs the runtime image, but the plan has none.
+    #[error(
+        "stack {stack}: parameter {parameter} needs the runtime image; let `chronoctl deploy` build it (in the source tree) or pass --artifacts DIR from `chronoctl build --out DIR`"
+    )]
+    NoImage {
+        /// The stack.
+        stack: String,
+        /// The parameter.
+        parameter: String,
+    },
+    /// The runtime image could not be pushed or is not in ECR.
+    #[error(transparent)]
+    Image(#[from] crate::deploy::image::ImageShipError),
+    /// `deploy --hotswap` refused: the change is not code only (or the stage is prod).
+    #[error("hotswap refused: {0}")]
+    HotswapRefused(String),
     /// A stack needed for this command is not deployed.
     #[error("stack {0} is not deployed; run `chronoctl deploy` (or `chronoctl onboard`) first")]
     NotDeployed(String),

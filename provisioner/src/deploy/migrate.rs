@@ -1,8 +1,16 @@
-//! Database migrations during `onboard`: the API Lambda (`chrono-api`) runs the runtime's
-//! migrations when invoked with the payload [`MIGRATE_PAYLOAD`] (it is in the VPC next to
-//! Aurora and has the database secret; chronoctl is not and has not). A function error is
-//! a failed step; rerunning `onboard` retries it.
+//! Database migrations during `onboard`: the migration Lambda (the `chrono-api` code, its
+//! own function with Lambda's longest timeout: `chrono_stacks::compute::MIGRATE_TIMEOUT_S`)
+//! runs the runtime's migrations when invoked with the payload [`MIGRATE_PAYLOAD`] (it is
+//! in the VPC next to Aurora and has the database secret; chronoctl is not and has not). A
+//! function error is a failed step; rerunning `onboard` retries it.
+//!
+//! The invocation waits as long as the function may run and is not retried by the SDK: a
+//! second migration started while the first still runs would only wait for its lock.
 
+use std::time::Duration;
+
+use aws_sdk_lambda::config::retry::RetryConfig;
+use aws_sdk_lambda::config::timeout::TimeoutConfig;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
 
@@ -23,6 +31,18 @@ pub async fn migrate_via_lambda(
         .function_name(function)
         .invocation_type(InvocationType::RequestResponse)
         .payload(Blob::new(MIGRATE_PAYLOAD.as_bytes()))
+        .customize()
+        .config_override(
+            aws_sdk_lambda::config::Builder::default()
+                .retry_config(RetryConfig::standard().with_max_attempts(1))
+                .timeout_config(
+                    TimeoutConfig::builder()
+                        .read_timeout(Duration::from_secs(
+                            u64::from(chrono_stacks::compute::MIGRATE_TIMEOUT_S) + 60,
+                        ))
+                        .build(),
+                ),
+        )
         .send()
         .await
         .map_err(|e| format!("invoking {function}: {}", sdk_message(&e)))?;

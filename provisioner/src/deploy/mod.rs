@@ -11,6 +11,8 @@ pub mod destroy;
 pub mod diff;
 pub mod engine;
 pub mod error;
+pub mod hotswap;
+pub mod image;
 pub mod lock;
 pub mod migrate;
 pub mod onboard;

@@ -52,7 +52,7 @@ pub struct OnboardReport {
     pub endpoints: BTreeMap<String, String>,
 }
 
-/// A hash of everything that is deployed: templates and assets.
+/// A hash of everything that is deployed: templates, assets and the runtime image.
 pub fn plan_hash(plan: &DeployPlan) -> String {
     let mut s = String::new();
     for st in &plan.stacks {
@@ -60,6 +60,9 @@ pub fn plan_hash(plan: &DeployPlan) -> String {
     }
     for a in &plan.assets {
         s.push_str(&format!("{}={};", a.name, a.content_hash()));
+    }
+    if let Some(d) = plan.image.digest() {
+        s.push_str(&format!("image={d};"));
     }
     content_hash(s.as_bytes())
 }

@@ -41,6 +41,16 @@ pub enum PlanError {
         /// The stack whose output it reads.
         source_stack: String,
     },
+    /// A function has no built artifact and placeholders are not allowed.
+    #[error(
+        "no artifact for {binaries}; stage {stage} never deploys placeholders: let `chronoctl deploy` build the runtime (run it in the source tree) or pass --artifacts DIR from `chronoctl build --out DIR`"
+    )]
+    MissingArtifacts {
+        /// The binaries without an artifact.
+        binaries: String,
+        /// The stage.
+        stage: String,
+    },
     /// A parameter names an asset the plan does not carry.
     #[error(
         "parameter `{parameter}` of stack `{stack}` names asset `{asset}`, which is not in the plan"
@@ -97,9 +107,9 @@ pub enum ParamSource {
     },
     /// The name of the assets bucket (an output of the bootstrap stack).
     AssetsBucket,
-    /// The tag of the runtime container image in the bootstrap ECR repository
-    /// ([`DeployPlan::image_tag`]).
-    ImageTag,
+    /// The digest (`sha256:<hex>`) of the runtime image in the bootstrap ECR repository
+    /// ([`DeployPlan::image`]).
+    ImageDigest,
 }
 
 /// A deployable artifact (a Lambda zip) uploaded under a content-hash key.
@@ -196,8 +206,8 @@ pub struct DeployPlan {
     pub assets: Vec<Asset>,
     /// Stack tags added to every stack (besides the template hash).
     pub tags: BTreeMap<String, String>,
-    /// Tag of the runtime image the compute stack runs ([`ParamSource::ImageTag`]).
-    pub image_tag: String,
+    /// The runtime image the compute stack runs ([`ParamSource::ImageDigest`]).
+    pub image: PlanImage,
 }
 
 impl DeployPlan {
@@ -215,7 +225,7 @@ impl DeployPlan {
             stacks: Vec::new(),
             assets: Vec::new(),
             tags,
-            image_tag: "latest".to_owned(),
+            image: PlanImage::None,
         }
     }
 
@@ -244,6 +254,20 @@ impl DeployPlan {
     /// Whether data resources may be deleted without `--release-data`.
     pub fn is_disposable_stage(&self) -> bool {
         matches!(self.stage.as_str(), "preview" | "local")
+    }
+
+    /// Whether a stack of the plan runs the runtime image (has an image digest parameter).
+    pub fn uses_image(&self) -> bool {
+        self.stacks.iter().any(|s| {
+            s.parameters
+                .values()
+                .any(|p| *p == ParamSource::ImageDigest)
+        })
+    }
+
+    /// Whether `deploy --hotswap` may run (every stage but prod).
+    pub fn is_hotswap_stage(&self) -> bool {
+        self.stage != "prod"
     }
 
     /// A stack by short name.
@@ -356,51 +380,82 @@ struct ManifestStack {
     tags: BTreeMap<String, String>,
 }
 
-/// Where the Lambda zips named in a manifest come from.
+/// The runtime image of a plan.
 #[derive(Debug, Clone, Default)]
-pub struct ArtifactSource {
-    /// Directory holding `<binary>.zip` or a `<binary>` executable (zipped as
-    /// `bootstrap`). `None` or a missing file: a placeholder zip is used.
-    pub dir: Option<std::path::PathBuf>,
-    /// Image tag for [`ParamSource::ImageTag`].
-    pub image_tag: Option<String>,
+pub enum PlanImage {
+    /// No image: a stack that needs one fails to resolve its parameter.
+    #[default]
+    None,
+    /// Stage `local` without a build: [`PLACEHOLDER_DIGEST`], never pushed or checked.
+    Placeholder,
+    /// A built image, pushed to ECR and checked there before any stack references it.
+    Built(crate::build::artifacts::ShipImage),
 }
 
-impl ArtifactSource {
-    /// The zip of one Lambda binary and whether it is a placeholder.
-    pub fn lambda_zip(&self, binary: &str) -> Result<(Vec<u8>, bool), PlanError> {
-        let read = |p: std::path::PathBuf| {
-            std::fs::read(&p).map_err(|e| PlanError::Read {
-                path: p.display().to_string(),
-                reason: e.to_string(),
-            })
-        };
-        if let Some(dir) = &self.dir {
-            let zip = dir.join(format!("{binary}.zip"));
-            if zip.is_file() {
-                return Ok((read(zip)?, false));
-            }
-            let bin = dir.join(binary);
-            if bin.is_file() {
-                let bytes = read(bin.clone())?;
-                let zip =
-                    crate::deploy::assets::lambda_zip(&bytes).map_err(|e| PlanError::Read {
-                        path: bin.display().to_string(),
-                        reason: e.to_string(),
-                    })?;
-                return Ok((zip, false));
-            }
-        }
-        let script = format!(
-            "#!/bin/sh\n# placeholder for {binary}: build the runtime artifacts and pass --artifacts\necho '{binary} is not built' >&2\nexit 1\n"
-        );
-        let zip =
-            crate::deploy::assets::lambda_zip(script.as_bytes()).map_err(|e| PlanError::Read {
-                path: binary.to_owned(),
-                reason: e.to_string(),
-            })?;
-        Ok((zip, true))
+impl PartialEq for PlanImage {
+    fn eq(&self, other: &Self) -> bool {
+        self.digest() == other.digest()
     }
+}
+
+impl Eq for PlanImage {}
+
+/// The digest a `local` stage without a build deploys (no image has it).
+pub const PLACEHOLDER_DIGEST: &str =
+    "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+
+impl PlanImage {
+    /// The digest task definitions reference.
+    pub fn digest(&self) -> Option<&str> {
+        match self {
+            Self::None => None,
+            Self::Placeholder => Some(PLACEHOLDER_DIGEST),
+            Self::Built(i) => Some(i.image.digest()),
+        }
+    }
+}
+
+/// The built artifacts a plan deploys, and whether placeholders may stand in for missing
+/// ones (stage `local` only).
+#[derive(Debug, Clone, Default)]
+pub struct PlanArtifacts {
+    /// Lambda zips by binary name.
+    pub lambdas: BTreeMap<String, Vec<u8>>,
+    /// The runtime image.
+    pub image: PlanImage,
+    /// Use a placeholder zip (a script that fails when invoked) for a missing function.
+    pub allow_placeholders: bool,
+}
+
+impl PlanArtifacts {
+    /// From checked artifacts.
+    pub fn from_artifacts(a: crate::build::artifacts::Artifacts) -> Self {
+        Self {
+            lambdas: a.lambdas,
+            image: a.image.map_or(PlanImage::None, PlanImage::Built),
+            allow_placeholders: false,
+        }
+    }
+
+    /// Nothing built: placeholders everywhere (stage `local`, tests).
+    pub fn placeholders() -> Self {
+        Self {
+            lambdas: BTreeMap::new(),
+            image: PlanImage::Placeholder,
+            allow_placeholders: true,
+        }
+    }
+}
+
+/// The placeholder zip of a binary: a `bootstrap` script that fails when invoked.
+pub fn placeholder_zip(binary: &str) -> Result<Vec<u8>, PlanError> {
+    let script = format!(
+        "#!/bin/sh\n# placeholder for {binary}: build the runtime (`chronoctl build`)\necho '{binary} is not built' >&2\nexit 1\n"
+    );
+    crate::build::lambda::lambda_zip(script.as_bytes()).map_err(|e| PlanError::Read {
+        path: binary.to_owned(),
+        reason: e.to_string(),
+    })
 }
 
 impl DeployPlan {
@@ -409,7 +464,7 @@ impl DeployPlan {
     /// the Lambda binaries for which a placeholder zip was used.
     pub fn from_synth(
         dir: &std::path::Path,
-        artifacts: &ArtifactSource,
+        artifacts: &PlanArtifacts,
     ) -> Result<(Self, Vec<String>), PlanError> {
         Self::from_synth_files(&dir.display().to_string(), artifacts, |name| {
             let p = dir.join(name);
@@ -424,7 +479,7 @@ impl DeployPlan {
     /// through `read` (e.g. straight from `chrono_stacks::synth::synthesize`).
     pub fn from_synth_files(
         dir: &str,
-        artifacts: &ArtifactSource,
+        artifacts: &PlanArtifacts,
         read: impl Fn(&str) -> Result<String, PlanError>,
     ) -> Result<(Self, Vec<String>), PlanError> {
         let mp = format!("{dir}/manifest.json");
@@ -440,9 +495,7 @@ impl DeployPlan {
             });
         }
         let mut plan = DeployPlan::new(m.customer, m.stage);
-        if let Some(t) = &artifacts.image_tag {
-            plan.image_tag.clone_from(t);
-        }
+        plan.image = artifacts.image.clone();
         let mut placeholders = Vec::new();
         for ms in m.stacks {
             let body = read(&ms.template)?;
@@ -472,14 +525,17 @@ impl DeployPlan {
                         output: output.to_owned(),
                     }
                 } else if let Some(a) = v.get("asset") {
-                    if a.as_str() == Some("image_tag") {
-                        ParamSource::ImageTag
+                    if a.as_str() == Some("image_digest") {
+                        ParamSource::ImageDigest
                     } else if let Some(bin) = a.get("lambda_zip").and_then(|b| b.as_str()) {
                         if plan.asset(bin).is_none() {
-                            let (zip, placeholder) = artifacts.lambda_zip(bin)?;
-                            if placeholder {
-                                placeholders.push(bin.to_owned());
-                            }
+                            let zip = match artifacts.lambdas.get(bin) {
+                                Some(zip) => zip.clone(),
+                                None => {
+                                    placeholders.push(bin.to_owned());
+                                    placeholder_zip(bin)?
+                                }
+                            };
                             plan.assets.push(Asset::zip(bin, zip));
                         }
                         ParamSource::AssetKey {
@@ -500,6 +556,12 @@ impl DeployPlan {
             plan.stacks.push(stack);
         }
         plan.order()?;
+        if !placeholders.is_empty() && !artifacts.allow_placeholders {
+            return Err(PlanError::MissingArtifacts {
+                binaries: placeholders.join(", "),
+                stage: plan.stage.clone(),
+            });
+        }
         Ok((plan, placeholders))
     }
 }

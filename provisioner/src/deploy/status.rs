@@ -1,6 +1,7 @@
 //! `chronoctl status` and `outputs`: per stack, its status, last update, drift from the
 //! synthesized template (the content hash recorded in the `chrono:template-hash` tag)
-//! and its outputs. Read-only.
+//! and its outputs, plus the resources hot-swapped since the last full deploy (pending
+//! reconciliation). Read-only.
 
 use std::collections::BTreeMap;
 
@@ -50,6 +51,9 @@ pub struct StackStatus {
     pub drift: Drift,
     /// Outputs.
     pub outputs: BTreeMap<String, String>,
+    /// Resources hot-swapped since the last full deploy (pending reconciliation).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hotswapped: Vec<String>,
 }
 
 impl Engine {
@@ -66,6 +70,7 @@ impl Engine {
                     last_updated: None,
                     drift: Drift::NotDeployed,
                     outputs: BTreeMap::new(),
+                    hotswapped: Vec::new(),
                 },
                 Some(info) => {
                     let drift = match info.tags.get(TEMPLATE_HASH_TAG) {
@@ -83,10 +88,16 @@ impl Engine {
                         last_updated: info.last_updated,
                         drift,
                         outputs,
+                        hotswapped: Vec::new(),
                     }
                 }
             };
             out.push(row);
+        }
+        for swap in self.pending_hotswaps(plan).await? {
+            if let Some(row) = out.iter_mut().find(|r| r.name == swap.stack) {
+                row.hotswapped.push(swap.describe());
+            }
         }
         Ok(out)
     }
@@ -106,6 +117,11 @@ pub fn render_status(rows: &[StackStatus]) -> String {
             r.drift.label(),
             r.last_updated.as_deref().unwrap_or("-")
         ));
+        for h in &r.hotswapped {
+            s.push_str(&format!(
+                "  pending reconciliation (the next full `chronoctl deploy` reconciles): {h}\n"
+            ));
+        }
     }
     s
 }

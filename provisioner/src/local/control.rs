@@ -208,7 +208,7 @@ pub async fn up(
                     format!("starting PostgreSQL on 127.0.0.1:{pg_port}"),
                 );
                 let pid = pg.start(layout, pg_port)?;
-                let endpoint = postgres::url(pg_port, postgres::SUPERUSER, database);
+                let endpoint = postgres::url(pg_port, postgres::MASTER_USER, database);
                 record(
                     &mut state,
                     POSTGRES,
@@ -219,7 +219,7 @@ pub async fn up(
                 );
                 layout.save(&state)?;
             }
-            pg.ensure_database(pg_port, database)?;
+            pg.ensure_master(pg_port, database)?;
             Some(pg_port)
         }
     };
@@ -233,7 +233,8 @@ pub async fn up(
             |port| postgres::url(port, user, database),
         )
     };
-    let admin_url = user_url(postgres::SUPERUSER);
+    // Migrations and every runtime process log in as the Aurora-like master user.
+    let master_url = user_url(postgres::MASTER_USER);
 
     // The app's origin (the front door's port), which the issuer, the evidence bucket's
     // CORS rule and the app's configuration name.
@@ -264,15 +265,15 @@ pub async fn up(
             process::run(
                 Command::new(api)
                     .arg("migrate")
-                    .env(vars::DATABASE_URL, &admin_url)
+                    .env(vars::DATABASE_URL, &master_url)
                     .env(vars::LOG_FORMAT, "text"),
             )?;
-            if let (Database::Local(pg), Some(pg_port)) = (&db, pg_port) {
-                pg.ensure_login_roles(pg_port, database)?;
-            }
             say(
                 output,
-                "database migrated; login roles chrono_api, chrono_pipeline (read-write), chrono_filter_ai (read-only)",
+                format!(
+                    "database migrated as {} (CREATEROLE CREATEDB, not a superuser, like the Aurora master user)",
+                    postgres::MASTER_USER
+                ),
             );
         }
         None => say(
@@ -307,7 +308,7 @@ pub async fn up(
         issuer: &issuer_url,
         jwks_url: &jwks_url,
     };
-    let shared_env = runtime::env(&wiring, &user_url(runtime::API.db_user));
+    let shared_env = runtime::env(&wiring, &master_url);
     state.env = shared_env.clone();
     state.env.remove(vars::DATABASE_URL);
     let mut unavailable = Vec::new();
@@ -323,7 +324,7 @@ pub async fn up(
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .envs(&shared_env)
-            .env(vars::DATABASE_URL, user_url(rp.db_user));
+            .env(vars::DATABASE_URL, &master_url);
         let started = Started {
             name: rp.name,
             port: rp_port,

@@ -3,11 +3,11 @@
 //! `up` starts the moto server (from the project's `.venv`) and a private PostgreSQL
 //! cluster, creates in the emulator what the data and compute stacks describe (buckets,
 //! tables, the pipeline state machine: from the typed stack model, never hand-written
-//! names), applies the runtime's migrations and login roles, mints a signing key and runs
-//! an OpenID Connect issuer with it (see [`issuer`]), runs the runtime's handlers as local
-//! processes, and serves the web app, the API, the AI chat and its WebSocket on one origin
-//! (see [`web`]). `status`, `down`, `logs`, `token`, `demo` and `seed` work on what `up`
-//! recorded in the state file.
+//! names), applies the runtime's migrations as the Aurora-like master user (not a
+//! superuser), mints a signing key and runs an OpenID Connect issuer with it (see
+//! [`issuer`]), runs the runtime's handlers as local processes, and serves the web app, the
+//! API, the AI chat and its WebSocket on one origin (see [`web`]). `status`, `down`, `logs`,
+//! `token`, `demo` and `seed` work on what `up` recorded in the state file.
 //!
 //! Everything lives under one directory (default `.chrono/local`, see [`layout`]).
 //! Processes are tracked by pid (checked against their command line, so a recycled pid

@@ -3,8 +3,12 @@
 //! to run as root, so when `chronoctl` runs as root the server commands run as the
 //! `postgres` OS user (the data directory and the log file are handed to it).
 //!
-//! Local clusters use `trust` authentication on 127.0.0.1: the machine's users are the
-//! only clients, as with the test helper `tests/with-postgres.sh`.
+//! As strict as Aurora: the superuser `postgres` only bootstraps the cluster. The
+//! migrations and every runtime process log in as [`MASTER_USER`], a role like the Aurora
+//! master user (LOGIN CREATEROLE CREATEDB, not a superuser; the owner of the database), so
+//! what needs a superuser fails here as it would in AWS. Local clusters use `trust`
+//! authentication on 127.0.0.1 (the machine's users are the only clients); the tests
+//! (`tests/with-postgres.sh`) check passwords.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,17 +18,14 @@ use super::LocalError;
 use super::layout::Layout;
 use super::process;
 
-/// Superuser of the local cluster.
+/// Superuser of the local cluster: bootstraps it ([`Binaries::ensure_master`]), nothing
+/// else.
 pub const SUPERUSER: &str = "postgres";
 
-/// Login users of the runtime and the group role each is a member of (the groups come
-/// from the runtime's migrations): read-write for the API and the pipeline, read-only
-/// for the AI filter.
-pub const LOGIN_ROLES: [(&str, &str); 3] = [
-    ("chrono_api", "chrono_rw"),
-    ("chrono_pipeline", "chrono_rw"),
-    ("chrono_filter_ai", "chrono_ro"),
-];
+/// The login of the migrations and the runtime: the Aurora master user's name
+/// (`chrono_stacks::data::MASTER_USERNAME`) with what Aurora gives it (CREATEROLE,
+/// CREATEDB; `rds_superuser` does not exist here).
+pub const MASTER_USER: &str = chrono_stacks::data::MASTER_USERNAME;
 
 const INSTALL: &str = "install them with `sudo apt-get install -y postgresql` (or `make postgres-bin`), or set DATABASE_URL to use an existing server";
 
@@ -211,39 +212,79 @@ impl Binaries {
         )
     }
 
-    /// Creates `database` unless it exists.
-    pub fn ensure_database(&self, port: u16, database: &str) -> Result<(), LocalError> {
-        let exists = self.psql(
+    /// Creates [`MASTER_USER`] (LOGIN CREATEROLE CREATEDB, not a superuser) and `database`
+    /// owned by it, as Aurora does for its master user, unless they exist. A cluster made
+    /// before local mode ran as that user (the database and tables owned by `postgres`,
+    /// the group roles created by it) is handed over: ownership of the database and of
+    /// the schema's tables, views and functions (not an extension's), and the group roles
+    /// with ADMIN OPTION, which a role's creator holds on PostgreSQL 16+.
+    pub fn ensure_master(&self, port: u16, database: &str) -> Result<(), LocalError> {
+        self.psql(
             port,
             "postgres",
-            &format!("SELECT 1 FROM pg_database WHERE datname = '{database}'"),
+            &format!(
+                "DO $$ BEGIN \
+                   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{MASTER_USER}') THEN \
+                     CREATE ROLE {MASTER_USER} LOGIN CREATEROLE CREATEDB NOSUPERUSER; \
+                   ELSE \
+                     ALTER ROLE {MASTER_USER} LOGIN CREATEROLE CREATEDB NOSUPERUSER; \
+                   END IF; \
+                 END $$;"
+            ),
         )?;
-        if exists.trim() != "1" {
-            self.psql(port, "postgres", &format!("CREATE DATABASE \"{database}\""))?;
+        let owner = self.psql(
+            port,
+            "postgres",
+            &format!(
+                "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '{database}'"
+            ),
+        )?;
+        match owner.trim() {
+            "" => {
+                self.psql(
+                    port,
+                    "postgres",
+                    &format!("CREATE DATABASE \"{database}\" OWNER {MASTER_USER}"),
+                )?;
+            }
+            MASTER_USER => {}
+            _ => {
+                self.psql(
+                    port,
+                    "postgres",
+                    &format!("ALTER DATABASE \"{database}\" OWNER TO {MASTER_USER}"),
+                )?;
+                self.psql(port, database, &hand_over_sql())?;
+            }
         }
         Ok(())
     }
+}
 
-    /// Creates the runtime's login users (see [`LOGIN_ROLES`]) unless they exist. Needs
-    /// the migrations' group roles.
-    pub fn ensure_login_roles(&self, port: u16, database: &str) -> Result<(), LocalError> {
-        for (user, group) in LOGIN_ROLES {
-            self.psql(
-                port,
-                database,
-                &format!(
-                    "DO $$ BEGIN \
-                       IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{user}') THEN \
-                         CREATE ROLE {user} LOGIN; \
-                       END IF; \
-                     END $$; \
-                     GRANT {group} TO {user}; \
-                     GRANT CONNECT ON DATABASE \"{database}\" TO {user};"
-                ),
-            )?;
-        }
-        Ok(())
-    }
+/// Hands the objects of schema `public` that `postgres` created to [`MASTER_USER`], and
+/// the group roles with ADMIN OPTION (an older local cluster's state).
+fn hand_over_sql() -> String {
+    format!(
+        "DO $$ DECLARE r record; BEGIN \
+           FOR r IN SELECT c.oid::regclass AS obj, c.relkind FROM pg_class c \
+                    JOIN pg_namespace n ON n.oid = c.relnamespace \
+                    WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm') \
+                      AND pg_get_userbyid(c.relowner) <> '{MASTER_USER}' LOOP \
+             EXECUTE format('ALTER %s %s OWNER TO {MASTER_USER}', \
+               CASE r.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' ELSE 'TABLE' END, r.obj); \
+           END LOOP; \
+           FOR r IN SELECT p.oid::regprocedure AS f FROM pg_proc p \
+                    JOIN pg_namespace n ON n.oid = p.pronamespace \
+                    WHERE n.nspname = 'public' AND pg_get_userbyid(p.proowner) <> '{MASTER_USER}' \
+                      AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass \
+                                      AND d.objid = p.oid AND d.deptype = 'e') LOOP \
+             EXECUTE format('ALTER FUNCTION %s OWNER TO {MASTER_USER}', r.f); \
+           END LOOP; \
+           FOR r IN SELECT rolname FROM pg_roles WHERE rolname IN ('chrono_rw', 'chrono_ro') LOOP \
+             EXECUTE format('GRANT %I TO {MASTER_USER} WITH ADMIN OPTION', r.rolname); \
+           END LOOP; \
+         END $$;"
+    )
 }
 
 /// The URL of `database` on the local cluster as `user`.

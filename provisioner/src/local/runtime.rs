@@ -1,6 +1,6 @@
-//! The runtime's handlers as local processes: what runs (binary, arguments, health path,
-//! database user) and the environment each gets, which is the compute stack's
-//! [`RUNTIME_ENV`] filled for local mode (plus `DATABASE_URL`, the local issuer as
+//! The runtime's handlers as local processes: what runs (binary, arguments, health path)
+//! and the environment each gets, which is the compute stack's [`RUNTIME_ENV`] filled for
+//! local mode (plus `DATABASE_URL` of the Aurora-like master user, the local issuer as
 //! `CHRONO_JWT_ISSUER` with its `CHRONO_JWKS_URL`, and the emulator's `AWS_*`). Locally the
 //! issuer is always the local one (the config's `auth.jwt_issuer` is for AWS).
 
@@ -23,8 +23,6 @@ pub struct RuntimeProcess {
     pub binary: &'static str,
     /// Health check path (HTTP 200 when ready).
     pub health_path: &'static str,
-    /// Database login user (see `postgres::LOGIN_ROLES`).
-    pub db_user: &'static str,
     /// What it stands in for in AWS.
     pub stands_in_for: &'static str,
 }
@@ -34,7 +32,6 @@ pub const API: RuntimeProcess = RuntimeProcess {
     name: "api",
     binary: API_BINARY,
     health_path: "/healthz",
-    db_user: "chrono_api",
     stands_in_for: "API Gateway HTTP API + chrono-api Lambda; the pipeline worker runs in this process",
 };
 
@@ -43,7 +40,6 @@ pub const FILTER_AI: RuntimeProcess = RuntimeProcess {
     name: "filter-ai",
     binary: FILTER_AI_BINARY,
     health_path: FILTER_AI_HEALTH_PATH,
-    db_user: "chrono_filter_ai",
     stands_in_for: "filter-ai ECS service + AI-chat Lambda + WebSocket API",
 };
 

@@ -447,6 +447,8 @@ impl FakeAws {
                 .interceptor(interceptor(self.lambda_rules()))
                 .build(),
         );
+        // Not modelled: any call fails (the engine only calls them to ship an image or
+        // hot-swap, which these tests do not do).
         Clients {
             cfn,
             s3: s3c,
@@ -454,6 +456,9 @@ impl FakeAws {
             lambda,
             // the engine never calls CloudFront (only the web app's publish does)
             cloudfront: aws_sdk_cloudfront::Client::new(&sdk),
+            ecr: aws_sdk_ecr::Client::new(&sdk),
+            ecs: aws_sdk_ecs::Client::new(&sdk),
+            sfn: aws_sdk_sfn::Client::new(&sdk),
             region: "eu-west-1".into(),
             s3_endpoint: None,
         }

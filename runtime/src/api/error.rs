@@ -148,6 +148,12 @@ impl From<sqlx::Error> for AppError {
         {
             return AppError::Timeout;
         }
+        // a refused login re-reads the secret; not reachable (resuming) is worth a retry
+        crate::db::note_error(&e);
+        if crate::db::classify(&e) != crate::db::Failure::Other {
+            tracing::warn!(error = %e, "database not available");
+            return AppError::Unavailable("the database");
+        }
         AppError::internal(format!("database: {e}"))
     }
 }

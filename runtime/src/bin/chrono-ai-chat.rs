@@ -3,6 +3,9 @@
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    if chrono_runtime::build_info::version_requested("chrono-ai-chat") {
+        return Ok(());
+    }
     chrono_runtime::server::init_logging(true);
     chrono_runtime::ai::config::run_lambda().await?;
     Ok(())

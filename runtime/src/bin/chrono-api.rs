@@ -17,6 +17,7 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(
     name = "chrono-api",
+    version = chrono_runtime::build_info::VERSION,
     about = "ChronoTracer REST API (Lambda handler or local server)"
 )]
 struct Cli {
@@ -72,7 +73,7 @@ async fn seed(
     start: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), server::StartError> {
     use chrono_runtime::synthetic;
-    let db = server::pool_from_env(2).await?;
+    let db = server::pool_from_env(2, chrono_runtime::db::ConnectPolicy::SERVICE).await?;
     let database = |e: sqlx::Error| server::StartError::Database(e.to_string());
     let exists: Option<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM cases WHERE id = $1")
         .bind(case)

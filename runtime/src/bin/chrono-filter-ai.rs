@@ -7,7 +7,7 @@ use clap::Parser;
 
 /// Serve the AI filter chat (WebSocket and `POST /api/v1/ai/chat`).
 #[derive(Debug, Parser)]
-#[command(name = "chrono-filter-ai", version)]
+#[command(name = "chrono-filter-ai", version = chrono_runtime::build_info::VERSION)]
 struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "0.0.0.0:8080", env = chrono_contract::env::AI_ADDR)]

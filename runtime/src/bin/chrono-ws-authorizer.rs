@@ -3,6 +3,9 @@
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    if chrono_runtime::build_info::version_requested("chrono-ws-authorizer") {
+        return Ok(());
+    }
     chrono_runtime::server::init_logging(true);
     chrono_runtime::ai::authorizer::run_lambda().await?;
     Ok(())

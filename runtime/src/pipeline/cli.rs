@@ -26,7 +26,7 @@ use super::{jobs, upload};
 #[derive(Debug, Parser)]
 #[command(
     name = "chrono-pipeline",
-    version,
+    version = crate::build_info::VERSION,
     about = "ChronoTracer evidence pipeline: split, parse, upload"
 )]
 pub struct Cli {

@@ -149,7 +149,10 @@ impl PipelineError {
 
     /// Wraps a database error with what the step was doing.
     pub fn db(doing: &'static str) -> impl FnOnce(sqlx::Error) -> PipelineError {
-        move |source| PipelineError::Database { doing, source }
+        move |source| {
+            crate::db::note_error(&source);
+            PipelineError::Database { doing, source }
+        }
     }
 
     /// The process exit code a pipeline task ends with for this error.

@@ -455,11 +455,13 @@ pub async fn upload(
 /// ([`crate::server::pool_from_env`]); the upload's own transactions raise their statement
 /// timeout.
 pub async fn pool_from_env() -> Result<PgPool, PipelineError> {
-    crate::server::pool_from_env(4).await.map_err(|e| match e {
-        crate::server::StartError::Config(m) => PipelineError::Config(m),
-        other => PipelineError::Database {
-            doing: "connecting",
-            source: sqlx::Error::Configuration(other.to_string().into()),
-        },
-    })
+    crate::server::pool_from_env(4, crate::db::ConnectPolicy::SERVICE)
+        .await
+        .map_err(|e| match e {
+            crate::server::StartError::Config(m) => PipelineError::Config(m),
+            other => PipelineError::Database {
+                doing: "connecting",
+                source: sqlx::Error::Configuration(other.to_string().into()),
+            },
+        })
 }

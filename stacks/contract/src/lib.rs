@@ -126,6 +126,8 @@ pub mod outputs {
     pub const PIPELINE_STATE_MACHINE_ARN: &str = "PipelineStateMachineArn";
     /// compute: the ECS cluster.
     pub const CLUSTER_NAME: &str = "ClusterName";
+    /// compute: ARN of the database migration Lambda (`chronoctl onboard` invokes it).
+    pub const MIGRATE_FUNCTION_ARN: &str = "MigrateFunctionArn";
     /// api: base URL of the HTTP API.
     pub const HTTP_API_URL: &str = "HttpApiUrl";
     /// api: URL of the WebSocket API (with its stage).

@@ -1,5 +1,6 @@
-//! The Lambda workloads: the HTTP API function (`chrono-api`), the AI-chat function and
-//! the WebSocket `$connect` authorizer. Each builder adds the function's log group, its
+//! The Lambda workloads: the HTTP API function (`chrono-api`), the migration function (the
+//! same binary, invoked by `chronoctl onboard`), the AI-chat function and the WebSocket
+//! `$connect` authorizer. Each builder adds the function's log group, its
 //! role with exactly the grants the binary needs, and the function.
 
 use std::collections::BTreeMap;
@@ -23,8 +24,8 @@ fn vpc_access() -> Expr {
     arn("iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole")
 }
 
-/// What differs between our functions; the rest (custom runtime, arm64, code in the
-/// assets bucket, the log group) is the same for all.
+/// What differs between our functions; the rest (custom runtime, the config's
+/// architecture, code in the assets bucket, the log group) is the same for all.
 struct Spec<'a> {
     /// Name after the prefix, `<prefix>-<name>`.
     name: &'a str,
@@ -47,7 +48,7 @@ fn function(c: &Ctx, spec: Spec) -> Function {
         description: spec.description.to_owned(),
         runtime: "provided.al2023".into(),
         handler: "bootstrap".into(),
-        architectures: vec!["arm64".into()],
+        architectures: vec![c.cfg.architecture.as_str().into()],
         code: LambdaCode {
             s3_bucket: c.p.assets.r#ref(),
             s3_key: spec.code.r#ref(),
@@ -120,6 +121,46 @@ pub(super) fn api_function(t: &mut Template, c: &Ctx) -> Result<Handle<Function>
                 role: &role,
                 memory: c.cfg.sizing.api_memory_mb,
                 timeout: c.cfg.sizing.api_timeout_s,
+                logs: &logs,
+                environment: c.env.clone(),
+                in_vpc: true,
+            },
+        ),
+    )
+}
+
+/// The migration function: the `chrono-api` code, invoked only by `chronoctl onboard` with
+/// `{"chrono_command":"migrate"}`, with Lambda's longest timeout instead of the API's (API
+/// Gateway's 30 s do not apply to it); only its logs and the database secret.
+pub(super) fn migrate_function(t: &mut Template, c: &Ctx) -> Result<Handle<Function>, ModelError> {
+    let prefix = &c.prefix;
+    let logs = c.log_group(
+        t,
+        "MigrateLogGroup",
+        format!("/aws/lambda/{prefix}-migrate"),
+    )?;
+    let mut statements = vec![logs_statement(&[&logs])];
+    statements.extend(db_secret_statements(&c.p));
+    let role = t.add(
+        "MigrateRole",
+        c.role(
+            "migrate",
+            "lambda.amazonaws.com",
+            vec![vpc_access()],
+            statements,
+        ),
+    )?;
+    t.add(
+        "MigrateFunction",
+        function(
+            c,
+            Spec {
+                name: "migrate",
+                description: "ChronoTracer database migrations (invoked by chronoctl onboard)",
+                code: &c.p.api_code,
+                role: &role,
+                memory: c.cfg.sizing.api_memory_mb,
+                timeout: super::MIGRATE_TIMEOUT_S,
                 logs: &logs,
                 environment: c.env.clone(),
                 in_vpc: true,

@@ -46,6 +46,14 @@ pub const WS_AUTHORIZER_BINARY: &str = binaries::WS_AUTHORIZER;
 pub const PIPELINE_BINARY: &str = binaries::PIPELINE;
 /// Entry point of the filter-ai service.
 pub const FILTER_AI_BINARY: &str = binaries::FILTER_AI;
+/// Timeout of the migration function: Lambda's maximum, 900 s
+/// (https://docs.aws.amazon.com/lambda/latest/dg/configuration-timeout.html). The runtime's
+/// migration session ends statements a minute earlier (`chrono_runtime::db::MigrationSettings`),
+/// so a migration that runs too long is rolled back by PostgreSQL, not cut off.
+pub const MIGRATE_TIMEOUT_S: u32 = 900;
+/// The binaries of the runtime image (on `PATH`; the task definitions' entry points); the
+/// first is the image's default entry point.
+pub const IMAGE_BINARIES: [&str; 2] = [FILTER_AI_BINARY, PIPELINE_BINARY];
 /// Health check path of filter-ai (HTTP 200 when ready).
 pub const FILTER_AI_HEALTH_PATH: &str = "/healthz";
 
@@ -101,7 +109,7 @@ struct Params {
     api_code: ParamHandle,
     ai_chat_code: ParamHandle,
     ws_authorizer_code: ParamHandle,
-    image_tag: ParamHandle,
+    image_digest: ParamHandle,
 }
 
 fn params(
@@ -206,10 +214,11 @@ fn params(
             Asset::LambdaZip(WS_AUTHORIZER_BINARY.into()),
             string("S3 key of the chrono-ws-authorizer zip (content hash)").pattern(key_pattern),
         )?,
-        image_tag: s.asset(
-            "ImageTag",
-            Asset::ImageTag,
-            string("tag of the runtime image (content hash)").pattern("^[A-Za-z0-9._-]{1,128}$"),
+        image_digest: s.asset(
+            "ImageDigest",
+            Asset::ImageDigest,
+            string("digest of the runtime image in the repository (sha256:<64 hex>)")
+                .pattern("^sha256:[a-f0-9]{64}$"),
         )?,
     })
 }
@@ -413,6 +422,7 @@ pub fn build_wired(
     let t = &mut s.template;
 
     let api_fn = functions::api_function(t, &c)?;
+    let migrate_fn = functions::migrate_function(t, &c)?;
     let chat_fn = functions::chat_function(t, &c)?;
     let authorizer_fn = functions::ws_authorizer(t, &c)?;
     let ecs = tasks::Ecs::build(t, &c)?;
@@ -443,6 +453,11 @@ pub fn build_wired(
         outputs::PIPELINE_STATE_MACHINE_ARN,
         "evidence pipeline",
         sm.r#ref(),
+    )?;
+    s.export(
+        outputs::MIGRATE_FUNCTION_ARN,
+        "database migration Lambda (chronoctl onboard)",
+        migrate_fn.arn(),
     )?;
     s.export(outputs::CLUSTER_NAME, "ECS cluster", ecs.cluster.r#ref())?;
     Ok(ComputeStack {

@@ -78,7 +78,8 @@ impl Ecs {
         })
     }
 
-    /// A Fargate (ARM64) task definition `<prefix>-<family>` of one container.
+    /// A Fargate task definition `<prefix>-<family>` of one container, on the config's
+    /// architecture.
     fn task(
         &self,
         c: &Ctx,
@@ -98,14 +99,18 @@ impl Ecs {
             memory: memory.to_string(),
             execution_role_arn: self.execution_role.arn(),
             task_role_arn: role.arn(),
-            runtime_platform: json!({"CpuArchitecture": "ARM64", "OperatingSystemFamily": "LINUX"}),
+            runtime_platform: json!({
+                "CpuArchitecture": c.cfg.architecture.ecs_cpu_architecture(),
+                "OperatingSystemFamily": "LINUX"
+            }),
             container_definitions: vec![container],
         }
     }
 }
 
 /// The runtime image's container running `binary`, with the contract's environment and
-/// its logs in `logs`.
+/// its logs in `logs`. The image is referenced by digest (`<repository>@sha256:…`), never
+/// by a mutable tag.
 fn container(
     c: &Ctx,
     name: &str,
@@ -117,9 +122,9 @@ fn container(
     ContainerDefinition {
         name: name.to_owned(),
         image: Expr::sub(format!(
-            "${{{}}}:${{{}}}",
+            "${{{}}}@${{{}}}",
             c.p.repo_uri.id(),
-            c.p.image_tag.id()
+            c.p.image_digest.id()
         )),
         entry_point: vec![binary.to_owned()],
         essential: true,

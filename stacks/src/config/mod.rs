@@ -83,6 +83,47 @@ impl fmt::Display for Stage {
     }
 }
 
+/// CPU architecture of the runtime (Lambda `Architectures`, ECS `RuntimePlatform`).
+///
+/// `x86_64` (the default) builds with the stock Rust toolchain on any x86-64 Linux machine,
+/// and tests can run what they build. `arm64` (Graviton) is cheaper per GB-second on
+/// Lambda and per vCPU-hour on Fargate, and needs the `aarch64-unknown-linux-gnu` Rust
+/// target plus a cross linker (`chronoctl build` names the commands when they are missing).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+pub enum Architecture {
+    /// 64-bit x86.
+    #[default]
+    #[serde(rename = "x86_64")]
+    X86_64,
+    /// 64-bit ARM (AWS Graviton).
+    #[serde(rename = "arm64")]
+    Arm64,
+}
+
+impl Architecture {
+    /// The config spelling, also Lambda's `Architectures` value: `x86_64` or `arm64`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::X86_64 => "x86_64",
+            Self::Arm64 => "arm64",
+        }
+    }
+
+    /// ECS `RuntimePlatform.CpuArchitecture`: `X86_64` or `ARM64`.
+    pub fn ecs_cpu_architecture(self) -> &'static str {
+        match self {
+            Self::X86_64 => "X86_64",
+            Self::Arm64 => "ARM64",
+        }
+    }
+}
+
+impl fmt::Display for Architecture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A customer account configuration.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -95,6 +136,10 @@ pub struct Config {
     pub region: String,
     /// Stage.
     pub stage: Stage,
+    /// CPU architecture of every Lambda function and ECS task, and of the binaries
+    /// `chronoctl build` compiles for them (one setting, so they cannot disagree).
+    #[serde(default)]
+    pub architecture: Architecture,
     /// Network.
     #[serde(default)]
     pub network: NetworkConfig,

@@ -1,0 +1,143 @@
+// The AI chat: questions over the WebSocket (local: `/api/v1/ai/ws`; AWS: the WebSocket
+// API), falling back to `POST /api/v1/ai/chat` when the socket cannot be opened or drops.
+// One question at a time per socket: the server answers each message with one reply, in
+// order, so replies are matched to questions first-in first-out.
+
+import { ApiError, type Api, type FilterDocument } from './client';
+
+export interface ChatRequest {
+  case_id: string;
+  session_id?: string;
+  question: string;
+  tz?: string;
+}
+
+export type ReplyKind = 'filter' | 'clarification' | 'refusal' | 'no_filter';
+
+export interface Resolution {
+  [key: string]: unknown;
+}
+
+export interface ChatReply {
+  session_id: string;
+  kind: ReplyKind;
+  message: string;
+  filter?: FilterDocument;
+  summary?: string;
+  count?: number;
+  resolved?: Resolution[];
+}
+
+export interface ChatOptions {
+  api: Api;
+  /** WebSocket URL ('' = this origin's `/api/v1/ai/ws`). */
+  wsUrl: string;
+  token: () => string | null;
+  connectTimeoutMs?: number;
+  replyTimeoutMs?: number;
+  socketFactory?: (url: string) => WebSocket;
+}
+
+type Waiter = { resolve: (r: ChatReply) => void; reject: (e: unknown) => void; timer: ReturnType<typeof setTimeout> };
+
+/** The socket's URL with the token in `?token=` (browsers cannot set headers on a WebSocket). */
+export function socketUrl(wsUrl: string, token: string, location: Location = window.location): string {
+  const base = wsUrl || `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/api/v1/ai/ws`;
+  const u = new URL(base);
+  u.searchParams.set('token', token);
+  return u.toString();
+}
+
+/** An error reply (`{"error": {...}}`) as an ApiError. */
+function replyOrError(text: string): ChatReply {
+  const v = JSON.parse(text) as ChatReply | { error: { code: string; message: string } };
+  if ('error' in v) throw new ApiError(400, v.error.code, v.error.message);
+  return v;
+}
+
+export class ChatClient {
+  private socket: WebSocket | null = null;
+  private opening: Promise<WebSocket> | null = null;
+  private waiting: Waiter[] = [];
+  /** How the last question went: 'websocket' or 'http'. */
+  transport: 'websocket' | 'http' | null = null;
+
+  constructor(private readonly opts: ChatOptions) {}
+
+  private open(): Promise<WebSocket> {
+    if (this.socket && this.socket.readyState === WebSocket.OPEN) return Promise.resolve(this.socket);
+    if (this.opening) return this.opening;
+    const token = this.opts.token();
+    if (!token) return Promise.reject(new Error('not logged in'));
+    const url = socketUrl(this.opts.wsUrl, token);
+    this.opening = new Promise<WebSocket>((resolve, reject) => {
+      const ws = (this.opts.socketFactory ?? ((u) => new WebSocket(u)))(url);
+      const timer = setTimeout(() => {
+        ws.close();
+        reject(new Error('WebSocket did not open in time'));
+      }, this.opts.connectTimeoutMs ?? 4000);
+      ws.onopen = () => {
+        clearTimeout(timer);
+        this.socket = ws;
+        resolve(ws);
+      };
+      ws.onerror = () => {
+        clearTimeout(timer);
+        reject(new Error('WebSocket failed'));
+      };
+      ws.onmessage = (ev) => {
+        const w = this.waiting.shift();
+        if (!w) return;
+        clearTimeout(w.timer);
+        try {
+          w.resolve(replyOrError(String(ev.data)));
+        } catch (e) {
+          w.reject(e);
+        }
+      };
+      ws.onclose = () => {
+        this.socket = null;
+        for (const w of this.waiting.splice(0)) {
+          clearTimeout(w.timer);
+          w.reject(new Error('WebSocket closed'));
+        }
+      };
+    }).finally(() => {
+      this.opening = null;
+    });
+    return this.opening;
+  }
+
+  private viaSocket(req: ChatRequest): Promise<ChatReply> {
+    return this.open().then(
+      (ws) =>
+        new Promise<ChatReply>((resolve, reject) => {
+          const timer = setTimeout(() => {
+            this.waiting = this.waiting.filter((w) => w.timer !== timer);
+            reject(new Error('no answer over the WebSocket in time'));
+          }, this.opts.replyTimeoutMs ?? 30000);
+          this.waiting.push({ resolve, reject, timer });
+          ws.send(JSON.stringify(req));
+        }),
+    );
+  }
+
+  /** Asks one question; API errors (bad request, unknown case) are not retried over HTTP. */
+  async ask(req: ChatRequest): Promise<ChatReply> {
+    try {
+      const reply = await this.viaSocket(req);
+      this.transport = 'websocket';
+      return reply;
+    } catch (e) {
+      if (e instanceof ApiError) throw e;
+    }
+    const reply = await this.opts.api.request<ChatReply>('POST', '/api/v1/ai/chat', req);
+    this.transport = 'http';
+    return reply;
+  }
+
+  close(): void {
+    this.socket?.close();
+    this.socket = null;
+  }
+}
