@@ -73,6 +73,19 @@ pub enum ModelError {
         /// The limit.
         max: usize,
     },
+    /// A resource outlives its stack (or its replacement) while the KMS key it is
+    /// encrypted with does not.
+    #[error(
+        "`{resource}` is kept ({policy}) when deleted or replaced, but the KMS key `{key}` it is encrypted with is not: the kept data could never be read again once the key is gone; give `{key}` DeletionPolicy and UpdateReplacePolicy Retain"
+    )]
+    KeyDeletedBeforeData {
+        /// The kept resource.
+        resource: String,
+        /// `Retain` or `Snapshot`.
+        policy: &'static str,
+        /// The key's logical id.
+        key: String,
+    },
 }
 
 /// A CloudFormation resource type we model.
@@ -215,6 +228,17 @@ pub enum Policy {
     Retain,
     /// Snapshot, then delete (databases, volumes).
     Snapshot,
+}
+
+impl Policy {
+    /// The name CloudFormation uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Delete => "Delete",
+            Self::Retain => "Retain",
+            Self::Snapshot => "Snapshot",
+        }
+    }
 }
 
 /// Resource attributes other than its properties.
@@ -392,6 +416,49 @@ impl Template {
         Ok(())
     }
 
+    /// Every KMS key that encrypts something kept beyond the stack (a `Retain`ed bucket
+    /// or table, a database's final `Snapshot`, on deletion or on replacement) is kept
+    /// too: data encrypted under a deleted KMS key cannot be decrypted ever again
+    /// (<https://docs.aws.amazon.com/kms/latest/developerguide/deleting-keys.html>).
+    /// Policies left out count as CloudFormation's defaults, which are `Snapshot` for
+    /// `AWS::RDS::DBCluster` and a stand-alone `AWS::RDS::DBInstance`
+    /// (<https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-attribute-deletionpolicy.html>).
+    /// A key counts as used by a resource that names it with `Ref`, `Fn::GetAtt` or
+    /// `Fn::Sub` in its properties.
+    pub fn check_key_lifetimes(&self) -> Result<(), ModelError> {
+        const KMS_KEY: &str = "AWS::KMS::Key";
+        let kept = |r: &ResourceEntry| {
+            let default = default_policy(r);
+            [
+                r.attributes.deletion_policy,
+                r.attributes.update_replace_policy,
+            ]
+            .into_iter()
+            .map(|p| p.unwrap_or(default))
+            .find(|p| *p != Policy::Delete)
+        };
+        for (id, r) in &self.resources {
+            let Some(policy) = kept(r) else { continue };
+            let mut names = Vec::new();
+            referenced_ids(&r.properties, &mut names);
+            for key in names {
+                let Some(k) = self.resources.get(&key).filter(|k| k.kind == KMS_KEY) else {
+                    continue;
+                };
+                let retained = k.attributes.deletion_policy == Some(Policy::Retain)
+                    && k.attributes.update_replace_policy == Some(Policy::Retain);
+                if !retained {
+                    return Err(ModelError::KeyDeletedBeforeData {
+                        resource: id.clone(),
+                        policy: policy.as_str(),
+                        key,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The template as CloudFormation JSON (ordered keys).
     pub fn to_json(&self) -> Value {
         let mut root = Map::new();
@@ -439,6 +506,47 @@ impl Template {
     /// under YAML 1.1 (CloudFormation's reading) as [`Template::to_json`] ([`yaml`]).
     pub fn to_yaml(&self) -> String {
         yaml::to_string(&self.to_json())
+    }
+}
+
+/// CloudFormation's policy for a resource without `DeletionPolicy`/`UpdateReplacePolicy`.
+fn default_policy(r: &ResourceEntry) -> Policy {
+    let stand_alone_instance =
+        r.kind == "AWS::RDS::DBInstance" && r.properties.get("DBClusterIdentifier").is_none();
+    if r.kind == "AWS::RDS::DBCluster" || stand_alone_instance {
+        Policy::Snapshot
+    } else {
+        Policy::Delete
+    }
+}
+
+/// The logical ids `value` names through `Ref`, `Fn::GetAtt` and `${...}` in `Fn::Sub`.
+fn referenced_ids(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(m) => {
+            if let Some(Value::String(id)) = m.get("Ref") {
+                out.push(id.clone());
+            }
+            match m.get("Fn::GetAtt") {
+                Some(Value::Array(a)) => {
+                    out.extend(a.first().and_then(Value::as_str).map(String::from))
+                }
+                Some(Value::String(s)) => out.extend(s.split('.').next().map(String::from)),
+                _ => {}
+            }
+            let sub = match m.get("Fn::Sub") {
+                Some(Value::String(s)) => Some(s.as_str()),
+                Some(Value::Array(a)) => a.first().and_then(Value::as_str),
+                _ => None,
+            };
+            for part in sub.into_iter().flat_map(|s| s.split("${").skip(1)) {
+                let name = part.split('}').next().unwrap_or_default();
+                out.extend(name.split('.').next().map(String::from));
+            }
+            m.values().for_each(|v| referenced_ids(v, out));
+        }
+        Value::Array(a) => a.iter().for_each(|v| referenced_ids(v, out)),
+        _ => {}
     }
 }
 
@@ -591,6 +699,67 @@ mod tests {
         let parsed: serde_yaml::Value = serde_yaml::from_str(&yaml).unwrap();
         assert_eq!(parsed["Resources"]["C"]["Properties"]["Name"], "key: no");
         assert_eq!(parsed["Resources"]["A"]["Properties"]["Name"], "ON");
+    }
+
+    #[derive(Serialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Encrypted {
+        kms_key_id: Expr,
+    }
+    impl Resource for Encrypted {
+        const TYPE: &'static str = "AWS::RDS::DBCluster";
+    }
+    #[derive(Serialize)]
+    struct Key {}
+    impl Resource for Key {
+        const TYPE: &'static str = "AWS::KMS::Key";
+    }
+
+    #[test]
+    fn a_key_must_outlive_what_is_kept_encrypted_with_it() {
+        let with = |key: Attributes, data: Attributes, sub: bool| {
+            let mut t = Template::new("keys");
+            let k = t.add_with("DataKey", Key {}, key).unwrap();
+            let kms_key_id = if sub {
+                Expr::sub("${DataKey.Arn}")
+            } else {
+                k.r#ref()
+            };
+            t.add_with("Db", Encrypted { kms_key_id }, data).unwrap();
+            t.check_key_lifetimes()
+        };
+        let delete = || Attributes::retention(Policy::Delete);
+        let gone = |policy| {
+            Err(ModelError::KeyDeletedBeforeData {
+                resource: "Db".into(),
+                policy,
+                key: "DataKey".into(),
+            })
+        };
+        // the staging shape of defect 9: a final snapshot, the key deleted with the stack
+        let snapshot = Attributes::retention(Policy::Snapshot);
+        assert_eq!(with(delete(), snapshot.clone(), false), gone("Snapshot"));
+        // a database without a policy is snapshotted by CloudFormation's default
+        assert_eq!(
+            with(delete(), Attributes::default(), true),
+            gone("Snapshot")
+        );
+        // replacement counts too
+        let replaced = Attributes {
+            update_replace_policy: Some(Policy::Retain),
+            ..delete()
+        };
+        assert_eq!(with(delete(), replaced, false), gone("Retain"));
+        // a key kept only on deletion may still go on replacement
+        let half = Attributes {
+            deletion_policy: Some(Policy::Retain),
+            update_replace_policy: Some(Policy::Delete),
+            ..Attributes::default()
+        };
+        assert_eq!(with(half, snapshot.clone(), false), gone("Snapshot"));
+        let retain = || Attributes::retention(Policy::Retain);
+        assert_eq!(with(retain(), snapshot, true), Ok(()));
+        assert_eq!(with(delete(), delete(), false), Ok(()));
     }
 
     #[test]
