@@ -38,6 +38,8 @@ pub struct Clients {
     pub ecs: aws_sdk_ecs::Client,
     /// Step Functions (hot swaps of the pipeline's task definition).
     pub sfn: aws_sdk_sfn::Client,
+    /// IAM (the ECS service-linked role a new account lacks).
+    pub iam: aws_sdk_iam::Client,
     /// Region the clients talk to.
     pub region: String,
     /// Custom S3 endpoint, if any (used to build template URLs).
@@ -78,6 +80,7 @@ impl Clients {
             cloudfront: aws_sdk_cloudfront::Client::new(sdk),
             ecr: aws_sdk_ecr::Client::new(sdk),
             ecs: aws_sdk_ecs::Client::new(sdk),
+            iam: aws_sdk_iam::Client::new(sdk),
             sfn: aws_sdk_sfn::Client::new(sdk),
             region: sdk
                 .region()
