@@ -161,6 +161,7 @@ bench: venv postgres-bin $(PG_PINNED)
 	tests/with-postgres.sh $(CARGO) bench -p chrono-runtime --bench search
 	tests/with-postgres.sh $(CARGO) bench -p chrono-runtime --bench pipeline_upload
 	$(CARGO) bench -p chrono-runtime --bench ai_intent_cache
+	$(CARGO) bench -p chrono-runtime --bench ai_translate
 	$(MAKE) --no-print-directory app-bench
 
 # Real AWS: runs only with CHRONO_E2E_AWS=1, credentials and CHRONO_E2E_CONFIG (a preview config).

@@ -11,6 +11,7 @@ pub mod build_info;
 pub mod claims;
 pub mod db;
 pub mod filter;
+pub mod knowledge;
 pub mod launcher;
 pub mod model;
 pub mod pipeline;

@@ -127,6 +127,8 @@ pub struct EventRow {
     pub identity_value: Option<String>,
     pub source_file: Option<String>,
     pub record_ref: String,
+    pub title: Option<String>,
+    pub category: Option<String>,
 }
 
 /// One event of the timeline.
@@ -148,6 +150,13 @@ pub struct Event {
     pub message: Option<String>,
     /// Event id or API name.
     pub event_code: Option<String>,
+    /// What happened, in words: the event catalog's title of this kind of event
+    /// ("A security-enabled local group was changed"); absent when the catalog does not
+    /// know it.
+    pub title: Option<String>,
+    /// The event catalog's category of this kind of event (`logon`, `account_management`,
+    /// … the values of the filter field `category`).
+    pub category: Option<String>,
     /// Normalized action.
     pub action: Option<String>,
     /// Normalized outcome.
@@ -219,6 +228,15 @@ pub(crate) fn host_prefix(n: &IpNetwork) -> u8 {
 
 impl From<EventRow> for Event {
     fn from(r: EventRow) -> Self {
+        // Events stored before the pipeline wrote titles get the catalog's, where the event
+        // type is unambiguous from what was stored.
+        let (title, category) = match (r.title, r.category) {
+            (None, None) => crate::knowledge::catalog()
+                .stored(&r.data_type, &r.source, r.event_code.as_deref())
+                .map(|t| (Some(t.title.clone()), Some(t.category.as_str().to_owned())))
+                .unwrap_or((None, None)),
+            stored => stored,
+        };
         Event {
             id: r.id,
             ts: r.ts,
@@ -228,6 +246,8 @@ impl From<EventRow> for Event {
             parser: r.parser,
             message: r.message,
             event_code: r.event_code,
+            title,
+            category,
             action: r.action,
             outcome: r.outcome,
             src_ip: ip(r.src_ip),

@@ -1,10 +1,12 @@
-//! The normalized vocabulary of the timeline: the values of `events.action` and
-//! `events.outcome` that the pipeline writes and that filters (typed by people, the UI or
-//! the AI translator) match on.
+//! The normalized vocabulary of the timeline: the values of `events.action`,
+//! `events.outcome` and `events.category` that the pipeline writes and that filters (typed
+//! by people, the UI or the AI translator) match on.
 //!
 //! One list, used by the pipeline's normalizers, the filter translator and the docs. The
 //! specific event id or API name always stays in `event_code`; `action` is the coarse
-//! "what happened" an investigator filters on first.
+//! "what happened" an investigator filters on first; `category` is the family of event the
+//! event catalog ([`crate::knowledge`]) puts it in (its labels and descriptions are data,
+//! `runtime/catalog/common.yaml`).
 
 use serde::{Deserialize, Serialize};
 
@@ -39,7 +41,8 @@ macro_rules! vocabulary {
 }
 
 vocabulary! {
-    /// What happened. Mapping from sources:
+    /// What happened. Mapping from sources (for Windows, the `action:` of the event catalog's
+    /// entries, `runtime/catalog/`):
     ///
     /// | action | Windows | Linux (syslog) | CloudTrail |
     /// |---|---|---|---|
@@ -55,9 +58,9 @@ vocabulary! {
     /// | `password_reset` | 4724 | — | — |
     /// | `account_disabled` | 4725 | — | — |
     /// | `account_deleted` | 4726 | userdel | IAM `DeleteUser` |
-    /// | `group_changed` | 4727–4737 | — | IAM group calls |
+    /// | `group_changed` | 4727–4735, 4737, 4754–4758, 4764 (security groups) | — | IAM group calls |
     /// | `account_changed` | 4738 | usermod | IAM `UpdateUser` |
-    /// | `service_installed` | 7045 | — | — |
+    /// | `service_installed` | 4697, System 7045 | — | — |
     /// | `privilege_escalation` | — | sudo, su | — |
     /// | `access_key_created` | — | — | IAM `CreateAccessKey` |
     /// | `policy_changed` | — | — | IAM `Attach*Policy`, `Put*Policy`, `Detach*Policy`, `Delete*Policy` |
@@ -101,6 +104,27 @@ vocabulary! {
     }
 }
 
+vocabulary! {
+    /// The kind of event, as the event catalog files it. The Windows ones are Microsoft's
+    /// audit categories (a Security event's category is its audit subcategory's); events of
+    /// other sources are filed under the same categories by what they record, plus three of
+    /// our own (`event_log`, `network`, `cloud_resource`).
+    Category {
+        Logon => "logon",
+        AccountLogon => "account_logon",
+        AccountManagement => "account_management",
+        DetailedTracking => "detailed_tracking",
+        DsAccess => "ds_access",
+        ObjectAccess => "object_access",
+        PolicyChange => "policy_change",
+        PrivilegeUse => "privilege_use",
+        System => "system",
+        EventLog => "event_log",
+        Network => "network",
+        CloudResource => "cloud_resource",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,6 +137,10 @@ mod tests {
         }
         for o in Outcome::ALL {
             assert_eq!(Outcome::parse(o.as_str()), Some(*o));
+        }
+        for c in Category::ALL {
+            assert_eq!(Category::parse(c.as_str()), Some(*c));
+            assert_eq!(serde_json::to_value(c).unwrap(), c.as_str());
         }
         assert_eq!(Action::parse("drop table"), None);
     }

@@ -123,6 +123,7 @@ fn prompt(question: &str) -> FilterPrompt {
         now: "2024-03-14T15:00:00Z".parse().unwrap(),
         tz: chrono_tz::Europe::Berlin,
         retry: None,
+        case_types: Vec::new(),
     }
 }
 
@@ -271,6 +272,22 @@ async fn invalid_then_valid_is_retried_once_with_the_validation_error(
     let error = result["content"][0]["text"].as_str().unwrap();
     assert!(error.contains("$.where.value"), "{error}");
     assert!(error.contains("not a known action"), "{error}");
+    // The filter tool names the kinds of events the case holds, in the catalog's words.
+    let desc = calls[1].1["toolConfig"]["tools"][0]["toolSpec"]["description"]
+        .as_str()
+        .unwrap();
+    for kind in [
+        "Security | 4624 | An account was successfully logged on | logon | 583",
+        "Security | 4616 | The system time was changed | system | 26",
+        "Microsoft-Windows-Sysmon/Operational | 10 | ProcessAccess | detailed_tracking | 60",
+        "sshd | - | SSH login failed | logon |",
+        "iam.amazonaws.com | CreateUser | IAM user created | account_management | 1",
+    ] {
+        assert!(desc.contains(kind), "{kind} missing from {desc}");
+    }
+    let system = calls[1].1["system"][0]["text"].as_str().unwrap();
+    assert!(system.contains("account_management ("), "{system}");
+    assert!(system.contains("10 RemoteInteractive"), "{system}");
     // The model never saw event contents: the fixture's messages are not in any request.
     let all: String = calls.iter().map(|(_, b)| b.to_string()).collect();
     assert!(!all.contains("Failed password for root"));

@@ -444,3 +444,52 @@ async fn dotted_attribute_keys_reach_nested_records(_: PgPoolOptions, opts: PgCo
         assert_eq!(run(&db, &fx, &doc, &ctx).await, want, "{doc}");
     }
 }
+
+#[sqlx::test(migrator = "chrono_runtime::db::MIGRATOR")]
+async fn category_filters_the_catalog_category_column(_: PgPoolOptions, opts: PgConnectOptions) {
+    let db = common::pool(opts).await;
+    let fx = common::seed(&db).await;
+    let ctx = ResolveCtx::utc("2024-03-02T12:00:00Z".parse().unwrap());
+    for (r, category) in [
+        ("r01", "logon"),
+        ("r02", "logon"),
+        ("r05", "account_management"),
+    ] {
+        sqlx::query("UPDATE events SET category = $1 WHERE id = $2")
+            .bind(category)
+            .bind(fx.event(r))
+            .execute(&db)
+            .await
+            .unwrap();
+    }
+    let cat = |op: &str, v: Value| w(leaf("category", op, v));
+    assert_eq!(
+        run(&db, &fx, &cat("eq", json!("logon")), &ctx).await,
+        ["r01", "r02"]
+    );
+    assert_eq!(
+        run(
+            &db,
+            &fx,
+            &cat("in", json!(["logon", "account_management"])),
+            &ctx
+        )
+        .await,
+        ["r01", "r02", "r05"]
+    );
+    // events without a category match `neq` and `exists: false`, as for every field
+    assert_eq!(
+        run(&db, &fx, &cat("neq", json!("logon")), &ctx).await,
+        except(&["r01", "r02"])
+    );
+    assert_eq!(
+        run(
+            &db,
+            &fx,
+            &w(json!({"field": "category", "op": "exists", "value": false})),
+            &ctx
+        )
+        .await,
+        except(&["r01", "r02", "r05"])
+    );
+}

@@ -37,8 +37,12 @@ pub fn demo_filter() -> Value {
     })
 }
 
-/// The demo's AI question.
-pub const QUESTION: &str = "show me successful logons";
+/// The demo's AI question: one outside the first translator's action vocabulary, answered
+/// from the event catalog (Windows Security event 4616, "The system time was changed").
+pub const QUESTION: &str = "when was the system time changed?";
+
+/// The event id a correct answer to [`QUESTION`] names.
+pub const QUESTION_EVENT: &str = "4616";
 
 /// `local demo` arguments.
 #[derive(Debug, Clone, Args)]
@@ -363,18 +367,7 @@ pub async fn drive(
         report.search_hits = Some(events.len());
         let mut lines = vec![format!("{} events (first page) for {filter}", events.len())];
         for e in events.iter().take(5) {
-            lines.push(format!(
-                "    {} {} {} {}",
-                e["ts"].as_str().unwrap_or(""),
-                e["action"].as_str().unwrap_or(""),
-                e["outcome"].as_str().unwrap_or(""),
-                e["message"]
-                    .as_str()
-                    .unwrap_or("")
-                    .chars()
-                    .take(80)
-                    .collect::<String>()
-            ));
+            lines.push(event_line(e));
         }
         let result = if events.is_empty() && nothing_processed {
             StepResult::NotYetAvailable(format!(
@@ -417,15 +410,38 @@ pub async fn drive(
             {
                 Ok((s, body)) if s.is_success() => {
                     report.ai_hits = body["count"].as_i64();
-                    if body["kind"] == "filter" {
-                        StepResult::Ok(format!(
+                    let names_event = body["filter"].to_string().contains(QUESTION_EVENT);
+                    if body["kind"] != "filter" {
+                        StepResult::Failed(format!("expected a filter, got {body}"))
+                    } else if !names_event || body["count"].as_i64().unwrap_or(0) < 1 {
+                        StepResult::Failed(format!(
+                            "expected the events of {QUESTION_EVENT} (the system time was \
+                             changed), got {body}"
+                        ))
+                    } else {
+                        // the answer's events, as the timeline shows them
+                        let found = api
+                            .call(
+                                reqwest::Method::POST,
+                                &format!("/api/v1/cases/{case_id}/events/search"),
+                                Some(&json!({"time": body["filter"]["time"],
+                                             "where": body["filter"]["where"], "limit": 3})),
+                            )
+                            .await;
+                        let mut lines = vec![format!(
                             "\"{QUESTION}\" -> {} ({} events)\n    filter: {}",
                             body["summary"].as_str().unwrap_or(""),
                             body["count"],
                             body["filter"]
-                        ))
-                    } else {
-                        StepResult::Failed(format!("expected a filter, got {body}"))
+                        )];
+                        if let Ok((s, page)) = found
+                            && s.is_success()
+                        {
+                            for e in page["events"].as_array().into_iter().flatten() {
+                                lines.push(event_line(e));
+                            }
+                        }
+                        StepResult::Ok(lines.join("\n"))
                     }
                 }
                 Ok((s, body)) => StepResult::Failed(error_of(s, &body)),
@@ -436,6 +452,26 @@ pub async fn drive(
     }
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// One event of a search page as a line: time, catalog title (or message), category.
+fn event_line(e: &serde_json::Value) -> String {
+    let what = e["title"].as_str().map(str::to_owned).unwrap_or_else(|| {
+        e["message"]
+            .as_str()
+            .unwrap_or("")
+            .chars()
+            .take(80)
+            .collect()
+    });
+    format!(
+        "    {} {} [{}] {} {}",
+        e["ts"].as_str().unwrap_or(""),
+        what,
+        e["category"].as_str().unwrap_or("-"),
+        e["action"].as_str().unwrap_or(""),
+        e["outcome"].as_str().unwrap_or("")
+    )
 }
 
 fn finish(

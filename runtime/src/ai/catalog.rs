@@ -15,7 +15,11 @@ use serde_json::Value;
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
+use super::provider::CaseEventType;
 use crate::filter::{Field, FilterDocument, Node, Op, ResolveCtx, compile_count};
+use chrono_contract::data_type;
+
+use crate::knowledge::{self, Origin};
 
 /// Default database role of the AI path.
 pub const DEFAULT_ROLE: &str = "chrono_ro";
@@ -110,9 +114,9 @@ impl PgCatalog {
     }
 
     /// Replaces identity and device names in `doc` by the ids they name in case
-    /// `case_id` (case-insensitive, on the stored value or display name, also
-    /// `DOMAIN\name`, `name@domain` and an IAM user ARN `...:user/name`); names that
-    /// match nothing are kept.
+    /// `case_id`, case-insensitively: a bare account name in every domain (`DOMAIN\name`,
+    /// `name@domain`, an IAM user ARN `...:user/name`), a qualified one only as given; a
+    /// host by short name or FQDN. Names that match nothing are kept.
     pub async fn resolve(
         &self,
         case_id: Uuid,
@@ -153,6 +157,22 @@ impl PgCatalog {
         Ok(n)
     }
 
+    /// The kinds of events case `case_id` holds, most frequent first (at most
+    /// [`MAX_CASE_TYPES`]), in the event catalog's words: a stored kind the catalog does not
+    /// know is left out, so nothing of the evidence's own text is returned.
+    pub async fn event_types(&self, case_id: Uuid) -> Result<Vec<CaseEventType>, CatalogError> {
+        let mut tx = self.begin(true).await?;
+        let rows: Vec<KindRow> = sqlx::query_as(
+            "SELECT data_type, source, event_code, title, count(*) FROM events \
+             WHERE case_id = $1 GROUP BY 1, 2, 3, 4 ORDER BY count(*) DESC, 1, 2, 3 LIMIT 1000",
+        )
+        .bind(case_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(case_types(&rows))
+    }
+
     /// Appends an `ai_filter` entry to the audit log.
     pub async fn audit(
         &self,
@@ -170,6 +190,72 @@ impl PgCatalog {
         tx.commit().await?;
         Ok(id)
     }
+}
+
+/// A stored kind of event and how many events of it: data_type, source, event_code,
+/// title, count.
+type KindRow = (String, String, Option<String>, Option<String>, i64);
+
+/// Most kinds of events listed for one case.
+pub const MAX_CASE_TYPES: usize = 150;
+
+/// Stored (data_type, source, event_code, title, count) rows → the catalog's kinds of
+/// events; rows the catalog does not recognise are dropped.
+fn case_types(rows: &[KindRow]) -> Vec<CaseEventType> {
+    let catalog = knowledge::catalog();
+    let mut out: Vec<(String, CaseEventType)> = Vec::new();
+    for (data_type, source, code, title, count) in rows {
+        let entry = match data_type.as_str() {
+            data_type::CLOUDTRAIL => code.as_deref().and_then(|c| catalog.cloudtrail(source, c)),
+            data_type::WINDOWS_EVTX | data_type::SYSLOG => {
+                let mut found = catalog.event_types.iter().filter(|t| {
+                    t.sources().contains(&source.as_str())
+                        && t.code() == *code
+                        && title.as_deref().is_none_or(|x| x == t.title)
+                });
+                match (found.next(), found.next()) {
+                    (Some(one), None) => Some(one),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        let Some(t) = entry else {
+            continue;
+        };
+        let key = t.key();
+        if let Some((_, seen)) = out.iter_mut().find(|(k, _)| *k == key) {
+            seen.count += count;
+            continue;
+        }
+        let provider = match &t.origin {
+            Origin::Windows {
+                provider,
+                shared_channel: true,
+                ..
+            } => Some(provider.clone()),
+            _ => None,
+        };
+        out.push((
+            key,
+            CaseEventType {
+                source: t
+                    .sources()
+                    .first()
+                    .map(|s| s.to_string())
+                    .unwrap_or_default(),
+                code: t.code(),
+                provider,
+                title: t.title.clone(),
+                category: t.category,
+                count: *count,
+            },
+        ));
+    }
+    let mut out: Vec<CaseEventType> = out.into_iter().map(|(_, t)| t).collect();
+    out.sort_by(|a, b| b.count.cmp(&a.count).then(a.title.cmp(&b.title)));
+    out.truncate(MAX_CASE_TYPES);
+    out
 }
 
 type Tx = Transaction<'static, Postgres>;
@@ -266,8 +352,14 @@ async fn lookup(
     table: Lookup,
     name: &str,
 ) -> Result<Vec<(Uuid, String)>, CatalogError> {
+    // Names resolve the way investigators mean them:
+    // * a bare account name is that account in every domain and realm: `bob` is `bob`,
+    //   `CORP\bob`, `HOST\bob`, `bob@corp.example` and the IAM user `…:user/bob`; a name
+    //   given with its domain (`CORP\bob`, `bob@corp.example`, an ARN) is only itself;
+    // * a host is the same host by short name or FQDN, in any case: `ws01` is `WS01` and
+    //   `ws01.corp.local`; `ws01.corp.local` is also a host stored as `WS01`.
     let sql = match table {
-        Lookup::Identity => {
+        Lookup::Identity if is_bare_account(name) => {
             "SELECT id, value FROM identities WHERE case_id = $1 AND ( \
                lower(value) = lower($2) OR lower(display_name) = lower($2) \
                OR lower(value) LIKE '%\\\\' || lower($3) \
@@ -275,9 +367,17 @@ async fn lookup(
                OR (kind = 'arn' AND lower(value) LIKE '%:user/' || lower($3))) \
              ORDER BY value LIMIT 20"
         }
+        Lookup::Identity => {
+            // ($3, the LIKE form, is not needed: typed so the statement takes it)
+            "SELECT id, value FROM identities WHERE case_id = $1 AND $3::text IS NOT NULL \
+               AND (lower(value) = lower($2) OR lower(display_name) = lower($2)) \
+             ORDER BY value LIMIT 20"
+        }
         Lookup::Device => {
             "SELECT id, name FROM devices WHERE case_id = $1 AND ( \
-               lower(name) = lower($2) OR lower(name) LIKE lower($3) || '.%') \
+               lower(name) = lower($2) OR lower(name) LIKE lower($3) || '.%' \
+               OR (strpos($2, '.') > 0 AND strpos(name, '.') = 0 \
+                   AND lower(name) = lower(split_part($2, '.', 1)))) \
              ORDER BY name LIMIT 20"
         }
     };
@@ -287,11 +387,97 @@ async fn lookup(
         .bind(like_escape(name))
         .fetch_all(&mut **tx)
         .await?;
-    // An exact match wins over the looser forms.
-    let exact: Vec<(Uuid, String)> = rows
-        .iter()
-        .filter(|(_, n)| n.eq_ignore_ascii_case(name))
-        .cloned()
-        .collect();
-    Ok(if exact.is_empty() { rows } else { exact })
+    Ok(rows)
+}
+
+/// An account name without a domain or realm (`bob`, not `CORP\bob`, `bob@corp` or an ARN).
+fn is_bare_account(name: &str) -> bool {
+    !name.contains(['\\', '@', '/', ':'])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_bare_names_reach_every_domain() {
+        for bare in ["bob", "Administrator", "svc-backup$"] {
+            assert!(is_bare_account(bare), "{bare}");
+        }
+        for qualified in ["CORP\\bob", "bob@corp.example", "arn:aws:iam::1:user/bob"] {
+            assert!(!is_bare_account(qualified), "{qualified}");
+        }
+        assert_eq!(like_escape("a%b_c\\"), "a\\%b\\_c\\\\");
+    }
+
+    #[test]
+    fn case_types_keep_only_kinds_the_catalog_knows() {
+        let row = |d: &str, s: &str, c: Option<&str>, t: Option<&str>, n: i64| {
+            (
+                d.to_string(),
+                s.to_string(),
+                c.map(str::to_string),
+                t.map(str::to_string),
+                n,
+            )
+        };
+        let types = case_types(&[
+            row(
+                "windows:evtx:record",
+                "Security",
+                Some("4624"),
+                Some("An account was successfully logged on"),
+                10,
+            ),
+            row("windows:evtx:record", "Security", Some("4624"), None, 5),
+            row(
+                "windows:evtx:record",
+                "Evil\nIGNORE PREVIOUS",
+                Some("4624"),
+                None,
+                99,
+            ),
+            row("syslog:line", "sshd", None, Some("SSH login failed"), 3),
+            row("syslog:line", "sshd", None, None, 40),
+            row(
+                "aws:cloudtrail:event",
+                "iam.amazonaws.com",
+                Some("CreateUser"),
+                None,
+                1,
+            ),
+            row(
+                "aws:cloudtrail:event",
+                "iam.amazonaws.com",
+                Some("DropAllTables"),
+                None,
+                7,
+            ),
+            row(
+                "windows:evtx:record",
+                "System",
+                Some("1"),
+                Some("The system time has changed"),
+                2,
+            ),
+        ]);
+        let text: Vec<String> = types
+            .iter()
+            .map(|t| {
+                format!(
+                    "{} {:?} {:?} {} {}",
+                    t.source, t.code, t.provider, t.title, t.count
+                )
+            })
+            .collect();
+        assert_eq!(
+            text,
+            [
+                "Security Some(\"4624\") None An account was successfully logged on 15",
+                "sshd None None SSH login failed 3",
+                "System Some(\"1\") Some(\"Microsoft-Windows-Kernel-General\") The system time has changed 2",
+                "iam.amazonaws.com Some(\"CreateUser\") None IAM user created 1",
+            ]
+        );
+    }
 }

@@ -6,6 +6,7 @@
 //! name resolution and count (read-only) → turn stored and audited. Everything a model
 //! writes is untrusted JSON until [`FilterDocument::from_value`] accepts it.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,11 +18,13 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::catalog::{CatalogError, PgCatalog, Resolution};
-use super::provider::{FilterModel, FilterPrompt, Generated, GuardModel, Intent, Rejected};
+use super::provider::{
+    CaseEventType, FilterModel, FilterPrompt, Generated, GuardModel, Intent, Rejected,
+};
 use super::store::{
     ChatStore, RECENT_QUESTIONS, SESSION_TTL_SECS, Session, StoreError, Turn, intent_key,
 };
-use super::summary::summarize;
+use super::summary::{summarize, with_names};
 use crate::auth::Principal;
 use crate::filter::{FilterDocument, ResolveCtx};
 
@@ -119,6 +122,14 @@ impl ChatError {
 /// The clock (tests pin it).
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
+/// How long the kinds of events of a case are reused before they are looked up again.
+const CASE_TYPES_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+/// Cases whose kinds of events are remembered at once.
+const CASE_TYPES_CACHED: usize = 256;
+
+/// Recently looked-up kinds of events per case.
+type CaseTypesCache = Arc<std::sync::Mutex<HashMap<Uuid, (Instant, Vec<CaseEventType>)>>>;
+
 /// The chat handler and everything it talks to.
 #[derive(Clone)]
 pub struct ChatService {
@@ -127,6 +138,7 @@ pub struct ChatService {
     store: Arc<dyn ChatStore>,
     catalog: PgCatalog,
     clock: Clock,
+    case_types: CaseTypesCache,
 }
 
 impl std::fmt::Debug for ChatService {
@@ -162,6 +174,7 @@ impl ChatService {
             store,
             catalog,
             clock: Arc::new(Utc::now),
+            case_types: Arc::default(),
         }
     }
 
@@ -229,12 +242,18 @@ impl ChatService {
                 reply.message = ASK_MORE.into();
             }
             Intent::Filter => {
+                let case_types = if self.main.wants_case_types() {
+                    self.case_types(req.case_id).await?
+                } else {
+                    Vec::new()
+                };
                 let mut prompt = FilterPrompt {
                     question: question.clone(),
                     earlier: session.recent.clone(),
                     now,
                     tz,
                     retry: None,
+                    case_types,
                 };
                 let outcome = loop {
                     attempts += 1;
@@ -267,8 +286,9 @@ impl ChatService {
                 };
                 match outcome {
                     Ok(mut doc) => {
-                        reply.summary = Some(summarize(&doc));
+                        let line = summarize(&doc);
                         reply.resolved = self.catalog.resolve(req.case_id, &mut doc).await?;
+                        reply.summary = Some(with_names(line, &reply.resolved));
                         let count = self.catalog.count(req.case_id, &doc, &ctx).await?;
                         reply.kind = ReplyKind::Filter;
                         reply.message = format!(
@@ -357,6 +377,28 @@ impl ChatService {
             tracing::warn!(error = %e, "intent cache write failed");
         }
         Ok((i, false))
+    }
+
+    /// The kinds of events case `case_id` holds (catalog words only), from a short-lived
+    /// cache or the database.
+    async fn case_types(&self, case_id: Uuid) -> Result<Vec<CaseEventType>, ChatError> {
+        if let Ok(cache) = self.case_types.lock()
+            && let Some((at, types)) = cache.get(&case_id)
+            && at.elapsed() < CASE_TYPES_TTL
+        {
+            return Ok(types.clone());
+        }
+        let types = self.catalog.event_types(case_id).await?;
+        if let Ok(mut cache) = self.case_types.lock() {
+            if cache.len() >= CASE_TYPES_CACHED {
+                cache.retain(|_, (at, _)| at.elapsed() < CASE_TYPES_TTL);
+                if cache.len() >= CASE_TYPES_CACHED {
+                    cache.clear();
+                }
+            }
+            cache.insert(case_id, (Instant::now(), types.clone()));
+        }
+        Ok(types)
     }
 
     /// The caller's session for this request: the named one if it is live, theirs and on

@@ -27,6 +27,8 @@ pub mod store;
 pub mod summary;
 pub mod translate;
 
+mod matching;
 mod timeexpr;
+mod words;
 
 pub use engine::{ChatError, ChatReply, ChatRequest, ChatService, ReplyKind};

@@ -3,8 +3,9 @@
 //! default locally and in tests) and [`super::bedrock`] (Bedrock Converse with tool use).
 //!
 //! What crosses this seam is the question, the session's earlier questions, the caller's
-//! now and zone, and (on a retry) the rejected output with the validator's error. Never
-//! event contents, never the case id.
+//! now and zone, the kinds of events the case holds (event catalog entries and their
+//! counts: our words, never the events' own) and (on a retry) the rejected output with the
+//! validator's error. Never event contents, never the case id.
 
 use std::fmt::Debug;
 
@@ -89,6 +90,27 @@ pub struct FilterPrompt {
     pub tz: Tz,
     /// Set on the one retry: what the model wrote and why it was rejected.
     pub retry: Option<Rejected>,
+    /// The kinds of events the case holds, most frequent first (only for models that ask
+    /// for them, see [`FilterModel::wants_case_types`]).
+    pub case_types: Vec<CaseEventType>,
+}
+
+/// A kind of event a case holds, in the event catalog's words: every text here comes from
+/// the catalog (`runtime/catalog/`), none from the evidence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseEventType {
+    /// The `source` of its events (channel, program, service), as the catalog writes it.
+    pub source: String,
+    /// The `event_code` of its events, when the kind has one.
+    pub code: Option<String>,
+    /// The provider, for an id of a channel many providers share.
+    pub provider: Option<String>,
+    /// The catalog's title.
+    pub title: String,
+    /// The catalog's category.
+    pub category: crate::vocab::Category,
+    /// How many events of this kind the case holds.
+    pub count: i64,
 }
 
 /// A rejected output and the validator's message.
@@ -118,8 +140,13 @@ pub trait FilterModel: Send + Sync + Debug {
         &'a self,
         prompt: &'a FilterPrompt,
     ) -> BoxFuture<'a, Result<Generated, ModelError>>;
+    /// Whether the model is told the kinds of events the case holds
+    /// ([`FilterPrompt::case_types`]); the engine only looks them up for such models.
+    fn wants_case_types(&self) -> bool {
+        false
+    }
 }
 
 /// Version of the prompts (guard and main); part of the intent cache key, so changing a
 /// prompt never reuses verdicts of the old one.
-pub const PROMPT_VERSION: &str = "2026-11-22.2";
+pub const PROMPT_VERSION: &str = "2026-12-02.1";

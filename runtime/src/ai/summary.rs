@@ -1,7 +1,10 @@
 //! One human line describing a filter document ("failed logon by bob on devices
-//! containing "laptop", 2024-03-12 00:00 – 05:59"), shown next to the editable chips.
+//! containing "laptop", 2024-03-12 00:00 – 05:59"), shown next to the editable chips, and
+//! what each name in it matched in the case.
 
 use serde_json::Value;
+
+use super::catalog::Resolution;
 
 use crate::filter::{Field, FilterDocument, Leaf, Node, Op, Sort, TimePoint, TimeRange};
 
@@ -22,6 +25,21 @@ pub fn summarize(doc: &FilterDocument) -> String {
     }
     if doc.limit != 100 {
         line.push_str(&format!(", {} per page", doc.limit));
+    }
+    line
+}
+
+/// `line` followed by what each looked-up name matched ("user Administrator =
+/// WIN-1\Administrator, WIN-2\Administrator"; "host ws09 matched nothing in this case").
+pub fn with_names(mut line: String, resolved: &[Resolution]) -> String {
+    for r in resolved {
+        let what = if r.field == "device" { "host" } else { "user" };
+        line.push_str("; ");
+        if r.matched.is_empty() {
+            line.push_str(&format!("{what} {} matched nothing in this case", r.name));
+        } else {
+            line.push_str(&format!("{what} {} = {}", r.name, r.matched.join(", ")));
+        }
     }
     line
 }
@@ -66,6 +84,7 @@ fn field_text(f: &Field) -> String {
     match f {
         Field::Action => "action".into(),
         Field::Outcome => "outcome".into(),
+        Field::Category => "category".into(),
         Field::Identity => "user".into(),
         Field::Device => "host".into(),
         Field::SrcIp => "source IP".into(),
@@ -137,5 +156,28 @@ mod tests {
              2024-03-12 00:00 – 2024-03-12 05:59, newest first, 10 per page"
         );
         assert_eq!(summarize(&FilterDocument::default()), "all events");
+    }
+
+    #[test]
+    fn names_say_what_they_matched() {
+        let resolved = vec![
+            Resolution {
+                field: "identity".into(),
+                name: "Administrator".into(),
+                ids: vec![uuid::Uuid::nil(), uuid::Uuid::max()],
+                matched: vec!["HOST\\Administrator".into(), "CORP\\Administrator".into()],
+            },
+            Resolution {
+                field: "device".into(),
+                name: "ws09".into(),
+                ids: Vec::new(),
+                matched: Vec::new(),
+            },
+        ];
+        assert_eq!(
+            with_names("action logon".into(), &resolved),
+            "action logon; user Administrator = HOST\\Administrator, CORP\\Administrator; \
+             host ws09 matched nothing in this case"
+        );
     }
 }

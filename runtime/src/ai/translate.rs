@@ -1,29 +1,22 @@
 //! The deterministic translator behind the `local` provider: a plain-language question →
 //! a filter document, with no model.
 //!
-//! It reads, in this order: quoted text (→ `message contains`), time expressions (see
-//! [`super::timeexpr`]), IP addresses and CIDR blocks, event codes (Windows ids, CloudTrail
-//! API names), actions and outcomes of the normalized vocabulary ([`crate::vocab`]),
-//! sources, logon types, process names, people and machines, and ordering words. What it
-//! cannot place it ignores; a question with nothing it can place is a clarification.
+//! It reads, in this order: quoted text (→ `message contains`), logon types and well-known
+//! accounts (the catalog's field knowledge, `runtime/catalog/windows-fields.yaml`), time
+//! expressions (see [`super::timeexpr`]), ordering words, IP addresses and CIDR blocks,
+//! event codes the investigator typed (Windows ids the catalog knows, CloudTrail API
+//! names), labels, machines and people, then **the kinds of events** — the question's
+//! remaining words matched, ranked, against the event catalog's titles and terms
+//! ([`super::matching`]): actions of the vocabulary, categories, families, audit
+//! subcategories or single event types — and last sources, program names and outcome
+//! words. What it cannot place it ignores; a question with nothing it can place is a
+//! clarification.
 //!
-//! Phrases → vocabulary (the pipeline's mapping in `vocab.rs`):
-//!
-//! | phrase | leaf |
-//! |---|---|
-//! | failed logon / login / sign-in, brute force, bad password | `action = logon`, `outcome = failure` |
-//! | logon, login, sign-in, ssh session, logged in/on | `action = logon` |
-//! | logoff, logout, signed out | `action = logoff` |
-//! | process start, process created, executed, ran, launched | `action = process_start` |
-//! | account / user created, new user, useradd | `action = account_created` |
-//! | service installed, new service | `action = service_installed` |
-//! | sudo, su, privilege escalation | `action = privilege_escalation` |
-//! | access key created | `action = access_key_created` |
-//! | policy change, attached policy | `action = policy_changed` |
-//! | s3 read / download, s3 write / upload, s3 delete | `object_read`, `object_write`, `object_deleted` |
-//!
-//! (the full table is [`ACTION_PHRASES`]). The output never names a case: scope is added
-//! by the server from the authenticated session.
+//! Several kinds of events narrow each other (AND) unless the question joins them with
+//! "or"/"and" (then any of them); a kind the question qualifies ("logons with explicit
+//! credentials") is one kind, not two. Names are written as typed: the server resolves them
+//! (a bare account name in every domain, a host by short name or FQDN). The output never
+//! names a case: scope is added by the server from the authenticated session.
 
 use std::net::IpAddr;
 use std::str::FromStr;
@@ -32,9 +25,12 @@ use chrono_contract::data_type;
 use serde_json::{Value, json};
 use sqlx::types::ipnetwork::IpNetwork;
 
+use super::matching::{self, Target};
 use super::timeexpr::{self, Today, Tokens};
+use super::words;
 use crate::filter::{Field, FilterDocument, Leaf, Node, Op, ResolveCtx, Sort};
-use crate::vocab::{Action, Outcome};
+use crate::knowledge::{self, EventType};
+use crate::vocab::{Action, Category, Outcome};
 
 /// What the translator made of a question.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,191 +40,6 @@ pub enum Translation {
     /// Nothing recognisable: ask the investigator to say more.
     Clarify(String),
 }
-
-/// Phrases naming actions, most specific first, with the outcome they imply.
-pub const ACTION_PHRASES: &[(&str, Action, Option<Outcome>)] = &[
-    ("failed logons", Action::Logon, Some(Outcome::Failure)),
-    ("failed logon", Action::Logon, Some(Outcome::Failure)),
-    ("failed logins", Action::Logon, Some(Outcome::Failure)),
-    ("failed login", Action::Logon, Some(Outcome::Failure)),
-    ("failed sign-ins", Action::Logon, Some(Outcome::Failure)),
-    ("failed sign-in", Action::Logon, Some(Outcome::Failure)),
-    ("failed sign ins", Action::Logon, Some(Outcome::Failure)),
-    ("failed signins", Action::Logon, Some(Outcome::Failure)),
-    ("failed password", Action::Logon, Some(Outcome::Failure)),
-    ("failed passwords", Action::Logon, Some(Outcome::Failure)),
-    ("bad password", Action::Logon, Some(Outcome::Failure)),
-    ("bad passwords", Action::Logon, Some(Outcome::Failure)),
-    ("wrong password", Action::Logon, Some(Outcome::Failure)),
-    ("brute force", Action::Logon, Some(Outcome::Failure)),
-    ("brute-force", Action::Logon, Some(Outcome::Failure)),
-    ("password spraying", Action::Logon, Some(Outcome::Failure)),
-    ("logon failures", Action::Logon, Some(Outcome::Failure)),
-    ("logon failure", Action::Logon, Some(Outcome::Failure)),
-    ("login failures", Action::Logon, Some(Outcome::Failure)),
-    ("login failure", Action::Logon, Some(Outcome::Failure)),
-    ("failed to log in", Action::Logon, Some(Outcome::Failure)),
-    ("invalid user", Action::Logon, Some(Outcome::Failure)),
-    ("successful logons", Action::Logon, Some(Outcome::Success)),
-    ("successful logon", Action::Logon, Some(Outcome::Success)),
-    ("successful logins", Action::Logon, Some(Outcome::Success)),
-    ("successful login", Action::Logon, Some(Outcome::Success)),
-    ("successful sign-ins", Action::Logon, Some(Outcome::Success)),
-    ("accepted password", Action::Logon, Some(Outcome::Success)),
-    ("logged in", Action::Logon, Some(Outcome::Success)),
-    ("logged on", Action::Logon, Some(Outcome::Success)),
-    ("log in", Action::Logon, None),
-    ("log on", Action::Logon, None),
-    ("console logins", Action::Logon, None),
-    ("console login", Action::Logon, None),
-    ("session closed", Action::Logoff, None),
-    ("sessions closed", Action::Logoff, None),
-    ("ssh sessions", Action::Logon, None),
-    ("logons", Action::Logon, None),
-    ("logon", Action::Logon, None),
-    ("logins", Action::Logon, None),
-    ("login", Action::Logon, None),
-    ("sign-ins", Action::Logon, None),
-    ("sign-in", Action::Logon, None),
-    ("signins", Action::Logon, None),
-    ("sign ins", Action::Logon, None),
-    ("authentications", Action::Logon, None),
-    ("authentication", Action::Logon, None),
-    ("logoffs", Action::Logoff, None),
-    ("logoff", Action::Logoff, None),
-    ("logouts", Action::Logoff, None),
-    ("logout", Action::Logoff, None),
-    ("log off", Action::Logoff, None),
-    ("logged off", Action::Logoff, None),
-    ("logged out", Action::Logoff, None),
-    ("explicit credentials", Action::ExplicitCredentials, None),
-    ("runas", Action::ExplicitCredentials, None),
-    ("special privileges", Action::SpecialPrivileges, None),
-    ("admin privileges assigned", Action::SpecialPrivileges, None),
-    ("privileged logons", Action::SpecialPrivileges, None),
-    ("process starts", Action::ProcessStart, None),
-    ("process start", Action::ProcessStart, None),
-    ("process creations", Action::ProcessStart, None),
-    ("process creation", Action::ProcessStart, None),
-    ("processes started", Action::ProcessStart, None),
-    ("processes created", Action::ProcessStart, None),
-    ("new processes", Action::ProcessStart, None),
-    ("new process", Action::ProcessStart, None),
-    ("processes", Action::ProcessStart, None),
-    ("process", Action::ProcessStart, None),
-    ("executions", Action::ProcessStart, None),
-    ("executed", Action::ProcessStart, None),
-    ("launched", Action::ProcessStart, None),
-    ("ran", Action::ProcessStart, None),
-    ("network connections", Action::NetworkConnection, None),
-    ("network connection", Action::NetworkConnection, None),
-    ("outbound connections", Action::NetworkConnection, None),
-    ("connections", Action::NetworkConnection, None),
-    ("accounts created", Action::AccountCreated, None),
-    ("account created", Action::AccountCreated, None),
-    ("account creations", Action::AccountCreated, None),
-    ("account creation", Action::AccountCreated, None),
-    ("created accounts", Action::AccountCreated, None),
-    ("created account", Action::AccountCreated, None),
-    ("users created", Action::AccountCreated, None),
-    ("user created", Action::AccountCreated, None),
-    ("created users", Action::AccountCreated, None),
-    ("created user", Action::AccountCreated, None),
-    ("new accounts", Action::AccountCreated, None),
-    ("new account", Action::AccountCreated, None),
-    ("new users", Action::AccountCreated, None),
-    ("new user", Action::AccountCreated, None),
-    ("useradd", Action::AccountCreated, None),
-    ("accounts enabled", Action::AccountEnabled, None),
-    ("account enabled", Action::AccountEnabled, None),
-    ("enabled accounts", Action::AccountEnabled, None),
-    ("password changes", Action::PasswordChange, None),
-    ("password change", Action::PasswordChange, None),
-    ("password changed", Action::PasswordChange, None),
-    ("changed password", Action::PasswordChange, None),
-    ("changed passwords", Action::PasswordChange, None),
-    ("changed their password", Action::PasswordChange, None),
-    ("passwd", Action::PasswordChange, None),
-    ("password resets", Action::PasswordReset, None),
-    ("password reset", Action::PasswordReset, None),
-    ("reset password", Action::PasswordReset, None),
-    ("accounts disabled", Action::AccountDisabled, None),
-    ("account disabled", Action::AccountDisabled, None),
-    ("disabled accounts", Action::AccountDisabled, None),
-    ("disabled account", Action::AccountDisabled, None),
-    ("accounts deleted", Action::AccountDeleted, None),
-    ("account deleted", Action::AccountDeleted, None),
-    ("deleted accounts", Action::AccountDeleted, None),
-    ("deleted account", Action::AccountDeleted, None),
-    ("deleted users", Action::AccountDeleted, None),
-    ("users deleted", Action::AccountDeleted, None),
-    ("user deleted", Action::AccountDeleted, None),
-    ("account deletions", Action::AccountDeleted, None),
-    ("account deletion", Action::AccountDeleted, None),
-    ("user deletions", Action::AccountDeleted, None),
-    ("userdel", Action::AccountDeleted, None),
-    ("group changes", Action::GroupChanged, None),
-    ("group change", Action::GroupChanged, None),
-    ("group membership", Action::GroupChanged, None),
-    ("added to a group", Action::GroupChanged, None),
-    ("added to group", Action::GroupChanged, None),
-    ("group changed", Action::GroupChanged, None),
-    ("account changes", Action::AccountChanged, None),
-    ("account changed", Action::AccountChanged, None),
-    ("accounts modified", Action::AccountChanged, None),
-    ("account modified", Action::AccountChanged, None),
-    ("modified accounts", Action::AccountChanged, None),
-    ("usermod", Action::AccountChanged, None),
-    ("services installed", Action::ServiceInstalled, None),
-    ("service installed", Action::ServiceInstalled, None),
-    ("service installs", Action::ServiceInstalled, None),
-    ("service installations", Action::ServiceInstalled, None),
-    ("installed services", Action::ServiceInstalled, None),
-    ("installed service", Action::ServiceInstalled, None),
-    ("new services", Action::ServiceInstalled, None),
-    ("new service", Action::ServiceInstalled, None),
-    ("privilege escalations", Action::PrivilegeEscalation, None),
-    ("privilege escalation", Action::PrivilegeEscalation, None),
-    ("sudo", Action::PrivilegeEscalation, None),
-    ("su", Action::PrivilegeEscalation, None),
-    ("access keys created", Action::AccessKeyCreated, None),
-    ("access key created", Action::AccessKeyCreated, None),
-    ("access key creations", Action::AccessKeyCreated, None),
-    ("new access keys", Action::AccessKeyCreated, None),
-    ("new access key", Action::AccessKeyCreated, None),
-    ("created access keys", Action::AccessKeyCreated, None),
-    ("created access key", Action::AccessKeyCreated, None),
-    ("access keys", Action::AccessKeyCreated, None),
-    ("policy changes", Action::PolicyChanged, None),
-    ("policy change", Action::PolicyChanged, None),
-    ("policies changed", Action::PolicyChanged, None),
-    ("policy changed", Action::PolicyChanged, None),
-    ("attached policies", Action::PolicyChanged, None),
-    ("attached policy", Action::PolicyChanged, None),
-    ("iam policy", Action::PolicyChanged, None),
-    ("policies", Action::PolicyChanged, None),
-    ("s3 reads", Action::ObjectRead, None),
-    ("s3 read", Action::ObjectRead, None),
-    ("s3 downloads", Action::ObjectRead, None),
-    ("object reads", Action::ObjectRead, None),
-    ("objects read", Action::ObjectRead, None),
-    ("downloads", Action::ObjectRead, None),
-    ("downloaded", Action::ObjectRead, None),
-    ("s3 writes", Action::ObjectWrite, None),
-    ("s3 write", Action::ObjectWrite, None),
-    ("s3 uploads", Action::ObjectWrite, None),
-    ("object writes", Action::ObjectWrite, None),
-    ("objects written", Action::ObjectWrite, None),
-    ("uploads", Action::ObjectWrite, None),
-    ("uploaded", Action::ObjectWrite, None),
-    ("s3 deletes", Action::ObjectDeleted, None),
-    ("s3 deletions", Action::ObjectDeleted, None),
-    ("objects deleted", Action::ObjectDeleted, None),
-    ("deleted objects", Action::ObjectDeleted, None),
-    ("object deletions", Action::ObjectDeleted, None),
-    ("api calls", Action::ApiCall, None),
-    ("api call", Action::ApiCall, None),
-];
 
 const OUTCOME_WORDS: &[(&str, Outcome)] = &[
     ("unsuccessful", Outcome::Failure),
@@ -248,9 +59,6 @@ pub const WINDOWS_DATA_TYPE: &str = data_type::WINDOWS_EVTX;
 pub const SYSLOG_DATA_TYPE: &str = data_type::SYSLOG;
 /// `data_type` of the pipeline's CloudTrail records.
 pub const CLOUDTRAIL_DATA_TYPE: &str = data_type::CLOUDTRAIL;
-/// Where the pipeline keeps an EVTX record's logon type (the record stays nested in
-/// `attributes`; the filter compiler follows dotted keys).
-pub const LOGON_TYPE_ATTR: &str = "Event.EventData.LogonType";
 
 /// Words naming where events come from, as the pipeline writes them: a family of sources
 /// is a `data_type`; `source` is the channel (EVTX), program (syslog) or service
@@ -276,13 +84,6 @@ const SOURCES: &[(&str, Field, &str)] = &[
     ("s3", Field::Source, "s3.amazonaws.com"),
 ];
 
-/// Well-known Windows event ids the pipeline maps (so a bare "4625" is an event code).
-const WINDOWS_CODES: &[&str] = &[
-    "1102", "4624", "4625", "4634", "4647", "4648", "4672", "4688", "4720", "4722", "4723", "4724",
-    "4725", "4726", "4727", "4728", "4729", "4730", "4731", "4732", "4733", "4734", "4735", "4736",
-    "4737", "4738", "7045", "4104",
-];
-
 /// Programs whose name in a question means "the message mentions it".
 const PROGRAMS: &[&str] = &[
     "powershell",
@@ -306,63 +107,9 @@ const PROGRAMS: &[&str] = &[
     "regedit",
 ];
 
-/// Words that are never a person's or machine's name.
+/// Words that are never a person's or machine's name (besides the words that carry no
+/// meaning at all, [`words::is_stop`]).
 const NOT_NAMES: &[&str] = &[
-    "a",
-    "an",
-    "the",
-    "all",
-    "any",
-    "every",
-    "each",
-    "some",
-    "and",
-    "or",
-    "not",
-    "no",
-    "of",
-    "on",
-    "in",
-    "at",
-    "to",
-    "from",
-    "for",
-    "by",
-    "with",
-    "without",
-    "me",
-    "my",
-    "us",
-    "our",
-    "show",
-    "list",
-    "find",
-    "get",
-    "give",
-    "what",
-    "which",
-    "who",
-    "when",
-    "where",
-    "how",
-    "did",
-    "do",
-    "does",
-    "is",
-    "are",
-    "was",
-    "were",
-    "be",
-    "been",
-    "has",
-    "have",
-    "had",
-    "it",
-    "that",
-    "this",
-    "these",
-    "those",
-    "there",
     "events",
     "event",
     "activity",
@@ -370,7 +117,6 @@ const NOT_NAMES: &[&str] = &[
     "records",
     "logs",
     "log",
-    "happened",
     "machine",
     "machines",
     "host",
@@ -384,17 +130,10 @@ const NOT_NAMES: &[&str] = &[
     "person",
     "people",
     "same",
-    "only",
     "other",
-    "than",
     "but",
     "except",
     "excluding",
-    "also",
-    "please",
-    "can",
-    "you",
-    "i",
     "ip",
     "address",
     "addresses",
@@ -404,27 +143,7 @@ const NOT_NAMES: &[&str] = &[
     "everything",
     "something",
     "time",
-    "times",
-    "one",
-    "ones",
-    "them",
-    "they",
-    "he",
-    "she",
-    "his",
-    "her",
-    "their",
-    "its",
-    "via",
-    "over",
-    "into",
-    "about",
-    "as",
-    "let",
-    "see",
     "now",
-    "then",
-    "any",
     "between",
     "since",
     "after",
@@ -432,8 +151,6 @@ const NOT_NAMES: &[&str] = &[
     "until",
     "during",
     "within",
-    "per",
-    "whose",
     "code",
     "id",
     "rdp",
@@ -454,11 +171,7 @@ const NOT_NAMES: &[&str] = &[
     "order",
     "ordered",
     "console",
-    "made",
-    "done",
     "performed",
-    "happen",
-    "occurred",
 ];
 
 /// The question split into tokens: lowercased (ASCII) for matching, and as typed.
@@ -486,7 +199,26 @@ impl Words {
             })
             .filter(|w| !w.is_empty())
             .collect();
-        let lower = typed.iter().map(|w| Some(w.to_ascii_lowercase())).collect();
+        // "logged in", "sign-in", "shut down": one word, so later steps see one concept
+        let mut lower: Tokens = Vec::with_capacity(typed.len());
+        let mut i = 0;
+        while i < typed.len() {
+            let one = typed[i].to_ascii_lowercase();
+            let two = typed
+                .get(i + 1)
+                .map(|n| words::fold_phrases(&[one.clone(), n.to_ascii_lowercase()]));
+            match two {
+                Some(folded) if folded.len() == 1 => {
+                    lower.push(folded.into_iter().next());
+                    lower.push(None);
+                    i += 2;
+                }
+                _ => {
+                    lower.push(Some(one));
+                    i += 1;
+                }
+            }
+        }
         Words { lower, typed }
     }
 
@@ -531,11 +263,13 @@ impl Words {
     }
 }
 
-/// Leaves collected per field, to merge same-field values into one `in`.
+/// Leaves collected per field, to merge same-field values into one `in`, and the event
+/// kinds' conditions that are more than one leaf.
 #[derive(Default)]
 struct Collected {
     positive: Vec<(Field, Op, Value)>,
     negative: Vec<(Field, Op, Value)>,
+    nodes: Vec<(bool, Node)>,
 }
 
 impl Collected {
@@ -554,11 +288,38 @@ impl Collected {
     }
 
     fn is_empty(&self) -> bool {
-        self.positive.is_empty() && self.negative.is_empty()
+        self.positive.is_empty() && self.negative.is_empty() && self.nodes.is_empty()
     }
 
-    /// The condition: same-field `eq` leaves merged into `in` (`nin` when negated).
-    fn into_node(self) -> Option<Node> {
+    /// Adds a condition: its leaves merge with the others, an `any` stays whole.
+    fn add_node(&mut self, negated: bool, node: Node) {
+        match node {
+            Node::Leaf(Leaf {
+                field,
+                op,
+                value: Some(value),
+            }) => self.add(negated, field, op, value),
+            Node::All(children) if !negated => {
+                for child in children {
+                    self.add_node(false, child);
+                }
+            }
+            other => self.nodes.push((negated, other)),
+        }
+    }
+
+    /// The condition: same-field `eq` leaves merged into `in` (`nin` when negated); what
+    /// happened first, then where and who.
+    fn into_node(mut self) -> Option<Node> {
+        let rank = |f: &Field| match f {
+            Field::Action => 0,
+            Field::Outcome => 1,
+            Field::Category => 2,
+            Field::DataType | Field::Source | Field::EventCode => 3,
+            Field::Attr(_) => 4,
+            _ => 5,
+        };
+        self.positive.sort_by_key(|(f, _, _)| rank(f));
         let mut nodes = Vec::new();
         for (negated, list) in [(false, self.positive), (true, self.negative)] {
             let mut merged: Vec<(Field, Op, Value)> = Vec::new();
@@ -597,6 +358,13 @@ impl Collected {
                 });
             }
         }
+        for (negated, node) in self.nodes {
+            nodes.push(if negated {
+                Node::Not(Box::new(node))
+            } else {
+                node
+            });
+        }
         match nodes.len() {
             0 => None,
             1 => nodes.pop(),
@@ -614,18 +382,36 @@ pub fn translate(question: &str, ctx: &ResolveCtx) -> Translation {
         c.add(false, Field::Message, Op::Contains, json!(q));
     }
 
-    // Actions first: "logged in yesterday" must keep its "in".
+    // Field knowledge first: "network logons by anonymous logon" names no person.
     logon_types(&mut w, &mut c);
-    actions(&mut w, &mut c);
+    accounts(&mut w, &mut c);
+    // "access denied" is a CloudTrail error code, not an event kind
+    if let Some((i, n)) = w.find("access denied") {
+        c.add(
+            false,
+            Field::Attr("errorCode".into()),
+            Op::Eq,
+            json!("AccessDenied"),
+        );
+        c.add(
+            false,
+            Field::Outcome,
+            Op::Eq,
+            json!(Outcome::Failure.as_str()),
+        );
+        w.consume(i, n);
+    }
     let time = timeexpr::extract(&mut w.lower, Today::new(ctx.now, ctx.tz));
     let (sort, limit) = ordering(&mut w);
     addresses(&mut w, &mut c);
     event_codes(&mut w, &mut c);
-    sources(&mut w, &mut c);
-    programs(&mut w, &mut c);
     labels(&mut w, &mut c);
     machines(&mut w, &mut c);
     people(&mut w, &mut c);
+    event_kinds(&mut w, &mut c);
+    sources(&mut w, &mut c);
+    programs(&mut w, &mut c);
+    outcomes(&mut w, &mut c);
 
     if c.is_empty() && time.is_none() {
         return Translation::Clarify(
@@ -791,8 +577,19 @@ fn event_codes(w: &mut Words, c: &mut Collected) {
         );
         let numeric = !t.is_empty() && t.len() <= 5 && t.bytes().all(|b| b.is_ascii_digit());
         let typed = w.typed[i].clone();
-        let is_code = (numeric && (WINDOWS_CODES.contains(&t.as_str()) || after_marker))
-            || is_api_name(&typed);
+        let catalogued = t.len() == 4
+            && t.parse::<u32>().is_ok_and(|id| {
+                knowledge::catalog()
+                    .stored(WINDOWS_DATA_TYPE, "Security", Some(&id.to_string()))
+                    .is_some()
+            });
+        // "ProcessAccess", "FileCreate": Sysmon's event names, read as words of events
+        let event_name = knowledge::catalog().event_types.iter().any(|e| {
+            matches!(e.origin, knowledge::Origin::Windows { .. })
+                && e.title.split([' ', '(']).next() == Some(typed.as_str())
+        });
+        let is_code =
+            (numeric && (catalogued || after_marker)) || (is_api_name(&typed) && !event_name);
         if !is_code {
             continue;
         }
@@ -824,63 +621,282 @@ fn is_api_name(t: &str) -> bool {
         && t.chars().any(|c| c.is_ascii_lowercase())
 }
 
+/// Whether the word at `i` (or the next one) is a logon ("service logons", "logons of
+/// type network").
+fn near_logon(w: &Words, i: usize, n: usize) -> bool {
+    let is_logon = |k: usize| {
+        w.get(k)
+            .and_then(words::concept)
+            .is_some_and(|c| c == "logon" || c == "loggedon")
+    };
+    is_logon(i + n) || (i > 0 && is_logon(i - 1)) || (i > 1 && is_logon(i - 2))
+}
+
+/// Logon types (`runtime/catalog/windows-fields.yaml`): "remote desktop", "rdp",
+/// "interactive" name one on their own; generic words ("network", "service", "batch",
+/// "unlock") only next to a logon.
 fn logon_types(w: &mut Words, c: &mut Collected) {
-    for (phrase, kind) in [
-        ("remote desktop", "10"),
-        ("rdp", "10"),
-        ("network logons", "3"),
-        ("network logon", "3"),
-        ("interactive", "2"),
-    ] {
-        if let Some((i, n)) = w.find(phrase) {
-            c.add(
-                false,
-                Field::Attr(LOGON_TYPE_ATTR.into()),
-                Op::Eq,
-                json!(kind),
-            );
-            // "network logon(s)" also names the action
-            if phrase.starts_with("network") {
-                c.add(false, Field::Action, Op::Eq, json!(Action::Logon.as_str()));
-            }
-            w.consume(i, n);
+    const GENERIC: &[&str] = &["network", "service", "batch", "unlock", "system"];
+    let catalog = knowledge::catalog();
+    let field = Field::Attr(catalog.logon_type_field.clone());
+    let mut terms: Vec<(&str, u32)> = catalog
+        .logon_types
+        .iter()
+        .flat_map(|l| l.terms.iter().map(move |t| (t.as_str(), l.value)))
+        .collect();
+    // longest first: "cached remote interactive" before "remote interactive"
+    terms.sort_by_key(|(t, _)| std::cmp::Reverse(t.split(' ').count()));
+    for (term, value) in terms {
+        let Some((i, n)) = w.find(term) else {
+            continue;
+        };
+        let generic = GENERIC.contains(&term);
+        let logon_named = term.split(' ').any(|p| p == "logon");
+        if generic && !near_logon(w, i, n) {
+            continue;
+        }
+        let negated = w.negated_before(i);
+        c.add(negated, field.clone(), Op::Eq, json!(value.to_string()));
+        if logon_named || near_logon(w, i, n) || !generic {
+            c.add(false, Field::Action, Op::Eq, json!(Action::Logon.as_str()));
+        }
+        w.consume(i, n);
+        // the logon word itself is said by the action now
+        if w.get(i + n).and_then(words::concept).as_deref() == Some("logon") {
+            w.consume(i + n, 1);
         }
     }
 }
 
-fn actions(w: &mut Words, c: &mut Collected) {
-    let mut outcome: Option<Outcome> = None;
-    // "access denied" is a CloudTrail error code
-    if let Some((i, n)) = w.find("access denied") {
-        c.add(
-            false,
-            Field::Attr("errorCode".into()),
-            Op::Eq,
-            json!("AccessDenied"),
-        );
-        outcome = Some(Outcome::Failure);
-        w.consume(i, n);
+/// Well-known accounts with no identity of their own (the pipeline files none for them):
+/// "anonymous logon", "the SYSTEM account" → the logon's `TargetUserSid`.
+fn accounts(w: &mut Words, c: &mut Collected) {
+    let catalog = knowledge::catalog();
+    let mut terms: Vec<(String, &str)> = Vec::new();
+    for s in &catalog.sids {
+        let (Some(sid), true) = (&s.sid, s.machine) else {
+            continue;
+        };
+        for t in &s.terms {
+            terms.push((t.to_ascii_lowercase(), sid.as_str()));
+        }
     }
-    for (phrase, action, implied) in ACTION_PHRASES {
-        while let Some((i, n)) = w.find(phrase) {
-            let negated = w.negated_before(i);
-            c.add(negated, Field::Action, Op::Eq, json!(action.as_str()));
-            if let Some(o) = implied
-                && !negated
-            {
-                outcome = Some(*o);
+    terms.sort_by_key(|(t, _)| std::cmp::Reverse(t.split(' ').count()));
+    for (term, sid) in terms {
+        let Some((i, n)) = w.find(&term) else {
+            continue;
+        };
+        // an account on its own ("anonymous") needs a logon in the question
+        if n == 1
+            && !near_logon(w, i, n)
+            && !w
+                .lower
+                .iter()
+                .flatten()
+                .any(|t| t == "logon" || t == "logons")
+        {
+            continue;
+        }
+        let negated = w.negated_before(i);
+        c.add(
+            negated,
+            Field::Attr("Event.EventData.TargetUserSid".into()),
+            Op::Eq,
+            json!(sid),
+        );
+        c.add(false, Field::Action, Op::Eq, json!(Action::Logon.as_str()));
+        w.consume(i, n);
+        // "the SYSTEM account", "by anonymous logon"
+        if i > 0 && matches!(w.get(i - 1), Some("the" | "by" | "as" | "of" | "for")) {
+            w.consume(i - 1, 1);
+        }
+        if matches!(w.get(i + n), Some("account" | "user")) {
+            w.consume(i + n, 1);
+        }
+    }
+}
+
+/// The kinds of events the remaining words name, from the event catalog (see
+/// [`super::matching`]).
+fn event_kinds(w: &mut Words, c: &mut Collected) {
+    // "security-enabled", "per-user": every part of a word is a concept
+    // and every part of "CreateRemoteThread"
+    let typed = w.typed.clone();
+    let seq: Vec<(usize, String)> = (0..w.lower.len())
+        .filter_map(|i| w.get(i).map(|t| (i, t)))
+        .flat_map(|(i, t)| {
+            let camel = typed[i].chars().skip(1).any(|c| c.is_ascii_uppercase())
+                && typed[i].chars().any(|c| c.is_ascii_lowercase());
+            let parts = if camel {
+                words::concepts(&typed[i])
+            } else if t.contains('-') {
+                words::concepts(t)
+            } else {
+                words::concept(t).into_iter().collect()
+            };
+            parts.into_iter().map(move |cpt| (i, cpt))
+        })
+        .collect();
+    let mut chosen = matching::choose(&seq);
+    if chosen.is_empty() {
+        return;
+    }
+    // "accounts created or deleted": the word after "or" shares the head of the kind
+    // before it
+    let explained: std::collections::BTreeSet<usize> = chosen
+        .iter()
+        .flat_map(|ch| ch.words.iter().copied())
+        .collect();
+    let mut more = Vec::new();
+    for (i, cpt) in &seq {
+        let after_join = (1..=2).any(|k| {
+            i.checked_sub(k)
+                .is_some_and(|j| matches!(w.get(j), Some("or" | "and")))
+        });
+        if explained.contains(i) || !after_join {
+            continue;
+        }
+        for ch in &chosen {
+            for &head in ch.words.iter().filter(|&&h| h < *i) {
+                let Some((_, head_cpt)) = seq.iter().find(|(k, _)| *k == head) else {
+                    continue;
+                };
+                let pair = [(head, head_cpt.clone()), (*i, cpt.clone())];
+                if let Some(found) = matching::choose(&pair)
+                    .into_iter()
+                    .find(|f| f.words.contains(i) && f.words.contains(&head))
+                {
+                    more.push(matching::Chosen {
+                        words: [*i].into_iter().collect(),
+                        ..found
+                    });
+                }
+            }
+        }
+    }
+    more.dedup_by(|a, b| a.targets == b.targets);
+    chosen.extend(more);
+    // "logons or logoffs", "created and deleted": any of them; otherwise they narrow
+    let joined = (0..w.lower.len()).any(|i| {
+        matches!(w.get(i), Some("or" | "and"))
+            && chosen.iter().any(|ch| ch.words.iter().any(|&k| k < i))
+            && chosen.iter().any(|ch| ch.words.iter().any(|&k| k > i))
+    });
+    let catalog = knowledge::catalog();
+    let mut actions: Vec<Action> = Vec::new();
+    let mut categories: Vec<Category> = Vec::new();
+    let mut kinds: Vec<Vec<usize>> = Vec::new();
+    let mut outcome = None;
+    let first_word = chosen
+        .iter()
+        .flat_map(|ch| ch.words.iter().copied())
+        .min()
+        .unwrap_or(0);
+    let negated = w.negated_before(first_word);
+    for ch in &chosen {
+        let mut types: Vec<usize> = Vec::new();
+        for t in &ch.targets {
+            match t {
+                Target::Action(a) => actions.push(*a),
+                Target::Category(k) => categories.push(*k),
+                other => types.extend(other.event_types(catalog)),
+            }
+        }
+        if !types.is_empty() {
+            types.sort_unstable();
+            types.dedup();
+            kinds.push(types);
+        }
+        if let Some(o) = ch.outcome {
+            outcome = Some(o);
+        }
+        for &i in &ch.words {
+            w.consume(i, 1);
+        }
+    }
+    let leaf = |field: Field, values: Vec<&str>| {
+        let (op, value) = match values.as_slice() {
+            [one] => (Op::Eq, json!(one)),
+            many => (Op::In, json!(many)),
+        };
+        Node::Leaf(Leaf {
+            field,
+            op,
+            value: Some(value),
+        })
+    };
+    let mut parts: Vec<Node> = Vec::new();
+    if !actions.is_empty() {
+        actions.dedup();
+        if joined || actions.len() == 1 {
+            parts.push(leaf(
+                Field::Action,
+                actions.iter().map(|a| a.as_str()).collect(),
+            ));
+        } else {
+            parts.extend(
+                actions
+                    .iter()
+                    .map(|a| leaf(Field::Action, vec![a.as_str()])),
+            );
+        }
+    }
+    if !categories.is_empty() {
+        categories.dedup();
+        parts.push(leaf(
+            Field::Category,
+            categories.iter().map(|k| k.as_str()).collect(),
+        ));
+    }
+    let kinds: Vec<Vec<usize>> = if joined && kinds.len() > 1 {
+        let mut all: Vec<usize> = kinds.concat();
+        all.sort_unstable();
+        all.dedup();
+        vec![all]
+    } else if kinds.len() > 1 {
+        // narrowing two sets of event kinds is their intersection, when they share any
+        let shared: Vec<usize> = kinds[0]
+            .iter()
+            .copied()
+            .filter(|t| kinds[1..].iter().all(|k| k.contains(t)))
+            .collect();
+        if shared.is_empty() {
+            kinds
+        } else {
+            vec![shared]
+        }
+    } else {
+        kinds
+    };
+    for types in kinds {
+        let refs: Vec<&EventType> = types.iter().map(|&i| &catalog.event_types[i]).collect();
+        if let Some(node) = knowledge::condition(&refs) {
+            parts.push(node);
+        }
+    }
+    if joined && parts.len() > 1 {
+        c.add_node(negated, Node::Any(parts));
+    } else {
+        for p in parts {
+            c.add_node(negated, p);
+        }
+    }
+    if let Some(o) = outcome
+        && !negated
+    {
+        c.add(false, Field::Outcome, Op::Eq, json!(o.as_str()));
+    }
+}
+
+/// Outcome words the event kinds did not explain ("failed", "successful").
+fn outcomes(w: &mut Words, c: &mut Collected) {
+    for (word, o) in OUTCOME_WORDS {
+        if let Some((i, n)) = w.find(word) {
+            if !c.positive.iter().any(|(f, _, _)| *f == Field::Outcome) {
+                c.add(false, Field::Outcome, Op::Eq, json!(o.as_str()));
             }
             w.consume(i, n);
         }
-    }
-    for (word, o) in OUTCOME_WORDS {
-        if let Some((i, n)) = w.find(word) {
-            outcome = Some(*o);
-            w.consume(i, n);
-        }
-    }
-    if let Some(o) = outcome {
-        c.add(false, Field::Outcome, Op::Eq, json!(o.as_str()));
     }
 }
 
@@ -933,6 +949,7 @@ fn labels(w: &mut Words, c: &mut Collected) {
 
 fn name_like(t: &str) -> bool {
     !NOT_NAMES.contains(&t)
+        && !words::is_stop(t)
         && t.len() <= 64
         && t.chars()
             .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '\\' | '@' | '$'))
@@ -996,6 +1013,10 @@ fn machines(w: &mut Words, c: &mut Collected) {
         if !name_like(&t) || !(marked || (located && host_like(&typed))) {
             continue;
         }
+        // "workstation unlocks": a word of events, not a host
+        if !host_like(&typed) && catalog_word(w, i) {
+            continue;
+        }
         let negated = w.negated_before(i.saturating_sub(usize::from(marked)));
         c.add(negated, Field::Device, Op::Eq, json!(typed));
         w.consume(i, 1);
@@ -1043,6 +1064,16 @@ fn people(w: &mut Words, c: &mut Collected) {
         if !name_like(&t) || !(marked || negation || chained) || is_noise_word(&t) {
             continue;
         }
+        // "accounts created", "users added", "for invalid users": words of events
+        let noun_marker = prev.as_deref().is_some_and(|p| {
+            matches!(
+                p,
+                "user" | "users" | "account" | "accounts" | "identity" | "person"
+            )
+        });
+        if catalog_word(w, i) && (noun_marker || catalog_word(w, i + 1)) {
+            continue;
+        }
         let negated = negation || w.negated_before(i.saturating_sub(1));
         let negated = negated
             || (chained
@@ -1054,6 +1085,18 @@ fn people(w: &mut Words, c: &mut Collected) {
             w.consume(j, 1);
         }
     }
+}
+
+/// Whether the word at `i` is one the event catalog knows, typed the way words (not names
+/// or hosts) are: lower case, no digits.
+fn catalog_word(w: &Words, i: usize) -> bool {
+    let Some(t) = w.get(i) else {
+        return false;
+    };
+    let typed = &w.typed[i];
+    typed.chars().all(|c| c.is_ascii_lowercase())
+        && !t.is_empty()
+        && words::concept(t).is_some_and(|c| matching::known(&c))
 }
 
 /// Filler words that follow "for"/"by"/"of" without being names.
@@ -1206,11 +1249,13 @@ mod tests {
         assert!(w.as_array().unwrap().contains(&serde_json::json!(
             {"field": "attr.Event.EventData.LogonType", "op": "eq", "value": "2"}
         )));
+        // sshd writes as `sshd-session` since OpenSSH 9.8
         let w = leaves("failed ssh logins");
         assert!(
-            w.as_array()
-                .unwrap()
-                .contains(&serde_json::json!({"field": "source", "op": "eq", "value": "sshd"}))
+            w.as_array().unwrap().contains(&serde_json::json!(
+                {"field": "source", "op": "in", "value": ["sshd", "sshd-session"]}
+            )),
+            "{w}"
         );
         for q in ["linux events", "cloudtrail events", "sysmon events"] {
             let text = doc(q).to_string();
@@ -1226,6 +1271,58 @@ mod tests {
         assert_eq!(
             doc("cloudtrail events")["where"],
             serde_json::json!({"field": "data_type", "op": "eq", "value": CLOUDTRAIL_DATA_TYPE})
+        );
+    }
+
+    /// The failure classes of issue 17, on its own illustrative questions.
+    #[test]
+    fn qualifiers_narrow_and_every_part_of_a_question_is_kept() {
+        let text = |q: &str| doc(q).to_string();
+        // qualifiers narrow: one kind of event, not logons *or* 4648
+        let d = doc("logons with explicit credentials");
+        assert_eq!(
+            d["where"],
+            json!({"field": "action", "op": "eq", "value": "explicit_credentials"})
+        );
+        // the host is kept, the actions are not OR-ed
+        let d = doc("special privileges assigned to new logons on HOST1");
+        assert_eq!(
+            d["where"],
+            json!({"all": [
+                {"field": "action", "op": "eq", "value": "special_privileges"},
+                {"field": "device", "op": "eq", "value": "HOST1"}
+            ]})
+        );
+        // an absolute date and a window on it are kept
+        let d = doc("audit log cleared on HOST1 on 3 March 2016 between 10:00 and 11:30");
+        assert_eq!(
+            d["time"],
+            json!({"from": "2016-03-03T10:00:00", "to": "2016-03-03T11:30:00"})
+        );
+        assert!(text("audit log cleared on 3 March 2016").contains("\"1102\""));
+        // events outside the old actions are reachable
+        for (q, code) in [
+            ("group membership changes", "4732"),
+            ("security-enabled global groups created", "4727"),
+            ("system time changes", "4616"),
+            ("audit policy changes", "4719"),
+            ("NTLM credential validation", "4776"),
+            ("event log service stopped", "1100"),
+            ("accounts renamed", "4781"),
+            ("services installed", "7045"),
+        ] {
+            assert!(text(q).contains(&format!("\"{code}\"")), "{q}: {}", text(q));
+        }
+        // record fields: logon types, anonymous logons, the source address
+        let d = text("network logons by anonymous logon from 10.0.0.5");
+        for part in ["\"3\"", "S-1-5-7", "10.0.0.5", "\"logon\""] {
+            assert!(d.contains(part), "{d}");
+        }
+        assert!(!d.contains("identity"), "{d}");
+        // "or" joins kinds of events
+        assert_eq!(
+            doc("accounts created or deleted")["where"],
+            json!({"field": "action", "op": "in", "value": ["account_created", "account_deleted"]})
         );
     }
 

@@ -22,7 +22,7 @@ pub const EVENT_COLUMNS: &str = "e.id, e.case_id, e.evidence_id, e.ts, e.timesta
     e.data_type, e.source, e.parser, e.message, e.event_code, e.action, e.outcome, \
     e.src_ip, e.dst_ip, e.attributes, e.tags, e.device_id, d.name AS device_name, \
     e.identity_id, i.kind AS identity_kind, i.value AS identity_value, e.source_file, \
-    e.record_ref";
+    e.record_ref, e.title, e.category";
 
 /// The FROM clause matching [`EVENT_COLUMNS`].
 pub const EVENT_FROM: &str = "events e LEFT JOIN devices d ON d.id = e.device_id \

@@ -545,7 +545,8 @@ pub enum Field {
     Ts,
     /// Data type, e.g. `windows:evtx:record`.
     DataType,
-    /// Source short name, e.g. `EVT`, `SYSLOG`, `CLOUDTRAIL`.
+    /// Where the record was logged: EVTX channel (`Security`), syslog program (`sshd`),
+    /// CloudTrail event source (`iam.amazonaws.com`).
     Source,
     /// Event id or API name, e.g. `4624`, `ConsoleLogin`.
     EventCode,
@@ -553,6 +554,8 @@ pub enum Field {
     Action,
     /// Normalized outcome (see `vocab::Outcome`).
     Outcome,
+    /// The event catalog's category of the event (see `vocab::Category`).
+    Category,
     /// Message text.
     Message,
     /// Source IP address.
@@ -581,6 +584,7 @@ impl Field {
         ("event_code", Field::EventCode),
         ("action", Field::Action),
         ("outcome", Field::Outcome),
+        ("category", Field::Category),
         ("message", Field::Message),
         ("src_ip", Field::SrcIp),
         ("dst_ip", Field::DstIp),

@@ -12,7 +12,7 @@ use sqlx::types::ipnetwork::IpNetwork;
 use uuid::Uuid;
 
 use super::document::{Field, FilterDocument, Leaf, Node, Op, TimePoint, truncate};
-use crate::vocab::{Action, Outcome};
+use crate::vocab::{Action, Category, Outcome};
 
 /// Deepest nesting of `all`/`any`/`not` above a leaf.
 pub const MAX_DEPTH: usize = 4;
@@ -247,7 +247,9 @@ fn allowed_ops(field: &Field) -> &'static [Op] {
         Field::DataType | Field::Source | Field::EventCode | Field::Message => {
             &[Eq, Neq, In, Nin, Contains, Prefix, Exists]
         }
-        Field::Action | Field::Outcome | Field::Tag | Field::Label => &[Eq, Neq, In, Nin, Exists],
+        Field::Action | Field::Outcome | Field::Category | Field::Tag | Field::Label => {
+            &[Eq, Neq, In, Nin, Exists]
+        }
         Field::SrcIp | Field::DstIp => &[Eq, Neq, In, Nin, Cidr, Exists],
         Field::Device | Field::Identity => &[Eq, Neq, In, Nin, Contains, Prefix, Exists],
         Field::Attr(_) => &[Eq, Neq, In, Nin, Contains, Prefix, Gt, Gte, Lt, Lte, Exists],
@@ -344,17 +346,19 @@ pub(crate) fn check_leaf(leaf: &Leaf, path: &str) -> Result<Checked, FilterError
             let t = TimePoint::from_str(&s).map_err(|e| FilterError::bad(p, e))?;
             Pred::Time(cmp, t)
         }
-        Field::Action | Field::Outcome => {
+        Field::Action | Field::Outcome | Field::Category => {
             let mut out = Vec::new();
             for (p, v) in &values {
                 let s = string(p, v)?;
                 let known = match leaf.field {
                     Field::Action => Action::parse(&s).is_some(),
+                    Field::Category => Category::parse(&s).is_some(),
                     _ => Outcome::parse(&s).is_some(),
                 };
                 if !known {
                     let list: Vec<&str> = match leaf.field {
                         Field::Action => Action::ALL.iter().map(|a| a.as_str()).collect(),
+                        Field::Category => Category::ALL.iter().map(|c| c.as_str()).collect(),
                         _ => Outcome::ALL.iter().map(|o| o.as_str()).collect(),
                     };
                     return Err(FilterError::bad(
@@ -483,6 +487,7 @@ pub(crate) fn column(field: &Field) -> &'static str {
         Field::EventCode => "e.event_code",
         Field::Action => "e.action",
         Field::Outcome => "e.outcome",
+        Field::Category => "e.category",
         Field::Message => "e.message",
         Field::SrcIp => "e.src_ip",
         Field::DstIp => "e.dst_ip",
@@ -609,6 +614,15 @@ mod tests {
         );
         let e = err(r#"{"where": {"all": [{"field": "action", "op": "eq", "value": "login"}]}}"#);
         assert_eq!(e.path, "$.where.all[0].value");
+        let e = err(r#"{"where": {"field": "category", "op": "eq", "value": "logons"}}"#);
+        assert_eq!(e.path, "$.where.value");
+        assert!(e.to_string().contains("account_management"), "{e}");
+        assert!(
+            FilterDocument::parse(
+                br#"{"where": {"field": "category", "op": "in", "value": ["logon", "event_log"]}}"#
+            )
+            .is_ok()
+        );
         let e = err(r#"{"where": {"field": "src_ip", "op": "in", "value": ["10.0.0.1", "nope"]}}"#);
         assert_eq!(e.path, "$.where.value[1]");
         let e = err(r#"{"where": {"field": "message", "op": "eq", "value": "a\u0000b"}}"#);

@@ -30,10 +30,11 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 use std::net::IpAddr;
 use uuid::Uuid;
 
-use crate::vocab::{Action, Outcome};
+use crate::vocab::{Action, Category, Outcome};
 
 /// What kind of principal an [`Identity`] value is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -246,6 +247,13 @@ pub struct NormalizedEvent {
     /// How it ended; set whenever `action` is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<Outcome>,
+    /// What happened, in words: the event catalog's title of its kind of event, when the
+    /// catalog knows it ([`crate::knowledge`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<Cow<'static, str>>,
+    /// The catalog's category of its kind of event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<Category>,
     /// Where it came from on the network.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub src_ip: Option<IpAddr>,

@@ -57,7 +57,8 @@ const STAGE: &str = "CREATE TEMP TABLE IF NOT EXISTS chrono_upload_stage (
     source text NOT NULL, parser text NOT NULL, message text, device text,
     identity_kind text, identity_value text, event_code text, action text, outcome text,
     src_ip inet, dst_ip inet, attributes text NOT NULL, tags text[] NOT NULL,
-    source_file text, record_ref text NOT NULL, dedup_key text NOT NULL)";
+    source_file text, record_ref text NOT NULL, dedup_key text NOT NULL, title text,
+    category text)";
 
 const COPY_STAGE: &str = "COPY chrono_upload_stage FROM STDIN";
 
@@ -78,10 +79,12 @@ const UPSERT_IDENTITIES: &str = "INSERT INTO identities (id, case_id, kind, valu
 
 const INSERT_EVENTS: &str = "INSERT INTO events (case_id, evidence_id, ts, timestamp_desc,
         data_type, source, parser, message, device_id, identity_id, event_code, action,
-        outcome, src_ip, dst_ip, attributes, tags, source_file, record_ref, dedup_key)
+        outcome, src_ip, dst_ip, attributes, tags, source_file, record_ref, dedup_key, title,
+        category)
     SELECT $1, $2, s.ts, s.timestamp_desc, s.data_type, s.source, s.parser, s.message,
         d.id, i.id, s.event_code, s.action, s.outcome, s.src_ip, s.dst_ip,
-        s.attributes::jsonb, s.tags, s.source_file, s.record_ref, s.dedup_key
+        s.attributes::jsonb, s.tags, s.source_file, s.record_ref, s.dedup_key, s.title,
+        s.category
     FROM chrono_upload_stage s
     LEFT JOIN devices d ON d.case_id = $1 AND d.name = s.device
     LEFT JOIN identities i ON i.case_id = $1 AND i.kind = s.identity_kind
@@ -337,6 +340,8 @@ pub fn encode_row(e: &NormalizedEvent, out: &mut Vec<u8>) {
     field(out, Some(&e.provenance.member));
     field(out, Some(&e.provenance.record.to_string()));
     field(out, Some(&e.dedup_key));
+    field(out, e.title.as_deref());
+    field(out, e.category.map(|c| c.as_str()));
     out.push(b'\n');
 }
 

@@ -121,6 +121,7 @@ fn event(
     let source = s("eventSource").ok_or("record has no eventSource")?;
     let action = aws::action(source, name);
     let outcome = aws::outcome(&record);
+    let entry = crate::knowledge::catalog().cloudtrail(source, name);
     let user = record.get("userIdentity");
     let ustr = |k: &str| user.and_then(|u| u.get(k)).and_then(Value::as_str);
     let identity = ustr("arn")
@@ -154,6 +155,8 @@ fn event(
         event_code: Some(name.to_owned()),
         action: Some(action),
         outcome: Some(outcome),
+        title: entry.map(|e| std::borrow::Cow::Borrowed(e.title.as_str())),
+        category: entry.map(|e| e.category),
         src_ip: ip_text.and_then(parse_ip),
         dst_ip: None,
         tags: Vec::new(),

@@ -17,6 +17,7 @@
 use evtx::err::EvtxError;
 use evtx::{EvtxChunkHeader, EvtxParser, ParserSettings, RenderedChunk, RenderedChunkItem};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::sync::{Arc, Mutex, mpsc};
@@ -490,6 +491,8 @@ fn build(
         event_code: f.event_id.map(|i| itoa::Buffer::new().format(i).to_owned()),
         action: f.action.map(|a| a.0),
         outcome: f.action.map(|a| a.1),
+        title: f.title.map(Cow::Borrowed),
+        category: f.category,
         src_ip: f.src_ip,
         dst_ip: f.dst_ip,
         attributes,

@@ -76,16 +76,19 @@ pub fn event(rec: Record, flavor: Flavor, ctx: &MemberContext) -> NormalizedEven
         }
     });
     let mut action = None;
+    let mut entry = None;
     let mut src_ip = text(&["src_ip", "source_ip"]).and_then(|s| parse_ip(&s));
     if data_type == chrono_contract::data_type::WINDOWS_EVTX {
         let provider = text(&["source_name", "provider"]).unwrap_or_default();
         if let Some(id) = event_code.as_deref().and_then(|c| c.parse::<u32>().ok()) {
             action = windows::action(&provider, id, None);
+            entry = crate::knowledge::catalog().windows(&provider, id);
         }
     } else if data_type.starts_with("syslog") {
         let program = text(&["reporter", "program"]).unwrap_or_default();
         let body = text(&["body"]).unwrap_or_default();
         if let Some(m) = linux::map(&program, &body) {
+            entry = crate::knowledge::catalog().linux(m.key);
             action = Some((m.action, m.outcome));
             identity = identity.or_else(|| m.identity());
             src_ip = src_ip.or(m.src_ip);
@@ -105,6 +108,8 @@ pub fn event(rec: Record, flavor: Flavor, ctx: &MemberContext) -> NormalizedEven
         event_code,
         action: action.map(|a| a.0),
         outcome: action.map(|a| a.1),
+        title: entry.map(|e| std::borrow::Cow::Borrowed(e.title.as_str())),
+        category: entry.map(|e| e.category),
         src_ip,
         dst_ip: text(&["dst_ip", "dest_ip", "destination_ip"]).and_then(|s| parse_ip(&s)),
         tags: record.get("tag").map(tags).unwrap_or_default(),

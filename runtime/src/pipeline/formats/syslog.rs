@@ -141,6 +141,9 @@ fn event(
     };
     let program = p.app.unwrap_or("");
     let mapping = linux::map(program, p.msg);
+    let entry = mapping
+        .as_ref()
+        .and_then(|m| crate::knowledge::catalog().linux(m.key));
     let mut attributes = Map::new();
     attributes.insert("line".into(), json!(text));
     attributes.insert(
@@ -187,6 +190,8 @@ fn event(
         event_code: None,
         action: mapping.as_ref().map(|m| m.action),
         outcome: mapping.as_ref().map(|m| m.outcome),
+        title: entry.map(|e| std::borrow::Cow::Borrowed(e.title.as_str())),
+        category: entry.map(|e| e.category),
         src_ip: mapping.as_ref().and_then(|m| m.src_ip),
         dst_ip: None,
         attributes: Attributes::from_value(&Value::Object(attributes)),

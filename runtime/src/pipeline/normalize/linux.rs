@@ -17,15 +17,54 @@
 //!
 //! `sshd-session` (OpenSSH ≥ 9.8) counts as sshd. rsyslog's `message repeated N times: [ … ]`
 //! is unwrapped before matching. User names sshd reports as invalid are not identities.
+//!
+//! Each mapped line also says which shape it had ([`LinuxMapping::key`]): the key of its
+//! entry in the event catalog (`runtime/catalog/linux-auth.yaml`), which gives it its title
+//! and category.
 
 use std::net::IpAddr;
 
 use crate::pipeline::event::{Identity, parse_ip};
 use crate::vocab::{Action, Outcome};
 
+/// The catalog keys of the line shapes [`map`] recognises (`runtime/catalog/linux-auth.yaml`).
+pub const KEYS: &[&str] = &[
+    SSHD_ACCEPTED,
+    SSHD_FAILED,
+    SSHD_FAILED_INVALID_USER,
+    SSHD_INVALID_USER,
+    SSHD_SESSION_CLOSED,
+    SUDO_COMMAND,
+    SUDO_REFUSED,
+    SU_SWITCHED,
+    SU_FAILED,
+    USERADD_NEW_USER,
+    USERDEL_DELETE_USER,
+    USERMOD_CHANGE,
+    PASSWD_CHANGED,
+    PASSWD_FAILED,
+];
+
+const SSHD_ACCEPTED: &str = "sshd.accepted";
+const SSHD_FAILED: &str = "sshd.failed";
+const SSHD_FAILED_INVALID_USER: &str = "sshd.failed_invalid_user";
+const SSHD_INVALID_USER: &str = "sshd.invalid_user";
+const SSHD_SESSION_CLOSED: &str = "sshd.session_closed";
+const SUDO_COMMAND: &str = "sudo.command";
+const SUDO_REFUSED: &str = "sudo.refused";
+const SU_SWITCHED: &str = "su.switched";
+const SU_FAILED: &str = "su.failed";
+const USERADD_NEW_USER: &str = "useradd.new_user";
+const USERDEL_DELETE_USER: &str = "userdel.delete_user";
+const USERMOD_CHANGE: &str = "usermod.change";
+const PASSWD_CHANGED: &str = "passwd.changed";
+const PASSWD_FAILED: &str = "passwd.failed";
+
 /// What a mapped line says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinuxMapping {
+    /// The line's shape: its key in the event catalog (one of [`KEYS`]).
+    pub key: &'static str,
     /// The action.
     pub action: Action,
     /// The outcome.
@@ -42,8 +81,14 @@ pub struct LinuxMapping {
 }
 
 impl LinuxMapping {
-    fn new(action: Action, outcome: Outcome, user: Option<&str>) -> LinuxMapping {
+    fn new(
+        key: &'static str,
+        action: Action,
+        outcome: Outcome,
+        user: Option<&str>,
+    ) -> LinuxMapping {
         LinuxMapping {
+            key,
             action,
             outcome,
             user: user.map(|u| u.trim().to_owned()),
@@ -74,6 +119,7 @@ pub fn map(program: &str, message: &str) -> Option<LinuxMapping> {
             let rest = message.strip_prefix("new user: name=")?;
             let user = rest.split(',').next()?;
             Some(LinuxMapping::new(
+                USERADD_NEW_USER,
                 Action::AccountCreated,
                 Outcome::Success,
                 Some(user),
@@ -82,12 +128,14 @@ pub fn map(program: &str, message: &str) -> Option<LinuxMapping> {
         "userdel" => {
             let rest = message.strip_prefix("delete user ")?;
             Some(LinuxMapping::new(
+                USERDEL_DELETE_USER,
                 Action::AccountDeleted,
                 Outcome::Success,
                 Some(quoted(rest)?),
             ))
         }
         "usermod" => Some(LinuxMapping::new(
+            USERMOD_CHANGE,
             Action::AccountChanged,
             Outcome::Success,
             Some(quoted(message)?),
@@ -125,7 +173,7 @@ fn sshd(message: &str) -> Option<LinuxMapping> {
     if let Some(rest) = message.strip_prefix("Accepted ") {
         let (_method, rest) = rest.split_once(" for ")?;
         let (user, ip) = user_from(rest);
-        let mut m = LinuxMapping::new(Action::Logon, Outcome::Success, Some(user));
+        let mut m = LinuxMapping::new(SSHD_ACCEPTED, Action::Logon, Outcome::Success, Some(user));
         m.src_ip = ip;
         return Some(m);
     }
@@ -136,20 +184,31 @@ fn sshd(message: &str) -> Option<LinuxMapping> {
             None => (rest, false),
         };
         let (user, ip) = user_from(rest);
-        let mut m = LinuxMapping::new(Action::Logon, Outcome::Failure, Some(user));
+        let key = if invalid {
+            SSHD_FAILED_INVALID_USER
+        } else {
+            SSHD_FAILED
+        };
+        let mut m = LinuxMapping::new(key, Action::Logon, Outcome::Failure, Some(user));
         m.user_is_account = !invalid;
         m.src_ip = ip;
         return Some(m);
     }
     if let Some(rest) = message.strip_prefix("Invalid user ") {
         let (user, ip) = user_from(rest);
-        let mut m = LinuxMapping::new(Action::Logon, Outcome::Failure, Some(user));
+        let mut m = LinuxMapping::new(
+            SSHD_INVALID_USER,
+            Action::Logon,
+            Outcome::Failure,
+            Some(user),
+        );
         m.user_is_account = false;
         m.src_ip = ip;
         return Some(m);
     }
     if let Some(rest) = message.strip_prefix("pam_unix(sshd:session): session closed for user ") {
         return Some(LinuxMapping::new(
+            SSHD_SESSION_CLOSED,
             Action::Logoff,
             Outcome::Success,
             rest.split_whitespace().next(),
@@ -171,12 +230,12 @@ fn sudo(message: &str) -> Option<LinuxMapping> {
     ]
     .iter()
     .any(|f| rest.contains(f));
-    let outcome = if failed {
-        Outcome::Failure
+    let (key, outcome) = if failed {
+        (SUDO_REFUSED, Outcome::Failure)
     } else {
-        Outcome::Success
+        (SUDO_COMMAND, Outcome::Success)
     };
-    let mut m = LinuxMapping::new(Action::PrivilegeEscalation, outcome, Some(user));
+    let mut m = LinuxMapping::new(key, Action::PrivilegeEscalation, outcome, Some(user));
     m.target_user = rest
         .split(" ; ")
         .find_map(|kv| kv.trim().strip_prefix("USER="))
@@ -214,12 +273,12 @@ fn su(message: &str) -> Option<LinuxMapping> {
 }
 
 fn su_mapping(failed: bool, user: &str, target: &str) -> LinuxMapping {
-    let outcome = if failed {
-        Outcome::Failure
+    let (key, outcome) = if failed {
+        (SU_FAILED, Outcome::Failure)
     } else {
-        Outcome::Success
+        (SU_SWITCHED, Outcome::Success)
     };
-    let mut m = LinuxMapping::new(Action::PrivilegeEscalation, outcome, Some(user));
+    let mut m = LinuxMapping::new(key, Action::PrivilegeEscalation, outcome, Some(user));
     m.target_user = Some(target.trim().to_owned());
     m
 }
@@ -227,6 +286,7 @@ fn su_mapping(failed: bool, user: &str, target: &str) -> LinuxMapping {
 fn passwd(message: &str) -> Option<LinuxMapping> {
     if let Some((_, rest)) = message.split_once("password changed for ") {
         return Some(LinuxMapping::new(
+            PASSWD_CHANGED,
             Action::PasswordChange,
             Outcome::Success,
             rest.split_whitespace().next(),
@@ -236,6 +296,7 @@ fn passwd(message: &str) -> Option<LinuxMapping> {
         && rest.contains(" changed")
     {
         return Some(LinuxMapping::new(
+            PASSWD_CHANGED,
             Action::PasswordChange,
             Outcome::Success,
             Some(quoted(message).unwrap_or(rest)),
@@ -246,6 +307,7 @@ fn passwd(message: &str) -> Option<LinuxMapping> {
             .split_whitespace()
             .find_map(|w| w.strip_prefix("user="));
         return Some(LinuxMapping::new(
+            PASSWD_FAILED,
             Action::PasswordChange,
             Outcome::Failure,
             user,

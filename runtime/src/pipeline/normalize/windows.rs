@@ -1,26 +1,19 @@
-//! Windows event rules: Security auditing, Sysmon and the Service Control Manager.
+//! Windows event rules: what a rendered EVTX record is, from the event catalog
+//! ([`crate::knowledge`]): its title, category and action (`action:` of the entries in
+//! `runtime/catalog/windows-security.yaml`, `windows-system.yaml`, `sysmon.yaml`), and who and
+//! which addresses it is about.
 //!
-//! | event | action | outcome |
-//! |---|---|---|
-//! | Security 4624 / 4625 | `logon` | success / failure |
-//! | Security 4634, 4647 | `logoff` | success |
-//! | Security 4648 | `explicit_credentials` | from the audit keywords |
-//! | Security 4672 | `special_privileges` | from the audit keywords |
-//! | Security 4688, Sysmon 1 | `process_start` | success |
-//! | Sysmon 3 | `network_connection` | success |
-//! | Security 4720, 4722, 4723, 4724, 4725, 4726 | `account_created`, `account_enabled`, `password_change`, `password_reset`, `account_disabled`, `account_deleted` | from the audit keywords |
-//! | Security 4727–4737 | `group_changed` | from the audit keywords |
-//! | Security 4738 | `account_changed` | from the audit keywords |
-//! | Service Control Manager 7045 | `service_installed` | success |
-//!
-//! "From the audit keywords": `Audit Failure` (`0x0010000000000000`) is `failure`, anything
-//! else `success`. Event ids are only mapped for their own provider (a Sysmon id 1 is not
-//! a kernel id 1).
+//! Outcomes: Security 4624 is `success` and 4625 `failure`; other Security auditing events
+//! take theirs from the audit keywords (`Audit Failure`, `0x0010000000000000`, is
+//! `failure`, anything else `success`); events of other providers with an action are
+//! `success`. Event ids are only looked up for their own provider (a Sysmon id 1 is not a
+//! kernel id 1).
 
 use std::borrow::Cow;
 
+use crate::knowledge::{self, EventType};
 use crate::pipeline::event::{Identity, parse_ip};
-use crate::vocab::{Action, Outcome};
+use crate::vocab::{Action, Category, Outcome};
 
 /// Provider of the Security log's auditing events.
 pub const SECURITY_AUDITING: &str = "Microsoft-Windows-Security-Auditing";
@@ -33,44 +26,25 @@ const AUDIT_FAILURE: u64 = 0x0010_0000_0000_0000;
 
 /// The action and outcome of a Windows event, from its provider, id and keywords.
 pub fn action(provider: &str, event_id: u32, keywords: Option<u64>) -> Option<(Action, Outcome)> {
-    let audited = || {
-        if keywords.is_some_and(|k| k & AUDIT_FAILURE != 0) {
-            Outcome::Failure
-        } else {
-            Outcome::Success
-        }
+    let entry = knowledge::catalog().windows(provider, event_id)?;
+    action_of(entry, provider, event_id, keywords)
+}
+
+fn action_of(
+    entry: &EventType,
+    provider: &str,
+    event_id: u32,
+    keywords: Option<u64>,
+) -> Option<(Action, Outcome)> {
+    let action = entry.action?;
+    let audited = provider.eq_ignore_ascii_case(SECURITY_AUDITING) && event_id != 4624;
+    let failed = event_id == 4625 || keywords.is_some_and(|k| k & AUDIT_FAILURE != 0);
+    let outcome = if audited && failed {
+        Outcome::Failure
+    } else {
+        Outcome::Success
     };
-    if provider.eq_ignore_ascii_case(SECURITY_AUDITING) {
-        let action = match event_id {
-            4624 => return Some((Action::Logon, Outcome::Success)),
-            4625 => return Some((Action::Logon, Outcome::Failure)),
-            4634 | 4647 => Action::Logoff,
-            4648 => Action::ExplicitCredentials,
-            4672 => Action::SpecialPrivileges,
-            4688 => Action::ProcessStart,
-            4720 => Action::AccountCreated,
-            4722 => Action::AccountEnabled,
-            4723 => Action::PasswordChange,
-            4724 => Action::PasswordReset,
-            4725 => Action::AccountDisabled,
-            4726 => Action::AccountDeleted,
-            4727..=4737 => Action::GroupChanged,
-            4738 => Action::AccountChanged,
-            _ => return None,
-        };
-        return Some((action, audited()));
-    }
-    if provider.eq_ignore_ascii_case(SYSMON) {
-        return match event_id {
-            1 => Some((Action::ProcessStart, Outcome::Success)),
-            3 => Some((Action::NetworkConnection, Outcome::Success)),
-            _ => None,
-        };
-    }
-    if provider.eq_ignore_ascii_case(SERVICE_CONTROL_MANAGER) && event_id == 7045 {
-        return Some((Action::ServiceInstalled, Outcome::Success));
-    }
-    None
+    Some((action, outcome))
 }
 
 /// Parses an EVTX `Keywords` value (`0x8020000000000000`).
@@ -93,6 +67,10 @@ pub struct WindowsFields {
     pub computer: Option<String>,
     /// Action and outcome, when mapped.
     pub action: Option<(Action, Outcome)>,
+    /// The catalog's title of the event, when it knows the event.
+    pub title: Option<&'static str>,
+    /// The catalog's category of the event.
+    pub category: Option<Category>,
     /// The identity the event is about.
     pub identity: Option<Identity>,
     /// Source address.
@@ -619,7 +597,11 @@ pub fn fields_checked(json: &str) -> (WindowsFields, bool) {
                 .map(|(_, v)| v),
         )
     });
-    let action = event_id.and_then(|id| action(&provider, id, keywords));
+    let entry = event_id.and_then(|id| knowledge::catalog().windows(&provider, id));
+    let action = match (entry, event_id) {
+        (Some(e), Some(id)) => action_of(e, &provider, id, keywords),
+        _ => None,
+    };
 
     let get = |name: &str| data.get(name);
     let subject = || {
@@ -641,7 +623,7 @@ pub fn fields_checked(json: &str) -> (WindowsFields, bool) {
     let identity = match event_id {
         _ if is_sysmon => Identity::windows(get("User").as_deref(), None, None),
         Some(4624 | 4625 | 4634 | 4647 | 4720..=4726 | 4738) if is_security => target(),
-        Some(4727..=4737) if is_security => {
+        Some(4727..=4737 | 4754..=4758) if is_security => {
             let name = get("MemberName").filter(|n| !n.to_ascii_uppercase().starts_with("CN="));
             Identity::windows(name.as_deref(), None, get("MemberSid").as_deref()).or_else(subject)
         }
@@ -662,6 +644,8 @@ pub fn fields_checked(json: &str) -> (WindowsFields, bool) {
         event_id,
         computer,
         action,
+        title: entry.map(|e| e.title.as_str()),
+        category: entry.map(|e| e.category),
         identity,
         src_ip,
         dst_ip,
