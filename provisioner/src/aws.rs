@@ -4,6 +4,8 @@
 //!
 //! This module only builds clients; it makes no calls.
 
+pub mod error;
+
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 

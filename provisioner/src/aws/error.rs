@@ -378,16 +378,16 @@ impl AwsError {
                 s.push_str(first_line(&self.message));
             }
             kind => {
+                if kind == FailureKind::BadResponse
+                    && let Some(st) = self.http_status
+                {
+                    s.push_str(&format!("HTTP {st} "));
+                }
                 s.push_str(match kind {
                     FailureKind::Unreachable => "unreachable",
                     FailureKind::Timeout => "timed out",
                     FailureKind::Credentials => "no credentials",
-                    FailureKind::BadResponse => {
-                        if let Some(st) = self.http_status {
-                            s.push_str(&format!("HTTP {st} "));
-                        }
-                        "unexpected response"
-                    }
+                    FailureKind::BadResponse => "unexpected response",
                     _ => "request not sent",
                 });
                 s.push_str(": ");
@@ -419,7 +419,7 @@ pub struct NoRetryWhenUnreachable;
 impl ClassifyRetry for NoRetryWhenUnreachable {
     fn classify_retry(&self, ctx: &InterceptorContext) -> RetryAction {
         match ctx.output_or_error() {
-            Some(Err(e)) if e.as_connector().is_some_and(is_unreachable) => {
+            Some(Err(e)) if e.as_connector_error().is_some_and(is_unreachable) => {
                 RetryAction::RetryForbidden
             }
             _ => RetryAction::NoActionIndicated,
