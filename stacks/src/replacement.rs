@@ -107,7 +107,9 @@ impl Rules {
                 to: new_type.to_owned(),
             });
         }
-        let prop = |v: &'_ serde_json::Value, p: &str| v.get("Properties").and_then(|ps| ps.get(p)).cloned();
+        let prop = |v: &'_ serde_json::Value, p: &str| {
+            v.get("Properties").and_then(|ps| ps.get(p)).cloned()
+        };
         let differs = |p: &&String| prop(old, p) != prop(new, p);
         let mut properties: Vec<String> = rule.replaces.iter().filter(differs).cloned().collect();
         let conditional = properties.is_empty();
@@ -146,7 +148,12 @@ mod tests {
             let rule = &r.types[ty];
             assert!(rule.doc.starts_with("https://docs.aws.amazon.com/"), "{ty}");
         }
-        assert_eq!(r.types.len(), 6, "a type without a model struct: {:?}", r.types.keys());
+        assert_eq!(
+            r.types.len(),
+            6,
+            "a type without a model struct: {:?}",
+            r.types.keys()
+        );
         assert_eq!(r.retrieved, "2026-12-02");
     }
 
@@ -154,7 +161,8 @@ mod tests {
     fn a_renamed_bucket_is_replaced_whatever_else_is_equal() {
         let r = rules().unwrap();
         let old = json!({"Type": "AWS::S3::Bucket", "Properties": {"BucketName": "a", "Tags": []}});
-        let renamed = json!({"Type": "AWS::S3::Bucket", "Properties": {"BucketName": "b", "Tags": []}});
+        let renamed =
+            json!({"Type": "AWS::S3::Bucket", "Properties": {"BucketName": "b", "Tags": []}});
         assert_eq!(
             r.change(&old, Some(&renamed)),
             Some(Change::Replaced {
@@ -169,7 +177,10 @@ mod tests {
         assert_eq!(r.change(&old, Some(&retagged)), None);
         assert_eq!(r.change(&old, None), Some(Change::Removed));
         let other = json!({"Type": "AWS::S3Express::DirectoryBucket"});
-        assert!(matches!(r.change(&old, Some(&other)), Some(Change::TypeChanged { .. })));
+        assert!(matches!(
+            r.change(&old, Some(&other)),
+            Some(Change::TypeChanged { .. })
+        ));
         // not stateful: never a data change
         let vpc = json!({"Type": "AWS::EC2::VPC", "Properties": {"CidrBlock": "10.0.0.0/16"}});
         assert_eq!(r.change(&vpc, None), None);

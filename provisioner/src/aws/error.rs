@@ -289,7 +289,9 @@ impl AwsError {
     pub fn is_not_found(&self) -> bool {
         self.http_status == Some(404)
             || self.code.as_deref().is_some_and(|c| {
-                c.contains("NotFound") || c.starts_with("NoSuch") || c == "ResourceNotFoundException"
+                c.contains("NotFound")
+                    || c.starts_with("NoSuch")
+                    || c == "ResourceNotFoundException"
             })
     }
 

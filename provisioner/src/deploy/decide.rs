@@ -185,7 +185,11 @@ mod tests {
         use Refusal::*;
         vec![
             ("CREATE_COMPLETE", Update, Update),
-            ("CREATE_FAILED", Refuse(RollbackDisabled), Refuse(RollbackDisabled)),
+            (
+                "CREATE_FAILED",
+                Refuse(RollbackDisabled),
+                Refuse(RollbackDisabled),
+            ),
             ("CREATE_IN_PROGRESS", Wait, Refuse(Busy)),
             ("DELETE_COMPLETE", Create, Create),
             ("DELETE_FAILED", Refuse(DeleteFailed), Refuse(DeleteFailed)),
@@ -205,7 +209,11 @@ mod tests {
             ("ROLLBACK_IN_PROGRESS", Wait, Refuse(Busy)),
             ("UPDATE_COMPLETE", Update, Update),
             ("UPDATE_COMPLETE_CLEANUP_IN_PROGRESS", Wait, Refuse(Busy)),
-            ("UPDATE_FAILED", Refuse(RollbackDisabled), Refuse(RollbackDisabled)),
+            (
+                "UPDATE_FAILED",
+                Refuse(RollbackDisabled),
+                Refuse(RollbackDisabled),
+            ),
             ("UPDATE_IN_PROGRESS", Wait, Refuse(Busy)),
             ("UPDATE_ROLLBACK_COMPLETE", Update, Update),
             (
@@ -233,7 +241,11 @@ mod tests {
         );
         for (status, with, without) in table {
             let s = StackStatus::from(status);
-            assert_eq!(next_step(Some(&s), YES), with, "{status} with --yes, waiting");
+            assert_eq!(
+                next_step(Some(&s), YES),
+                with,
+                "{status} with --yes, waiting"
+            );
             assert_eq!(next_step(Some(&s), NO), without, "{status} without");
             assert_eq!(
                 is_busy(&s),

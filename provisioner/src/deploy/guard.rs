@@ -21,7 +21,9 @@ use serde_json::Value;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GuardError {
     /// A template could not be parsed.
-    #[error("cannot read the {which} template of {stack} ({reason}); refusing to go on without knowing what it holds")]
+    #[error(
+        "cannot read the {which} template of {stack} ({reason}); refusing to go on without knowing what it holds"
+    )]
     Unreadable {
         /// `deployed` or `new`.
         which: &'static str,
@@ -42,7 +44,8 @@ pub fn parse(stack: &str, which: &'static str, body: &str) -> Result<Value, Guar
         stack: stack.to_owned(),
         reason,
     };
-    let yaml: serde_yaml::Value = serde_yaml::from_str(body).map_err(|e| unreadable(e.to_string()))?;
+    let yaml: serde_yaml::Value =
+        serde_yaml::from_str(body).map_err(|e| unreadable(e.to_string()))?;
     let v: Value = serde_json::to_value(yaml).map_err(|e| unreadable(e.to_string()))?;
     if !v.is_object() {
         return Err(unreadable("not a template (no top-level mapping)".into()));
@@ -52,7 +55,11 @@ pub fn parse(stack: &str, which: &'static str, body: &str) -> Result<Value, Guar
 
 /// Replaces every `{"Ref": P}` of a template parameter `P` by its value (so that a property
 /// reading a parameter compares by the parameter's value).
-pub fn resolve_params(v: &Value, declared: &BTreeSet<String>, params: &BTreeMap<String, String>) -> Value {
+pub fn resolve_params(
+    v: &Value,
+    declared: &BTreeSet<String>,
+    params: &BTreeMap<String, String>,
+) -> Value {
     match v {
         Value::Object(m) => {
             if m.len() == 1
@@ -70,7 +77,11 @@ pub fn resolve_params(v: &Value, declared: &BTreeSet<String>, params: &BTreeMap<
                     .collect(),
             )
         }
-        Value::Array(a) => Value::Array(a.iter().map(|x| resolve_params(x, declared, params)).collect()),
+        Value::Array(a) => Value::Array(
+            a.iter()
+                .map(|x| resolve_params(x, declared, params))
+                .collect(),
+        ),
         _ => v.clone(),
     }
 }
@@ -119,11 +130,19 @@ pub fn data_changes(
     let after = resources_resolved(new, new_params);
     let mut out = Vec::new();
     for (id, res) in &before {
-        let ty = res.get("Type").and_then(Value::as_str).unwrap_or("").to_owned();
+        let ty = res
+            .get("Type")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
         let Some(change) = rules.change(res, after.get(id)) else {
             continue;
         };
-        let holds = rules.types.get(&ty).map(|r| r.holds.clone()).unwrap_or_default();
+        let holds = rules
+            .types
+            .get(&ty)
+            .map(|r| r.holds.clone())
+            .unwrap_or_default();
         let (what, because) = match change {
             Change::Removed => ("remove", "gone from the new template".to_owned()),
             Change::TypeChanged { to } => ("replace", format!("type changes to {to}")),
@@ -202,7 +221,10 @@ fn grants(res: &Value) -> Vec<(&'static str, Vec<Value>)> {
                 inline.extend(statements(pol.get("PolicyDocument")));
             }
             vec![
-                ("trust statement", statements(get("AssumeRolePolicyDocument"))),
+                (
+                    "trust statement",
+                    statements(get("AssumeRolePolicyDocument")),
+                ),
                 ("IAM statement", inline),
                 ("managed policy", as_list(get("ManagedPolicyArns"))),
             ]
@@ -218,7 +240,9 @@ fn grants(res: &Value) -> Vec<(&'static str, Vec<Value>)> {
             ("ingress rule", as_list(get("SecurityGroupIngress"))),
             ("egress rule", as_list(get("SecurityGroupEgress"))),
         ],
-        "AWS::EC2::SecurityGroupIngress" => vec![("ingress rule", p.cloned().into_iter().collect())],
+        "AWS::EC2::SecurityGroupIngress" => {
+            vec![("ingress rule", p.cloned().into_iter().collect())]
+        }
         "AWS::EC2::SecurityGroupEgress" => vec![("egress rule", p.cloned().into_iter().collect())],
         "AWS::Lambda::Permission" => vec![("invoke permission", p.cloned().into_iter().collect())],
         _ => Vec::new(),
@@ -232,7 +256,9 @@ pub fn broadening(
     new: &Value,
     new_params: &BTreeMap<String, String>,
 ) -> Vec<Broadening> {
-    let before = old.map(|(t, p)| resources_resolved(t, p)).unwrap_or_default();
+    let before = old
+        .map(|(t, p)| resources_resolved(t, p))
+        .unwrap_or_default();
     let after = resources_resolved(new, new_params);
     let mut out = Vec::new();
     for (id, res) in &after {
@@ -274,13 +300,22 @@ pub fn deletion_fates(stack: &str, deployed_body: &str) -> Result<Vec<Fate>, Gua
     let rules = replacement::rules()?;
     let t = parse(stack, "deployed", deployed_body)?;
     let mut out = Vec::new();
-    for (id, r) in t.get("Resources").and_then(Value::as_object).into_iter().flatten() {
+    for (id, r) in t
+        .get("Resources")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
         let ty = r.get("Type").and_then(Value::as_str).unwrap_or("");
         if !rules.is_stateful(ty) {
             continue;
         }
         // https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-attribute-deletionpolicy.html
-        let default = if ty == "AWS::RDS::DBCluster" { "Snapshot" } else { "Delete" };
+        let default = if ty == "AWS::RDS::DBCluster" {
+            "Snapshot"
+        } else {
+            "Delete"
+        };
         let policy = r
             .get("DeletionPolicy")
             .and_then(Value::as_str)
@@ -292,6 +327,7 @@ pub fn deletion_fates(stack: &str, deployed_body: &str) -> Result<Vec<Fate>, Gua
             policy,
         });
     }
+    out.sort_by(|a, b| a.logical_id.cmp(&b.logical_id));
     Ok(out)
 }
 
@@ -311,12 +347,18 @@ mod tests {
             "Parameters": {"Name": {"Type": "String"}},
             "Resources": {"Sources": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": {"Ref": "Name"}}}}
         });
-        let same = data_changes(&t, &params(&[("Name", "a")]), &t, &params(&[("Name", "a")])).unwrap();
+        let same =
+            data_changes(&t, &params(&[("Name", "a")]), &t, &params(&[("Name", "a")])).unwrap();
         assert!(same.is_empty());
-        let renamed = data_changes(&t, &params(&[("Name", "a")]), &t, &params(&[("Name", "b")])).unwrap();
+        let renamed =
+            data_changes(&t, &params(&[("Name", "a")]), &t, &params(&[("Name", "b")])).unwrap();
         assert_eq!(renamed.len(), 1);
         assert_eq!(renamed[0].what, "replace");
-        assert!(renamed[0].because.contains("BucketName"), "{:?}", renamed[0]);
+        assert!(
+            renamed[0].because.contains("BucketName"),
+            "{:?}",
+            renamed[0]
+        );
     }
 
     #[test]
@@ -336,19 +378,25 @@ mod tests {
             "Sessions": {"Type": "AWS::DynamoDB::Table", "Properties": {"TableName": "s"}},
             "Logs": {"Type": "AWS::Logs::LogGroup", "Properties": {"LogGroupName": "/a", "RetentionInDays": 30}}
         }});
-        assert!(data_changes(&old, &BTreeMap::new(), &retention_only, &BTreeMap::new())
-            .unwrap()
-            .is_empty());
+        assert!(
+            data_changes(&old, &BTreeMap::new(), &retention_only, &BTreeMap::new())
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
     fn added_statements_and_rules_are_broadening_removed_ones_are_not() {
-        let role = |stmts: Value| json!({"Resources": {"Role": {"Type": "AWS::IAM::Role", "Properties": {
+        let role = |stmts: Value| {
+            json!({"Resources": {"Role": {"Type": "AWS::IAM::Role", "Properties": {
             "AssumeRolePolicyDocument": {"Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]},
             "Policies": [{"PolicyName": "p", "PolicyDocument": {"Statement": stmts}}]
-        }}, "Sg": {"Type": "AWS::EC2::SecurityGroup", "Properties": {"SecurityGroupIngress": [{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "CidrIp": "10.0.0.0/16"}]}}}});
-        let read = json!({"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"});
-        let write = json!({"Effect": "Allow", "Action": "s3:PutObject", "Resource": "arn:aws:s3:::b/*"});
+        }}, "Sg": {"Type": "AWS::EC2::SecurityGroup", "Properties": {"SecurityGroupIngress": [{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "CidrIp": "10.0.0.0/16"}]}}}})
+        };
+        let read =
+            json!({"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"});
+        let write =
+            json!({"Effect": "Allow", "Action": "s3:PutObject", "Resource": "arn:aws:s3:::b/*"});
         let old = role(json!([read.clone()]));
         let new = role(json!([read.clone(), write]));
         let b = broadening(Some((&old, &BTreeMap::new())), &new, &BTreeMap::new());
@@ -357,7 +405,10 @@ mod tests {
         assert!(broadening(Some((&new, &BTreeMap::new())), &old, &BTreeMap::new()).is_empty());
         // a new stack: everything it grants is new
         let all = broadening(None, &old, &BTreeMap::new());
-        let kinds: Vec<&str> = all.iter().map(|b| b.what.split(" added").next().unwrap_or("")).collect();
+        let kinds: Vec<&str> = all
+            .iter()
+            .map(|b| b.what.split(" added").next().unwrap_or(""))
+            .collect();
         assert_eq!(kinds, ["trust statement", "IAM statement", "ingress rule"]);
     }
 
@@ -371,7 +422,10 @@ mod tests {
             r#"{"Resources": {"Db": {"Type": "AWS::RDS::DBCluster"}, "B": {"Type": "AWS::S3::Bucket", "DeletionPolicy": "Retain"}, "V": {"Type": "AWS::EC2::VPC"}}}"#,
         )
         .unwrap();
-        let got: Vec<(&str, &str)> = f.iter().map(|f| (f.logical_id.as_str(), f.policy.as_str())).collect();
+        let got: Vec<(&str, &str)> = f
+            .iter()
+            .map(|f| (f.logical_id.as_str(), f.policy.as_str()))
+            .collect();
         assert_eq!(got, [("B", "Retain"), ("Db", "Snapshot")]);
     }
 }
