@@ -3,7 +3,7 @@
 //!
 //! The item records who holds the lock, since when, and until when (a lease renewed by a
 //! heartbeat while the run lasts). Attributes: `lock_id` (key), `owner` (caller ARN, host,
-//! pid), `host`, `pid`, `run_id`, `acquired_at`, `heartbeat_at_ms` (last renewal, epoch
+//! pid), `host`, `pid`, `lease_ms` (renewed every third of it), `run_id`, `acquired_at`, `heartbeat_at_ms` (last renewal, epoch
 //! ms), `expires_at_ms` (the lease, epoch ms), `expires_at_iso`, and `expires_at` (epoch s,
 //! the table's TTL attribute, a day after the lease).
 //!
@@ -248,6 +248,10 @@ pub async fn acquire(
             .item("owner", AttributeValue::S(req.owner.clone()))
             .item("host", AttributeValue::S(here.clone()))
             .item("pid", AttributeValue::N(std::process::id().to_string()))
+            .item(
+                "lease_ms",
+                AttributeValue::N(req.lease.as_millis().to_string()),
+            )
             .item("run_id", AttributeValue::S(run_id.clone()))
             .item("acquired_at", AttributeValue::S(t.to_rfc3339()))
             .item(
@@ -293,7 +297,11 @@ pub async fn acquire(
             return Box::pin(acquire(ddb, req)).await;
         };
         let owner = s(&held, "owner");
-        let verdict = judge(&held, &here, pid_alive, now().timestamp_millis(), req.lease);
+        // the holder renews at its own lease's pace
+        let lease = n(&held, "lease_ms")
+            .and_then(|ms| u64::try_from(ms).ok())
+            .map_or(req.lease, Duration::from_millis);
+        let verdict = judge(&held, &here, pid_alive, now().timestamp_millis(), lease);
         let why = match verdict {
             Takeover::DeadHere(pid) => format!("{owner} (pid {pid} is gone)"),
             Takeover::Stale(age) if req.break_lock => {
@@ -304,7 +312,7 @@ pub async fn acquire(
                     key: req.key.clone(),
                     owner,
                     age_s: age / 1000,
-                    every_s: (req.lease / 3).as_secs().max(1),
+                    every_s: (lease / 3).as_secs().max(1),
                 });
             }
             Takeover::Stale(_) | Takeover::Live(_) => {
