@@ -120,6 +120,11 @@ pub struct DeployArgs {
     /// config.json when there is no index.html).
     #[arg(long, default_value = "app/dist", env = "CHRONO_APP_DIR")]
     pub app_dir: std::path::PathBuf,
+    /// Ask before executing a change that broadens access (new IAM statements, trust or
+    /// resource policies, security-group rules): the additions are printed and a `y` is
+    /// read from stdin (EOF or anything else refuses the stack).
+    #[arg(long)]
+    pub require_approval: bool,
     /// Non-prod stages, code changes only: update the Lambda code, task definitions,
     /// services and state machine in place (seconds), recorded until the next full deploy
     /// reconciles CloudFormation; refused, naming the reason, when anything else changed.
@@ -437,6 +442,8 @@ pub fn run(cmd: &DeployCommand, output: OutputFormat) -> ExitCode {
             }
         }
     });
+    // a prompt may still wait for stdin on a blocking thread: do not wait for it
+    rt.shutdown_background();
     match result {
         None => ExitCode::from(130),
         Some(Ok(code)) => code,
@@ -503,6 +510,8 @@ async fn run_async(
             opts.wait = !a.no_wait;
             opts.allow_replace = a.allow_replace.iter().cloned().collect::<BTreeSet<_>>();
             opts.concurrency = a.concurrency.max(1);
+            opts.require_approval = a.require_approval;
+            opts.approver = Some(Arc::new(StdinApprover::default()));
             let e = engine(&a.target, &region, opts, output, slot).await;
             if a.hotswap {
                 if let DeployCommand::Onboard(_) = cmd {
@@ -700,6 +709,40 @@ async fn run_async(
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// Asks on stderr and reads the answer from stdin, one stack at a time.
+#[derive(Debug, Default)]
+struct StdinApprover(tokio::sync::Mutex<()>);
+
+impl crate::deploy::engine::Approver for StdinApprover {
+    fn approve<'a>(
+        &'a self,
+        stack: &'a str,
+        broadening: &'a [crate::deploy::guard::Broadening],
+    ) -> BoxFuture<'a, bool> {
+        Box::pin(async move {
+            let _one = self.0.lock().await;
+            let mut text = format!("{stack} broadens access:\n");
+            for b in broadening {
+                text.push_str(&format!(
+                    "  + {} ({}): {}\n",
+                    b.logical_id, b.resource_type, b.what
+                ));
+            }
+            text.push_str(&format!("approve the change set of {stack}? [y/N] "));
+            eprint!("{text}");
+            tokio::task::spawn_blocking(|| {
+                let mut line = String::new();
+                match std::io::stdin().read_line(&mut line) {
+                    Ok(n) if n > 0 => matches!(line.trim(), "y" | "Y" | "yes"),
+                    _ => false,
+                }
+            })
+            .await
+            .unwrap_or(false)
+        })
     }
 }
 

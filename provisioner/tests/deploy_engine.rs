@@ -1364,3 +1364,131 @@ async fn migrations_run_through_the_migration_function() {
         "{err}"
     );
 }
+
+/// Approves nothing and never answers: a run waiting for a human.
+#[derive(Debug, Default)]
+struct NeverAnswers(tokio::sync::Notify, std::sync::Mutex<Vec<String>>);
+
+impl chrono_provisioner::deploy::engine::Approver for NeverAnswers {
+    fn approve<'a>(
+        &'a self,
+        stack: &'a str,
+        broadening: &'a [chrono_provisioner::deploy::guard::Broadening],
+    ) -> futures::future::BoxFuture<'a, bool> {
+        self.1
+            .lock()
+            .unwrap()
+            .extend(broadening.iter().map(|b| format!("{stack} {}", b.what)));
+        self.0.notify_one();
+        Box::pin(std::future::pending())
+    }
+}
+
+/// Answers yes.
+#[derive(Debug, Default)]
+struct Yes;
+
+impl chrono_provisioner::deploy::engine::Approver for Yes {
+    fn approve<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a [chrono_provisioner::deploy::guard::Broadening],
+    ) -> futures::future::BoxFuture<'a, bool> {
+        Box::pin(async { true })
+    }
+}
+
+/// The plan with a security-group rule opened to the world in the network stack.
+fn plan_with_open_ingress() -> DeployPlan {
+    let mut p = plan();
+    let net = json!({
+        "Resources": {
+            "Vpc": {"Type": "AWS::EC2::VPC", "Properties": {"CidrBlock": "10.0.0.0/16"}},
+            "Web": {"Type": "AWS::EC2::SecurityGroup", "Properties": {"GroupDescription": "web",
+                "SecurityGroupIngress": [{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "CidrIp": "0.0.0.0/0"}]}}
+        },
+        "Outputs": {"VpcId": {"Value": {"Ref": "Vpc"}}}
+    });
+    *p.stacks.iter_mut().find(|s| s.name == "network").unwrap() =
+        PlannedStack::new("network", net.to_string()).depends_on("bootstrap");
+    p
+}
+
+#[tokio::test]
+async fn require_approval_refuses_unapproved_broadening_and_executes_approved() {
+    let fake = FakeAws::new();
+    let (e, _) = engine(&fake, opts());
+    e.deploy(&plan()).await.unwrap();
+    let (strict, _) = engine(
+        &fake,
+        DeployOptions {
+            require_approval: true,
+            ..opts()
+        },
+    );
+    let r = strict.deploy(&plan_with_open_ingress()).await.unwrap();
+    let StackOutcome::Failed(msg) = outcome(&r, "network") else {
+        panic!("{r:?}")
+    };
+    assert!(
+        msg.contains("not approved")
+            && msg.contains("ingress rule added")
+            && msg.contains("0.0.0.0/0"),
+        "{msg}"
+    );
+    assert!(
+        fake.w().change_sets.is_empty(),
+        "the unapproved change set is deleted"
+    );
+    // a change that grants nothing new needs no approval
+    assert!(strict.deploy(&plan()).await.unwrap().is_success());
+    let (approved, _) = engine(
+        &fake,
+        DeployOptions {
+            require_approval: true,
+            approver: Some(Arc::new(Yes)),
+            ..opts()
+        },
+    );
+    let r = approved.deploy(&plan_with_open_ingress()).await.unwrap();
+    assert_eq!(outcome(&r, "network"), &StackOutcome::Updated);
+}
+
+#[tokio::test]
+async fn an_interrupted_run_deletes_its_pending_change_set_and_releases_the_lock() {
+    let fake = FakeAws::new();
+    let (e, _) = engine(&fake, opts());
+    e.deploy(&plan()).await.unwrap();
+    let asks = Arc::new(NeverAnswers::default());
+    let (waiting, _) = engine(
+        &fake,
+        DeployOptions {
+            require_approval: true,
+            approver: Some(asks.clone()),
+            ..opts()
+        },
+    );
+    let p = plan_with_open_ingress();
+    tokio::select! {
+        r = waiting.deploy(&p) => panic!("the run waits for approval: {r:?}"),
+        () = asks.0.notified() => {}
+    }
+    // mid-run: the lock is held and the change set waits
+    assert!(fake.w().items.contains_key("deploy#acme#prod"));
+    assert_eq!(fake.w().change_sets.len(), 1);
+    // what the signal handler does
+    waiting.abort().await;
+    assert!(
+        !fake.w().items.contains_key("deploy#acme#prod"),
+        "lock released"
+    );
+    assert!(fake.w().change_sets.is_empty(), "change set deleted");
+    assert_eq!(
+        fake.calls("ExecuteChangeSet"),
+        5,
+        "only the first run executed"
+    );
+    // the next run goes ahead at once
+    let (next, _) = engine(&fake, opts());
+    assert!(next.deploy(&plan()).await.unwrap().is_success());
+}

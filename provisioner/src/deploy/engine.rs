@@ -68,6 +68,22 @@ pub struct DeployOptions {
     pub break_lock: bool,
     /// Registry to push the runtime image to instead of ECR's endpoint (tests).
     pub registry_url: Option<String>,
+    /// `--require-approval`: a change set that broadens access (IAM statements, trust
+    /// policies, resource policies, security-group rules; [`guard::broadening`]) is only
+    /// executed once [`DeployOptions::approver`] says yes (refused without one).
+    pub require_approval: bool,
+    /// Asks a human (the CLI asks on the terminal).
+    pub approver: Option<Arc<dyn Approver>>,
+}
+
+/// Asks whether a change set that broadens access may be executed.
+pub trait Approver: std::fmt::Debug + Send + Sync {
+    /// `true` to execute the change set of `stack`.
+    fn approve<'a>(
+        &'a self,
+        stack: &'a str,
+        broadening: &'a [guard::Broadening],
+    ) -> futures::future::BoxFuture<'a, bool>;
 }
 
 impl Default for DeployOptions {
@@ -83,6 +99,8 @@ impl Default for DeployOptions {
             lock_lease: Duration::from_secs(120),
             break_lock: false,
             registry_url: None,
+            require_approval: false,
+            approver: None,
         }
     }
 }
@@ -854,6 +872,44 @@ pub fn refused_changes(
     Ok(refused.into_iter().collect())
 }
 
+/// `--require-approval`: what the change grants that the deployed stack did not, approved
+/// by the [`Approver`] (or refused when there is none, or it says no).
+async fn approve(
+    ctx: &Ctx,
+    stack_name: &str,
+    deployed: Option<&(String, &StackInfo)>,
+    s: &PlannedStack,
+    params: &BTreeMap<String, String>,
+) -> Result<(), DeployError> {
+    let old = match deployed {
+        Some((body, cur)) => Some((guard::parse(stack_name, "deployed", body)?, *cur)),
+        None => None,
+    };
+    let new = guard::parse(stack_name, "new", &s.template_body)?;
+    let b = guard::broadening(
+        old.as_ref().map(|(t, cur)| (t, &cur.parameters)),
+        &new,
+        params,
+    );
+    if b.is_empty() {
+        return Ok(());
+    }
+    let ok = match &ctx.opts.approver {
+        Some(a) => a.approve(stack_name, &b).await,
+        None => false,
+    };
+    if ok {
+        return Ok(());
+    }
+    Err(DeployError::NotApproved {
+        stack: stack_name.to_owned(),
+        broadening: b
+            .iter()
+            .map(|x| format!("{}: {}", x.logical_id, x.what))
+            .collect(),
+    })
+}
+
 async fn deploy_one(
     ctx: &Ctx,
     s: &PlannedStack,
@@ -1135,6 +1191,13 @@ async fn deploy_one(
             stack: stack_name.to_owned(),
             resources: refused,
         });
+    }
+    if opts.require_approval
+        && let Err(e) = approve(ctx, stack_name, deployed.as_ref(), s, params).await
+    {
+        cfn::delete_change_set(cfn_client, stack_name, &id).await?;
+        ctx.run.pending(stack_name, None);
+        return Err(e);
     }
     let total = changes.len();
     let mark = cfn::latest_event(cfn_client, stack_name).await?;

@@ -51,6 +51,17 @@ pub enum DeployError {
     /// Our own data guard (or the policy data behind it) refused.
     #[error(transparent)]
     Guard(#[from] crate::deploy::guard::GuardError),
+    /// `--require-approval` and the broadening was not approved.
+    #[error(
+        "{stack}: not approved; the change broadens access:\n  {}\n  review it with `chronoctl diff`, then rerun and approve it (or without --require-approval)",
+        .broadening.join("\n  ")
+    )]
+    NotApproved {
+        /// Stack name.
+        stack: String,
+        /// What it adds.
+        broadening: Vec<String>,
+    },
     /// A stack has termination protection (prod).
     #[error(
         "stack {stack} has termination protection (stage prod); if it really must go, lift it first: aws cloudformation update-termination-protection --no-enable-termination-protection --stack-name {stack} --region {region}"
