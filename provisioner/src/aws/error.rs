@@ -247,6 +247,14 @@ impl AwsError {
                 if out.code.is_none() && out.http_status == Some(404) {
                     out.code = Some("NotFound".into());
                 }
+                // No error code and no message, or an error from a 2xx answer: what answered
+                // does not speak the service's API (a web page, a proxy, another service).
+                if out.code.is_none()
+                    && (err.message().is_none() || out.http_status.is_some_and(|s| s < 300))
+                {
+                    out.kind = FailureKind::BadResponse;
+                    out.message = causes(e);
+                }
             }
             SdkError::TimeoutError(_) => {
                 out.kind = FailureKind::Timeout;
