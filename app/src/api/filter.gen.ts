@@ -73,7 +73,7 @@ export type components = {
             value?: unknown;
         };
         /** @description a named field, or attr.<key> for a key of the event's attributes */
-        Field: string | ("ts" | "data_type" | "source" | "event_code" | "action" | "outcome" | "message" | "src_ip" | "dst_ip" | "tag" | "label" | "device" | "identity") | unknown;
+        Field: string | ("ts" | "data_type" | "source" | "event_code" | "action" | "outcome" | "category" | "message" | "src_ip" | "dst_ip" | "tag" | "label" | "device" | "identity") | unknown;
         /** @description Operators. Which fields take which operator is checked by validation. */
         Op: "eq" | "neq" | "in" | "nin" | "contains" | "prefix" | "gt" | "gte" | "lt" | "lte" | "exists" | "cidr";
         /** @description Timeline order. */

@@ -1883,6 +1883,11 @@ export type components = {
             action?: string | null;
             /** @description Everything else the record said. */
             attributes: Record<string, unknown>;
+            /**
+             * @description The event catalog's category of this kind of event (`logon`, `account_management`,
+             *     … the values of the filter field `category`).
+             */
+            category?: string | null;
             /** @description Data type. */
             data_type: string;
             device?: null | components["schemas"]["DeviceRef"];
@@ -1912,6 +1917,12 @@ export type components = {
             tags: string[];
             /** @description What the time means (`Event Recorded`, `Last Login`, ...). */
             timestamp_desc: string;
+            /**
+             * @description What happened, in words: the event catalog's title of this kind of event
+             *     ("A security-enabled local group was changed"); absent when the catalog does not
+             *     know it.
+             */
+            title?: string | null;
             /**
              * Format: date-time
              * @description Time (UTC, microseconds).
