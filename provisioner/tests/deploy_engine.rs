@@ -1492,3 +1492,38 @@ async fn an_interrupted_run_deletes_its_pending_change_set_and_releases_the_lock
     let (next, _) = engine(&fake, opts());
     assert!(next.deploy(&plan()).await.unwrap().is_success());
 }
+
+#[tokio::test]
+async fn a_change_set_left_by_a_killed_run_is_deleted_by_the_next_run() {
+    let fake = FakeAws::new();
+    let (e, _) = engine(&fake, opts());
+    e.deploy(&plan()).await.unwrap();
+    let asks = Arc::new(NeverAnswers::default());
+    let (waiting, _) = engine(
+        &fake,
+        DeployOptions {
+            require_approval: true,
+            approver: Some(asks.clone()),
+            // a short lease: the killed run's lock runs out
+            lock_lease: Duration::from_millis(300),
+            ..opts()
+        },
+    );
+    let p = plan_with_open_ingress();
+    tokio::select! {
+        r = waiting.deploy(&p) => panic!("the run waits for approval: {r:?}"),
+        () = asks.0.notified() => {}
+    }
+    // killed (kill -9): nothing undone
+    drop(waiting);
+    assert_eq!(fake.w().change_sets.len(), 1);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (next, events) = engine(&fake, opts());
+    let r = next.deploy(&plan()).await.unwrap();
+    assert!(r.is_success(), "{r:?}");
+    assert!(fake.w().change_sets.is_empty(), "the orphan is gone");
+    let said = events.events().into_iter().any(
+        |e| matches!(e, Event::Info { message } if message.contains("left by an interrupted run")),
+    );
+    assert!(said);
+}

@@ -426,6 +426,53 @@ pub async fn delete_change_set(cfn: &Client, stack: &str, id: &str) -> Result<()
     Ok(())
 }
 
+/// Deletes the change sets of chronoctl ([`CHANGE_SET_PREFIX`]) left on a stack by runs
+/// that were killed between creating and executing them (never one being executed).
+/// Returns their names. Call it only under the deploy lock: then no other run of ours
+/// has a change set waiting.
+pub async fn delete_orphan_change_sets(
+    cfn: &Client,
+    stack: &str,
+) -> Result<Vec<String>, DeployError> {
+    use aws_sdk_cloudformation::types::ExecutionStatus;
+    let mut orphans = Vec::new();
+    let mut token = None;
+    loop {
+        let page = cfn
+            .list_change_sets()
+            .stack_name(stack)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| cfn_err(cfn, stack, "ListChangeSets", &e))?;
+        for c in page.summaries() {
+            let ours = c
+                .change_set_name()
+                .is_some_and(|n| n.starts_with(CHANGE_SET_PREFIX));
+            let idle = matches!(
+                c.execution_status(),
+                Some(ExecutionStatus::Available | ExecutionStatus::Unavailable)
+            );
+            if ours
+                && idle
+                && let Some(id) = c.change_set_id().or(c.change_set_name())
+            {
+                orphans.push((id.to_owned(), c.change_set_name().unwrap_or(id).to_owned()));
+            }
+        }
+        token = page.next_token().map(str::to_owned);
+        if token.is_none() {
+            break;
+        }
+    }
+    let mut names = Vec::new();
+    for (id, name) in orphans {
+        delete_change_set(cfn, stack, &id).await?;
+        names.push(name);
+    }
+    Ok(names)
+}
+
 /// Executes a change set.
 pub async fn execute_change_set(cfn: &Client, stack: &str, id: &str) -> Result<(), DeployError> {
     cfn.execute_change_set()

@@ -1064,6 +1064,14 @@ async fn deploy_one(
         Some(cur) if !create => Some((cfn::get_template(cfn_client, stack_name).await?, cur)),
         _ => None,
     };
+    // Change sets a killed run of ours left behind (we hold the lock: none is live).
+    if deployed.is_some() && !opts.dry_run {
+        for cs in cfn::delete_orphan_change_sets(cfn_client, stack_name).await? {
+            ctx.reporter.on(&Event::Info {
+                message: format!("{short}: deleted change set {cs} left by an interrupted run"),
+            });
+        }
+    }
     if let Some((body, cur)) = &deployed {
         let status = StackStatus::from(cur.status.as_str());
         let same = decide::is_unchanged(

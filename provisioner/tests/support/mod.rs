@@ -714,6 +714,30 @@ impl FakeAws {
         );
         let w = self.world.clone();
         rules.push(
+            mock!(cf::Client::list_change_sets).then_compute_response(move |req| {
+                use cf::operation::list_change_sets::ListChangeSetsOutput as O;
+                let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
+                w.count("ListChangeSets");
+                let name = req.stack_name().unwrap_or("").to_owned();
+                let summaries = w
+                    .change_sets
+                    .iter()
+                    .filter(|(_, c)| c.stack == name)
+                    .map(|(id, _)| {
+                        cf::types::ChangeSetSummary::builder()
+                            .change_set_id(id)
+                            .change_set_name(id.split('/').nth(1).unwrap_or(""))
+                            .stack_name(&name)
+                            .execution_status(cf::types::ExecutionStatus::Available)
+                            .status(ChangeSetStatus::CreateComplete)
+                            .build()
+                    })
+                    .collect::<Vec<_>>();
+                MockResponse::Output(O::builder().set_summaries(Some(summaries)).build())
+            }),
+        );
+        let w = self.world.clone();
+        rules.push(
             mock!(cf::Client::get_template).then_compute_response(move |req| {
                 use cf::operation::get_template::{GetTemplateError as E, GetTemplateOutput as O};
                 let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
