@@ -124,6 +124,15 @@ fn assert_names(e: &AwsError, endpoint: &str, kind: FailureKind, words: &[&str])
     }
 }
 
+/// DescribeStacks against `port` (with or without credentials) fails as `kind`, naming
+/// everything and `words`.
+async fn check(port: u16, creds: bool, kind: FailureKind, words: &[&str]) {
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let c = Clients::from_sdk_config(&sdk(&endpoint, creds));
+    let e = describe_err(&c).await;
+    assert_names(&e, &endpoint, kind, words);
+}
+
 /// Counts the attempts of each request.
 #[derive(Debug, Clone, Default)]
 struct Attempts(Arc<AtomicUsize>);
@@ -149,19 +158,18 @@ impl Intercept for Attempts {
 async fn each_error_class_names_service_operation_endpoint_and_cause() {
     // nothing listens: unreachable, and not retried
     let port = closed_port();
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let c = Clients::from_sdk_config(&sdk(&endpoint, true));
-    let e = describe_err(&c).await;
-    assert_names(
-        &e,
-        &endpoint,
+    check(
+        port,
+        true,
         FailureKind::Unreachable,
         &[
             "unreachable",
             "nothing answers at",
             "AWS_ENDPOINT_URL_CLOUDFORMATION",
         ],
-    );
+    )
+    .await;
+    let endpoint = format!("http://127.0.0.1:{port}");
     let attempts = Attempts::default();
     let counted = aws_sdk_cloudformation::Client::from_conf(
         aws_sdk_cloudformation::config::Builder::from(&sdk(&endpoint, true))
@@ -183,12 +191,9 @@ async fn each_error_class_names_service_operation_endpoint_and_cause() {
         "<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>User: arn:aws:iam::1:user/x is not authorized to perform: cloudformation:DescribeStacks</Message></Error><RequestId>req-1</RequestId></ErrorResponse>",
     ))
     .await;
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let c = Clients::from_sdk_config(&sdk(&endpoint, true));
-    let e = describe_err(&c).await;
-    assert_names(
-        &e,
-        &endpoint,
+    check(
+        port,
+        true,
         FailureKind::Service,
         &[
             "HTTP 403 AccessDenied",
@@ -196,7 +201,8 @@ async fn each_error_class_names_service_operation_endpoint_and_cause() {
             "may not call cloudformation:DescribeStacks",
             "request id req-1",
         ],
-    );
+    )
+    .await;
 
     // something answers, but not CloudFormation
     let port = serve(http(
@@ -205,40 +211,34 @@ async fn each_error_class_names_service_operation_endpoint_and_cause() {
         "<html>hello</html>",
     ))
     .await;
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let c = Clients::from_sdk_config(&sdk(&endpoint, true));
-    let e = describe_err(&c).await;
-    assert_names(
-        &e,
-        &endpoint,
+    check(
+        port,
+        true,
         FailureKind::BadResponse,
         &[
             "unexpected response",
             "answered, but not like CloudFormation",
         ],
-    );
+    )
+    .await;
 
     // nothing answers in time
     let port = serve(None).await;
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let c = Clients::from_sdk_config(&sdk(&endpoint, true));
-    let e = describe_err(&c).await;
-    assert_names(
-        &e,
-        &endpoint,
+    check(
+        port,
+        true,
         FailureKind::Timeout,
         &["timed out", "did not answer in time"],
-    );
+    )
+    .await;
 
     // no credentials: the request is never sent
     let port = closed_port();
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let c = Clients::from_sdk_config(&sdk(&endpoint, false));
-    let e = describe_err(&c).await;
-    assert_names(
-        &e,
-        &endpoint,
+    check(
+        port,
+        false,
         FailureKind::Credentials,
         &["no credentials", "--profile"],
-    );
+    )
+    .await;
 }
