@@ -49,6 +49,8 @@ pub struct Clients {
     /// The endpoint override every service uses (`--endpoint-url`, `AWS_ENDPOINT_URL`),
     /// if any; per-service variables still win (see [`Clients::endpoint`]).
     pub endpoint_url: Option<String>,
+    /// IAM (the ECS service-linked role a new account lacks).
+    pub iam: aws_sdk_iam::Client,
     /// Region the clients talk to.
     pub region: String,
     /// Custom S3 endpoint, if any (used to build template URLs).
@@ -104,6 +106,7 @@ impl Clients {
             ecs: client!(aws_sdk_ecs),
             sfn: client!(aws_sdk_sfn),
             sts: client!(aws_sdk_sts),
+            iam: client!(aws_sdk_iam),
             region: sdk
                 .region()
                 .map(|r| r.as_ref().to_owned())

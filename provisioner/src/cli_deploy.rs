@@ -566,6 +566,16 @@ async fn run_async(
                         violations.len()
                     );
                 }
+                for w in crate::check::model_warnings(&cfg) {
+                    eprintln!("warning: {w}");
+                }
+                eprintln!(
+                    "Bedrock model access ({} and {}), once per account, by the account owner:",
+                    cfg.bedrock.guard_model_id, cfg.bedrock.main_model_id
+                );
+                for step in crate::check::model_access_steps() {
+                    eprintln!("  - {step}");
+                }
                 let hooks = CliHooks {
                     lambda: e.clients.lambda.clone(),
                 };

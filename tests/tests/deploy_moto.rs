@@ -253,6 +253,81 @@ async fn dry_run_creates_nothing() {
     );
 }
 
+/// `PROBE` with an ECS cluster: a stack that needs ECS's service-linked role.
+const ECS_PROBE: &str = r#"{
+  "Parameters": {"VpcId": {"Type": "String"}, "CodeKey": {"Type": "String"}, "CodeBucket": {"Type": "String"}},
+  "Resources": {
+    "ProbeGroup": {"Type": "AWS::EC2::SecurityGroup",
+                   "Properties": {"GroupDescription": "probe", "VpcId": {"Ref": "VpcId"}}},
+    "ProbeCluster": {"Type": "AWS::ECS::Cluster", "Properties": {"ClusterName": "probe-cluster"}}
+  },
+  "Outputs": {"GroupId": {"Value": {"Ref": "ProbeGroup"}}, "Code": {"Value": {"Ref": "CodeKey"}}}
+}"#;
+
+async fn ecs_service_linked_roles(c: &Clients) -> Vec<String> {
+    c.iam
+        .list_roles()
+        .path_prefix("/aws-service-role/ecs.amazonaws.com/")
+        .send()
+        .await
+        .unwrap()
+        .roles()
+        .iter()
+        .map(|r| r.role_name().to_owned())
+        .collect()
+}
+
+/// Index of the first event matching `f`.
+fn first(events: &[Event], f: impl Fn(&Event) -> bool) -> Option<usize> {
+    events.iter().position(f)
+}
+
+/// Defect 6 of issue 13: the first ECS cluster of a new account fails with "Unable to
+/// assume the service linked role" unless the role exists before the stack is created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ecs_service_linked_role_exists_before_the_first_stack_with_ecs_resources() {
+    let moto = moto();
+    let c = clients(&moto).await;
+    // no ECS resource in the plan: no role, no IAM call needed
+    let e = Engine::new(c.clone(), opts("ci@test"), Arc::new(Collect::default()));
+    assert!(
+        e.deploy(&reduced_plan(PROBE, b"code"))
+            .await
+            .unwrap()
+            .is_success()
+    );
+    assert_eq!(ecs_service_linked_roles(&c).await, Vec::<String>::new());
+
+    // the probe stack gains an ECS cluster: the role is created before that stack runs
+    let events = Arc::new(Collect::default());
+    let e = Engine::new(c.clone(), opts("ci@test"), events.clone());
+    let r = e.deploy(&reduced_plan(ECS_PROBE, b"code")).await.unwrap();
+    assert!(r.is_success(), "{r:#?}");
+    assert_eq!(ecs_service_linked_roles(&c).await.len(), 1);
+    let events = events.events();
+    let created = first(&events, |e| {
+        matches!(e, Event::Info { message } if message.starts_with("service-linked role of ecs.amazonaws.com: created"))
+    })
+    .unwrap_or_else(|| panic!("no role created: {events:#?}"));
+    let probe = first(
+        &events,
+        |e| matches!(e, Event::Stack { stack, .. } if stack == "probe"),
+    )
+    .expect("the probe stack ran");
+    assert!(created < probe, "role at {created}, probe stack at {probe}");
+
+    // idempotent: an account that has the role (every later deploy) succeeds, one role
+    let events = Arc::new(Collect::default());
+    let e = Engine::new(c.clone(), opts("ci@test"), events.clone());
+    let r = e.deploy(&reduced_plan(ECS_PROBE, b"code")).await.unwrap();
+    assert!(r.is_success(), "{r:#?}");
+    assert!(
+        first(&events.events(), |e| matches!(e, Event::Info { message } if message == "service-linked role of ecs.amazonaws.com: present"))
+            .is_some()
+    );
+    assert_eq!(ecs_service_linked_roles(&c).await.len(), 1);
+}
+
 /// Blocks the first run right after it took the lock until the second run has tried.
 #[derive(Debug)]
 struct HoldAfterLock {

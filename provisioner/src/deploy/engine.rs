@@ -28,6 +28,7 @@ use crate::deploy::plan::{
 use crate::deploy::progress::{Event, Reporter};
 use crate::deploy::{decide, guard};
 use aws_sdk_cloudformation::types::StackStatus;
+use crate::deploy::service_roles;
 
 /// Output of the bootstrap stack naming the assets bucket.
 pub const OUTPUT_ASSETS_BUCKET: &str = outputs::ASSETS_BUCKET;
@@ -558,6 +559,7 @@ impl Engine {
             .filter(|s| !done.contains_key(&s.name))
             .map(|s| s.name.clone())
             .collect();
+        self.ensure_service_roles(plan, &todo).await?;
         let mut r = self
             .run_stacks_with(
                 plan,
@@ -572,6 +574,41 @@ impl Engine {
         report.stacks.append(&mut r.stacks);
         if !self.opts.dry_run {
             report.reconciled = self.reconcile_hotswaps(plan, boot, report).await?;
+        }
+        Ok(())
+    }
+
+    /// The ECS service-linked role, before the first stack of `todo` that declares ECS
+    /// resources ([`service_roles`]); nothing when no stack does.
+    async fn ensure_service_roles(
+        &self,
+        plan: &DeployPlan,
+        todo: &BTreeSet<String>,
+    ) -> Result<(), DeployError> {
+        let needs = plan.stacks.iter().any(|s| {
+            todo.contains(&s.name)
+                && service_roles::declares_resource_type(
+                    &s.template_body,
+                    service_roles::ECS_RESOURCE_PREFIX,
+                )
+        });
+        if !needs {
+            return Ok(());
+        }
+        let service = service_roles::ECS_SERVICE;
+        if self.opts.dry_run {
+            self.info(format!(
+                "service-linked role of {service}: would be created if the account lacks it"
+            ));
+            return Ok(());
+        }
+        match service_roles::ensure_service_linked_role(&self.clients.iam, service).await? {
+            service_roles::Ensured::Created(name) => {
+                self.info(format!("service-linked role of {service}: created {name}"))
+            }
+            service_roles::Ensured::AlreadyThere => {
+                self.info(format!("service-linked role of {service}: present"))
+            }
         }
         Ok(())
     }

@@ -21,6 +21,7 @@ pub mod onboard;
 pub mod plan;
 pub mod progress;
 pub mod recover;
+pub mod service_roles;
 pub mod status;
 
 pub use engine::{DeployOptions, DeployReport, Engine, StackOutcome, StackReport};

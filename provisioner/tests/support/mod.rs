@@ -491,6 +491,7 @@ impl FakeAws {
             ecr: aws_sdk_ecr::Client::new(&sdk),
             ecs: aws_sdk_ecs::Client::new(&sdk),
             sfn: aws_sdk_sfn::Client::new(&sdk),
+            iam: aws_sdk_iam::Client::new(&sdk),
             region: "eu-west-1".into(),
             s3_endpoint: None,
         }
