@@ -26,9 +26,9 @@ use crate::deploy::plan::{
     BOOTSTRAP, DeployPlan, ParamSource, PlanImage, PlannedStack, TEMPLATE_HASH_TAG,
 };
 use crate::deploy::progress::{Event, Reporter};
+use crate::deploy::service_roles;
 use crate::deploy::{decide, guard};
 use aws_sdk_cloudformation::types::StackStatus;
-use crate::deploy::service_roles;
 
 /// Output of the bootstrap stack naming the assets bucket.
 pub const OUTPUT_ASSETS_BUCKET: &str = outputs::ASSETS_BUCKET;
