@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use chrono_stacks::Config;
-use chrono_stacks::compute::model_arn;
 use chrono_stacks::model::{Template, needs_upload};
 use chrono_stacks::synth::build_stacks;
 use serde::Serialize;
@@ -46,11 +45,15 @@ pub struct Violation {
 
 /// The `ChronoCheck` block the rules read: facts from the config.
 pub fn context(cfg: &Config) -> Value {
-    let mut models = vec![&cfg.bedrock.guard_model_id, &cfg.bedrock.main_model_id];
-    models.dedup();
-    let arns: Vec<Value> = models
-        .into_iter()
-        .map(|m| model_arn(m).to_json()["Fn::Sub"].clone())
+    let grant = chrono_stacks::bedrock::invoke_grant(&[
+        cfg.bedrock.guard_model_id.as_str(),
+        cfg.bedrock.main_model_id.as_str(),
+    ]);
+    let arns: Vec<Value> = grant
+        .direct
+        .iter()
+        .chain(&grant.through_profiles)
+        .map(|m| m.to_json()["Fn::Sub"].clone())
         .collect();
     json!({"stage": cfg.stage.as_str(), "bedrock_model_arns": arns})
 }
@@ -224,6 +227,38 @@ pub fn limits(stack: &str, template: &Template) -> Option<Violation> {
     })
 }
 
+/// What the runtime sends Bedrock (`runtime/src/ai/bedrock.rs`: the guard forces its
+/// `verdict` tool, the filter writer forces a tool, both at temperature 0); a model that
+/// refuses either fails every AI request. A test reads the runtime's source to keep this
+/// true.
+pub const RUNTIME_SENDS: [chrono_stacks::bedrock::RequestSetting; 2] = [
+    chrono_stacks::bedrock::RequestSetting::ForcedToolChoice,
+    chrono_stacks::bedrock::RequestSetting::SamplingParameters,
+];
+
+/// Warnings about the config's Bedrock models (defect 5 of issue 13): Legacy, end of
+/// life, unknown to `stacks/data/bedrock-models.yaml`, a geography without a profile,
+/// or request settings the runtime sends that the model refuses. Warnings do not fail
+/// `check`: the facts age, and an account may still have access to a Legacy model.
+pub fn model_warnings(cfg: &Config) -> Vec<String> {
+    let mut ids = vec![
+        ("guard_model_id", &cfg.bedrock.guard_model_id),
+        ("main_model_id", &cfg.bedrock.main_model_id),
+    ];
+    ids.dedup_by(|a, b| a.1 == b.1);
+    ids.into_iter()
+        .filter_map(|(field, id)| {
+            chrono_stacks::bedrock::warning(id, &RUNTIME_SENDS)
+                .map(|w| format!("{} bedrock.{field}: {w}", cfg.customer))
+        })
+        .collect()
+}
+
+/// What the account owner must do once so the configured Bedrock models answer.
+pub fn model_access_steps() -> &'static [String] {
+    &chrono_stacks::bedrock::catalog().access
+}
+
 /// Check every stack of a config.
 pub fn check_config(cfg: &Config) -> Result<Vec<Violation>, Error> {
     let mut out = Vec::new();
@@ -237,16 +272,22 @@ pub fn check_config(cfg: &Config) -> Result<Vec<Violation>, Error> {
 /// `chronoctl check` with output.
 pub fn run(args: &ConfigArgs, output: OutputFormat) -> Result<ExitCode, Error> {
     let mut violations = Vec::new();
+    let mut warnings = Vec::new();
     let configs = load_configs(args)?;
     for (_, cfg) in &configs {
         violations.extend(check_config(cfg)?);
+        warnings.extend(model_warnings(cfg));
     }
     match output {
         OutputFormat::Json => {
-            let doc = json!({"configs": configs.len(), "violations": violations});
+            let doc =
+                json!({"configs": configs.len(), "violations": violations, "warnings": warnings});
             println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         }
         OutputFormat::Text => {
+            for w in &warnings {
+                println!("warning: {w}");
+            }
             for v in &violations {
                 println!("{} {} {}: {}", v.stack, v.logical_id, v.rule, v.hint);
             }

@@ -174,8 +174,11 @@ fn log_group_without_retention() {
 #[test]
 fn bedrock_model_outside_the_config() {
     let v = violations(&example("acme-prod"), "compute", |t| {
-        statement(t, "FilterAiTaskRole", "InvokeConfiguredModels")["Resource"][1] = json!({"Fn::Sub":
-            "arn:${AWS::Partition}:bedrock:${AWS::Region}::foundation-model/anthropic.claude-3-opus-20240229-v1:0"});
+        statement(t, "FilterAiTaskRole", "InvokeConfiguredModels")["Resource"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"Fn::Sub":
+            "arn:${AWS::Partition}:bedrock:${AWS::Region}::foundation-model/anthropic.claude-3-opus-20240229-v1:0"}));
     });
     assert_caught(&v, "bedrock_configured_models_only", "FilterAiTaskRole");
     let v = violations(&example("acme-prod"), "compute", |t| {
@@ -264,4 +267,52 @@ fn user_pool_without_mfa_open_sign_up_or_a_confidential_client() {
             json!(["code", "implicit"]);
     });
     assert_caught(&v, "cognito_public_client_uses_code_flow", "AppClient");
+}
+
+/// Defect 5 of issue 13: the old defaults were Legacy models a new account cannot use;
+/// `check` warns about them (and unknown ids), and says nothing about the examples.
+#[test]
+fn legacy_and_unknown_bedrock_models_are_warned_about() {
+    use chrono_provisioner::check::model_warnings;
+    for name in ["acme-prod", "acme-staging", "demo-local", "initech-staging"] {
+        assert_eq!(
+            model_warnings(&example(name)),
+            Vec::<String>::new(),
+            "{name}"
+        );
+    }
+    let mut cfg = example("acme-prod");
+    cfg.bedrock.guard_model_id = "anthropic.claude-3-haiku-20240307-v1:0".into();
+    cfg.bedrock.main_model_id = "eu.anthropic.claude-opus-99-v1:0".into();
+    let w = model_warnings(&cfg);
+    assert_eq!(w.len(), 2, "{w:#?}");
+    assert!(
+        w[0].contains("bedrock.guard_model_id") && w[0].contains("Legacy"),
+        "{w:#?}"
+    );
+    assert!(
+        w[1].contains("bedrock.main_model_id") && w[1].contains("not in"),
+        "{w:#?}"
+    );
+    // the IAM of a Legacy id is still the configured one: warnings are not violations
+    assert_eq!(check_config(&cfg).unwrap(), Vec::new());
+}
+
+/// `RUNTIME_SENDS` says what the runtime's Bedrock client sends; read its source (the
+/// runtime is not a dependency of the provisioner's tests) so the two cannot drift.
+#[test]
+fn the_runtime_sends_what_check_assumes() {
+    use chrono_provisioner::check::RUNTIME_SENDS;
+    use chrono_stacks::bedrock::RequestSetting;
+    let source = include_str!("../../runtime/src/ai/bedrock.rs");
+    let forces = source.contains("ToolChoice::Tool(") || source.contains("ToolChoice::Any(");
+    let samples = source.contains(".temperature(") || source.contains(".top_p(");
+    assert_eq!(
+        RUNTIME_SENDS.contains(&RequestSetting::ForcedToolChoice),
+        forces
+    );
+    assert_eq!(
+        RUNTIME_SENDS.contains(&RequestSetting::SamplingParameters),
+        samples
+    );
 }

@@ -175,7 +175,8 @@ async fn provisioning_creates_the_modelled_resources_once() {
         .unwrap();
     let def: serde_json::Value = serde_json::from_str(desc.definition()).unwrap();
     assert_eq!(
-        def["States"]["ReadParts"]["Parameters"]["Bucket"],
+        // the Distributed Map reads the parts manifest from the artifacts bucket
+        def["States"]["ProcessParts"]["ItemReader"]["Parameters"]["Bucket"],
         first.artifacts_bucket.as_str()
     );
 }

@@ -52,8 +52,14 @@ fn state_machine_definition_has_every_placeholder_filled() {
     assert_eq!(def["StartAt"], "Init");
     let artifacts = data::build(&cfg).unwrap().artifacts_bucket.bucket_name;
     assert_eq!(
-        def["States"]["ReadParts"]["Parameters"]["Bucket"],
+        def["States"]["ProcessParts"]["ItemReader"]["Parameters"]["Bucket"],
         artifacts.as_str()
+    );
+    assert!(
+        def["States"]["FailEvidence"]["Parameters"]["FunctionName"]
+            .as_str()
+            .unwrap()
+            .starts_with("arn:aws:lambda:")
     );
 }
 

@@ -210,15 +210,18 @@ pub const COMMAND_KEY: &str = "chrono_command";
 /// What the API function answers to an invocation: an API Gateway response, or the
 /// outcome of an operator command.
 ///
-/// Events carrying [`COMMAND_KEY`] are operator commands (only `migrate` exists); every
-/// other event must be an API Gateway event and goes through the router. Migrations do
-/// not use the request pool (its 5 s statement timeout): they open a session of their own
-/// with `credentials` and [`crate::db::MigrationSettings`], and onboard sends the command
-/// to the migration function, whose timeout is not API Gateway's. API Gateway
+/// Events carrying [`COMMAND_KEY`] are commands (`migrate` from onboard, `fail_evidence`
+/// from the pipeline state machine); every other event must be an API Gateway event and
+/// goes through the router. Migrations do not use the request pool (its 5 s statement
+/// timeout): they open a session of their own with `credentials` and
+/// [`crate::db::MigrationSettings`], and onboard sends the command to the migration
+/// function, whose timeout is not API Gateway's; `fail_evidence` uses the request pool
+/// `db`. API Gateway
 /// never produces a `chrono_command` field, and invoking the function directly needs
 /// `lambda:InvokeFunction`, which only the operator's deploy role has.
 pub async fn lambda_entry(
     app: Router,
+    db: sqlx::PgPool,
     credentials: &Credentials,
     event: lambda_http::LambdaEvent<serde_json::Value>,
 ) -> Result<serde_json::Value, lambda_http::Error> {
@@ -233,9 +236,12 @@ pub async fn lambda_entry(
                 tracing::info!(?latest, "database migrated");
                 Ok(serde_json::json!({"migrated": true, "latest_version": latest}))
             }
-            _ => Err(
-                format!("unknown {COMMAND_KEY} {command}; the only command is \"migrate\"").into(),
-            ),
+            Some(crate::pipeline::failure::COMMAND) => fail_evidence(&db, payload).await,
+            _ => Err(format!(
+                "unknown {COMMAND_KEY} {command}; the commands are \"migrate\" and \"{}\"",
+                crate::pipeline::failure::COMMAND
+            )
+            .into()),
         };
     }
     let request: lambda_http::request::LambdaRequest = serde_json::from_value(payload)
@@ -246,14 +252,34 @@ pub async fn lambda_entry(
     Ok(serde_json::to_value(response)?)
 }
 
+/// The state machine's `FailEvidence` ([`crate::pipeline::failure`]): the evidence ends
+/// `failed` with a readable reason. An error makes the state machine retry.
+async fn fail_evidence(
+    db: &sqlx::PgPool,
+    payload: serde_json::Value,
+) -> Result<serde_json::Value, lambda_http::Error> {
+    use crate::pipeline::{failure, jobs::Buckets};
+    let request: failure::FailEvidence =
+        serde_json::from_value(payload).map_err(|e| format!("{}: {e}", failure::COMMAND))?;
+    let buckets = Buckets::from_env().map_err(|e| e.to_string())?;
+    let sdk = aws_config::load_from_env().await;
+    let s3 = crate::storage::SourcesBucket::client_from(&sdk);
+    let reason = failure::fail_evidence(&s3, &buckets, db, &request)
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!(evidence = %request.evidence_id, step = request.step, reason, "evidence failed");
+    Ok(serde_json::json!({"state": "failed", "reason": reason}))
+}
+
 /// Runs as the Lambda function until the runtime stops it.
 pub async fn run_lambda() -> Result<(), StartError> {
     let credentials = credentials_from_env().await?;
     let state = state_with(Mode::Lambda, None, &credentials).await?;
+    let db = state.db().clone();
     let app = router(state);
     lambda_http::lambda_runtime::run(lambda_http::service_fn(move |event| {
-        let (app, credentials) = (app.clone(), credentials.clone());
-        async move { lambda_entry(app, &credentials, event).await }
+        let (app, db, credentials) = (app.clone(), db.clone(), credentials.clone());
+        async move { lambda_entry(app, db, &credentials, event).await }
     }))
     .await
     .map_err(|e| StartError::Server(e.to_string()))

@@ -129,7 +129,7 @@ pub async fn analyze(db: &PgPool) -> Result<(), sqlx::Error> {
     use sqlx::Connection as _;
     let mut conn = db.acquire().await?.detach();
     sqlx::query("SET ROLE NONE").execute(&mut conn).await?;
-    sqlx::query("VACUUM (ANALYZE) events")
+    sqlx::query("VACUUM (ANALYZE) events, event_counts_minute, event_counts_hour")
         .execute(&mut conn)
         .await?;
     sqlx::query("ANALYZE devices, identities, evidence")

@@ -124,7 +124,7 @@ fn onboard_sends_this_event() {
 async fn entry(db: &sqlx::PgPool, event: &str) -> Result<Value, String> {
     let event = LambdaEvent::new(serde_json::from_str(event).unwrap(), Context::default());
     let credentials = chrono_runtime::db::Credentials::fixed(db.connect_options().as_ref().clone());
-    lambda_entry(gateway_app(db.clone()), &credentials, event)
+    lambda_entry(gateway_app(db.clone()), db.clone(), &credentials, event)
         .await
         .map_err(|e| e.to_string())
 }

@@ -1,13 +1,15 @@
 //! The Step Functions definition (`chrono_stacks::pipeline`) and the `chrono-pipeline`
 //! binary agree: every ECS task's command line parses as this binary's CLI, with the
 //! execution's values in the right flags; the exit codes the definition retries on are the
-//! ones the steps end with; the keys it reads and writes are the ones the steps use.
+//! ones the steps end with; the keys it reads and writes are the ones the steps use; what its
+//! failure path sends is what the API function's failure handler reads.
 
 use chrono_runtime::pipeline::cli::{Cli, Command};
 use chrono_runtime::pipeline::error::{EXIT_BAD_INPUT, EXIT_RETRYABLE};
-use chrono_runtime::pipeline::jobs::{self, PartsIndex};
+use chrono_runtime::pipeline::failure::{self, FailEvidence};
+use chrono_runtime::pipeline::jobs;
 use chrono_runtime::pipeline::upload::Target;
-use chrono_stacks::pipeline::{self as sfn, FAIL_STEP, STEPS};
+use chrono_stacks::pipeline::{self as sfn, STEPS, Shape};
 use clap::{CommandFactory, Parser};
 use serde_json::Value;
 use uuid::Uuid;
@@ -21,6 +23,12 @@ fn target() -> Target {
         evidence_id: EVIDENCE.parse().unwrap(),
     }
 }
+
+const SHAPE: Shape = Shape {
+    subnets: 2,
+    max_concurrency: 4,
+    step_timeout_seconds: 3600,
+};
 
 fn part_key() -> String {
     format!("evidence/{EVIDENCE}/parts/part-00001.json")
@@ -66,12 +74,12 @@ fn argv(intrinsic: &str) -> Vec<String> {
 
 #[test]
 fn every_ecs_task_of_the_definition_parses_as_this_binary_s_cli() {
-    let def = sfn::definition(2, 4);
+    let def = sfn::definition(&SHAPE);
     let mut commands = Vec::new();
     ecs_commands(def["States"].as_object().unwrap(), &mut commands);
     let mut names: Vec<&str> = commands.iter().map(|(n, _)| n.as_str()).collect();
     names.sort_unstable();
-    assert_eq!(names, ["FailEvidence", "Parse", "Split", "Upload"]);
+    assert_eq!(names, ["Parse", "Split", "Upload"]);
     let evidence: Uuid = EVIDENCE.parse().unwrap();
     let case: Uuid = CASE.parse().unwrap();
     for (state, command) in &commands {
@@ -92,17 +100,9 @@ fn every_ecs_task_of_the_definition_parses_as_this_binary_s_cli() {
                 assert_eq!(state, "Upload");
                 (&a.target, Some(a.part.clone()))
             }
-            Command::Fail(a) => {
-                assert_eq!(state, FAIL_STEP.state);
-                (&a.target, None)
-            }
         };
         assert_eq!((t.evidence_id, t.case_id), (evidence, case), "{state}");
-        let step = STEPS
-            .iter()
-            .chain([&FAIL_STEP])
-            .find(|s| s.state == state)
-            .unwrap();
+        let step = STEPS.iter().find(|s| s.state == state).unwrap();
         assert_eq!(part.is_some(), step.per_part, "{state}: --part");
         if let Some(part) = part {
             assert_eq!(part, part_key());
@@ -115,7 +115,7 @@ fn every_ecs_task_of_the_definition_parses_as_this_binary_s_cli() {
 #[test]
 fn every_step_is_a_subcommand_and_per_part_steps_require_part() {
     let cli = Cli::command();
-    for step in STEPS.into_iter().chain([FAIL_STEP]) {
+    for step in STEPS {
         let sub = cli
             .find_subcommand(step.subcommand)
             .unwrap_or_else(|| panic!("no subcommand {}", step.subcommand));
@@ -151,8 +151,11 @@ fn every_step_is_a_subcommand_and_per_part_steps_require_part() {
 fn retried_and_failed_exit_codes_are_the_ones_the_steps_end_with() {
     assert_eq!(sfn::EXIT_RETRYABLE, i64::from(EXIT_RETRYABLE));
     assert_eq!(sfn::EXIT_BAD_INPUT, i64::from(EXIT_BAD_INPUT));
-    let def = sfn::definition(2, 4).to_string();
-    assert!(def.contains(&format!("\"NumericEquals\":{EXIT_RETRYABLE}")));
+    let def = sfn::definition(&SHAPE).to_string();
+    for pattern in sfn::exit_code_patterns(i64::from(EXIT_RETRYABLE)) {
+        let json = serde_json::to_string(&pattern).unwrap();
+        assert!(def.contains(&json), "{json}");
+    }
 }
 
 #[test]
@@ -160,26 +163,54 @@ fn the_parts_manifest_key_and_shape_are_what_the_map_reads() {
     assert_eq!(
         sfn::artifact_key(chrono_contract::pipeline::PARTS_MANIFEST)
             .replace("{evidence_id}", EVIDENCE),
-        jobs::parts_index_key(target())
+        jobs::parts_manifest_key(target())
     );
-    assert_eq!(
-        sfn::artifact_key(chrono_contract::pipeline::FAILURE_MARKER)
-            .replace("{evidence_id}", EVIDENCE),
-        jobs::failure_key(target())
-    );
-    let def = sfn::definition(2, 4);
-    let items = def["States"]["ProcessParts"]["ItemsPath"].as_str().unwrap();
-    let field = items.strip_prefix("$.manifest.document.").unwrap();
-    let index = PartsIndex {
-        parts: vec![part_key()],
-        source: "cases/x/evidence/y/a.evtx".into(),
-        format: chrono_runtime::pipeline::Format::Evtx,
-        skipped: vec![],
-        sha256: None,
-    };
-    let json = serde_json::to_value(&index).unwrap();
-    assert_eq!(json[field], serde_json::json!([part_key()]));
+    let def = sfn::definition(&SHAPE);
+    let map = &def["States"]["ProcessParts"];
+    // The ItemReader reads a JSON file whose top level is the array of items, and each
+    // item is the `--part` the steps take.
+    assert_eq!(map["ItemReader"]["ReaderConfig"]["InputType"], "JSON");
+    assert_eq!(map["ItemSelector"]["part.$"], "$$.Map.Item.Value");
+    let written = serde_json::to_value(vec![part_key()]).unwrap();
+    assert!(written.is_array());
+    assert_eq!(written[0], part_key().as_str());
     // Each item is a part key the steps accept for this evidence.
     assert_eq!(jobs::part_id(target(), &part_key()).unwrap(), "part-00001");
     assert!(jobs::part_id(target(), "evidence/other/parts/part-00001.json").is_err());
+}
+
+/// The state machine's `FailEvidence` payload, with its paths filled from an execution's
+/// state, is what the API function's failure handler reads, for the top level and a part.
+#[test]
+fn the_failure_path_sends_what_the_failure_handler_reads() {
+    assert_eq!(sfn::FAIL_COMMAND, failure::COMMAND);
+    let def = sfn::definition(&SHAPE);
+    let state = serde_json::json!({
+        "evidence_id": EVIDENCE, "case_id": CASE, "part": part_key(),
+        "failed_step": "parse",
+        "failure": {"Error": "States.Timeout"}
+    });
+    for states in [
+        &def["States"],
+        &def["States"]["ProcessParts"]["ItemProcessor"]["States"],
+    ] {
+        let template = &states[sfn::FAIL_STATE]["Parameters"]["Payload"];
+        let mut payload = serde_json::Map::new();
+        for (key, value) in template.as_object().unwrap() {
+            match key.strip_suffix(".$") {
+                Some(field) => {
+                    let path = value.as_str().unwrap().strip_prefix("$.").unwrap();
+                    payload.insert(field.to_owned(), state[path].clone());
+                }
+                None => {
+                    payload.insert(key.clone(), value.clone());
+                }
+            }
+        }
+        assert_eq!(payload["chrono_command"], failure::COMMAND);
+        let request: FailEvidence = serde_json::from_value(Value::Object(payload)).unwrap();
+        assert_eq!(request.evidence_id.to_string(), EVIDENCE);
+        assert_eq!(request.step, "parse");
+        assert_eq!(request.failure.error, "States.Timeout");
+    }
 }

@@ -11,7 +11,8 @@ use aws_credential_types::Credentials;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use chrono_runtime::launcher::PipelineJob;
-use chrono_runtime::pipeline::jobs::{self, Buckets, PartsIndex, StepError};
+use chrono_runtime::pipeline::failure::{self, Caught, FailEvidence};
+use chrono_runtime::pipeline::jobs::{self, Buckets, StepError};
 use chrono_runtime::pipeline::upload::Target;
 use chrono_runtime::pipeline::worker::{LocalWorker, Worker, WorkerOptions};
 use chrono_runtime::pipeline::{
@@ -348,11 +349,13 @@ async fn an_unknown_file_fails_the_evidence_with_a_clear_reason(pool: PgPool) {
 }
 
 /// The state machine's failure path on a file no parser knows: `split` fails with exit
-/// code 65 and leaves its error (as the binary does on ECS), `MarkFailed` writes the caught
-/// failure, then the `fail` step ends the evidence `failed` with the split's reason, and a
-/// retried `fail` changes nothing.
+/// code 65 and leaves its error (as the binary does on ECS); `FailEvidence` sends the
+/// caught failure (ECS's task description as the cause) and the evidence ends `failed`
+/// with the split's own message. A retry changes nothing, a later failure (the map) does
+/// not replace the first reason, and a launch refused with a plain-text cause fails
+/// another evidence with that text.
 #[sqlx::test(migrator = "chrono_runtime::db::MIGRATOR")]
-async fn the_fail_step_ends_the_evidence_failed_with_the_failed_step_s_reason(pool: PgPool) {
+async fn the_failure_path_ends_the_evidence_failed_with_the_failed_step_s_reason(pool: PgPool) {
     let moto = Moto::start();
     let s3 = moto.s3().await;
     let case_id = new_case(&pool).await;
@@ -373,55 +376,102 @@ async fn the_fail_step_ends_the_evidence_failed_with_the_failed_step_s_reason(po
         exit_code: err.exit_code(),
     };
     jobs::record_step_error(&s3, &buckets(), target, &step_error).await;
-    // What `MarkFailed` puts: the Catch's `$.failure` after `SplitInspect`.
-    let failure = serde_json::json!({
-        "Error": "States.TaskFailed",
-        "task": {"Containers": [{"ExitCode": 65, "Name": "pipeline"}], "StopCode": "EssentialContainerExited"}
-    });
-    s3.put_object()
-        .bucket("artifacts")
-        .key(jobs::failure_key(target))
-        .body(ByteStream::from(serde_json::to_vec(&failure).unwrap()))
-        .send()
-        .await
-        .unwrap();
     assert_eq!(counts(&pool, job.evidence_id).await.state, "processing");
 
-    let reason = jobs::fail(&s3, &buckets(), &pool, target).await.unwrap();
+    let request = |target: Target, step: &str, error: &str, cause: Option<&str>| FailEvidence {
+        evidence_id: target.evidence_id,
+        case_id: target.case_id,
+        step: step.into(),
+        failure: Caught {
+            error: error.into(),
+            cause: cause.map(str::to_owned),
+        },
+    };
+    let exited = r#"{"Containers":[{"ExitCode":65,"Name":"pipeline"}],"StopCode":"EssentialContainerExited"}"#;
+    let split_failed = request(target, "split", "States.TaskFailed", Some(exited));
+    let reason = failure::fail_evidence(&s3, &buckets(), &pool, &split_failed)
+        .await
+        .unwrap();
     assert!(
-        reason.starts_with("States.TaskFailed: split failed with exit code 65: ")
+        reason.starts_with("split failed with exit code 65: ")
             && reason.contains("mystery.bin: unknown evidence format"),
         "{reason}"
     );
-    let errors_of = |pool: PgPool| async move {
+    let errors_of = |pool: PgPool, id: Uuid| async move {
         let (state, errors): (String, Value) =
             sqlx::query_as("SELECT state, errors FROM evidence WHERE id = $1")
-                .bind(job.evidence_id)
+                .bind(id)
                 .fetch_one(&pool)
                 .await
                 .unwrap();
         (state, errors)
     };
-    let (state, errors) = errors_of(pool.clone()).await;
+    let (state, errors) = errors_of(pool.clone(), job.evidence_id).await;
     assert_eq!(state, "failed");
     assert_eq!(errors[0]["record"], "pipeline");
     assert_eq!(errors[0]["message"], reason.as_str());
 
-    // Retried (the task was stopped after its update): the same row, the reason once.
+    // Retried (the state machine retries FailEvidence), or reached again from the map:
+    // the same row, the first reason.
     assert_eq!(
-        jobs::fail(&s3, &buckets(), &pool, target).await.unwrap(),
+        failure::fail_evidence(&s3, &buckets(), &pool, &split_failed)
+            .await
+            .unwrap(),
         reason
     );
-    assert_eq!(errors_of(pool.clone()).await, (state, errors));
+    let map_failed = request(
+        target,
+        "parts",
+        "States.ExceedToleratedFailureThreshold",
+        None,
+    );
+    assert_eq!(
+        failure::fail_evidence(&s3, &buckets(), &pool, &map_failed)
+            .await
+            .unwrap(),
+        reason
+    );
+    assert_eq!(
+        errors_of(pool.clone(), job.evidence_id).await,
+        (state, errors)
+    );
 
-    // No marker (the execution's input was lost): a storage error, the row untouched.
+    // A launch refused: a plain-text cause, no step error (the container never ran).
     let other = new_evidence(&pool, &s3, case_id, "other.bin", vec![1, 2, 3]).await;
     let other = Target {
         case_id,
         evidence_id: other.evidence_id,
     };
-    assert!(jobs::fail(&s3, &buckets(), &pool, other).await.is_err());
-    assert_eq!(counts(&pool, other.evidence_id).await.state, "processing");
+    let denied = "User: arn:aws:sts::111122223333:assumed-role/sm/x is not authorized to perform: ecs:TagResource";
+    let reason = failure::fail_evidence(
+        &s3,
+        &buckets(),
+        &pool,
+        &request(other, "split", "States.TaskFailed", Some(denied)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        reason,
+        format!("split failed (States.TaskFailed): {denied}")
+    );
+    assert_eq!(errors_of(pool.clone(), other.evidence_id).await.0, "failed");
+
+    // An evidence that does not exist is an error (the state machine retries, then ends).
+    let unknown = Target {
+        case_id,
+        evidence_id: Uuid::now_v7(),
+    };
+    assert!(
+        failure::fail_evidence(
+            &s3,
+            &buckets(),
+            &pool,
+            &request(unknown, "split", "States.Timeout", None)
+        )
+        .await
+        .is_err()
+    );
 }
 
 #[sqlx::test(migrator = "chrono_runtime::db::MIGRATOR")]
@@ -445,7 +495,7 @@ async fn steps_run_one_by_one_like_the_state_machine(pool: PgPool) {
     let stored = s3
         .get_object()
         .bucket("artifacts")
-        .key(jobs::parts_index_key(target))
+        .key(jobs::parts_manifest_key(target))
         .send()
         .await
         .unwrap()
@@ -454,8 +504,26 @@ async fn steps_run_one_by_one_like_the_state_machine(pool: PgPool) {
         .await
         .unwrap()
         .into_bytes();
-    let stored: PartsIndex = serde_json::from_slice(&stored).unwrap();
-    assert_eq!(stored, index);
+    // What the state machine's Distributed Map reads: the array of part keys.
+    let stored: Vec<String> = serde_json::from_slice(&stored).unwrap();
+    assert_eq!(stored, index.parts);
+    // What the upload step checks custody against: the SHA-256 of the file split read.
+    let manifest = s3
+        .get_object()
+        .bucket("artifacts")
+        .key(jobs::manifest_key(target))
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes();
+    let manifest: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    let sha256 = index.sha256.clone().expect("split hashes what it reads");
+    assert_eq!(sha256.len(), 64);
+    assert_eq!(manifest["sha256"], sha256.as_str());
 
     let want = expected(name, fixture(name));
     for (i, part) in index.parts.iter().enumerate() {

@@ -20,7 +20,7 @@ use crate::resources::storage::{Alias, Bucket, CorsConfiguration, CorsRule, Key,
 use crate::shared::{secure_bucket, table, tls_only_policy};
 use crate::stack::{OutputRef, Stack, StackKind, tags};
 use crate::web::WebOutputs;
-use crate::{Stage, data_policy, database_policy};
+use crate::{Stage, data_policy, database_policy, key_policy};
 
 /// Name of the application database.
 pub const DATABASE_NAME: &str = "chronotracer";
@@ -162,7 +162,7 @@ pub fn build_wired(
             }]),
             tags: tags(cfg, &prefix),
         },
-        keep.clone(),
+        Attributes::retention(key_policy(cfg)),
     )?;
     t.add(
         "DataKeyAlias",

@@ -8,12 +8,14 @@
 //! * [`model`]: templates, typed intrinsics, handles; [`resources`]: the resource types;
 //! * [`bootstrap`], [`network`], [`data`], [`compute`], [`api`]: the stack builders;
 //! * [`pipeline`]: the Step Functions definition of the evidence pipeline;
+//! * [`bedrock`]: Bedrock model lifecycle facts (a data file), default ids and their IAM;
 //! * [`synth`]: all stacks of one config, serialized, with the deploy manifest.
 //!
 //! `chronoctl local` provisions the emulator from the same values: [`data::build`] gives
 //! the bucket and table definitions, [`pipeline::definition`] the state machine.
 
 pub mod api;
+pub mod bedrock;
 pub mod bootstrap;
 pub mod compute;
 pub mod config;
@@ -21,6 +23,7 @@ pub mod data;
 pub mod model;
 pub mod network;
 pub mod pipeline;
+pub mod replacement;
 pub mod resources;
 mod shared;
 pub mod stack;
@@ -40,6 +43,19 @@ pub(crate) fn data_policy(cfg: &Config) -> Policy {
         Policy::Retain
     } else {
         Policy::Delete
+    }
+}
+
+/// Retention of the KMS key of the data stores: kept whenever anything it encrypts
+/// outlives the stack — the retained buckets and tables, and the database's final
+/// snapshot, which staging keeps while deleting its buckets (defect 9 of issue 13: a
+/// snapshot whose key is deleted can never be restored).
+/// [`model::Template::check_key_lifetimes`] checks every synthesized template for this.
+pub(crate) fn key_policy(cfg: &Config) -> Policy {
+    if [data_policy(cfg), database_policy(cfg)] == [Policy::Delete; 2] {
+        Policy::Delete
+    } else {
+        Policy::Retain
     }
 }
 

@@ -35,6 +35,9 @@ pub struct NetworkOutputs {
     pub database_sg: OutputRef,
     /// Security group of the internal load balancer.
     pub load_balancer_sg: OutputRef,
+    /// Public subnet ids, comma separated (filter-ai's, when the VPC has no NAT:
+    /// [`crate::config::Config::filter_ai_public_ip`]).
+    pub public_subnets: OutputRef,
 }
 
 /// The built stack.
@@ -354,11 +357,11 @@ pub fn build(cfg: &Config) -> Result<NetworkStack, ModelError> {
             "security group of the internal load balancer",
             lb_sg.group_id(),
         )?,
+        public_subnets: s.export(
+            "PublicSubnetIds",
+            "public subnets, one per AZ",
+            join(&public),
+        )?,
     };
-    s.export(
-        "PublicSubnetIds",
-        "public subnets, one per AZ",
-        join(&public),
-    )?;
     Ok(NetworkStack { stack: s, outputs })
 }

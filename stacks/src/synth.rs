@@ -144,6 +144,7 @@ pub fn synthesize(cfg: &Config) -> Result<Vec<File>, SynthError> {
             source,
         };
         stack.template.check_limits().map_err(err)?;
+        stack.template.check_key_lifetimes().map_err(err)?;
         let body = stack.template.to_yaml();
         let upload = needs_upload(&body).map_err(err)?;
         let template = format!("{}.yaml", stack.kind);

@@ -206,6 +206,88 @@ fn data_stores_are_encrypted_and_retained_in_prod() {
     );
 }
 
+/// Defect 9 of issue 13: staging deleted the KMS key with the stack while keeping the
+/// database's final snapshot, which could then never be restored.
+#[test]
+fn the_data_key_is_retained_whenever_retained_data_or_snapshots_need_it() {
+    for name in ["acme-prod", "acme-staging", "initech-staging"] {
+        let cfg = example(name);
+        let stack = data::build(&cfg).unwrap().stack;
+        stack.template.check_key_lifetimes().unwrap();
+        let t = stack.template.to_json();
+        assert_ne!(
+            t["Resources"]["Database"]["DeletionPolicy"], "Delete",
+            "{name}"
+        );
+        for policy in ["DeletionPolicy", "UpdateReplacePolicy"] {
+            assert_eq!(
+                t["Resources"]["DataKey"][policy], "Retain",
+                "{name} {policy}"
+            );
+        }
+        // every stack of the config passes the same check at synth time
+        chrono_stacks::synth::synthesize(&cfg).unwrap();
+    }
+}
+
+/// Defect 10 of issue 13: a preview has no NAT, so filter-ai in a private subnet could
+/// not reach the API Gateway management API to push WebSocket replies (WebSocket APIs
+/// are reached over the internet only; an `execute-api` interface endpoint does not
+/// serve them and with private DNS would capture every `execute-api` call).
+#[test]
+fn without_nat_filter_ai_reaches_the_websocket_management_api_through_a_public_address() {
+    let built = chrono_stacks::synth::build_stacks(&preview()).unwrap();
+    let stack = |kind: StackKind| built.iter().find(|s| s.kind == kind).unwrap();
+    let net = stack(StackKind::Network).template.to_json();
+    assert!(
+        of_type(&net, "AWS::EC2::NatGateway").is_empty(),
+        "preview has no NAT"
+    );
+    let endpoints: Vec<&Value> = of_type(&net, "AWS::EC2::VPCEndpoint")
+        .into_iter()
+        .map(|(_, e)| &e["Properties"]["ServiceName"])
+        .collect();
+    assert!(
+        !endpoints
+            .iter()
+            .any(|s| s.to_string().contains("execute-api")),
+        "{endpoints:?}"
+    );
+    // the public subnets route to the internet gateway
+    assert_eq!(
+        props(&net, "PublicDefaultRoute")["GatewayId"],
+        json!({"Ref": "InternetGateway"})
+    );
+    let compute = stack(StackKind::Compute);
+    let t = compute.template.to_json();
+    let vpc = &props(&t, "FilterAiService")["NetworkConfiguration"]["AwsvpcConfiguration"];
+    assert_eq!(vpc["AssignPublicIp"], "ENABLED");
+    assert_eq!(vpc["Subnets"], json!({"Ref": "PublicSubnetIds"}));
+    assert_eq!(
+        compute.sources["PublicSubnetIds"],
+        ParamSource::Output("network.PublicSubnetIds".into())
+    );
+    // inbound stays the load balancer's only; outbound HTTPS reaches the internet
+    let tasks = props(&net, "TaskSecurityGroup");
+    assert_eq!(tasks["SecurityGroupIngress"].as_array().unwrap().len(), 1);
+    assert!(
+        tasks["SecurityGroupEgress"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["CidrIp"] == "0.0.0.0/0" && e["FromPort"] == 443)
+    );
+
+    // with NAT (staging, prod) nothing changes: private subnets, no public address
+    let cfg = example("acme-staging");
+    assert!(cfg.nat_gateways() > 0);
+    let t = compute::build(&cfg).unwrap().stack.template.to_json();
+    let vpc = &props(&t, "FilterAiService")["NetworkConfiguration"]["AwsvpcConfiguration"];
+    assert_eq!(vpc["AssignPublicIp"], "DISABLED");
+    assert_eq!(vpc["Subnets"], json!({"Ref": "PrivateSubnetIds"}));
+    assert!(t["Parameters"].get("PublicSubnetIds").is_none());
+}
+
 #[test]
 fn ephemeral_stages_delete_their_data_and_use_minimum_capacity() {
     for cfg in [preview(), example("demo-local")] {
@@ -393,6 +475,23 @@ fn every_function_and_task_runs_on_the_configs_architecture() {
     assert!(compute::IMAGE_BINARIES.contains(&compute::FILTER_AI_BINARY));
 }
 
+/// Defect 5 of issue 13: the defaults were Legacy models new accounts cannot use.
+#[test]
+fn default_models_are_active_and_go_through_the_regions_inference_profile() {
+    let cfg = preview();
+    let model = "eu.anthropic.claude-haiku-4-5-20251001-v1:0";
+    assert_eq!(cfg.bedrock.guard_model_id, model);
+    assert_eq!(cfg.bedrock.main_model_id, model);
+    let facts = chrono_stacks::bedrock::catalog()
+        .model("anthropic.claude-haiku-4-5-20251001-v1:0")
+        .unwrap();
+    assert_eq!(facts.state, chrono_stacks::bedrock::State::Active);
+    let t = compute::build(&cfg).unwrap().stack.template.to_json();
+    let env = &props(&t, "AiChatFunction")["Environment"]["Variables"];
+    assert_eq!(env[chrono_contract::env::GUARD_MODEL_ID], model);
+    assert_eq!(env[chrono_contract::env::MAIN_MODEL_ID], model);
+}
+
 #[test]
 fn roles_are_scoped_and_bedrock_is_limited_to_the_configured_models() {
     let cfg = example("acme-prod");
@@ -411,13 +510,23 @@ fn roles_are_scoped_and_bedrock_is_limited_to_the_configured_models() {
         .iter()
         .find(|s| s["Sid"] == "InvokeConfiguredModels")
         .unwrap();
+    // defect 5 of issue 13: an Active model through the EU inference profile: the
+    // profile, and the foundation model in every Region only through that profile
+    let profile = json!({"Fn::Sub": "arn:${AWS::Partition}:bedrock:${AWS::Region}:${AWS::AccountId}:inference-profile/eu.anthropic.claude-haiku-4-5-20251001-v1:0"});
+    assert_eq!(bedrock["Resource"], json!([profile]));
+    let routed = chat
+        .iter()
+        .find(|s| s["Sid"] == "InvokeModelsThroughConfiguredProfiles")
+        .unwrap();
     assert_eq!(
-        bedrock["Resource"],
-        json!([
-            {"Fn::Sub": "arn:${AWS::Partition}:bedrock:${AWS::Region}::foundation-model/anthropic.claude-3-haiku-20240307-v1:0"},
-            {"Fn::Sub": "arn:${AWS::Partition}:bedrock:${AWS::Region}::foundation-model/anthropic.claude-3-5-sonnet-20240620-v1:0"}
-        ])
+        routed["Resource"],
+        json!([{"Fn::Sub": "arn:${AWS::Partition}:bedrock:*::foundation-model/anthropic.claude-haiku-4-5-20251001-v1:0"}])
     );
+    assert_eq!(
+        routed["Condition"],
+        json!({"StringEquals": {"bedrock:InferenceProfileArn": [profile]}})
+    );
+    assert_eq!(routed["Action"], bedrock["Action"]);
     // Only the pipeline state machine may pass the pipeline's task role.
     let sm = props(&t, "PipelineStateMachineRole")["Policies"][0]["PolicyDocument"]["Statement"]
         .as_array()
@@ -435,7 +544,14 @@ fn state_machine_runs_the_pipeline_definition_with_every_placeholder_filled() {
     let cfg = example("acme-prod");
     let t = compute::build(&cfg).unwrap().stack.template.to_json();
     let sm = props(&t, "PipelineStateMachine");
-    assert_eq!(sm["Definition"], pipeline::definition(3, 16));
+    assert_eq!(
+        sm["Definition"],
+        pipeline::definition(&pipeline::Shape::of(&cfg))
+    );
+    assert_eq!(
+        sm["Definition"]["States"]["ProcessParts"]["MaxConcurrency"],
+        cfg.sizing.pipeline_max_concurrency
+    );
     let subs: BTreeSet<String> = sm["DefinitionSubstitutions"]
         .as_object()
         .unwrap()
@@ -451,6 +567,11 @@ fn state_machine_runs_the_pipeline_definition_with_every_placeholder_filled() {
     assert_eq!(
         sm["DefinitionSubstitutions"]["TaskDefinitionArn"],
         json!({"Ref": "PipelineTaskDefinition"})
+    );
+    // The failure path runs on the API function, not on ECS.
+    assert_eq!(
+        sm["DefinitionSubstitutions"]["FailFunctionArn"],
+        json!({"Fn::GetAtt": ["ApiFunction", "Arn"]})
     );
 }
 

@@ -2,6 +2,8 @@
 //! local AWS emulator, a private PostgreSQL cluster and an OCI registry, finding the built
 //! binaries). Nothing in here ships.
 
+pub mod asl;
+pub mod iam;
 pub mod moto;
 pub mod registry;
 

@@ -73,16 +73,16 @@ pub fn plan(cfg: &Config) -> Result<Plan, LocalError> {
                     format!("arn:aws:ecs:{region}:{account}:task-definition/{prefix}-pipeline:1")
                 }
                 "TaskSecurityGroup" => "sg-00000000000000000".to_owned(),
+                "FailFunctionArn" => {
+                    format!("arn:aws:lambda:{region}:{account}:function:{prefix}-api")
+                }
                 other => format!("subnet-local-{}", other.to_lowercase()),
             };
             (name, value)
         })
         .collect();
-    let definition = pipeline::render(
-        &pipeline::definition(subnets, cfg.sizing.pipeline_max_concurrency),
-        &values,
-    )
-    .map_err(|e| LocalError::Model(e.to_string()))?;
+    let definition = pipeline::render(&pipeline::definition(&pipeline::Shape::of(cfg)), &values)
+        .map_err(|e| LocalError::Model(e.to_string()))?;
     let state_machine = compute::state_machine_name(cfg);
     Ok(Plan {
         role_arn: format!("arn:aws:iam::{account}:role/{state_machine}"),

@@ -6,8 +6,8 @@
 //! <artifact key>`; buckets come from `CHRONO_SOURCES_BUCKET`/`CHRONO_ARTIFACTS_BUCKET`,
 //! the database from `DATABASE_URL`, the S3 endpoint from the standard AWS settings
 //! (`AWS_ENDPOINT_URL` for the local emulator). `split` and `parse` also run on local
-//! files (`--input`, `--output`). `fail` records the state machine's failure marker on the
-//! evidence.
+//! files (`--input`, `--output`). A failing step leaves its message in `step-error.json`
+//! for the state machine's failure path ([`super::failure`]).
 
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
@@ -44,8 +44,6 @@ pub enum Command {
     Parse(ParseArgs),
     /// Load one parsed part's events into PostgreSQL and update the evidence.
     Upload(UploadArgs),
-    /// Mark the evidence failed with the reason in `evidence/<id>/failed.json`.
-    Fail(FailArgs),
 }
 
 /// Which evidence a step works on.
@@ -116,14 +114,6 @@ pub struct UploadArgs {
     /// The part whose events to load (its description's key in the artifacts bucket).
     #[arg(long)]
     pub part: String,
-}
-
-/// `fail` arguments.
-#[derive(Debug, Args)]
-pub struct FailArgs {
-    #[command(flatten)]
-    /// The evidence.
-    pub target: Target,
 }
 
 /// Why the command failed, and the exit code to end with.
@@ -210,12 +200,9 @@ fn remote(command: Command) -> Result<(), Failure> {
             Command::Split(a) => ("split", None, target(&a.target)),
             Command::Parse(a) => ("parse", Some(a.part.clone()), target(&a.target)),
             Command::Upload(a) => ("upload", Some(a.part.clone()), target(&a.target)),
-            Command::Fail(a) => ("fail", None, target(&a.target)),
         };
         let done = remote_step(command, &s3, &buckets).await;
-        if let Err(failure) = &done
-            && step != "fail"
-        {
+        if let Err(failure) = &done {
             let error = jobs::StepError {
                 step: step.to_owned(),
                 part,
@@ -259,11 +246,6 @@ async fn remote_step(
             print_json(&serde_json::json!({
                 "rows": report.rows, "inserted": report.inserted, "state": report.state
             }))
-        }
-        Command::Fail(args) => {
-            let pool = jobs::pool_from_env().await?;
-            let reason = jobs::fail(s3, buckets, &pool, target(&args.target)).await?;
-            print_json(&serde_json::json!({ "state": "failed", "reason": reason }))
         }
     }
 }

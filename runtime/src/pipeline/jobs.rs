@@ -3,9 +3,9 @@
 //!
 //! Artifacts of an evidence live in the artifacts bucket under `evidence/<evidence id>/`:
 //!
-//! * `parts.json` — what Step Functions maps over: `{"parts": [<part key>, ..], ..}`
-//!   (the keys, plus the evidence's source, format and skipped members);
-//! * `manifest.json` — the full [`PartsManifest`];
+//! * `parts.json` — what the state machine's Distributed Map reads item by item: a JSON
+//!   array of the part keys, written last;
+//! * `manifest.json` — the full [`PartsManifest`], with the SHA-256 of the evidence file read;
 //! * `parts/<part>.json` — one [`PartSpec`]; its key is what `--part` takes;
 //! * `events/<part>.jsonl.gz` and `events/<part>.summary.json` — `parse`'s output.
 //!
@@ -54,7 +54,8 @@ impl Buckets {
     }
 }
 
-/// What Step Functions reads after `split` (`parts.json`).
+/// What `split` produced: the part keys (stored as `parts.json`), and the evidence's
+/// source, format and skipped members (also in `manifest.json`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartsIndex {
     /// The artifact keys of the part descriptions, in order (`--part` takes one).
@@ -96,14 +97,33 @@ pub fn prefix(target: Target) -> String {
     format!("{}{}/", contract::EVIDENCE_PREFIX, target.evidence_id)
 }
 
-/// Key of `parts.json`, what the state machine reads.
-pub fn parts_index_key(target: Target) -> String {
+/// Key of `parts.json`, the JSON array of part keys the state machine reads.
+pub fn parts_manifest_key(target: Target) -> String {
     format!("{}{}", prefix(target), contract::PARTS_MANIFEST)
 }
 
-/// Key of the state machine's failure marker.
-pub fn failure_key(target: Target) -> String {
-    format!("{}{}", prefix(target), contract::FAILURE_MARKER)
+/// Key of `manifest.json`: the full [`PartsManifest`], plus the SHA-256 of the file `split`
+/// read ([`SourceManifest`]).
+pub fn manifest_key(target: Target) -> String {
+    format!("{}manifest.json", prefix(target))
+}
+
+/// What `split` writes as `manifest.json`: the [`PartsManifest`] and, beside its fields,
+/// the SHA-256 (lowercase hex) of the evidence file it read.
+#[derive(Debug, Serialize)]
+struct SourceManifest<'a> {
+    #[serde(flatten)]
+    manifest: &'a PartsManifest,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sha256: Option<&'a str>,
+}
+
+/// What the `upload` step reads of `manifest.json`: the SHA-256 it checks against the
+/// database before storing any event (absent in a manifest from before checksums).
+#[derive(Debug, Deserialize)]
+struct SourceChecksum {
+    #[serde(default)]
+    sha256: Option<String>,
 }
 
 /// Key of the last step error: a step that fails on ECS leaves its message here, as the
@@ -126,12 +146,24 @@ pub struct StepError {
     pub exit_code: u8,
 }
 
-/// Leaves a failed step's error for `fail` to report; best effort (the step fails either
-/// way, and `fail` falls back to the exit code).
+/// Leaves a failed step's error for the failure path to report; best effort (the step
+/// fails either way, and the failure path falls back to the exit code).
 pub async fn record_step_error(s3: &Client, buckets: &Buckets, target: Target, error: &StepError) {
     let key = step_error_key(target);
     if let Err(e) = put_json(s3, &buckets.artifacts, &key, error).await {
-        tracing::warn!(key, error = %e, "could not leave the step error for the fail step");
+        tracing::warn!(key, error = %e, "could not leave the step error for the failure path");
+    }
+}
+
+/// The step error a failed step left, if it left one and it can be read.
+pub async fn read_step_error(s3: &Client, buckets: &Buckets, target: Target) -> Option<StepError> {
+    let key = step_error_key(target);
+    match get_json(s3, &buckets.artifacts, &key).await {
+        Ok(e) => Some(e),
+        Err(e) => {
+            tracing::info!(key, error = %e, "no step error to report");
+            None
+        }
     }
 }
 
@@ -341,7 +373,7 @@ pub async fn find_source(
 }
 
 /// `split`: reads the evidence from the sources bucket, writes the part descriptions,
-/// `manifest.json` and (last) `parts.json` to the artifacts bucket.
+/// `manifest.json` and (last) `parts.json`, the array of part keys, to the artifacts bucket.
 pub async fn split(
     s3: &Client,
     buckets: &Buckets,
@@ -378,19 +410,21 @@ pub async fn split(
     put_json(
         s3,
         &buckets.artifacts,
-        &format!("{prefix}manifest.json"),
-        &manifest,
+        &manifest_key(target),
+        &SourceManifest {
+            manifest: &manifest,
+            sha256: Some(&sha256),
+        },
     )
     .await?;
-    let index = PartsIndex {
+    put_json(s3, &buckets.artifacts, &parts_manifest_key(target), &parts).await?;
+    Ok(PartsIndex {
         parts,
         source: key,
         format: manifest.format,
         skipped: manifest.skipped,
         sha256: Some(sha256),
-    };
-    put_json(s3, &buckets.artifacts, &parts_index_key(target), &index).await?;
-    Ok(index)
+    })
 }
 
 async fn read_part(
@@ -476,20 +510,20 @@ pub async fn upload(
     part_key: &str,
 ) -> Result<UploadReport, PipelineError> {
     let id = part_id(target, part_key)?;
-    let index: PartsIndex = get_json(s3, &buckets.artifacts, &parts_index_key(target)).await?;
-    if !index.parts.iter().any(|k| k == part_key) {
+    let parts: Vec<String> = get_json(s3, &buckets.artifacts, &parts_manifest_key(target)).await?;
+    if !parts.iter().any(|k| k == part_key) {
         return Err(PipelineError::Artifact {
             key: part_key.to_owned(),
             reason: "is not in the evidence's parts.json; re-run `split` for this evidence".into(),
         });
     }
-    let all_parts = index
-        .parts
+    let all_parts = parts
         .iter()
         .map(|k| part_id(target, k))
         .collect::<Result<Vec<_>, _>>()?;
     // nothing of a file that is not the one uploaded enters the timeline
-    upload::check_custody(pool, target, index.sha256.as_deref()).await?;
+    let custody: SourceChecksum = get_json(s3, &buckets.artifacts, &manifest_key(target)).await?;
+    upload::check_custody(pool, target, custody.sha256.as_deref()).await?;
     let summary: PartSummary = get_json(s3, &buckets.artifacts, &summary_key(target, &id)).await?;
     if summary.part != id {
         return Err(PipelineError::Artifact {
@@ -517,60 +551,4 @@ pub async fn pool_from_env() -> Result<PgPool, PipelineError> {
                 source: sqlx::Error::Configuration(other.to_string().into()),
             },
         })
-}
-
-/// The `fail` step: marks the evidence `failed` in PostgreSQL with the reason in the state
-/// machine's failure marker, and returns that reason. Idempotent.
-pub async fn fail(
-    s3: &Client,
-    buckets: &Buckets,
-    pool: &PgPool,
-    target: Target,
-) -> Result<String, PipelineError> {
-    let reason = read_failure(s3, buckets, target).await?;
-    upload::mark_failed(pool, target, "pipeline", &reason).await?;
-    Ok(reason)
-}
-
-/// The reason in the state machine's failure marker (`evidence/<id>/failed.json`, the
-/// `Catch`'s `$.failure`: `Error`, and `Cause` or the ECS task description).
-pub async fn read_failure(
-    s3: &Client,
-    buckets: &Buckets,
-    target: Target,
-) -> Result<String, PipelineError> {
-    let key = failure_key(target);
-    let failure: serde_json::Value = get_json(s3, &buckets.artifacts, &key).await?;
-    let error = failure["Error"].as_str().unwrap_or("the pipeline failed");
-    let container = &failure["task"]["Containers"][0];
-    let exit_code = container["ExitCode"].as_i64();
-    // Only a task that ran and exited can have left its error.
-    let step_error = match exit_code {
-        Some(_) => get_json::<StepError>(s3, &buckets.artifacts, &step_error_key(target))
-            .await
-            .ok(),
-        None => None,
-    };
-    let detail = match (exit_code, failure["Cause"].as_str()) {
-        (Some(code), _) if let Some(step) = step_error => format!(
-            "{}{} failed with exit code {code}: {}",
-            step.step,
-            step.part.map(|p| format!(" of {p}")).unwrap_or_default(),
-            step.message
-        ),
-        (Some(code), _) => format!(
-            "a pipeline task exited with code {code}{}",
-            container["Reason"]
-                .as_str()
-                .map(|r| format!(" ({r})"))
-                .unwrap_or_default()
-        ),
-        (None, Some(cause)) => cause.chars().take(500).collect(),
-        (None, None) => String::new(),
-    };
-    Ok(if detail.is_empty() {
-        error.to_owned()
-    } else {
-        format!("{error}: {detail}")
-    })
 }

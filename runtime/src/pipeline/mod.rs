@@ -4,7 +4,8 @@
 //!
 //! * [`jobs`] — the steps as the state machine runs them: `split` and `parse` from S3 to
 //!   S3, `upload` from S3 to PostgreSQL; [`cli`] — the `chrono-pipeline` binary's command
-//!   line over them; [`worker`] — the same steps in-process for local mode.
+//!   line over them; [`worker`] — the same steps in-process for local mode; [`failure`] —
+//!   the end of the state machine's failure path (run by the API function).
 //! * [`steps`] — `split` and `parse` as functions over `Read`/`Write`; [`upload`] — the
 //!   database side of `upload` (`COPY` batches, idempotent, evidence counts and state).
 //! * [`detect`] — format detection from content; [`formats`] — one streaming parser per
@@ -13,7 +14,7 @@
 //! * [`event`] — [`NormalizedEvent`], the row the pipeline writes; [`accounting`] — every
 //!   record is an event or a bad record: `events + bad_records = records_seen`.
 //!
-//! Only [`upload`] (and [`worker`], which marks failed evidence) touches the database;
+//! Only [`upload`] (and [`worker`] and [`failure`], which mark failed evidence) touches the database;
 //! only [`jobs`] touches S3; everything below them reads and writes streams.
 
 pub mod accounting;
@@ -21,6 +22,7 @@ pub mod cli;
 pub mod detect;
 pub mod error;
 pub mod event;
+pub mod failure;
 pub mod formats;
 pub mod jobs;
 pub mod normalize;

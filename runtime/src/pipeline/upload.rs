@@ -596,14 +596,50 @@ async fn close_executions(
 
 /// Marks the evidence failed with `reason` as its first error (an unknown or unreadable
 /// file, a part that could not be processed). Events already loaded stay. Idempotent: run
-/// again with the same location and reason (a retried `fail` task), the error stays listed
-/// once.
+/// again with the same location and reason, the error stays listed once.
 pub async fn mark_failed(
     pool: &PgPool,
     target: Target,
     location: &str,
     reason: &str,
 ) -> Result<(), PipelineError> {
+    set_failed(pool, target, location, reason, true)
+        .await
+        .map(drop)
+}
+
+/// The state machine's failure path: marks the evidence failed with `reason` unless it is
+/// failed already (the first failure is the root cause: a failing part reports itself
+/// before the map fails), and returns the reason it shows.
+pub async fn mark_failed_first(
+    pool: &PgPool,
+    target: Target,
+    location: &str,
+    reason: &str,
+) -> Result<String, PipelineError> {
+    if set_failed(pool, target, location, reason, false).await? {
+        return Ok(reason.to_owned());
+    }
+    let first: Option<String> = sqlx::query_scalar(
+        "SELECT errors -> 0 ->> 'message' FROM evidence WHERE id = $1 AND case_id = $2",
+    )
+    .bind(target.evidence_id)
+    .bind(target.case_id)
+    .fetch_one(pool)
+    .await
+    .map_err(PipelineError::db("reading the evidence's reason"))?;
+    Ok(first.unwrap_or_default())
+}
+
+/// Sets the evidence `failed` with `reason` first in its errors; with `again` false only
+/// when it is not failed yet. Whether a row changed; an unknown evidence is an error.
+async fn set_failed(
+    pool: &PgPool,
+    target: Target,
+    location: &str,
+    reason: &str,
+    again: bool,
+) -> Result<bool, PipelineError> {
     let mut tx = pool
         .begin()
         .await
@@ -617,28 +653,40 @@ pub async fn mark_failed(
                      SELECT x, i FROM jsonb_array_elements(errors) WITH ORDINALITY AS t(x, i)
                      WHERE x <> f.error ORDER BY i LIMIT $5 - 1) e)
          FROM (SELECT jsonb_build_object('record', $3::text, 'message', $4::text) AS error) f
-         WHERE id = $1 AND case_id = $2",
+         WHERE id = $1 AND case_id = $2 AND ($6 OR state <> 'failed')",
     )
     .bind(target.evidence_id)
     .bind(target.case_id)
     .bind(location.as_ref())
     .bind(reason.as_ref())
     .bind(EVIDENCE_MAX_ERRORS)
+    .bind(again)
     .execute(&mut *tx)
     .await
     .map_err(PipelineError::db("marking the evidence failed"))?;
-    if done.rows_affected() == 0 {
-        return Err(PipelineError::EvidenceNotFound {
+    if done.rows_affected() > 0 {
+        close_executions(&mut tx, target.evidence_id, Some(&reason)).await?;
+        audit_outcome(&mut tx, target, "evidence_failed", Some(&reason)).await?;
+        tx.commit()
+            .await
+            .map_err(PipelineError::db("committing the failure"))?;
+        return Ok(true);
+    }
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM evidence WHERE id = $1 AND case_id = $2)")
+            .bind(target.evidence_id)
+            .bind(target.case_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(PipelineError::db("finding the evidence"))?;
+    if exists {
+        Ok(false)
+    } else {
+        Err(PipelineError::EvidenceNotFound {
             evidence_id: target.evidence_id,
             case_id: target.case_id,
-        });
+        })
     }
-    close_executions(&mut tx, target.evidence_id, Some(&reason)).await?;
-    audit_outcome(&mut tx, target, "evidence_failed", Some(&reason)).await?;
-    tx.commit()
-        .await
-        .map_err(PipelineError::db("committing the failure"))?;
-    Ok(())
 }
 
 fn to_i64(n: u64) -> i64 {

@@ -145,7 +145,7 @@ impl LocalWorker {
         }
         if index.parts.is_empty() {
             return Err(PipelineError::Artifact {
-                key: jobs::parts_index_key(target),
+                key: jobs::parts_manifest_key(target),
                 reason: "the evidence has no parts to process".into(),
             });
         }

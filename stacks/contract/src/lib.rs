@@ -203,12 +203,16 @@ pub mod binaries {
 pub mod pipeline {
     /// Prefix of one evidence's objects; followed by the evidence id and `/`.
     pub const EVIDENCE_PREFIX: &str = "evidence/";
-    /// The parts manifest `split` writes and the state machine's map reads.
+    /// The parts manifest `split` writes last: a JSON array of the parts' artifact keys,
+    /// what the state machine's Distributed Map reads item by item (`ItemReader`).
     pub const PARTS_MANIFEST: &str = "parts.json";
-    /// The failure the state machine caught, written by its failure path for `fail`.
-    pub const FAILURE_MARKER: &str = "failed.json";
+    /// Prefix under which the Distributed Map writes its child executions' results.
+    pub const MAP_RESULTS: &str = "map-results";
     /// A failing step's own message, read by `fail`.
     pub const STEP_ERROR: &str = "step-error.json";
+    /// The `chrono_command` with which the state machine's failure path invokes the API
+    /// function to mark an evidence failed.
+    pub const FAIL_COMMAND: &str = "fail_evidence";
     /// Exit code of a temporary failure (`EX_TEMPFAIL`): retried.
     pub const EXIT_RETRYABLE: u8 = 75;
     /// Exit code of bad input (`EX_DATAERR`): never retried.

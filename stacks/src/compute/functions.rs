@@ -9,7 +9,7 @@ use chrono_contract::env;
 use serde_json::json;
 
 use super::{
-    Ctx, Expr, arn, bedrock_statement, bucket_objects, db_secret_statements, logs_statement,
+    Ctx, Expr, arn, bedrock_statements, bucket_objects, db_secret_statements, logs_statement,
     tables_statement,
 };
 use crate::model::{Handle, ModelError, ParamHandle, Template};
@@ -173,11 +173,8 @@ pub(super) fn migrate_function(t: &mut Template, c: &Ctx) -> Result<Handle<Funct
 pub(super) fn chat_function(t: &mut Template, c: &Ctx) -> Result<Handle<Function>, ModelError> {
     let prefix = &c.prefix;
     let logs = c.log_group(t, "AiChatLogGroup", format!("/aws/lambda/{prefix}-ai-chat"))?;
-    let mut statements = vec![
-        logs_statement(&[&logs]),
-        tables_statement(&c.p),
-        bedrock_statement(c.cfg),
-    ];
+    let mut statements = vec![logs_statement(&[&logs]), tables_statement(&c.p)];
+    statements.extend(bedrock_statements(c.cfg));
     statements.extend(db_secret_statements(&c.p));
     let role = t.add(
         "AiChatRole",

@@ -94,6 +94,8 @@ struct Params {
     repo_arn: ParamHandle,
     vpc: ParamHandle,
     subnets: ParamHandle,
+    /// Filter-ai's subnets when it needs a public address ([`Config::filter_ai_public_ip`]).
+    public_subnets: Option<ParamHandle>,
     lambda_sg: ParamHandle,
     task_sg: ParamHandle,
     lb_sg: ParamHandle,
@@ -113,6 +115,7 @@ struct Params {
 }
 
 fn params(
+    cfg: &Config,
     s: &mut Stack,
     b: &BootstrapOutputs,
     n: &NetworkOutputs,
@@ -147,6 +150,18 @@ fn params(
             &n.private_subnets,
             Parameter::of_type("List<AWS::EC2::Subnet::Id>", "private subnets"),
         )?,
+        public_subnets: if cfg.filter_ai_public_ip() {
+            Some(s.import(
+                "PublicSubnetIds",
+                &n.public_subnets,
+                Parameter::of_type(
+                    "List<AWS::EC2::Subnet::Id>",
+                    "public subnets (filter-ai, no NAT)",
+                ),
+            )?)
+        } else {
+            None
+        },
         lambda_sg: s.import(
             "LambdaSecurityGroupId",
             &n.lambda_sg,
@@ -239,13 +254,6 @@ fn table_arn(p: &ParamHandle) -> Expr {
     arn(&format!(
         "dynamodb:${{AWS::Region}}:${{AWS::AccountId}}:table/${{{}}}",
         p.id()
-    ))
-}
-
-/// ARN of a Bedrock foundation model in the stack's region.
-pub fn model_arn(model_id: &str) -> Expr {
-    arn(&format!(
-        "bedrock:${{AWS::Region}}::foundation-model/{model_id}"
     ))
 }
 
@@ -371,21 +379,34 @@ fn tables_statement(p: &Params) -> Statement {
     )
 }
 
-/// Invoking the configured models, nothing else.
-fn bedrock_statement(cfg: &Config) -> Statement {
-    let mut models = vec![
-        cfg.bedrock.guard_model_id.clone(),
-        cfg.bedrock.main_model_id.clone(),
+/// Invoking the configured models, nothing else: the inference profiles (and the
+/// foundation models they route to, only through them) or the foundation models of the
+/// config ([`crate::bedrock::invoke_grant`]).
+fn bedrock_statements(cfg: &Config) -> Vec<Statement> {
+    const ACTIONS: [&str; 2] = [
+        "bedrock:InvokeModel",
+        "bedrock:InvokeModelWithResponseStream",
     ];
-    models.dedup();
-    Statement::allow(
+    let grant = crate::bedrock::invoke_grant(&[
+        cfg.bedrock.guard_model_id.as_str(),
+        cfg.bedrock.main_model_id.as_str(),
+    ]);
+    let mut out = vec![Statement::allow(
         "InvokeConfiguredModels",
-        &[
-            "bedrock:InvokeModel",
-            "bedrock:InvokeModelWithResponseStream",
-        ],
-        models.iter().map(|m| model_arn(m)).collect(),
-    )
+        &ACTIONS,
+        grant.direct,
+    )];
+    if !grant.through_profiles.is_empty() {
+        out.push(Statement {
+            condition: grant.condition,
+            ..Statement::allow(
+                "InvokeModelsThroughConfiguredProfiles",
+                &ACTIONS,
+                grant.through_profiles,
+            )
+        });
+    }
+    out
 }
 
 /// Build the compute stack of a config (wired to its earlier stacks' outputs).
@@ -410,7 +431,7 @@ pub fn build_wired(
         StackKind::Compute,
         "roles, Lambdas, ECS, state machine, log groups",
     );
-    let p = params(&mut s, bootstrap, network, data)?;
+    let p = params(cfg, &mut s, bootstrap, network, data)?;
     let identity = crate::web::identity(&mut s, cfg, web)?;
     let c = Ctx {
         cfg,
@@ -428,7 +449,7 @@ pub fn build_wired(
     let ecs = tasks::Ecs::build(t, &c)?;
     let pipeline = tasks::pipeline_task(t, &c, &ecs)?;
     let nlb = tasks::filter_ai_service(t, &c, &ecs)?;
-    let sm = state_machine::state_machine(t, &c, &ecs, &pipeline)?;
+    let sm = state_machine::state_machine(t, &c, &ecs, &pipeline, &api_fn)?;
 
     let outputs = ComputeOutputs {
         api_function_arn: s.export("ApiFunctionArn", "chrono-api Lambda", api_fn.arn())?,

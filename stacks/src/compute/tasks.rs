@@ -6,7 +6,7 @@
 use serde_json::json;
 
 use super::{
-    Ctx, Expr, FILTER_AI_BINARY, FILTER_AI_HEALTH_PATH, PIPELINE_BINARY, bedrock_statement,
+    Ctx, Expr, FILTER_AI_BINARY, FILTER_AI_HEALTH_PATH, PIPELINE_BINARY, bedrock_statements,
     bucket_arn, bucket_objects, db_secret_statements, logs_statement, tables_statement,
 };
 use crate::model::{Attributes, Handle, ModelError, Pseudo, Template};
@@ -215,7 +215,6 @@ pub(super) fn filter_ai_service(
     let prefix = &c.prefix;
     let mut statements = vec![
         tables_statement(&c.p),
-        bedrock_statement(c.cfg),
         Statement::allow(
             "PostToWebSocketClients",
             &["execute-api:ManageConnections"],
@@ -224,6 +223,7 @@ pub(super) fn filter_ai_service(
             )],
         ),
     ];
+    statements.extend(bedrock_statements(c.cfg));
     statements.extend(db_secret_statements(&c.p));
     let role = t.add(
         "FilterAiTaskRole",
@@ -293,11 +293,20 @@ pub(super) fn filter_ai_service(
             task_definition: task.r#ref(),
             launch_type: "FARGATE".into(),
             desired_count: c.cfg.sizing.filter_ai_tasks,
-            network_configuration: json!({"AwsvpcConfiguration": {
-                "Subnets": c.p.subnets.r#ref(),
-                "SecurityGroups": [c.p.task_sg.r#ref()],
-                "AssignPublicIp": "DISABLED"
-            }}),
+            // Without NAT, a public address in a public subnet is filter-ai's way to the
+            // API Gateway management API ([`crate::config::Config::filter_ai_public_ip`]).
+            network_configuration: match &c.p.public_subnets {
+                Some(public) => json!({"AwsvpcConfiguration": {
+                    "Subnets": public.r#ref(),
+                    "SecurityGroups": [c.p.task_sg.r#ref()],
+                    "AssignPublicIp": "ENABLED"
+                }}),
+                None => json!({"AwsvpcConfiguration": {
+                    "Subnets": c.p.subnets.r#ref(),
+                    "SecurityGroups": [c.p.task_sg.r#ref()],
+                    "AssignPublicIp": "DISABLED"
+                }}),
+            },
             load_balancers: vec![json!({
                 "ContainerName": "filter-ai",
                 "ContainerPort": FILTER_AI_PORT,

@@ -395,12 +395,15 @@ pub struct BedrockConfig {
     pub main_model_id: String,
 }
 
+// Left out, a model id is the Region's default ([`crate::bedrock::Catalog::default_model_id`]:
+// an Active model through the inference profile of the Region's geography), filled in by
+// [`Config::parse`], which knows the Region.
 fn default_guard_model() -> String {
-    "anthropic.claude-3-haiku-20240307-v1:0".into()
+    String::new()
 }
 
 fn default_main_model() -> String {
-    "anthropic.claude-3-5-sonnet-20240620-v1:0".into()
+    String::new()
 }
 
 impl Default for BedrockConfig {
@@ -428,8 +431,13 @@ pub struct SizingConfig {
     pub pipeline_cpu: u32,
     /// Pipeline task memory in MB.
     pub pipeline_memory_mb: u32,
-    /// Parts parsed in parallel (1-40).
+    /// Parts processed at once: child executions of the pipeline's Distributed Map, each
+    /// running ECS tasks (1-10000, Step Functions' limit; the account's Fargate vCPU quota
+    /// bounds it in practice).
     pub pipeline_max_concurrency: u32,
+    /// Longest one pipeline task (split, parse or upload of one part) may run, in seconds,
+    /// before it is stopped and the evidence fails (60-86400).
+    pub pipeline_step_timeout_s: u32,
     /// filter-ai task CPU units.
     pub filter_ai_cpu: u32,
     /// filter-ai task memory in MB.
@@ -448,6 +456,7 @@ impl Default for SizingConfig {
             pipeline_cpu: 1024,
             pipeline_memory_mb: 4096,
             pipeline_max_concurrency: 8,
+            pipeline_step_timeout_s: 4 * 3600,
             filter_ai_cpu: 512,
             filter_ai_memory_mb: 1024,
             filter_ai_tasks: 2,
@@ -534,7 +543,16 @@ impl Config {
 
     /// Parse and validate YAML text; `file` is used in messages.
     pub fn parse(file: &str, source: &str) -> Result<Self, ConfigError> {
-        let config: Self = serde_yaml::from_str(source).map_err(|e| parse_error(file, &e))?;
+        let mut config: Self = serde_yaml::from_str(source).map_err(|e| parse_error(file, &e))?;
+        let default_model = crate::bedrock::catalog().default_model_id(&config.region);
+        for id in [
+            &mut config.bedrock.guard_model_id,
+            &mut config.bedrock.main_model_id,
+        ] {
+            if id.is_empty() {
+                id.clone_from(&default_model);
+            }
+        }
         config.validate(file, source)?;
         Ok(config)
     }
@@ -546,6 +564,21 @@ impl Config {
             Stage::Staging => 1,
             Stage::Preview | Stage::Local => 0,
         })
+    }
+
+    /// Whether filter-ai's tasks run in the public subnets with a public IPv4 address
+    /// (defect 10 of issue 13): a VPC without NAT reaches most AWS APIs through its
+    /// endpoints, but not the API Gateway management API filter-ai pushes WebSocket
+    /// replies to. WebSocket APIs are public (Regional) only and must be reached over
+    /// the internet; an `execute-api` interface endpoint does not serve their
+    /// `@connections` API, and with private DNS it would send every `execute-api` call
+    /// of the VPC to itself
+    /// (<https://docs.aws.amazon.com/whitepapers/latest/best-practices-api-gateway-private-apis-integration/websocket-api.html>,
+    /// <https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-private-apis.html>).
+    /// A task's public address costs the public IPv4 hourly rate, far below a NAT gateway;
+    /// the task security group still admits only the load balancer.
+    pub fn filter_ai_public_ip(&self) -> bool {
+        self.nat_gateways() == 0 && self.stage != Stage::Local
     }
 
     /// Interface endpoints, with the stage default applied.
@@ -645,7 +678,7 @@ impl Config {
                 return fail(
                     &["bedrock", field],
                     format!(
-                        "must be a Bedrock model id like anthropic.claude-3-haiku-20240307-v1:0, got {id:?}"
+                        "must be a Bedrock model or inference profile id like eu.anthropic.claude-haiku-4-5-20251001-v1:0, got {id:?}"
                     ),
                 );
             }
@@ -927,7 +960,13 @@ impl Config {
                 "pipeline_max_concurrency",
                 s.pipeline_max_concurrency,
                 1,
-                40,
+                10_000,
+            ),
+            (
+                "pipeline_step_timeout_s",
+                s.pipeline_step_timeout_s,
+                60,
+                86_400,
             ),
             ("filter_ai_tasks", s.filter_ai_tasks, 0, 10),
         ] {

@@ -9,6 +9,7 @@
 //! This module knows nothing about ChronoTracer: the stacks are in the stack modules.
 
 pub mod expr;
+pub mod yaml;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -71,6 +72,19 @@ pub enum ModelError {
         bytes: usize,
         /// The limit.
         max: usize,
+    },
+    /// A resource outlives its stack (or its replacement) while the KMS key it is
+    /// encrypted with does not.
+    #[error(
+        "`{resource}` is kept ({policy}) when deleted or replaced, but the KMS key `{key}` it is encrypted with is not: the kept data could never be read again once the key is gone; give `{key}` DeletionPolicy and UpdateReplacePolicy Retain"
+    )]
+    KeyDeletedBeforeData {
+        /// The kept resource.
+        resource: String,
+        /// `Retain` or `Snapshot`.
+        policy: &'static str,
+        /// The key's logical id.
+        key: String,
     },
 }
 
@@ -214,6 +228,17 @@ pub enum Policy {
     Retain,
     /// Snapshot, then delete (databases, volumes).
     Snapshot,
+}
+
+impl Policy {
+    /// The name CloudFormation uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Delete => "Delete",
+            Self::Retain => "Retain",
+            Self::Snapshot => "Snapshot",
+        }
+    }
 }
 
 /// Resource attributes other than its properties.
@@ -391,6 +416,49 @@ impl Template {
         Ok(())
     }
 
+    /// Every KMS key that encrypts something kept beyond the stack (a `Retain`ed bucket
+    /// or table, a database's final `Snapshot`, on deletion or on replacement) is kept
+    /// too: data encrypted under a deleted KMS key cannot be decrypted ever again
+    /// (<https://docs.aws.amazon.com/kms/latest/developerguide/deleting-keys.html>).
+    /// Policies left out count as CloudFormation's defaults, which are `Snapshot` for
+    /// `AWS::RDS::DBCluster` and a stand-alone `AWS::RDS::DBInstance`
+    /// (<https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-attribute-deletionpolicy.html>).
+    /// A key counts as used by a resource that names it with `Ref`, `Fn::GetAtt` or
+    /// `Fn::Sub` in its properties.
+    pub fn check_key_lifetimes(&self) -> Result<(), ModelError> {
+        const KMS_KEY: &str = "AWS::KMS::Key";
+        let kept = |r: &ResourceEntry| {
+            let default = default_policy(r);
+            [
+                r.attributes.deletion_policy,
+                r.attributes.update_replace_policy,
+            ]
+            .into_iter()
+            .map(|p| p.unwrap_or(default))
+            .find(|p| *p != Policy::Delete)
+        };
+        for (id, r) in &self.resources {
+            let Some(policy) = kept(r) else { continue };
+            let mut names = Vec::new();
+            referenced_ids(&r.properties, &mut names);
+            for key in names {
+                let Some(k) = self.resources.get(&key).filter(|k| k.kind == KMS_KEY) else {
+                    continue;
+                };
+                let retained = k.attributes.deletion_policy == Some(Policy::Retain)
+                    && k.attributes.update_replace_policy == Some(Policy::Retain);
+                if !retained {
+                    return Err(ModelError::KeyDeletedBeforeData {
+                        resource: id.clone(),
+                        policy: policy.as_str(),
+                        key,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The template as CloudFormation JSON (ordered keys).
     pub fn to_json(&self) -> Value {
         let mut root = Map::new();
@@ -434,45 +502,52 @@ impl Template {
         Value::Object(root)
     }
 
-    /// The template as YAML, the form committed under `templates/`.
+    /// The template as YAML, the form committed under `templates/`; it means the same
+    /// under YAML 1.1 (CloudFormation's reading) as [`Template::to_json`] ([`yaml`]).
     pub fn to_yaml(&self) -> String {
-        // Serializing a `serde_json::Value` to YAML cannot fail: keys are strings.
-        yaml_11_safe(&serde_yaml::to_string(&self.to_json()).unwrap_or_default())
+        yaml::to_string(&self.to_json())
     }
 }
 
-/// Plain scalars YAML 1.1 reads as booleans, which serde_yaml (YAML 1.2) writes unquoted.
-const YAML_11_BOOLEANS: [&str; 22] = [
-    "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "on", "On", "ON", "off", "Off",
-    "OFF", "True", "TRUE", "False", "FALSE", "Null", "NULL",
-];
-
-/// Quotes the string values that a YAML 1.1 reader would take for booleans. CloudFormation
-/// reads templates as YAML 1.1 (<https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/template-formats.html>),
-/// so `MfaConfiguration: ON` would arrive as `true`. Only whole plain scalars after
-/// `key: ` or `- ` are touched; serde_yaml quotes any value it could misread itself.
-fn yaml_11_safe(yaml: &str) -> String {
-    let mut out = String::with_capacity(yaml.len() + 16);
-    for line in yaml.split_inclusive('\n') {
-        let body = line.trim_end_matches('\n');
-        let (head, value) = match body.rfind(": ") {
-            Some(i) => body.split_at(i + 2),
-            None => match body.trim_start().strip_prefix("- ") {
-                Some(v) => body.split_at(body.len() - v.len()),
-                None => (body, ""),
-            },
-        };
-        if YAML_11_BOOLEANS.contains(&value) {
-            out.push_str(head);
-            out.push('\'');
-            out.push_str(value);
-            out.push('\'');
-            out.push_str(&line[body.len()..]);
-        } else {
-            out.push_str(line);
-        }
+/// CloudFormation's policy for a resource without `DeletionPolicy`/`UpdateReplacePolicy`.
+fn default_policy(r: &ResourceEntry) -> Policy {
+    let stand_alone_instance =
+        r.kind == "AWS::RDS::DBInstance" && r.properties.get("DBClusterIdentifier").is_none();
+    if r.kind == "AWS::RDS::DBCluster" || stand_alone_instance {
+        Policy::Snapshot
+    } else {
+        Policy::Delete
     }
-    out
+}
+
+/// The logical ids `value` names through `Ref`, `Fn::GetAtt` and `${...}` in `Fn::Sub`.
+fn referenced_ids(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(m) => {
+            if let Some(Value::String(id)) = m.get("Ref") {
+                out.push(id.clone());
+            }
+            match m.get("Fn::GetAtt") {
+                Some(Value::Array(a)) => {
+                    out.extend(a.first().and_then(Value::as_str).map(String::from))
+                }
+                Some(Value::String(s)) => out.extend(s.split('.').next().map(String::from)),
+                _ => {}
+            }
+            let sub = match m.get("Fn::Sub") {
+                Some(Value::String(s)) => Some(s.as_str()),
+                Some(Value::Array(a)) => a.first().and_then(Value::as_str),
+                _ => None,
+            };
+            for part in sub.into_iter().flat_map(|s| s.split("${").skip(1)) {
+                let name = part.split('}').next().unwrap_or_default();
+                out.extend(name.split('.').next().map(String::from));
+            }
+            m.values().for_each(|v| referenced_ids(v, out));
+        }
+        Value::Array(a) => a.iter().for_each(|v| referenced_ids(v, out)),
+        _ => {}
+    }
 }
 
 fn resource_json(r: &ResourceEntry) -> Value {
@@ -624,6 +699,67 @@ mod tests {
         let parsed: serde_yaml::Value = serde_yaml::from_str(&yaml).unwrap();
         assert_eq!(parsed["Resources"]["C"]["Properties"]["Name"], "key: no");
         assert_eq!(parsed["Resources"]["A"]["Properties"]["Name"], "ON");
+    }
+
+    #[derive(Serialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Encrypted {
+        kms_key_id: Expr,
+    }
+    impl Resource for Encrypted {
+        const TYPE: &'static str = "AWS::RDS::DBCluster";
+    }
+    #[derive(Serialize)]
+    struct Key {}
+    impl Resource for Key {
+        const TYPE: &'static str = "AWS::KMS::Key";
+    }
+
+    #[test]
+    fn a_key_must_outlive_what_is_kept_encrypted_with_it() {
+        let with = |key: Attributes, data: Attributes, sub: bool| {
+            let mut t = Template::new("keys");
+            let k = t.add_with("DataKey", Key {}, key).unwrap();
+            let kms_key_id = if sub {
+                Expr::sub("${DataKey.Arn}")
+            } else {
+                k.r#ref()
+            };
+            t.add_with("Db", Encrypted { kms_key_id }, data).unwrap();
+            t.check_key_lifetimes()
+        };
+        let delete = || Attributes::retention(Policy::Delete);
+        let gone = |policy| {
+            Err(ModelError::KeyDeletedBeforeData {
+                resource: "Db".into(),
+                policy,
+                key: "DataKey".into(),
+            })
+        };
+        // the staging shape of defect 9: a final snapshot, the key deleted with the stack
+        let snapshot = Attributes::retention(Policy::Snapshot);
+        assert_eq!(with(delete(), snapshot.clone(), false), gone("Snapshot"));
+        // a database without a policy is snapshotted by CloudFormation's default
+        assert_eq!(
+            with(delete(), Attributes::default(), true),
+            gone("Snapshot")
+        );
+        // replacement counts too
+        let replaced = Attributes {
+            update_replace_policy: Some(Policy::Retain),
+            ..delete()
+        };
+        assert_eq!(with(delete(), replaced, false), gone("Retain"));
+        // a key kept only on deletion may still go on replacement
+        let half = Attributes {
+            deletion_policy: Some(Policy::Retain),
+            update_replace_policy: Some(Policy::Delete),
+            ..Attributes::default()
+        };
+        assert_eq!(with(half, snapshot.clone(), false), gone("Snapshot"));
+        let retain = || Attributes::retention(Policy::Retain);
+        assert_eq!(with(retain(), snapshot, true), Ok(()));
+        assert_eq!(with(delete(), delete(), false), Ok(()));
     }
 
     #[test]
