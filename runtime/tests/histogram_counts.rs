@@ -248,7 +248,7 @@ async fn histograms_from_stored_counts_equal_counting_every_event(
     opts: PgConnectOptions,
 ) {
     let db = common::pool(opts).await;
-    let (app, _rx) = common::app(db.clone());
+    let app = common::app(db.clone());
     let mut rng = Rng(0x15_2026_1202);
     let case = insert_case(&db).await;
     let other = insert_case(&db).await;
