@@ -67,8 +67,9 @@ pub struct PartsIndex {
     /// Archive members not processed, with the reason.
     #[serde(default)]
     pub skipped: Vec<SkippedMember>,
-    /// SHA-256 (lowercase hex) of the evidence file as `split` read it; the `upload` step
-    /// checks it against the database before storing any event.
+    /// SHA-256 (lowercase hex) of the evidence file as `split` read it (kept in
+    /// `manifest.json`); the `upload` step checks it against the database before storing
+    /// any event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
 }
