@@ -18,11 +18,16 @@
 //!   `Resource: *` (the action is proven on the emulator) and their resources are checked
 //!   on the actual ARNs the emulator gave, with the documented-rules evaluator
 //!   (`chrono_tests::iam`);
-//! * not: conditions (an Allow statement whose condition moto cannot evaluate counts as a
-//!   deny), presigned URLs (no `Authorization` header), KMS on behalf of S3/DynamoDB
-//!   (SSE-KMS), Bedrock (no runtime API in moto), the API Gateway management API
-//!   (`execute-api:ManageConnections`), CloudWatch Logs written by Lambda/ECS. Those rest on
-//!   `tests/tests/bedrock_iam.rs`, `state_machine_iam.rs` and the policy rules.
+//! * not: conditions of identity policies (moto passes no request context, so a condition
+//!   is taken as met: an Allow with a condition counts as unconditional), presigned URLs
+//!   (no `Authorization` header to check), KMS on behalf of S3 and DynamoDB (SSE-KMS),
+//!   Bedrock (moto's bedrock-runtime serves `InvokeModel` only, the runtime calls
+//!   `Converse`; the role's statements are conditioned), the API Gateway management API
+//!   (moto authorizes `execute-api:PostToConnection`, AWS `execute-api:ManageConnections`,
+//!   <https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-control-access-iam.html>),
+//!   CloudWatch Logs written by Lambda/ECS, and the state machine's role (moto's Step
+//!   Functions interpreter calls with fixed credentials). Those rest on the evaluator:
+//!   `tests/tests/bedrock_iam.rs`, `state_machine_iam.rs`, the `@connections` check below.
 
 use chrono_runtime::ai::provider::Intent;
 use chrono_runtime::ai::store::{ChatStore, DynamoStore, Session, TableNames, Turn};
@@ -604,6 +609,13 @@ async fn every_runtime_role_suffices_for_its_calls_on_the_emulator_with_iam_enfo
         }
         assert_allows(statements, &requests);
     }
+    // filter-ai pushes replies through the WebSocket API's @connections (evaluator only).
+    let post = Request::new(
+        "execute-api:ManageConnections",
+        w.arn("execute-api", "a1b2c3/prod/POST/@connections/Yx1=="),
+    );
+    assert_allows(&filter_ai, std::slice::from_ref(&post));
+    assert!(!allows(&chat, &post).unwrap(), "ai-chat never pushes");
     // chrono-ws-authorizer makes no AWS API call (it verifies the token against the user
     // pool's public JWKS over HTTPS): its role may only write its logs.
     for s in w.statements("WsAuthorizerRole") {
