@@ -35,28 +35,31 @@ export function filterAsOpenapi(schema) {
 }
 
 /**
- * The document without `operationId`s when they are not unique (utoipa names operations
- * after their handler functions, and several modules have a `list` or `get_one`): the
- * types are generated from paths and components, which do not depend on them. Duplicates
- * are named on stderr so the runtime can fix them.
+ * The document, after checking that every operation has an `operationId` used nowhere
+ * else (OpenAPI requires them unique; the generated `operations` are keyed by them).
+ * Throws naming the offenders; the runtime's test `every_operation_has_a_unique_operation_id`
+ * says the same earlier.
  */
-export function withoutDuplicateOperationIds(doc) {
+export function withUniqueOperationIds(doc) {
   const seen = new Map();
+  const missing = [];
   for (const [path, item] of Object.entries(doc.paths ?? {})) {
     for (const [method, op] of Object.entries(item)) {
-      if (op && typeof op === 'object' && op.operationId) {
-        seen.set(op.operationId, [...(seen.get(op.operationId) ?? []), `${method.toUpperCase()} ${path}`]);
-      }
+      if (!op || typeof op !== 'object') continue;
+      if (!op.operationId) missing.push(`${method.toUpperCase()} ${path}`);
+      else seen.set(op.operationId, [...(seen.get(op.operationId) ?? []), `${method.toUpperCase()} ${path}`]);
     }
   }
   const dups = [...seen].filter(([, uses]) => uses.length > 1);
-  if (dups.length === 0) return doc;
-  console.error(`gen-api: operationIds used more than once (not valid OpenAPI): ${dups.map(([id, uses]) => `${id} (${uses.length}×)`).join(', ')}`);
-  const copy = structuredClone(doc);
-  for (const item of Object.values(copy.paths ?? {})) {
-    for (const op of Object.values(item)) if (op && typeof op === 'object') delete op.operationId;
+  if (dups.length || missing.length) {
+    throw new Error(
+      `gen-api: operationIds must be present and unique: ${[
+        ...dups.map(([id, uses]) => `${id} used by ${uses.join(', ')}`),
+        ...missing.map((m) => `${m} has none`),
+      ].join('; ')}`,
+    );
   }
-  return copy;
+  return doc;
 }
 
 const header = (source) =>
@@ -72,7 +75,7 @@ async function render(doc, source) {
 const outputs = [
   [
     resolve(app, 'src/api/schema.gen.ts'),
-    await render(withoutDuplicateOperationIds(JSON.parse(readFileSync(openapiFile, 'utf8'))), 'the OpenAPI document (`chrono-api openapi`)'),
+    await render(withUniqueOperationIds(JSON.parse(readFileSync(openapiFile, 'utf8'))), 'the OpenAPI document (`chrono-api openapi`)'),
   ],
   [
     resolve(app, 'src/api/filter.gen.ts'),

@@ -2,10 +2,16 @@
 //! credentials chain, `AWS_ENDPOINT_URL` and the per-service endpoint variables) with
 //! adaptive retries, and the service clients the deploy engine uses.
 //!
-//! This module only builds clients; it makes no calls.
+//! Every client carries [`error::NoRetryWhenUnreachable`]: a refused connection or an
+//! unknown host fails at once instead of after half a minute of silent retries. Besides
+//! the clients, [`caller_identity`] asks STS who we are (the account guard).
+
+pub mod error;
 
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
+
+use error::{AwsError, NoRetryWhenUnreachable, Service};
 
 /// Settings given on the command line; everything unset falls back to the SDK's
 /// standard environment variables and files.
@@ -38,6 +44,11 @@ pub struct Clients {
     pub ecs: aws_sdk_ecs::Client,
     /// Step Functions (hot swaps of the pipeline's task definition).
     pub sfn: aws_sdk_sfn::Client,
+    /// STS (who we are: the account guard; assuming the deploy role).
+    pub sts: aws_sdk_sts::Client,
+    /// The endpoint override every service uses (`--endpoint-url`, `AWS_ENDPOINT_URL`),
+    /// if any; per-service variables still win (see [`Clients::endpoint`]).
+    pub endpoint_url: Option<String>,
     /// IAM (the ECS service-linked role a new account lacks).
     pub iam: aws_sdk_iam::Client,
     /// Region the clients talk to.
@@ -71,25 +82,65 @@ impl Clients {
             .or_else(|| sdk.endpoint_url().map(str::to_owned));
         let s3_conf = aws_sdk_s3::config::Builder::from(sdk)
             .force_path_style(s3_endpoint.is_some())
+            .retry_classifier(NoRetryWhenUnreachable)
             .build();
+        if let Ok(mut last) = LAST_ENDPOINT.write() {
+            *last = sdk.endpoint_url().map(str::to_owned);
+        }
+        macro_rules! client {
+            ($krate:ident) => {
+                $krate::Client::from_conf(
+                    $krate::config::Builder::from(sdk)
+                        .retry_classifier(NoRetryWhenUnreachable)
+                        .build(),
+                )
+            };
+        }
         Self {
-            cfn: aws_sdk_cloudformation::Client::new(sdk),
+            cfn: client!(aws_sdk_cloudformation),
             s3: aws_sdk_s3::Client::from_conf(s3_conf),
-            ddb: aws_sdk_dynamodb::Client::new(sdk),
-            lambda: aws_sdk_lambda::Client::new(sdk),
-            cloudfront: aws_sdk_cloudfront::Client::new(sdk),
-            ecr: aws_sdk_ecr::Client::new(sdk),
-            ecs: aws_sdk_ecs::Client::new(sdk),
-            iam: aws_sdk_iam::Client::new(sdk),
-            sfn: aws_sdk_sfn::Client::new(sdk),
+            ddb: client!(aws_sdk_dynamodb),
+            lambda: client!(aws_sdk_lambda),
+            cloudfront: client!(aws_sdk_cloudfront),
+            ecr: client!(aws_sdk_ecr),
+            ecs: client!(aws_sdk_ecs),
+            sfn: client!(aws_sdk_sfn),
+            sts: client!(aws_sdk_sts),
+            iam: client!(aws_sdk_iam),
             region: sdk
                 .region()
                 .map(|r| r.as_ref().to_owned())
                 .unwrap_or_else(|| "us-east-1".to_owned()),
             s3_endpoint,
+            endpoint_url: sdk.endpoint_url().map(str::to_owned),
         }
     }
 
+    /// Where requests to `service` go: its `AWS_ENDPOINT_URL_<SERVICE>` variable, the
+    /// common override, or its public regional endpoint (for error messages).
+    pub fn endpoint(&self, service: Service) -> String {
+        std::env::var(format!("AWS_ENDPOINT_URL_{}", service.env_id()))
+            .ok()
+            .or_else(|| self.endpoint_url.clone())
+            .unwrap_or_else(|| service.default_endpoint(&self.region))
+    }
+}
+
+/// The endpoint override of the clients built last (the SDK's service configs do not
+/// expose it), for error messages of code that only holds one client.
+static LAST_ENDPOINT: std::sync::RwLock<Option<String>> = std::sync::RwLock::new(None);
+
+/// Where requests to `service` in `region` go, as far as error messages go: its
+/// `AWS_ENDPOINT_URL_<SERVICE>` variable, the override of the clients built last, or its
+/// public regional endpoint.
+pub fn endpoint_for(service: Service, region: &str) -> String {
+    std::env::var(format!("AWS_ENDPOINT_URL_{}", service.env_id()))
+        .ok()
+        .or_else(|| LAST_ENDPOINT.read().ok().and_then(|e| e.clone()))
+        .unwrap_or_else(|| service.default_endpoint(region))
+}
+
+impl Clients {
     /// The URL CloudFormation reads an uploaded template from.
     pub fn object_url(&self, bucket: &str, key: &str) -> String {
         match &self.s3_endpoint {
@@ -97,4 +148,35 @@ impl Clients {
             None => format!("https://{bucket}.s3.{}.amazonaws.com/{key}", self.region),
         }
     }
+}
+
+/// Who the clients act as (STS `GetCallerIdentity`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Identity {
+    /// The 12-digit account.
+    pub account: String,
+    /// The caller's ARN (user, role session, ...).
+    pub arn: String,
+}
+
+/// Asks STS who the clients act as. GetCallerIdentity needs no permission:
+/// <https://docs.aws.amazon.com/STS/latest/APIReference/API_GetCallerIdentity.html>.
+pub async fn caller_identity(clients: &Clients) -> Result<Identity, AwsError> {
+    let out = clients
+        .sts
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| {
+            AwsError::from_sdk(
+                Service::Sts,
+                "GetCallerIdentity",
+                &clients.endpoint(Service::Sts),
+                &e,
+            )
+        })?;
+    Ok(Identity {
+        account: out.account().unwrap_or_default().to_owned(),
+        arn: out.arn().unwrap_or_default().to_owned(),
+    })
 }

@@ -69,7 +69,8 @@ pub struct TargetArgs {
     /// AWS profile (default: AWS_PROFILE / the default profile).
     #[arg(long)]
     pub profile: Option<String>,
-    /// AWS region (default: the config's region).
+    /// AWS region; must be the config's region (a different one is refused: the stacks of
+    /// a customer live in one region; change `region` in the config to move them).
     #[arg(long)]
     pub region: Option<String>,
     /// Endpoint override (default: AWS_ENDPOINT_URL), e.g. the local emulator.
@@ -119,6 +120,11 @@ pub struct DeployArgs {
     /// config.json when there is no index.html).
     #[arg(long, default_value = "app/dist", env = "CHRONO_APP_DIR")]
     pub app_dir: std::path::PathBuf,
+    /// Ask before executing a change that broadens access (new IAM statements, trust or
+    /// resource policies, security-group rules): the additions are printed and a `y` is
+    /// read from stdin (EOF or anything else refuses the stack).
+    #[arg(long)]
+    pub require_approval: bool,
     /// Non-prod stages, code changes only: update the Lambda code, task definitions,
     /// services and state machine in place (seconds), recorded until the next full deploy
     /// reconciles CloudFormation; refused, naming the reason, when anything else changed.
@@ -204,26 +210,95 @@ pub fn load_plan_for(
     need: ArtifactNeed,
 ) -> anyhow::Result<(DeployPlan, String, Vec<String>)> {
     let cfg = chrono_stacks::Config::load(&t.config)?;
+    if let Some(r) = &t.region
+        && r != &cfg.region
+    {
+        anyhow::bail!(
+            "--region {r} conflicts with region {} of {}: the stacks of {} live in {}; drop --region, or change `region` in the config to move them",
+            cfg.region,
+            t.config.display(),
+            chrono_stacks::synth::dir_name(&cfg),
+            cfg.region
+        );
+    }
     let artifacts = artifacts_for(&cfg, t, need)?;
+    let synthesized = || -> anyhow::Result<(DeployPlan, Vec<String>)> {
+        let files = chrono_stacks::synth::synthesize(&cfg)?;
+        let dir = chrono_stacks::synth::dir_name(&cfg);
+        Ok(DeployPlan::from_synth_files(&dir, &artifacts, |name| {
+            let path = format!("{dir}/{name}");
+            files
+                .iter()
+                .find(|f| f.path == path)
+                .map(|f| f.contents.clone())
+                .ok_or_else(|| crate::deploy::plan::PlanError::Read {
+                    path,
+                    reason: "not synthesized".into(),
+                })
+        })?)
+    };
     let (plan, placeholders) = match &t.templates {
-        Some(dir) => DeployPlan::from_synth(dir, &artifacts)?,
-        None => {
-            let files = chrono_stacks::synth::synthesize(&cfg)?;
-            let dir = chrono_stacks::synth::dir_name(&cfg);
-            DeployPlan::from_synth_files(&dir, &artifacts, |name| {
-                let path = format!("{dir}/{name}");
-                files
-                    .iter()
-                    .find(|f| f.path == path)
-                    .map(|f| f.contents.clone())
-                    .ok_or_else(|| crate::deploy::plan::PlanError::Read {
-                        path,
-                        reason: "not synthesized".into(),
-                    })
-            })?
+        Some(dir) => {
+            let (plan, placeholders) = DeployPlan::from_synth(dir, &artifacts)?;
+            let (own, _) = synthesized()?;
+            templates_belong(&plan, &own, dir, &t.config)?;
+            (plan, placeholders)
         }
+        None => synthesized()?,
     };
     Ok((plan, cfg.region.clone(), placeholders))
+}
+
+/// A `--templates` directory must be the config's: same customer, stage, account and
+/// region in its manifest, and the same templates (hashes) the config synthesizes to.
+pub fn templates_belong(
+    given: &DeployPlan,
+    own: &DeployPlan,
+    dir: &std::path::Path,
+    config: &std::path::Path,
+) -> anyhow::Result<()> {
+    let who = |p: &DeployPlan| {
+        format!(
+            "{}-{} (account {}, region {})",
+            p.customer,
+            p.stage,
+            p.account_id.as_deref().unwrap_or("not named"),
+            p.region.as_deref().unwrap_or("not named")
+        )
+    };
+    if who(given) != who(own) {
+        anyhow::bail!(
+            "{} holds the templates of {}, but {} is {}; pass the matching --config, or synthesize this config's templates with `chronoctl synth`",
+            dir.display(),
+            who(given),
+            config.display(),
+            who(own)
+        );
+    }
+    let hashes = |p: &DeployPlan| -> std::collections::BTreeMap<String, String> {
+        p.stacks
+            .iter()
+            .map(|s| (s.name.clone(), s.template_hash.clone()))
+            .collect()
+    };
+    let (g, o) = (hashes(given), hashes(own));
+    if g != o {
+        let differ: Vec<&str> = g
+            .keys()
+            .chain(o.keys())
+            .filter(|k| g.get(*k) != o.get(*k))
+            .map(String::as_str)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        anyhow::bail!(
+            "the templates in {} are not what {} synthesizes (stacks {} differ); rerun `chronoctl synth` (or `make templates`) and deploy again",
+            dir.display(),
+            config.display(),
+            differ.join(", ")
+        );
+    }
+    Ok(())
 }
 
 /// [`load_plan_for`] without shipping anything (placeholders, never a build).
@@ -239,14 +314,22 @@ fn reporter(output: OutputFormat) -> Arc<dyn Reporter> {
     }
 }
 
-async fn engine(t: &TargetArgs, region: &str, opts: DeployOptions, output: OutputFormat) -> Engine {
+async fn engine(
+    t: &TargetArgs,
+    region: &str,
+    opts: DeployOptions,
+    output: OutputFormat,
+    slot: &Slot,
+) -> Engine {
     let clients = Clients::load(&AwsOptions {
         profile: t.profile.clone(),
-        region: Some(t.region.clone().unwrap_or_else(|| region.to_owned())),
+        region: Some(region.to_owned()),
         endpoint_url: t.endpoint_url.clone(),
     })
     .await;
-    Engine::new(clients, opts, reporter(output))
+    let e = Engine::new(clients, opts, reporter(output));
+    let _ = slot.set(e.clone());
+    e
 }
 
 fn options(t: &TargetArgs, m: &MutateArgs) -> DeployOptions {
@@ -313,7 +396,29 @@ fn fail(e: &dyn std::fmt::Display, output: OutputFormat) -> ExitCode {
     ExitCode::from(1)
 }
 
-/// Runs a deploy command; errors are printed here.
+/// The engine of the running command, for the signal handler.
+type Slot = Arc<std::sync::OnceLock<Engine>>;
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn interrupted() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        if let (Ok(mut term), Ok(mut int)) = (term, int) {
+            return tokio::select! {
+                _ = int.recv() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            };
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    "SIGINT"
+}
+
+/// Runs a deploy command; errors are printed here. On SIGINT/SIGTERM the run stops, its
+/// pending change sets are deleted and its lock released before exiting with 130.
 pub fn run(cmd: &DeployCommand, output: OutputFormat) -> ExitCode {
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -323,9 +428,26 @@ pub fn run(cmd: &DeployCommand, output: OutputFormat) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(&format!("cannot start the async runtime: {e}"), output),
     };
-    match rt.block_on(run_async(cmd, output)) {
-        Ok(code) => code,
-        Err(e) => {
+    let slot: Slot = Arc::default();
+    let result = rt.block_on(async {
+        tokio::select! {
+            r = run_async(cmd, output, &slot) => Some(r),
+            sig = interrupted() => {
+                if let Some(e) = slot.get() {
+                    e.abort().await;
+                    e.reporter.finish();
+                }
+                let _ = fail(&format!("interrupted by {sig}: pending change sets deleted, deploy lock released; rerun to continue"), output);
+                None
+            }
+        }
+    });
+    // a prompt may still wait for stdin on a blocking thread: do not wait for it
+    rt.shutdown_background();
+    match result {
+        None => ExitCode::from(130),
+        Some(Ok(code)) => code,
+        Some(Err(e)) => {
             let code = if e.downcast_ref::<DeployError>().is_some() {
                 1
             } else {
@@ -375,7 +497,11 @@ async fn publish_app(
     Ok(())
 }
 
-async fn run_async(cmd: &DeployCommand, output: OutputFormat) -> anyhow::Result<ExitCode> {
+async fn run_async(
+    cmd: &DeployCommand,
+    output: OutputFormat,
+    slot: &Slot,
+) -> anyhow::Result<ExitCode> {
     match cmd {
         DeployCommand::Deploy(a) | DeployCommand::Onboard(a) => {
             let (plan, region, placeholders) = load_plan_for(&a.target, ArtifactNeed::Ship)?;
@@ -384,7 +510,9 @@ async fn run_async(cmd: &DeployCommand, output: OutputFormat) -> anyhow::Result<
             opts.wait = !a.no_wait;
             opts.allow_replace = a.allow_replace.iter().cloned().collect::<BTreeSet<_>>();
             opts.concurrency = a.concurrency.max(1);
-            let e = engine(&a.target, &region, opts, output).await;
+            opts.require_approval = a.require_approval;
+            opts.approver = Some(Arc::new(StdinApprover::default()));
+            let e = engine(&a.target, &region, opts, output, slot).await;
             if a.hotswap {
                 if let DeployCommand::Onboard(_) = cmd {
                     anyhow::bail!(
@@ -497,6 +625,7 @@ async fn run_async(cmd: &DeployCommand, output: OutputFormat) -> anyhow::Result<
                     },
                 ),
                 output,
+                slot,
             )
             .await;
             let d = e.diff(&plan).await?;
@@ -521,6 +650,7 @@ async fn run_async(cmd: &DeployCommand, output: OutputFormat) -> anyhow::Result<
                     },
                 ),
                 output,
+                slot,
             )
             .await;
             let rows = e.status(&plan).await?;
@@ -540,7 +670,14 @@ async fn run_async(cmd: &DeployCommand, output: OutputFormat) -> anyhow::Result<
         }
         DeployCommand::Destroy(a) => {
             let (plan, region, _) = load_plan(&a.target)?;
-            let e = engine(&a.target, &region, options(&a.target, &a.mutate), output).await;
+            let e = engine(
+                &a.target,
+                &region,
+                options(&a.target, &a.mutate),
+                output,
+                slot,
+            )
+            .await;
             let rows = e
                 .destroy(
                     &plan,
@@ -561,7 +698,14 @@ async fn run_async(cmd: &DeployCommand, output: OutputFormat) -> anyhow::Result<
         }
         DeployCommand::Recover(a) => {
             let (plan, region, _) = load_plan(&a.target)?;
-            let e = engine(&a.target, &region, options(&a.target, &a.mutate), output).await;
+            let e = engine(
+                &a.target,
+                &region,
+                options(&a.target, &a.mutate),
+                output,
+                slot,
+            )
+            .await;
             let failed = e.recover(&plan, &a.stack, &a.skip).await?;
             if output == OutputFormat::Json {
                 print_json(
@@ -575,6 +719,40 @@ async fn run_async(cmd: &DeployCommand, output: OutputFormat) -> anyhow::Result<
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// Asks on stderr and reads the answer from stdin, one stack at a time.
+#[derive(Debug, Default)]
+struct StdinApprover(tokio::sync::Mutex<()>);
+
+impl crate::deploy::engine::Approver for StdinApprover {
+    fn approve<'a>(
+        &'a self,
+        stack: &'a str,
+        broadening: &'a [crate::deploy::guard::Broadening],
+    ) -> BoxFuture<'a, bool> {
+        Box::pin(async move {
+            let _one = self.0.lock().await;
+            let mut text = format!("{stack} broadens access:\n");
+            for b in broadening {
+                text.push_str(&format!(
+                    "  + {} ({}): {}\n",
+                    b.logical_id, b.resource_type, b.what
+                ));
+            }
+            text.push_str(&format!("approve the change set of {stack}? [y/N] "));
+            eprint!("{text}");
+            tokio::task::spawn_blocking(|| {
+                let mut line = String::new();
+                match std::io::stdin().read_line(&mut line) {
+                    Ok(n) if n > 0 => matches!(line.trim(), "y" | "Y" | "yes"),
+                    _ => false,
+                }
+            })
+            .await
+            .unwrap_or(false)
+        })
     }
 }
 

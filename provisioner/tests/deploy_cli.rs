@@ -1,5 +1,6 @@
 //! The `chronoctl` deploy commands as a user runs them, against the local AWS emulator:
-//! exit codes, `--dry-run`, `--output json`, refusals.
+//! exit codes, `--dry-run`, `--output json`, refusals (a `--region` other than the
+//! config's, a `--templates` directory of another customer or stage).
 
 use std::process::{Command, Output};
 
@@ -10,7 +11,7 @@ fn chronoctl(moto: &Moto, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_chronoctl"))
         .current_dir(&root)
         .args(args)
-        .args(["--endpoint-url", &moto.endpoint(), "--region", "eu-west-1"])
+        .args(["--endpoint-url", &moto.endpoint()])
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("CHRONO_POLL_MS", "5")
@@ -94,4 +95,57 @@ fn status_dry_run_and_refusals_from_the_command_line() {
         "{}",
         text(&o)
     );
+
+    // the config's region only: another one is refused before any AWS call
+    let o = chronoctl(
+        &moto,
+        &[
+            "deploy",
+            "--config",
+            cfg,
+            "--region",
+            "eu-west-1",
+            "--dry-run",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("--region eu-west-1 conflicts with region us-east-1"),
+        "{}",
+        text(&o)
+    );
+    let o = chronoctl(&moto, &["status", "--config", cfg, "--region", "us-east-1"]);
+    assert!(o.status.success(), "{}", text(&o));
+
+    // templates of another customer and stage are refused
+    let o = chronoctl(
+        &moto,
+        &[
+            "deploy",
+            "--config",
+            cfg,
+            "--templates",
+            "templates/acme-staging",
+            "--dry-run",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("holds the templates of acme-staging (account 444455556666"),
+        "{}",
+        text(&o)
+    );
+    // its own templates are accepted
+    let o = chronoctl(
+        &moto,
+        &[
+            "deploy",
+            "--config",
+            cfg,
+            "--templates",
+            "templates/demo-local",
+            "--dry-run",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
 }

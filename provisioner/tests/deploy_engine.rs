@@ -393,11 +393,16 @@ async fn update_rollback_failed_points_to_recover_with_resources_to_skip() {
         },
     );
     let mut p = plan();
-    p.stacks
-        .iter_mut()
-        .find(|s| s.name == "network")
-        .unwrap()
-        .template_hash = "changed".into();
+    let net = p.stacks.iter_mut().find(|s| s.name == "network").unwrap();
+    *net = PlannedStack::new(
+        "network",
+        json!({
+            "Resources": {"Vpc": {"Type": "AWS::EC2::VPC", "Properties": {"CidrBlock": "10.0.0.0/16", "EnableDnsSupport": true}}},
+            "Outputs": {"VpcId": {"Value": {"Ref": "Vpc"}}}
+        })
+        .to_string(),
+    )
+    .depends_on("bootstrap");
     let r = e.deploy(&p).await.unwrap();
     let StackOutcome::Failed(msg) = outcome(&r, "network") else {
         panic!("{r:?}")
@@ -540,9 +545,254 @@ async fn a_held_lock_refuses_fast_and_names_the_holder() {
             ..opts()
         },
     );
+    // the holder recorded no heartbeat (it stopped renewing): --break-lock takes it
     let r = breaker.deploy(&p).await.unwrap();
-    assert_eq!(r.broke_lock_of.as_deref(), Some("alice@laptop (pid 42)"));
+    let broke = r.broke_lock_of.clone().unwrap_or_default();
+    assert!(
+        broke.starts_with("alice@laptop (pid 42) (not renewed for"),
+        "{broke}"
+    );
     assert_eq!(outcome(&r, "compute"), &StackOutcome::Updated);
+}
+
+fn held_lock(fake: &FakeAws, host: &str, pid: u32, heartbeat_ms_ago: i64) {
+    let now = chrono::Utc::now();
+    let far = (now + chrono::Duration::minutes(10)).timestamp_millis();
+    let item = [
+        ("lock_id", AttributeValue::S("deploy#acme#prod".into())),
+        (
+            "owner",
+            AttributeValue::S(format!("bob on {host} (pid {pid})")),
+        ),
+        ("host", AttributeValue::S(host.into())),
+        ("pid", AttributeValue::N(pid.to_string())),
+        ("run_id", AttributeValue::S("other".into())),
+        ("acquired_at", AttributeValue::S(now.to_rfc3339())),
+        (
+            "heartbeat_at_ms",
+            AttributeValue::N((now.timestamp_millis() - heartbeat_ms_ago).to_string()),
+        ),
+        ("expires_at_ms", AttributeValue::N(far.to_string())),
+    ];
+    fake.w().items.insert(
+        "deploy#acme#prod".into(),
+        item.iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect(),
+    );
+}
+
+#[tokio::test]
+async fn break_lock_is_refused_on_a_live_holder() {
+    let fake = FakeAws::new();
+    let (e, _) = engine(&fake, opts());
+    e.deploy(&plan()).await.unwrap();
+    // renewed a second ago, on another host
+    held_lock(&fake, "another-host", 42, 1_000);
+    let (breaker, _) = engine(
+        &fake,
+        DeployOptions {
+            break_lock: true,
+            ..opts()
+        },
+    );
+    let created = fake.calls("CreateChangeSet");
+    let mut p = plan();
+    p.assets[0] = Asset::zip("api", b"v4".to_vec());
+    let err = breaker.deploy(&p).await.unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("refusing --break-lock") && msg.contains("bob on another-host (pid 42)"),
+        "{msg}"
+    );
+    assert_eq!(fake.calls("CreateChangeSet"), created);
+    assert_eq!(
+        fake.w().items["deploy#acme#prod"]["run_id"],
+        AttributeValue::S("other".into()),
+        "the live holder keeps its lock"
+    );
+}
+
+#[tokio::test]
+async fn a_dead_holder_on_this_host_is_taken_over_at_once() {
+    let fake = FakeAws::new();
+    let (e, _) = engine(&fake, opts());
+    e.deploy(&plan()).await.unwrap();
+    // a process of this host that has exited (its pid is free), renewed a second ago
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    held_lock(
+        &fake,
+        &chrono_provisioner::deploy::lock::host_name(),
+        pid,
+        1_000,
+    );
+    let mut p = plan();
+    p.assets[0] = Asset::zip("api", b"v5".to_vec());
+    let r = e.deploy(&p).await.unwrap();
+    let broke = r.broke_lock_of.clone().unwrap_or_default();
+    assert!(broke.contains(&format!("pid {pid} is gone")), "{broke}");
+    assert_eq!(outcome(&r, "compute"), &StackOutcome::Updated);
+}
+
+#[tokio::test]
+async fn wrong_account_is_refused_before_any_mutation() {
+    let fake = FakeAws::new();
+    let (e, events) = engine(&fake, opts());
+    let p = plan().in_account("999988887777", "eu-west-1");
+    let err = e.deploy(&p).await.unwrap_err();
+    assert!(matches!(err, DeployError::WrongAccount { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("account 999988887777") && msg.contains("account 111122223333"),
+        "{msg}"
+    );
+    assert_eq!(fake.calls("GetCallerIdentity"), 1);
+    for op in ["CreateChangeSet", "PutItem", "PutObject", "DescribeStacks"] {
+        assert_eq!(fake.calls(op), 0, "{op} called before the account check");
+    }
+    for err in [
+        e.destroy(
+            &p,
+            chrono_provisioner::deploy::destroy::DestroyOptions {
+                yes: true,
+                release_data: true,
+            },
+        )
+        .await
+        .unwrap_err(),
+        e.diff(&p).await.unwrap_err(),
+        e.recover(&p, "network", &[]).await.unwrap_err(),
+    ] {
+        assert!(matches!(err, DeployError::WrongAccount { .. }), "{err}");
+    }
+    assert_eq!(fake.calls("DescribeStacks"), 0);
+
+    // the right account deploys, and the lock names the caller
+    let r = e
+        .deploy(&plan().in_account("111122223333", "eu-west-1"))
+        .await
+        .unwrap();
+    assert!(r.is_success(), "{r:?}");
+    let taken = events.events().into_iter().any(|e| {
+        matches!(e, Event::Info { message } if message.contains("taken by arn:aws:sts::111122223333:assumed-role/ops/ci on test@ci (pid 1)"))
+    });
+    assert!(taken, "the lock holder is the caller's ARN, host and pid");
+}
+
+#[tokio::test]
+async fn a_bucket_rename_with_an_empty_replacement_field_is_refused() {
+    let fake = FakeAws::new();
+    let (e, _) = engine(&fake, opts());
+    e.deploy(&plan()).await.unwrap();
+    // CloudFormation's change set says nothing about replacement
+    fake.w().blank_replacement = true;
+    let executed = fake.calls("ExecuteChangeSet");
+    let r = e.deploy(&plan_with("acme-sources-renamed")).await.unwrap();
+    let StackOutcome::Failed(msg) = outcome(&r, "data") else {
+        panic!("{r:?}")
+    };
+    assert!(
+        msg.contains("replace Sources") && msg.contains("--allow-replace Sources"),
+        "{msg}"
+    );
+    assert_eq!(fake.calls("ExecuteChangeSet"), executed);
+    assert!(
+        fake.w().change_sets.is_empty(),
+        "the refused change set is deleted"
+    );
+    assert_eq!(
+        fake.w().stacks["chrono-acme-prod-data"].template["Resources"]["Sources"]["Properties"]["BucketName"],
+        "acme-sources"
+    );
+}
+
+#[tokio::test]
+async fn a_stack_whose_tag_matches_but_whose_body_differs_is_deployed() {
+    let fake = FakeAws::new();
+    let (e, _) = engine(&fake, opts());
+    e.deploy(&plan()).await.unwrap();
+    // someone changed the stack behind our back; its tags (our template hash) still match
+    {
+        let mut w = fake.w();
+        let net = w.stacks.get_mut("chrono-acme-prod-network").unwrap();
+        net.template["Resources"]["Vpc"]["Properties"]["CidrBlock"] = json!("10.9.0.0/16");
+    }
+    let r = e.deploy(&plan()).await.unwrap();
+    assert_eq!(outcome(&r, "network"), &StackOutcome::Updated);
+    assert_eq!(outcome(&r, "audit"), &StackOutcome::Unchanged);
+    assert_eq!(
+        fake.w().stacks["chrono-acme-prod-network"].template["Resources"]["Vpc"]["Properties"]["CidrBlock"],
+        "10.0.0.0/16"
+    );
+}
+
+/// Lifts termination protection of every stack (as ops would before destroying prod).
+fn lift_protection(fake: &FakeAws) {
+    for s in fake.w().stacks.values_mut() {
+        s.protected = false;
+    }
+}
+
+#[tokio::test]
+async fn prod_stacks_get_termination_protection_and_destroy_says_how_to_lift_it() {
+    use chrono_provisioner::deploy::destroy::DestroyOptions;
+    let fake = FakeAws::new();
+    let (e, _) = engine(&fake, opts());
+    e.deploy(&plan()).await.unwrap();
+    assert!(fake.w().stacks.values().all(|s| s.protected));
+    let err = e
+        .destroy(
+            &plan(),
+            DestroyOptions {
+                yes: true,
+                release_data: true,
+            },
+        )
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("termination protection")
+            && msg.contains("update-termination-protection --no-enable-termination-protection"),
+        "{msg}"
+    );
+    assert_eq!(fake.calls("DeleteStack"), 0);
+    // another stage gets none
+    let fake = FakeAws::new();
+    let (e, _) = engine(&fake, opts());
+    let mut staging = plan();
+    staging.stage = "staging".into();
+    e.deploy(&staging).await.unwrap();
+    assert!(fake.w().stacks.values().all(|s| !s.protected));
+    assert_eq!(fake.calls("UpdateTerminationProtection"), 0);
+}
+
+#[tokio::test]
+async fn destroy_fails_closed_on_an_unreadable_deployed_template() {
+    use chrono_provisioner::deploy::destroy::DestroyOptions;
+    let fake = FakeAws::new();
+    let (e, _) = engine(&fake, opts());
+    e.deploy(&plan()).await.unwrap();
+    lift_protection(&fake);
+    fake.w().template_override = Some("{not: [valid".into());
+    let err = e
+        .destroy(
+            &plan(),
+            DestroyOptions {
+                yes: true,
+                release_data: false,
+            },
+        )
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("cannot read the deployed template") && msg.contains("refusing"),
+        "{msg}"
+    );
+    assert_eq!(fake.calls("DeleteStack"), 0);
 }
 
 #[tokio::test]
@@ -849,6 +1099,7 @@ async fn destroy_needs_yes_protects_prod_data_and_goes_in_reverse_order() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("rerun with --yes"), "{err}");
+    lift_protection(&fake);
     let err = e
         .destroy(
             &plan(),
@@ -935,8 +1186,13 @@ async fn destroy_lists_retained_data_and_releases_it_only_when_asked() {
     }
     *p.stacks.iter_mut().find(|s| s.name == "bootstrap").unwrap() =
         PlannedStack::new("bootstrap", boot.to_string());
+    // the audit trail's log group is kept too
+    let audit = json!({"Resources": {"Trail": {"Type": "AWS::Logs::LogGroup", "DeletionPolicy": "Retain"}}});
+    *p.stacks.iter_mut().find(|s| s.name == "audit").unwrap() =
+        PlannedStack::new("audit", audit.to_string()).depends_on("bootstrap");
     let (e, _) = engine(&fake, opts());
     e.deploy(&p).await.unwrap();
+    lift_protection(&fake);
     let rows = e
         .destroy(
             &p,
@@ -1107,4 +1363,167 @@ async fn migrations_run_through_the_migration_function() {
         err.contains("failed (Unhandled)") && err.contains("connection refused"),
         "{err}"
     );
+}
+
+/// Approves nothing and never answers: a run waiting for a human.
+#[derive(Debug, Default)]
+struct NeverAnswers(tokio::sync::Notify, std::sync::Mutex<Vec<String>>);
+
+impl chrono_provisioner::deploy::engine::Approver for NeverAnswers {
+    fn approve<'a>(
+        &'a self,
+        stack: &'a str,
+        broadening: &'a [chrono_provisioner::deploy::guard::Broadening],
+    ) -> futures::future::BoxFuture<'a, bool> {
+        self.1
+            .lock()
+            .unwrap()
+            .extend(broadening.iter().map(|b| format!("{stack} {}", b.what)));
+        self.0.notify_one();
+        Box::pin(std::future::pending())
+    }
+}
+
+/// Answers yes.
+#[derive(Debug, Default)]
+struct Yes;
+
+impl chrono_provisioner::deploy::engine::Approver for Yes {
+    fn approve<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a [chrono_provisioner::deploy::guard::Broadening],
+    ) -> futures::future::BoxFuture<'a, bool> {
+        Box::pin(async { true })
+    }
+}
+
+/// The plan with a security-group rule opened to the world in the network stack.
+fn plan_with_open_ingress() -> DeployPlan {
+    let mut p = plan();
+    let net = json!({
+        "Resources": {
+            "Vpc": {"Type": "AWS::EC2::VPC", "Properties": {"CidrBlock": "10.0.0.0/16"}},
+            "Web": {"Type": "AWS::EC2::SecurityGroup", "Properties": {"GroupDescription": "web",
+                "SecurityGroupIngress": [{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "CidrIp": "0.0.0.0/0"}]}}
+        },
+        "Outputs": {"VpcId": {"Value": {"Ref": "Vpc"}}}
+    });
+    *p.stacks.iter_mut().find(|s| s.name == "network").unwrap() =
+        PlannedStack::new("network", net.to_string()).depends_on("bootstrap");
+    p
+}
+
+#[tokio::test]
+async fn require_approval_refuses_unapproved_broadening_and_executes_approved() {
+    let fake = FakeAws::new();
+    let (e, _) = engine(&fake, opts());
+    e.deploy(&plan()).await.unwrap();
+    let (strict, _) = engine(
+        &fake,
+        DeployOptions {
+            require_approval: true,
+            ..opts()
+        },
+    );
+    let r = strict.deploy(&plan_with_open_ingress()).await.unwrap();
+    let StackOutcome::Failed(msg) = outcome(&r, "network") else {
+        panic!("{r:?}")
+    };
+    assert!(
+        msg.contains("not approved")
+            && msg.contains("ingress rule added")
+            && msg.contains("0.0.0.0/0"),
+        "{msg}"
+    );
+    assert!(
+        fake.w().change_sets.is_empty(),
+        "the unapproved change set is deleted"
+    );
+    // a change that grants nothing new needs no approval
+    assert!(strict.deploy(&plan()).await.unwrap().is_success());
+    let (approved, _) = engine(
+        &fake,
+        DeployOptions {
+            require_approval: true,
+            approver: Some(Arc::new(Yes)),
+            ..opts()
+        },
+    );
+    let r = approved.deploy(&plan_with_open_ingress()).await.unwrap();
+    assert_eq!(outcome(&r, "network"), &StackOutcome::Updated);
+}
+
+#[tokio::test]
+async fn an_interrupted_run_deletes_its_pending_change_set_and_releases_the_lock() {
+    let fake = FakeAws::new();
+    let (e, _) = engine(&fake, opts());
+    e.deploy(&plan()).await.unwrap();
+    let asks = Arc::new(NeverAnswers::default());
+    let (waiting, _) = engine(
+        &fake,
+        DeployOptions {
+            require_approval: true,
+            approver: Some(asks.clone()),
+            ..opts()
+        },
+    );
+    let p = plan_with_open_ingress();
+    tokio::select! {
+        r = waiting.deploy(&p) => panic!("the run waits for approval: {r:?}"),
+        () = asks.0.notified() => {}
+    }
+    // mid-run: the lock is held and the change set waits
+    assert!(fake.w().items.contains_key("deploy#acme#prod"));
+    assert_eq!(fake.w().change_sets.len(), 1);
+    // what the signal handler does
+    waiting.abort().await;
+    assert!(
+        !fake.w().items.contains_key("deploy#acme#prod"),
+        "lock released"
+    );
+    assert!(fake.w().change_sets.is_empty(), "change set deleted");
+    assert_eq!(
+        fake.calls("ExecuteChangeSet"),
+        5,
+        "only the first run executed"
+    );
+    // the next run goes ahead at once
+    let (next, _) = engine(&fake, opts());
+    assert!(next.deploy(&plan()).await.unwrap().is_success());
+}
+
+#[tokio::test]
+async fn a_change_set_left_by_a_killed_run_is_deleted_by_the_next_run() {
+    let fake = FakeAws::new();
+    let (e, _) = engine(&fake, opts());
+    e.deploy(&plan()).await.unwrap();
+    let asks = Arc::new(NeverAnswers::default());
+    let (waiting, _) = engine(
+        &fake,
+        DeployOptions {
+            require_approval: true,
+            approver: Some(asks.clone()),
+            // a short lease: the killed run's lock runs out
+            lock_lease: Duration::from_millis(300),
+            ..opts()
+        },
+    );
+    let p = plan_with_open_ingress();
+    tokio::select! {
+        r = waiting.deploy(&p) => panic!("the run waits for approval: {r:?}"),
+        () = asks.0.notified() => {}
+    }
+    // killed (kill -9): nothing undone
+    drop(waiting);
+    assert_eq!(fake.w().change_sets.len(), 1);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (next, events) = engine(&fake, opts());
+    let r = next.deploy(&plan()).await.unwrap();
+    assert!(r.is_success(), "{r:?}");
+    assert!(fake.w().change_sets.is_empty(), "the orphan is gone");
+    let said = events.events().into_iter().any(
+        |e| matches!(e, Event::Info { message } if message.contains("left by an interrupted run")),
+    );
+    assert!(said);
 }

@@ -13,6 +13,10 @@
 //!
 //! S3 transfer is left out of both (it is the same bytes for any loader). A database
 //! named `chrono_bench_upload` is created on the server of `DATABASE_URL` and dropped.
+//!
+//! Both loads fire the triggers that keep the per-minute/per-hour event counts of the
+//! histogram (migration `20261202000200_event_counts.sql`); `PIPELINE_BENCH_WITHOUT_COUNTS=1`
+//! disables them in the bench database, to measure what they cost.
 
 use std::io::{Cursor, Write};
 use std::time::{Duration, Instant};
@@ -119,6 +123,20 @@ async fn database(url: &str) -> (PgPool, String) {
 
 async fn bench(url: &str, lines: usize) {
     let (pool, name) = database(url).await;
+    let without_counts = std::env::var("PIPELINE_BENCH_WITHOUT_COUNTS").is_ok_and(|v| v == "1");
+    if without_counts {
+        for trigger in [
+            "events_counts_insert",
+            "events_counts_delete",
+            "events_counts_update",
+            "events_counts_truncate",
+        ] {
+            sqlx::query(&format!("ALTER TABLE events DISABLE TRIGGER {trigger}"))
+                .execute(&pool)
+                .await
+                .expect("disable the event counts triggers");
+        }
+    }
     let case_id = Uuid::now_v7();
     sqlx::query("INSERT INTO cases (id, name, created_by) VALUES ($1, 'bench', 'bench')")
         .bind(case_id)
@@ -149,9 +167,14 @@ async fn bench(url: &str, lines: usize) {
     let manifest = split(Cursor::new(&data), &opts).expect("split");
     let parts: Vec<String> = manifest.parts.iter().map(|p| p.id.clone()).collect();
     println!(
-        "pipeline_upload: {lines} syslog lines ({:.1} MiB), {} part(s); events table with all indexes",
+        "pipeline_upload: {lines} syslog lines ({:.1} MiB), {} part(s); events table with all indexes, {}",
         data.len() as f64 / (1024.0 * 1024.0),
-        parts.len()
+        parts.len(),
+        if without_counts {
+            "event counts triggers DISABLED"
+        } else {
+            "event counts triggers on"
+        }
     );
     let mut pipeline_times = Vec::new();
     let mut copy_times = Vec::new();
@@ -213,11 +236,11 @@ async fn bench(url: &str, lines: usize) {
 }
 
 async fn truncate(pool: &PgPool) {
-    sqlx::query("TRUNCATE events, event_labels, evidence_parts")
+    sqlx::query("TRUNCATE events, event_labels, event_comments, evidence_parts")
         .execute(pool)
         .await
         .expect("truncate");
-    sqlx::query("VACUUM ANALYZE events")
+    sqlx::query("VACUUM ANALYZE events, event_counts_minute, event_counts_hour")
         .execute(pool)
         .await
         .expect("vacuum");

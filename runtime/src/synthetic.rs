@@ -124,7 +124,9 @@ pub async fn load(
 /// Refreshes the planner's statistics (and the visibility map, for index-only scans)
 /// after a load; needs the tables' owner.
 pub async fn analyze(db: &PgPool) -> Result<(), sqlx::Error> {
-    sqlx::query("VACUUM (ANALYZE) events").execute(db).await?;
+    sqlx::query("VACUUM (ANALYZE) events, event_counts_minute, event_counts_hour")
+        .execute(db)
+        .await?;
     sqlx::query("ANALYZE devices, identities, evidence")
         .execute(db)
         .await?;

@@ -23,6 +23,7 @@ pub mod data;
 pub mod model;
 pub mod network;
 pub mod pipeline;
+pub mod replacement;
 pub mod resources;
 mod shared;
 pub mod stack;

@@ -426,7 +426,15 @@ async fn a_killed_deploy_converges_on_rerun_with_nothing_lost() {
     let c = clients(&moto).await;
     let p = plan(PROBE, b"code");
     let kill = Arc::new(KillSwitch::default());
-    let first = Engine::new(c.clone(), opts("killed@ci"), kill.clone());
+    // a 6 s lease: renewed every 2 s, so 4 s without a renewal mark the run dead
+    let first = Engine::new(
+        c.clone(),
+        DeployOptions {
+            lock_lease: Duration::from_secs(6),
+            ..opts("killed@ci")
+        },
+        kill.clone(),
+    );
     tokio::select! {
         r = first.deploy(&p) => panic!("the run should have been killed: {r:?}"),
         () = kill.0.notified() => {}
@@ -449,9 +457,38 @@ async fn a_killed_deploy_converges_on_rerun_with_nothing_lost() {
     );
 
     // the dead run's lock is still there: a plain rerun is refused, --break-lock converges
+    // once the lock went unrenewed for two heartbeats (the killed run lives on in this
+    // process, so its pid says nothing)
     let rerun = Engine::new(c.clone(), opts("rerun@ci"), Arc::new(Collect::default()));
     let err = rerun.deploy(&p).await.unwrap_err();
     assert!(err.to_string().contains("killed@ci"), "{err}");
+    // wait until the lock is stale (4 s after its last renewal) but not yet expired (6 s)
+    let item = c
+        .ddb
+        .get_item()
+        .table_name(&boot.lock_table)
+        .key(
+            "lock_id",
+            aws_sdk_dynamodb::types::AttributeValue::S(p.lock_key()),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap();
+    let heartbeat: i64 = item.item().unwrap()["heartbeat_at_ms"]
+        .as_n()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let now_ms = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap();
+    let wait = heartbeat + 4_800 - now_ms;
+    tokio::time::sleep(Duration::from_millis(u64::try_from(wait).unwrap_or(0))).await;
     let rerun = Engine::new(
         c.clone(),
         DeployOptions {
@@ -462,7 +499,11 @@ async fn a_killed_deploy_converges_on_rerun_with_nothing_lost() {
     );
     let r = rerun.deploy(&p).await.unwrap();
     assert!(r.is_success(), "{r:#?}");
-    assert_eq!(r.broke_lock_of.as_deref(), Some("killed@ci"));
+    let broke = r.broke_lock_of.clone().unwrap_or_default();
+    assert!(
+        broke.contains("on killed@ci") && broke.contains("not renewed for"),
+        "{broke}"
+    );
     assert_eq!(r.assets_uploaded, 0, "the asset survived the kill");
     assert_eq!(
         r.stack("bootstrap").unwrap().outcome,
@@ -481,4 +522,33 @@ async fn a_killed_deploy_converges_on_rerun_with_nothing_lost() {
     // and a third run has nothing to do
     let r = rerun.deploy(&p).await.unwrap();
     assert_eq!(r.change_sets_executed, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_account_guard_asks_moto_sts_and_refuses_another_account() {
+    let moto = moto();
+    let c = clients(&moto).await;
+    let e = Engine::new(c.clone(), opts("guard@ci"), Arc::new(Collect::default()));
+    // demo-local names moto's account (123456789012): STS agrees
+    let p = plan(PROBE, b"zip");
+    assert_eq!(p.account_id.as_deref(), Some("123456789012"));
+    let id = e
+        .verify_account(&p)
+        .await
+        .unwrap()
+        .expect("a plan with an account");
+    assert_eq!(id.account, "123456789012");
+    assert!(id.arn.starts_with("arn:aws:"), "{}", id.arn);
+    // a config naming another account: refused before anything is created
+    let mut other = plan(PROBE, b"zip");
+    other.account_id = Some("111122223333".into());
+    let err = e.deploy(&other).await.unwrap_err();
+    assert!(matches!(err, DeployError::WrongAccount { .. }), "{err}");
+    assert!(
+        err.to_string().contains("account 111122223333")
+            && err.to_string().contains("account 123456789012"),
+        "{err}"
+    );
+    let stacks = c.cfn.describe_stacks().send().await.unwrap();
+    assert!(stacks.stacks().is_empty(), "nothing created: {stacks:?}");
 }

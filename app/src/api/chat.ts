@@ -3,30 +3,15 @@
 // One question at a time per socket: the server answers each message with one reply, in
 // order, so replies are matched to questions first-in first-out.
 
-import { ApiError, type Api, type FilterDocument } from './client';
+import { ApiError, type Api, type FilterDocument, type Schemas } from './client';
 
-export interface ChatRequest {
-  case_id: string;
-  session_id?: string;
-  question: string;
-  tz?: string;
-}
-
-export type ReplyKind = 'filter' | 'clarification' | 'refusal' | 'no_filter';
-
-export interface Resolution {
-  [key: string]: unknown;
-}
-
-export interface ChatReply {
-  session_id: string;
-  kind: ReplyKind;
-  message: string;
-  filter?: FilterDocument;
-  summary?: string;
-  count?: number;
-  resolved?: Resolution[];
-}
+// The request and reply types come from the OpenAPI document (`POST /api/v1/ai/chat`);
+// the reply's filter is typed there as a plain object (its JSON Schema is the filter
+// language's), so it is narrowed to the generated FilterDocument here.
+export type ChatRequest = Schemas['ChatRequest'];
+export type ReplyKind = Schemas['ReplyKind'];
+export type Resolution = Schemas['Resolution'];
+export type ChatReply = Omit<Schemas['ChatReply'], 'filter'> & { filter?: FilterDocument | null };
 
 export interface ChatOptions {
   api: Api;

@@ -13,6 +13,7 @@ use aws_sdk_cloudformation::types::{
     Capability, ChangeSetStatus, ChangeSetType, Parameter, StackEvent, Tag,
 };
 
+use crate::aws::error::{AwsError, Service};
 use crate::deploy::error::{DeployError, RootCause, sdk_message};
 
 /// Polling and timeouts.
@@ -51,6 +52,8 @@ pub struct StackInfo {
     pub tags: BTreeMap<String, String>,
     /// Last update (or creation) time, RFC 3339.
     pub last_updated: Option<String>,
+    /// Whether termination protection is on.
+    pub termination_protection: bool,
 }
 
 /// How chronoctl treats a stack status.
@@ -99,6 +102,56 @@ where
     }
 }
 
+/// A failed CloudFormation call as a [`DeployError::Call`]: service, operation, endpoint,
+/// HTTP status, error code and what to try.
+pub(crate) fn cfn_err<E>(
+    cfn: &Client,
+    stack: &str,
+    operation: &'static str,
+    e: &aws_sdk_cloudformation::error::SdkError<
+        E,
+        aws_sdk_cloudformation::config::http::HttpResponse,
+    >,
+) -> DeployError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let region = cfn.config().region().map_or("us-east-1", |r| r.as_ref());
+    let endpoint = crate::aws::endpoint_for(Service::CloudFormation, region);
+    AwsError::from_sdk(Service::CloudFormation, operation, &endpoint, e)
+        .on(stack)
+        .into()
+}
+
+/// The template body a stack was deployed from (`GetTemplate`, stage `Original`: as
+/// submitted, before transforms).
+pub async fn get_template(cfn: &Client, stack: &str) -> Result<String, DeployError> {
+    let out = cfn
+        .get_template()
+        .stack_name(stack)
+        .template_stage(aws_sdk_cloudformation::types::TemplateStage::Original)
+        .send()
+        .await
+        .map_err(|e| cfn_err(cfn, stack, "GetTemplate", &e))?;
+    Ok(out.template_body().unwrap_or_default().to_owned())
+}
+
+/// Turns termination protection of a stack on or off:
+/// <https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-cfn-protect-stacks.html>.
+pub async fn set_termination_protection(
+    cfn: &Client,
+    stack: &str,
+    enable: bool,
+) -> Result<(), DeployError> {
+    cfn.update_termination_protection()
+        .stack_name(stack)
+        .enable_termination_protection(enable)
+        .send()
+        .await
+        .map_err(|e| cfn_err(cfn, stack, "UpdateTerminationProtection", &e))?;
+    Ok(())
+}
+
 fn is_missing<E: ProvideErrorMetadata>(e: &E) -> bool {
     e.code() == Some("ValidationError") && e.message().is_some_and(|m| m.contains("does not exist"))
 }
@@ -108,7 +161,7 @@ pub async fn describe(cfn: &Client, stack: &str) -> Result<Option<StackInfo>, De
     let out = match cfn.describe_stacks().stack_name(stack).send().await {
         Ok(o) => o,
         Err(e) if e.as_service_error().is_some_and(is_missing) => return Ok(None),
-        Err(e) => return Err(aws(stack, "DescribeStacks", &e)),
+        Err(e) => return Err(cfn_err(cfn, stack, "DescribeStacks", &e)),
     };
     let Some(s) = out.stacks().first() else {
         return Ok(None);
@@ -152,6 +205,7 @@ pub async fn describe(cfn: &Client, stack: &str) -> Result<Option<StackInfo>, De
             .last_updated_time()
             .or(s.creation_time())
             .and_then(|t| t.fmt(aws_smithy_types_fmt()).ok()),
+        termination_protection: s.enable_termination_protection().unwrap_or(false),
     }))
 }
 
@@ -204,6 +258,21 @@ pub struct ChangeSetRequest<'a> {
     pub parameters: &'a BTreeMap<String, String>,
     /// Stack tags.
     pub tags: &'a BTreeMap<String, String>,
+    /// The change set's name ([`change_set_name`]); known before the call so that an
+    /// interrupted run can delete it.
+    pub name: &'a str,
+}
+
+/// Prefix of the change sets chronoctl creates (the next run deletes orphans of ours).
+pub const CHANGE_SET_PREFIX: &str = "chronoctl-";
+
+/// A fresh change set name.
+pub fn change_set_name() -> String {
+    format!(
+        "{CHANGE_SET_PREFIX}{}-{}",
+        chrono::Utc::now().format("%Y%m%d%H%M%S%3f"),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
 }
 
 /// A change-set reason that means "nothing to do".
@@ -220,11 +289,11 @@ pub async fn create_change_set(
     req: &ChangeSetRequest<'_>,
     timing: &Timing,
 ) -> Result<ChangeSet, DeployError> {
-    let name = format!("chronoctl-{}", chrono::Utc::now().format("%Y%m%d%H%M%S%3f"));
+    let name = req.name;
     let mut call = cfn
         .create_change_set()
         .stack_name(req.stack)
-        .change_set_name(&name)
+        .change_set_name(name)
         .change_set_type(if req.create {
             ChangeSetType::Create
         } else {
@@ -259,9 +328,9 @@ pub async fn create_change_set(
         {
             return Ok(ChangeSet::Empty);
         }
-        Err(e) => return Err(aws(req.stack, "CreateChangeSet", &e)),
+        Err(e) => return Err(cfn_err(cfn, req.stack, "CreateChangeSet", &e)),
     };
-    let id = created.id().unwrap_or(&name).to_owned();
+    let id = created.id().unwrap_or(name).to_owned();
     let start = Instant::now();
     loop {
         let mut changes = Vec::new();
@@ -276,7 +345,7 @@ pub async fn create_change_set(
                 .set_next_token(token.clone())
                 .send()
                 .await
-                .map_err(|e| aws(req.stack, "DescribeChangeSet", &e))?;
+                .map_err(|e| cfn_err(cfn, req.stack, "DescribeChangeSet", &e))?;
             status = out.status().cloned();
             reason = out.status_reason().unwrap_or("").to_owned();
             for c in out.changes() {
@@ -353,8 +422,55 @@ pub async fn delete_change_set(cfn: &Client, stack: &str, id: &str) -> Result<()
         .change_set_name(id)
         .send()
         .await
-        .map_err(|e| aws(stack, "DeleteChangeSet", &e))?;
+        .map_err(|e| cfn_err(cfn, stack, "DeleteChangeSet", &e))?;
     Ok(())
+}
+
+/// Deletes the change sets of chronoctl ([`CHANGE_SET_PREFIX`]) left on a stack by runs
+/// that were killed between creating and executing them (never one being executed).
+/// Returns their names. Call it only under the deploy lock: then no other run of ours
+/// has a change set waiting.
+pub async fn delete_orphan_change_sets(
+    cfn: &Client,
+    stack: &str,
+) -> Result<Vec<String>, DeployError> {
+    use aws_sdk_cloudformation::types::ExecutionStatus;
+    let mut orphans = Vec::new();
+    let mut token = None;
+    loop {
+        let page = cfn
+            .list_change_sets()
+            .stack_name(stack)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| cfn_err(cfn, stack, "ListChangeSets", &e))?;
+        for c in page.summaries() {
+            let ours = c
+                .change_set_name()
+                .is_some_and(|n| n.starts_with(CHANGE_SET_PREFIX));
+            let idle = matches!(
+                c.execution_status(),
+                Some(ExecutionStatus::Available | ExecutionStatus::Unavailable)
+            );
+            if ours
+                && idle
+                && let Some(id) = c.change_set_id().or(c.change_set_name())
+            {
+                orphans.push((id.to_owned(), c.change_set_name().unwrap_or(id).to_owned()));
+            }
+        }
+        token = page.next_token().map(str::to_owned);
+        if token.is_none() {
+            break;
+        }
+    }
+    let mut names = Vec::new();
+    for (id, name) in orphans {
+        delete_change_set(cfn, stack, &id).await?;
+        names.push(name);
+    }
+    Ok(names)
 }
 
 /// Executes a change set.
@@ -364,7 +480,7 @@ pub async fn execute_change_set(cfn: &Client, stack: &str, id: &str) -> Result<(
         .change_set_name(id)
         .send()
         .await
-        .map_err(|e| aws(stack, "ExecuteChangeSet", &e))?;
+        .map_err(|e| cfn_err(cfn, stack, "ExecuteChangeSet", &e))?;
     Ok(())
 }
 
@@ -374,7 +490,7 @@ pub async fn delete_stack(cfn: &Client, stack: &str) -> Result<(), DeployError> 
         .stack_name(stack)
         .send()
         .await
-        .map_err(|e| aws(stack, "DeleteStack", &e))?;
+        .map_err(|e| cfn_err(cfn, stack, "DeleteStack", &e))?;
     Ok(())
 }
 
@@ -415,7 +531,7 @@ pub async fn latest_event(cfn: &Client, stack: &str) -> Result<Option<String>, D
             .and_then(|e| e.event_id())
             .map(str::to_owned)),
         Err(e) if e.as_service_error().is_some_and(is_missing) => Ok(None),
-        Err(e) => Err(aws(stack, "DescribeStackEvents", &e)),
+        Err(e) => Err(cfn_err(cfn, stack, "DescribeStackEvents", &e)),
     }
 }
 
@@ -437,7 +553,7 @@ pub async fn new_events(
         {
             Ok(p) => p,
             Err(e) if e.as_service_error().is_some_and(is_missing) => break,
-            Err(e) => return Err(aws(stack, "DescribeStackEvents", &e)),
+            Err(e) => return Err(cfn_err(cfn, stack, "DescribeStackEvents", &e)),
         };
         for ev in page.stack_events() {
             let f = flatten(ev);
@@ -533,7 +649,7 @@ pub async fn failed_resources(cfn: &Client, stack: &str) -> Result<Vec<String>, 
             .set_next_token(token)
             .send()
             .await
-            .map_err(|e| aws(stack, "ListStackResources", &e))?;
+            .map_err(|e| cfn_err(cfn, stack, "ListStackResources", &e))?;
         for r in page.stack_resource_summaries() {
             if r.resource_status()
                 .is_some_and(|s| s.as_str().ends_with("_FAILED"))
@@ -571,7 +687,7 @@ pub async fn resources(cfn: &Client, stack: &str) -> Result<Vec<StackResource>, 
             .set_next_token(token)
             .send()
             .await
-            .map_err(|e| aws(stack, "ListStackResources", &e))?;
+            .map_err(|e| cfn_err(cfn, stack, "ListStackResources", &e))?;
         for r in page.stack_resource_summaries() {
             out.push(StackResource {
                 logical_id: r.logical_resource_id().unwrap_or("").to_owned(),
@@ -602,6 +718,6 @@ pub async fn continue_update_rollback(
         })
         .send()
         .await
-        .map_err(|e| aws(stack, "ContinueUpdateRollback", &e))?;
+        .map_err(|e| cfn_err(cfn, stack, "ContinueUpdateRollback", &e))?;
     Ok(())
 }

@@ -7,7 +7,7 @@
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 
 use crate::deploy::cfn;
-use crate::deploy::engine::{Engine, is_stateful};
+use crate::deploy::engine::Engine;
 use crate::deploy::error::{DeployError, sdk_message};
 use crate::deploy::plan::{BOOTSTRAP, DeployPlan};
 use crate::deploy::progress::Event;
@@ -47,32 +47,16 @@ pub struct DestroyedStack {
     pub data: Vec<DataResource>,
 }
 
-/// (logical id, type, deletion policy) of the stateful resources of a template.
-pub fn data_resources(body: &str) -> Vec<(String, String, String)> {
-    let Ok(doc) = serde_yaml::from_str::<serde_yaml::Value>(body) else {
-        return Vec::new();
-    };
-    let Some(res) = doc.get("Resources").and_then(|r| r.as_mapping()) else {
-        return Vec::new();
-    };
-    res.iter()
-        .filter_map(|(k, v)| {
-            let ty = v.get("Type").and_then(|t| t.as_str())?;
-            if !is_stateful(ty) {
-                return None;
-            }
-            let default = if ty == "AWS::RDS::DBCluster" {
-                "Snapshot"
-            } else {
-                "Delete"
-            };
-            let policy = v
-                .get("DeletionPolicy")
-                .and_then(|p| p.as_str())
-                .unwrap_or(default);
-            Some((k.as_str()?.to_owned(), ty.to_owned(), policy.to_owned()))
-        })
-        .collect()
+/// (logical id, type, deletion policy) of the stateful resources of a deployed template.
+/// Fails closed: an unreadable template is an error, never "no data".
+pub fn data_resources(
+    stack: &str,
+    body: &str,
+) -> Result<Vec<(String, String, String)>, DeployError> {
+    Ok(crate::deploy::guard::deletion_fates(stack, body)?
+        .into_iter()
+        .map(|f| (f.logical_id, f.resource_type, f.policy))
+        .collect())
 }
 
 impl Engine {
@@ -82,14 +66,17 @@ impl Engine {
         plan: &DeployPlan,
         opts: DestroyOptions,
     ) -> Result<Vec<DestroyedStack>, DeployError> {
+        self.verify_account(plan).await?;
         let mut order: Vec<_> = plan.order()?.into_iter().rev().collect();
         order.sort_by_key(|s| s.name == BOOTSTRAP);
         if !opts.yes && !self.opts.dry_run {
             let names: Vec<String> = order.iter().map(|s| plan.stack_name(&s.name)).collect();
             return Err(DeployError::ConfirmDestroy(names.join(", ")));
         }
-        // Refuse before deleting anything.
+        // Refuse before deleting anything. What a stack holds is read from the deployed
+        // template (GetTemplate), not the local one: that is what CloudFormation deletes.
         let mut live = Vec::new();
+        let mut bodies = std::collections::BTreeMap::new();
         for s in &order {
             let name = plan.stack_name(&s.name);
             let Some(info) = cfn::describe(&self.clients.cfn, &name).await? else {
@@ -102,7 +89,14 @@ impl Engine {
                     timeout_s: self.opts.timing.in_progress_timeout.as_secs(),
                 });
             }
-            let mut deleting: Vec<String> = data_resources(&s.template_body)
+            if info.termination_protection {
+                return Err(DeployError::TerminationProtected {
+                    stack: name,
+                    region: self.clients.region.clone(),
+                });
+            }
+            let body = cfn::get_template(&self.clients.cfn, &name).await?;
+            let mut deleting: Vec<String> = data_resources(&name, &body)?
                 .into_iter()
                 .filter(|(_, _, p)| p == "Delete")
                 .map(|(id, _, _)| id)
@@ -116,6 +110,7 @@ impl Engine {
                 });
             }
             live.push(s.name.clone());
+            bodies.insert(s.name.clone(), body);
         }
         let mut report = Vec::new();
         let boot = self.bootstrap_info(plan).await?;
@@ -139,11 +134,16 @@ impl Engine {
             if s.name == BOOTSTRAP {
                 // The lock lives in the bootstrap stack: release it before deleting it.
                 if let Some(g) = guard.take() {
-                    g.release().await?;
+                    self.release(g).await?;
                 }
             }
             match self
-                .destroy_one(plan, &s.name, &s.template_body, opts)
+                .destroy_one(
+                    plan,
+                    &s.name,
+                    bodies.get(&s.name).map_or("", String::as_str),
+                    opts,
+                )
                 .await
             {
                 Ok(d) => report.push(d),
@@ -154,7 +154,7 @@ impl Engine {
             }
         }
         if let Some(g) = guard {
-            g.release().await?;
+            self.release(g).await?;
         }
         result?;
         Ok(report)
@@ -177,7 +177,7 @@ impl Engine {
                 .unwrap_or_default()
         };
         let release = opts.release_data || plan.is_disposable_stage();
-        let mut data: Vec<DataResource> = data_resources(body)
+        let mut data: Vec<DataResource> = data_resources(&name, body)?
             .into_iter()
             .map(|(id, ty, policy)| DataResource {
                 physical_id: phys(&id),

@@ -45,6 +45,7 @@ impl Engine {
     pub async fn diff(&self, plan: &DeployPlan) -> Result<Vec<StackDiff>, DeployError> {
         let mut out = Vec::new();
         let mut outputs: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+        self.verify_account(plan).await?;
         let boot = self.bootstrap_info(plan).await?;
         for s in plan.order()? {
             let name = plan.stack_name(&s.name);
@@ -143,6 +144,7 @@ impl Engine {
                     template_url,
                     parameters: &params,
                     tags: &tags,
+                    name: &cfn::change_set_name(),
                 },
                 &self.opts.timing,
             )

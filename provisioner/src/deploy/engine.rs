@@ -27,6 +27,8 @@ use crate::deploy::plan::{
 };
 use crate::deploy::progress::{Event, Reporter};
 use crate::deploy::service_roles;
+use crate::deploy::{decide, guard};
+use aws_sdk_cloudformation::types::StackStatus;
 
 /// Output of the bootstrap stack naming the assets bucket.
 pub const OUTPUT_ASSETS_BUCKET: &str = outputs::ASSETS_BUCKET;
@@ -38,18 +40,10 @@ pub const OUTPUT_ECR_REPOSITORY: &str = outputs::RUNTIME_REPOSITORY_URI;
 /// Largest template body CloudFormation accepts inline; larger ones go through S3.
 pub const MAX_INLINE_TEMPLATE: usize = chrono_contract::limits::MAX_INLINE_TEMPLATE_BYTES;
 
-/// Resource types whose replacement or removal loses data.
-pub const STATEFUL_TYPES: &[&str] = &[
-    "AWS::RDS::DBCluster",
-    "AWS::RDS::DBInstance",
-    "AWS::S3::Bucket",
-    "AWS::DynamoDB::Table",
-    "AWS::KMS::Key",
-];
-
-/// Whether a resource type holds data.
+/// Whether a resource type holds data (a type of `stacks/data/replacement.yaml`). Fails
+/// closed: when that data cannot be read, every type counts as holding data.
 pub fn is_stateful(resource_type: &str) -> bool {
-    STATEFUL_TYPES.contains(&resource_type)
+    chrono_stacks::replacement::rules().map_or(true, |r| r.is_stateful(resource_type))
 }
 
 /// Options of `deploy` (and the parts of other commands that share them).
@@ -75,6 +69,22 @@ pub struct DeployOptions {
     pub break_lock: bool,
     /// Registry to push the runtime image to instead of ECR's endpoint (tests).
     pub registry_url: Option<String>,
+    /// `--require-approval`: a change set that broadens access (IAM statements, trust
+    /// policies, resource policies, security-group rules; [`guard::broadening`]) is only
+    /// executed once [`DeployOptions::approver`] says yes (refused without one).
+    pub require_approval: bool,
+    /// Asks a human (the CLI asks on the terminal).
+    pub approver: Option<Arc<dyn Approver>>,
+}
+
+/// Asks whether a change set that broadens access may be executed.
+pub trait Approver: std::fmt::Debug + Send + Sync {
+    /// `true` to execute the change set of `stack`.
+    fn approve<'a>(
+        &'a self,
+        stack: &'a str,
+        broadening: &'a [guard::Broadening],
+    ) -> futures::future::BoxFuture<'a, bool>;
 }
 
 impl Default for DeployOptions {
@@ -90,6 +100,8 @@ impl Default for DeployOptions {
             lock_lease: Duration::from_secs(120),
             break_lock: false,
             registry_url: None,
+            require_approval: false,
+            approver: None,
         }
     }
 }
@@ -207,6 +219,30 @@ struct Ctx {
     assets_bucket: Option<String>,
     executed: AtomicUsize,
     created: AtomicUsize,
+    run: Arc<RunState>,
+}
+
+/// What a run has in flight that an interrupted run must undo: the lock it holds and the
+/// change sets it created but did not execute (yet). [`Engine::abort`] undoes them.
+#[derive(Debug, Default)]
+pub struct RunState {
+    lock: std::sync::Mutex<Option<lock::LockHandle>>,
+    change_sets: std::sync::Mutex<BTreeMap<String, String>>,
+    caller: std::sync::OnceLock<crate::aws::Identity>,
+}
+
+impl RunState {
+    fn pending(&self, stack: &str, change_set: Option<&str>) {
+        let mut m = self.change_sets.lock().unwrap_or_else(|e| e.into_inner());
+        match change_set {
+            Some(cs) => {
+                m.insert(stack.to_owned(), cs.to_owned());
+            }
+            None => {
+                m.remove(stack);
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Ctx {
@@ -224,6 +260,8 @@ pub struct Engine {
     pub opts: DeployOptions,
     /// Where progress goes.
     pub reporter: Arc<dyn Reporter>,
+    /// What the current run holds (lock, pending change sets), for [`Engine::abort`].
+    pub run: Arc<RunState>,
 }
 
 fn ms(since: Instant) -> u64 {
@@ -237,6 +275,82 @@ impl Engine {
             clients,
             opts,
             reporter,
+            run: Arc::new(RunState::default()),
+        }
+    }
+
+    /// The account guard: asks STS who the credentials act as and refuses when the plan
+    /// names another account. Called before any call that changes something. `None` when
+    /// the plan names no account (plans built by hand).
+    pub async fn verify_account(
+        &self,
+        plan: &DeployPlan,
+    ) -> Result<Option<crate::aws::Identity>, DeployError> {
+        let Some(expected) = &plan.account_id else {
+            return Ok(None);
+        };
+        let id = crate::aws::caller_identity(&self.clients).await?;
+        if &id.account != expected {
+            return Err(DeployError::WrongAccount {
+                customer: plan.customer.clone(),
+                stage: plan.stage.clone(),
+                expected: expected.clone(),
+                actual: id.account,
+                arn: id.arn,
+            });
+        }
+        self.info(format!(
+            "account {} ({}), region {}, as {}",
+            id.account,
+            plan.stack_name(""),
+            self.clients.region,
+            id.arn
+        ));
+        let _ = self.run.caller.set(id.clone());
+        Ok(Some(id))
+    }
+
+    /// Who holds the lock: the caller's ARN (when known), host and pid.
+    pub fn lock_owner(&self) -> String {
+        match self.run.caller.get() {
+            Some(id) => format!("{} on {}", id.arn, self.opts.lock_owner),
+            None => self.opts.lock_owner.clone(),
+        }
+    }
+
+    /// Undoes what an interrupted run holds: deletes the change sets it created and did
+    /// not execute, then releases its lock. Errors are reported, not returned: this runs
+    /// on the way out.
+    pub async fn abort(&self) {
+        let pending: Vec<(String, String)> = {
+            let mut m = self
+                .run
+                .change_sets
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            std::mem::take(&mut *m).into_iter().collect()
+        };
+        for (stack, cs) in pending {
+            match cfn::delete_change_set(&self.clients.cfn, &stack, &cs).await {
+                Ok(()) => self.info(format!("interrupted: deleted change set {cs} of {stack}")),
+                Err(e) => self.info(format!(
+                    "interrupted: change set {cs} of {stack} not deleted: {e}"
+                )),
+            }
+        }
+        let held = self
+            .run
+            .lock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(h) = held {
+            match h.release().await {
+                Ok(()) => self.info(format!("interrupted: released the deploy lock {}", h.key)),
+                Err(e) => self.info(format!(
+                    "interrupted: the deploy lock was not released: {e}"
+                )),
+            }
         }
     }
 
@@ -300,12 +414,13 @@ impl Engine {
         plan: &DeployPlan,
         boot: &BootstrapInfo,
     ) -> Result<LockGuard, DeployError> {
+        let owner = self.lock_owner();
         let guard = lock::acquire(
             &self.clients.ddb,
             &LockRequest {
                 table: boot.lock_table.clone(),
                 key: plan.lock_key(),
-                owner: self.opts.lock_owner.clone(),
+                owner: owner.clone(),
                 lease: self.opts.lock_lease,
                 break_lock: self.opts.break_lock,
             },
@@ -314,12 +429,20 @@ impl Engine {
         if let Some(prev) = &guard.broke {
             self.info(format!("broke the deploy lock held by {prev}"));
         }
-        self.info(format!(
-            "deploy lock {} taken by {}",
-            plan.lock_key(),
-            self.opts.lock_owner
-        ));
+        self.info(format!("deploy lock {} taken by {owner}", plan.lock_key()));
+        *self.run.lock.lock().unwrap_or_else(|e| e.into_inner()) = Some(guard.handle());
         Ok(guard)
+    }
+
+    /// Releases a lock taken with [`Engine::lock`].
+    pub async fn release(&self, guard: LockGuard) -> Result<(), DeployError> {
+        self.run
+            .lock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        guard.release().await?;
+        Ok(())
     }
 
     /// Deploys a plan: bootstrap (created without the lock on first use), lock, assets,
@@ -327,6 +450,7 @@ impl Engine {
     pub async fn deploy(&self, plan: &DeployPlan) -> Result<DeployReport, DeployError> {
         let start = Instant::now();
         plan.order()?;
+        self.verify_account(plan).await?;
         let mut report = DeployReport::default();
         let mut boot = self.bootstrap_info(plan).await?;
         let mut done: BTreeMap<String, StackReport> = BTreeMap::new();
@@ -383,7 +507,7 @@ impl Engine {
         report.broke_lock_of = guard.as_ref().and_then(|g| g.broke.clone());
         let result = self.deploy_locked(plan, &boot, done, &mut report).await;
         if let Some(g) = guard {
-            g.release().await?;
+            self.release(g).await?;
         }
         result?;
         report.elapsed_ms = ms(start);
@@ -521,6 +645,7 @@ impl Engine {
             assets_bucket: bucket.clone(),
             executed: AtomicUsize::new(0),
             created: AtomicUsize::new(0),
+            run: self.run.clone(),
         });
         let sem = Arc::new(Semaphore::new(self.opts.concurrency.max(1)));
         let mut results: BTreeMap<String, StackReport> = already;
@@ -747,10 +872,79 @@ pub fn needs_allow(
     } else {
         return None;
     };
-    if allow.contains(&c.logical_id) || allow.contains(&format!("{short}/{}", c.logical_id)) {
+    if guard::allowed(short, &c.logical_id, allow) {
         return None;
     }
     Some(what.to_owned())
+}
+
+/// The stateful resources a change would replace or remove without `--allow-replace`: what
+/// the change set says (`Replacement` True/Conditional, `Remove`) and, whatever it says,
+/// what our own data guard computes from the deployed and the new template
+/// ([`guard::data_changes`]). An unreadable template refuses (fails closed).
+#[allow(clippy::too_many_arguments)]
+pub fn refused_changes(
+    short: &str,
+    stack_name: &str,
+    deployed_body: &str,
+    deployed_params: &BTreeMap<String, String>,
+    new_body: &str,
+    new_params: &BTreeMap<String, String>,
+    changes: &[cfn::ResourceChange],
+    allow: &BTreeSet<String>,
+) -> Result<Vec<(String, String)>, DeployError> {
+    let mut refused: BTreeMap<String, String> = changes
+        .iter()
+        .filter_map(|c| needs_allow(short, c, allow).map(|w| (c.logical_id.clone(), w)))
+        .collect();
+    let old = guard::parse(stack_name, "deployed", deployed_body)?;
+    let new = guard::parse(stack_name, "new", new_body)?;
+    for d in guard::data_changes(&old, deployed_params, &new, new_params)? {
+        if !guard::allowed(short, &d.logical_id, allow) {
+            refused
+                .entry(d.logical_id)
+                .or_insert_with(|| d.what.to_owned());
+        }
+    }
+    Ok(refused.into_iter().collect())
+}
+
+/// `--require-approval`: what the change grants that the deployed stack did not, approved
+/// by the [`Approver`] (or refused when there is none, or it says no).
+async fn approve(
+    ctx: &Ctx,
+    stack_name: &str,
+    deployed: Option<&(String, &StackInfo)>,
+    s: &PlannedStack,
+    params: &BTreeMap<String, String>,
+) -> Result<(), DeployError> {
+    let old = match deployed {
+        Some((body, cur)) => Some((guard::parse(stack_name, "deployed", body)?, *cur)),
+        None => None,
+    };
+    let new = guard::parse(stack_name, "new", &s.template_body)?;
+    let b = guard::broadening(
+        old.as_ref().map(|(t, cur)| (t, &cur.parameters)),
+        &new,
+        params,
+    );
+    if b.is_empty() {
+        return Ok(());
+    }
+    let ok = match &ctx.opts.approver {
+        Some(a) => a.approve(stack_name, &b).await,
+        None => false,
+    };
+    if ok {
+        return Ok(());
+    }
+    Err(DeployError::NotApproved {
+        stack: stack_name.to_owned(),
+        broadening: b
+            .iter()
+            .map(|x| format!("{}: {}", x.logical_id, x.what))
+            .collect(),
+    })
 }
 
 async fn deploy_one(
@@ -898,14 +1092,40 @@ async fn deploy_one(
     };
     let _ = deleted_failed_create;
 
-    if let Some(cur) = &info {
-        let same_params = params.iter().all(|(k, v)| cur.parameters.get(k) == Some(v))
-            && cur.parameters.keys().all(|k| params.contains_key(k));
-        if !create
-            && matches!(cur.status.as_str(), "CREATE_COMPLETE" | "UPDATE_COMPLETE")
-            && cur.tags.get(TEMPLATE_HASH_TAG) == Some(&s.template_hash)
-            && same_params
-        {
+    let mut tags = ctx.tags.clone();
+    tags.extend(s.tags.clone());
+    tags.insert(TEMPLATE_HASH_TAG.to_owned(), s.template_hash.clone());
+    // What is deployed now (body and parameters): decides the skip and feeds our own data
+    // guard. A matching hash tag alone never skips a stack.
+    let deployed = match &info {
+        Some(cur) if !create => Some((cfn::get_template(cfn_client, stack_name).await?, cur)),
+        _ => None,
+    };
+    // Change sets a killed run of ours left behind (we hold the lock: none is live).
+    if deployed.is_some() && !opts.dry_run {
+        for cs in cfn::delete_orphan_change_sets(cfn_client, stack_name).await? {
+            ctx.reporter.on(&Event::Info {
+                message: format!("{short}: deleted change set {cs} left by an interrupted run"),
+            });
+        }
+    }
+    if let Some((body, cur)) = &deployed {
+        let status = StackStatus::from(cur.status.as_str());
+        let same = decide::is_unchanged(
+            &decide::Deployed {
+                status: &status,
+                body: Some(body),
+                parameters: &cur.parameters,
+                tags: &cur.tags,
+            },
+            &decide::Wanted {
+                body: &s.template_body,
+                parameters: params,
+                tags: &tags,
+            },
+            TEMPLATE_HASH_TAG,
+        );
+        if same {
             let outputs =
                 resolve_outputs(cfn_client, stack_name, cur, Some(&s.template_body)).await?;
             return Ok((StackOutcome::Unchanged, outputs));
@@ -928,9 +1148,6 @@ async fn deploy_one(
         ));
     }
 
-    let mut tags = ctx.tags.clone();
-    tags.extend(s.tags.clone());
-    tags.insert(TEMPLATE_HASH_TAG.to_owned(), s.template_hash.clone());
     let template_url = if s.template_body.len() > MAX_INLINE_TEMPLATE {
         let bucket = ctx.assets_bucket.clone().ok_or_else(|| {
             DeployError::NotDeployed(format!(
@@ -953,6 +1170,8 @@ async fn deploy_one(
     };
     state(ctx, short, "creating change set", 0, 0, start);
     ctx.created.fetch_add(1, Ordering::SeqCst);
+    let cs_name = cfn::change_set_name();
+    ctx.run.pending(stack_name, Some(&cs_name));
     let cs = cfn::create_change_set(
         cfn_client,
         &ChangeSetRequest {
@@ -966,12 +1185,14 @@ async fn deploy_one(
             template_url,
             parameters: params,
             tags: &tags,
+            name: &cs_name,
         },
         &opts.timing,
     )
     .await?;
     let (id, changes) = match cs {
         ChangeSet::Empty => {
+            ctx.run.pending(stack_name, None);
             let cur = cfn::describe(cfn_client, stack_name)
                 .await?
                 .unwrap_or_default();
@@ -981,23 +1202,53 @@ async fn deploy_one(
         }
         ChangeSet::Ready { id, changes } => (id, changes),
     };
-    let refused: Vec<(String, String)> = changes
-        .iter()
-        .filter_map(|c| {
-            needs_allow(short, c, &opts.allow_replace).map(|w| (c.logical_id.clone(), w))
-        })
-        .collect();
+    ctx.run.pending(stack_name, Some(&id));
+    let refused = match &deployed {
+        Some((body, cur)) => refused_changes(
+            short,
+            stack_name,
+            body,
+            &cur.parameters,
+            &s.template_body,
+            params,
+            &changes,
+            &opts.allow_replace,
+        ),
+        None => Ok(changes
+            .iter()
+            .filter_map(|c| {
+                needs_allow(short, c, &opts.allow_replace).map(|w| (c.logical_id.clone(), w))
+            })
+            .collect()),
+    };
+    let refused = match refused {
+        Ok(r) => r,
+        Err(e) => {
+            cfn::delete_change_set(cfn_client, stack_name, &id).await?;
+            ctx.run.pending(stack_name, None);
+            return Err(e);
+        }
+    };
     if !refused.is_empty() {
         cfn::delete_change_set(cfn_client, stack_name, &id).await?;
+        ctx.run.pending(stack_name, None);
         return Err(DeployError::ReplacementRefused {
             stack: stack_name.to_owned(),
             resources: refused,
         });
     }
+    if opts.require_approval
+        && let Err(e) = approve(ctx, stack_name, deployed.as_ref(), s, params).await
+    {
+        cfn::delete_change_set(cfn_client, stack_name, &id).await?;
+        ctx.run.pending(stack_name, None);
+        return Err(e);
+    }
     let total = changes.len();
     let mark = cfn::latest_event(cfn_client, stack_name).await?;
     state(ctx, short, "executing change set", 0, total, start);
     cfn::execute_change_set(cfn_client, stack_name, &id).await?;
+    ctx.run.pending(stack_name, None);
     ctx.executed.fetch_add(1, Ordering::SeqCst);
     let mut finished: BTreeSet<String> = BTreeSet::new();
     let (after, events) = cfn::wait_stable(
@@ -1027,6 +1278,10 @@ async fn deploy_one(
     match after.status.as_str() {
         "CREATE_COMPLETE" | "UPDATE_COMPLETE" => {
             state(ctx, short, &after.status, total, total, start);
+            if ctx.customer_stage.1 == "prod" && !after.termination_protection {
+                // https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-cfn-protect-stacks.html
+                cfn::set_termination_protection(cfn_client, stack_name, true).await?;
+            }
             let outputs =
                 resolve_outputs(cfn_client, stack_name, &after, Some(&s.template_body)).await?;
             Ok((

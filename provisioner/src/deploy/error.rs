@@ -29,7 +29,50 @@ pub enum DeployError {
     /// An asset could not be uploaded.
     #[error(transparent)]
     Asset(#[from] crate::deploy::assets::AssetError),
-    /// An AWS call failed.
+    /// An AWS call failed (service, operation, endpoint, status, code and what to try).
+    #[error(transparent)]
+    Call(Box<crate::aws::error::AwsError>),
+    /// The credentials act in another account than the config's.
+    #[error(
+        "refusing to touch {customer}-{stage}: the config names account {expected}, but the credentials act in account {actual} ({arn}); use the profile (or deploy_role_arn) of account {expected}, or fix account_id in the config"
+    )]
+    WrongAccount {
+        /// Customer.
+        customer: String,
+        /// Stage.
+        stage: String,
+        /// The config's account.
+        expected: String,
+        /// The caller's account.
+        actual: String,
+        /// The caller's ARN.
+        arn: String,
+    },
+    /// Our own data guard (or the policy data behind it) refused.
+    #[error(transparent)]
+    Guard(#[from] crate::deploy::guard::GuardError),
+    /// `--require-approval` and the broadening was not approved.
+    #[error(
+        "{stack}: not approved; the change broadens access:\n  {}\n  review it with `chronoctl diff`, then rerun and approve it (or without --require-approval)",
+        .broadening.join("\n  ")
+    )]
+    NotApproved {
+        /// Stack name.
+        stack: String,
+        /// What it adds.
+        broadening: Vec<String>,
+    },
+    /// A stack has termination protection (prod).
+    #[error(
+        "stack {stack} has termination protection (stage prod); if it really must go, lift it first: aws cloudformation update-termination-protection --no-enable-termination-protection --stack-name {stack} --region {region}"
+    )]
+    TerminationProtected {
+        /// Stack name.
+        stack: String,
+        /// Region.
+        region: String,
+    },
+    /// An AWS call failed (calls not yet reported through [`crate::aws::error::AwsError`]).
     #[error("{stack}: {operation} failed: {message}")]
     Aws {
         /// CloudFormation stack (or resource) name.
@@ -182,6 +225,12 @@ pub enum DeployError {
         /// What went wrong.
         message: String,
     },
+}
+
+impl From<crate::aws::error::AwsError> for DeployError {
+    fn from(e: crate::aws::error::AwsError) -> Self {
+        Self::Call(Box::new(e))
+    }
 }
 
 fn stack_failed(stack: &str, status: &str, rc: Option<&RootCause>, reason: Option<&str>) -> String {

@@ -367,6 +367,7 @@ impl Engine {
                 decide(plan, &BTreeMap::new()).err().unwrap_or_default(),
             ));
         }
+        self.verify_account(plan).await?;
         let boot = self.bootstrap_info(plan).await?.ok_or_else(|| {
             refuse(format!(
                 "stack {} is not deployed; run a full `chronoctl deploy` first",
@@ -380,7 +381,7 @@ impl Engine {
         };
         let result = self.hotswap_locked(plan, &boot).await;
         if let Some(g) = guard {
-            g.release().await?;
+            self.release(g).await?;
         }
         let mut report = result?;
         report.elapsed_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);

@@ -2,10 +2,15 @@
 //! taken with a conditional write so two `deploy`/`destroy` runs cannot overlap.
 //!
 //! The item records who holds the lock, since when, and until when (a lease renewed by a
-//! heartbeat while the run lasts). Attributes: `lock_id` (key), `owner`, `run_id`,
-//! `acquired_at`, `expires_at_ms` (the lease, epoch ms), `expires_at_iso`, and
-//! `expires_at` (epoch s, the table's TTL attribute, a day after the lease). An expired lease is taken over silently; a live one is
-//! only broken with `--break-lock`.
+//! heartbeat while the run lasts). Attributes: `lock_id` (key), `owner` (caller ARN, host,
+//! pid), `host`, `pid`, `lease_ms` (renewed every third of it), `run_id`, `acquired_at`, `heartbeat_at_ms` (last renewal, epoch
+//! ms), `expires_at_ms` (the lease, epoch ms), `expires_at_iso`, and `expires_at` (epoch s,
+//! the table's TTL attribute, a day after the lease).
+//!
+//! A lock is taken over at once when its lease expired, or when its holder ran on this
+//! host and its process is gone (a killed run). `--break-lock` takes a lock whose holder
+//! stopped renewing it (two heartbeats missed) and refuses a live one: two runs must never
+//! change the same stacks. Every takeover is conditional on the holder's `run_id`.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -37,6 +42,20 @@ pub enum LockError {
         /// When the lease runs out (RFC 3339).
         expires: String,
     },
+    /// `--break-lock` on a lock whose holder is still renewing it.
+    #[error(
+        "refusing --break-lock: the deploy lock `{key}` is live: {owner} renewed it {age_s}s ago (it renews every {every_s}s); stop that run first (it releases the lock on Ctrl-C), or wait for it"
+    )]
+    Live {
+        /// Lock key.
+        key: String,
+        /// Who holds it.
+        owner: String,
+        /// Seconds since its last renewal.
+        age_s: u64,
+        /// Its renewal interval in seconds.
+        every_s: u64,
+    },
     /// A DynamoDB call failed.
     #[error("deploy lock table `{table}`: {operation} failed: {message}")]
     Aws {
@@ -56,7 +75,7 @@ pub struct LockRequest {
     pub table: String,
     /// Item key ([`crate::deploy::DeployPlan::lock_key`]).
     pub key: String,
-    /// Who we are (`user@host`, plus the command).
+    /// Who we are (caller ARN, host, pid).
     pub owner: String,
     /// Lease length; renewed every third of it.
     pub lease: Duration,
@@ -65,16 +84,23 @@ pub struct LockRequest {
 }
 
 /// A held lock. Call [`LockGuard::release`] when done; if the process dies the lease
-/// simply expires.
+/// simply expires (or, on the same host, the next run sees the pid is gone).
 #[derive(Debug)]
 pub struct LockGuard {
+    handle: LockHandle,
+    heartbeat: tokio::task::JoinHandle<()>,
+    /// The holder that was displaced (`--break-lock`, or a dead run), if any.
+    pub broke: Option<String>,
+}
+
+/// What identifies a held lock: enough to release it from anywhere (a signal handler).
+#[derive(Debug, Clone)]
+pub struct LockHandle {
     ddb: aws_sdk_dynamodb::Client,
     table: String,
-    key: String,
+    /// Lock key.
+    pub key: String,
     run_id: String,
-    heartbeat: tokio::task::JoinHandle<()>,
-    /// The holder that was displaced by `--break-lock`, if any.
-    pub broke: Option<String>,
 }
 
 fn now() -> DateTime<Utc> {
@@ -109,12 +135,26 @@ fn s(item: &HashMap<String, AttributeValue>, k: &str) -> String {
     }
 }
 
-/// Reads the current holder of a lock, if any.
+/// Reads the current holder of a lock, if any: (owner, since, lease end).
 pub async fn holder(
     ddb: &aws_sdk_dynamodb::Client,
     table: &str,
     key: &str,
 ) -> Result<Option<(String, String, String)>, LockError> {
+    Ok(item(ddb, table, key).await?.map(|i| {
+        (
+            s(&i, "owner"),
+            s(&i, "acquired_at"),
+            s(&i, "expires_at_iso"),
+        )
+    }))
+}
+
+async fn item(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    key: &str,
+) -> Result<Option<HashMap<String, AttributeValue>>, LockError> {
     let got = ddb
         .get_item()
         .table_name(table)
@@ -123,9 +163,71 @@ pub async fn holder(
         .send()
         .await
         .map_err(|e| aws_err(table, "GetItem", &e))?;
-    Ok(got
-        .item()
-        .map(|i| (s(i, "owner"), s(i, "acquired_at"), s(i, "expires_at_iso"))))
+    Ok(got.item().cloned())
+}
+
+fn n(item: &HashMap<String, AttributeValue>, k: &str) -> Option<i64> {
+    match item.get(k) {
+        Some(AttributeValue::N(v)) => v.parse().ok(),
+        _ => None,
+    }
+}
+
+/// This machine's name (`/etc/hostname`, else `$HOSTNAME`).
+pub fn host_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown-host".into())
+}
+
+/// Whether process `pid` runs on this machine (Linux: `/proc/<pid>`; elsewhere we cannot
+/// tell, and say it does).
+pub fn pid_alive(pid: i64) -> bool {
+    if cfg!(target_os = "linux") {
+        pid > 0 && std::path::Path::new(&format!("/proc/{pid}")).exists()
+    } else {
+        true
+    }
+}
+
+/// How a held lock may be taken over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Takeover {
+    /// Its holder ran on this host and its process is gone.
+    DeadHere(i64),
+    /// Its holder stopped renewing it (ms since the last renewal): `--break-lock` may.
+    Stale(u64),
+    /// Its holder renews it (ms since the last renewal).
+    Live(u64),
+}
+
+/// Judges a held lock item (pure: host, liveness of pids and the clock are passed in).
+pub fn judge(
+    item: &HashMap<String, AttributeValue>,
+    here: &str,
+    alive: impl Fn(i64) -> bool,
+    now_ms: i64,
+    lease: Duration,
+) -> Takeover {
+    if s(item, "host") == here
+        && let Some(pid) = n(item, "pid")
+        && !alive(pid)
+    {
+        return Takeover::DeadHere(pid);
+    }
+    let age = n(item, "heartbeat_at_ms")
+        .map(|h| u64::try_from(now_ms.saturating_sub(h)).unwrap_or(0))
+        // written by an older chronoctl (no heartbeat recorded): cannot tell it is live
+        .unwrap_or(u64::MAX);
+    let every = u64::try_from((lease / 3).as_millis()).unwrap_or(u64::MAX);
+    if age > every.saturating_mul(2) {
+        Takeover::Stale(age)
+    } else {
+        Takeover::Live(age)
+    }
 }
 
 /// Takes the lock or fails fast with who holds it.
@@ -134,50 +236,108 @@ pub async fn acquire(
     req: &LockRequest,
 ) -> Result<LockGuard, LockError> {
     let run_id = uuid::Uuid::new_v4().to_string();
-    let t = now();
-    let expires = t + chrono::Duration::from_std(req.lease).unwrap_or(chrono::Duration::minutes(2));
-    let previous = if req.break_lock {
-        holder(ddb, &req.table, &req.key).await?
-    } else {
-        None
-    };
-    let mut put = ddb
-        .put_item()
-        .table_name(&req.table)
-        .item(LOCK_KEY_ATTRIBUTE, AttributeValue::S(req.key.clone()))
-        .item("owner", AttributeValue::S(req.owner.clone()))
-        .item("run_id", AttributeValue::S(run_id.clone()))
-        .item("acquired_at", AttributeValue::S(t.to_rfc3339()))
-        .item(
-            "expires_at_ms",
-            AttributeValue::N(expires.timestamp_millis().to_string()),
-        )
-        .item("expires_at_iso", AttributeValue::S(expires.to_rfc3339()));
-    if !req.break_lock {
-        put = put
-            .condition_expression("attribute_not_exists(#k) OR #e < :now")
-            .expression_attribute_names("#k", LOCK_KEY_ATTRIBUTE)
-            .expression_attribute_names("#e", "expires_at_ms")
-            .expression_attribute_values(
-                ":now",
+    let here = host_name();
+    let put = |old_run: Option<&str>| {
+        let t = now();
+        let expires =
+            t + chrono::Duration::from_std(req.lease).unwrap_or(chrono::Duration::minutes(2));
+        let p = ddb
+            .put_item()
+            .table_name(&req.table)
+            .item(LOCK_KEY_ATTRIBUTE, AttributeValue::S(req.key.clone()))
+            .item("owner", AttributeValue::S(req.owner.clone()))
+            .item("host", AttributeValue::S(here.clone()))
+            .item("pid", AttributeValue::N(std::process::id().to_string()))
+            .item(
+                "lease_ms",
+                AttributeValue::N(req.lease.as_millis().to_string()),
+            )
+            .item("run_id", AttributeValue::S(run_id.clone()))
+            .item("acquired_at", AttributeValue::S(t.to_rfc3339()))
+            .item(
+                "heartbeat_at_ms",
                 AttributeValue::N(t.timestamp_millis().to_string()),
+            )
+            .item(
+                "expires_at_ms",
+                AttributeValue::N(expires.timestamp_millis().to_string()),
+            )
+            .item("expires_at_iso", AttributeValue::S(expires.to_rfc3339()))
+            .item(
+                LOCK_TTL_ATTRIBUTE,
+                AttributeValue::N((expires.timestamp() + 86_400).to_string()),
             );
-    }
-    if let Err(e) = put.send().await {
-        if e.as_service_error()
-            .is_some_and(|se| se.is_conditional_check_failed_exception())
-        {
-            let (owner, since, expires) = holder(ddb, &req.table, &req.key)
-                .await?
-                .unwrap_or_else(|| ("unknown".into(), "unknown".into(), "unknown".into()));
-            return Err(LockError::Held {
-                key: req.key.clone(),
-                owner,
-                since,
-                expires,
-            });
+        match old_run {
+            None => p
+                .condition_expression("attribute_not_exists(#k) OR #e < :now")
+                .expression_attribute_names("#k", LOCK_KEY_ATTRIBUTE)
+                .expression_attribute_names("#e", "expires_at_ms")
+                .expression_attribute_values(
+                    ":now",
+                    AttributeValue::N(t.timestamp_millis().to_string()),
+                ),
+            Some(old) => p
+                .condition_expression("run_id = :old")
+                .expression_attribute_values(":old", AttributeValue::S(old.to_owned())),
         }
-        return Err(aws_err(&req.table, "PutItem", &e));
+    };
+    let is_conflict = |e: &aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::put_item::PutItemError,
+        aws_sdk_dynamodb::config::http::HttpResponse,
+    >| {
+        e.as_service_error()
+            .is_some_and(|se| se.is_conditional_check_failed_exception())
+    };
+    let mut broke = None;
+    if let Err(e) = put(None).send().await {
+        if !is_conflict(&e) {
+            return Err(aws_err(&req.table, "PutItem", &e));
+        }
+        let Some(held) = item(ddb, &req.table, &req.key).await? else {
+            return Box::pin(acquire(ddb, req)).await;
+        };
+        let owner = s(&held, "owner");
+        // the holder renews at its own lease's pace
+        let lease = n(&held, "lease_ms")
+            .and_then(|ms| u64::try_from(ms).ok())
+            .map_or(req.lease, Duration::from_millis);
+        let verdict = judge(&held, &here, pid_alive, now().timestamp_millis(), lease);
+        let why = match verdict {
+            Takeover::DeadHere(pid) => format!("{owner} (pid {pid} is gone)"),
+            Takeover::Stale(age) if req.break_lock => {
+                format!("{owner} (not renewed for {}s)", age / 1000)
+            }
+            Takeover::Live(age) if req.break_lock => {
+                return Err(LockError::Live {
+                    key: req.key.clone(),
+                    owner,
+                    age_s: age / 1000,
+                    every_s: (lease / 3).as_secs().max(1),
+                });
+            }
+            Takeover::Stale(_) | Takeover::Live(_) => {
+                return Err(LockError::Held {
+                    key: req.key.clone(),
+                    owner,
+                    since: s(&held, "acquired_at"),
+                    expires: s(&held, "expires_at_iso"),
+                });
+            }
+        };
+        let old_run = s(&held, "run_id");
+        if let Err(e) = put(Some(&old_run)).send().await {
+            if is_conflict(&e) {
+                // someone else took it over first
+                return Err(LockError::Held {
+                    key: req.key.clone(),
+                    owner: "another run (it took over the lock just now)".into(),
+                    since: now().to_rfc3339(),
+                    expires: "unknown".into(),
+                });
+            }
+            return Err(aws_err(&req.table, "PutItem", &e));
+        }
+        broke = Some(why);
     }
     let heartbeat = {
         let ddb = ddb.clone();
@@ -189,13 +349,14 @@ pub async fn acquire(
             let every = (lease / 3).max(Duration::from_millis(50));
             loop {
                 tokio::time::sleep(every).await;
-                let exp = now() + chrono::Duration::from_std(lease).unwrap_or_default();
+                let t = now();
+                let exp = t + chrono::Duration::from_std(lease).unwrap_or_default();
                 let _ = ddb
                     .update_item()
                     .table_name(&table)
                     .key(LOCK_KEY_ATTRIBUTE, AttributeValue::S(key.clone()))
                     .update_expression(
-                        "SET expires_at_ms = :e, expires_at_iso = :i, expires_at = :t",
+                        "SET expires_at_ms = :e, expires_at_iso = :i, expires_at = :t, heartbeat_at_ms = :h",
                     )
                     .condition_expression("run_id = :r")
                     .expression_attribute_values(
@@ -207,6 +368,10 @@ pub async fn acquire(
                         ":t",
                         AttributeValue::N((exp.timestamp() + 86_400).to_string()),
                     )
+                    .expression_attribute_values(
+                        ":h",
+                        AttributeValue::N(t.timestamp_millis().to_string()),
+                    )
                     .expression_attribute_values(":r", AttributeValue::S(run.clone()))
                     .send()
                     .await;
@@ -214,12 +379,14 @@ pub async fn acquire(
         })
     };
     Ok(LockGuard {
-        ddb: ddb.clone(),
-        table: req.table.clone(),
-        key: req.key.clone(),
-        run_id,
+        handle: LockHandle {
+            ddb: ddb.clone(),
+            table: req.table.clone(),
+            key: req.key.clone(),
+            run_id,
+        },
         heartbeat,
-        broke: previous.map(|(o, _, _)| o),
+        broke,
     })
 }
 
@@ -227,6 +394,18 @@ impl LockGuard {
     /// Releases the lock (only if we still hold it).
     pub async fn release(self) -> Result<(), LockError> {
         self.heartbeat.abort();
+        self.handle.release().await
+    }
+
+    /// What identifies the lock (to release it from a signal handler).
+    pub fn handle(&self) -> LockHandle {
+        self.handle.clone()
+    }
+}
+
+impl LockHandle {
+    /// Deletes the lock item if this run still holds it.
+    pub async fn release(&self) -> Result<(), LockError> {
         let res = self
             .ddb
             .delete_item()
@@ -258,16 +437,61 @@ impl Drop for LockGuard {
     }
 }
 
-/// Default owner string: `user@host (pid N)`.
+/// Default owner string: `host (pid N)`; the engine puts the caller's ARN in front once
+/// STS named it (no `$USER`: it is unset in CI and containers, and says nothing about the
+/// AWS identity).
 pub fn default_owner() -> String {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("USERNAME"))
-        .unwrap_or_else(|_| "unknown".into());
-    let host = std::fs::read_to_string("/etc/hostname")
-        .map(|h| h.trim().to_owned())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "unknown-host".into());
-    format!("{user}@{host} (pid {})", std::process::id())
+    format!("{} (pid {})", host_name(), std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn held(host: &str, pid: i64, heartbeat_ms: Option<i64>) -> HashMap<String, AttributeValue> {
+        let mut m = HashMap::new();
+        m.insert("host".into(), AttributeValue::S(host.into()));
+        m.insert("pid".into(), AttributeValue::N(pid.to_string()));
+        if let Some(h) = heartbeat_ms {
+            m.insert("heartbeat_at_ms".into(), AttributeValue::N(h.to_string()));
+        }
+        m
+    }
+
+    #[test]
+    fn a_lock_is_dead_here_stale_or_live() {
+        let lease = Duration::from_secs(120); // renewed every 40 s
+        let alive = |p: i64| p == 7;
+        let now = 1_000_000_000;
+        // same host, pid gone: dead at once, whatever the heartbeat
+        assert_eq!(
+            judge(&held("vm", 8, Some(now)), "vm", alive, now, lease),
+            Takeover::DeadHere(8)
+        );
+        // same host, pid alive, fresh heartbeat: live
+        assert_eq!(
+            judge(&held("vm", 7, Some(now - 1_000)), "vm", alive, now, lease),
+            Takeover::Live(1_000)
+        );
+        // another host: the pid says nothing; the heartbeat decides
+        assert_eq!(
+            judge(&held("ci", 8, Some(now - 79_000)), "vm", alive, now, lease),
+            Takeover::Live(79_000)
+        );
+        assert_eq!(
+            judge(&held("ci", 8, Some(now - 81_000)), "vm", alive, now, lease),
+            Takeover::Stale(81_000)
+        );
+        assert_eq!(
+            judge(&held("ci", 8, None), "vm", alive, now, lease),
+            Takeover::Stale(u64::MAX)
+        );
+    }
+
+    #[test]
+    fn the_default_owner_does_not_need_user() {
+        let o = default_owner();
+        assert!(o.contains(&format!("(pid {})", std::process::id())), "{o}");
+        assert!(!o.contains("unknown@"), "{o}");
+    }
 }

@@ -7,10 +7,12 @@
 pub mod app;
 pub mod assets;
 pub mod cfn;
+pub mod decide;
 pub mod destroy;
 pub mod diff;
 pub mod engine;
 pub mod error;
+pub mod guard;
 pub mod hotswap;
 pub mod image;
 pub mod lock;

@@ -208,6 +208,11 @@ pub struct DeployPlan {
     pub tags: BTreeMap<String, String>,
     /// The runtime image the compute stack runs ([`ParamSource::ImageDigest`]).
     pub image: PlanImage,
+    /// The AWS account the stacks belong in (the config's `account_id`); when set, the
+    /// engine refuses to change anything unless the credentials act in it.
+    pub account_id: Option<String>,
+    /// The region the stacks belong in (the config's `region`).
+    pub region: Option<String>,
 }
 
 impl DeployPlan {
@@ -226,7 +231,16 @@ impl DeployPlan {
             assets: Vec::new(),
             tags,
             image: PlanImage::None,
+            account_id: None,
+            region: None,
         }
+    }
+
+    /// Sets the account (and region) the stacks belong in.
+    pub fn in_account(mut self, account_id: impl Into<String>, region: impl Into<String>) -> Self {
+        self.account_id = Some(account_id.into());
+        self.region = Some(region.into());
+        self
     }
 
     /// Adds a stack.
@@ -364,6 +378,10 @@ struct Manifest {
     format: u32,
     customer: String,
     stage: String,
+    #[serde(default)]
+    account_id: Option<String>,
+    #[serde(default)]
+    region: Option<String>,
     stacks: Vec<ManifestStack>,
 }
 
@@ -495,6 +513,8 @@ impl DeployPlan {
             });
         }
         let mut plan = DeployPlan::new(m.customer, m.stage);
+        plan.account_id = m.account_id;
+        plan.region = m.region;
         plan.image = artifacts.image.clone();
         let mut placeholders = Vec::new();
         for ms in m.stacks {

@@ -16,6 +16,7 @@ impl Engine {
         short: &str,
         skip: &[String],
     ) -> Result<Vec<String>, DeployError> {
+        self.verify_account(plan).await?;
         let name = plan.stack_name(short);
         let info = cfn::describe(&self.clients.cfn, &name)
             .await?
@@ -70,7 +71,7 @@ impl Engine {
         }
         .await;
         if let Some(g) = guard {
-            g.release().await?;
+            self.release(g).await?;
         }
         result?;
         Ok(failed)

@@ -49,6 +49,8 @@ pub struct FakeStack {
     pub resources: BTreeMap<String, (String, String, String)>,
     pub polls_left: usize,
     pub pending: Option<Pending>,
+    /// Termination protection.
+    pub protected: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -102,6 +104,12 @@ pub struct World {
     pub migrate_fails: bool,
     /// How the next execution of a stack ends (absent = success).
     pub fail_next: BTreeMap<String, Failure>,
+    /// The account STS says the caller acts in.
+    pub account: String,
+    /// Change sets report an empty `Replacement` field (as CloudFormation sometimes does).
+    pub blank_replacement: bool,
+    /// `GetTemplate` answers this instead of the stack's template (an unreadable body).
+    pub template_override: Option<String>,
 }
 
 impl World {
@@ -361,6 +369,7 @@ impl FakeAws {
     pub fn new() -> Self {
         let w = World {
             exec_polls: 2,
+            account: "111122223333".into(),
             ..World::default()
         };
         Self {
@@ -447,9 +456,32 @@ impl FakeAws {
                 .interceptor(interceptor(self.lambda_rules()))
                 .build(),
         );
+        let w = self.world.clone();
+        let sts = aws_sdk_sts::Client::from_conf(
+            aws_sdk_sts::config::Builder::from(&sdk)
+                .interceptor(interceptor(vec![
+                    mock!(aws_sdk_sts::Client::get_caller_identity).then_compute_response(
+                        move |_| {
+                            let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
+                            w.count("GetCallerIdentity");
+                            let account = w.account.clone();
+                            MockResponse::Output(
+                                aws_sdk_sts::operation::get_caller_identity::GetCallerIdentityOutput::builder()
+                                    .account(&account)
+                                    .arn(format!("arn:aws:sts::{account}:assumed-role/ops/ci"))
+                                    .user_id("AROAFAKE:ci")
+                                    .build(),
+                            )
+                        },
+                    ),
+                ]))
+                .build(),
+        );
         // Not modelled: any call fails (the engine only calls them to ship an image or
         // hot-swap, which these tests do not do).
         Clients {
+            sts,
+            endpoint_url: None,
             cfn,
             s3: s3c,
             ddb: ddbc,
@@ -521,6 +553,7 @@ impl FakeAws {
                     ))
                     .creation_time(cf::primitives::DateTime::from_secs(1_700_000_000))
                     .stack_status(StackStatus::from(s.status.as_str()))
+                    .enable_termination_protection(s.protected)
                     .set_stack_status_reason(s.reason.clone())
                     .set_outputs(Some(
                         s.outputs
@@ -648,7 +681,12 @@ impl FakeAws {
                         Some("User Initiated"),
                     );
                 }
-                let changes = diff(&old_t, &template, &old_p, &params, &old_tags, &tags);
+                let mut changes = diff(&old_t, &template, &old_p, &params, &old_tags, &tags);
+                if w.blank_replacement {
+                    for c in &mut changes {
+                        c.3.clear();
+                    }
+                }
                 let id = format!(
                     "arn:aws:cloudformation:eu-west-1:111111111111:changeSet/{}/{}",
                     req.change_set_name().unwrap_or(""),
@@ -673,6 +711,65 @@ impl FakeAws {
                         .stack_id(format!("stack/{name}"))
                         .build(),
                 )
+            }),
+        );
+        let w = self.world.clone();
+        rules.push(
+            mock!(cf::Client::list_change_sets).then_compute_response(move |req| {
+                use cf::operation::list_change_sets::ListChangeSetsOutput as O;
+                let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
+                w.count("ListChangeSets");
+                let name = req.stack_name().unwrap_or("").to_owned();
+                let summaries = w
+                    .change_sets
+                    .iter()
+                    .filter(|(_, c)| c.stack == name)
+                    .map(|(id, _)| {
+                        cf::types::ChangeSetSummary::builder()
+                            .change_set_id(id)
+                            .change_set_name(id.split('/').nth(1).unwrap_or(""))
+                            .stack_name(&name)
+                            .execution_status(cf::types::ExecutionStatus::Available)
+                            .status(ChangeSetStatus::CreateComplete)
+                            .build()
+                    })
+                    .collect::<Vec<_>>();
+                MockResponse::Output(O::builder().set_summaries(Some(summaries)).build())
+            }),
+        );
+        let w = self.world.clone();
+        rules.push(
+            mock!(cf::Client::get_template).then_compute_response(move |req| {
+                use cf::operation::get_template::{GetTemplateError as E, GetTemplateOutput as O};
+                let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
+                w.count("GetTemplate");
+                let name = req.stack_name().unwrap_or("").to_owned();
+                let over = w.template_override.clone();
+                let Some(s) = w.stacks.get(&name) else {
+                    return MockResponse::Error(E::generic(missing(&name)));
+                };
+                MockResponse::Output(
+                    O::builder()
+                        .template_body(over.unwrap_or_else(|| s.template.to_string()))
+                        .build(),
+                )
+            }),
+        );
+        let w = self.world.clone();
+        rules.push(
+            mock!(cf::Client::update_termination_protection).then_compute_response(move |req| {
+                use cf::operation::update_termination_protection::{
+                    UpdateTerminationProtectionError as E, UpdateTerminationProtectionOutput as O,
+                };
+                let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
+                w.count("UpdateTerminationProtection");
+                let name = req.stack_name().unwrap_or("").to_owned();
+                let on = req.enable_termination_protection().unwrap_or(false);
+                let Some(s) = w.stacks.get_mut(&name) else {
+                    return MockResponse::Error(E::generic(missing(&name)));
+                };
+                s.protected = on;
+                MockResponse::Output(O::builder().stack_id(format!("stack/{name}")).build())
             }),
         );
         let w = self.world.clone();
@@ -853,6 +950,11 @@ impl FakeAws {
                 let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
                 w.count("DeleteStack");
                 let name = req.stack_name().unwrap_or("").to_owned();
+                if w.stacks.get(&name).is_some_and(|s| s.protected) {
+                    return MockResponse::Error(cf::operation::delete_stack::DeleteStackError::generic(validation(format!(
+                        "Stack [{name}] cannot be deleted while TerminationProtection is enabled"
+                    ))));
+                }
                 w.stacks.remove(&name);
                 MockResponse::Output(O::builder().build())
             }),
@@ -1032,7 +1134,20 @@ impl FakeAws {
                     Some(A::S(k)) => k.clone(),
                     _ => String::new(),
                 };
-                if req.condition_expression().is_some() {
+                let cond = req.condition_expression().unwrap_or("");
+                if cond == "run_id = :old" {
+                    // a takeover: only if the holder is still the one judged
+                    let old = req
+                        .expression_attribute_values()
+                        .and_then(|v| v.get(":old"));
+                    if w.items.get(&key).and_then(|i| i.get("run_id")) != old {
+                        return MockResponse::Error(E::ConditionalCheckFailedException(
+                            ddb::types::error::ConditionalCheckFailedException::builder()
+                                .message("The conditional request failed")
+                                .build(),
+                        ));
+                    }
+                } else if !cond.is_empty() {
                     let now: i64 = match req
                         .expression_attribute_values()
                         .and_then(|v| v.get(":now"))

@@ -50,7 +50,7 @@ impl From<sqlx::Error> for CatalogError {
 }
 
 /// A name the server looked up.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Resolution {
     /// `identity` or `device`.
     pub field: String,

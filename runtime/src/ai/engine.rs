@@ -32,7 +32,7 @@ use crate::filter::{FilterDocument, ResolveCtx};
 pub const MAX_QUESTION_CHARS: usize = 2000;
 
 /// A question, as both front doors receive it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChatRequest {
     /// The case the question is about (checked against the caller's access).
@@ -48,7 +48,7 @@ pub struct ChatRequest {
 }
 
 /// What kind of reply this is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReplyKind {
     /// A validated filter, its summary and its count.
@@ -63,7 +63,7 @@ pub enum ReplyKind {
 }
 
 /// The answer to one question.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChatReply {
     /// The session (send it back to continue).
     pub session_id: String,
@@ -72,8 +72,9 @@ pub struct ChatReply {
     /// A short answer for the investigator.
     pub message: String,
     /// The filter (names already resolved to ids where found), runnable through the
-    /// search API.
+    /// search API: a filter document (JSON Schema at /api/v1/filter.schema.json).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub filter: Option<FilterDocument>,
     /// One line describing the filter.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -26,7 +26,7 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use super::catalog::CatalogError;
-use super::engine::{ChatError, ChatRequest, ChatService};
+use super::engine::{ChatError, ChatReply, ChatRequest, ChatService};
 use super::gateway::{GATEWAY_PATH, GatewayPusher};
 use crate::api::AppError;
 use crate::auth::{Authenticator, Principal};
@@ -106,7 +106,16 @@ fn parse_request(body: &[u8]) -> Result<ChatRequest, AppError> {
 /// Largest accepted message or body.
 pub(crate) const MAX_BODY: usize = 64 * 1024;
 
-async fn chat(State(st): State<Arc<AiState>>, req: Request) -> Response {
+/// Asks the AI a question about a case: the answer is a filter (with its summary and
+/// count), a question back, or a refusal. Served by the AI chat service (the AI-chat
+/// Lambda in AWS, `chrono-filter-ai` locally), on the API's origin; the same messages go
+/// over the WebSocket (`/api/v1/ai/ws` locally, the WebSocket API in AWS).
+#[utoipa::path(post, path = "/api/v1/ai/chat", operation_id = "ai_chat", tag = "ai",
+    request_body = ChatRequest,
+    responses((status = 200, body = ChatReply), (status = 400, body = crate::api::ErrorBody),
+              (status = 401, body = crate::api::ErrorBody), (status = 403, body = crate::api::ErrorBody),
+              (status = 404, body = crate::api::ErrorBody), (status = 503, body = crate::api::ErrorBody)))]
+pub(crate) async fn chat(State(st): State<Arc<AiState>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let principal = match authenticate(&st, &parts) {
         Ok(p) => p,

@@ -32,7 +32,7 @@ pub struct CaseList {
 }
 
 /// Creates a case (admin).
-#[utoipa::path(post, path = "/api/v1/cases", tag = "cases", request_body = NewCase,
+#[utoipa::path(post, path = "/api/v1/cases", operation_id = "create_case", tag = "cases", request_body = NewCase,
     responses((status = 201, body = Case), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub(super) async fn create(
@@ -81,7 +81,7 @@ pub(super) async fn create(
 }
 
 /// Lists the cases the caller may access.
-#[utoipa::path(get, path = "/api/v1/cases", tag = "cases",
+#[utoipa::path(get, path = "/api/v1/cases", operation_id = "list_cases", tag = "cases",
     responses((status = 200, body = CaseList), (status = 401, body = ErrorBody),
               (status = 403, body = ErrorBody)))]
 pub(super) async fn list(
@@ -106,7 +106,7 @@ pub(super) async fn list(
 }
 
 /// One case.
-#[utoipa::path(get, path = "/api/v1/cases/{case}", tag = "cases",
+#[utoipa::path(get, path = "/api/v1/cases/{case}", operation_id = "get_case", tag = "cases",
     params(("case" = Uuid, Path, description = "case id")),
     responses((status = 200, body = Case), (status = 401, body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]

@@ -60,7 +60,7 @@ async fn require_event(state: &AppState, case: Uuid, id: i64) -> Result<(), AppE
 }
 
 /// The comments on an event.
-#[utoipa::path(get, path = "/api/v1/cases/{case}/events/{id}/comments", tag = "events",
+#[utoipa::path(get, path = "/api/v1/cases/{case}/events/{id}/comments", operation_id = "list_comments", tag = "events",
     params(("case" = Uuid, Path, description = "case id"), ("id" = i64, Path, description = "event id")),
     responses((status = 200, body = CommentList), (status = 401, body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -78,7 +78,7 @@ pub(super) async fn list(
 }
 
 /// Adds a comment to an event.
-#[utoipa::path(post, path = "/api/v1/cases/{case}/events/{id}/comments", tag = "events",
+#[utoipa::path(post, path = "/api/v1/cases/{case}/events/{id}/comments", operation_id = "create_comment", tag = "events",
     params(("case" = Uuid, Path, description = "case id"), ("id" = i64, Path, description = "event id")),
     request_body = NewComment,
     responses((status = 201, body = Comment), (status = 400, body = ErrorBody),

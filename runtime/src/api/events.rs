@@ -103,7 +103,7 @@ pub struct SearchPage {
 }
 
 /// Searches the timeline with a filter document (see `/api/v1/filter.schema.json`).
-#[utoipa::path(post, path = "/api/v1/cases/{case}/events/search", tag = "events",
+#[utoipa::path(post, path = "/api/v1/cases/{case}/events/search", operation_id = "search_events", tag = "events",
     params(("case" = Uuid, Path, description = "case id"), SearchParams),
     request_body(content = Object, description = "a filter document (JSON Schema at /api/v1/filter.schema.json)"),
     responses((status = 200, body = SearchPage), (status = 400, body = ErrorBody),
@@ -188,7 +188,7 @@ pub struct EventDetail {
 }
 
 /// One event.
-#[utoipa::path(get, path = "/api/v1/cases/{case}/events/{id}", tag = "events",
+#[utoipa::path(get, path = "/api/v1/cases/{case}/events/{id}", operation_id = "get_event", tag = "events",
     params(("case" = Uuid, Path, description = "case id"), ("id" = i64, Path, description = "event id")),
     responses((status = 200, body = EventDetail), (status = 401, body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -254,7 +254,7 @@ fn check_label(label: &str) -> Result<(), AppError> {
 }
 
 /// Sets the caller's label on an event (idempotent; replaces the note).
-#[utoipa::path(put, path = "/api/v1/cases/{case}/events/{id}/labels/{label}", tag = "events",
+#[utoipa::path(put, path = "/api/v1/cases/{case}/events/{id}/labels/{label}", operation_id = "put_label", tag = "events",
     params(("case" = Uuid, Path, description = "case id"), ("id" = i64, Path, description = "event id"),
            ("label" = String, Path, description = "label name")),
     request_body(content = Option<LabelBody>),
@@ -302,7 +302,7 @@ pub(super) async fn put_label(
 }
 
 /// Removes the caller's label from an event (idempotent).
-#[utoipa::path(delete, path = "/api/v1/cases/{case}/events/{id}/labels/{label}", tag = "events",
+#[utoipa::path(delete, path = "/api/v1/cases/{case}/events/{id}/labels/{label}", operation_id = "delete_label", tag = "events",
     params(("case" = Uuid, Path, description = "case id"), ("id" = i64, Path, description = "event id"),
            ("label" = String, Path, description = "label name")),
     responses((status = 204, description = "removed (or was not set)"), (status = 400, body = ErrorBody),
@@ -355,7 +355,7 @@ pub struct LabelList {
 
 /// The labels (star and tags) used in a case, with how many events carry each: what a
 /// tag field may suggest.
-#[utoipa::path(get, path = "/api/v1/cases/{case}/labels", tag = "events",
+#[utoipa::path(get, path = "/api/v1/cases/{case}/labels", operation_id = "list_labels", tag = "events",
     params(("case" = Uuid, Path, description = "case id")),
     responses((status = 200, body = LabelList), (status = 401, body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -391,7 +391,7 @@ pub struct IdentityList {
 }
 
 /// The devices seen in a case.
-#[utoipa::path(get, path = "/api/v1/cases/{case}/devices", tag = "events",
+#[utoipa::path(get, path = "/api/v1/cases/{case}/devices", operation_id = "list_devices", tag = "events",
     params(("case" = Uuid, Path, description = "case id")),
     responses((status = 200, body = DeviceList), (status = 401, body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -412,7 +412,7 @@ pub(super) async fn devices(
 }
 
 /// The identities seen in a case.
-#[utoipa::path(get, path = "/api/v1/cases/{case}/identities", tag = "events",
+#[utoipa::path(get, path = "/api/v1/cases/{case}/identities", operation_id = "list_identities", tag = "events",
     params(("case" = Uuid, Path, description = "case id")),
     responses((status = 200, body = IdentityList), (status = 401, body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]

@@ -141,7 +141,7 @@ fn bad(path: &str, message: impl Into<String>) -> AppError {
 
 /// Registers an evidence file (admin) and says how to upload it: a presigned S3 `PUT` URL,
 /// or (`"multipart": true`) the part size of a multipart upload.
-#[utoipa::path(post, path = "/api/v1/cases/{case}/evidence", tag = "evidence",
+#[utoipa::path(post, path = "/api/v1/cases/{case}/evidence", operation_id = "create_evidence", tag = "evidence",
     params(("case" = Uuid, Path, description = "case id")), request_body = NewEvidence,
     responses((status = 201, body = EvidenceUpload), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -243,7 +243,7 @@ pub(super) async fn create(
 }
 
 /// Lists a case's evidence.
-#[utoipa::path(get, path = "/api/v1/cases/{case}/evidence", tag = "evidence",
+#[utoipa::path(get, path = "/api/v1/cases/{case}/evidence", operation_id = "list_evidence", tag = "evidence",
     params(("case" = Uuid, Path, description = "case id")),
     responses((status = 200, body = EvidenceList), (status = 401, body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -265,7 +265,7 @@ pub(super) async fn list(
 }
 
 /// One evidence: state, counts, first errors.
-#[utoipa::path(get, path = "/api/v1/cases/{case}/evidence/{id}", tag = "evidence",
+#[utoipa::path(get, path = "/api/v1/cases/{case}/evidence/{id}", operation_id = "get_evidence", tag = "evidence",
     params(("case" = Uuid, Path, description = "case id"), ("id" = Uuid, Path, description = "evidence id")),
     responses((status = 200, body = Evidence), (status = 401, body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -293,7 +293,7 @@ pub(super) async fn get_one(
 /// `uploaded` and the error says why (503 `pipeline_unavailable` when nothing can process
 /// here). Evidence already processing is a 409; done or failed evidence may be processed
 /// again (the pipeline does not duplicate events).
-#[utoipa::path(post, path = "/api/v1/cases/{case}/evidence/{id}/process", tag = "evidence",
+#[utoipa::path(post, path = "/api/v1/cases/{case}/evidence/{id}/process", operation_id = "process_evidence", tag = "evidence",
     params(("case" = Uuid, Path, description = "case id"), ("id" = Uuid, Path, description = "evidence id")),
     responses((status = 202, body = Evidence), (status = 401, body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
@@ -453,7 +453,7 @@ fn storage_error(e: StorageError) -> AppError {
 }
 
 /// Presigned URLs for parts of an open multipart upload (admin).
-#[utoipa::path(post, path = "/api/v1/cases/{case}/evidence/{id}/upload/parts", tag = "evidence",
+#[utoipa::path(post, path = "/api/v1/cases/{case}/evidence/{id}/upload/parts", operation_id = "presign_upload_parts", tag = "evidence",
     params(("case" = Uuid, Path, description = "case id"), ("id" = Uuid, Path, description = "evidence id")),
     request_body = PartsRequest,
     responses((status = 200, body = PartUrls), (status = 400, body = ErrorBody),
@@ -551,7 +551,7 @@ fn checked_parts(parts: &[CompletedPart], count: i64) -> Result<Vec<UploadedPart
 /// Completes a multipart upload (admin): S3 assembles the parts (checking every ETag and
 /// that all parts but the last are at least 5 MiB); the evidence becomes `uploaded` with
 /// the size S3 reports.
-#[utoipa::path(post, path = "/api/v1/cases/{case}/evidence/{id}/upload/complete", tag = "evidence",
+#[utoipa::path(post, path = "/api/v1/cases/{case}/evidence/{id}/upload/complete", operation_id = "complete_upload", tag = "evidence",
     params(("case" = Uuid, Path, description = "case id"), ("id" = Uuid, Path, description = "evidence id")),
     request_body = CompleteUpload,
     responses((status = 200, body = Evidence), (status = 400, body = ErrorBody),
@@ -586,7 +586,7 @@ pub(super) async fn complete_upload(
 
 /// Gives up an upload that has not been completed (admin): S3 drops the parts it holds
 /// (multipart), and the evidence becomes `aborted`.
-#[utoipa::path(delete, path = "/api/v1/cases/{case}/evidence/{id}/upload", tag = "evidence",
+#[utoipa::path(delete, path = "/api/v1/cases/{case}/evidence/{id}/upload", operation_id = "abort_upload", tag = "evidence",
     params(("case" = Uuid, Path, description = "case id"), ("id" = Uuid, Path, description = "evidence id")),
     responses((status = 200, body = Evidence), (status = 401, body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),

@@ -91,7 +91,7 @@ fn duplicate(e: sqlx::Error) -> AppError {
 }
 
 /// The case's saved filters.
-#[utoipa::path(get, path = "/api/v1/cases/{case}/filters", tag = "filters",
+#[utoipa::path(get, path = "/api/v1/cases/{case}/filters", operation_id = "list_filters", tag = "filters",
     params(("case" = Uuid, Path, description = "case id")),
     responses((status = 200, body = SavedFilterList), (status = 401, body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -113,7 +113,7 @@ pub(super) async fn list(
 }
 
 /// Saves a filter (analyst or admin).
-#[utoipa::path(post, path = "/api/v1/cases/{case}/filters", tag = "filters",
+#[utoipa::path(post, path = "/api/v1/cases/{case}/filters", operation_id = "create_filter", tag = "filters",
     params(("case" = Uuid, Path, description = "case id")), request_body = SavedFilterBody,
     responses((status = 201, body = SavedFilter), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -179,7 +179,7 @@ fn require_owner(p: &Principal, filter: &SavedFilter) -> Result<(), AppError> {
 }
 
 /// One saved filter.
-#[utoipa::path(get, path = "/api/v1/cases/{case}/filters/{id}", tag = "filters",
+#[utoipa::path(get, path = "/api/v1/cases/{case}/filters/{id}", operation_id = "get_filter", tag = "filters",
     params(("case" = Uuid, Path, description = "case id"), ("id" = Uuid, Path, description = "saved filter id")),
     responses((status = 200, body = SavedFilter), (status = 401, body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -194,7 +194,7 @@ pub(super) async fn get_one(
 }
 
 /// Renames a saved filter and/or replaces its document (its creator or an admin).
-#[utoipa::path(put, path = "/api/v1/cases/{case}/filters/{id}", tag = "filters",
+#[utoipa::path(put, path = "/api/v1/cases/{case}/filters/{id}", operation_id = "update_filter", tag = "filters",
     params(("case" = Uuid, Path, description = "case id"), ("id" = Uuid, Path, description = "saved filter id")),
     request_body = SavedFilterBody,
     responses((status = 200, body = SavedFilter), (status = 400, body = ErrorBody),
@@ -234,7 +234,7 @@ pub(super) async fn update(
 }
 
 /// Deletes a saved filter (its creator or an admin).
-#[utoipa::path(delete, path = "/api/v1/cases/{case}/filters/{id}", tag = "filters",
+#[utoipa::path(delete, path = "/api/v1/cases/{case}/filters/{id}", operation_id = "delete_filter", tag = "filters",
     params(("case" = Uuid, Path, description = "case id"), ("id" = Uuid, Path, description = "saved filter id")),
     responses((status = 204, description = "deleted"), (status = 401, body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]

@@ -152,7 +152,7 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Liveness and database reachability.
-#[utoipa::path(get, path = "/healthz", tag = "health",
+#[utoipa::path(get, path = "/healthz", operation_id = "healthz", tag = "health",
     responses((status = 200, description = "up"), (status = 503, body = ErrorBody)))]
 async fn healthz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, AppError> {
     sqlx::query("SELECT 1")
@@ -166,7 +166,7 @@ async fn healthz(State(state): State<AppState>) -> Result<Json<serde_json::Value
 }
 
 /// The filter document's JSON Schema.
-#[utoipa::path(get, path = "/api/v1/filter.schema.json", tag = "events",
+#[utoipa::path(get, path = "/api/v1/filter.schema.json", operation_id = "get_filter_schema", tag = "events",
     responses((status = 200, description = "JSON Schema of the filter document")))]
 async fn filter_schema() -> impl axum::response::IntoResponse {
     (

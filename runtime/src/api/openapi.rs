@@ -5,12 +5,12 @@ use axum::Json;
 use utoipa::OpenApi;
 
 use super::{cases, comments, error, events, evidence, filters, histogram};
-use crate::model;
+use crate::{ai, model};
 
 /// The API description.
 #[derive(Debug, OpenApi)]
 #[openapi(
-    info(title = "ChronoTracer API", description = "Cases, evidence, the event timeline and its filter language, saved filters, labels and comments."),
+    info(title = "ChronoTracer API", description = "Cases, evidence, the event timeline and its filter language, saved filters, labels and comments, and the AI chat (served by the AI chat service on the same origin)."),
     paths(
         super::healthz, super::filter_schema,
         cases::create, cases::list, cases::get_one,
@@ -20,6 +20,7 @@ use crate::model;
         events::delete_label, comments::list, comments::create, events::labels,
         events::devices, events::identities,
         filters::list, filters::create, filters::get_one, filters::update, filters::delete,
+        crate::ai::http::chat,
     ),
     components(schemas(
         error::ErrorBody, error::ErrorDetail,
@@ -35,6 +36,8 @@ use crate::model;
         histogram::Histogram, histogram::HistogramBucket,
         comments::NewComment, comments::CommentList,
         filters::SavedFilter, filters::SavedFilterBody, filters::SavedFilterList,
+        ai::engine::ChatRequest, ai::engine::ChatReply, ai::engine::ReplyKind,
+        ai::catalog::Resolution,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -71,4 +74,87 @@ pub fn document() -> String {
 /// `GET /api/v1/openapi.json`.
 pub(super) async fn serve() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde_json::Value;
+
+    fn doc() -> Value {
+        serde_json::from_str(&super::document()).unwrap()
+    }
+
+    #[test]
+    fn every_operation_has_a_unique_operation_id() {
+        let doc = doc();
+        let mut uses: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut operations = 0;
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                operations += 1;
+                let id = op["operationId"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{method} {path} has no operationId"));
+                uses.entry(id.to_owned())
+                    .or_default()
+                    .push(format!("{method} {path}"));
+            }
+        }
+        let repeated: Vec<_> = uses.iter().filter(|(_, u)| u.len() > 1).collect();
+        assert!(
+            repeated.is_empty(),
+            "operationIds used more than once: {repeated:?}"
+        );
+        assert!(operations >= 28, "{operations}");
+    }
+
+    #[test]
+    fn the_ai_chat_request_and_reply_are_described() {
+        let doc = doc();
+        let op = &doc["paths"]["/api/v1/ai/chat"]["post"];
+        assert_eq!(op["operationId"], "ai_chat");
+        assert_eq!(
+            op["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/ChatRequest"
+        );
+        assert_eq!(
+            op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/ChatReply"
+        );
+        let schemas = &doc["components"]["schemas"];
+        let keys = |name: &str| -> Vec<String> {
+            let mut k: Vec<String> = schemas[name]["properties"]
+                .as_object()
+                .unwrap_or_else(|| panic!("{name} missing"))
+                .keys()
+                .cloned()
+                .collect();
+            k.sort();
+            k
+        };
+        // the serde field names of the types the chat handler reads and writes
+        assert_eq!(
+            keys("ChatRequest"),
+            ["case_id", "question", "session_id", "tz"]
+        );
+        assert_eq!(
+            keys("ChatReply"),
+            [
+                "count",
+                "filter",
+                "kind",
+                "message",
+                "resolved",
+                "session_id",
+                "summary"
+            ]
+        );
+        assert_eq!(keys("Resolution"), ["field", "ids", "matched", "name"]);
+        assert_eq!(
+            schemas["ReplyKind"]["enum"],
+            serde_json::json!(["filter", "clarification", "refusal", "no_filter"])
+        );
+    }
 }

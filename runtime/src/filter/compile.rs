@@ -41,6 +41,8 @@ pub enum SqlParam {
     TextArray(Vec<String>),
     /// `timestamptz`
     Timestamp(DateTime<Utc>),
+    /// `timestamptz[]`
+    TimestampArray(Vec<DateTime<Utc>>),
     /// `inet`
     Inet(IpNetwork),
     /// `inet[]`
@@ -85,6 +87,7 @@ impl CompiledQuery {
                 SqlParam::Text(v) => args.add(v)?,
                 SqlParam::TextArray(v) => args.add(v)?,
                 SqlParam::Timestamp(v) => args.add(v)?,
+                SqlParam::TimestampArray(v) => args.add(v)?,
                 SqlParam::Inet(v) => args.add(v)?,
                 SqlParam::InetArray(v) => args.add(v)?,
                 SqlParam::Float(v) => args.add(v)?,
@@ -171,6 +174,10 @@ pub fn compile_bounds(
 /// Event counts per time bucket of the events matching `doc` within `from ..= to`:
 /// rows `(start timestamptz, count bigint)` in time order, one per non-empty bucket, where
 /// buckets are `width_seconds` wide and aligned on `origin` (PostgreSQL's `date_bin`).
+///
+/// A document with only a time range sums the stored per-minute and per-hour counts
+/// where they answer exactly (see [`super::rollup`]); any condition counts the matching
+/// events one by one.
 pub fn compile_histogram(
     doc: &FilterDocument,
     case_id: Uuid,
@@ -180,6 +187,20 @@ pub fn compile_histogram(
     (from, to): (DateTime<Utc>, DateTime<Utc>),
 ) -> Result<CompiledQuery, FilterError> {
     let mut b = Builder::new(doc, case_id, ctx)?;
+    if doc.condition.is_none() {
+        let lo = b.range.from.map_or(from, |f| f.max(from));
+        let hi = b.range.to.map_or(to, |t| t.min(to));
+        if let Some(cover) = super::rollup::cover(lo, hi, origin, width_seconds) {
+            return Ok(compile_rollup_histogram(
+                &cover,
+                case_id,
+                origin,
+                width_seconds,
+                doc.limit,
+                b.range,
+            ));
+        }
+    }
     let from = b.bind(SqlParam::Timestamp(from));
     let to = b.bind(SqlParam::Timestamp(to));
     let width = b.bind(SqlParam::Text(format!("{width_seconds} seconds")));
@@ -194,6 +215,67 @@ pub fn compile_histogram(
         page_size: doc.limit,
         range: b.range,
     })
+}
+
+/// The histogram from the pieces of `cover`: hour cells and minute cells over their lists
+/// of half-open intervals, and the events of each raw interval (at most the two partial
+/// minutes at the range's ends), binned like the event query.
+///
+/// Raw intervals are bound as scalars, one branch each: over an array the planner cannot
+/// see that they are narrow and may scan the whole case.
+fn compile_rollup_histogram(
+    cover: &super::rollup::Cover,
+    case_id: Uuid,
+    origin: DateTime<Utc>,
+    width_seconds: i64,
+    page_size: u32,
+    range: ResolvedRange,
+) -> CompiledQuery {
+    let mut b = Builder {
+        sql: String::new(),
+        params: Vec::new(),
+        range,
+    };
+    let case = b.bind(SqlParam::Uuid(case_id));
+    let width = b.bind(SqlParam::Text(format!("{width_seconds} seconds")));
+    let origin = b.bind(SqlParam::Timestamp(origin));
+    let mut branches = Vec::new();
+    for (list, table, cell) in [
+        (&cover.hours, "event_counts_hour", "hour"),
+        (&cover.minutes, "event_counts_minute", "minute"),
+    ] {
+        if list.is_empty() {
+            continue;
+        }
+        let lo = b.bind(SqlParam::TimestampArray(list.iter().map(|i| i.0).collect()));
+        let hi = b.bind(SqlParam::TimestampArray(list.iter().map(|i| i.1).collect()));
+        branches.push(format!(
+            "SELECT c.{cell} AS t, c.n FROM unnest({lo}::timestamptz[], {hi}::timestamptz[]) \
+             AS r(lo, hi) JOIN {table} c ON c.case_id = {case} AND c.{cell} >= r.lo \
+             AND c.{cell} < r.hi"
+        ));
+    }
+    for &(from, to) in &cover.raw {
+        let lo = b.bind(SqlParam::Timestamp(from));
+        let hi = b.bind(SqlParam::Timestamp(to));
+        branches.push(format!(
+            "SELECT e.ts AS t, 1::bigint AS n FROM events e \
+             WHERE e.case_id = {case} AND e.ts >= {lo} AND e.ts < {hi}"
+        ));
+    }
+    if branches.is_empty() {
+        branches.push("SELECT NULL::timestamptz AS t, 0::bigint AS n WHERE false".into());
+    }
+    CompiledQuery {
+        sql: format!(
+            "SELECT date_bin({width}::interval, x.t, {origin}) AS start, sum(x.n)::bigint AS count \
+             FROM ({}) x GROUP BY 1 ORDER BY 1",
+            branches.join(" UNION ALL ")
+        ),
+        params: b.params,
+        page_size,
+        range: b.range,
+    }
 }
 
 struct Builder {
@@ -421,6 +503,55 @@ mod tests {
 
     fn ctx() -> ResolveCtx {
         ResolveCtx::utc("2024-06-01T12:00:00Z".parse().unwrap())
+    }
+
+    #[test]
+    fn histograms_of_time_ranges_read_the_stored_counts_and_conditions_count_events() {
+        let hist = |doc: &str, origin: &str, width: i64| {
+            let doc = FilterDocument::parse(doc.as_bytes()).unwrap();
+            let (from, to) = (
+                "2024-03-01T10:00:30Z".parse().unwrap(),
+                "2024-03-02T10:00:00Z".parse().unwrap(),
+            );
+            compile_histogram(
+                &doc,
+                Uuid::nil(),
+                &ctx(),
+                origin.parse().unwrap(),
+                width,
+                (from, to),
+            )
+            .unwrap()
+            .sql
+        };
+        let monday = "2001-01-01T00:00:00Z";
+        for (doc, origin, width, counts) in [
+            ("{}", monday, 900, true),
+            (
+                r#"{"time": {"from": "2024-03-01T12:00:00Z"}}"#,
+                monday,
+                3600,
+                true,
+            ),
+            // Kolkata: midnight at 18:30 UTC
+            ("{}", "2000-12-31T18:30:00Z", 86_400, true),
+            // 30 s buckets and an origin inside a minute cannot be summed from minutes
+            ("{}", monday, 30, false),
+            ("{}", "2000-12-31T23:40:28Z", 3600, false),
+            (
+                r#"{"where": {"field": "action", "op": "eq", "value": "logon"}}"#,
+                monday,
+                900,
+                false,
+            ),
+        ] {
+            let sql = hist(doc, origin, width);
+            assert_eq!(
+                sql.contains("event_counts_"),
+                counts,
+                "{doc} {origin} {width}: {sql}"
+            );
+        }
     }
 
     #[test]

@@ -26,6 +26,7 @@
 
 mod compile;
 mod document;
+mod rollup;
 mod time;
 mod validate;
 
