@@ -5,6 +5,8 @@
 //! `chronoctl deploy` process — and checks no change set was executed. Target: ≤ 1 s.
 //! Run with `make bench` (needs `make venv`).
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
@@ -92,22 +94,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The whole process, from a templates directory holding only those two stacks.
     let dir = tempfile::tempdir()?;
     let files = chrono_stacks::synth::synthesize(&chrono_stacks::Config::load(&config)?)?;
-    let mut manifest: serde_json::Value = serde_json::Value::Null;
-    for f in &files {
-        let name = f.path.rsplit('/').next().unwrap_or(&f.path);
-        if name == "manifest.json" {
-            manifest = serde_json::from_str(&f.contents)?;
-        } else {
-            std::fs::write(dir.path().join(name), &f.contents)?;
-        }
-    }
-    if let Some(stacks) = manifest.get_mut("stacks").and_then(|s| s.as_array_mut()) {
-        stacks.retain(|s| matches!(s["stack"].as_str(), Some("bootstrap" | "network")));
-    }
-    std::fs::write(
-        dir.path().join("manifest.json"),
-        serde_json::to_string_pretty(&manifest)?,
-    )?;
+    common::write_templates(&files, dir.path(), &["bootstrap", "network"])?;
     let mut procs = Vec::new();
     for _ in 0..RUNS {
         let t = Instant::now();

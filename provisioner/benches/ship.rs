@@ -13,6 +13,8 @@
 //! Prints the machine load before and after: numbers from a loaded machine are not the
 //! machine's.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -213,22 +215,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     moto.reset()?;
     let dir = tempfile::tempdir()?;
     let files = chrono_stacks::synth::synthesize(&cfg)?;
-    let mut manifest = serde_json::Value::Null;
-    for f in &files {
-        let name = f.path.rsplit('/').next().unwrap_or(&f.path);
-        if name == "manifest.json" {
-            manifest = serde_json::from_str(&f.contents)?;
-        } else {
-            std::fs::write(dir.path().join(name), &f.contents)?;
-        }
-    }
-    if let Some(stacks) = manifest.get_mut("stacks").and_then(|s| s.as_array_mut()) {
-        stacks.retain(|s| matches!(s["stack"].as_str(), Some("bootstrap" | "network")));
-    }
-    std::fs::write(
-        dir.path().join("manifest.json"),
-        serde_json::to_string_pretty(&manifest)?,
-    )?;
+    common::write_templates(&files, dir.path(), &["bootstrap", "network"])?;
     let deploy = || {
         Command::new(env!("CARGO_BIN_EXE_chronoctl"))
             .current_dir(&root)

@@ -212,6 +212,11 @@ fn condition_holds(condition: &Value, req: &Request) -> Result<bool, String> {
     Ok(true)
 }
 
+/// The actions a statement names (`Action`, a string or a list).
+pub fn actions(statement: &Value) -> Vec<String> {
+    strings(&statement["Action"])
+}
+
 /// Whether the statements (resolved: no intrinsics left) allow `req`.
 pub fn allows(statements: &[Value], req: &Request) -> Result<bool, String> {
     let mut allowed = false;

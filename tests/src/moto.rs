@@ -44,11 +44,17 @@ fn free_port() -> Result<u16, MotoError> {
 
 /// Sends one HTTP/1.0 request to 127.0.0.1:`port`, returns the status code.
 fn http(port: u16, method: &str, path: &str) -> std::io::Result<u16> {
+    http_with(port, method, path, "")
+}
+
+/// [`http`] with a body.
+fn http_with(port: u16, method: &str, path: &str, body: &str) -> std::io::Result<u16> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let len = body.len();
     write!(
         s,
-        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n"
+        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: {len}\r\n\r\n{body}"
     )?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf)?;
@@ -107,6 +113,23 @@ impl Moto {
             Ok(200) => Ok(()),
             Ok(code) => Err(MotoError::Start(format!("reset answered {code}"))),
             Err(e) => Err(MotoError::Start(format!("reset: {e}"))),
+        }
+    }
+}
+
+impl Moto {
+    /// Turns IAM enforcement on from the next request: every request must then be signed
+    /// by an IAM user's (or assumed role's) access key and is authorized against that
+    /// principal's policies. moto's server counts unauthenticated requests up to
+    /// `INITIAL_NO_AUTH_ACTION_COUNT` (default: unbounded); `POST /moto-api/reset-auth`
+    /// with a count sets it and restarts the count, so `0` enforces from now on (moto
+    /// 5.2.5 `moto_api/_internal/responses.py` `reset_auth_response`,
+    /// `core/authorization.py`; <https://docs.getmoto.org/en/latest/docs/iam.html>).
+    pub fn enforce_iam(&self) -> Result<(), MotoError> {
+        match http_with(self.port, "POST", "/moto-api/reset-auth", "0") {
+            Ok(200) => Ok(()),
+            Ok(code) => Err(MotoError::Start(format!("reset-auth answered {code}"))),
+            Err(e) => Err(MotoError::Start(format!("reset-auth: {e}"))),
         }
     }
 }

@@ -552,3 +552,42 @@ async fn the_account_guard_asks_moto_sts_and_refuses_another_account() {
     let stacks = c.cfn.describe_stacks().send().await.unwrap();
     assert!(stacks.stacks().is_empty(), "nothing created: {stacks:?}");
 }
+
+/// moto's ListChangeSets ignores StackName and lists every change set in the region: the
+/// orphan sweep of one stack must never take another stack's change set (a parallel run's
+/// fresh one). This raced in CI: network's empty change set was swept by another stack.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_orphan_sweep_of_one_stack_leaves_other_stacks_change_sets() {
+    use aws_sdk_cloudformation::types::ChangeSetType;
+    use chrono_provisioner::deploy::cfn::{CHANGE_SET_PREFIX, delete_orphan_change_sets};
+    let moto = moto();
+    let c = clients(&moto).await;
+    let body = r#"{"Resources": {"H": {"Type": "AWS::CloudFormation::WaitConditionHandle"}}}"#;
+    let mut ids = Vec::new();
+    for stack in ["sweep-a", "sweep-b"] {
+        let out = c
+            .cfn
+            .create_change_set()
+            .stack_name(stack)
+            .change_set_name(format!("{CHANGE_SET_PREFIX}{stack}-1"))
+            .change_set_type(ChangeSetType::Create)
+            .template_body(body)
+            .send()
+            .await
+            .unwrap();
+        ids.push(out.id().unwrap().to_owned());
+    }
+    let swept = delete_orphan_change_sets(&c.cfn, "sweep-b").await.unwrap();
+    assert_eq!(swept, vec![format!("{CHANGE_SET_PREFIX}sweep-b-1")]);
+    // a's change set is still there
+    let a = c
+        .cfn
+        .describe_change_set()
+        .stack_name("sweep-a")
+        .change_set_name(&ids[0])
+        .send()
+        .await;
+    assert!(a.is_ok(), "sweep-b took sweep-a's change set: {a:?}");
+    let swept = delete_orphan_change_sets(&c.cfn, "sweep-a").await.unwrap();
+    assert_eq!(swept, vec![format!("{CHANGE_SET_PREFIX}sweep-a-1")]);
+}

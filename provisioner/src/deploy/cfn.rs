@@ -446,9 +446,14 @@ pub async fn delete_orphan_change_sets(
             .await
             .map_err(|e| cfn_err(cfn, stack, "ListChangeSets", &e))?;
         for c in page.summaries() {
-            let ours = c
-                .change_set_name()
-                .is_some_and(|n| n.starts_with(CHANGE_SET_PREFIX));
+            // AWS answers for `stack` only; moto's ListChangeSets ignores StackName and
+            // lists the region's change sets, where another stack's fresh one must be left
+            let this_stack = c
+                .stack_name()
+                .is_none_or(|n| n == stack || c.stack_id() == Some(stack));
+            let ours = this_stack
+                && c.change_set_name()
+                    .is_some_and(|n| n.starts_with(CHANGE_SET_PREFIX));
             let idle = matches!(
                 c.execution_status(),
                 Some(ExecutionStatus::Available | ExecutionStatus::Unavailable)
