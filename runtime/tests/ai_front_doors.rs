@@ -144,6 +144,33 @@ async fn http_chat_answers_with_a_filter_and_guards_the_case(
         .await
         .unwrap();
     assert_eq!(res.status(), 400);
+    // Regression (issue 18): a NUL in the question was a 500 (PostgreSQL refused to store
+    // it); now a 400 with the stable code, for NUL and the other control characters.
+    for question in ["failed logons\u{0} for root", "logons\u{1b}[31m"] {
+        let res = http
+            .post(&url)
+            .bearer_auth(&bearer)
+            .json(&ask(cases.case, question))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400, "{question:?}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "invalid_request", "{question:?}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains("NUL"),
+            "{body}"
+        );
+    }
+    // line breaks and tabs are fine
+    let res = http
+        .post(&url)
+        .bearer_auth(&bearer)
+        .json(&ask(cases.case, "failed logons\n\tfor root on web01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
 }
 
 #[sqlx::test(migrator = "chrono_runtime::db::MIGRATOR")]

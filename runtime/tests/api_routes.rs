@@ -91,6 +91,13 @@ async fn tokens_are_verified(_: PgPoolOptions, opts: PgConnectOptions) {
     tampered.replace_range(tampered.len() - 6.., "AAAAAA");
     for (what, t) in [
         ("expired", with("exp", json!(now - 3600))),
+        // regression (issue 18): `nbf` a day ahead was accepted; `iat` was never looked at
+        (
+            "not valid before tomorrow",
+            with("nbf", json!(now + 86_400)),
+        ),
+        ("issued tomorrow", with("iat", json!(now + 86_400))),
+        ("issued at a string", with("iat", json!("yesterday"))),
         ("wrong issuer", with("iss", json!("https://evil.test/"))),
         ("wrong audience", with("aud", json!("someone-else"))),
         ("bad signature", tampered),
@@ -99,6 +106,18 @@ async fn tokens_are_verified(_: PgPoolOptions, opts: PgConnectOptions) {
         let (s, body) = call(&app, "GET", &uri, Some(&t), None).await;
         assert_eq!(s, 401, "{what}");
         assert_eq!(body["error"]["code"], "unauthenticated", "{what}");
+    }
+    // within the leeway, and in the past, `nbf` and `iat` are fine
+    for (what, t) in [
+        ("nbf now", with("nbf", json!(now + 10))),
+        ("iat a moment ahead", with("iat", json!(now + 10))),
+        ("iat an hour ago", with("iat", json!(now - 3600))),
+    ] {
+        assert_eq!(
+            call(&app, "GET", &uri, Some(&t), None).await.0,
+            200,
+            "{what}"
+        );
     }
     let (s, body) = call(&app, "GET", &uri, None, None).await;
     assert_eq!(
@@ -854,4 +873,180 @@ async fn the_audit_log_records_who_searched_labelled_and_processed_what(
     let processing = find("evidence_processing");
     assert_eq!(processing.0, "u-admin");
     assert_eq!(processing.2["evidence_id"], evidence);
+}
+
+/// One request with a raw body; status, headers and the JSON body (Null when not JSON).
+async fn send_raw(
+    app: &axum::Router,
+    method: &str,
+    uri: &str,
+    token: Option<&str>,
+    body: Vec<u8>,
+) -> (u16, http::HeaderMap, Value) {
+    use http_body_util::BodyExt as _;
+    use tower::ServiceExt as _;
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", "application/json");
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let resp = app
+        .clone()
+        .oneshot(req.body(axum::body::Body::from(body)).unwrap())
+        .await
+        .unwrap();
+    let (parts, body) = resp.into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes();
+    let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (parts.status.as_u16(), parts.headers, json)
+}
+
+/// Regression (issue 18): 413, 414, 405 and query-string errors came back as plain text or
+/// empty bodies; a JSON array passed as a filter document; a crafted cursor naming an
+/// instant PostgreSQL cannot hold was a 500. Every one is now JSON with a stable code.
+#[sqlx::test(migrator = "chrono_runtime::db::MIGRATOR")]
+async fn every_refusal_is_json_with_a_stable_code(_: PgPoolOptions, opts: PgConnectOptions) {
+    let db = common::pool(opts).await;
+    let fx = common::seed(&db).await;
+    let app = common::app(db);
+    let bearer = token("u-analyst", &["analyst"], &[fx.case.to_string()]);
+    let search = format!("/api/v1/cases/{}/events/search", fx.case);
+    let filter = serde_json::to_vec(&json!({"limit": 10})).unwrap();
+    let long_query = format!("/api/v1/cases?q={}", "x".repeat(9000));
+    let huge_body = {
+        let mut b = b"{\"limit\": 10, \"pad\": \"".to_vec();
+        b.extend(std::iter::repeat_n(b'x', 3 * 1024 * 1024));
+        b.extend(b"\"}");
+        b
+    };
+    let out_of_range = {
+        use base64::Engine as _;
+        // year -5000: within chrono's range, before PostgreSQL's timestamptz
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode("v1:-219999999999999999:1:1700000000000000")
+    };
+    let cases: Vec<(&str, &str, String, Vec<u8>, u16, &str)> = vec![
+        (
+            "method",
+            "DELETE",
+            "/api/v1/cases".into(),
+            vec![],
+            405,
+            "method_not_allowed",
+        ),
+        ("uri", "GET", long_query, vec![], 414, "uri_too_long"),
+        (
+            "body",
+            "POST",
+            search.clone(),
+            huge_body,
+            413,
+            "payload_too_large",
+        ),
+        (
+            "duplicate query parameter",
+            "POST",
+            format!("{search}?tz=UTC&tz=Europe/Berlin"),
+            filter.clone(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "array filter",
+            "POST",
+            search.clone(),
+            b"[10]".to_vec(),
+            400,
+            "invalid_filter",
+        ),
+        (
+            "empty array filter",
+            "POST",
+            search.clone(),
+            b" []".to_vec(),
+            400,
+            "invalid_filter",
+        ),
+        (
+            "cursor out of range",
+            "POST",
+            format!("{search}?cursor={out_of_range}"),
+            filter.clone(),
+            400,
+            "invalid_cursor",
+        ),
+    ];
+    for (what, method, uri, body, status, code) in cases {
+        let (s, headers, json) = send_raw(&app, method, &uri, Some(&bearer), body).await;
+        assert_eq!(s, status, "{what}: {json}");
+        assert_eq!(json["error"]["code"], code, "{what}: {json}");
+        assert!(
+            !json["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .is_empty(),
+            "{what}: {json}"
+        );
+        assert_eq!(
+            headers[http::header::CONTENT_TYPE],
+            "application/json",
+            "{what}"
+        );
+        if s == 405 {
+            assert!(
+                headers.contains_key(http::header::ALLOW),
+                "{what}: Allow kept"
+            );
+        }
+    }
+    // the filter document's path says where: the document itself
+    let (_, _, json) = send_raw(&app, "POST", &search, Some(&bearer), b"[10]".to_vec()).await;
+    assert_eq!(json["error"]["path"], "$");
+    // and a well-formed search still works
+    let (s, _, json) = send_raw(&app, "POST", &search, Some(&bearer), filter).await;
+    assert_eq!(s, 200, "{json}");
+}
+
+/// Regression (issue 18): with the database gone every request hung for the pool's
+/// 20-second connection wait and then answered 500. A request now waits at most
+/// `REQUEST_WAIT` (1 s) for a connection and answers 503 `unavailable` with
+/// `Retry-After`, whether the server refuses connections (stopped) or takes them and never
+/// answers (frozen, or a paused instance resuming). The bound below is loose on purpose:
+/// it tells "answers" from "hangs for the old 20 s", it is not a speed target.
+#[sqlx::test(migrator = "chrono_runtime::db::MIGRATOR")]
+async fn a_database_outage_answers_503_with_retry_after_at_once(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    use chrono_runtime::db::{ConnectPolicy, Credentials, Session};
+    let stopped = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    // accepts connections (the kernel's backlog) and never answers
+    let frozen = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let frozen_port = frozen.local_addr().unwrap().port();
+    for (what, port) in [("stopped", stopped), ("frozen", frozen_port)] {
+        let pool = chrono_runtime::db::open(
+            &Credentials::fixed(opts.clone().port(port)),
+            Session::runtime(Duration::from_secs(5)),
+            2,
+            ConnectPolicy::LAMBDA,
+        )
+        .await
+        .unwrap();
+        let app = common::app(pool);
+        let bearer = token("u-analyst", &["analyst"], &["*".to_string()]);
+        let started = std::time::Instant::now();
+        let (s, headers, json) =
+            send_raw(&app, "GET", "/api/v1/cases", Some(&bearer), vec![]).await;
+        let waited = started.elapsed();
+        assert_eq!(s, 503, "{what}: {json}");
+        assert_eq!(json["error"]["code"], "unavailable", "{what}");
+        assert_eq!(headers[http::header::RETRY_AFTER], "5", "{what}");
+        assert!(waited < Duration::from_secs(5), "{what}: waited {waited:?}");
+    }
+    drop(frozen);
 }

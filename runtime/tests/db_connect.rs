@@ -24,6 +24,7 @@ use uuid::Uuid;
 /// Short attempts so a test needs seconds, not the production minutes.
 const QUICK: ConnectPolicy = ConnectPolicy {
     attempt: Duration::from_millis(700),
+    acquire: Duration::from_millis(700),
     budget: Duration::from_secs(30),
     first_backoff: Duration::from_millis(100),
     max_backoff: Duration::from_millis(800),
@@ -357,4 +358,62 @@ async fn a_migration_waiting_for_a_lock_fails_instead_of_queueing_traffic(
     db::migrate_with(&migrator, &Credentials::fixed(opts.clone()), settings)
         .await
         .unwrap();
+}
+
+/// Regression (issue 18's kill tests): a `begin()` interrupted after `BEGIN` went out and
+/// before its answer came back (a worker killed, a lease lost, a client gone) left the
+/// session inside a transaction that sqlx 0.8 never ends (its rollback guard keys on a
+/// depth raised only after the answer; sqlx issues 4385 and 4393), and the pool handed
+/// it to the next borrower, whose writes then stayed uncommitted, invisible to everyone
+/// else, holding their locks. The runtime's pools close such a session when it is given
+/// back: the next borrower's write is committed. One connection, so the next borrower
+/// gets that same session unless it was closed.
+#[sqlx::test(migrator = "chrono_runtime::db::MIGRATOR")]
+async fn a_transaction_start_interrupted_leaves_no_open_transaction_to_the_next_borrower(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let pool = db::open(
+        &Credentials::fixed(opts.clone()),
+        Session::runtime(Duration::from_secs(5)),
+        1,
+        QUICK,
+    )
+    .await
+    .expect("pool");
+    let mut attempts = 0;
+    loop {
+        let interrupted = {
+            let mut conn = pool.acquire().await.unwrap();
+            let mut begin = std::pin::pin!(sqlx::Connection::begin(&mut *conn));
+            match futures::poll!(begin.as_mut()) {
+                std::task::Poll::Pending => true,
+                std::task::Poll::Ready(r) => {
+                    r.expect("BEGIN");
+                    false
+                }
+            }
+        };
+        if interrupted {
+            break;
+        }
+        attempts += 1;
+        assert!(attempts < 200, "BEGIN was always answered within one poll");
+    }
+    let case = Uuid::now_v7();
+    sqlx::query("INSERT INTO cases (id, name, created_by) VALUES ($1, 'probe', 'tester')")
+        .bind(case)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let mut other: sqlx::PgConnection = sqlx::Connection::connect_with(&opts).await.unwrap();
+    let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM cases WHERE id = $1")
+        .bind(case)
+        .fetch_one(&mut other)
+        .await
+        .unwrap();
+    assert_eq!(
+        seen, 1,
+        "the write after the interrupted BEGIN is committed"
+    );
 }

@@ -22,6 +22,7 @@ use chrono_runtime::queue::{self, NewJob, Runner};
 use chrono_runtime::storage::source_key;
 use serde_json::Value;
 use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use uuid::Uuid;
 
 /// The emulator with the `sources` and `artifacts` buckets.
@@ -675,7 +676,11 @@ async fn job_row(pool: &PgPool, id: Uuid) -> JobRow {
 /// worker takes the job again, and the file ends `done` with exactly its events — the
 /// part the dead worker stored is not stored twice.
 #[sqlx::test(migrator = "chrono_runtime::db::MIGRATOR")]
-async fn a_worker_killed_mid_file_is_resumed_by_another_without_duplicates(pool: PgPool) {
+async fn a_worker_killed_mid_file_is_resumed_by_another_without_duplicates(
+    _: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let pool = runtime_pool(20, connect).await;
     let moto = Moto::start();
     let s3 = moto.s3().await;
     let case_id = new_case(&pool).await;
@@ -870,6 +875,87 @@ async fn jobs_recorded_while_no_worker_runs_are_processed_when_one_starts(pool: 
     handle.await.unwrap();
 }
 
+/// Regression (issue 18): a 1 MB `.evtx.gz` unpacking to a gigabyte of zeros was spooled
+/// whole to disk and parsed for minutes, ending with 0 events and no error. Unpacking is
+/// now bounded ([`chrono_runtime::pipeline::limits`]): the bomb fails its evidence with the
+/// limit and its setting named, nothing stored, and it is not retried. The ratio is judged
+/// here from 4 MiB on (the default waits for 64 MiB) to keep the test small.
+#[sqlx::test(migrator = "chrono_runtime::db::MIGRATOR")]
+async fn a_decompression_bomb_fails_its_evidence_with_the_limit_named(pool: PgPool) {
+    use std::io::Write as _;
+    let moto = Moto::start();
+    let s3 = moto.s3().await;
+    let mut worker = LocalWorker::new(s3.clone(), pool.clone(), buckets());
+    worker.parse.limits.ratio_floor = 4 * 1024 * 1024;
+    let case_id = new_case(&pool).await;
+    // an EVTX file header, then zeros: detected as EVTX, about 1000:1
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(b"ElfFile\0").unwrap();
+    gz.write_all(&vec![0u8; 64 * 1024 * 1024]).unwrap();
+    let bomb = gz.finish().unwrap();
+    assert!(bomb.len() < 256 * 1024, "{}", bomb.len());
+    let job = new_evidence(&pool, &s3, case_id, "Security.evtx.gz", bomb).await;
+    let err = worker.process(&job).await.unwrap_err();
+    assert!(matches!(err, PipelineError::Limit { .. }), "{err}");
+    assert!(!err.is_retryable());
+    let got = counts(&pool, job.evidence_id).await;
+    assert_eq!(
+        (got.state.as_str(), got.rows, got.events_count),
+        ("failed", 0, 0)
+    );
+    let (errors,): (Value,) = sqlx::query_as("SELECT errors FROM evidence WHERE id = $1")
+        .bind(job.evidence_id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let reason = errors[0]["message"].as_str().unwrap();
+    assert!(
+        reason.contains("expansion") && reason.contains("CHRONO_MAX_EXPANSION_RATIO"),
+        "{reason}"
+    );
+}
+
+/// Regression (issue 18): a zip member whose name held a NUL failed its evidence
+/// ("unsupported Unicode escape sequence") after some of its events were stored, with
+/// `events_count` 0 against 15 searchable rows. Names with NUL are stored with U+FFFD and
+/// the counts equal the rows.
+#[sqlx::test(migrator = "chrono_runtime::db::MIGRATOR")]
+async fn a_nul_in_a_zip_member_name_keeps_counts_equal_to_rows(pool: PgPool) {
+    use std::io::Write as _;
+    let moto = Moto::start();
+    let s3 = moto.s3().await;
+    let worker = LocalWorker::new(s3.clone(), pool.clone(), buckets());
+    let case_id = new_case(&pool).await;
+    let log = fixture("auth.log");
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default();
+    for name in ["auth\0evil.log", "auth.log", "nested/a\0b\0c.log"] {
+        zip.start_file(name, options).unwrap();
+        zip.write_all(&log).unwrap();
+    }
+    let bytes = zip.finish().unwrap().into_inner();
+    let job = new_evidence(&pool, &s3, case_id, "logs.zip", bytes).await;
+    let done = worker.process(&job).await.unwrap();
+    assert_eq!(done.state, "done");
+    let per_member = expected("auth.log", log.clone()).tally.events as i64;
+    let got = counts(&pool, job.evidence_id).await;
+    assert_eq!(got.state, "done");
+    assert_eq!(got.rows, 3 * per_member);
+    assert_eq!(got.events_count, got.rows);
+    let members: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT source_file FROM events WHERE evidence_id = $1 ORDER BY 1",
+    )
+    .bind(job.evidence_id)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(
+        members.iter().any(|m| m.contains("auth\u{fffd}evil.log"))
+            && members.iter().all(|m| !m.contains('\0')),
+        "{members:?}"
+    );
+}
+
 /// Chain of custody: a stored file whose SHA-256 is not the one recorded at upload is not
 /// processed (nothing of it is stored), and the evidence says why; the right file is
 /// verified and the time of the check kept.
@@ -930,6 +1016,104 @@ async fn a_file_changed_after_upload_is_refused_before_any_event_is_stored(pool:
     assert_eq!(stored, Some(sha));
 }
 
+/// A pool of `connections` on the test database, built as the runtime builds its pools
+/// (connections interrupted mid-call are closed when given back,
+/// [`chrono_runtime::db::guard_releases`]): what the workers of the kill tests share.
+/// Three workers of three slots need more than the test harness's five connections
+/// ([`WorkerOptions::connections`]), so it is a pool of its own.
+async fn runtime_pool(connections: u32, connect: PgConnectOptions) -> PgPool {
+    chrono_runtime::db::guard_releases(PgPoolOptions::new())
+        .max_connections(connections)
+        .connect_with(connect)
+        .await
+        .unwrap()
+}
+
+/// Regression (the soak's false custody refusal): a worker killed while its part's `COPY`
+/// was finishing (`CopyDone` sent, the answer not read yet) left its session one
+/// `ReadyForQuery` ahead — sqlx 0.8 does not count `COPY`'s — and the pool handed it on.
+/// The next statement on it, the custody check's `UPDATE .. RETURNING`, updated the row
+/// but read the previous statement's answer, saw no row, re-read the SHA-256 (getting the
+/// `UPDATE`'s answer) and refused the evidence with "the stored file's SHA-256 is X, not
+/// X". Here the pool has one connection, so the next borrower gets that same session
+/// unless the pool closes it (without the fix the re-read lands on it too and reports the
+/// evidence missing; in the soak it landed on a healthy session and read the SHA-256 the
+/// unseen `UPDATE` had stored).
+#[sqlx::test(migrator = "chrono_runtime::db::MIGRATOR")]
+async fn custody_check_after_a_worker_killed_mid_copy_is_not_refused(
+    _: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let pool = runtime_pool(1, connect).await;
+    let case_id = new_case(&pool).await;
+    let sha = "ab".repeat(32);
+    let other = "cd".repeat(32);
+    let [evidence_id, changed_id] = [Uuid::now_v7(), Uuid::now_v7()];
+    for (id, recorded) in [(evidence_id, None), (changed_id, Some(&other))] {
+        sqlx::query(
+            "INSERT INTO evidence (id, case_id, file_name, source_key, created_by, state, sha256)
+             VALUES ($1, $2, 'a.log', $1::text, 'tester', 'processing', $3)",
+        )
+        .bind(id)
+        .bind(case_id)
+        .bind(recorded)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    let check = |id: Uuid| {
+        let target = Target {
+            case_id,
+            evidence_id: id,
+        };
+        let (pool, sha) = (pool.clone(), sha.clone());
+        async move { chrono_runtime::pipeline::upload::check_custody(&pool, target, Some(&sha)).await }
+    };
+    // a real refusal first: the session has run (and prepared) both of the check's
+    // statements, as a worker's session had in the soak
+    let refused = check(changed_id).await.unwrap_err();
+    assert!(
+        matches!(refused, PipelineError::Custody { .. }),
+        "{refused}"
+    );
+    let mut attempts = 0;
+    loop {
+        // the killed worker: its task dropped while `finish()` waits for the answer
+        let interrupted = {
+            let mut conn = pool.acquire().await.unwrap();
+            let mut tx = sqlx::Connection::begin(&mut *conn).await.unwrap();
+            sqlx::query("CREATE TEMP TABLE IF NOT EXISTS stage (n int)")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            let mut copy = tx.copy_in_raw("COPY stage FROM STDIN").await.unwrap();
+            copy.send(b"1\n2\n".as_slice()).await.unwrap();
+            let mut finish = std::pin::pin!(copy.finish());
+            match futures::poll!(finish.as_mut()) {
+                std::task::Poll::Pending => true,
+                std::task::Poll::Ready(r) => {
+                    r.expect("COPY");
+                    false
+                }
+            }
+        };
+        if interrupted {
+            break;
+        }
+        attempts += 1;
+        assert!(attempts < 200, "COPY always finished within one poll");
+    }
+    check(evidence_id)
+        .await
+        .expect("the custody check of the file's own SHA-256 passes");
+    let stored: Option<String> = sqlx::query_scalar("SELECT sha256 FROM evidence WHERE id = $1")
+        .bind(evidence_id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, Some(sha));
+}
+
 /// A small xorshift generator: the soak's choices are random but repeatable (seed given).
 struct Rng(u64);
 
@@ -949,7 +1133,8 @@ impl Rng {
 /// rows, and every uploaded file still in the bucket. (Kills of PostgreSQL and the emulator
 /// are not part of this test.)
 #[sqlx::test(migrator = "chrono_runtime::db::MIGRATOR")]
-async fn soak_200_files_with_workers_killed_at_random(pool: PgPool) {
+async fn soak_200_files_with_workers_killed_at_random(_: PgPoolOptions, connect: PgConnectOptions) {
+    let pool = runtime_pool(20, connect).await;
     const FILES: u64 = 200;
     const KILLS: u32 = 12;
     let moto = Moto::start();

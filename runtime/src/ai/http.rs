@@ -55,6 +55,7 @@ pub fn router(state: AiState) -> Router {
         .route(GATEWAY_PATH, post(super::gateway::gateway))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(Arc::new(state))
+        .layer(axum::middleware::from_fn(crate::api::json_errors))
 }
 
 /// Only `POST /api/v1/ai/chat` (the AI-chat Lambda).
@@ -62,6 +63,7 @@ pub fn chat_router(state: AiState) -> Router {
     Router::new()
         .route(CHAT_PATH, post(chat))
         .with_state(Arc::new(state))
+        .layer(axum::middleware::from_fn(crate::api::json_errors))
 }
 
 /// The API's error for a chat failure.

@@ -70,9 +70,15 @@ impl Cursor {
         if parts.next()? != "v1" {
             return None;
         }
-        let ts = DateTime::from_timestamp_micros(parts.next()?.parse().ok()?)?;
+        // A crafted cursor may name any instant chrono holds; PostgreSQL's timestamptz
+        // stops at 4713 BC, and no event is older than year 1 or newer than 9999.
+        let instant = |micros: &str| {
+            DateTime::from_timestamp_micros(micros.parse().ok()?)
+                .filter(|t| (1..=9999).contains(&chrono::Datelike::year(t)))
+        };
+        let ts = instant(parts.next()?)?;
         let id = parts.next()?.parse().ok()?;
-        let now = DateTime::from_timestamp_micros(parts.next()?.parse().ok()?)?;
+        let now = instant(parts.next()?)?;
         if parts.next().is_some() {
             return None;
         }

@@ -15,7 +15,9 @@ use std::time::Duration;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgConnectOptions;
 
-pub use connect::{ConnectError, ConnectPolicy, Failure, classify, note_error, open};
+pub use connect::{
+    ConnectError, ConnectPolicy, Failure, classify, guard_releases, note_error, open,
+};
 pub use credentials::{Credentials, DbConfigError, SecretSource};
 
 /// The schema migrations, applied by `chrono-api migrate` and by `chronoctl` on deploy.

@@ -159,6 +159,19 @@ impl PipelineError {
     /// [`PipelineError::Corrupt`]; the others stay [`PipelineError::Io`] (retryable).
     pub fn io(doing: &'static str) -> impl FnOnce(io::Error) -> PipelineError {
         move |source| match source.kind() {
+            // a bound of [`super::limits`]: its own error when it travelled unchanged
+            io::ErrorKind::FileTooLarge => match source
+                .get_ref()
+                .and_then(|e| e.downcast_ref::<super::limits::Exceeded>())
+            {
+                Some(e) => e.clone().into(),
+                None => PipelineError::Limit {
+                    member: "the evidence".into(),
+                    what: source.to_string(),
+                    limit: "a processing limit".into(),
+                    hint: "see the pipeline's limits".into(),
+                },
+            },
             io::ErrorKind::InvalidData
             | io::ErrorKind::InvalidInput
             | io::ErrorKind::UnexpectedEof => PipelineError::Corrupt { doing, source },

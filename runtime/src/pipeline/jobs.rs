@@ -393,6 +393,7 @@ pub async fn split(
         evidence_id: Some(target.evidence_id),
         reference_time: modified,
         evtx_chunks_per_part,
+        limits: super::limits::Limits::from_env()?,
     };
     let manifest: PartsManifest =
         tokio::task::spawn_blocking(move || steps::split(io::BufReader::new(file), &opts))
@@ -543,7 +544,13 @@ pub async fn upload(
 /// ([`crate::server::pool_from_env`]); the upload's own transactions raise their statement
 /// timeout.
 pub async fn pool_from_env() -> Result<PgPool, PipelineError> {
-    crate::server::pool_from_env(4, crate::db::ConnectPolicy::SERVICE)
+    pool_from_env_sized(4).await
+}
+
+/// [`pool_from_env`] with `connections` connections (a queue worker sizes its pool by
+/// its slots, [`super::worker::WorkerOptions::connections`]).
+pub async fn pool_from_env_sized(connections: u32) -> Result<PgPool, PipelineError> {
+    crate::server::pool_from_env(connections, crate::db::ConnectPolicy::SERVICE)
         .await
         .map_err(|e| match e {
             crate::server::StartError::Config(m) => PipelineError::Config(m),

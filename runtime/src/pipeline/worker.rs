@@ -172,6 +172,40 @@ pub struct WorkerOptions {
     pub poll: Duration,
 }
 
+impl WorkerOptions {
+    /// The jobs a worker runs at once: its regular slots and the express one.
+    pub fn slots(&self) -> usize {
+        self.concurrency + usize::from(self.express)
+    }
+
+    /// The connections a worker's pool needs so that no job ever waits for a connection
+    /// another job holds: a job uploading a part holds the part's transaction while it
+    /// upserts the part's devices and identities on a second connection (committed on
+    /// their own, see [`super::upload`]), so `slots` jobs may hold `slots` connections
+    /// while each asks for one more; claiming, renewing and closing jobs take one more.
+    /// With fewer, every connection can end up held by a transaction waiting for another
+    /// (the pool starves until its acquire timeout, and again on the retry).
+    pub fn connections(&self) -> u32 {
+        u32::try_from(2 * self.slots() + 1).unwrap_or(u32::MAX)
+    }
+
+    /// These options cut down to what a pool of `connections` connections can serve
+    /// without starving ([`WorkerOptions::connections`]): first the express slot, then
+    /// regular slots, never below one regular slot.
+    pub fn fitting(mut self, connections: u32) -> WorkerOptions {
+        while self.connections() > connections {
+            if self.express {
+                self.express = false;
+            } else if self.concurrency > 1 {
+                self.concurrency -= 1;
+            } else {
+                break;
+            }
+        }
+        self
+    }
+}
+
 impl Default for WorkerOptions {
     fn default() -> Self {
         WorkerOptions {
@@ -195,6 +229,15 @@ pub struct Worker {
 impl Worker {
     /// A worker named `owner` (unique among running workers: host, pid, a random part).
     pub fn new(steps: LocalWorker, owner: impl Into<String>, options: WorkerOptions) -> Worker {
+        let fits = options.fitting(steps.pool.options().get_max_connections());
+        if fits != options {
+            tracing::warn!(
+                ?options,
+                ?fits,
+                "the worker's database pool is too small for its slots; running fewer jobs at once"
+            );
+        }
+        let options = fits;
         Worker {
             steps: Arc::new(steps),
             owner: Arc::from(owner.into()),
@@ -362,14 +405,13 @@ pub fn options_from_env() -> Result<WorkerOptions, PipelineError> {
 /// [`options_from_env`]).
 pub async fn from_env() -> Result<Worker, PipelineError> {
     let buckets = Buckets::from_env()?;
-    let pool = jobs::pool_from_env().await?;
+    let options = options_from_env()?;
+    let pool = jobs::pool_from_env_sized(options.connections()).await?;
     let sdk = aws_config::load_from_env().await;
     let s3 = crate::storage::SourcesBucket::client_from(&sdk);
-    Ok(Worker::new(
-        LocalWorker::new(s3, pool, buckets),
-        Worker::default_owner(),
-        options_from_env()?,
-    ))
+    let mut steps = LocalWorker::new(s3, pool, buckets);
+    steps.parse.limits = super::limits::Limits::from_env()?;
+    Ok(Worker::new(steps, Worker::default_owner(), options))
 }
 
 /// Local mode's in-process worker: the durable queue's launcher for the API, and the
@@ -380,4 +422,53 @@ pub async fn local_from_env()
     let worker = from_env().await?;
     let handle = tokio::spawn(worker.run(std::future::pending()));
     Ok((crate::launcher::LocalLauncher::queue(), handle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_worker_s_pool_has_two_connections_per_job_and_one_more() {
+        for (concurrency, express, connections) in [(1, false, 3), (2, true, 7), (64, true, 131)] {
+            let options = WorkerOptions {
+                concurrency,
+                express,
+                ..WorkerOptions::default()
+            };
+            assert_eq!(options.connections(), connections, "{options:?}");
+            assert_eq!(options.fitting(connections), options);
+        }
+    }
+
+    /// Regression (the soak stalled): three workers of three slots shared a pool of five
+    /// connections; every connection ended up held by a part's transaction waiting for a
+    /// second one. A worker now runs no more jobs than its pool can serve.
+    #[test]
+    fn a_worker_runs_only_the_jobs_its_pool_can_serve() {
+        let wide = WorkerOptions {
+            concurrency: 8,
+            express: true,
+            ..WorkerOptions::default()
+        };
+        for (connections, concurrency, express) in [
+            (19, 8, true),
+            (18, 8, false),
+            (7, 3, false),
+            (5, 2, false),
+            (4, 1, false),
+            (1, 1, false),
+        ] {
+            let fit = wide.fitting(connections);
+            assert_eq!(
+                (fit.concurrency, fit.express),
+                (concurrency, express),
+                "{connections} connections"
+            );
+            assert!(
+                fit.connections() <= connections.max(3),
+                "{connections}: {fit:?}"
+            );
+        }
+    }
 }
