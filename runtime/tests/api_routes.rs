@@ -927,7 +927,16 @@ async fn every_refusal_is_json_with_a_stable_code(_: PgPoolOptions, opts: PgConn
         base64::engine::general_purpose::URL_SAFE_NO_PAD
             .encode("v1:-219999999999999999:1:1700000000000000")
     };
-    let cases: Vec<(&str, &str, String, Vec<u8>, u16, &str)> = vec![
+    // what, method, target, body, then the status and code expected
+    type Refusal = (
+        &'static str,
+        &'static str,
+        String,
+        Vec<u8>,
+        u16,
+        &'static str,
+    );
+    let cases: Vec<Refusal> = vec![
         (
             "method",
             "DELETE",
