@@ -541,7 +541,9 @@ export type components = {
             /**
              * @description Stable machine code: `unauthenticated`, `forbidden`, `not_found`, `invalid_request`,
              *     `invalid_filter`, `invalid_cursor`, `conflict`, `upload_incomplete`,
-             *     `pipeline_unavailable`, `unavailable`, `query_timeout`, `internal`.
+             *     `pipeline_unavailable`, `unavailable`, `query_timeout`, `payload_too_large`,
+             *     `uri_too_long`, `method_not_allowed`, `unsupported_media_type`,
+             *     `headers_too_large`, `internal`.
              */
             code: string;
             /** @description Human-readable message. */
