@@ -155,6 +155,15 @@ async fn counts(pool: &PgPool, evidence_id: Uuid) -> Counts {
     }
 }
 
+/// The evidence's `errors` (the pipeline's reasons first).
+async fn evidence_errors(pool: &PgPool, evidence_id: Uuid) -> Value {
+    sqlx::query_scalar("SELECT errors FROM evidence WHERE id = $1")
+        .bind(evidence_id)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
 /// The same evidence parsed in-process, without S3 or the database.
 fn expected(name: &str, bytes: Vec<u8>) -> CollectSink {
     let mut sink = CollectSink::new(1000);
@@ -302,11 +311,7 @@ async fn the_bad_chunk_sample_keeps_its_good_records_and_reports_the_bad_chunks(
     assert_eq!(got.rows, ok);
     assert!(got.bad_records > 0);
     assert_eq!(got.events_count + got.bad_records, got.records_seen);
-    let (errors,): (Value,) = sqlx::query_as("SELECT errors FROM evidence WHERE id = $1")
-        .bind(job.evidence_id)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let errors = evidence_errors(&pool, job.evidence_id).await;
     let records: Vec<&str> = errors
         .as_array()
         .unwrap()
@@ -334,11 +339,7 @@ async fn an_unknown_file_fails_the_evidence_with_a_clear_reason(pool: PgPool) {
     assert_eq!(err.exit_code(), 65);
     let got = counts(&pool, job.evidence_id).await;
     assert_eq!((got.state.as_str(), got.rows), ("failed", 0));
-    let (errors,): (Value,) = sqlx::query_as("SELECT errors FROM evidence WHERE id = $1")
-        .bind(job.evidence_id)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let errors = evidence_errors(&pool, job.evidence_id).await;
     assert_eq!(errors[0]["record"], job.source_key.as_str());
     assert!(
         errors[0]["message"]
@@ -784,11 +785,7 @@ async fn a_job_out_of_attempts_fails_its_evidence_with_the_reason(pool: PgPool) 
     assert_eq!(reaped.abandoned, 1);
     let got = counts(&pool, job.evidence_id).await;
     assert_eq!(got.state, "failed");
-    let (errors,): (Value,) = sqlx::query_as("SELECT errors FROM evidence WHERE id = $1")
-        .bind(job.evidence_id)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let errors = evidence_errors(&pool, job.evidence_id).await;
     let reason = errors[0]["message"].as_str().unwrap();
     assert!(reason.contains("stopped 3 times"), "{reason}");
     assert_eq!(job_row(&pool, job_id).await.state, "failed");
@@ -903,11 +900,7 @@ async fn a_decompression_bomb_fails_its_evidence_with_the_limit_named(pool: PgPo
         (got.state.as_str(), got.rows, got.events_count),
         ("failed", 0, 0)
     );
-    let (errors,): (Value,) = sqlx::query_as("SELECT errors FROM evidence WHERE id = $1")
-        .bind(job.evidence_id)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let errors = evidence_errors(&pool, job.evidence_id).await;
     let reason = errors[0]["message"].as_str().unwrap();
     assert!(
         reason.contains("expansion") && reason.contains("CHRONO_MAX_EXPANSION_RATIO"),
@@ -1217,12 +1210,7 @@ async fn soak_200_files_with_workers_killed_at_random(_: PgPoolOptions, connect:
                 done += 1;
             }
             "failed" => {
-                let (errors,): (Value,) =
-                    sqlx::query_as("SELECT errors FROM evidence WHERE id = $1")
-                        .bind(job.evidence_id)
-                        .fetch_one(&pool)
-                        .await
-                        .unwrap();
+                let errors = evidence_errors(&pool, job.evidence_id).await;
                 // only kills fail anything here: a job killed on every attempt
                 let reason = errors[0]["message"].as_str().unwrap_or_default();
                 assert!(reason.contains("stopped"), "{}: {reason}", job.source_key);
