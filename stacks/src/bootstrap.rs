@@ -14,10 +14,10 @@ use serde_json::json;
 use crate::config::Config;
 use crate::data_policy;
 use crate::model::{Attributes, Expr, ModelError, Policy};
-use crate::resources::{Tag, TagMap, Tags};
 use crate::resources::api::Account;
 use crate::resources::iam::{PolicyDocument, Role, Statement};
 use crate::resources::storage::{Bucket, Repository, Table};
+use crate::resources::{Tag, TagMap, Tags};
 use crate::shared::{secure_bucket, table, tls_only_policy};
 use crate::stack::{OutputRef, Stack, StackKind, tags};
 

@@ -178,7 +178,11 @@ mod tests {
     #[test]
     fn every_example_config_derives_a_preview_that_synthesizes_at_the_longest_name() {
         let name = "a".repeat(MAX_NAME - 2) + "-z";
-        for file in ["acme-prod.yaml", "acme-staging.yaml", "initech-staging.yaml"] {
+        for file in [
+            "acme-prod.yaml",
+            "acme-staging.yaml",
+            "initech-staging.yaml",
+        ] {
             let cfg = derive(
                 &example(file),
                 file,
@@ -195,7 +199,10 @@ mod tests {
             assert_eq!(cfg.log_retention_days, 7);
             // every name the stacks derive passes synthesis' limit checks
             let files = crate::synth::synthesize(&cfg).unwrap_or_else(|e| panic!("{file}: {e}"));
-            let manifest = files.iter().find(|f| f.path.ends_with("manifest.json")).unwrap();
+            let manifest = files
+                .iter()
+                .find(|f| f.path.ends_with("manifest.json"))
+                .unwrap();
             let m: serde_json::Value = serde_json::from_str(&manifest.contents).unwrap();
             for s in m["stacks"].as_array().unwrap() {
                 let stack = s["stack"].as_str().unwrap();
@@ -247,8 +254,74 @@ mod tests {
     fn a_derived_preview_is_validated_like_a_file() {
         let base = example("acme-staging.yaml");
         let e = derive(&base, "acme-staging.yaml", "x", "210987654321", "soon").unwrap_err();
-        assert!(e.to_string().starts_with("acme-staging.yaml (preview x):1:1: customer"), "{e}");
-        let e = derive(&base, "acme-staging.yaml", "ok-name", "210987654321", "soon").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("acme-staging.yaml (preview x):1:1: customer"),
+            "{e}"
+        );
+        let e = derive(
+            &base,
+            "acme-staging.yaml",
+            "ok-name",
+            "210987654321",
+            "soon",
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("preview.expires_at"), "{e}");
+    }
+
+    /// Name limits of the named properties the stacks set (AWS documentation of each
+    /// resource type; the CloudFormation reference repeats them).
+    const NAME_LIMITS: &[(&str, &str, usize)] = &[
+        ("AWS::S3::Bucket", "BucketName", 63),
+        ("AWS::Lambda::Function", "FunctionName", 64),
+        ("AWS::Logs::LogGroup", "LogGroupName", 512),
+        ("AWS::DynamoDB::Table", "TableName", 255),
+        ("AWS::ECR::Repository", "RepositoryName", 256),
+        ("AWS::ECS::Cluster", "ClusterName", 255),
+        ("AWS::ECS::Service", "ServiceName", 255),
+        ("AWS::ECS::TaskDefinition", "Family", 255),
+        ("AWS::StepFunctions::StateMachine", "StateMachineName", 80),
+        ("AWS::KMS::Alias", "AliasName", 256),
+        ("AWS::Cognito::UserPoolDomain", "Domain", 63),
+        ("AWS::Cognito::UserPool", "UserPoolName", 128),
+        ("AWS::Cognito::UserPoolClient", "ClientName", 128),
+        ("AWS::CloudFront::Function", "Name", 64),
+        ("AWS::ApiGatewayV2::Api", "Name", 128),
+    ];
+
+    #[test]
+    fn every_name_of_a_longest_named_preview_is_within_its_aws_limit() {
+        let name = "b".repeat(MAX_NAME);
+        let mut checked = 0;
+        for file in ["acme-staging.yaml", "initech-staging.yaml"] {
+            let cfg = derive(
+                &example(file),
+                file,
+                &name,
+                "210987654321",
+                "2026-12-05T00:00:00Z",
+            )
+            .unwrap();
+            for f in crate::synth::synthesize(&cfg).unwrap() {
+                if !f.path.ends_with(".yaml") {
+                    continue;
+                }
+                let t: serde_yaml::Value = serde_yaml::from_str(&f.contents).unwrap();
+                let Some(resources) = t.get("Resources").and_then(|r| r.as_mapping()) else {
+                    continue;
+                };
+                for (id, r) in resources {
+                    let ty = r["Type"].as_str().unwrap_or_default();
+                    for (_, prop, max) in NAME_LIMITS.iter().filter(|(t, _, _)| *t == ty) {
+                        if let Some(v) = r["Properties"].get(*prop).and_then(|v| v.as_str()) {
+                            checked += 1;
+                            assert!(v.len() <= *max, "{}: {id:?} {prop} {v} > {max}", f.path);
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 40, "only {checked} names found");
     }
 }
