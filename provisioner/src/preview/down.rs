@@ -29,10 +29,10 @@ pub const ATTEMPTS: usize = 3;
 
 /// The destroy plan of a preview, from its stacks' tags: each stack depends on the stacks
 /// its `chrono:depends-on` tag names that still exist; the bootstrap is the shared account
-/// stack (never deleted).
-pub fn plan_of(p: &Preview) -> DeployPlan {
+/// stack (never deleted) with its deployed template (`bootstrap_body`, for its outputs).
+pub fn plan_of(p: &Preview, bootstrap_body: &str) -> DeployPlan {
     let mut plan = DeployPlan::new(p.name.clone(), "preview");
-    let mut boot = PlannedStack::new(BOOTSTRAP, "");
+    let mut boot = PlannedStack::new(BOOTSTRAP, bootstrap_body);
     boot.shared_name = Some(chrono_stacks::bootstrap::ACCOUNT_STACK.to_owned());
     plan.stacks.push(boot);
     for (short, s) in &p.stacks {
@@ -88,11 +88,16 @@ async fn down_preview(engine: &Engine, p: &Preview) -> Result<DownReport, Previe
         dry_run: engine.opts.dry_run,
     };
     let mut current = p.clone();
+    let boot_stack = chrono_stacks::bootstrap::ACCOUNT_STACK;
+    let boot_body = match crate::deploy::cfn::describe(&engine.clients.cfn, boot_stack).await? {
+        Some(_) => crate::deploy::cfn::get_template(&engine.clients.cfn, boot_stack).await?,
+        None => String::new(),
+    };
     for attempt in 1..=ATTEMPTS {
         wait_in_progress(engine, &current).await?;
         match engine
             .destroy(
-                &plan_of(&current),
+                &plan_of(&current, &boot_body),
                 DestroyOptions {
                     yes: true,
                     release_data: false,
@@ -244,7 +249,7 @@ mod tests {
             mk("data", "network web"),
             mk("compute", "bootstrap network data"),
         ])[0];
-        let plan = plan_of(p);
+        let plan = plan_of(p, "");
         let order: Vec<&str> = plan
             .order()
             .unwrap()

@@ -143,6 +143,7 @@ pub async fn up(
         &mut plan,
         &me.arn,
         &chrono_stacks::synth::dir_name(&req.base),
+        &expires_at,
     );
     let deploy = engine.deploy(&plan).await?;
     if !deploy.is_success() {
@@ -162,6 +163,9 @@ pub async fn up(
             stacks: failed.join("; "),
             report: Box::new(deploy),
         });
+    }
+    if !engine.opts.dry_run {
+        retag_stale(engine, &plan).await?;
     }
     let mut endpoints = std::collections::BTreeMap::new();
     for s in &deploy.stacks {
@@ -188,9 +192,14 @@ pub async fn up(
     ))
 }
 
-/// Stack tags of a preview plan: the owner and base on every stack, and on each stack
-/// the stacks it depends on, so `preview down` can order the deletion from tags alone.
-pub fn tag_plan(plan: &mut DeployPlan, owner: &str, base: &str) {
+/// Stack tags of a preview plan: on every stack (but the shared bootstrap) the preview
+/// marker, the expiry, the owner and the base, and the stacks it depends on, so `preview
+/// down` can find and order the deletion from tags alone.
+pub fn tag_plan(plan: &mut DeployPlan, owner: &str, base: &str, expires_at: &str) {
+    plan.tags
+        .insert(tags::PREVIEW.to_owned(), "true".to_owned());
+    plan.tags
+        .insert(tags::EXPIRES_AT.to_owned(), expires_at.to_owned());
     plan.tags.insert(tags::OWNER.to_owned(), owner.to_owned());
     plan.tags
         .insert(tags::PREVIEW_BASE.to_owned(), base.to_owned());
@@ -200,6 +209,71 @@ pub fn tag_plan(plan: &mut DeployPlan, owner: &str, base: &str) {
                 .insert(tags::DEPENDS_ON.to_owned(), s.depends_on.join(" "));
         }
     }
+}
+
+/// Brings the stack tags of every preview stack to the plan's (a new expiry or owner)
+/// where the deploy left them stale: a stack whose template and parameters did not change
+/// is skipped by the engine, and its tags with it. `UpdateStack` with the previous template
+/// and parameter values changes only the tags, which CloudFormation propagates to the
+/// resources (<https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_UpdateStack.html>,
+/// `Tags`).
+async fn retag_stale(engine: &Engine, plan: &DeployPlan) -> Result<(), PreviewError> {
+    use aws_sdk_cloudformation::types::{Capability, Parameter, Tag};
+    let cfn = &engine.clients.cfn;
+    for s in plan.stacks.iter().filter(|s| s.shared_name.is_none()) {
+        let name = plan.stack_name(&s.name);
+        let Some(info) = crate::deploy::cfn::describe(cfn, &name).await? else {
+            continue;
+        };
+        let mut want = info.tags.clone();
+        want.extend(plan.tags.clone());
+        want.extend(s.tags.clone());
+        if want == info.tags {
+            continue;
+        }
+        let mut call = cfn
+            .update_stack()
+            .stack_name(&name)
+            .use_previous_template(true)
+            .capabilities(Capability::CapabilityIam)
+            .capabilities(Capability::CapabilityNamedIam);
+        for k in info.parameters.keys() {
+            call = call.parameters(
+                Parameter::builder()
+                    .parameter_key(k)
+                    .use_previous_value(true)
+                    .build(),
+            );
+        }
+        for (k, v) in &want {
+            call = call.tags(Tag::builder().key(k).value(v).build());
+        }
+        match call.send().await {
+            Ok(_) => {}
+            Err(e)
+                if e.as_service_error().is_some_and(|se| {
+                    aws_sdk_cloudformation::error::ProvideErrorMetadata::message(se)
+                        .is_some_and(|m| m.contains("No updates are to be performed"))
+                }) =>
+            {
+                continue;
+            }
+            Err(e) => {
+                return Err(PreviewError::Deploy(crate::deploy::DeployError::Aws {
+                    stack: name,
+                    operation: "UpdateStack",
+                    message: crate::deploy::error::sdk_message(&e),
+                }));
+            }
+        }
+        engine.reporter.on(&crate::deploy::progress::Event::Info {
+            message: format!("{name}: stack tags updated (expiry, owner)"),
+        });
+        let timing = engine.opts.timing;
+        crate::deploy::cfn::wait_stable(cfn, &name, &timing, timing.stack_timeout, None, |_, _| {})
+            .await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
