@@ -602,6 +602,11 @@ async fn run_async(
                     for (k, v) in &report.endpoints {
                         println!("{k}: {v}");
                     }
+                    // what the account costs while idle (offline, from the price file)
+                    match crate::cost::estimate_config(&cfg) {
+                        Ok(c) => print!("{}", crate::cost::render(&c)),
+                        Err(e) => eprintln!("cost estimate unavailable: {e}"),
+                    }
                 }
                 return Ok(ExitCode::SUCCESS);
             }

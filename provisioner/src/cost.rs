@@ -403,3 +403,83 @@ pub fn preview_shape(
         "2099-01-01T00:00:00Z",
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example(file: &str) -> Config {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../customers")
+            .join(file);
+        Config::load(&p).unwrap()
+    }
+
+    fn cents(x: f64) -> i64 {
+        (x * 100.0).round() as i64
+    }
+
+    /// The prod shape of the example config, recomputed by hand from the price file: the
+    /// estimate follows the file, and a change of either shows here.
+    #[test]
+    fn the_prod_figure_of_the_example_config_is_pinned_from_the_price_file() {
+        let table = prices().unwrap();
+        let p = &table.regions["eu-west-1"];
+        let h = table.hours_per_month;
+        let a = &table.assumptions;
+        let r = estimate_config(&example("acme-prod.yaml")).unwrap();
+        // 3 NAT gateways + their addresses; 2 filter-ai tasks (0.5 vCPU, 1 GB, x86);
+        // 1 NLB; Aurora writer + reader at 2 ACU minimum; one KMS key; the master secret
+        let want = 3.0 * h * (p.nat_gateway_hour + p.public_ipv4_hour)
+            + 2.0
+                * (h * (0.5 * p.fargate_vcpu_hour["x86_64"] + p.fargate_gb_hour["x86_64"])
+                    + a.idle_log_gb_per_task * p.logs_ingest_gb)
+            + h * p.load_balancer_hour
+            + 2.0 * 2.0 * h * p.aurora_serverless_v2_acu_hour
+            + a.aurora_idle_storage_gb * p.aurora_storage_gb_month
+            + p.secret_month
+            + p.kms_key_month;
+        assert_eq!(cents(r.total_monthly), cents(want), "{}", render(&r));
+        assert_eq!(cents(r.total_monthly), 55173, "{}", render(&r));
+        assert_eq!(r.lines[0].logical_id, "Database");
+    }
+
+    /// The preview shape of the same config. Issue 16 asks for at most $5/month idle; the
+    /// shape costs far more, almost all of it the interface endpoints the private subnets
+    /// need without a NAT gateway (7 × 2 AZ), the NLB in front of filter-ai and its one
+    /// always-on task. This test pins today's figure and its causes so a cheaper shape
+    /// shows up here; it does not claim the target is met.
+    #[test]
+    fn the_preview_figure_of_the_example_config_is_pinned_with_its_causes() {
+        let cfg = preview_shape(&example("acme-staging.yaml"), "acme-staging.yaml").unwrap();
+        let r = estimate_config(&cfg).unwrap();
+        assert_eq!(cents(r.total_monthly), 15405, "{}", render(&r));
+        let endpoints: f64 = r
+            .lines
+            .iter()
+            .filter(|l| l.resource_type == "AWS::EC2::VPCEndpoint")
+            .map(|l| l.monthly)
+            .sum();
+        assert_eq!(cents(endpoints), 11242, "{}", render(&r));
+        // nothing that bills by the hour besides those: no NAT, Aurora paused at 0 ACU
+        assert!(
+            !r.lines
+                .iter()
+                .any(|l| l.resource_type == "AWS::EC2::NatGateway")
+        );
+        let db = r.lines.iter().find(|l| l.logical_id == "Database").unwrap();
+        assert!(db.monthly < 1.0, "{db:?}");
+    }
+
+    #[test]
+    fn a_region_without_prices_is_a_clear_error() {
+        let mut cfg = example("acme-staging.yaml");
+        cfg.region = "ap-south-2".into();
+        let e = estimate_config(&cfg).unwrap_err();
+        assert!(
+            e.to_string().contains("no prices for region ap-south-2"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("eu-west-1"), "{e}");
+    }
+}
