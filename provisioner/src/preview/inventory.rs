@@ -214,34 +214,18 @@ pub async fn live_stacks(
             message: sdk_message(&e),
         })?;
         for s in page.stacks() {
-            let status = s
-                .stack_status()
-                .map(|x| x.as_str().to_owned())
-                .unwrap_or_default();
-            if status == "DELETE_COMPLETE" {
+            let info = crate::deploy::cfn::stack_info(s);
+            if info.status == "DELETE_COMPLETE" {
                 continue;
             }
             out.push(LiveStack {
                 stack_name: s.stack_name().unwrap_or_default().to_owned(),
-                status,
+                status: info.status,
                 created: s
                     .creation_time()
                     .and_then(|t| DateTime::from_timestamp(t.secs(), 0)),
-                tags: s
-                    .tags()
-                    .iter()
-                    .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
-                    .collect(),
-                outputs: s
-                    .outputs()
-                    .iter()
-                    .filter_map(|o| {
-                        Some((
-                            o.output_key()?.to_owned(),
-                            o.output_value().unwrap_or("").to_owned(),
-                        ))
-                    })
-                    .collect(),
+                tags: info.tags,
+                outputs: info.outputs,
             });
         }
     }
