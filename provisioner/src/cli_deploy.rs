@@ -49,9 +49,10 @@ pub enum DeployCommand {
 /// Which account and how to reach AWS.
 #[derive(Debug, Clone, Args)]
 pub struct TargetArgs {
-    /// The customer config (customers/<customer>-<stage>.yaml).
-    #[arg(long = "config", value_name = "FILE")]
-    pub config: PathBuf,
+    /// The customer config (customers/<customer>-<stage>.yaml). `deploy` takes several
+    /// (`--config a.yaml b.yaml`, or repeated): a fleet run, see --all.
+    #[arg(long = "config", value_name = "FILE", num_args = 1..)]
+    pub config: Vec<PathBuf>,
     /// Deploy the templates in this directory (with manifest.json) instead of
     /// synthesizing from the config.
     #[arg(long, value_name = "DIR")]
@@ -79,6 +80,20 @@ pub struct TargetArgs {
     /// Poll interval of CloudFormation waits, in milliseconds.
     #[arg(long, default_value_t = 3000, hide = true, env = "CHRONO_POLL_MS")]
     pub poll_ms: u64,
+}
+
+impl TargetArgs {
+    /// The one config of a single-account command.
+    pub fn config(&self) -> anyhow::Result<&std::path::Path> {
+        match self.config.as_slice() {
+            [one] => Ok(one),
+            [] => anyhow::bail!("--config FILE is required"),
+            many => anyhow::bail!(
+                "{} configs given: this command takes one --config (only `deploy` runs a fleet)",
+                many.len()
+            ),
+        }
+    }
 }
 
 /// Options shared by the commands that change things.
@@ -130,6 +145,12 @@ pub struct DeployArgs {
     /// reconciles CloudFormation; refused, naming the reason, when anything else changed.
     #[arg(long)]
     pub hotswap: bool,
+    /// Deploy only this stack (and the stacks it needs); repeatable or comma-separated.
+    #[arg(long = "stack", value_name = "STACK", value_delimiter = ',')]
+    pub stacks: Vec<String>,
+    /// Fleet runs (several accounts).
+    #[command(flatten)]
+    pub fleet: crate::fleet::FleetArgs,
 }
 
 /// `destroy`.
@@ -209,14 +230,14 @@ pub fn load_plan_for(
     t: &TargetArgs,
     need: ArtifactNeed,
 ) -> anyhow::Result<(DeployPlan, String, Vec<String>)> {
-    let cfg = chrono_stacks::Config::load(&t.config)?;
+    let cfg = chrono_stacks::Config::load(t.config()?)?;
     if let Some(r) = &t.region
         && r != &cfg.region
     {
         anyhow::bail!(
             "--region {r} conflicts with region {} of {}: the stacks of {} live in {}; drop --region, or change `region` in the config to move them",
             cfg.region,
-            t.config.display(),
+            t.config()?.display(),
             chrono_stacks::synth::dir_name(&cfg),
             cfg.region
         );
@@ -241,7 +262,7 @@ pub fn load_plan_for(
         Some(dir) => {
             let (plan, placeholders) = DeployPlan::from_synth(dir, &artifacts)?;
             let (own, _) = synthesized()?;
-            templates_belong(&plan, &own, dir, &t.config)?;
+            templates_belong(&plan, &own, dir, t.config()?)?;
             (plan, placeholders)
         }
         None => synthesized()?,
@@ -400,7 +421,7 @@ fn fail(e: &dyn std::fmt::Display, output: OutputFormat) -> ExitCode {
 type Slot = Arc<std::sync::OnceLock<Engine>>;
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
-async fn interrupted() -> &'static str {
+pub(crate) async fn interrupted() -> &'static str {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -420,6 +441,20 @@ async fn interrupted() -> &'static str {
 /// Runs a deploy command; errors are printed here. On SIGINT/SIGTERM the run stops, its
 /// pending change sets are deleted and its lock released before exiting with 130.
 pub fn run(cmd: &DeployCommand, output: OutputFormat) -> ExitCode {
+    if let DeployCommand::Deploy(a) = cmd
+        && a.fleet.is_fleet(&a.target.config)
+    {
+        return crate::fleet::run(a, output);
+    }
+    if let DeployCommand::Onboard(a) = cmd
+        && a.fleet.is_fleet(&a.target.config)
+    {
+        let _ = fail(
+            &"onboard takes one account (one --config, no --all/--resume): onboard each new account alone, then `chronoctl deploy --all` keeps the fleet up to date",
+            output,
+        );
+        return ExitCode::from(2);
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -504,7 +539,8 @@ async fn run_async(
 ) -> anyhow::Result<ExitCode> {
     match cmd {
         DeployCommand::Deploy(a) | DeployCommand::Onboard(a) => {
-            let (plan, region, placeholders) = load_plan_for(&a.target, ArtifactNeed::Ship)?;
+            let (mut plan, region, placeholders) = load_plan_for(&a.target, ArtifactNeed::Ship)?;
+            plan.only(&a.stacks)?;
             let mut opts = options(&a.target, &a.mutate);
             opts.yes = a.yes;
             opts.wait = !a.no_wait;
@@ -555,7 +591,7 @@ async fn run_async(
                 });
             }
             if let DeployCommand::Onboard(_) = cmd {
-                let cfg = chrono_stacks::Config::load(&a.target.config)?;
+                let cfg = chrono_stacks::Config::load(a.target.config()?)?;
                 let violations = crate::check::check_config(&cfg)?;
                 if !violations.is_empty() {
                     for v in &violations {
@@ -601,7 +637,7 @@ async fn run_async(
             e.reporter.finish();
             let r = r?;
             if r.is_success() {
-                let cfg = chrono_stacks::Config::load(&a.target.config)?;
+                let cfg = chrono_stacks::Config::load(a.target.config()?)?;
                 publish_app(&e, &cfg, &r, a, output).await?;
             }
             summary(&r, output);

@@ -19,6 +19,7 @@ pub mod cli;
 pub mod cli_build;
 pub mod cli_deploy;
 pub mod deploy;
+pub mod fleet;
 pub mod local;
 pub mod synth;
 pub mod webapp;
