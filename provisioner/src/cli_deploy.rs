@@ -16,7 +16,7 @@ use chrono_contract::outputs;
 use clap::{Args, Subcommand};
 use futures::future::BoxFuture;
 
-use crate::aws::{AwsOptions, Clients};
+use crate::aws::{AwsOptions, Clients, DeployRole};
 use crate::cli::OutputFormat;
 use crate::deploy::cfn::Timing;
 use crate::deploy::destroy::{DestroyOptions, render_destroy};
@@ -341,16 +341,37 @@ async fn engine(
     opts: DeployOptions,
     output: OutputFormat,
     slot: &Slot,
-) -> Engine {
-    let clients = Clients::load(&AwsOptions {
-        profile: t.profile.clone(),
-        region: Some(region.to_owned()),
-        endpoint_url: t.endpoint_url.clone(),
-    })
-    .await;
+    streams: bool,
+) -> anyhow::Result<Engine> {
+    let cfg = chrono_stacks::Config::load(t.config()?)?;
+    let role = cfg.deploy_role_arn.as_ref().map(|arn| DeployRole {
+        arn: arn.clone(),
+        external_id: cfg.external_id.clone(),
+    });
+    let (clients, operator) = Clients::load_as(
+        &AwsOptions {
+            profile: t.profile.clone(),
+            region: Some(region.to_owned()),
+            endpoint_url: t.endpoint_url.clone(),
+        },
+        role.as_ref(),
+    )
+    .await?;
     let e = Engine::new(clients, opts, reporter(output));
+    // a command printing one JSON document says it on stderr only in text mode
+    if let (Some(role), Some(operator), true) =
+        (&role, &operator, streams || output == OutputFormat::Text)
+    {
+        e.reporter.on(&crate::deploy::progress::Event::Info {
+            message: format!(
+                "acting as deploy role {} (assumed by {operator}, session {})",
+                role.arn,
+                crate::aws::session_name(operator)
+            ),
+        });
+    }
     let _ = slot.set(e.clone());
-    e
+    Ok(e)
 }
 
 fn options(t: &TargetArgs, m: &MutateArgs) -> DeployOptions {
@@ -548,7 +569,7 @@ async fn run_async(
             opts.concurrency = a.concurrency.max(1);
             opts.require_approval = a.require_approval;
             opts.approver = Some(Arc::new(StdinApprover::default()));
-            let e = engine(&a.target, &region, opts, output, slot).await;
+            let e = engine(&a.target, &region, opts, output, slot, true).await?;
             if a.hotswap {
                 if let DeployCommand::Onboard(_) = cmd {
                     anyhow::bail!(
@@ -662,8 +683,9 @@ async fn run_async(
                 ),
                 output,
                 slot,
+                false,
             )
-            .await;
+            .await?;
             let d = e.diff(&plan).await?;
             if output == OutputFormat::Json {
                 print_json(&d);
@@ -687,8 +709,9 @@ async fn run_async(
                 ),
                 output,
                 slot,
+                false,
             )
-            .await;
+            .await?;
             let rows = e.status(&plan).await?;
             match (output, cmd) {
                 (OutputFormat::Json, DeployCommand::Outputs(_)) => {
@@ -712,8 +735,9 @@ async fn run_async(
                 options(&a.target, &a.mutate),
                 output,
                 slot,
+                true,
             )
-            .await;
+            .await?;
             let rows = e
                 .destroy(
                     &plan,
@@ -740,8 +764,9 @@ async fn run_async(
                 options(&a.target, &a.mutate),
                 output,
                 slot,
+                true,
             )
-            .await;
+            .await?;
             let failed = e.recover(&plan, &a.stack, &a.skip).await?;
             if output == OutputFormat::Json {
                 print_json(
