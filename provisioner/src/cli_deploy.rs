@@ -33,7 +33,7 @@ pub enum DeployCommand {
     /// Deploy every stack of a customer account (bootstrap on first use), in dependency order.
     Deploy(DeployArgs),
     /// Show per stack what a deploy would change; flags data-losing replacements.
-    Diff(TargetArgs),
+    Diff(DiffArgs),
     /// Onboard an account: check, bootstrap, deploy, migrate, smoke test, print endpoints.
     Onboard(DeployArgs),
     /// Delete the stacks in reverse order (needs --yes; data needs --release-data outside preview).
@@ -148,9 +148,29 @@ pub struct DeployArgs {
     /// Deploy only this stack (and the stacks it needs); repeatable or comma-separated.
     #[arg(long = "stack", value_name = "STACK", value_delimiter = ',')]
     pub stacks: Vec<String>,
+    /// Execute exactly the change sets of a plan saved by `chronoctl diff --out FILE`;
+    /// refused when anything moved since (a stack changed, a change set is gone, the
+    /// templates differ).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["stacks", "hotswap", "all", "resume"])]
+    pub plan: Option<PathBuf>,
     /// Fleet runs (several accounts).
     #[command(flatten)]
     pub fleet: crate::fleet::FleetArgs,
+}
+
+/// `diff`.
+#[derive(Debug, Clone, Args)]
+pub struct DiffArgs {
+    /// Target.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Keep the change sets and save them as a reviewable plan (with the template hashes
+    /// and the state of each stack seen) for `chronoctl deploy --plan FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Only this stack (and the stacks it needs); repeatable or comma-separated.
+    #[arg(long = "stack", value_name = "STACK", value_delimiter = ',')]
+    pub stacks: Vec<String>,
 }
 
 /// `destroy`.
@@ -468,10 +488,10 @@ pub fn run(cmd: &DeployCommand, output: OutputFormat) -> ExitCode {
         return crate::fleet::run(a, output);
     }
     if let DeployCommand::Onboard(a) = cmd
-        && a.fleet.is_fleet(&a.target.config)
+        && (a.fleet.is_fleet(&a.target.config) || a.plan.is_some())
     {
         let _ = fail(
-            &"onboard takes one account (one --config, no --all/--resume): onboard each new account alone, then `chronoctl deploy --all` keeps the fleet up to date",
+            &"onboard takes one account and no plan (one --config, no --all/--resume/--plan): onboard each new account alone, then `chronoctl deploy --all` keeps the fleet up to date",
             output,
         );
         return ExitCode::from(2);
@@ -654,7 +674,16 @@ async fn run_async(
                 }
                 return Ok(ExitCode::SUCCESS);
             }
-            let r = e.deploy(&plan).await;
+            let r = match &a.plan {
+                Some(file) => {
+                    let saved = crate::deploy::saved_plan::SavedPlan::load(file)?;
+                    let mut plan = plan.clone();
+                    let names: Vec<String> = saved.stacks.iter().map(|s| s.name.clone()).collect();
+                    plan.only(&names)?;
+                    e.execute_saved(&plan, &saved).await
+                }
+                None => e.deploy(&plan).await,
+            };
             e.reporter.finish();
             let r = r?;
             if r.is_success() {
@@ -668,8 +697,13 @@ async fn run_async(
                 ExitCode::from(1)
             })
         }
-        DeployCommand::Diff(t) => {
-            let (plan, region, _) = load_plan_for(t, ArtifactNeed::Ship)?;
+        DeployCommand::Diff(DiffArgs {
+            target: t,
+            out,
+            stacks,
+        }) => {
+            let (mut plan, region, _) = load_plan_for(t, ArtifactNeed::Ship)?;
+            plan.only(stacks)?;
             let e = engine(
                 t,
                 &region,
@@ -686,7 +720,33 @@ async fn run_async(
                 false,
             )
             .await?;
-            let d = e.diff(&plan).await?;
+            let d = match out {
+                Some(file) => {
+                    let (d, saved) = e.save_plan(&plan).await?;
+                    if let Err(err) = saved.save(file) {
+                        for s in &saved.stacks {
+                            if let Some(id) = &s.change_set_id {
+                                let _ = crate::deploy::cfn::delete_change_set(
+                                    &e.clients.cfn,
+                                    &s.stack_name,
+                                    id,
+                                )
+                                .await;
+                            }
+                        }
+                        return Err(err.into());
+                    }
+                    eprintln!(
+                        "plan saved to {}: {} change set(s) kept; review, then `chronoctl deploy --config {} --plan {}`",
+                        file.display(),
+                        saved.change_sets().count(),
+                        t.config()?.display(),
+                        file.display()
+                    );
+                    d
+                }
+                None => e.diff(&plan).await?,
+            };
             if output == OutputFormat::Json {
                 print_json(&d);
             } else {

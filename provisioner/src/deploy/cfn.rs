@@ -214,7 +214,7 @@ fn aws_smithy_types_fmt() -> aws_sdk_cloudformation::primitives::DateTimeFormat 
 }
 
 /// One resource change of a change set.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ResourceChange {
     /// `Add`, `Modify`, `Remove`, ...
     pub action: String,

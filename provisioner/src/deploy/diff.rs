@@ -9,6 +9,7 @@ use crate::deploy::cfn::{self, ChangeSet, ChangeSetRequest, StatusClass};
 use crate::deploy::engine::{Engine, MAX_INLINE_TEMPLATE, needs_allow, resolve_outputs};
 use crate::deploy::error::DeployError;
 use crate::deploy::plan::{DeployPlan, ParamSource, TEMPLATE_HASH_TAG};
+use crate::deploy::saved_plan::{self, SavedStack};
 
 /// One row of the diff table.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -43,6 +44,17 @@ pub struct StackDiff {
 impl Engine {
     /// The diff of every stack of the plan, in dependency order.
     pub async fn diff(&self, plan: &DeployPlan) -> Result<Vec<StackDiff>, DeployError> {
+        Ok(self.diff_with(plan, false).await?.0)
+    }
+
+    /// The diff, and with `keep` the change sets kept for `deploy --plan` (with the state
+    /// of each stack they were made against); without `keep` they are deleted.
+    pub(crate) async fn diff_with(
+        &self,
+        plan: &DeployPlan,
+        keep: bool,
+    ) -> Result<(Vec<StackDiff>, Vec<SavedStack>), DeployError> {
+        let mut saved = Vec::new();
         let mut out = Vec::new();
         let mut outputs: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
         self.verify_account(plan).await?;
@@ -144,15 +156,34 @@ impl Engine {
                     template_url,
                     parameters: &params,
                     tags: &tags,
-                    name: &cfn::change_set_name(),
+                    name: &if keep {
+                        saved_plan::change_set_name()
+                    } else {
+                        cfn::change_set_name()
+                    },
                 },
                 &self.opts.timing,
             )
             .await?;
+            let mut kept = SavedStack {
+                name: s.name.clone(),
+                stack_name: name.clone(),
+                template_hash: s.template_hash.clone(),
+                parameters_sha256: saved_plan::params_hash(&params),
+                status: live.status.clone(),
+                last_updated: live.last_updated.clone(),
+                change_set_id: None,
+                changes: Vec::new(),
+            };
             match cs {
                 ChangeSet::Empty => d.state = "no changes".into(),
                 ChangeSet::Ready { id, changes } => {
-                    cfn::delete_change_set(&self.clients.cfn, &name, &id).await?;
+                    if keep {
+                        kept.change_set_id = Some(id.clone());
+                        kept.changes.clone_from(&changes);
+                    } else {
+                        cfn::delete_change_set(&self.clients.cfn, &name, &id).await?;
+                    }
                     d.state = "changes".into();
                     d.rows = changes
                         .iter()
@@ -177,9 +208,10 @@ impl Engine {
                         .collect();
                 }
             }
+            saved.push(kept);
             out.push(d);
         }
-        Ok(out)
+        Ok((out, saved))
     }
 }
 

@@ -185,7 +185,11 @@ pub enum DeployError {
     /// The runtime image could not be pushed or is not in ECR.
     #[error(transparent)]
     Image(#[from] crate::deploy::image::ImageShipError),
-    /// `deploy --hotswap` refused: the change is not code only (or the stage is prod).
+    /// `diff --out` / `deploy --plan` refused (something moved since the plan, or a stack
+    /// cannot be planned).
+    #[error("plan refused: {0}")]
+    PlanMoved(String),
+    /// Hot swap refused.
     #[error("hotswap refused: {0}")]
     HotswapRefused(String),
     /// A stack needed for this command is not deployed.

@@ -21,6 +21,7 @@ pub mod onboard;
 pub mod plan;
 pub mod progress;
 pub mod recover;
+pub mod saved_plan;
 pub mod service_roles;
 pub mod status;
 

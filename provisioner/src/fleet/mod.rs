@@ -109,6 +109,12 @@ fn refused_flags(a: &DeployArgs) -> Option<String> {
     if a.require_approval {
         return Some("--require-approval asks on the terminal, and the prompts of parallel accounts would interleave; review each account with `chronoctl diff --config FILE` and deploy it alone".into());
     }
+    if a.plan.is_some() {
+        return Some(
+            "--plan executes one account's reviewed change sets: deploy it with its own --config"
+                .into(),
+        );
+    }
     if a.fleet.parallel == 0 {
         return Some("--parallel must be at least 1".into());
     }
