@@ -39,7 +39,7 @@ pub enum DeployCommand {
     /// Delete the stacks in reverse order (needs --yes; data needs --release-data outside preview).
     Destroy(DestroyArgs),
     /// Per stack: status, last update, drift from the synthesized template.
-    Status(TargetArgs),
+    Status(StatusArgs),
     /// Per stack: its outputs.
     Outputs(TargetArgs),
     /// Continue a rollback stuck in UPDATE_ROLLBACK_FAILED.
@@ -156,6 +156,19 @@ pub struct DeployArgs {
     /// Fleet runs (several accounts).
     #[command(flatten)]
     pub fleet: crate::fleet::FleetArgs,
+}
+
+/// `status`.
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    /// Target.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Also run CloudFormation drift detection (DetectStackDrift) on every deployed stack:
+    /// resources changed outside CloudFormation, property by property. Exits 1 when a
+    /// stack drifted.
+    #[arg(long)]
+    pub drift: bool,
 }
 
 /// `diff`.
@@ -754,7 +767,8 @@ async fn run_async(
             }
             Ok(ExitCode::SUCCESS)
         }
-        DeployCommand::Status(t) | DeployCommand::Outputs(t) => {
+        DeployCommand::Status(StatusArgs { target: t, .. }) | DeployCommand::Outputs(t) => {
+            let drift = matches!(cmd, DeployCommand::Status(StatusArgs { drift: true, .. }));
             let (plan, region, _) = load_plan(t)?;
             let e = engine(
                 t,
@@ -773,6 +787,21 @@ async fn run_async(
             )
             .await?;
             let rows = e.status(&plan).await?;
+            if drift {
+                let drifts = e.detect_drift(&plan).await?;
+                let drifted = drifts.iter().any(|d| d.drifted());
+                if output == OutputFormat::Json {
+                    print_json(&serde_json::json!({ "stacks": rows, "drift": drifts }));
+                } else {
+                    print!("{}", render_status(&rows));
+                    print!("{}", crate::deploy::drift::render_drift(&drifts));
+                }
+                return Ok(if drifted {
+                    ExitCode::from(1)
+                } else {
+                    ExitCode::SUCCESS
+                });
+            }
             match (output, cmd) {
                 (OutputFormat::Json, DeployCommand::Outputs(_)) => {
                     let m: std::collections::BTreeMap<_, _> = rows

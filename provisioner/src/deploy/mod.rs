@@ -10,6 +10,7 @@ pub mod cfn;
 pub mod decide;
 pub mod destroy;
 pub mod diff;
+pub mod drift;
 pub mod engine;
 pub mod error;
 pub mod guard;
