@@ -2,8 +2,11 @@
 //! `outputs`, `recover`): argument parsing and rendering around [`crate::deploy`].
 //!
 //! Every command reads one customer config, synthesizes its stacks in memory (or reads
-//! `--templates DIR`), and talks to AWS with the standard settings. Exit codes: 0 ok,
-//! 1 a stack or step failed / refused, 2 bad input or unexpected error.
+//! `--templates DIR`), and talks to AWS with the standard settings (or, with the config's
+//! `deploy_role_arn`, as that role). Exit codes: 0 ok, 1 a stack or step failed / refused
+//! (a guard, the account check, a moved plan, `status --drift` finding drift), 2 bad input
+//! or unexpected error, 130 interrupted. Several configs (or `--all`) make a fleet
+//! ([`crate::fleet`]).
 
 use std::collections::BTreeSet;
 use std::io::IsTerminal;
