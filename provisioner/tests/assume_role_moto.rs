@@ -7,49 +7,17 @@
 //! another account, providing an opportunity to switch accounts"); it does not check
 //! trust policies or the external id.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod cli_support;
+
+use std::path::Path;
 
 use chrono_tests::moto::Moto;
+use cli_support::{chronoctl, demo_config, text};
 
 const ROLE: &str = "arn:aws:iam::111111111111:role/chrono-deploy";
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn chronoctl(moto: &Moto, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_chronoctl"))
-        .current_dir(root())
-        .args(args)
-        .args(["--endpoint-url", &moto.endpoint()])
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("CHRONO_POLL_MS", "10")
-        .env_remove("AWS_PROFILE")
-        .output()
-        .expect("chronoctl runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 fn write_config(path: &Path, role: bool) {
-    let demo = std::fs::read_to_string(root().join("customers/demo-local.yaml")).unwrap();
-    let mut cfg = demo
-        .replace("customer: demo\n", "customer: xacct\n")
-        .replace(
-            "account_id: \"123456789012\"",
-            "account_id: \"111111111111\"",
-        );
+    let mut cfg = demo_config("xacct", "111111111111");
     if role {
         cfg.push_str(&format!("deploy_role_arn: {ROLE}\nexternal_id: ops-4242\n"));
     }
@@ -57,14 +25,7 @@ fn write_config(path: &Path, role: bool) {
 }
 
 async fn cfn_as(moto: &Moto, role: Option<&str>) -> aws_sdk_cloudformation::Client {
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(moto.endpoint())
-        .credentials_provider(aws_sdk_cloudformation::config::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .load()
-        .await;
+    let sdk = cli_support::sdk(moto).await;
     let Some(role) = role else {
         return aws_sdk_cloudformation::Client::new(&sdk);
     };

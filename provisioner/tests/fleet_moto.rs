@@ -8,62 +8,20 @@
 //! stack's `AppOrigin` output (`Fn::Sub` of a CloudFront distribution's `DomainName`), so
 //! the whole demo plan does not complete on the emulator.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod cli_support;
+
+use std::path::Path;
 
 use chrono_tests::moto::Moto;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn chronoctl(moto: &Moto, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_chronoctl"))
-        .current_dir(root())
-        .args(args)
-        .args(["--endpoint-url", &moto.endpoint()])
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("CHRONO_POLL_MS", "10")
-        .env_remove("AWS_PROFILE")
-        .output()
-        .expect("chronoctl runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use cli_support::{cfn, chronoctl, demo_config, text};
 
 /// demo-local.yaml as customer `customer`, in `account`.
 fn write_config(dir: &Path, customer: &str, account: &str) {
-    let demo = std::fs::read_to_string(root().join("customers/demo-local.yaml")).unwrap();
-    let cfg = demo
-        .replace("customer: demo", &format!("customer: {customer}"))
-        .replace(
-            "account_id: \"123456789012\"",
-            &format!("account_id: \"{account}\""),
-        );
-    assert!(cfg.contains(&format!("customer: {customer}\n")));
-    std::fs::write(dir.join(format!("{customer}-local.yaml")), cfg).unwrap();
-}
-
-async fn cfn(moto: &Moto) -> aws_sdk_cloudformation::Client {
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(moto.endpoint())
-        .credentials_provider(aws_sdk_cloudformation::config::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .load()
-        .await;
-    aws_sdk_cloudformation::Client::new(&sdk)
+    std::fs::write(
+        dir.join(format!("{customer}-local.yaml")),
+        demo_config(customer, account),
+    )
+    .unwrap();
 }
 
 /// Live stacks by name, with the number of events of each (a redeploy adds events).
@@ -207,6 +165,11 @@ async fn fleet_of_three_with_one_failure_then_resume_redoes_only_the_failed_one(
     assert!(row("fleetc-local").contains("done before"), "{out}");
     assert!(row("fleetb-local").contains("succeeded"), "{out}");
     assert!(out.contains("fleet: 3 accounts"), "{out}");
+    // not a terminal: a plain line per change of an account on stderr
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(err.contains("fleetb-local: starting"), "{err}");
+    assert!(err.contains("fleetb-local: succeeded"), "{err}");
+    assert!(err.contains("fleeta-local: done before"), "{err}");
     let recorded: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
     assert_eq!(account(&recorded, "fleetb-local")["status"], "succeeded");

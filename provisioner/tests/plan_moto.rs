@@ -3,60 +3,21 @@
 //! --plan plan.json` executes exactly those, and refuses when the templates differ from the
 //! planned ones, when the stack changed since, or when a planned change set is gone.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod cli_support;
+
+use std::path::Path;
 
 use chrono_tests::moto::Moto;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn chronoctl(moto: &Moto, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_chronoctl"))
-        .current_dir(root())
-        .args(args)
-        .args(["--endpoint-url", &moto.endpoint()])
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("CHRONO_POLL_MS", "10")
-        .env_remove("AWS_PROFILE")
-        .output()
-        .expect("chronoctl runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use cli_support::{cfn, chronoctl, demo_config, text};
 
 /// demo-local.yaml as customer `planned`, with these VPC interface endpoints (a change of
 /// the network stack only: moto loses the bootstrap stack's outputs when it updates it).
 fn write_config(path: &Path, endpoints: Option<&str>) {
-    let demo = std::fs::read_to_string(root().join("customers/demo-local.yaml")).unwrap();
-    let mut cfg = demo.replace("customer: demo\n", "customer: planned\n");
+    let mut cfg = demo_config("planned", "123456789012");
     if let Some(e) = endpoints {
         cfg.push_str(&format!("network:\n  interface_endpoints: [{e}]\n"));
     }
     std::fs::write(path, cfg).unwrap();
-}
-
-async fn cfn(moto: &Moto) -> aws_sdk_cloudformation::Client {
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(moto.endpoint())
-        .credentials_provider(aws_sdk_cloudformation::config::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .load()
-        .await;
-    aws_sdk_cloudformation::Client::new(&sdk)
 }
 
 /// Interface endpoints in the deployed template (their logical ids).

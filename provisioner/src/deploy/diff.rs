@@ -5,7 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::deploy::cfn::{self, ChangeSet, ChangeSetRequest, StatusClass};
+use aws_sdk_cloudformation::types::StackStatus;
+
+use crate::deploy::cfn::{self, ChangeSet, ChangeSetRequest};
+use crate::deploy::decide;
 use crate::deploy::engine::{Engine, MAX_INLINE_TEMPLATE, needs_allow, resolve_outputs};
 use crate::deploy::error::DeployError;
 use crate::deploy::plan::{DeployPlan, ParamSource, TEMPLATE_HASH_TAG};
@@ -75,7 +78,7 @@ impl Engine {
             };
             let live = info
                 .as_ref()
-                .filter(|i| !matches!(cfn::classify(&i.status), StatusClass::Review));
+                .filter(|i| decide::status(&i.status) != StackStatus::ReviewInProgress);
             let Some(live) = live else {
                 d.state = "new".into();
                 d.rows = template_resources(&s.template_body)
@@ -92,7 +95,7 @@ impl Engine {
                 out.push(d);
                 continue;
             };
-            if cfn::classify(&live.status) != StatusClass::Stable {
+            if !decide::is_settled(&decide::status(&live.status)) {
                 d.state = format!("cannot compare: stack is {}", live.status);
                 out.push(d);
                 continue;
