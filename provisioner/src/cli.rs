@@ -40,6 +40,10 @@ pub enum Command {
     Deploy(crate::cli_deploy::DeployCommand),
     /// Run the whole platform on this machine (moto + PostgreSQL + runtime processes).
     Local(crate::local::LocalArgs),
+    /// Developer previews: up, list, down, gc.
+    Preview(crate::preview::cli::PreviewArgs),
+    /// Offline estimate of a config's idle monthly cost, per resource, from a price file.
+    Cost(crate::cost::CostArgs),
 }
 
 /// Which configs to use.

@@ -279,21 +279,7 @@ pub fn load_plan_for(
         );
     }
     let artifacts = artifacts_for(&cfg, t, need)?;
-    let synthesized = || -> anyhow::Result<(DeployPlan, Vec<String>)> {
-        let files = chrono_stacks::synth::synthesize(&cfg)?;
-        let dir = chrono_stacks::synth::dir_name(&cfg);
-        Ok(DeployPlan::from_synth_files(&dir, &artifacts, |name| {
-            let path = format!("{dir}/{name}");
-            files
-                .iter()
-                .find(|f| f.path == path)
-                .map(|f| f.contents.clone())
-                .ok_or_else(|| crate::deploy::plan::PlanError::Read {
-                    path,
-                    reason: "not synthesized".into(),
-                })
-        })?)
-    };
+    let synthesized = || plan_for_config(&cfg, &artifacts);
     let (plan, placeholders) = match &t.templates {
         Some(dir) => {
             let (plan, placeholders) = DeployPlan::from_synth(dir, &artifacts)?;
@@ -304,6 +290,27 @@ pub fn load_plan_for(
         None => synthesized()?,
     };
     Ok((plan, cfg.region.clone(), placeholders))
+}
+
+/// Synthesizes a config in memory into a plan with the given artifacts; returns the plan
+/// and the Lambda binaries deployed as placeholders.
+pub fn plan_for_config(
+    cfg: &chrono_stacks::Config,
+    artifacts: &PlanArtifacts,
+) -> anyhow::Result<(DeployPlan, Vec<String>)> {
+    let files = chrono_stacks::synth::synthesize(cfg)?;
+    let dir = chrono_stacks::synth::dir_name(cfg);
+    Ok(DeployPlan::from_synth_files(&dir, artifacts, |name| {
+        let path = format!("{dir}/{name}");
+        files
+            .iter()
+            .find(|f| f.path == path)
+            .map(|f| f.contents.clone())
+            .ok_or_else(|| crate::deploy::plan::PlanError::Read {
+                path,
+                reason: "not synthesized".into(),
+            })
+    })?)
 }
 
 /// A `--templates` directory must be the config's: same customer, stage, account and
@@ -363,7 +370,8 @@ pub fn load_plan(t: &TargetArgs) -> anyhow::Result<(DeployPlan, String, Vec<Stri
     load_plan_for(t, ArtifactNeed::Inspect)
 }
 
-fn reporter(output: OutputFormat) -> Arc<dyn Reporter> {
+/// The progress renderer of an output format (live bars on a terminal).
+pub fn reporter(output: OutputFormat) -> Arc<dyn Reporter> {
     match output {
         OutputFormat::Json => Arc::new(JsonLines),
         OutputFormat::Text if std::io::stderr().is_terminal() => Arc::new(LiveBars::default()),
@@ -686,6 +694,11 @@ async fn run_async(
                     }
                     for (k, v) in &report.endpoints {
                         println!("{k}: {v}");
+                    }
+                    // what the account costs while idle (offline, from the price file)
+                    match crate::cost::estimate_config(&cfg) {
+                        Ok(c) => print!("{}", crate::cost::render(&c)),
+                        Err(e) => eprintln!("cost estimate unavailable: {e}"),
                     }
                 }
                 return Ok(ExitCode::SUCCESS);

@@ -10,7 +10,9 @@
 //! * [`deploy`]: the deploy engine (`deploy`, `diff`, `onboard`, `destroy`, `status`,
 //!   `outputs`, `recover`), with [`aws`] for the SDK configuration.
 //! * [`local`]: `chronoctl local`, the whole platform on one machine;
-//! * [`webapp`]: the web app's `config.json`, written by `local up` and by `deploy`.
+//! * [`webapp`]: the web app's `config.json`, written by `local up` and by `deploy`;
+//! * [`preview`]: `chronoctl preview up|list|down|gc`, developer previews with an expiry;
+//! * [`cost`]: `chronoctl cost`, the idle monthly estimate from the templates and a price file.
 
 pub mod aws;
 pub mod build;
@@ -18,9 +20,11 @@ pub mod check;
 pub mod cli;
 pub mod cli_build;
 pub mod cli_deploy;
+pub mod cost;
 pub mod deploy;
 pub mod fleet;
 pub mod local;
+pub mod preview;
 pub mod synth;
 pub mod webapp;
 
@@ -101,5 +105,7 @@ pub fn run(cli: &Cli) -> Result<ExitCode, Error> {
         Command::Build(args) => cli_build::run(args, cli.output),
         Command::Deploy(cmd) => Ok(cli_deploy::run(cmd, cli.output)),
         Command::Local(args) => Ok(local::run(args, cli.output)?),
+        Command::Preview(args) => Ok(preview::cli::run(args, cli.output)),
+        Command::Cost(args) => cost::run(args, cli.output),
     }
 }

@@ -9,7 +9,8 @@
 //! * [`bootstrap`], [`network`], [`data`], [`compute`], [`api`]: the stack builders;
 //! * [`pipeline`]: the Step Functions definition of the evidence pipeline;
 //! * [`bedrock`]: Bedrock model lifecycle facts (a data file), default ids and their IAM;
-//! * [`synth`]: all stacks of one config, serialized, with the deploy manifest.
+//! * [`synth`]: all stacks of one config, serialized, with the deploy manifest;
+//! * [`preview`]: a developer preview's name and shape, derived from a customer config.
 //!
 //! `chronoctl local` provisions the emulator from the same values: [`data::build`] gives
 //! the bucket and table definitions, [`pipeline::definition`] the state machine.
@@ -23,6 +24,7 @@ pub mod data;
 pub mod model;
 pub mod network;
 pub mod pipeline;
+pub mod preview;
 pub mod replacement;
 pub mod resources;
 mod shared;

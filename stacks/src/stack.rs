@@ -184,13 +184,14 @@ impl Stack {
 
 /// The tags of every stack and taggable resource, as a map.
 pub fn tag_map(cfg: &Config) -> TagMap {
+    use chrono_contract::tags as t;
     let mut tags: TagMap = cfg.tags.clone();
-    tags.insert("chrono:customer".into(), cfg.customer.clone());
-    tags.insert("chrono:stage".into(), cfg.stage.to_string());
-    tags.insert("chrono:managed-by".into(), "chronoctl".into());
+    tags.insert(t::CUSTOMER.into(), cfg.customer.clone());
+    tags.insert(t::STAGE.into(), cfg.stage.to_string());
+    tags.insert(t::MANAGED_BY.into(), t::MANAGED_BY_CHRONOCTL.into());
     if let Some(p) = &cfg.preview {
-        tags.insert("chrono:preview".into(), "true".into());
-        tags.insert("chrono:expires-at".into(), p.expires_at.clone());
+        tags.insert(t::PREVIEW.into(), "true".into());
+        tags.insert(t::EXPIRES_AT.into(), p.expires_at.clone());
     }
     tags
 }

@@ -45,7 +45,13 @@ pub fn build_stacks(cfg: &Config) -> Result<Vec<Stack>, SynthError> {
         let stack = format!("{}-{kind}", cfg.prefix());
         move |source| SynthError::Model { stack, source }
     };
-    let bootstrap = crate::bootstrap::build(cfg).map_err(err(StackKind::Bootstrap))?;
+    // A preview shares the account's bootstrap; a stage has its own.
+    let bootstrap = if cfg.stage == crate::Stage::Preview {
+        crate::bootstrap::build_account(cfg)
+    } else {
+        crate::bootstrap::build(cfg)
+    }
+    .map_err(err(StackKind::Bootstrap))?;
     let network = crate::network::build(cfg).map_err(err(StackKind::Network))?;
     let web = crate::web::build_wired(cfg, &bootstrap.outputs).map_err(err(StackKind::Web))?;
     let data = crate::data::build_wired(cfg, &network.outputs, &web.outputs)

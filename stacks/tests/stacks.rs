@@ -722,7 +722,12 @@ fn parameters_are_wired_to_outputs_of_earlier_stacks() {
         let kinds: Vec<StackKind> = stacks.iter().map(|s| s.kind).collect();
         assert_eq!(kinds, StackKind::ALL);
         for (i, s) in stacks.iter().enumerate() {
-            assert_eq!(s.name, format!("{}-{}", cfg.prefix(), s.kind));
+            // a preview shares the account's bootstrap stack
+            if cfg.stage == chrono_stacks::Stage::Preview && s.kind == StackKind::Bootstrap {
+                assert_eq!(s.name, chrono_stacks::bootstrap::ACCOUNT_STACK);
+            } else {
+                assert_eq!(s.name, format!("{}-{}", cfg.prefix(), s.kind));
+            }
             let params: BTreeSet<&String> = s.template.parameters().keys().collect();
             let sourced: BTreeSet<&String> = s.sources.keys().collect();
             assert_eq!(params, sourced, "{}: every parameter has a source", s.name);
@@ -764,6 +769,25 @@ fn every_taggable_resource_carries_the_chrono_tags() {
     let cfg = preview();
     for s in build_stacks(&cfg).unwrap() {
         let t = s.template.to_json();
+        if s.kind == StackKind::Bootstrap {
+            // the account bootstrap previews share: account tags, never a preview's
+            for (id, r) in t["Resources"].as_object().unwrap() {
+                let Some(Value::Array(tags)) = r["Properties"].get("Tags") else {
+                    continue;
+                };
+                let get = |k: &str| {
+                    tags.iter()
+                        .find(|t| t["Key"] == k)
+                        .map(|t| t["Value"].clone())
+                };
+                assert_eq!(get("chrono:scope"), Some(json!("account")), "{id}");
+                assert_eq!(get("chrono:managed-by"), Some(json!("chronoctl")), "{id}");
+                assert_eq!(get("chrono:preview"), None, "{id}");
+                assert_eq!(get("chrono:customer"), None, "{id}");
+            }
+            assert_eq!(s.tags.get("chrono:preview"), None);
+            continue;
+        }
         for (id, r) in t["Resources"].as_object().unwrap() {
             let Some(tags) = r["Properties"].get("Tags") else {
                 continue;

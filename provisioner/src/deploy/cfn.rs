@@ -137,15 +137,20 @@ pub async fn describe(cfn: &Client, stack: &str) -> Result<Option<StackInfo>, De
     let Some(s) = out.stacks().first() else {
         return Ok(None);
     };
-    let status = s
-        .stack_status()
-        .map(|x| x.as_str().to_owned())
-        .unwrap_or_default();
-    if status == "DELETE_COMPLETE" {
+    let info = stack_info(s);
+    if info.status == "DELETE_COMPLETE" {
         return Ok(None);
     }
-    Ok(Some(StackInfo {
-        status,
+    Ok(Some(info))
+}
+
+/// What chronoctl needs of a stack `DescribeStacks` returned.
+pub fn stack_info(s: &aws_sdk_cloudformation::types::Stack) -> StackInfo {
+    StackInfo {
+        status: s
+            .stack_status()
+            .map(|x| x.as_str().to_owned())
+            .unwrap_or_default(),
         reason: s.stack_status_reason().map(str::to_owned),
         outputs: s
             .outputs()
@@ -177,7 +182,7 @@ pub async fn describe(cfn: &Client, stack: &str) -> Result<Option<StackInfo>, De
             .or(s.creation_time())
             .and_then(|t| t.fmt(aws_smithy_types_fmt()).ok()),
         termination_protection: s.enable_termination_protection().unwrap_or(false),
-    }))
+    }
 }
 
 fn aws_smithy_types_fmt() -> aws_sdk_cloudformation::primitives::DateTimeFormat {

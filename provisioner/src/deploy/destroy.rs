@@ -67,7 +67,13 @@ impl Engine {
         opts: DestroyOptions,
     ) -> Result<Vec<DestroyedStack>, DeployError> {
         self.verify_account(plan).await?;
-        let mut order: Vec<_> = plan.order()?.into_iter().rev().collect();
+        // Shared (account-wide) stacks are never deleted with one plan.
+        let mut order: Vec<_> = plan
+            .order()?
+            .into_iter()
+            .rev()
+            .filter(|s| s.shared_name.is_none())
+            .collect();
         order.sort_by_key(|s| s.name == BOOTSTRAP);
         if !opts.yes && !self.opts.dry_run {
             let names: Vec<String> = order.iter().map(|s| plan.stack_name(&s.name)).collect();

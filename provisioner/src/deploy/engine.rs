@@ -1103,7 +1103,12 @@ async fn deploy_one(
     };
     let _ = deleted_failed_create;
 
-    let mut tags = ctx.tags.clone();
+    // A shared (account-wide) stack carries only its own tags: never a preview's.
+    let mut tags = if s.shared_name.is_some() {
+        BTreeMap::new()
+    } else {
+        ctx.tags.clone()
+    };
     tags.extend(s.tags.clone());
     tags.insert(TEMPLATE_HASH_TAG.to_owned(), s.template_hash.clone());
     // What is deployed now (body and parameters): decides the skip and feeds our own data

@@ -172,6 +172,10 @@ pub struct PlannedStack {
     pub parameters: BTreeMap<String, ParamSource>,
     /// Stack tags of this stack (added to [`DeployPlan::tags`]).
     pub tags: BTreeMap<String, String>,
+    /// An account-wide stack this plan shares with others (the bootstrap previews share),
+    /// by its CloudFormation name: it carries only its own [`PlannedStack::tags`] (never
+    /// the plan's, so no preview selector matches it) and `destroy` never deletes it.
+    pub shared_name: Option<String>,
 }
 
 impl PlannedStack {
@@ -185,6 +189,7 @@ impl PlannedStack {
             depends_on: Vec::new(),
             parameters: BTreeMap::new(),
             tags: BTreeMap::new(),
+            shared_name: None,
         }
     }
 
@@ -293,8 +298,12 @@ impl DeployPlan {
         Ok(())
     }
 
-    /// The CloudFormation name of a stack: `chrono-<customer>-<stage>-<stack>`.
+    /// The CloudFormation name of a stack: `chrono-<customer>-<stage>-<stack>`, or the
+    /// name of a shared stack ([`PlannedStack::shared_name`]).
     pub fn stack_name(&self, short: &str) -> String {
+        if let Some(n) = self.stack(short).and_then(|s| s.shared_name.as_ref()) {
+            return n.clone();
+        }
         format!("chrono-{}-{}-{}", self.customer, self.stage, short)
     }
 
@@ -426,6 +435,8 @@ struct Manifest {
 #[derive(Debug, serde::Deserialize)]
 struct ManifestStack {
     stack: String,
+    #[serde(default)]
+    name: Option<String>,
     template: String,
     sha256: String,
     #[serde(default)]
@@ -568,6 +579,15 @@ impl DeployPlan {
             let mut stack = PlannedStack::new(ms.stack.clone(), body);
             stack.depends_on = ms.depends_on;
             stack.tags = ms.tags;
+            // An account-wide stack (tagged `chrono:scope=account`) keeps its own name.
+            if stack
+                .tags
+                .get(chrono_contract::tags::SCOPE)
+                .map(String::as_str)
+                == Some("account")
+            {
+                stack.shared_name = ms.name.clone();
+            }
             for (k, v) in ms.parameters {
                 let bad = || PlanError::Manifest {
                     path: mp.clone(),

@@ -107,6 +107,32 @@ pub mod env {
     ];
 }
 
+/// Tag keys on stacks and resources. The stacks write them into templates, the deploy
+/// engine puts them on stacks, `chronoctl preview list|down|gc` selects stacks by them.
+pub mod tags {
+    /// The customer (for a preview: the preview's name).
+    pub const CUSTOMER: &str = "chrono:customer";
+    /// The stage (`prod`, `staging`, `preview`, `local`).
+    pub const STAGE: &str = "chrono:stage";
+    /// `chronoctl` on everything the tool manages; `preview gc` touches nothing without it.
+    pub const MANAGED_BY: &str = "chrono:managed-by";
+    /// Value of [`MANAGED_BY`].
+    pub const MANAGED_BY_CHRONOCTL: &str = "chronoctl";
+    /// `true` on the stacks of a developer preview; `preview gc` touches nothing without it.
+    pub const PREVIEW: &str = "chrono:preview";
+    /// When a preview may be deleted (RFC 3339 UTC).
+    pub const EXPIRES_AT: &str = "chrono:expires-at";
+    /// Who created a preview (the caller's ARN from STS).
+    pub const OWNER: &str = "chrono:owner";
+    /// The config a preview was derived from (`<customer>-<stage>`).
+    pub const PREVIEW_BASE: &str = "chrono:preview-base";
+    /// The short names of the stacks a stack depends on, space-separated (`preview down`
+    /// orders the deletion by it without the config).
+    pub const DEPENDS_ON: &str = "chrono:depends-on";
+    /// `account` on account-wide stacks (the shared bootstrap): never part of a preview.
+    pub const SCOPE: &str = "chrono:scope";
+}
+
 /// Stack outputs read outside the stacks crate (by the deploy engine, `onboard`, the
 /// tests). The stacks export them under these names.
 pub mod outputs {

@@ -688,6 +688,12 @@ impl Config {
         Ok(())
     }
 
+    /// Validates a config built in code (a preview derived from a file): the rules of
+    /// [`Config::parse`]; errors point at line 1 of `file`.
+    pub fn validate_derived(&self, file: &str) -> Result<(), ConfigError> {
+        self.validate(file, "")
+    }
+
     fn validate(&self, file: &str, source: &str) -> Result<(), ConfigError> {
         let fail = |path: &[&str], message: String| {
             let Location { line, column } = locate(source, path);
