@@ -233,7 +233,13 @@ impl JwtVerifier {
         // `audience_matches`), which jsonwebtoken's own `aud` check cannot express.
         validation.validate_aud = false;
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
-        validation.leeway = 30;
+        // `nbf` and `iat`, when present, are checked like `exp` and with the same leeway,
+        // as API Gateway's JWT authorizer checks them in AWS ("nbf – Must be before the
+        // current time", "iat – Must be before the current time",
+        // https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-jwt-authorizer.html);
+        // jsonwebtoken checks `nbf`, `iat` is ours (`issued_in_the_future`).
+        validation.validate_nbf = true;
+        validation.leeway = LEEWAY_SECS;
         Ok(JwtVerifier {
             keys,
             validation,
@@ -333,6 +339,11 @@ impl JwtVerifier {
                             "the token is not for this API (aud, or client_id without aud)".into(),
                         ));
                     }
+                    if issued_in_the_future(&data.claims, chrono::Utc::now().timestamp()) {
+                        return Err(AuthError::Invalid(
+                            "the token's `iat` is in the future (or not a number)".into(),
+                        ));
+                    }
                     // `exp` is required and validated: a number here
                     let exp = data.claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
                     return Ok((self.claims.principal(&data.claims)?, exp));
@@ -341,6 +352,20 @@ impl JwtVerifier {
             }
         }
         Err(last)
+    }
+}
+
+/// Clock skew allowed on `exp`, `nbf` and `iat`, in seconds.
+pub const LEEWAY_SECS: u64 = 30;
+
+/// Whether a token's `iat` is later than `now` (plus the leeway), or not a number. A token
+/// without `iat` passes (the claim is optional, RFC 7519 section 4.1.6).
+pub fn issued_in_the_future(claims: &Map<String, Value>, now: i64) -> bool {
+    match claims.get("iat") {
+        None => false,
+        Some(iat) => iat
+            .as_f64()
+            .is_none_or(|iat| iat > (now + LEEWAY_SECS as i64) as f64),
     }
 }
 

@@ -43,8 +43,10 @@ pub struct Evidence {
     pub id: Uuid,
     /// Case id.
     pub case_id: Uuid,
-    /// File name as uploaded.
+    /// File name as uploaded (NUL and control characters replaced by U+FFFD).
     pub file_name: String,
+    /// The file name as given, escaped (`\u{0}`), when it had to be changed.
+    pub file_name_original: Option<String>,
     /// Format hint (`evtx`, `syslog`, `cloudtrail`, ...), if given.
     pub format: Option<String>,
     /// Object key in the sources bucket.
@@ -57,6 +59,15 @@ pub struct Evidence {
     /// Part size of a multipart upload (`null` for a single `PUT`): part `n` holds bytes
     /// `(n-1)*part_size .. n*part_size` of the file.
     pub part_size: Option<i64>,
+    /// The file's SHA-256 (lowercase hex): declared at registration and verified by S3
+    /// on upload, or (a multipart upload without one) established by the first processing;
+    /// every processing verifies it before storing events.
+    pub sha256: Option<String>,
+    /// S3's composite checksum of a multipart upload (base64 SHA-256 of the parts'
+    /// SHA-256s, `-<parts>`).
+    pub sha256_composite: Option<String>,
+    /// When the pipeline last found the stored file to match `sha256`.
+    pub sha256_verified_at: Option<DateTime<Utc>>,
     /// Records the pipeline read: `events_count + bad_records`.
     pub records_seen: i64,
     /// Events produced.

@@ -178,7 +178,7 @@ pub async fn state_with(
 ) -> Result<AppState, StartError> {
     let db = match mode {
         Mode::Lambda => pool_with(credentials, 2, ConnectPolicy::LAMBDA).await?,
-        Mode::Local => pool_with(credentials, 16, ConnectPolicy::SERVICE).await?,
+        Mode::Local => pool_with(credentials, 16, ConnectPolicy::REQUESTS).await?,
     };
     let auth = authenticator_from_env(mode).await?;
     let sdk = aws_config::load_from_env().await;

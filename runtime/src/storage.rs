@@ -5,17 +5,49 @@
 //! points the SDK at an emulator.
 //!
 //! Multipart limits are S3's (<https://docs.aws.amazon.com/AmazonS3/latest/userguide/qfacts.html>):
-//! parts of 5 MiB to 5 GiB except the last, at most 10,000 parts. Issue 18 will add SHA-256
-//! checksums: S3 takes a per-part `x-amz-checksum-sha256` and a composite checksum of the
-//! whole upload (`ChecksumAlgorithm=SHA256` on create, the part checksums on complete,
-//! which [`UploadedPart`] would then carry next to the ETag), so nothing here needs to
-//! change shape.
+//! parts of 5 MiB to 5 GiB except the last, at most 10,000 parts.
+//!
+//! **Chain of custody.** Every upload URL is signed with the SHA-256 the uploader declared
+//! (`x-amz-checksum-sha256`, base64) and the content type `application/octet-stream`:
+//! the client must send both headers exactly ([`PresignedPut::headers`]); S3 computes the
+//! SHA-256 of the body it receives and refuses a mismatch with `BadDigest`, and a
+//! different content type with `SignatureDoesNotMatch`, at once. A single `PUT` so stores
+//! the whole file's SHA-256. A multipart upload is created with `ChecksumAlgorithm=SHA256`:
+//! S3 verifies each part's SHA-256 the same way and, on completion, checks the parts'
+//! checksums listed by the client and stores a *composite* checksum (the SHA-256 of the
+//! parts' SHA-256s, `-<parts>`) — S3 has no whole-object SHA-256 for multipart uploads,
+//! only for CRC algorithms
+//! (<https://docs.aws.amazon.com/AmazonS3/latest/userguide/checking-object-integrity.html>).
+//! The whole file's SHA-256 of a multipart upload is therefore the one the uploader may
+//! declare, verified by the pipeline before its events are stored, or else established by
+//! the pipeline's first read and verified on every later run.
 
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
 use aws_sdk_s3::presigning::PresigningConfig;
+use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
+
+/// The content type every upload is signed with (and must be sent with).
+pub const UPLOAD_CONTENT_TYPE: &str = "application/octet-stream";
+/// The header carrying the body's SHA-256 (base64), signed into every upload URL.
+pub const CHECKSUM_HEADER: &str = "x-amz-checksum-sha256";
+
+/// A SHA-256 given as 64 hex digits (any case) in its two spellings: lowercase hex (how
+/// the API stores and shows it) and base64 (how S3 takes it); `None` when malformed.
+pub fn sha256_spellings(hex_digest: &str) -> Option<(String, String)> {
+    if hex_digest.len() != 64 {
+        return None;
+    }
+    let bytes = hex::decode(hex_digest).ok()?;
+    Some((
+        hex_digest.to_ascii_lowercase(),
+        base64::engine::general_purpose::STANDARD.encode(bytes),
+    ))
+}
 
 /// How long an upload URL is valid.
 pub const UPLOAD_URL_TTL: Duration = Duration::from_secs(15 * 60);
@@ -100,6 +132,8 @@ pub struct UploadedPart {
     pub number: i32,
     /// The `ETag` header S3 answered the part's `PUT` with.
     pub etag: String,
+    /// The part's SHA-256, base64 (S3 checks it against what it verified at the `PUT`).
+    pub sha256_b64: String,
 }
 
 /// A presigned upload.
@@ -109,6 +143,17 @@ pub struct PresignedPut {
     pub url: String,
     /// When the URL stops working.
     pub expires_at: DateTime<Utc>,
+    /// Headers the `PUT` must carry exactly as given (they are signed).
+    pub headers: BTreeMap<String, String>,
+}
+
+/// What a completed multipart upload is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completed {
+    /// Its size in bytes.
+    pub size: i64,
+    /// S3's composite SHA-256 (base64 of the SHA-256 of the parts' SHA-256s, `-<parts>`).
+    pub composite_sha256: Option<String>,
 }
 
 /// Signs uploads into one bucket.
@@ -141,27 +186,37 @@ impl SourcesBucket {
         &self.bucket
     }
 
-    /// A URL valid for [`UPLOAD_URL_TTL`] to `PUT` the object `key`. Signing is local; no
-    /// request is made.
-    pub async fn presign_put(&self, key: &str) -> Result<PresignedPut, StorageError> {
+    /// A URL valid for [`UPLOAD_URL_TTL`] to `PUT` the object `key` whose SHA-256 is
+    /// `sha256_b64` (base64): S3 refuses any other body. Signing is local; no request is
+    /// made.
+    pub async fn presign_put(
+        &self,
+        key: &str,
+        sha256_b64: &str,
+    ) -> Result<PresignedPut, StorageError> {
         let (config, expires_at) = presigning()?;
         let req = self
             .client
             .put_object()
             .bucket(&self.bucket)
             .key(key)
+            .content_type(UPLOAD_CONTENT_TYPE)
+            .checksum_sha256(sha256_b64)
             .presigned(config)
             .await;
         presigned(req, expires_at)
     }
 
-    /// Starts a multipart upload of `key`; returns S3's upload id.
+    /// Starts a multipart upload of `key` with SHA-256 part checksums; returns S3's
+    /// upload id.
     pub async fn create_multipart(&self, key: &str) -> Result<String, StorageError> {
         let out = self
             .client
             .create_multipart_upload()
             .bucket(&self.bucket)
             .key(key)
+            .content_type(UPLOAD_CONTENT_TYPE)
+            .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Sha256)
             .send()
             .await
             .map_err(s3_error("CreateMultipartUpload"))?;
@@ -173,13 +228,14 @@ impl SourcesBucket {
             })
     }
 
-    /// A URL valid for [`UPLOAD_URL_TTL`] to `PUT` part `number` of the upload. Signing is
-    /// local; no request is made.
+    /// A URL valid for [`UPLOAD_URL_TTL`] to `PUT` part `number` of the upload, whose
+    /// SHA-256 is `sha256_b64`. Signing is local; no request is made.
     pub async fn presign_part(
         &self,
         key: &str,
         upload_id: &str,
         number: i32,
+        sha256_b64: &str,
     ) -> Result<PresignedPut, StorageError> {
         let (config, expires_at) = presigning()?;
         let req = self
@@ -189,20 +245,22 @@ impl SourcesBucket {
             .key(key)
             .upload_id(upload_id)
             .part_number(number)
+            .checksum_sha256(sha256_b64)
             .presigned(config)
             .await;
         presigned(req, expires_at)
     }
 
-    /// Assembles the object from `parts` (in part-number order); returns its size. S3
-    /// refuses unknown ETags (`InvalidPart`), parts out of order (`InvalidPartOrder`) and
-    /// parts under 5 MiB but the last (`EntityTooSmall`): [`StorageError::PartsRefused`].
+    /// Assembles the object from `parts` (in part-number order); returns its size and
+    /// composite checksum. S3 refuses unknown ETags or checksums (`InvalidPart`), parts out
+    /// of order (`InvalidPartOrder`) and parts under 5 MiB but the last
+    /// (`EntityTooSmall`): [`StorageError::PartsRefused`].
     pub async fn complete_multipart(
         &self,
         key: &str,
         upload_id: &str,
         parts: &[UploadedPart],
-    ) -> Result<i64, StorageError> {
+    ) -> Result<Completed, StorageError> {
         use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
         let completed = CompletedMultipartUpload::builder()
             .set_parts(Some(
@@ -212,12 +270,14 @@ impl SourcesBucket {
                         CompletedPart::builder()
                             .part_number(p.number)
                             .e_tag(&p.etag)
+                            .checksum_sha256(&p.sha256_b64)
                             .build()
                     })
                     .collect(),
             ))
             .build();
-        self.client
+        let done = self
+            .client
             .complete_multipart_upload()
             .bucket(&self.bucket)
             .key(key)
@@ -231,10 +291,17 @@ impl SourcesBucket {
             .head_object()
             .bucket(&self.bucket)
             .key(key)
+            .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
             .send()
             .await
             .map_err(s3_error("HeadObject"))?;
-        Ok(head.content_length().unwrap_or(0))
+        Ok(Completed {
+            size: head.content_length().unwrap_or(0),
+            composite_sha256: done
+                .checksum_sha256()
+                .or(head.checksum_sha256())
+                .map(str::to_owned),
+        })
     }
 
     /// Gives the upload up: S3 drops every part it holds.
@@ -271,9 +338,15 @@ where
     let req = req.map_err(|e| {
         StorageError::Presign(aws_sdk_s3::error::DisplayErrorContext(e).to_string())
     })?;
+    let headers = req
+        .headers()
+        .filter(|(name, _)| !name.eq_ignore_ascii_case("host"))
+        .map(|(name, value)| (name.to_ascii_lowercase(), value.to_owned()))
+        .collect();
     Ok(PresignedPut {
         url: req.uri().to_string(),
         expires_at,
+        headers,
     })
 }
 
@@ -324,7 +397,7 @@ mod tests {
     #[tokio::test]
     async fn presigned_put_is_path_style_against_an_emulator() {
         let p = bucket(Some("http://127.0.0.1:4566"))
-            .presign_put("cases/c/evidence/e/Security.evtx")
+            .presign_put("cases/c/evidence/e/Security.evtx", SHA_B64)
             .await
             .unwrap();
         let url = url_parts(&p.url);
@@ -342,14 +415,45 @@ mod tests {
 
     #[tokio::test]
     async fn presigned_put_is_virtual_hosted_on_aws() {
-        let p = bucket(None).presign_put("k/a b.log").await.unwrap();
+        let p = bucket(None)
+            .presign_put("k/a b.log", SHA_B64)
+            .await
+            .unwrap();
         let url = url_parts(&p.url);
         assert_eq!(
             url.0,
             "https://acme-prod-sources.s3.eu-west-1.amazonaws.com"
         );
         assert_eq!(url.1, "/k/a%20b.log");
-        assert!(url.2.contains("X-Amz-SignedHeaders=host"));
+        // the checksum and the content type are signed: the client must send exactly these
+        assert!(
+            url.2
+                .contains("X-Amz-SignedHeaders=content-type%3Bhost%3Bx-amz-checksum-sha256"),
+            "{}",
+            p.url
+        );
+        assert_eq!(
+            p.headers.get("x-amz-checksum-sha256").map(String::as_str),
+            Some(SHA_B64)
+        );
+        assert_eq!(
+            p.headers.get("content-type").map(String::as_str),
+            Some(UPLOAD_CONTENT_TYPE)
+        );
+    }
+
+    /// SHA-256 of the empty string, base64.
+    const SHA_B64: &str = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=";
+
+    #[test]
+    fn a_sha256_is_taken_as_hex_and_given_to_s3_as_base64() {
+        let hex = "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855";
+        let (lower, b64) = sha256_spellings(hex).unwrap();
+        assert_eq!(lower, hex.to_ascii_lowercase());
+        assert_eq!(b64, SHA_B64);
+        for bad in ["", "abc", &"g".repeat(64), &"a".repeat(63), &"a".repeat(65)] {
+            assert_eq!(sha256_spellings(bad), None, "{bad}");
+        }
     }
 
     #[test]

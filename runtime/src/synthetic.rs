@@ -122,13 +122,18 @@ pub async fn load(
 }
 
 /// Refreshes the planner's statistics (and the visibility map, for index-only scans)
-/// after a load; needs the tables' owner.
+/// after a load; needs the tables' owner: runtime sessions act as
+/// [`crate::db::RUNTIME_ROLE`], so this one connection goes back to its login (the owner)
+/// and is closed afterwards, never returned to the pool.
 pub async fn analyze(db: &PgPool) -> Result<(), sqlx::Error> {
+    use sqlx::Connection as _;
+    let mut conn = db.acquire().await?.detach();
+    sqlx::query("SET ROLE NONE").execute(&mut conn).await?;
     sqlx::query("VACUUM (ANALYZE) events, event_counts_minute, event_counts_hour")
-        .execute(db)
+        .execute(&mut conn)
         .await?;
     sqlx::query("ANALYZE devices, identities, evidence")
-        .execute(db)
+        .execute(&mut conn)
         .await?;
-    Ok(())
+    conn.close().await
 }

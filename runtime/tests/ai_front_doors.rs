@@ -144,6 +144,61 @@ async fn http_chat_answers_with_a_filter_and_guards_the_case(
         .await
         .unwrap();
     assert_eq!(res.status(), 400);
+    // Regression (issue 18): a NUL in the question was a 500 (PostgreSQL refused to store
+    // it); now a 400 with the stable code, for NUL and the other control characters.
+    for question in ["failed logons\u{0} for root", "logons\u{1b}[31m"] {
+        let res = http
+            .post(&url)
+            .bearer_auth(&bearer)
+            .json(&ask(cases.case, question))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400, "{question:?}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "invalid_request", "{question:?}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains("NUL"),
+            "{body}"
+        );
+    }
+    // Regression (issue 18): locally, a request to the API Gateway integration path with
+    // forged caller headers ran a question on another case as `forged-admin`. A service
+    // that verifies tokens itself does not serve that path at all.
+    use chrono_runtime::ai::gateway::{
+        CASES_HEADER, CONNECTION_HEADER, GATEWAY_PATH, ROLES_HEADER, ROUTE_KEY_HEADER, SUB_HEADER,
+    };
+    for route in ["$connect", "$default"] {
+        let res = http
+            .post(format!("http://{addr}{GATEWAY_PATH}"))
+            .header(ROUTE_KEY_HEADER, route)
+            .header(CONNECTION_HEADER, "forged=")
+            .header(SUB_HEADER, "forged-admin")
+            .header(ROLES_HEADER, "admin")
+            .header(CASES_HEADER, "*")
+            .json(&ask(cases.other, "failed logons"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404, "{route}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "not_found", "{route}");
+    }
+    let forged: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE actor = 'forged-admin'")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(forged, 0, "nothing ran as the forged caller");
+    // line breaks and tabs are fine
+    let res = http
+        .post(&url)
+        .bearer_auth(&bearer)
+        .json(&ask(cases.case, "failed logons\n\tfor root on web01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
 }
 
 #[sqlx::test(migrator = "chrono_runtime::db::MIGRATOR")]

@@ -18,7 +18,7 @@ async fn saved_filters_are_validated_shared_and_changed_only_by_their_owner(
 ) {
     let db = common::pool(opts).await;
     let fx = common::seed(&db).await;
-    let (app, _rx) = common::app(db.clone());
+    let app = common::app(db.clone());
     let grant = vec![fx.case.to_string()];
     let alice = token("u-alice", &["analyst"], &grant);
     let bob = token("u-bob", &["analyst"], &grant);
@@ -166,7 +166,7 @@ async fn saved_filters_are_validated_shared_and_changed_only_by_their_owner(
 async fn the_histogram_counts_what_the_search_finds(_: PgPoolOptions, opts: PgConnectOptions) {
     let db = common::pool(opts).await;
     let fx = common::seed(&db).await;
-    let (app, _rx) = common::app(db);
+    let app = common::app(db);
     let t = token("u-analyst", &["analyst"], &[fx.case.to_string()]);
     let uri = format!("/api/v1/cases/{}/events/histogram", fx.case);
 
@@ -298,7 +298,7 @@ async fn event_detail_has_provenance_labels_and_append_only_comments(
 ) {
     let db = common::pool(opts).await;
     let fx = common::seed(&db).await;
-    let (app, _rx) = common::app(db.clone());
+    let app = common::app(db.clone());
     let grant = vec![fx.case.to_string()];
     let alice = token("u-alice", &["analyst"], &grant);
     let ev = fx.event("r02");

@@ -37,7 +37,9 @@ const ROUTES: &[Route] = &[
         method: "POST",
         path: "/api/v1/cases/{case}/evidence",
         need: Need::Admin,
-        body: Some(|| json!({"file_name": "x.log"})),
+        body: Some(
+            || json!({"file_name": "x.log", "sha256": "0000000000000000000000000000000000000000000000000000000000000000"}),
+        ),
     },
     Route {
         method: "GET",
@@ -85,13 +87,17 @@ const ROUTES: &[Route] = &[
         method: "POST",
         path: "/api/v1/cases/{case}/evidence/{evidence}/upload/parts",
         need: Need::Admin,
-        body: Some(|| json!({"parts": [1]})),
+        body: Some(
+            || json!({"parts": [{"part_number": 1, "sha256": "0000000000000000000000000000000000000000000000000000000000000000"}]}),
+        ),
     },
     Route {
         method: "POST",
         path: "/api/v1/cases/{case}/evidence/{evidence}/upload/complete",
         need: Need::Admin,
-        body: Some(|| json!({"parts": [{"part_number": 1, "etag": "\"e\""}]})),
+        body: Some(
+            || json!({"parts": [{"part_number": 1, "etag": "\"e\"", "sha256": "0000000000000000000000000000000000000000000000000000000000000000"}]}),
+        ),
     },
     Route {
         method: "DELETE",
@@ -207,7 +213,7 @@ async fn add_case(db: &sqlx::PgPool, name: &str, created_by: &str) -> (Uuid, Uui
 #[sqlx::test(migrator = "chrono_runtime::db::MIGRATOR")]
 async fn authz_matrix_has_no_leaks(_: PgPoolOptions, opts: PgConnectOptions) {
     let db = common::pool(opts).await;
-    let (app, _jobs) = common::app(db.clone());
+    let app = common::app(db.clone());
 
     let (granted, granted_ev, granted_event, granted_filter) =
         add_case(&db, "Granted Case", "someone").await;

@@ -200,7 +200,7 @@ async fn the_timeline_api_returns_titles_and_filters_on_category(
 ) {
     let db = ai_support::pool(opts).await;
     let cases = seed(&db).await;
-    let (app, _rx) = common::app(db.clone());
+    let app = common::app(db.clone());
     let token = common::token("u-analyst", &["analyst"], &[cases.case.to_string()]);
     let search = format!("/api/v1/cases/{}/events/search", cases.case);
 

@@ -24,6 +24,7 @@ use uuid::Uuid;
 /// Short attempts so a test needs seconds, not the production minutes.
 const QUICK: ConnectPolicy = ConnectPolicy {
     attempt: Duration::from_millis(700),
+    acquire: Duration::from_millis(700),
     budget: Duration::from_secs(30),
     first_backoff: Duration::from_millis(100),
     max_backoff: Duration::from_millis(800),
@@ -206,7 +207,7 @@ async fn a_process_starting_during_a_rotation_reads_the_secret_again(
     _: PgPoolOptions,
     opts: PgConnectOptions,
 ) {
-    let admin = common::pool(opts.clone()).await;
+    let admin = common::login_pool(opts.clone()).await;
     let role = login_role(&admin, "new-password").await;
     let moto = Moto::start().expect("moto");
     // the database already has the new password; the secret still hands out the old one
@@ -230,7 +231,7 @@ async fn a_process_starting_during_a_rotation_reads_the_secret_again(
 
 #[sqlx::test(migrator = "chrono_runtime::db::MIGRATOR")]
 async fn a_warm_api_logs_in_with_the_rotated_password(_: PgPoolOptions, opts: PgConnectOptions) {
-    let admin = common::pool(opts.clone()).await;
+    let admin = common::login_pool(opts.clone()).await;
     let role = login_role(&admin, "first-password").await;
     let moto = Moto::start().expect("moto");
     let (sm, source) = secret(&moto, &opts, &role, "first-password").await;
@@ -243,7 +244,7 @@ async fn a_warm_api_logs_in_with_the_rotated_password(_: PgPoolOptions, opts: Pg
     )
     .await
     .unwrap();
-    let (app, _jobs) = common::app(pool.clone());
+    let app = common::app(pool.clone());
     let token = common::token("analyst-1", &["analyst"], &[]);
     let (status, body) = common::call(&app, "GET", "/api/v1/cases", Some(&token), None).await;
     assert_eq!(status, 200, "{body}");
@@ -307,7 +308,7 @@ async fn migrations_are_not_bound_by_the_request_statement_timeout(
     let credentials = Credentials::fixed(opts.clone());
 
     // what onboard did before: the API's pool, 5 s statement timeout
-    let request_pool = common::pool(opts.clone()).await;
+    let request_pool = common::login_pool(opts.clone()).await;
     let err = migrator.run(&request_pool).await.unwrap_err();
     assert!(err.to_string().contains("statement timeout"), "{err}");
     // (the failed run's session still holds the migrator's advisory lock)
@@ -319,7 +320,7 @@ async fn migrations_are_not_bound_by_the_request_statement_timeout(
     assert_eq!(latest, Some(20990101000001));
     let done: i64 =
         sqlx::query_scalar("SELECT count(*) FROM pg_tables WHERE tablename = 'slow_done'")
-            .fetch_one(&common::pool(opts).await)
+            .fetch_one(&common::login_pool(opts).await)
             .await
             .unwrap();
     assert_eq!(done, 1);
@@ -330,7 +331,7 @@ async fn a_migration_waiting_for_a_lock_fails_instead_of_queueing_traffic(
     _: PgPoolOptions,
     opts: PgConnectOptions,
 ) {
-    let app = common::pool(opts.clone()).await;
+    let app = common::login_pool(opts.clone()).await;
     sqlx::query("CREATE TABLE busy (x int)")
         .execute(&app)
         .await
@@ -357,4 +358,62 @@ async fn a_migration_waiting_for_a_lock_fails_instead_of_queueing_traffic(
     db::migrate_with(&migrator, &Credentials::fixed(opts.clone()), settings)
         .await
         .unwrap();
+}
+
+/// Regression (issue 18's kill tests): a `begin()` interrupted after `BEGIN` went out and
+/// before its answer came back (a worker killed, a lease lost, a client gone) left the
+/// session inside a transaction that sqlx 0.8 never ends (its rollback guard keys on a
+/// depth raised only after the answer; sqlx issues 4385 and 4393), and the pool handed
+/// it to the next borrower, whose writes then stayed uncommitted, invisible to everyone
+/// else, holding their locks. The runtime's pools close such a session when it is given
+/// back: the next borrower's write is committed. One connection, so the next borrower
+/// gets that same session unless it was closed.
+#[sqlx::test(migrator = "chrono_runtime::db::MIGRATOR")]
+async fn a_transaction_start_interrupted_leaves_no_open_transaction_to_the_next_borrower(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let pool = db::open(
+        &Credentials::fixed(opts.clone()),
+        Session::runtime(Duration::from_secs(5)),
+        1,
+        QUICK,
+    )
+    .await
+    .expect("pool");
+    let mut attempts = 0;
+    loop {
+        let interrupted = {
+            let mut conn = pool.acquire().await.unwrap();
+            let mut begin = std::pin::pin!(sqlx::Connection::begin(&mut *conn));
+            match futures::poll!(begin.as_mut()) {
+                std::task::Poll::Pending => true,
+                std::task::Poll::Ready(r) => {
+                    r.expect("BEGIN");
+                    false
+                }
+            }
+        };
+        if interrupted {
+            break;
+        }
+        attempts += 1;
+        assert!(attempts < 200, "BEGIN was always answered within one poll");
+    }
+    let case = Uuid::now_v7();
+    sqlx::query("INSERT INTO cases (id, name, created_by) VALUES ($1, 'probe', 'tester')")
+        .bind(case)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let mut other: sqlx::PgConnection = sqlx::Connection::connect_with(&opts).await.unwrap();
+    let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM cases WHERE id = $1")
+        .bind(case)
+        .fetch_one(&mut other)
+        .await
+        .unwrap();
+    assert_eq!(
+        seen, 1,
+        "the write after the interrupted BEGIN is committed"
+    );
 }

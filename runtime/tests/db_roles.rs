@@ -15,9 +15,14 @@ async fn tests_run_as_a_non_superuser_like_the_aurora_master(
     _: PgPoolOptions,
     opts: PgConnectOptions,
 ) {
-    let db = common::pool(opts).await;
+    // the login itself (no migrations: the runtime's role does not exist yet here)
+    let db = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(opts)
+        .await
+        .unwrap();
     let (superuser, createrole, createdb): (bool, bool, bool) = sqlx::query_as(
-        "SELECT rolsuper, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = current_user",
+        "SELECT rolsuper, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = session_user",
     )
     .fetch_one(&db)
     .await
@@ -74,4 +79,90 @@ async fn the_ai_path_sets_its_read_only_role_as_the_migrating_user(
         .unwrap();
     assert!(n > 0, "bob's events are counted under chrono_ro");
     // (that chrono_ro cannot write: api_routes.rs, ai_security.rs)
+}
+
+/// The SQLSTATE of a refused statement.
+fn refused(result: Result<sqlx::postgres::PgQueryResult, sqlx::Error>) -> String {
+    match result {
+        Err(sqlx::Error::Database(e)) => e.code().unwrap_or_default().into_owned(),
+        other => panic!("not refused: {other:?}"),
+    }
+}
+
+/// Chain of custody: the audit log is append-only for every application role. The
+/// runtime's sessions act as `chrono_rw` (granted SELECT and INSERT only), the AI path as
+/// `chrono_ro` (nothing but `chrono_audit`); even the login that owns the table (the
+/// Aurora master user) is refused by the trigger.
+#[sqlx::test(migrator = "chrono_runtime::db::MIGRATOR")]
+async fn the_audit_log_refuses_update_and_delete_for_every_role(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let runtime = common::pool(opts.clone()).await;
+    let role: String = sqlx::query_scalar("SELECT current_user::text")
+        .fetch_one(&runtime)
+        .await
+        .unwrap();
+    assert_eq!(role, chrono_runtime::db::RUNTIME_ROLE);
+    let id: i64 = sqlx::query_scalar("SELECT chrono_audit('u-1', NULL, 'case_created', '{}')")
+        .fetch_one(&runtime)
+        .await
+        .unwrap();
+    let owner = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(opts)
+        .await
+        .unwrap();
+    for statement in [
+        "UPDATE audit_log SET actor = 'someone-else'",
+        "DELETE FROM audit_log",
+        "TRUNCATE audit_log",
+    ] {
+        // 42501: insufficient_privilege (no grant; the trigger raises the same code)
+        assert_eq!(
+            refused(sqlx::query(statement).execute(&runtime).await),
+            "42501",
+            "chrono_rw: {statement}"
+        );
+        let mut tx = runtime.begin().await.unwrap();
+        sqlx::query("SET LOCAL ROLE chrono_ro")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        assert_eq!(
+            refused(sqlx::query(statement).execute(&mut *tx).await),
+            "42501",
+            "chrono_ro: {statement}"
+        );
+        tx.rollback().await.unwrap();
+        assert_eq!(
+            refused(sqlx::query(statement).execute(&owner).await),
+            "42501",
+            "the owner: {statement}"
+        );
+    }
+    for (role, privilege) in [
+        ("chrono_rw", "UPDATE"),
+        ("chrono_rw", "DELETE"),
+        ("chrono_rw", "TRUNCATE"),
+        ("chrono_ro", "UPDATE"),
+        ("chrono_ro", "DELETE"),
+        ("chrono_ro", "INSERT"),
+    ] {
+        let granted: bool = sqlx::query_scalar("SELECT has_table_privilege($1, 'audit_log', $2)")
+            .bind(role)
+            .bind(privilege)
+            .fetch_one(&owner)
+            .await
+            .unwrap();
+        assert!(!granted, "{role} has {privilege} on audit_log");
+    }
+    let (actor, n): (String, i64) = sqlx::query_as(
+        "SELECT (SELECT actor FROM audit_log WHERE id = $1), count(*) FROM audit_log",
+    )
+    .bind(id)
+    .fetch_one(&owner)
+    .await
+    .unwrap();
+    assert_eq!((actor.as_str(), n), ("u-1", 1));
 }

@@ -196,7 +196,7 @@ async fn random_documents_through_the_api_never_fail_with_a_500(
 ) {
     let db = common::pool(opts).await;
     let fx = common::seed(&db).await;
-    let (app, _rx) = common::app(db);
+    let app = common::app(db);
     let analyst = token("u-analyst", &["analyst"], &[fx.case.to_string()]);
     let uri = format!("/api/v1/cases/{}/events/search?tz=Europe/Berlin", fx.case);
     let mut runner = TestRunner::new(Config::default());

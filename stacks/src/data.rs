@@ -29,11 +29,13 @@ pub const MASTER_USERNAME: &str = "chrono_admin";
 
 /// The CORS rule of the `sources` bucket: the web app, served from `origin`, uploads
 /// evidence straight to it with presigned `PUT`s (whole files and multipart parts) and
-/// reads each part's `ETag` to complete a multipart upload. Only that origin, only `PUT`.
+/// reads each part's `ETag` to complete a multipart upload. Only that origin, only `PUT`,
+/// with the headers the URLs are signed with: the content type and the body's SHA-256
+/// (`x-amz-checksum-sha256`, verified by S3: chain of custody).
 pub fn uploads_cors(origin: Expr) -> CorsConfiguration {
     CorsConfiguration {
         cors_rules: vec![CorsRule {
-            allowed_headers: vec!["content-type".into()],
+            allowed_headers: vec!["content-type".into(), "x-amz-checksum-sha256".into()],
             allowed_methods: vec!["PUT".into()],
             allowed_origins: vec![origin],
             exposed_headers: vec!["ETag".into()],

@@ -1057,7 +1057,7 @@ fn without_an_issuer_the_web_stack_creates_the_user_pool_the_api_trusts() {
     let data_t = stacks[3].template.to_json();
     assert_eq!(
         props(&data_t, "SourcesBucket")["CorsConfiguration"],
-        json!({"CorsRules": [{"AllowedHeaders": ["content-type"], "AllowedMethods": ["PUT"],
+        json!({"CorsRules": [{"AllowedHeaders": ["content-type", "x-amz-checksum-sha256"], "AllowedMethods": ["PUT"],
                               "AllowedOrigins": [{"Ref": "AppOrigin"}], "ExposedHeaders": ["ETag"],
                               "MaxAge": 3000}]})
     );

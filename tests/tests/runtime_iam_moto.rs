@@ -380,6 +380,9 @@ async fn every_runtime_role_suffices_for_its_calls_on_the_emulator_with_iam_enfo
     let api_no_start = w
         .user("api-no-start", &without(&api, "StartPipeline", None))
         .await;
+    let api_no_watch = w
+        .user("api-no-watch", &without(&api, "WatchPipeline", None))
+        .await;
     let pipeline_sdk = w.user("pipeline", &pipeline).await;
     let pipeline_no_put = w
         .user(
@@ -497,13 +500,20 @@ async fn every_runtime_role_suffices_for_its_calls_on_the_emulator_with_iam_enfo
     let sources = SourcesBucket::new(SourcesBucket::client_from(&api_sdk), &w.buckets.sources);
     let key = chrono_runtime::storage::source_key(w.target.case_id, Uuid::now_v7(), "big.evtx");
     let upload_id = sources.create_multipart(&key).await.expect("create upload");
+    let part = b"ElfFile\0".to_vec();
+    let part_sha256_b64 = {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&part))
+    };
     let etag = SourcesBucket::client_from(&api_sdk)
         .upload_part()
         .bucket(&w.buckets.sources)
         .key(&key)
         .upload_id(&upload_id)
         .part_number(1)
-        .body(b"ElfFile\0".to_vec().into())
+        .checksum_sha256(&part_sha256_b64)
+        .body(part.into())
         .send()
         .await
         .expect("upload a part as the API's presigned URL would")
@@ -511,7 +521,15 @@ async fn every_runtime_role_suffices_for_its_calls_on_the_emulator_with_iam_enfo
         .unwrap()
         .to_owned();
     sources
-        .complete_multipart(&key, &upload_id, &[UploadedPart { number: 1, etag }])
+        .complete_multipart(
+            &key,
+            &upload_id,
+            &[UploadedPart {
+                number: 1,
+                etag,
+                sha256_b64: part_sha256_b64,
+            }],
+        )
         .await
         .expect("complete upload");
     let other = sources.create_multipart(&format!("{key}.2")).await.unwrap();
@@ -529,14 +547,21 @@ async fn every_runtime_role_suffices_for_its_calls_on_the_emulator_with_iam_enfo
         case_id: w.target.case_id,
         evidence_id: w.target.evidence_id,
         source_key: w.source_key.clone(),
+        sha256: None,
     };
+    let job_id = Uuid::now_v7();
     let launch = |sdk: &aws_config::SdkConfig| {
         StepFunctionsLauncher::new(aws_sdk_sfn::Client::new(sdk), &w.state_machine_arn)
     };
-    launch(&api_sdk)
-        .start(job.clone())
+    let execution_arn = launch(&api_sdk)
+        .start(job_id, job.clone())
         .await
-        .expect("the API starts the pipeline");
+        .expect("the API starts the pipeline")
+        .expect("Step Functions names the execution");
+    launch(&api_sdk)
+        .describe(execution_arn.clone())
+        .await
+        .expect("the API reconciles a job through its execution");
     secret(&api_sdk)
         .read()
         .await
@@ -545,6 +570,7 @@ async fn every_runtime_role_suffices_for_its_calls_on_the_emulator_with_iam_enfo
         &api,
         &[
             Request::new("states:StartExecution", &w.state_machine_arn),
+            Request::new("states:DescribeExecution", &execution_arn),
             Request::new("secretsmanager:GetSecretValue", &w.secret_arn),
         ],
     );
@@ -557,8 +583,19 @@ async fn every_runtime_role_suffices_for_its_calls_on_the_emulator_with_iam_enfo
         denied(&e.to_string()),
         "without s3:PutObject on sources: {e}"
     );
-    let e = launch(&api_no_start).start(job).await.unwrap_err();
+    let e = launch(&api_no_start)
+        .start(Uuid::now_v7(), job)
+        .await
+        .unwrap_err();
     assert!(denied(&e.to_string()), "without states:StartExecution: {e}");
+    let e = launch(&api_no_watch)
+        .describe(execution_arn)
+        .await
+        .unwrap_err();
+    assert!(
+        denied(&e.to_string()),
+        "without states:DescribeExecution: {e}"
+    );
     // the API may not write artifacts nor read what it does not own
     let e = api_s3
         .put_object()

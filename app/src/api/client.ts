@@ -96,7 +96,7 @@ export class Api {
     this.request<Schemas['EvidenceList']>('GET', `/api/v1/cases/${caseId}/evidence`).then((r) => r.evidence);
   registerEvidence = (caseId: string, body: Schemas['NewEvidence']) =>
     this.request<EvidenceUpload>('POST', `/api/v1/cases/${caseId}/evidence`, body);
-  partUrls = (caseId: string, id: string, parts: number[]) =>
+  partUrls = (caseId: string, id: string, parts: Schemas['PartRequest'][]) =>
     this.request<Schemas['PartUrls']>('POST', `/api/v1/cases/${caseId}/evidence/${id}/upload/parts`, { parts }).then((r) => r.parts);
   abortUpload = (caseId: string, id: string) =>
     this.request<Evidence>('DELETE', `/api/v1/cases/${caseId}/evidence/${id}/upload`);

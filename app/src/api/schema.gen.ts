@@ -194,7 +194,7 @@ export type paths = {
             path?: never;
             cookie?: never;
         };
-        /** One evidence: state, counts, first errors. */
+        /** One evidence: state, counts, checksums, first errors. */
         get: operations["get_evidence"];
         put?: never;
         post?: never;
@@ -216,11 +216,13 @@ export type paths = {
         /**
          * Starts processing (admin). Calling it says the upload is complete: `registered`
          *     evidence becomes `uploaded` (a multipart upload must have been completed; aborted
-         *     evidence cannot be processed); then the pipeline is started (Step Functions, or the local
-         *     worker) and the evidence becomes `processing`. If the start fails the evidence stays
-         *     `uploaded` and the error says why (503 `pipeline_unavailable` when nothing can process
-         *     here). Evidence already processing is a 409; done or failed evidence may be processed
-         *     again (the pipeline does not duplicate events).
+         *     evidence cannot be processed). The request is recorded as a durable job before it is
+         *     answered, and the evidence becomes `processing`: locally the job waits for the worker
+         *     (never refused because the worker is busy), in AWS its Step Functions execution starts
+         *     at once. 503 `pipeline_unavailable` when nothing can process here (nothing recorded).
+         *     Evidence already processing is a 409 — unless its execution ended without finishing
+         *     it, which fails it first; done or failed evidence may be processed again (the
+         *     pipeline does not duplicate events).
          */
         post: operations["process_evidence"];
         delete?: never;
@@ -487,7 +489,10 @@ export type components = {
             /** @description Each part once, in any order. */
             parts: components["schemas"]["CompletedPart"][];
         };
-        /** @description One uploaded part: its number and the `ETag` header S3 answered its `PUT` with. */
+        /**
+         * @description One uploaded part: its number, the `ETag` header S3 answered its `PUT` with, and its
+         *     SHA-256.
+         */
         CompletedPart: {
             /** @description The part's `ETag` response header, as sent (quotes included). */
             etag: string;
@@ -496,6 +501,8 @@ export type components = {
              * @description 1-based part number.
              */
             part_number: number;
+            /** @description The part's SHA-256, 64 hex digits, as given for its URL. */
+            sha256: string;
         };
         /** @description A host, instance or account events happened on. */
         Device: {
@@ -534,7 +541,9 @@ export type components = {
             /**
              * @description Stable machine code: `unauthenticated`, `forbidden`, `not_found`, `invalid_request`,
              *     `invalid_filter`, `invalid_cursor`, `conflict`, `upload_incomplete`,
-             *     `pipeline_unavailable`, `unavailable`, `query_timeout`, `internal`.
+             *     `pipeline_unavailable`, `unavailable`, `query_timeout`, `payload_too_large`,
+             *     `uri_too_long`, `method_not_allowed`, `unsupported_media_type`,
+             *     `headers_too_large`, `internal`.
              */
             code: string;
             /** @description Human-readable message. */
@@ -631,8 +640,10 @@ export type components = {
             events_count: number;
             /** @description Pipeline execution (Step Functions ARN or local id) of the latest run. */
             execution_id?: string | null;
-            /** @description File name as uploaded. */
+            /** @description File name as uploaded (NUL and control characters replaced by U+FFFD). */
             file_name: string;
+            /** @description The file name as given, escaped (`\u{0}`), when it had to be changed. */
+            file_name_original?: string | null;
             /** @description Format hint (`evtx`, `syslog`, `cloudtrail`, ...), if given. */
             format?: string | null;
             /**
@@ -651,6 +662,22 @@ export type components = {
              * @description Records the pipeline read: `events_count + bad_records`.
              */
             records_seen: number;
+            /**
+             * @description The file's SHA-256 (lowercase hex): declared at registration and verified by S3
+             *     on upload, or (a multipart upload without one) established by the first processing;
+             *     every processing verifies it before storing events.
+             */
+            sha256?: string | null;
+            /**
+             * @description S3's composite checksum of a multipart upload (base64 SHA-256 of the parts'
+             *     SHA-256s, `-<parts>`).
+             */
+            sha256_composite?: string | null;
+            /**
+             * Format: date-time
+             * @description When the pipeline last found the stored file to match `sha256`.
+             */
+            sha256_verified_at?: string | null;
             /**
              * Format: int64
              * @description Size in bytes the uploader declared, if given.
@@ -825,11 +852,28 @@ export type components = {
              */
             multipart?: boolean;
             /**
+             * @description The file's SHA-256, 64 hex digits: required for a single `PUT` (S3 refuses a body
+             *     with another SHA-256); optional for a multipart upload, whose parts carry their
+             *     own (given, it is verified before the evidence's events are stored; otherwise the
+             *     first processing establishes it).
+             */
+            sha256?: string | null;
+            /**
              * Format: int64
              * @description The file's size in bytes; required with `multipart` (at most 5 TiB), at most 5 GiB
              *     for a single `PUT`.
              */
             size?: number | null;
+        };
+        /** @description One part to upload. */
+        PartRequest: {
+            /**
+             * Format: int32
+             * @description 1-based part number.
+             */
+            part_number: number;
+            /** @description The part's SHA-256, 64 hex digits (S3 refuses a part with another). */
+            sha256: string;
         };
         /** @description A presigned URL for one part. */
         PartUrl: {
@@ -838,12 +882,16 @@ export type components = {
              * @description When the URL expires (ask again after).
              */
             expires_at: string;
+            /** @description Headers to send with the `PUT` (signed: `x-amz-checksum-sha256`). */
+            headers: {
+                [key: string]: string;
+            };
             /**
              * Format: int32
              * @description 1-based part number.
              */
             part_number: number;
-            /** @description `PUT` the part's bytes here. */
+            /** @description `PUT` the part's bytes here, with `headers`. */
             url: string;
         };
         /** @description Presigned URLs for the parts asked for. */
@@ -853,8 +901,8 @@ export type components = {
         };
         /** @description Body of `POST .../upload/parts`. */
         PartsRequest: {
-            /** @description Part numbers (1-based, at most 100 per request). */
-            parts: number[];
+            /** @description The parts (at most 100 per request), each with its SHA-256. */
+            parts: components["schemas"]["PartRequest"][];
         };
         /** @description Provenance of an event: evidence file, file inside it, record. */
         Provenance: {
@@ -954,6 +1002,10 @@ export type components = {
              * @description When the URL expires.
              */
             expires_at: string;
+            /** @description Headers to send with the `PUT` (`content-type`, `x-amz-checksum-sha256`). */
+            headers: {
+                [key: string]: string;
+            };
             /** @enum {string} */
             method: "PUT";
             /** @description Presigned URL. */

@@ -1,6 +1,8 @@
 // Evidence files go from the browser straight to S3 through presigned URLs, never through
 // the API: one PUT for a small file, or S3 multipart upload (parts PUT in parallel, each
 // part's ETag kept for the completion) for a big one. Progress is reported in bytes.
+// Chain of custody: every PUT carries the SHA-256 of its body, computed here before the
+// URL is asked for; the URL is signed with it and storage refuses another body.
 
 export interface Progress {
   loaded: number;
@@ -48,14 +50,39 @@ export function putWithProgress(
   });
 }
 
+/** A blob's bytes (FileReader where `Blob.arrayBuffer` is missing, as in jsdom). */
+function bytesOf(body: Blob): Promise<ArrayBuffer> {
+  if (typeof body.arrayBuffer === 'function') return body.arrayBuffer();
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(reader.result as ArrayBuffer);
+    reader.onerror = () => reject(reader.error);
+    reader.readAsArrayBuffer(body);
+  });
+}
+
+/** The SHA-256 of a blob, lowercase hex (Web Crypto). */
+export async function sha256Hex(body: Blob): Promise<string> {
+  const digest = await crypto.subtle.digest('SHA-256', new Uint8Array(await bytesOf(body)));
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
 export interface PartUrl {
   part_number: number;
   url: string;
+  /** Headers the PUT must carry exactly (they are signed). */
+  headers?: Record<string, string>;
+}
+
+export interface PartChecksum {
+  part_number: number;
+  sha256: string;
 }
 
 export interface CompletedPart {
   part_number: number;
   etag: string;
+  sha256: string;
 }
 
 /** Byte ranges of the parts: every part `partSize` bytes except the last. */
@@ -72,31 +99,40 @@ export const URL_BATCH = 100;
 
 /**
  * Uploads `file` in parts of `partSize` bytes (numbered from 1), `concurrency` at a time;
- * returns every part's ETag in part order, for the completion. Part URLs are asked for
- * batch by batch as the upload reaches them (`urls(numbers)`), so none expires while
- * earlier parts of a big file are still on their way.
+ * returns every part's ETag and SHA-256 in part order, for the completion. Part URLs are
+ * asked for batch by batch as the upload reaches them (`urls(parts)`, each part with its
+ * SHA-256, hashed one part at a time), so none expires while earlier parts of a big file
+ * are still on their way.
  */
 export async function uploadMultipart(
   file: Blob,
   partSize: number,
-  urls: (numbers: number[]) => Promise<PartUrl[]>,
+  urls: (parts: PartChecksum[]) => Promise<PartUrl[]>,
   onProgress: OnProgress,
   signal?: AbortSignal,
   concurrency = 4,
   put: typeof putWithProgress = putWithProgress,
+  hash: (body: Blob) => Promise<string> = sha256Hex,
 ): Promise<CompletedPart[]> {
   const ranges = partRanges(file.size, partSize);
   const done: CompletedPart[] = [];
   const loaded = new Array<number>(ranges.length).fill(0);
   const report = () => onProgress({ loaded: loaded.reduce((a, b) => a + b, 0), total: file.size });
-  const batches = new Map<number, Promise<Map<number, string>>>();
-  const urlOf = async (n: number): Promise<string> => {
+  const slice = (n: number) => file.slice(ranges[n - 1]![0], ranges[n - 1]![1]);
+  const batches = new Map<number, Promise<Map<number, PartUrl & { sha256: string }>>>();
+  const urlOf = async (n: number): Promise<PartUrl & { sha256: string }> => {
     const b = Math.floor((n - 1) / URL_BATCH);
     let batch = batches.get(b);
     if (!batch) {
-      const numbers: number[] = [];
-      for (let k = b * URL_BATCH + 1; k <= Math.min(ranges.length, (b + 1) * URL_BATCH); k++) numbers.push(k);
-      batch = urls(numbers).then((list) => new Map(list.map((p) => [p.part_number, p.url])));
+      batch = (async () => {
+        const parts: PartChecksum[] = [];
+        for (let k = b * URL_BATCH + 1; k <= Math.min(ranges.length, (b + 1) * URL_BATCH); k++) {
+          parts.push({ part_number: k, sha256: await hash(slice(k)) });
+        }
+        const sums = new Map(parts.map((p) => [p.part_number, p.sha256]));
+        const list = await urls(parts);
+        return new Map(list.map((p) => [p.part_number, { ...p, sha256: sums.get(p.part_number) ?? '' }]));
+      })();
       batches.set(b, batch);
     }
     const url = (await batch).get(n);
@@ -107,15 +143,15 @@ export async function uploadMultipart(
   const worker = async () => {
     while (next < ranges.length) {
       const i = next++;
-      const [start, end] = ranges[i]!;
-      const res = await put(await urlOf(i + 1), file.slice(start, end), (n) => {
+      const part = await urlOf(i + 1);
+      const res = await put(part.url, slice(i + 1), (n) => {
         loaded[i] = n;
         report();
-      }, signal);
+      }, signal, part.headers);
       if (!res.etag) {
         throw new UploadError("storage hid the part's ETag: the bucket's CORS rules must expose the ETag header");
       }
-      done.push({ part_number: i + 1, etag: res.etag });
+      done.push({ part_number: i + 1, etag: res.etag, sha256: part.sha256 });
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, ranges.length) }, worker));

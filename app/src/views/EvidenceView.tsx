@@ -3,7 +3,7 @@ import type { Evidence } from '../api/client';
 import { useSession } from '../context';
 import { ErrorNote } from '../components/ErrorNote';
 import { useAsync } from '../lib/useAsync';
-import { putWithProgress, uploadMultipart } from '../lib/upload';
+import { putWithProgress, sha256Hex, uploadMultipart } from '../lib/upload';
 import { formatTs, zoneName } from '../lib/time';
 
 /** Files from this size on go through S3 multipart upload (the API recommends it from 100 MB). */
@@ -56,7 +56,12 @@ export function EvidenceView({ caseId, multipartFrom = MULTIPART_FROM }: { caseI
       setTransfers((ts) => [...ts, { key, name: file.name, loaded: 0, total: file.size, state: 'uploading' }]);
       try {
         const multipart = file.size >= multipartFrom;
-        const reg = await api.registerEvidence(caseId, multipart ? { file_name: file.name, size: file.size, multipart } : { file_name: file.name });
+        // a single PUT is signed with the whole file's SHA-256 (storage verifies it); a
+        // multipart upload's parts each carry their own
+        const reg = await api.registerEvidence(
+          caseId,
+          multipart ? { file_name: file.name, size: file.size, multipart } : { file_name: file.name, sha256: await sha256Hex(file) },
+        );
         list.reload();
         const id = reg.evidence.id;
         const up = reg.upload;
@@ -65,7 +70,7 @@ export function EvidenceView({ caseId, multipartFrom = MULTIPART_FROM }: { caseI
             const parts = await uploadMultipart(
               file,
               up.part_size,
-              (numbers) => api.partUrls(caseId, id, numbers),
+              (parts) => api.partUrls(caseId, id, parts),
               (p) => update(key, { loaded: p.loaded }),
             );
             await api.completeUpload(caseId, id, parts);
@@ -75,7 +80,7 @@ export function EvidenceView({ caseId, multipartFrom = MULTIPART_FROM }: { caseI
             throw e;
           }
         } else {
-          await putWithProgress(up.url, file, (loaded) => update(key, { loaded }));
+          await putWithProgress(up.url, file, (loaded) => update(key, { loaded }), undefined, up.headers);
         }
         update(key, { state: 'starting', loaded: file.size });
         await api.processEvidence(caseId, id);

@@ -237,7 +237,7 @@ describe('EvidenceView', () => {
     const file = new File(['0123456789'], 'auth.log');
     fireEvent.drop(zone, { dataTransfer: { files: [file] } });
     await waitFor(() => expect(screen.getByRole('alert').textContent).toContain('CHRONO_SOURCES_BUCKET is not set'));
-    expect(calls.find((c) => c.method === 'POST')?.body).toEqual({ file_name: 'auth.log' });
+    expect(calls.find((c) => c.method === 'POST')?.body).toEqual({ file_name: 'auth.log', sha256: '84d89877f0d4041efb6bf91a16f0248f2fd573e6af05c19f96bedb9f882f7882' });
   });
 });
 
@@ -276,6 +276,13 @@ function fakeStorage() {
   return puts;
 }
 
+/** SHA-256 of the parts of '0123456789' in parts of 4 bytes. */
+const SHA: Record<number, string> = {
+  1: '1be2e452b46d7a0d9656bbb1f768e8248eba1b75baed65f5d99eafa948899a6a',
+  2: 'db2e7f1bd5ab9968ae76199b7cc74795ca7404d5a08d78567715ce532f9d2669',
+  3: 'cd70bea023f752a0564abb6ed08d42c1440f2e33e29914e55e0be1595e24f45a',
+};
+
 describe('EvidenceView uploads', () => {
   it('uploads a big file in parts, completes with every ETag, then processes it', async () => {
     const puts = fakeStorage();
@@ -286,7 +293,7 @@ describe('EvidenceView uploads', () => {
         body: { evidence: { id: 'e9' }, upload: { method: 'MULTIPART', part_size: 4, part_count: 3 } },
       }),
       'POST /api/v1/cases/:c/evidence/:id/upload/parts': (body) => ({
-        parts: (body as { parts: number[] }).parts.map((n) => ({ part_number: n, url: `https://s3.test/part${n}`, expires_at: '' })),
+        parts: (body as { parts: Array<{ part_number: number }> }).parts.map(({ part_number: n }) => ({ part_number: n, url: `https://s3.test/part${n}`, expires_at: '' })),
       }),
       'POST /api/v1/cases/:c/evidence/:id/upload/complete': () => ({ id: 'e9' }),
       'POST /api/v1/cases/:c/evidence/:id/process': () => ({ status: 202, body: { id: 'e9' } }),
@@ -297,11 +304,11 @@ describe('EvidenceView uploads', () => {
     const posts = calls.filter((c) => c.method === 'POST').map((c) => [c.path, c.body]);
     expect(posts).toEqual([
       ['/api/v1/cases/c1/evidence', { file_name: 'big.evtx', size: 10, multipart: true }],
-      ['/api/v1/cases/c1/evidence/e9/upload/parts', { parts: [1, 2, 3] }],
+      ['/api/v1/cases/c1/evidence/e9/upload/parts', { parts: [1, 2, 3].map((n) => ({ part_number: n, sha256: SHA[n] })) }],
       [
         '/api/v1/cases/c1/evidence/e9/upload/complete',
         {
-          parts: [1, 2, 3].map((n) => ({ part_number: n, etag: `"etag-of-https://s3.test/part${n}"` })),
+          parts: [1, 2, 3].map((n) => ({ part_number: n, etag: `"etag-of-https://s3.test/part${n}"`, sha256: SHA[n] })),
         },
       ],
       ['/api/v1/cases/c1/evidence/e9/process', undefined],
@@ -318,7 +325,7 @@ describe('EvidenceView uploads', () => {
       'GET /api/v1/cases/:c/evidence': () => ({ evidence: [] }),
       'POST /api/v1/cases/:c/evidence': () => ({ status: 201, body: { evidence: { id: 'e9' }, upload: { method: 'MULTIPART', part_size: 8, part_count: 2 } } }),
       'POST /api/v1/cases/:c/evidence/:id/upload/parts': (body) => ({
-        parts: (body as { parts: number[] }).parts.map((n) => ({ part_number: n, url: `u${n}`, expires_at: '' })),
+        parts: (body as { parts: Array<{ part_number: number }> }).parts.map(({ part_number: n }) => ({ part_number: n, url: `u${n}`, expires_at: '' })),
       }),
       'POST /api/v1/cases/:c/evidence/:id/upload/complete': () => ({
         status: 409,

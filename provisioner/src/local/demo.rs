@@ -497,11 +497,16 @@ async fn upload(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    // the file's SHA-256: storage verifies the upload against it (chain of custody)
+    let sha256 = {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(&bytes))
+    };
     let (s, body) = api
         .call(
             reqwest::Method::POST,
             &format!("/api/v1/cases/{case_id}/evidence"),
-            Some(&json!({"file_name": file_name})),
+            Some(&json!({"file_name": file_name, "sha256": sha256})),
         )
         .await?;
     if !s.is_success() {
@@ -513,12 +518,14 @@ async fn upload(
     let url = body["upload"]["url"]
         .as_str()
         .ok_or_else(|| format!("no upload URL in {body}"))?;
-    let put = client
-        .put(url)
-        .body(bytes)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
+    // with exactly the headers the URL was signed with (content type, checksum)
+    let mut put = client.put(url).body(bytes);
+    if let Some(headers) = body["upload"]["headers"].as_object() {
+        for (name, value) in headers {
+            put = put.header(name, value.as_str().unwrap_or_default());
+        }
+    }
+    let put = put.send().await.map_err(|e| e.to_string())?;
     if !put.status().is_success() {
         return Err(format!("PUT to the presigned URL: HTTP {}", put.status()));
     }

@@ -198,7 +198,7 @@ pub enum RunError {
 pub async fn serve_from_env(addr: std::net::SocketAddr) -> Result<(), RunError> {
     use crate::server::{Mode, authenticator_from_env, pool_from_env};
     let settings = AiSettings::from_env()?;
-    let db = pool_from_env(8, crate::db::ConnectPolicy::SERVICE).await?;
+    let db = pool_from_env(8, crate::db::ConnectPolicy::REQUESTS).await?;
     let sdk = aws_config::load_from_env().await;
     let verifies = [vars::JWKS_FILE, vars::JWKS_URL]
         .iter()

@@ -31,6 +31,12 @@ use crate::filter::{FilterDocument, ResolveCtx};
 /// Longest question accepted, in characters.
 pub const MAX_QUESTION_CHARS: usize = 2000;
 
+/// A character a question may not hold: NUL and every other control character except
+/// line breaks and tabs.
+fn unfit_in_question(c: char) -> bool {
+    c.is_control() && !matches!(c, '\n' | '\r' | '\t')
+}
+
 /// A question, as both front doors receive it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -203,6 +209,13 @@ impl ChatService {
             return Err(ChatError::BadRequest(format!(
                 "the question must be 1 to {MAX_QUESTION_CHARS} characters"
             )));
+        }
+        // NUL cannot be stored (PostgreSQL text, the audit log) and no control character
+        // belongs in a question typed by a person; refused before anything is recorded.
+        if question.chars().any(unfit_in_question) {
+            return Err(ChatError::BadRequest(
+                "the question contains a NUL or another control character; send plain text".into(),
+            ));
         }
         if !principal.can_read() {
             return Err(ChatError::Forbidden);

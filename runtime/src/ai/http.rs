@@ -48,13 +48,24 @@ pub struct AiState {
 }
 
 /// Every front door (the filter-ai service).
+///
+/// The API Gateway WebSocket path ([`GATEWAY_PATH`]) trusts the caller headers API
+/// Gateway maps from the `$connect` authorizer ([`super::gateway`]), so it is served only
+/// where the service does not verify tokens itself, i.e. behind API Gateway in AWS. Where
+/// it verifies them (`state.auth`, local mode), the path does not exist (404): a request
+/// with forged `x-chrono-*` headers reaches nothing.
 pub fn router(state: AiState) -> Router {
-    Router::new()
+    let behind_api_gateway = state.auth.is_none();
+    let mut routes = Router::new()
         .route(CHAT_PATH, post(chat))
-        .route(WS_PATH, get(ws_upgrade))
-        .route(GATEWAY_PATH, post(super::gateway::gateway))
+        .route(WS_PATH, get(ws_upgrade));
+    if behind_api_gateway {
+        routes = routes.route(GATEWAY_PATH, post(super::gateway::gateway));
+    }
+    routes
         .route("/healthz", get(|| async { "ok" }))
         .with_state(Arc::new(state))
+        .layer(axum::middleware::from_fn(crate::api::json_errors))
 }
 
 /// Only `POST /api/v1/ai/chat` (the AI-chat Lambda).
@@ -62,6 +73,7 @@ pub fn chat_router(state: AiState) -> Router {
     Router::new()
         .route(CHAT_PATH, post(chat))
         .with_state(Arc::new(state))
+        .layer(axum::middleware::from_fn(crate::api::json_errors))
 }
 
 /// The API's error for a chat failure.

@@ -135,12 +135,25 @@ pub(super) async fn audit(
     action: &str,
     detail: serde_json::Value,
 ) -> Result<(), AppError> {
+    let mut conn = state.db().acquire().await?;
+    audit_in(&mut conn, p, case_id, action, detail).await
+}
+
+/// Appends to the audit log in the caller's transaction (the entry and what it records
+/// commit together).
+pub(super) async fn audit_in(
+    conn: &mut sqlx::PgConnection,
+    p: &Principal,
+    case_id: Option<Uuid>,
+    action: &str,
+    detail: serde_json::Value,
+) -> Result<(), AppError> {
     sqlx::query("SELECT chrono_audit($1, $2, $3, $4)")
         .bind(&p.sub)
         .bind(case_id)
         .bind(action)
         .bind(detail)
-        .execute(state.db())
+        .execute(&mut *conn)
         .await?;
     Ok(())
 }

@@ -52,10 +52,42 @@ pub enum AppError {
     /// A query ran into its statement timeout.
     #[error("the query took too long; narrow the time range or the filter")]
     Timeout,
+    /// Refused before a handler ran: the body too large (413), the URI too long (414), the
+    /// method not served on this path (405), the body's content type (415), a query string
+    /// that does not parse (400).
+    #[error("{message}")]
+    Rejected {
+        /// The HTTP status.
+        status: StatusCode,
+        /// Stable code ([`rejection_code`]).
+        code: &'static str,
+        /// What was wrong.
+        message: String,
+    },
     /// Anything else; the cause is logged, the client sees a generic message.
     #[error("internal error")]
     Internal(String),
 }
+
+/// The stable code of a request refused with `status` before a handler ran.
+pub fn rejection_code(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::URI_TOO_LONG => "uri_too_long",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::UNAUTHORIZED => "unauthenticated",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => "headers_too_large",
+        s if s.is_server_error() => "internal",
+        _ => "invalid_request",
+    }
+}
+
+/// How long a client should wait before retrying a 503 (`Retry-After`, seconds): about the
+/// time a paused Aurora Serverless instance takes to resume (see [`crate::db::connect`]).
+pub const RETRY_AFTER_SECS: u32 = 5;
 
 /// The JSON body of every error response.
 #[derive(Debug, Serialize, ToSchema)]
@@ -69,7 +101,9 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// Stable machine code: `unauthenticated`, `forbidden`, `not_found`, `invalid_request`,
     /// `invalid_filter`, `invalid_cursor`, `conflict`, `upload_incomplete`,
-    /// `pipeline_unavailable`, `unavailable`, `query_timeout`, `internal`.
+    /// `pipeline_unavailable`, `unavailable`, `query_timeout`, `payload_too_large`,
+    /// `uri_too_long`, `method_not_allowed`, `unsupported_media_type`,
+    /// `headers_too_large`, `internal`.
     pub code: &'static str,
     /// Human-readable message.
     pub message: String,
@@ -94,6 +128,7 @@ impl AppError {
             }
             AppError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             AppError::Timeout => (StatusCode::SERVICE_UNAVAILABLE, "query_timeout"),
+            AppError::Rejected { status, code, .. } => (*status, code),
             AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -137,6 +172,12 @@ impl IntoResponse for AppError {
                 axum::http::HeaderValue::from_static("Bearer"),
             );
         }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(RETRY_AFTER_SECS),
+            );
+        }
         response
     }
 }
@@ -177,15 +218,38 @@ impl From<LaunchError> for AppError {
     }
 }
 
+impl AppError {
+    /// A rejection of axum's with its status and text, as JSON with a stable code; a 422
+    /// (well-formed JSON of the wrong shape) is a 400 like every other invalid request.
+    pub fn rejected(status: StatusCode, message: String) -> Self {
+        let status = if status == StatusCode::UNPROCESSABLE_ENTITY {
+            StatusCode::BAD_REQUEST
+        } else {
+            status
+        };
+        AppError::Rejected {
+            status,
+            code: rejection_code(status),
+            message,
+        }
+    }
+}
+
 impl From<JsonRejection> for AppError {
     fn from(e: JsonRejection) -> Self {
-        AppError::invalid(e.body_text())
+        AppError::rejected(e.status(), e.body_text())
     }
 }
 
 impl From<QueryRejection> for AppError {
     fn from(e: QueryRejection) -> Self {
-        AppError::invalid(e.body_text())
+        AppError::rejected(e.status(), e.body_text())
+    }
+}
+
+impl From<axum::extract::rejection::BytesRejection> for AppError {
+    fn from(e: axum::extract::rejection::BytesRejection) -> Self {
+        AppError::rejected(e.status(), e.body_text())
     }
 }
 

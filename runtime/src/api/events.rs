@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use super::cases::audit;
 use super::{ApiPath, AppError, AppState, ErrorBody, accessible_case, require_read};
 use crate::auth::Principal;
 use crate::filter::{self, EVENT_COLUMNS, EVENT_FROM, FilterDocument, Keyset, ResolveCtx};
@@ -69,9 +70,15 @@ impl Cursor {
         if parts.next()? != "v1" {
             return None;
         }
-        let ts = DateTime::from_timestamp_micros(parts.next()?.parse().ok()?)?;
+        // A crafted cursor may name any instant chrono holds; PostgreSQL's timestamptz
+        // stops at 4713 BC, and no event is older than year 1 or newer than 9999.
+        let instant = |micros: &str| {
+            DateTime::from_timestamp_micros(micros.parse().ok()?)
+                .filter(|t| (1..=9999).contains(&chrono::Datelike::year(t)))
+        };
+        let ts = instant(parts.next()?)?;
         let id = parts.next()?.parse().ok()?;
-        let now = DateTime::from_timestamp_micros(parts.next()?.parse().ok()?)?;
+        let now = instant(parts.next()?)?;
         if parts.next().is_some() {
             return None;
         }
@@ -137,6 +144,18 @@ pub(super) async fn search(
     let mut rows: Vec<EventRow> = sqlx::query_as_with(&q.sql, args)
         .fetch_all(state.db())
         .await?;
+    if cursor.is_none() {
+        // who searched what (the first page; later pages continue the same search)
+        let filter: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        audit(
+            &state,
+            &p,
+            Some(case),
+            "events_searched",
+            serde_json::json!({ "filter": filter, "tz": params.tz, "rows": rows.len() }),
+        )
+        .await?;
+    }
     let more = rows.len() > q.page_size as usize;
     rows.truncate(q.page_size as usize);
     let next_cursor = match rows.last() {
@@ -298,7 +317,16 @@ pub(super) async fn put_label(
     .bind(&body.note)
     .fetch_optional(state.db())
     .await?;
-    saved.map(Json).ok_or(AppError::NotFound("event"))
+    let saved = saved.ok_or(AppError::NotFound("event"))?;
+    audit(
+        &state,
+        &p,
+        Some(case),
+        "event_labelled",
+        serde_json::json!({ "event_id": id, "label": label, "note": body.note }),
+    )
+    .await?;
+    Ok(Json(saved))
 }
 
 /// Removes the caller's label from an event (idempotent).
@@ -333,6 +361,14 @@ pub(super) async fn delete_label(
     .bind(&p.sub)
     .bind(&label)
     .execute(state.db())
+    .await?;
+    audit(
+        &state,
+        &p,
+        Some(case),
+        "event_unlabelled",
+        serde_json::json!({ "event_id": id, "label": label }),
+    )
     .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -149,6 +149,70 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1/cases", cases)
         .fallback(|| async { AppError::NotFound("route") })
         .with_state(state)
+        .layer(axum::middleware::from_fn(json_errors))
+}
+
+/// The longest request target (path and query) served, in bytes; longer ones get a 414.
+/// API Gateway's own limit for an HTTP API's request line and headers together is 10,240
+/// bytes (https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-quotas.html),
+/// so no request of ours needs more.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+
+/// Every error response is JSON with a stable code ([`ErrorBody`]): a request target over
+/// [`MAX_URI_BYTES`] is refused with 414 here, and what axum answers before (or instead
+/// of) a handler — 405 for a method a path does not serve, 413 for a body over the limit,
+/// 400 for a query string that does not parse, 415 — is rewritten from its plain text
+/// (or empty body) into [`AppError::Rejected`], keeping its headers (`Allow`). Responses
+/// that are JSON already pass through untouched.
+pub async fn json_errors(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |pq| pq.as_str().len());
+    if target > MAX_URI_BYTES {
+        return AppError::rejected(
+            http::StatusCode::URI_TOO_LONG,
+            format!(
+                "the request target is {target} bytes; at most {MAX_URI_BYTES} are served \
+                 (send filters in the body)"
+            ),
+        )
+        .into_response();
+    }
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 16 * 1024)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_owned();
+    let message = if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("the request was refused")
+            .to_owned()
+    } else {
+        text
+    };
+    let mut json = AppError::rejected(status, message).into_response();
+    for (name, value) in &parts.headers {
+        if name != http::header::CONTENT_TYPE && name != http::header::CONTENT_LENGTH {
+            json.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    json
 }
 
 /// Liveness and database reachability.

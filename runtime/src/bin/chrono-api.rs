@@ -2,7 +2,9 @@
 //! the Lambda handler; locally `chrono-api serve --addr 127.0.0.1:8080`, and
 //! `chrono-api migrate` applies the database migrations, `chrono-api openapi` prints the
 //! OpenAPI document (the web app's types are generated from it). Served locally without
-//! `CHRONO_PIPELINE_STATE_MACHINE_ARN`, it runs the pipeline worker in-process.
+//! `CHRONO_PIPELINE_STATE_MACHINE_ARN`, it runs the pipeline worker in-process: it takes
+//! the durable jobs of the database's queue, so a restarted API resumes what a killed one
+//! left.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -53,14 +55,14 @@ enum Command {
     },
 }
 
-/// Local mode without a state machine: the pipeline runs in this process when its
-/// buckets are configured (`CHRONO_ARTIFACTS_BUCKET`); otherwise processing is refused.
+/// Local mode without a state machine: the pipeline worker runs in this process, draining
+/// the durable job queue, when its buckets are configured (`CHRONO_ARTIFACTS_BUCKET`); otherwise processing is refused.
 async fn local_pipeline() -> Result<Option<Arc<dyn PipelineLauncher>>, server::StartError> {
     let has = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
     if has(env::PIPELINE_STATE_MACHINE_ARN) || !has(env::ARTIFACTS_BUCKET) {
         return Ok(None);
     }
-    let (launcher, _worker) = chrono_runtime::pipeline::worker::local_from_env(64)
+    let (launcher, _worker) = chrono_runtime::pipeline::worker::local_from_env()
         .await
         .map_err(|e| server::StartError::Config(format!("local pipeline worker: {e}")))?;
     Ok(Some(Arc::new(launcher)))

@@ -14,6 +14,16 @@
 //!   caller reports the refusal through [`note_error`] (the API's, AI's and pipeline's
 //!   error conversions do), a task of the pool re-reads it and replaces the pool's
 //!   options, so the next connection logs in with the new password.
+//! * **Interrupted work.** A future dropped in the middle of a database call (a worker
+//!   killed, a lease lost, an HTTP client gone) can leave its connection in a state sqlx
+//!   0.8 does not repair: a `begin()` cancelled before the server's answer leaves the
+//!   session inside a transaction nothing will end (sqlx issues 4385/4393: every later
+//!   borrower's writes stay uncommitted, hold their locks, and vanish with the session),
+//!   and a `COPY` cancelled after `CopyDone` leaves one `ReadyForQuery` unaccounted for,
+//!   so the next statement on that session reads the previous one's answer (an `UPDATE ..
+//!   RETURNING` that did update reports no row). Every pool therefore checks a connection
+//!   when it is given back ([`guard_releases`]) and closes it unless it is idle, outside
+//!   a transaction, and in step with the server.
 
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
@@ -28,8 +38,13 @@ use super::credentials::{Credentials, DbConfigError};
 /// How long to wait for the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectPolicy {
-    /// One connection attempt (also the pool's acquire timeout): longer than a resume.
+    /// One connection attempt while opening the pool: longer than a resume.
     pub attempt: Duration,
+    /// How long a caller waits for a connection of the pool, connecting included (the
+    /// pool's acquire timeout). Request paths keep it at [`REQUEST_WAIT`]: a database
+    /// that is down, or still resuming, answers 503 with `Retry-After` at once instead of
+    /// holding the request.
+    pub acquire: Duration,
     /// Opening the pool retries until this much time has passed; zero opens it lazily
     /// (the first query connects, within one attempt).
     pub budget: Duration,
@@ -39,20 +54,39 @@ pub struct ConnectPolicy {
     pub max_backoff: Duration,
 }
 
+/// The longest a request waits for the database (issue 18: "a database outage answers
+/// 503 within 1 s").
+pub const REQUEST_WAIT: Duration = Duration::from_secs(1);
+
 impl ConnectPolicy {
-    /// ECS tasks, local processes and migrations: wait up to two minutes at start (a
-    /// resume after a long pause takes longer than the usual 15 s).
+    /// Background work (the pipeline worker and tasks) and migrations: wait up to two
+    /// minutes at start (a resume after a long pause takes longer than the usual 15 s),
+    /// and as long as a resume for each connection later: a job is better late than
+    /// retried.
     pub const SERVICE: ConnectPolicy = ConnectPolicy {
         attempt: Duration::from_secs(20),
+        acquire: Duration::from_secs(20),
         budget: Duration::from_secs(120),
         first_backoff: Duration::from_millis(250),
         max_backoff: Duration::from_secs(8),
     };
 
+    /// Servers of requests (the local API server, the filter-ai service): wait for the
+    /// database at start like [`ConnectPolicy::SERVICE`], but a request waits at most
+    /// [`REQUEST_WAIT`] for a connection; past it the client gets 503 with `Retry-After`
+    /// (the connection attempt has woken a paused instance meanwhile, and the retry finds
+    /// it resumed).
+    pub const REQUESTS: ConnectPolicy = ConnectPolicy {
+        acquire: REQUEST_WAIT,
+        ..ConnectPolicy::SERVICE
+    };
+
     /// Lambda functions: open lazily, so the init phase (10 s at most) never waits for a
-    /// resume; the first request's connection attempt does, within API Gateway's 30 s.
+    /// resume; a request waits at most [`REQUEST_WAIT`] (503 with `Retry-After` while a
+    /// paused instance resumes, as for [`ConnectPolicy::REQUESTS`]).
     pub const LAMBDA: ConnectPolicy = ConnectPolicy {
         attempt: Duration::from_secs(20),
+        acquire: REQUEST_WAIT,
         budget: Duration::ZERO,
         first_backoff: Duration::from_millis(250),
         max_backoff: Duration::from_secs(8),
@@ -134,9 +168,9 @@ pub async fn open(
     policy: ConnectPolicy,
 ) -> Result<PgPool, ConnectError> {
     let opts = credentials.options(&session).await?;
-    let pool = PgPoolOptions::new()
+    let pool = guard_releases(PgPoolOptions::new())
         .max_connections(max_connections)
-        .acquire_timeout(policy.attempt)
+        .acquire_timeout(policy.acquire)
         .connect_lazy_with(opts);
     if !policy.budget.is_zero() {
         establish(&pool, credentials, &session, policy).await?;
@@ -145,6 +179,37 @@ pub async fn open(
         spawn_refresher(pool.clone(), credentials.clone(), session);
     }
     Ok(pool)
+}
+
+/// The statement [`guard_releases`] runs: in a session that is outside any transaction
+/// it is the first command of its own, whose statement and transaction start times are
+/// the same (https://www.postgresql.org/docs/current/functions-datetime.html#FUNCTIONS-DATETIME-CURRENT:
+/// "statement_timestamp() and transaction_timestamp() return the same value during the
+/// first command of a transaction"); in a transaction left open they differ. Sent as a
+/// simple query, so a session out of step (an answer still unread) answers it with no row
+/// and fails the check too.
+const RELEASE_CHECK: &str = "SELECT statement_timestamp() = transaction_timestamp()";
+
+/// `options` plus a check of every connection given back to the pool: one that is inside
+/// a transaction, or out of step with the server, is closed (the server rolls back what
+/// it holds) instead of being handed to the next borrower. See the module docs for what
+/// leaves a connection so. Costs one round trip per release, off the borrower's path.
+pub fn guard_releases(options: PgPoolOptions) -> PgPoolOptions {
+    options.after_release(|conn, _meta| Box::pin(fit_for_reuse(conn)))
+}
+
+/// Whether a session given back can serve the next borrower (see [`guard_releases`]).
+async fn fit_for_reuse(conn: &mut sqlx::PgConnection) -> Result<bool, sqlx::Error> {
+    use sqlx::{Executor as _, Row as _};
+    let row = conn.fetch_one(RELEASE_CHECK).await?;
+    let idle = row.try_get::<bool, _>(0)?;
+    if !idle {
+        tracing::warn!(
+            "closing a database connection given back inside a transaction (a call on it \
+             was interrupted)"
+        );
+    }
+    Ok(idle)
 }
 
 /// Connects once, retrying what [`classify`] calls transient (and a refused login after
@@ -160,8 +225,17 @@ async fn establish(
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let error = match pool.acquire().await {
-            Ok(_) => {
+        // a connection of its own, so an attempt may outlast the pool's acquire timeout
+        let options = pool.connect_options();
+        let attempt = tokio::time::timeout(
+            policy.attempt,
+            <sqlx::PgConnection as sqlx::Connection>::connect_with(&*options),
+        )
+        .await
+        .unwrap_or(Err(sqlx::Error::PoolTimedOut));
+        let error = match attempt {
+            Ok(conn) => {
+                let _ = sqlx::Connection::close(conn).await;
                 if attempts > 1 {
                     tracing::info!(attempts, "connected to the database");
                 }

@@ -15,7 +15,9 @@ use std::time::Duration;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgConnectOptions;
 
-pub use connect::{ConnectError, ConnectPolicy, Failure, classify, note_error, open};
+pub use connect::{
+    ConnectError, ConnectPolicy, Failure, classify, guard_releases, note_error, open,
+};
 pub use credentials::{Credentials, DbConfigError, SecretSource};
 
 /// The schema migrations, applied by `chrono-api migrate` and by `chronoctl` on deploy.
@@ -23,6 +25,12 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
 /// Statement timeout of API connections unless configured (`CHRONO_DB_STATEMENT_TIMEOUT_MS`).
 pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The group role every runtime session acts as (`SET ROLE` at login, see
+/// [`Session::role`]): the login is the Aurora master user, which owns the tables, but the
+/// API, the pipeline and the AI act with `chrono_rw`'s grants only — so the audit log and
+/// the comments are append-only for them (no `UPDATE`/`DELETE` grant), whatever the login.
+pub const RUNTIME_ROLE: &str = "chrono_rw";
 
 /// Connection options from a URL, with the statement timeout applied to every session.
 pub fn options(url: &str, statement_timeout: Duration) -> Result<PgConnectOptions, sqlx::Error> {
@@ -32,7 +40,8 @@ pub fn options(url: &str, statement_timeout: Duration) -> Result<PgConnectOption
     ))
 }
 
-/// Adds the statement timeout (and a bound on idle transactions) to connection options.
+/// Adds the statement timeout (and a bound on idle transactions) to connection options,
+/// and the runtime's role ([`RUNTIME_ROLE`]).
 pub fn with_timeouts(opts: PgConnectOptions, statement_timeout: Duration) -> PgConnectOptions {
     Session::runtime(statement_timeout).apply(opts)
 }
@@ -46,15 +55,20 @@ pub struct Session {
     pub lock_timeout: Option<Duration>,
     /// `application_name`, as `pg_stat_activity` shows it.
     pub application: &'static str,
+    /// The role the session acts as (`role` at login, i.e. `SET ROLE`); `None` acts as
+    /// the login itself (migrations, which own the schema).
+    pub role: Option<&'static str>,
 }
 
 impl Session {
-    /// The runtime's request sessions: the statement timeout, a bound on idle transactions.
+    /// The runtime's request sessions: the statement timeout, a bound on idle transactions,
+    /// acting as [`RUNTIME_ROLE`].
     pub fn runtime(statement_timeout: Duration) -> Self {
         Session {
             statement_timeout,
             lock_timeout: None,
             application: "chrono-runtime",
+            role: Some(RUNTIME_ROLE),
         }
     }
 
@@ -70,6 +84,9 @@ impl Session {
         if let Some(lock) = self.lock_timeout {
             settings.push(("lock_timeout", lock.as_millis().to_string()));
         }
+        // `none` acts as the login even when the options given already name a role (later
+        // settings win)
+        settings.push(("role", self.role.unwrap_or("none").to_string()));
         opts.options(settings).application_name(self.application)
     }
 }
@@ -122,6 +139,7 @@ pub async fn migrate_with(
         statement_timeout: settings.statement_timeout,
         lock_timeout: Some(settings.lock_timeout),
         application: "chrono-migrate",
+        role: None,
     };
     let pool = open(credentials, session, 1, settings.connect).await?;
     let result = migrator.run(&pool).await;

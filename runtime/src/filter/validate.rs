@@ -90,10 +90,22 @@ impl FilterError {
     }
 }
 
+/// A filter document that is not a JSON object (an array, a string, a number).
+fn not_an_object() -> FilterError {
+    FilterError::new(
+        "$",
+        FilterErrorKind::Syntax("a filter document must be a JSON object".into()),
+    )
+}
+
 impl FilterDocument {
     /// Deserializes untrusted JSON and validates it. Shape errors carry the path serde was
     /// at (`$.where.all[0].op`), limit and value errors the path of the offending part.
     pub fn parse(json: &[u8]) -> Result<FilterDocument, FilterError> {
+        // serde would read a JSON array as the struct's fields in order
+        if json.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(not_an_object());
+        }
         let de = &mut serde_json::Deserializer::from_slice(json);
         let doc: FilterDocument = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = json_path(&e.path().to_string());
@@ -105,6 +117,9 @@ impl FilterDocument {
 
     /// [`FilterDocument::parse`] from an already parsed JSON value.
     pub fn from_value(value: Value) -> Result<FilterDocument, FilterError> {
+        if !value.is_object() {
+            return Err(not_an_object());
+        }
         let doc: FilterDocument = serde_path_to_error::deserialize(value).map_err(|e| {
             let path = json_path(&e.path().to_string());
             FilterError::new(path, FilterErrorKind::Syntax(e.into_inner().to_string()))

@@ -236,6 +236,7 @@ async fn remote_step(
             let opts = ParseOptions {
                 threads: args.threads,
                 max_errors: args.max_errors,
+                limits: super::limits::Limits::from_env()?,
             };
             let summary = jobs::parse(s3, buckets, target(&args.target), &args.part, opts).await?;
             print_json(&summary)
@@ -270,6 +271,7 @@ fn split(args: SplitArgs) -> Result<(), Failure> {
         evidence_id: Some(args.target.evidence_id),
         reference_time,
         evtx_chunks_per_part: args.evtx_chunks_per_part,
+        limits: super::limits::Limits::from_env()?,
     };
     let manifest = steps::split(io::BufReader::new(file), &opts)?;
     for part in &manifest.parts {
@@ -308,6 +310,7 @@ fn parse(args: ParseArgs) -> Result<(), Failure> {
     let opts = ParseOptions {
         threads: args.threads,
         max_errors: args.max_errors,
+        limits: super::limits::Limits::from_env()?,
     };
     let result = steps::parse_to_writer(
         io::BufReader::new(file),

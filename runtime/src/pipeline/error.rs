@@ -122,6 +122,34 @@ pub enum PipelineError {
     /// The step's environment is incomplete (bucket names, database URL).
     #[error("configuration: {0}")]
     Config(String),
+    /// The stored evidence file is not the one uploaded: its SHA-256 differs from the one
+    /// declared at upload (or established by an earlier processing). Not retried; nothing
+    /// of it is stored.
+    #[error(
+        "chain of custody: the stored file's SHA-256 is {actual}, not {expected} as recorded at \
+         upload; the file changed after upload and is not processed"
+    )]
+    Custody {
+        /// The SHA-256 on record.
+        expected: String,
+        /// The SHA-256 of the bytes read now.
+        actual: String,
+    },
+    /// The evidence exceeds a processing limit (decompressed size, expansion ratio, record
+    /// size, nesting depth). Not retried.
+    #[error(
+        "{member}: {what} exceeds the limit of {limit}; the evidence is not processed further ({hint})"
+    )]
+    Limit {
+        /// The file or archive member.
+        member: String,
+        /// What was measured (`decompressed size 1.0 GiB`, ...).
+        what: String,
+        /// The limit.
+        limit: String,
+        /// The setting that raises it.
+        hint: String,
+    },
 }
 
 impl PipelineError {
@@ -131,6 +159,19 @@ impl PipelineError {
     /// [`PipelineError::Corrupt`]; the others stay [`PipelineError::Io`] (retryable).
     pub fn io(doing: &'static str) -> impl FnOnce(io::Error) -> PipelineError {
         move |source| match source.kind() {
+            // a bound of [`super::limits`]: its own error when it travelled unchanged
+            io::ErrorKind::FileTooLarge => match source
+                .get_ref()
+                .and_then(|e| e.downcast_ref::<super::limits::Exceeded>())
+            {
+                Some(e) => e.clone().into(),
+                None => PipelineError::Limit {
+                    member: "the evidence".into(),
+                    what: source.to_string(),
+                    limit: "a processing limit".into(),
+                    hint: "see the pipeline's limits".into(),
+                },
+            },
             io::ErrorKind::InvalidData
             | io::ErrorKind::InvalidInput
             | io::ErrorKind::UnexpectedEof => PipelineError::Corrupt { doing, source },

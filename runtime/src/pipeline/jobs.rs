@@ -5,7 +5,7 @@
 //!
 //! * `parts.json` — what the state machine's Distributed Map reads item by item: a JSON
 //!   array of the part keys, written last;
-//! * `manifest.json` — the full [`PartsManifest`];
+//! * `manifest.json` — the full [`PartsManifest`], with the SHA-256 of the evidence file read;
 //! * `parts/<part>.json` — one [`PartSpec`]; its key is what `--part` takes;
 //! * `events/<part>.jsonl.gz` and `events/<part>.summary.json` — `parse`'s output.
 //!
@@ -67,6 +67,30 @@ pub struct PartsIndex {
     /// Archive members not processed, with the reason.
     #[serde(default)]
     pub skipped: Vec<SkippedMember>,
+    /// SHA-256 (lowercase hex) of the evidence file as `split` read it (kept in
+    /// `manifest.json`); the `upload` step checks it against the database before storing
+    /// any event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
+/// Whether the file `split` read is the one declared (`expected`, lowercase hex):
+/// [`PipelineError::Custody`] when not. No declaration, nothing to check here (the upload
+/// step establishes it).
+pub fn check_declared_sha256(
+    _target: Target,
+    index: &PartsIndex,
+    expected: Option<&str>,
+) -> Result<(), PipelineError> {
+    match (expected, index.sha256.as_deref()) {
+        (Some(expected), Some(actual)) if !expected.eq_ignore_ascii_case(actual) => {
+            Err(PipelineError::Custody {
+                expected: expected.to_owned(),
+                actual: actual.to_owned(),
+            })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The artifacts prefix of an evidence: `evidence/<id>/`.
@@ -77,6 +101,30 @@ pub fn prefix(target: Target) -> String {
 /// Key of `parts.json`, the JSON array of part keys the state machine reads.
 pub fn parts_manifest_key(target: Target) -> String {
     format!("{}{}", prefix(target), contract::PARTS_MANIFEST)
+}
+
+/// Key of `manifest.json`: the full [`PartsManifest`], plus the SHA-256 of the file `split`
+/// read ([`SourceManifest`]).
+pub fn manifest_key(target: Target) -> String {
+    format!("{}manifest.json", prefix(target))
+}
+
+/// What `split` writes as `manifest.json`: the [`PartsManifest`] and, beside its fields,
+/// the SHA-256 (lowercase hex) of the evidence file it read.
+#[derive(Debug, Serialize)]
+struct SourceManifest<'a> {
+    #[serde(flatten)]
+    manifest: &'a PartsManifest,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sha256: Option<&'a str>,
+}
+
+/// What the `upload` step reads of `manifest.json`: the SHA-256 it checks against the
+/// database before storing any event (absent in a manifest from before checksums).
+#[derive(Debug, Deserialize)]
+struct SourceChecksum {
+    #[serde(default)]
+    sha256: Option<String>,
 }
 
 /// Key of the last step error: a step that fails on ECS leaves its message here, as the
@@ -167,6 +215,17 @@ fn s3_error<E: std::error::Error + Send + Sync + 'static>(
     }
 }
 
+/// An object downloaded to a temporary file.
+#[derive(Debug)]
+pub struct Downloaded {
+    /// The bytes, rewound.
+    pub file: std::fs::File,
+    /// The object's last-modified time.
+    pub modified: Option<DateTime<Utc>>,
+    /// SHA-256 of the bytes, lowercase hex.
+    pub sha256: String,
+}
+
 /// Downloads an object into an anonymous temporary file (streaming); returns it rewound,
 /// with the object's last-modified time.
 pub async fn download(
@@ -174,6 +233,18 @@ pub async fn download(
     bucket: &str,
     key: &str,
 ) -> Result<(std::fs::File, Option<DateTime<Utc>>), PipelineError> {
+    download_hashed(s3, bucket, key)
+        .await
+        .map(|d| (d.file, d.modified))
+}
+
+/// [`download`], hashing the bytes on the way (SHA-256).
+pub async fn download_hashed(
+    s3: &Client,
+    bucket: &str,
+    key: &str,
+) -> Result<Downloaded, PipelineError> {
+    use sha2::Digest as _;
     let out = s3
         .get_object()
         .bucket(bucket)
@@ -186,6 +257,7 @@ pub async fn download(
         .and_then(|t| DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos()));
     let mut body = out.body;
     let mut file = tempfile::tempfile().map_err(PipelineError::io("creating a temporary file"))?;
+    let mut hash = sha2::Sha256::new();
     while let Some(chunk) = body.try_next().await.map_err(|e| PipelineError::Storage {
         doing: "downloading",
         bucket: bucket.to_owned(),
@@ -193,12 +265,17 @@ pub async fn download(
         message: e.to_string(),
         retryable: true,
     })? {
+        hash.update(&chunk);
         file.write_all(&chunk)
             .map_err(PipelineError::io("writing a temporary file"))?;
     }
     file.seek(SeekFrom::Start(0))
         .map_err(PipelineError::io("reading a temporary file"))?;
-    Ok((file, modified))
+    Ok(Downloaded {
+        file,
+        modified,
+        sha256: hex::encode(hash.finalize()),
+    })
 }
 
 async fn get_json<T: serde::de::DeserializeOwned>(
@@ -306,12 +383,17 @@ pub async fn split(
     evtx_chunks_per_part: u64,
 ) -> Result<PartsIndex, PipelineError> {
     let key = find_source(s3, buckets, target, source_key).await?;
-    let (file, modified) = download(s3, &buckets.sources, &key).await?;
+    let Downloaded {
+        file,
+        modified,
+        sha256,
+    } = download_hashed(s3, &buckets.sources, &key).await?;
     let opts = SplitOptions {
         source_name: key.clone(),
         evidence_id: Some(target.evidence_id),
         reference_time: modified,
         evtx_chunks_per_part,
+        limits: super::limits::Limits::from_env()?,
     };
     let manifest: PartsManifest =
         tokio::task::spawn_blocking(move || steps::split(io::BufReader::new(file), &opts))
@@ -330,8 +412,11 @@ pub async fn split(
     put_json(
         s3,
         &buckets.artifacts,
-        &format!("{prefix}manifest.json"),
-        &manifest,
+        &manifest_key(target),
+        &SourceManifest {
+            manifest: &manifest,
+            sha256: Some(&sha256),
+        },
     )
     .await?;
     put_json(s3, &buckets.artifacts, &parts_manifest_key(target), &parts).await?;
@@ -340,6 +425,7 @@ pub async fn split(
         source: key,
         format: manifest.format,
         skipped: manifest.skipped,
+        sha256: Some(sha256),
     })
 }
 
@@ -437,6 +523,9 @@ pub async fn upload(
         .iter()
         .map(|k| part_id(target, k))
         .collect::<Result<Vec<_>, _>>()?;
+    // nothing of a file that is not the one uploaded enters the timeline
+    let custody: SourceChecksum = get_json(s3, &buckets.artifacts, &manifest_key(target)).await?;
+    upload::check_custody(pool, target, custody.sha256.as_deref()).await?;
     let summary: PartSummary = get_json(s3, &buckets.artifacts, &summary_key(target, &id)).await?;
     if summary.part != id {
         return Err(PipelineError::Artifact {
@@ -455,7 +544,13 @@ pub async fn upload(
 /// ([`crate::server::pool_from_env`]); the upload's own transactions raise their statement
 /// timeout.
 pub async fn pool_from_env() -> Result<PgPool, PipelineError> {
-    crate::server::pool_from_env(4, crate::db::ConnectPolicy::SERVICE)
+    pool_from_env_sized(4).await
+}
+
+/// [`pool_from_env`] with `connections` connections (a queue worker sizes its pool by
+/// its slots, [`super::worker::WorkerOptions::connections`]).
+pub async fn pool_from_env_sized(connections: u32) -> Result<PgPool, PipelineError> {
+    crate::server::pool_from_env(connections, crate::db::ConnectPolicy::SERVICE)
         .await
         .map_err(|e| match e {
             crate::server::StartError::Config(m) => PipelineError::Config(m),

@@ -25,6 +25,7 @@ pub mod event;
 pub mod failure;
 pub mod formats;
 pub mod jobs;
+pub mod limits;
 pub mod normalize;
 pub mod steps;
 pub mod text;

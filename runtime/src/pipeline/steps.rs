@@ -35,6 +35,7 @@ use super::detect::{Format, SNIFF_LEN, peek, sniff};
 use super::error::PipelineError;
 use super::event::NormalizedEvent;
 use super::formats::{self, MemberContext, evtx};
+use super::limits::{Bounded, Compressed, Counting, Limits};
 
 /// Default number of EVTX chunks (64 KiB each) in one part: 16 MiB.
 pub const DEFAULT_EVTX_CHUNKS_PER_PART: u64 = 256;
@@ -54,6 +55,8 @@ pub struct SplitOptions {
     pub reference_time: Option<DateTime<Utc>>,
     /// EVTX chunks per part.
     pub evtx_chunks_per_part: u64,
+    /// Bounds on unpacking ([`super::limits`]).
+    pub limits: Limits,
 }
 
 impl SplitOptions {
@@ -64,6 +67,7 @@ impl SplitOptions {
             evidence_id: None,
             reference_time: None,
             evtx_chunks_per_part: DEFAULT_EVTX_CHUNKS_PER_PART,
+            limits: Limits::default(),
         }
     }
 }
@@ -169,7 +173,7 @@ pub fn split<R: Read + Seek>(
             }
         }
         _ => {
-            let content = open_content(Box::new(&mut source), &name)?;
+            let content = open_content(Box::new(&mut source), &name, &opts.limits)?;
             let inner = content
                 .format
                 .map_err(|reason| PipelineError::UnknownFormat {
@@ -248,6 +252,14 @@ fn split_zip<R: Read + Seek>(
         reason,
     };
     let mut archive = zip::ZipArchive::new(source).map_err(|e| unreadable(e.to_string()))?;
+    let mut declared = 0u64;
+    for index in 0..archive.len() {
+        if let Ok(entry) = archive.by_index_raw(index) {
+            declared = declared.saturating_add(entry.size());
+        }
+    }
+    opts.limits
+        .check_declared_total(&opts.source_name, declared)?;
     let mut seen_names: HashMap<String, usize> = HashMap::new();
     for index in 0..archive.len() {
         let raw_name = archive.name_for_index(index).unwrap_or("?").to_owned();
@@ -274,7 +286,7 @@ fn split_zip<R: Read + Seek>(
             continue;
         }
         let entry_time = entry.last_modified().and_then(zip_time);
-        let content = match open_content(Box::new(&mut entry), &name) {
+        let content = match open_content(Box::new(&mut entry), &name, &opts.limits) {
             Ok(content) => content,
             Err(e) => {
                 builder.manifest.skipped.push(SkippedMember {
@@ -348,6 +360,7 @@ struct Content<'a> {
 fn open_content<'a>(
     reader: Box<dyn Read + 'a>,
     member: &str,
+    limits: &Limits,
 ) -> Result<Content<'a>, PipelineError> {
     let mut reader = reader;
     let mut gzip = false;
@@ -373,7 +386,13 @@ fn open_content<'a>(
                         .and_then(|t| DateTime::from_timestamp(i64::from(t), 0));
                 }
                 gzip = true;
-                reader = Box::new(MultiGzDecoder::new(chained));
+                let (counted, compressed) = Counting::new(chained);
+                reader = Box::new(Bounded::new(
+                    MultiGzDecoder::new(counted),
+                    member,
+                    Compressed::Counted(compressed),
+                    *limits,
+                ));
             }
             format => {
                 return Ok(Content {
@@ -400,6 +419,8 @@ pub struct ParseOptions {
     pub threads: usize,
     /// Bad records kept with their location.
     pub max_errors: usize,
+    /// Bounds on unpacking ([`super::limits`]).
+    pub limits: Limits,
 }
 
 impl Default for ParseOptions {
@@ -407,6 +428,7 @@ impl Default for ParseOptions {
         ParseOptions {
             threads: 0,
             max_errors: DEFAULT_MAX_ERRORS,
+            limits: Limits::default(),
         }
     }
 }
@@ -488,11 +510,21 @@ fn parse_member<R: Read + Seek>(
                     part.member
                 )));
             }
-            Box::new(&mut entry)
+            if entry.compression() == zip::CompressionMethod::Stored {
+                Box::new(&mut entry)
+            } else {
+                let compressed = Compressed::Known(entry.compressed_size());
+                Box::new(Bounded::new(
+                    &mut entry,
+                    &part.member,
+                    compressed,
+                    opts.limits,
+                ))
+            }
         }
         None => Box::new(&mut *source),
     };
-    let content = open_content(reader, &part.member)?;
+    let content = open_content(reader, &part.member, &opts.limits)?;
     match content.format {
         Ok(found) if found == part.format => {}
         Ok(found) => {

@@ -2,20 +2,26 @@
 //! [`NormalizedEvent`]s and its [`PartSummary`]) into PostgreSQL.
 //!
 //! Rows go in batches through `COPY` (text format) into a session-local staging table;
-//! each batch then upserts its devices and identities (`ON CONFLICT DO NOTHING` on their
-//! natural keys) and inserts its events linked to them with
-//! `INSERT .. SELECT .. ON CONFLICT (evidence_id, dedup_key) DO NOTHING`, so re-running a
-//! part or a whole evidence inserts no duplicates. Decoding runs on a blocking thread while
-//! the previous batch is in the database; memory is bounded by two batches.
+//! each batch's devices and identities are upserted first (`ON CONFLICT DO NOTHING` on
+//! their natural keys, committed on their own: they are shared by the case, and concurrent
+//! evidence must not wait on each other's parts for them), then its events are inserted
+//! linked to them with `INSERT .. SELECT .. ON CONFLICT (evidence_id, dedup_key) DO
+//! NOTHING`, so re-running a part or a whole evidence inserts no duplicates. Decoding runs
+//! on a blocking thread while the previous batch is in the database; memory is bounded by
+//! two batches.
 //!
-//! The evidence's counts come from one row per part in `evidence_parts` (a re-run replaces
-//! its part's row), summed over the parts of the current split: `events + bad_records =
-//! records_seen` holds for the evidence because it holds for every part. When every part
-//! of the split is uploaded the evidence is `done`, with its distinct devices and
-//! identities counted.
+//! **Counts and rows commit together.** All batches of a part and the evidence's new counts
+//! are one transaction: a part is stored whole with its counts, or not at all (a crash, a
+//! bad artifact, a database outage midway leave nothing of it). The evidence's
+//! `events_count` grows by exactly the rows that transaction inserted, so it always equals
+//! the evidence's rows in `events`; `bad_records` is summed from one row per part in
+//! `evidence_parts` (a re-run replaces its part's row) over the parts of the current split,
+//! and `records_seen = events_count + bad_records`. When every part of the split is
+//! uploaded the evidence is `done`, with its distinct devices and identities counted.
 //!
 //! This module never reads S3; [`super::jobs`] hands it the streams.
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read};
 
 use serde_json::json;
@@ -65,15 +71,13 @@ const COPY_STAGE: &str = "COPY chrono_upload_stage FROM STDIN";
 const BATCH_TIMEOUT: &str = "SET LOCAL statement_timeout = '15min'";
 
 const UPSERT_DEVICES: &str = "INSERT INTO devices (id, case_id, name)
-    SELECT gen_random_uuid(), $1, d.name
-    FROM (SELECT DISTINCT device AS name FROM chrono_upload_stage WHERE device IS NOT NULL) d
+    SELECT gen_random_uuid(), $1, d.name FROM unnest($2::text[]) AS d(name)
     ORDER BY d.name
     ON CONFLICT (case_id, name) DO NOTHING";
 
 const UPSERT_IDENTITIES: &str = "INSERT INTO identities (id, case_id, kind, value)
     SELECT gen_random_uuid(), $1, i.kind, i.value
-    FROM (SELECT DISTINCT identity_kind AS kind, identity_value AS value
-          FROM chrono_upload_stage WHERE identity_value IS NOT NULL) i
+    FROM unnest($2::text[], $3::text[]) AS i(kind, value)
     ORDER BY i.kind, i.value
     ON CONFLICT (case_id, kind, value) DO NOTHING";
 
@@ -113,8 +117,17 @@ pub async fn upload_part<R: Read + Send + 'static>(
         .execute(&mut *conn)
         .await
         .map_err(PipelineError::db("creating the staging table"))?;
-    let (rows, inserted) = load_events(&mut conn, target, events_gz).await?;
+    let mut tx = sqlx::Connection::begin(&mut *conn)
+        .await
+        .map_err(PipelineError::db("starting a transaction"))?;
+    // A part may take longer than an API statement; only this transaction gets more time.
+    sqlx::query(BATCH_TIMEOUT)
+        .execute(&mut *tx)
+        .await
+        .map_err(PipelineError::db("setting the batch timeout"))?;
+    let (rows, inserted) = load_events(&mut tx, pool, target, events_gz).await?;
     if rows != summary.tally.events {
+        // rolled back with `tx`: nothing of the part is stored
         return Err(PipelineError::Artifact {
             key: summary.part.clone(),
             reason: format!(
@@ -123,12 +136,61 @@ pub async fn upload_part<R: Read + Send + 'static>(
             ),
         });
     }
-    let state = record_part(&mut conn, target, summary, all_parts).await?;
+    let state = record_part(&mut tx, target, summary, all_parts, inserted).await?;
+    tx.commit()
+        .await
+        .map_err(PipelineError::db("committing the part"))?;
     Ok(UploadReport {
         rows,
         inserted,
         state,
     })
+}
+
+/// Checks the SHA-256 of the file `split` read (`actual`, lowercase hex) against the
+/// evidence's: a mismatch is [`PipelineError::Custody`]; an evidence without one (a
+/// multipart upload whose uploader declared none) gets it now. Either way the time of the
+/// check is kept.
+pub async fn check_custody(
+    pool: &PgPool,
+    target: Target,
+    actual: Option<&str>,
+) -> Result<(), PipelineError> {
+    let Some(actual) = actual else {
+        // parts.json of a split from before checksums: nothing to check against
+        return Ok(());
+    };
+    let recorded: Option<(Option<String>,)> = sqlx::query_as(
+        "UPDATE evidence SET sha256 = coalesce(sha256, $3), sha256_verified_at = now()
+         WHERE id = $1 AND case_id = $2 AND (sha256 IS NULL OR sha256 = $3)
+         RETURNING sha256",
+    )
+    .bind(target.evidence_id)
+    .bind(target.case_id)
+    .bind(actual)
+    .fetch_optional(pool)
+    .await
+    .map_err(PipelineError::db("checking the evidence's SHA-256"))?;
+    if recorded.is_some() {
+        return Ok(());
+    }
+    let expected: Option<(Option<String>,)> =
+        sqlx::query_as("SELECT sha256 FROM evidence WHERE id = $1 AND case_id = $2")
+            .bind(target.evidence_id)
+            .bind(target.case_id)
+            .fetch_optional(pool)
+            .await
+            .map_err(PipelineError::db("reading the evidence's SHA-256"))?;
+    match expected {
+        None => Err(PipelineError::EvidenceNotFound {
+            evidence_id: target.evidence_id,
+            case_id: target.case_id,
+        }),
+        Some((expected,)) => Err(PipelineError::Custody {
+            expected: expected.unwrap_or_default(),
+            actual: actual.to_owned(),
+        }),
+    }
 }
 
 async fn ensure_evidence(conn: &mut PgConnection, target: Target) -> Result<(), PipelineError> {
@@ -148,20 +210,36 @@ async fn ensure_evidence(conn: &mut PgConnection, target: Target) -> Result<(), 
     }
 }
 
-/// One batch, encoded for `COPY`, and its row count.
+/// One batch, encoded for `COPY`, its row count, and the devices and identities it names
+/// (as the staging table will hold them).
 struct Batch {
     copy: Vec<u8>,
     rows: usize,
+    devices: BTreeSet<String>,
+    identities: BTreeSet<(String, String)>,
 }
 
-/// Streams the events into the database; returns (rows read, rows inserted).
+impl Batch {
+    fn new() -> Batch {
+        Batch {
+            copy: Vec::with_capacity(BATCH_ROWS * 512),
+            rows: 0,
+            devices: BTreeSet::new(),
+            identities: BTreeSet::new(),
+        }
+    }
+}
+
+/// Streams the events into the part's transaction `tx` (devices and identities through
+/// `pool`, committed on their own); returns (rows read, rows inserted).
 async fn load_events<R: Read + Send + 'static>(
-    conn: &mut PgConnection,
+    tx: &mut PgConnection,
+    pool: &PgPool,
     target: Target,
     events_gz: R,
 ) -> Result<(u64, u64), PipelineError> {
-    let (tx, mut rx) = mpsc::channel::<Result<Batch, PipelineError>>(2);
-    let decoder = tokio::task::spawn_blocking(move || decode_batches(events_gz, &tx));
+    let (sender, mut rx) = mpsc::channel::<Result<Batch, PipelineError>>(2);
+    let decoder = tokio::task::spawn_blocking(move || decode_batches(events_gz, &sender));
     let mut rows = 0u64;
     let mut inserted = 0u64;
     let mut failure = None;
@@ -174,7 +252,11 @@ async fn load_events<R: Read + Send + 'static>(
             }
         };
         rows += batch.rows as u64;
-        match load_batch(conn, target, batch).await {
+        let loaded = match upsert_entities(pool, target, &batch).await {
+            Ok(()) => load_batch(tx, target, batch).await,
+            Err(e) => Err(e),
+        };
+        match loaded {
             Ok(n) => inserted += n,
             Err(e) => {
                 failure = Some(e);
@@ -191,19 +273,43 @@ async fn load_events<R: Read + Send + 'static>(
     }
 }
 
+/// The batch's devices and identities, in a short transaction of their own.
+async fn upsert_entities(
+    pool: &PgPool,
+    target: Target,
+    batch: &Batch,
+) -> Result<(), PipelineError> {
+    if !batch.devices.is_empty() {
+        let names: Vec<&str> = batch.devices.iter().map(String::as_str).collect();
+        sqlx::query(UPSERT_DEVICES)
+            .bind(target.case_id)
+            .bind(&names)
+            .execute(pool)
+            .await
+            .map_err(PipelineError::db("upserting devices"))?;
+    }
+    if !batch.identities.is_empty() {
+        let (kinds, values): (Vec<&str>, Vec<&str>) = batch
+            .identities
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .unzip();
+        sqlx::query(UPSERT_IDENTITIES)
+            .bind(target.case_id)
+            .bind(&kinds)
+            .bind(&values)
+            .execute(pool)
+            .await
+            .map_err(PipelineError::db("upserting identities"))?;
+    }
+    Ok(())
+}
+
 async fn load_batch(
-    conn: &mut PgConnection,
+    tx: &mut PgConnection,
     target: Target,
     batch: Batch,
 ) -> Result<u64, PipelineError> {
-    let mut tx = sqlx::Connection::begin(&mut *conn)
-        .await
-        .map_err(PipelineError::db("starting a transaction"))?;
-    // A batch may take longer than an API statement; only this transaction gets more time.
-    sqlx::query(BATCH_TIMEOUT)
-        .execute(&mut *tx)
-        .await
-        .map_err(PipelineError::db("setting the batch timeout"))?;
     sqlx::query("TRUNCATE chrono_upload_stage")
         .execute(&mut *tx)
         .await
@@ -218,26 +324,19 @@ async fn load_batch(
     copy.finish()
         .await
         .map_err(PipelineError::db("finishing COPY"))?;
-    sqlx::query(UPSERT_DEVICES)
-        .bind(target.case_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(PipelineError::db("upserting devices"))?;
-    sqlx::query(UPSERT_IDENTITIES)
-        .bind(target.case_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(PipelineError::db("upserting identities"))?;
     let done = sqlx::query(INSERT_EVENTS)
         .bind(target.case_id)
         .bind(target.evidence_id)
         .execute(&mut *tx)
         .await
         .map_err(PipelineError::db("inserting events"))?;
-    tx.commit()
-        .await
-        .map_err(PipelineError::db("committing events"))?;
     Ok(done.rows_affected())
+}
+
+/// A text value as the staging table holds it after `COPY`'s text escaping (NUL becomes
+/// U+FFFD, see [`escape`]): what a device or identity row must match.
+fn staged(value: &str) -> String {
+    crate::names::storable(value).into_owned()
 }
 
 /// Reads gzip JSON lines and sends `COPY` batches; stops when the receiver is gone.
@@ -247,10 +346,7 @@ fn decode_batches<R: Read>(events_gz: R, tx: &mpsc::Sender<Result<Batch, Pipelin
         flate2::read::MultiGzDecoder::new(BufReader::with_capacity(256 * 1024, events_gz)),
     );
     let mut line = Vec::with_capacity(8 * 1024);
-    let mut batch = Batch {
-        copy: Vec::with_capacity(BATCH_ROWS * 512),
-        rows: 0,
-    };
+    let mut batch = Batch::new();
     let mut number = 0u64;
     loop {
         line.clear();
@@ -278,14 +374,16 @@ fn decode_batches<R: Read>(events_gz: R, tx: &mpsc::Sender<Result<Batch, Pipelin
         };
         encode_row(&event, &mut batch.copy);
         batch.rows += 1;
+        if let Some(device) = &event.device {
+            batch.devices.insert(staged(device));
+        }
+        if let Some(identity) = &event.identity {
+            batch
+                .identities
+                .insert((staged(identity.kind.as_str()), staged(&identity.value)));
+        }
         if batch.rows >= BATCH_ROWS {
-            let full = std::mem::replace(
-                &mut batch,
-                Batch {
-                    copy: Vec::with_capacity(BATCH_ROWS * 512),
-                    rows: 0,
-                },
-            );
+            let full = std::mem::replace(&mut batch, Batch::new());
             if tx.blocking_send(Ok(full)).is_err() {
                 return;
             }
@@ -373,26 +471,24 @@ fn escape(out: &mut Vec<u8>, value: &str) {
     out.extend_from_slice(&bytes[start..]);
 }
 
-/// Records the part's counts and recomputes the evidence's; returns the evidence state.
+/// Records the part's counts and updates the evidence's (in the part's transaction);
+/// returns the evidence state.
 async fn record_part(
-    conn: &mut PgConnection,
+    tx: &mut PgConnection,
     target: Target,
     summary: &PartSummary,
     all_parts: &[String],
+    inserted: u64,
 ) -> Result<String, PipelineError> {
     let errors: Vec<serde_json::Value> = summary
         .tally
         .errors
         .iter()
-        .map(|bad| json!({"record": bad.location.to_string(), "message": bad.reason}))
+        .map(|bad| {
+            json!({"record": crate::names::storable(&bad.location.to_string()),
+                   "message": crate::names::storable(&bad.reason)})
+        })
         .collect();
-    let mut tx = sqlx::Connection::begin(&mut *conn)
-        .await
-        .map_err(PipelineError::db("starting a transaction"))?;
-    sqlx::query(BATCH_TIMEOUT)
-        .execute(&mut *tx)
-        .await
-        .map_err(PipelineError::db("setting the batch timeout"))?;
     // Serializes concurrent parts of the same evidence.
     sqlx::query("SELECT 1 FROM evidence WHERE id = $1 FOR UPDATE")
         .bind(target.evidence_id)
@@ -407,7 +503,7 @@ async fn record_part(
              errors = excluded.errors, uploaded_at = now()",
     )
     .bind(target.evidence_id)
-    .bind(&summary.part)
+    .bind(crate::names::storable(&summary.part).as_ref())
     .bind(to_i64(summary.tally.records_seen))
     .bind(to_i64(summary.tally.events))
     .bind(to_i64(summary.tally.bad_records))
@@ -418,14 +514,15 @@ async fn record_part(
     let (state,): (String,) = sqlx::query_as(
         "WITH p AS (SELECT * FROM evidence_parts WHERE evidence_id = $1 AND part = ANY($2)),
               complete AS (SELECT count(*) >= cardinality($2::text[]) AS yes FROM p),
+              bad AS (SELECT coalesce(sum(bad_records), 0) AS n FROM p),
               errs AS (SELECT coalesce(jsonb_agg(x ORDER BY part, n), '[]'::jsonb) AS list FROM (
                   SELECT p.part, t.n, t.x FROM p, jsonb_array_elements(p.errors)
                       WITH ORDINALITY AS t(x, n)
                   ORDER BY p.part, t.n LIMIT $3) e)
          UPDATE evidence SET
-             records_seen = (SELECT coalesce(sum(records_seen), 0) FROM p),
-             events_count = (SELECT coalesce(sum(events), 0) FROM p),
-             bad_records = (SELECT coalesce(sum(bad_records), 0) FROM p),
+             events_count = events_count + $4,
+             bad_records = (SELECT n FROM bad),
+             records_seen = events_count + $4 + (SELECT n FROM bad),
              errors = (SELECT list FROM errs),
              devices_count = CASE WHEN (SELECT yes FROM complete) THEN
                  (SELECT count(DISTINCT device_id) FROM events WHERE evidence_id = $1)
@@ -442,13 +539,59 @@ async fn record_part(
     .bind(target.evidence_id)
     .bind(all_parts)
     .bind(EVIDENCE_MAX_ERRORS)
+    .bind(to_i64(inserted))
     .fetch_one(&mut *tx)
     .await
     .map_err(PipelineError::db("updating the evidence counts"))?;
-    tx.commit()
-        .await
-        .map_err(PipelineError::db("committing the evidence counts"))?;
+    if state == "done" {
+        close_executions(tx, target.evidence_id, None).await?;
+        audit_outcome(tx, target, "evidence_processed", None).await?;
+    }
     Ok(state)
+}
+
+/// Appends the pipeline's outcome for the evidence to the audit log (actor `pipeline`), in
+/// the transaction that records it: the counts and the file's SHA-256 as they stand.
+async fn audit_outcome(
+    tx: &mut PgConnection,
+    target: Target,
+    action: &str,
+    reason: Option<&str>,
+) -> Result<(), PipelineError> {
+    sqlx::query(
+        "SELECT chrono_audit('pipeline', $2, $3, jsonb_build_object(
+             'evidence_id', e.id, 'events_count', e.events_count, 'bad_records', e.bad_records,
+             'sha256', e.sha256, 'job_id', e.job_id, 'reason', $4::text))
+         FROM evidence e WHERE e.id = $1",
+    )
+    .bind(target.evidence_id)
+    .bind(target.case_id)
+    .bind(action)
+    .bind(reason)
+    .execute(&mut *tx)
+    .await
+    .map_err(PipelineError::db("appending to the audit log"))?;
+    Ok(())
+}
+
+/// Closes the evidence's open Step Functions job (its execution ends with this step; the
+/// local worker closes its own jobs).
+async fn close_executions(
+    conn: &mut PgConnection,
+    evidence_id: Uuid,
+    failure: Option<&str>,
+) -> Result<(), PipelineError> {
+    sqlx::query(
+        "UPDATE pipeline_jobs SET state = CASE WHEN $2::text IS NULL THEN 'done' ELSE 'failed' END,
+             error = coalesce($2, error), finished_at = now()
+         WHERE evidence_id = $1 AND runner = 'step_functions' AND state IN ('queued', 'running')",
+    )
+    .bind(evidence_id)
+    .bind(failure)
+    .execute(&mut *conn)
+    .await
+    .map_err(PipelineError::db("closing the pipeline job"))?;
+    Ok(())
 }
 
 /// Marks the evidence failed with `reason` as its first error (an unknown or unreadable
@@ -497,6 +640,12 @@ async fn set_failed(
     reason: &str,
     again: bool,
 ) -> Result<bool, PipelineError> {
+    let mut tx = pool
+        .begin()
+        .await
+        .map_err(PipelineError::db("starting a transaction"))?;
+    let location = crate::names::storable(location);
+    let reason = crate::names::storable(reason);
     let done = sqlx::query(
         "UPDATE evidence SET state = 'failed', updated_at = now(),
              errors = jsonb_build_array(f.error)
@@ -508,21 +657,26 @@ async fn set_failed(
     )
     .bind(target.evidence_id)
     .bind(target.case_id)
-    .bind(location)
-    .bind(reason)
+    .bind(location.as_ref())
+    .bind(reason.as_ref())
     .bind(EVIDENCE_MAX_ERRORS)
     .bind(again)
-    .execute(pool)
+    .execute(&mut *tx)
     .await
     .map_err(PipelineError::db("marking the evidence failed"))?;
     if done.rows_affected() > 0 {
+        close_executions(&mut tx, target.evidence_id, Some(&reason)).await?;
+        audit_outcome(&mut tx, target, "evidence_failed", Some(&reason)).await?;
+        tx.commit()
+            .await
+            .map_err(PipelineError::db("committing the failure"))?;
         return Ok(true);
     }
     let exists: bool =
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM evidence WHERE id = $1 AND case_id = $2)")
             .bind(target.evidence_id)
             .bind(target.case_id)
-            .fetch_one(pool)
+            .fetch_one(&mut *tx)
             .await
             .map_err(PipelineError::db("finding the evidence"))?;
     if exists {

@@ -13,14 +13,13 @@ use chrono_runtime::api::{AppState, router};
 use chrono_runtime::auth::{
     Authenticator, ClaimNames, DEFAULT_CASES_CLAIM, DEFAULT_ROLES_CLAIM, JwtVerifier,
 };
-use chrono_runtime::launcher::{LocalLauncher, PipelineJob};
+use chrono_runtime::launcher::LocalLauncher;
 use chrono_runtime::storage::SourcesBucket;
 use http::{Request, Response};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use tokio::sync::mpsc;
 use tower::ServiceExt;
 use uuid::Uuid;
 
@@ -36,6 +35,20 @@ pub async fn pool(opts: PgConnectOptions) -> PgPool {
     PgPoolOptions::new()
         .max_connections(4)
         .connect_with(opts)
+        .await
+        .unwrap()
+}
+
+/// A pool acting as the login itself (the schema's owner, like the Aurora master user),
+/// with the runtime's timeouts: for what the runtime's role may not do (DDL, roles).
+pub async fn login_pool(opts: PgConnectOptions) -> PgPool {
+    let session = chrono_runtime::db::Session {
+        role: None,
+        ..chrono_runtime::db::Session::runtime(chrono_runtime::db::DEFAULT_STATEMENT_TIMEOUT)
+    };
+    PgPoolOptions::new()
+        .max_connections(4)
+        .connect_with(session.apply(opts))
         .await
         .unwrap()
 }
@@ -87,17 +100,16 @@ pub fn sources() -> SourcesBucket {
     SourcesBucket::new(SourcesBucket::client_from(&sdk), "chrono-test-sources")
 }
 
-/// The app with JWT auth, a sources bucket and a local pipeline channel (its receiver is
-/// returned; keep it alive or processing reports the pipeline unavailable).
-pub fn app(db: PgPool) -> (Router, mpsc::Receiver<PipelineJob>) {
-    let (launcher, rx) = LocalLauncher::channel(64);
+/// The app with JWT auth, a sources bucket and the local durable queue (processing
+/// requests become `pipeline_jobs` rows; no worker runs unless a test starts one).
+pub fn app(db: PgPool) -> Router {
     let state = AppState::new(
         db,
         Authenticator::Jwt(Box::new(verifier())),
         Some(sources()),
-        Arc::new(launcher),
+        Arc::new(LocalLauncher::queue()),
     );
-    (router(state), rx)
+    router(state)
 }
 
 /// Sends one request; returns status and JSON body (Null when empty or not JSON).

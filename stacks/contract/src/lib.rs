@@ -70,6 +70,10 @@ pub mod env {
     pub const AI_ADDR: &str = "CHRONO_AI_ADDR";
     /// A PostgreSQL URL; when set it wins over the Aurora settings (local mode, tests).
     pub const DATABASE_URL: &str = "DATABASE_URL";
+    /// Jobs the local pipeline worker runs at once (plus its express slot).
+    pub const WORKER_CONCURRENCY: &str = "CHRONO_WORKER_CONCURRENCY";
+    /// Seconds a local worker's claim on a job holds without renewal.
+    pub const WORKER_LEASE_SECS: &str = "CHRONO_WORKER_LEASE_SECS";
 
     /// What every Lambda and task of the compute stack receives, sorted.
     pub const RUNTIME: [&str; 20] = [
