@@ -155,7 +155,7 @@ templates:
 	$(CHRONOCTL) synth
 
 bench: venv postgres-bin $(PG_PINNED)
-	$(CARGO) bench -p chrono-provisioner --bench synth --bench deploy_noop
+	$(CARGO) bench -p chrono-provisioner --bench synth --bench deploy_noop --bench fleet
 	tests/with-postgres.sh $(CARGO) bench -p chrono-provisioner --bench ship
 	$(CARGO) bench -p chrono-runtime --bench pipeline_evtx
 	tests/with-postgres.sh $(CARGO) bench -p chrono-runtime --bench search

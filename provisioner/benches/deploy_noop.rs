@@ -43,7 +43,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
     let config = root.join("customers/demo-local.yaml");
     let target = TargetArgs {
-        config: config.clone(),
+        config: vec![config.clone()],
         templates: None,
         artifacts: None,
         registry_url: None,

@@ -25,6 +25,111 @@ pub struct AwsOptions {
     pub endpoint_url: Option<String>,
 }
 
+/// The role to act as in a customer account (config `deploy_role_arn`, `external_id`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeployRole {
+    /// `arn:aws:iam::<account>:role/...`.
+    pub arn: String,
+    /// The external id the role's trust policy requires, if any.
+    pub external_id: Option<String>,
+}
+
+/// The role session name for `operator` (the ARN of the source credentials): the
+/// operator's own name (user, or session of an assumed role / SSO user), so that the
+/// customer's CloudTrail names who deployed: `chronoctl-<name>`, cut to AssumeRole's 64
+/// characters of `[\w+=,.@-]`
+/// (<https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html>).
+pub fn session_name(operator_arn: &str) -> String {
+    let who = operator_arn.rsplit(['/', ':']).next().unwrap_or_default();
+    let clean: String = who
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_+=,.@-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let name = if clean.is_empty() {
+        "chronoctl-operator".to_owned()
+    } else {
+        format!("chronoctl-{clean}")
+    };
+    name.chars().take(64).collect()
+}
+
+/// Credentials of an assumed role that renew themselves: the first are the ones of the
+/// AssumeRole call that checked the role up front; the SDK's identity cache asks again
+/// (AssumeRole with the source credentials) before they expire, so a deploy longer than
+/// the session still holds valid credentials.
+#[derive(Debug)]
+struct AssumedRole {
+    sts: aws_sdk_sts::Client,
+    role: DeployRole,
+    session: String,
+    endpoint: String,
+    first: std::sync::Mutex<Option<aws_credential_types::Credentials>>,
+}
+
+impl AssumedRole {
+    async fn assume(
+        sts: &aws_sdk_sts::Client,
+        role: &DeployRole,
+        session: &str,
+        endpoint: &str,
+    ) -> Result<aws_credential_types::Credentials, AwsError> {
+        let out = sts
+            .assume_role()
+            .role_arn(&role.arn)
+            .role_session_name(session)
+            .set_external_id(role.external_id.clone())
+            .send()
+            .await
+            .map_err(|e| {
+                AwsError::from_sdk(Service::Sts, "AssumeRole", endpoint, &e).on(&role.arn)
+            })?;
+        let c = out.credentials().ok_or_else(|| AwsError {
+            service: Service::Sts,
+            operation: "AssumeRole",
+            resource: Some(role.arn.clone()),
+            endpoint: endpoint.to_owned(),
+            kind: error::FailureKind::BadResponse,
+            http_status: None,
+            code: None,
+            message: "the answer holds no credentials".into(),
+            request_id: None,
+        })?;
+        Ok(aws_credential_types::Credentials::new(
+            c.access_key_id(),
+            c.secret_access_key(),
+            Some(c.session_token().to_owned()),
+            std::time::SystemTime::try_from(*c.expiration()).ok(),
+            "chronoctl-deploy-role",
+        ))
+    }
+}
+
+impl aws_credential_types::provider::ProvideCredentials for AssumedRole {
+    fn provide_credentials<'a>(
+        &'a self,
+    ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        aws_credential_types::provider::future::ProvideCredentials::new(async move {
+            if let Some(c) = self.first.lock().ok().and_then(|mut f| f.take()) {
+                return Ok(c);
+            }
+            Self::assume(&self.sts, &self.role, &self.session, &self.endpoint)
+                .await
+                .map_err(|e| {
+                    aws_credential_types::provider::error::CredentialsError::provider_error(e)
+                })
+        })
+    }
+}
+
 /// The service clients of the deploy engine, built from one SDK configuration.
 #[derive(Debug, Clone)]
 pub struct Clients {
@@ -60,6 +165,44 @@ pub struct Clients {
 impl Clients {
     /// Loads the standard AWS configuration with adaptive retries (throttling backs off).
     pub async fn load(opts: &AwsOptions) -> Self {
+        Self::from_sdk_config(&Self::sdk(opts).await)
+    }
+
+    /// [`Clients::load`], then, with a `role`, every client acts as that role: the source
+    /// (standard) credentials ask STS who they are (the operator, named in the session),
+    /// then AssumeRole once up front (a refused role fails here, naming the role), and the
+    /// clients renew the role's credentials before they expire. Returns the clients and
+    /// the operator's ARN (when a role was assumed).
+    pub async fn load_as(
+        opts: &AwsOptions,
+        role: Option<&DeployRole>,
+    ) -> Result<(Self, Option<String>), AwsError> {
+        let sdk = Self::sdk(opts).await;
+        let Some(role) = role else {
+            return Ok((Self::from_sdk_config(&sdk), None));
+        };
+        let source = Self::from_sdk_config(&sdk);
+        let operator = caller_identity(&source).await?;
+        let session = session_name(&operator.arn);
+        let endpoint = source.endpoint(Service::Sts);
+        let first = AssumedRole::assume(&source.sts, role, &session, &endpoint).await?;
+        let provider = AssumedRole {
+            sts: source.sts.clone(),
+            role: role.clone(),
+            session,
+            endpoint,
+            first: std::sync::Mutex::new(Some(first)),
+        };
+        let assumed = sdk
+            .into_builder()
+            .credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(provider),
+            )
+            .build();
+        Ok((Self::from_sdk_config(&assumed), Some(operator.arn)))
+    }
+
+    async fn sdk(opts: &AwsOptions) -> aws_types::SdkConfig {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .retry_config(RetryConfig::adaptive().with_max_attempts(8));
         if let Some(p) = &opts.profile {
@@ -71,8 +214,7 @@ impl Clients {
         if let Some(e) = &opts.endpoint_url {
             loader = loader.endpoint_url(e);
         }
-        let sdk = loader.load().await;
-        Self::from_sdk_config(&sdk)
+        loader.load().await
     }
 
     /// Builds the clients from an SDK configuration.

@@ -21,7 +21,8 @@ pub struct Cli {
 pub enum OutputFormat {
     /// Human-readable lines.
     Text,
-    /// One JSON document on stdout.
+    /// JSON on stdout: one document (synth, check, diff, status, outputs), or one object
+    /// per line ending with a summary (deploy, onboard, destroy, recover, fleets).
     Json,
 }
 

@@ -2,8 +2,11 @@
 //! `outputs`, `recover`): argument parsing and rendering around [`crate::deploy`].
 //!
 //! Every command reads one customer config, synthesizes its stacks in memory (or reads
-//! `--templates DIR`), and talks to AWS with the standard settings. Exit codes: 0 ok,
-//! 1 a stack or step failed / refused, 2 bad input or unexpected error.
+//! `--templates DIR`), and talks to AWS with the standard settings (or, with the config's
+//! `deploy_role_arn`, as that role). Exit codes: 0 ok, 1 a stack or step failed / refused
+//! (a guard, the account check, a moved plan, `status --drift` finding drift), 2 bad input
+//! or unexpected error, 130 interrupted. Several configs (or `--all`) make a fleet
+//! ([`crate::fleet`]).
 
 use std::collections::BTreeSet;
 use std::io::IsTerminal;
@@ -16,7 +19,7 @@ use chrono_contract::outputs;
 use clap::{Args, Subcommand};
 use futures::future::BoxFuture;
 
-use crate::aws::{AwsOptions, Clients};
+use crate::aws::{AwsOptions, Clients, DeployRole};
 use crate::cli::OutputFormat;
 use crate::deploy::cfn::Timing;
 use crate::deploy::destroy::{DestroyOptions, render_destroy};
@@ -33,13 +36,13 @@ pub enum DeployCommand {
     /// Deploy every stack of a customer account (bootstrap on first use), in dependency order.
     Deploy(DeployArgs),
     /// Show per stack what a deploy would change; flags data-losing replacements.
-    Diff(TargetArgs),
+    Diff(DiffArgs),
     /// Onboard an account: check, bootstrap, deploy, migrate, smoke test, print endpoints.
     Onboard(DeployArgs),
     /// Delete the stacks in reverse order (needs --yes; data needs --release-data outside preview).
     Destroy(DestroyArgs),
     /// Per stack: status, last update, drift from the synthesized template.
-    Status(TargetArgs),
+    Status(StatusArgs),
     /// Per stack: its outputs.
     Outputs(TargetArgs),
     /// Continue a rollback stuck in UPDATE_ROLLBACK_FAILED.
@@ -49,9 +52,10 @@ pub enum DeployCommand {
 /// Which account and how to reach AWS.
 #[derive(Debug, Clone, Args)]
 pub struct TargetArgs {
-    /// The customer config (customers/<customer>-<stage>.yaml).
-    #[arg(long = "config", value_name = "FILE")]
-    pub config: PathBuf,
+    /// The customer config (customers/<customer>-<stage>.yaml). `deploy` takes several
+    /// (`--config a.yaml b.yaml`, or repeated): a fleet run, see --all.
+    #[arg(long = "config", value_name = "FILE", num_args = 1..)]
+    pub config: Vec<PathBuf>,
     /// Deploy the templates in this directory (with manifest.json) instead of
     /// synthesizing from the config.
     #[arg(long, value_name = "DIR")]
@@ -79,6 +83,20 @@ pub struct TargetArgs {
     /// Poll interval of CloudFormation waits, in milliseconds.
     #[arg(long, default_value_t = 3000, hide = true, env = "CHRONO_POLL_MS")]
     pub poll_ms: u64,
+}
+
+impl TargetArgs {
+    /// The one config of a single-account command.
+    pub fn config(&self) -> anyhow::Result<&std::path::Path> {
+        match self.config.as_slice() {
+            [one] => Ok(one),
+            [] => anyhow::bail!("--config FILE is required"),
+            many => anyhow::bail!(
+                "{} configs given: this command takes one --config (only `deploy` runs a fleet)",
+                many.len()
+            ),
+        }
+    }
 }
 
 /// Options shared by the commands that change things.
@@ -130,6 +148,45 @@ pub struct DeployArgs {
     /// reconciles CloudFormation; refused, naming the reason, when anything else changed.
     #[arg(long)]
     pub hotswap: bool,
+    /// Deploy only this stack (and the stacks it needs); repeatable or comma-separated.
+    #[arg(long = "stack", value_name = "STACK", value_delimiter = ',')]
+    pub stacks: Vec<String>,
+    /// Execute exactly the change sets of a plan saved by `chronoctl diff --out FILE`;
+    /// refused when anything moved since (a stack changed, a change set is gone, the
+    /// templates differ).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["stacks", "hotswap", "all", "resume"])]
+    pub plan: Option<PathBuf>,
+    /// Fleet runs (several accounts).
+    #[command(flatten)]
+    pub fleet: crate::fleet::FleetArgs,
+}
+
+/// `status`.
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    /// Target.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Also run CloudFormation drift detection (DetectStackDrift) on every deployed stack:
+    /// resources changed outside CloudFormation, property by property. Exits 1 when a
+    /// stack drifted.
+    #[arg(long)]
+    pub drift: bool,
+}
+
+/// `diff`.
+#[derive(Debug, Clone, Args)]
+pub struct DiffArgs {
+    /// Target.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Keep the change sets and save them as a reviewable plan (with the template hashes
+    /// and the state of each stack seen) for `chronoctl deploy --plan FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Only this stack (and the stacks it needs); repeatable or comma-separated.
+    #[arg(long = "stack", value_name = "STACK", value_delimiter = ',')]
+    pub stacks: Vec<String>,
 }
 
 /// `destroy`.
@@ -209,14 +266,14 @@ pub fn load_plan_for(
     t: &TargetArgs,
     need: ArtifactNeed,
 ) -> anyhow::Result<(DeployPlan, String, Vec<String>)> {
-    let cfg = chrono_stacks::Config::load(&t.config)?;
+    let cfg = chrono_stacks::Config::load(t.config()?)?;
     if let Some(r) = &t.region
         && r != &cfg.region
     {
         anyhow::bail!(
             "--region {r} conflicts with region {} of {}: the stacks of {} live in {}; drop --region, or change `region` in the config to move them",
             cfg.region,
-            t.config.display(),
+            t.config()?.display(),
             chrono_stacks::synth::dir_name(&cfg),
             cfg.region
         );
@@ -227,7 +284,7 @@ pub fn load_plan_for(
         Some(dir) => {
             let (plan, placeholders) = DeployPlan::from_synth(dir, &artifacts)?;
             let (own, _) = synthesized()?;
-            templates_belong(&plan, &own, dir, &t.config)?;
+            templates_belong(&plan, &own, dir, t.config()?)?;
             (plan, placeholders)
         }
         None => synthesized()?,
@@ -328,16 +385,37 @@ async fn engine(
     opts: DeployOptions,
     output: OutputFormat,
     slot: &Slot,
-) -> Engine {
-    let clients = Clients::load(&AwsOptions {
-        profile: t.profile.clone(),
-        region: Some(region.to_owned()),
-        endpoint_url: t.endpoint_url.clone(),
-    })
-    .await;
+    streams: bool,
+) -> anyhow::Result<Engine> {
+    let cfg = chrono_stacks::Config::load(t.config()?)?;
+    let role = cfg.deploy_role_arn.as_ref().map(|arn| DeployRole {
+        arn: arn.clone(),
+        external_id: cfg.external_id.clone(),
+    });
+    let (clients, operator) = Clients::load_as(
+        &AwsOptions {
+            profile: t.profile.clone(),
+            region: Some(region.to_owned()),
+            endpoint_url: t.endpoint_url.clone(),
+        },
+        role.as_ref(),
+    )
+    .await?;
     let e = Engine::new(clients, opts, reporter(output));
+    // a command printing one JSON document says it on stderr only in text mode
+    if let (Some(role), Some(operator), true) =
+        (&role, &operator, streams || output == OutputFormat::Text)
+    {
+        e.reporter.on(&crate::deploy::progress::Event::Info {
+            message: format!(
+                "acting as deploy role {} (assumed by {operator}, session {})",
+                role.arn,
+                crate::aws::session_name(operator)
+            ),
+        });
+    }
     let _ = slot.set(e.clone());
-    e
+    Ok(e)
 }
 
 fn options(t: &TargetArgs, m: &MutateArgs) -> DeployOptions {
@@ -408,7 +486,7 @@ fn fail(e: &dyn std::fmt::Display, output: OutputFormat) -> ExitCode {
 type Slot = Arc<std::sync::OnceLock<Engine>>;
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
-async fn interrupted() -> &'static str {
+pub(crate) async fn interrupted() -> &'static str {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -428,6 +506,20 @@ async fn interrupted() -> &'static str {
 /// Runs a deploy command; errors are printed here. On SIGINT/SIGTERM the run stops, its
 /// pending change sets are deleted and its lock released before exiting with 130.
 pub fn run(cmd: &DeployCommand, output: OutputFormat) -> ExitCode {
+    if let DeployCommand::Deploy(a) = cmd
+        && a.fleet.is_fleet(&a.target.config)
+    {
+        return crate::fleet::run(a, output);
+    }
+    if let DeployCommand::Onboard(a) = cmd
+        && (a.fleet.is_fleet(&a.target.config) || a.plan.is_some())
+    {
+        let _ = fail(
+            &"onboard takes one account and no plan (one --config, no --all/--resume/--plan): onboard each new account alone, then `chronoctl deploy --all` keeps the fleet up to date",
+            output,
+        );
+        return ExitCode::from(2);
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -512,7 +604,8 @@ async fn run_async(
 ) -> anyhow::Result<ExitCode> {
     match cmd {
         DeployCommand::Deploy(a) | DeployCommand::Onboard(a) => {
-            let (plan, region, placeholders) = load_plan_for(&a.target, ArtifactNeed::Ship)?;
+            let (mut plan, region, placeholders) = load_plan_for(&a.target, ArtifactNeed::Ship)?;
+            plan.only(&a.stacks)?;
             let mut opts = options(&a.target, &a.mutate);
             opts.yes = a.yes;
             opts.wait = !a.no_wait;
@@ -520,7 +613,7 @@ async fn run_async(
             opts.concurrency = a.concurrency.max(1);
             opts.require_approval = a.require_approval;
             opts.approver = Some(Arc::new(StdinApprover::default()));
-            let e = engine(&a.target, &region, opts, output, slot).await;
+            let e = engine(&a.target, &region, opts, output, slot, true).await?;
             if a.hotswap {
                 if let DeployCommand::Onboard(_) = cmd {
                     anyhow::bail!(
@@ -563,7 +656,7 @@ async fn run_async(
                 });
             }
             if let DeployCommand::Onboard(_) = cmd {
-                let cfg = chrono_stacks::Config::load(&a.target.config)?;
+                let cfg = chrono_stacks::Config::load(a.target.config()?)?;
                 let violations = crate::check::check_config(&cfg)?;
                 if !violations.is_empty() {
                     for v in &violations {
@@ -610,11 +703,20 @@ async fn run_async(
                 }
                 return Ok(ExitCode::SUCCESS);
             }
-            let r = e.deploy(&plan).await;
+            let r = match &a.plan {
+                Some(file) => {
+                    let saved = crate::deploy::saved_plan::SavedPlan::load(file)?;
+                    let mut plan = plan.clone();
+                    let names: Vec<String> = saved.stacks.iter().map(|s| s.name.clone()).collect();
+                    plan.only(&names)?;
+                    e.execute_saved(&plan, &saved).await
+                }
+                None => e.deploy(&plan).await,
+            };
             e.reporter.finish();
             let r = r?;
             if r.is_success() {
-                let cfg = chrono_stacks::Config::load(&a.target.config)?;
+                let cfg = chrono_stacks::Config::load(a.target.config()?)?;
                 publish_app(&e, &cfg, &r, a, output).await?;
             }
             summary(&r, output);
@@ -624,8 +726,13 @@ async fn run_async(
                 ExitCode::from(1)
             })
         }
-        DeployCommand::Diff(t) => {
-            let (plan, region, _) = load_plan_for(t, ArtifactNeed::Ship)?;
+        DeployCommand::Diff(DiffArgs {
+            target: t,
+            out,
+            stacks,
+        }) => {
+            let (mut plan, region, _) = load_plan_for(t, ArtifactNeed::Ship)?;
+            plan.only(stacks)?;
             let e = engine(
                 t,
                 &region,
@@ -639,9 +746,36 @@ async fn run_async(
                 ),
                 output,
                 slot,
+                false,
             )
-            .await;
-            let d = e.diff(&plan).await?;
+            .await?;
+            let d = match out {
+                Some(file) => {
+                    let (d, saved) = e.save_plan(&plan).await?;
+                    if let Err(err) = saved.save(file) {
+                        for s in &saved.stacks {
+                            if let Some(id) = &s.change_set_id {
+                                let _ = crate::deploy::cfn::delete_change_set(
+                                    &e.clients.cfn,
+                                    &s.stack_name,
+                                    id,
+                                )
+                                .await;
+                            }
+                        }
+                        return Err(err.into());
+                    }
+                    eprintln!(
+                        "plan saved to {}: {} change set(s) kept; review, then `chronoctl deploy --config {} --plan {}`",
+                        file.display(),
+                        saved.change_sets().count(),
+                        t.config()?.display(),
+                        file.display()
+                    );
+                    d
+                }
+                None => e.diff(&plan).await?,
+            };
             if output == OutputFormat::Json {
                 print_json(&d);
             } else {
@@ -649,7 +783,8 @@ async fn run_async(
             }
             Ok(ExitCode::SUCCESS)
         }
-        DeployCommand::Status(t) | DeployCommand::Outputs(t) => {
+        DeployCommand::Status(StatusArgs { target: t, .. }) | DeployCommand::Outputs(t) => {
+            let drift = matches!(cmd, DeployCommand::Status(StatusArgs { drift: true, .. }));
             let (plan, region, _) = load_plan(t)?;
             let e = engine(
                 t,
@@ -664,9 +799,25 @@ async fn run_async(
                 ),
                 output,
                 slot,
+                false,
             )
-            .await;
+            .await?;
             let rows = e.status(&plan).await?;
+            if drift {
+                let drifts = e.detect_drift(&plan).await?;
+                let drifted = drifts.iter().any(|d| d.drifted());
+                if output == OutputFormat::Json {
+                    print_json(&serde_json::json!({ "stacks": rows, "drift": drifts }));
+                } else {
+                    print!("{}", render_status(&rows));
+                    print!("{}", crate::deploy::drift::render_drift(&drifts));
+                }
+                return Ok(if drifted {
+                    ExitCode::from(1)
+                } else {
+                    ExitCode::SUCCESS
+                });
+            }
             match (output, cmd) {
                 (OutputFormat::Json, DeployCommand::Outputs(_)) => {
                     let m: std::collections::BTreeMap<_, _> = rows
@@ -689,8 +840,9 @@ async fn run_async(
                 options(&a.target, &a.mutate),
                 output,
                 slot,
+                true,
             )
-            .await;
+            .await?;
             let rows = e
                 .destroy(
                     &plan,
@@ -717,8 +869,9 @@ async fn run_async(
                 options(&a.target, &a.mutate),
                 output,
                 slot,
+                true,
             )
-            .await;
+            .await?;
             let failed = e.recover(&plan, &a.stack, &a.skip).await?;
             if output == OutputFormat::Json {
                 print_json(

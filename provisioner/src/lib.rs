@@ -22,6 +22,7 @@ pub mod cli_build;
 pub mod cli_deploy;
 pub mod cost;
 pub mod deploy;
+pub mod fleet;
 pub mod local;
 pub mod preview;
 pub mod synth;

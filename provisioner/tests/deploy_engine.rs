@@ -308,6 +308,39 @@ async fn failed_create_reports_the_root_cause_and_stops_dependents() {
 }
 
 #[tokio::test]
+async fn a_stack_left_with_rollback_disabled_is_refused_not_updated() {
+    // deploy_one decides through decide::next_step: CREATE_FAILED/UPDATE_FAILED (rollback
+    // disabled) were taken as settled and updated before
+    let fake = FakeAws::new();
+    let (e, _) = engine(&fake, opts());
+    e.deploy(&plan()).await.unwrap();
+    fake.w()
+        .stacks
+        .get_mut("chrono-acme-prod-audit")
+        .unwrap()
+        .status = "UPDATE_FAILED".into();
+    let created = fake.calls("CreateChangeSet");
+    let (e, _) = engine(
+        &fake,
+        DeployOptions {
+            yes: true,
+            ..opts()
+        },
+    );
+    let r = e.deploy(&plan()).await.unwrap();
+    let StackOutcome::Failed(msg) = outcome(&r, "audit") else {
+        panic!("{r:?}")
+    };
+    assert!(
+        msg.contains("(UPDATE_FAILED)")
+            && msg.contains("rollback-stack --stack-name chrono-acme-prod-audit"),
+        "{msg}"
+    );
+    assert_eq!(fake.calls("CreateChangeSet"), created);
+    assert_eq!(fake.calls("DeleteStack"), 0);
+}
+
+#[tokio::test]
 async fn rollback_complete_needs_yes_then_is_deleted_and_recreated() {
     let fake = FakeAws::new();
     let (e, _) = engine(&fake, opts());

@@ -135,7 +135,7 @@ fn sigint_mid_deploy_releases_the_lock_and_leaves_no_change_set() {
             .await;
         let c = Clients::from_sdk_config(&sdk);
         let t = TargetArgs {
-            config: config(),
+            config: vec![config()],
             templates: None,
             artifacts: None,
             registry_url: None,

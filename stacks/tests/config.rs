@@ -323,3 +323,45 @@ fn unknown_interface_endpoint() {
         "customers/bad.yaml:7:24: network.interface_endpoints has unknown service \"ssm\"; allowed: bedrock-runtime, ecr.api, ecr.dkr, execute-api, kms, logs, secretsmanager, states, sts"
     );
 }
+
+#[test]
+fn deploy_role_of_the_configs_account_with_an_external_id() {
+    let cfg = Config::parse(
+        "r.yaml",
+        &format!(
+            "{BASE}deploy_role_arn: arn:aws:iam::111122223333:role/ops/chrono-deploy\nexternal_id: acme-7f3a\n"
+        ),
+    )
+    .unwrap();
+    assert_eq!(
+        cfg.deploy_role_arn.as_deref(),
+        Some("arn:aws:iam::111122223333:role/ops/chrono-deploy")
+    );
+    assert_eq!(cfg.external_id.as_deref(), Some("acme-7f3a"));
+    assert_eq!(Config::parse("b.yaml", BASE).unwrap().deploy_role_arn, None);
+}
+
+#[test]
+fn deploy_role_of_another_account_or_not_a_role_is_refused_with_its_position() {
+    let e = error(&format!(
+        "{BASE}deploy_role_arn: arn:aws:iam::999988887777:role/chrono-deploy\n"
+    ));
+    assert!(
+        e.starts_with("customers/bad.yaml:13:18: ")
+            && e.contains("deploy_role_arn names a role of account 999988887777, but account_id is 111122223333"),
+        "{e}"
+    );
+    let e = error(&format!(
+        "{BASE}deploy_role_arn: arn:aws:iam::111122223333:user/alice\n"
+    ));
+    assert!(e.contains("deploy_role_arn must be an IAM role ARN"), "{e}");
+    let e = error(&format!("{BASE}external_id: abc\n"));
+    assert!(
+        e.contains("external_id is only used with deploy_role_arn"),
+        "{e}"
+    );
+    let e = error(&format!(
+        "{BASE}deploy_role_arn: arn:aws:iam::111122223333:role/d\nexternal_id: \"has space\"\n"
+    ));
+    assert!(e.contains("external_id must be 2-1224 characters"), "{e}");
+}

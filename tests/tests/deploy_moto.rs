@@ -56,7 +56,7 @@ fn reduced_plan(probe_body: &str, asset: &[u8]) -> DeployPlan {
 /// bootstrap + network from the typed model, and `probe` (network output + asset).
 fn plan(probe_body: &str, asset: &[u8]) -> DeployPlan {
     let t = TargetArgs {
-        config: config_path(),
+        config: vec![config_path()],
         templates: None,
         artifacts: None,
         registry_url: None,

@@ -83,8 +83,10 @@ fn image(tag: &[u8]) -> ShipImage {
 /// The real bootstrap stack of `demo-local` and the compute-like stack.
 fn plan(code: &[u8], img: &ShipImage, log_level: &str) -> DeployPlan {
     let t = TargetArgs {
-        config: std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../customers/demo-local.yaml"),
+        config: vec![
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../customers/demo-local.yaml"),
+        ],
         templates: None,
         artifacts: None,
         registry_url: None,

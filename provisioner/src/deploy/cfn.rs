@@ -1,5 +1,5 @@
-//! Thin CloudFormation operations used by every command: describe a stack, classify its
-//! status, create/wait/execute/delete change sets, wait for a stack while streaming its
+//! Thin CloudFormation operations used by every command: describe a stack (what its status
+//! means is [`super::decide`]'s), create/wait/execute/delete change sets, wait for a stack while streaming its
 //! events, and find the root cause of a failure.
 //!
 //! Polling intervals and timeouts come from [`Timing`], so tests can run them fast.
@@ -54,35 +54,6 @@ pub struct StackInfo {
     pub last_updated: Option<String>,
     /// Whether termination protection is on.
     pub termination_protection: bool,
-}
-
-/// How chronoctl treats a stack status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StatusClass {
-    /// Settled and usable: create/update may proceed.
-    Stable,
-    /// Only a pending CREATE change set exists (REVIEW_IN_PROGRESS).
-    Review,
-    /// A failed create: must be deleted first.
-    NeedsDelete,
-    /// An update failed to roll back.
-    UpdateRollbackFailed,
-    /// An operation is running.
-    InProgress,
-    /// A delete failed.
-    DeleteFailed,
-}
-
-/// Classifies a stack status.
-pub fn classify(status: &str) -> StatusClass {
-    match status {
-        "REVIEW_IN_PROGRESS" => StatusClass::Review,
-        "ROLLBACK_COMPLETE" | "ROLLBACK_FAILED" => StatusClass::NeedsDelete,
-        "UPDATE_ROLLBACK_FAILED" => StatusClass::UpdateRollbackFailed,
-        "DELETE_FAILED" => StatusClass::DeleteFailed,
-        s if s.ends_with("_IN_PROGRESS") => StatusClass::InProgress,
-        _ => StatusClass::Stable,
-    }
 }
 
 /// A failed SDK call as a [`DeployError::Aws`] (any service's client).
@@ -219,7 +190,7 @@ fn aws_smithy_types_fmt() -> aws_sdk_cloudformation::primitives::DateTimeFormat 
 }
 
 /// One resource change of a change set.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ResourceChange {
     /// `Add`, `Modify`, `Remove`, ...
     pub action: String,

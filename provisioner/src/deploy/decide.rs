@@ -97,6 +97,18 @@ pub fn next_step(status: Option<&StackStatus>, o: DecideOptions) -> Next {
     }
 }
 
+/// The SDK's status of a status string (unknown strings become `Unknown`, which
+/// [`next_step`] refuses).
+pub fn status(s: &str) -> StackStatus {
+    StackStatus::from(s)
+}
+
+/// Whether a stack in this status is settled after a successful operation (or a clean
+/// rollback) and may be compared and updated: [`next_step`] says `Update`.
+pub fn is_settled(status: &StackStatus) -> bool {
+    next_step(Some(status), DecideOptions::default()) == Next::Update
+}
+
 /// Whether CloudFormation is still working on a stack in this status (an operation runs
 /// and will end by itself). `REVIEW_IN_PROGRESS` is not: it waits for someone to execute
 /// a change set.

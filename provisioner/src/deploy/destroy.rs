@@ -88,7 +88,7 @@ impl Engine {
             let Some(info) = cfn::describe(&self.clients.cfn, &name).await? else {
                 continue;
             };
-            if cfn::classify(&info.status) == cfn::StatusClass::InProgress {
+            if crate::deploy::decide::is_busy(&crate::deploy::decide::status(&info.status)) {
                 return Err(DeployError::InProgress {
                     stack: name,
                     status: info.status,

@@ -5,10 +5,14 @@
 
 use std::collections::BTreeMap;
 
-use crate::deploy::cfn::{self, ChangeSet, ChangeSetRequest, StatusClass};
+use aws_sdk_cloudformation::types::StackStatus;
+
+use crate::deploy::cfn::{self, ChangeSet, ChangeSetRequest};
+use crate::deploy::decide;
 use crate::deploy::engine::{Engine, MAX_INLINE_TEMPLATE, needs_allow, resolve_outputs};
 use crate::deploy::error::DeployError;
 use crate::deploy::plan::{DeployPlan, ParamSource, TEMPLATE_HASH_TAG};
+use crate::deploy::saved_plan::{self, SavedStack};
 
 /// One row of the diff table.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -43,6 +47,17 @@ pub struct StackDiff {
 impl Engine {
     /// The diff of every stack of the plan, in dependency order.
     pub async fn diff(&self, plan: &DeployPlan) -> Result<Vec<StackDiff>, DeployError> {
+        Ok(self.diff_with(plan, false).await?.0)
+    }
+
+    /// The diff, and with `keep` the change sets kept for `deploy --plan` (with the state
+    /// of each stack they were made against); without `keep` they are deleted.
+    pub(crate) async fn diff_with(
+        &self,
+        plan: &DeployPlan,
+        keep: bool,
+    ) -> Result<(Vec<StackDiff>, Vec<SavedStack>), DeployError> {
+        let mut saved = Vec::new();
         let mut out = Vec::new();
         let mut outputs: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
         self.verify_account(plan).await?;
@@ -63,7 +78,7 @@ impl Engine {
             };
             let live = info
                 .as_ref()
-                .filter(|i| !matches!(cfn::classify(&i.status), StatusClass::Review));
+                .filter(|i| decide::status(&i.status) != StackStatus::ReviewInProgress);
             let Some(live) = live else {
                 d.state = "new".into();
                 d.rows = template_resources(&s.template_body)
@@ -80,7 +95,7 @@ impl Engine {
                 out.push(d);
                 continue;
             };
-            if cfn::classify(&live.status) != StatusClass::Stable {
+            if !decide::is_settled(&decide::status(&live.status)) {
                 d.state = format!("cannot compare: stack is {}", live.status);
                 out.push(d);
                 continue;
@@ -144,15 +159,34 @@ impl Engine {
                     template_url,
                     parameters: &params,
                     tags: &tags,
-                    name: &cfn::change_set_name(),
+                    name: &if keep {
+                        saved_plan::change_set_name()
+                    } else {
+                        cfn::change_set_name()
+                    },
                 },
                 &self.opts.timing,
             )
             .await?;
+            let mut kept = SavedStack {
+                name: s.name.clone(),
+                stack_name: name.clone(),
+                template_hash: s.template_hash.clone(),
+                parameters_sha256: saved_plan::params_hash(&params),
+                status: live.status.clone(),
+                last_updated: live.last_updated.clone(),
+                change_set_id: None,
+                changes: Vec::new(),
+            };
             match cs {
                 ChangeSet::Empty => d.state = "no changes".into(),
                 ChangeSet::Ready { id, changes } => {
-                    cfn::delete_change_set(&self.clients.cfn, &name, &id).await?;
+                    if keep {
+                        kept.change_set_id = Some(id.clone());
+                        kept.changes.clone_from(&changes);
+                    } else {
+                        cfn::delete_change_set(&self.clients.cfn, &name, &id).await?;
+                    }
                     d.state = "changes".into();
                     d.rows = changes
                         .iter()
@@ -177,9 +211,10 @@ impl Engine {
                         .collect();
                 }
             }
+            saved.push(kept);
             out.push(d);
         }
-        Ok(out)
+        Ok((out, saved))
     }
 }
 

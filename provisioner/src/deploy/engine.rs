@@ -19,7 +19,7 @@ use crate::aws::Clients;
 use crate::deploy::assets::{self, Upload};
 use chrono_contract::outputs;
 
-use crate::deploy::cfn::{self, ChangeSet, ChangeSetRequest, StackInfo, StatusClass, Timing};
+use crate::deploy::cfn::{self, ChangeSet, ChangeSetRequest, StackInfo, Timing};
 use crate::deploy::error::DeployError;
 use crate::deploy::lock::{self, LockGuard, LockRequest};
 use crate::deploy::plan::{
@@ -370,8 +370,8 @@ impl Engine {
             return Ok(None);
         };
         if matches!(
-            cfn::classify(&info.status),
-            StatusClass::Review | StatusClass::NeedsDelete
+            decide::next_step(Some(&decide::status(&info.status)), Default::default()),
+            decide::Next::StartOver | decide::Next::Refuse(decide::Refusal::NeedsDelete)
         ) {
             return Ok(None);
         }
@@ -960,11 +960,17 @@ async fn deploy_one(
     state(ctx, short, "checking", 0, 0, start);
     let mut info = cfn::describe(cfn_client, stack_name).await?;
     let mut deleted_failed_create = false;
+    let decide_opts = decide::DecideOptions {
+        yes: opts.yes,
+        wait: opts.wait,
+    };
     let create = loop {
         let Some(cur) = &info else { break true };
-        match cfn::classify(&cur.status) {
-            StatusClass::Stable => break false,
-            StatusClass::Review => {
+        let status = StackStatus::from(cur.status.as_str());
+        match decide::next_step(Some(&status), decide_opts) {
+            decide::Next::Update => break false,
+            decide::Next::Create => break true,
+            decide::Next::StartOver => {
                 // A create whose change set was never executed (e.g. a killed run): the
                 // stack has no resources, so start over rather than stack change sets.
                 if opts.dry_run {
@@ -1006,13 +1012,13 @@ async fn deploy_one(
                 }
                 info = None;
             }
-            StatusClass::NeedsDelete => {
-                if !opts.yes {
-                    return Err(DeployError::NeedsDelete {
-                        stack: stack_name.to_owned(),
-                        status: cur.status.clone(),
-                    });
-                }
+            decide::Next::Refuse(decide::Refusal::NeedsDelete) => {
+                return Err(DeployError::NeedsDelete {
+                    stack: stack_name.to_owned(),
+                    status: cur.status.clone(),
+                });
+            }
+            decide::Next::DeleteThenCreate => {
                 if opts.dry_run {
                     return Ok((StackOutcome::WouldCreate, BTreeMap::new()));
                 }
@@ -1045,7 +1051,7 @@ async fn deploy_one(
                 deleted_failed_create = true;
                 info = None;
             }
-            StatusClass::UpdateRollbackFailed => {
+            decide::Next::Refuse(decide::Refusal::UpdateRollbackFailed) => {
                 let skip = cfn::failed_resources(cfn_client, stack_name).await?;
                 return Err(DeployError::UpdateRollbackFailed {
                     stack: stack_name.to_owned(),
@@ -1053,14 +1059,14 @@ async fn deploy_one(
                     skip,
                 });
             }
-            StatusClass::InProgress => {
-                if !opts.wait {
-                    return Err(DeployError::InProgress {
-                        stack: stack_name.to_owned(),
-                        status: cur.status.clone(),
-                        timeout_s: opts.timing.in_progress_timeout.as_secs(),
-                    });
-                }
+            decide::Next::Refuse(decide::Refusal::Busy) => {
+                return Err(DeployError::InProgress {
+                    stack: stack_name.to_owned(),
+                    status: cur.status.clone(),
+                    timeout_s: opts.timing.in_progress_timeout.as_secs(),
+                });
+            }
+            decide::Next::Wait => {
                 state(
                     ctx,
                     short,
@@ -1080,7 +1086,12 @@ async fn deploy_one(
                 .await?;
                 info = after;
             }
-            StatusClass::DeleteFailed => {
+            decide::Next::Refuse(
+                decide::Refusal::DeleteFailed
+                | decide::Refusal::RollbackDisabled
+                | decide::Refusal::ImportRollbackFailed
+                | decide::Refusal::UnknownStatus,
+            ) => {
                 return Err(DeployError::StackFailed {
                     stack: stack_name.to_owned(),
                     status: cur.status.clone(),

@@ -185,7 +185,11 @@ pub enum DeployError {
     /// The runtime image could not be pushed or is not in ECR.
     #[error(transparent)]
     Image(#[from] crate::deploy::image::ImageShipError),
-    /// `deploy --hotswap` refused: the change is not code only (or the stage is prod).
+    /// `diff --out` / `deploy --plan` refused (something moved since the plan, or a stack
+    /// cannot be planned).
+    #[error("plan refused: {0}")]
+    PlanMoved(String),
+    /// Hot swap refused.
     #[error("hotswap refused: {0}")]
     HotswapRefused(String),
     /// A stack needed for this command is not deployed.
@@ -255,6 +259,14 @@ fn stack_failed(stack: &str, status: &str, rc: Option<&RootCause>, reason: Optio
         s.push_str("\n  run `chronoctl recover` to continue the rollback");
     } else if status == "ROLLBACK_COMPLETE" {
         s.push_str("\n  fix the cause, then rerun with --yes to delete and recreate the stack");
+    } else if status == "CREATE_FAILED" || status == "UPDATE_FAILED" {
+        // only with rollback disabled; RollbackStack leaves the state:
+        // https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_RollbackStack.html
+        s.push_str(&format!(
+            "\n  its last operation ran with rollback disabled: roll it back (`aws cloudformation rollback-stack --stack-name {stack}`), then rerun"
+        ));
+    } else if status == "DELETE_FAILED" {
+        s.push_str("\n  a delete failed: finish it (delete the resources named in the stack events, then the stack) before deploying again");
     }
     s
 }

@@ -19,7 +19,7 @@ use base64::Engine as _;
 use serde_json::Value;
 
 use crate::deploy::assets::{self, Upload};
-use crate::deploy::cfn::{self, StackInfo, StatusClass};
+use crate::deploy::cfn::{self, StackInfo};
 use crate::deploy::engine::{BootstrapInfo, DeployReport, Engine};
 use crate::deploy::error::DeployError;
 use crate::deploy::lock::LOCK_KEY_ATTRIBUTE;
@@ -86,7 +86,7 @@ pub fn decide(
                 "stack {name} is not deployed; run a full `chronoctl deploy` first"
             ));
         };
-        if cfn::classify(&info.status) != StatusClass::Stable {
+        if !crate::deploy::decide::is_settled(&crate::deploy::decide::status(&info.status)) {
             return Err(format!(
                 "stack {name} is {}; run a full `chronoctl deploy`",
                 info.status

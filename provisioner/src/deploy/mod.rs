@@ -10,6 +10,7 @@ pub mod cfn;
 pub mod decide;
 pub mod destroy;
 pub mod diff;
+pub mod drift;
 pub mod engine;
 pub mod error;
 pub mod guard;
@@ -21,6 +22,7 @@ pub mod onboard;
 pub mod plan;
 pub mod progress;
 pub mod recover;
+pub mod saved_plan;
 pub mod service_roles;
 pub mod status;
 

@@ -21,6 +21,14 @@ pub enum PlanError {
     /// Two stacks share a name.
     #[error("stack `{0}` appears twice in the plan; stack names must be unique")]
     DuplicateStack(String),
+    /// `--stack` names a stack the plan does not have.
+    #[error("no stack `{stack}` in this plan (stacks: {known})")]
+    UnknownStack {
+        /// The name given.
+        stack: String,
+        /// The plan's stacks.
+        known: String,
+    },
     /// A stack depends on a stack that is not in the plan.
     #[error("stack `{stack}` depends on `{missing}`, which is not in the plan")]
     UnknownDependency {
@@ -258,6 +266,36 @@ impl DeployPlan {
     pub fn with_asset(mut self, asset: Asset) -> Self {
         self.assets.push(asset);
         self
+    }
+
+    /// Keeps only the stacks named (and, transitively, the stacks they depend on, and the
+    /// bootstrap stack the engine needs); an unknown name is an error naming the plan's
+    /// stacks. Empty `names`: the whole plan.
+    pub fn only(&mut self, names: &[String]) -> Result<(), PlanError> {
+        if names.is_empty() {
+            return Ok(());
+        }
+        let mut keep: BTreeSet<String> = BTreeSet::new();
+        let mut todo: Vec<String> = names.to_vec();
+        while let Some(n) = todo.pop() {
+            let Some(s) = self.stacks.iter().find(|s| s.name == n) else {
+                return Err(PlanError::UnknownStack {
+                    stack: n,
+                    known: self
+                        .stacks
+                        .iter()
+                        .map(|s| s.name.clone())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            };
+            if keep.insert(n.clone()) {
+                todo.extend(s.depends_on.iter().cloned());
+            }
+        }
+        self.stacks
+            .retain(|s| keep.contains(&s.name) || s.name == BOOTSTRAP);
+        Ok(())
     }
 
     /// The CloudFormation name of a stack: `chrono-<customer>-<stage>-<stack>`, or the
@@ -638,6 +676,29 @@ mod tests {
             .with_stack(PlannedStack::new("a", "{}").depends_on("b"))
             .with_stack(PlannedStack::new("b", "{}").depends_on("a"));
         assert_eq!(cyclic.order().unwrap_err(), PlanError::Cycle("a, b".into()));
+    }
+
+    #[test]
+    fn only_keeps_the_named_stacks_their_dependencies_and_the_bootstrap() {
+        let plan = DeployPlan::new("acme", "prod")
+            .with_stack(PlannedStack::new(BOOTSTRAP, "{}"))
+            .with_stack(PlannedStack::new("api", "{}").depends_on("compute"))
+            .with_stack(PlannedStack::new("compute", "{}").depends_on("network"))
+            .with_stack(PlannedStack::new("network", "{}"))
+            .with_stack(PlannedStack::new("web", "{}"));
+        let names = |p: &DeployPlan| p.stacks.iter().map(|s| s.name.clone()).collect::<Vec<_>>();
+        let mut p = plan.clone();
+        p.only(&["compute".into()]).unwrap();
+        assert_eq!(names(&p), [BOOTSTRAP, "compute", "network"]);
+        let mut p = plan.clone();
+        p.only(&[]).unwrap();
+        assert_eq!(names(&p), names(&plan));
+        let mut p = plan.clone();
+        let e = p.only(&["nope".into()]).unwrap_err().to_string();
+        assert!(
+            e.contains("no stack `nope`") && e.contains("compute"),
+            "{e}"
+        );
     }
 
     #[test]

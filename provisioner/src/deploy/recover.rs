@@ -1,11 +1,12 @@
 //! `chronoctl recover`: continue a rollback stuck in UPDATE_ROLLBACK_FAILED
 //! (`ContinueUpdateRollback`), optionally skipping resources that cannot be rolled back.
 
-use crate::deploy::cfn::{self, StatusClass};
+use crate::deploy::cfn;
 use crate::deploy::engine::Engine;
 use crate::deploy::error::DeployError;
 use crate::deploy::plan::DeployPlan;
 use crate::deploy::progress::Event;
+use aws_sdk_cloudformation::types::StackStatus;
 
 impl Engine {
     /// Continues the rollback of stack `short`, skipping `skip` (logical ids), under the
@@ -21,7 +22,7 @@ impl Engine {
         let info = cfn::describe(&self.clients.cfn, &name)
             .await?
             .ok_or_else(|| DeployError::NotDeployed(name.clone()))?;
-        if cfn::classify(&info.status) != StatusClass::UpdateRollbackFailed {
+        if crate::deploy::decide::status(&info.status) != StackStatus::UpdateRollbackFailed {
             return Err(DeployError::ChangeSetFailed {
                 stack: name,
                 reason: format!(

@@ -93,7 +93,8 @@ pub fn wait_gone(pid: u32, timeout: Duration) -> bool {
     true
 }
 
-fn signal(pid: u32, sig: &str) -> Result<(), LocalError> {
+/// Sends `SIG<sig>` to `pid` (through `kill(1)`).
+pub(crate) fn signal(pid: u32, sig: &str) -> Result<(), LocalError> {
     // `kill(1)` instead of libc: the workspace forbids unsafe code. A process that exited
     // in between is fine.
     Command::new("kill")

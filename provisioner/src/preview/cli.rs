@@ -312,7 +312,7 @@ async fn run_async(args: &PreviewArgs, output: OutputFormat) -> Result<ExitCode,
             base.region.clone_from(&region);
             let e = engine(aws, Some(region), a.dry_run, output).await;
             let target = TargetArgs {
-                config: a.from.clone(),
+                config: vec![a.from.clone()],
                 templates: None,
                 artifacts: a.artifacts.clone(),
                 registry_url: None,

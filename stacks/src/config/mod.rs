@@ -171,6 +171,14 @@ pub struct Config {
     /// Preview settings (stage `preview` only).
     #[serde(default)]
     pub preview: Option<PreviewConfig>,
+    /// The role chronoctl assumes in the customer account (`arn:aws:iam::<account_id>:role/...`),
+    /// from the operator's standard credentials (cross-account deploys from an ops
+    /// account). Absent: the standard credentials act in the account themselves.
+    #[serde(default)]
+    pub deploy_role_arn: Option<String>,
+    /// The external id the customer's trust policy of `deploy_role_arn` requires, if any.
+    #[serde(default)]
+    pub external_id: Option<String>,
 }
 
 fn default_log_retention() -> u32 {
@@ -530,6 +538,24 @@ pub const INTERFACE_ENDPOINTS: &[&str] = &[
     "sts",
 ];
 
+/// `arn:<partition>:iam::<account>:role/<path/name>` as (account, role name with path);
+/// `None` when it is not a role ARN.
+pub fn parse_role_arn(arn: &str) -> Option<(&str, &str)> {
+    let rest = arn.strip_prefix("arn:")?;
+    let (partition, rest) = rest.split_once(':')?;
+    if !matches!(partition, "aws" | "aws-cn" | "aws-us-gov") {
+        return None;
+    }
+    let rest = rest.strip_prefix("iam::")?;
+    let (account, resource) = rest.split_once(':')?;
+    let name = resource.strip_prefix("role/")?;
+    let name_ok = name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"_+=,.@-/".contains(&b));
+    (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()) && name_ok)
+        .then_some((account, name))
+}
+
 impl Config {
     /// Read and validate a config file.
     pub fn load(path: &Path) -> Result<Self, LoadError> {
@@ -611,6 +637,57 @@ impl Config {
         format!("chrono-{}-{}", self.customer, self.stage)
     }
 
+    /// `deploy_role_arn` must be an IAM role of the config's own account (the account
+    /// guard then checks the assumed identity); `external_id` needs a role and follows
+    /// AssumeRole's rules: 2-1224 characters, letters, digits and `_+=,.@:/-`
+    /// (<https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html>).
+    fn validate_deploy_role(&self, fail: &Fail<'_>) -> Result<(), ConfigError> {
+        if let Some(arn) = &self.deploy_role_arn {
+            let Some((account, name)) = parse_role_arn(arn) else {
+                return fail(
+                    &["deploy_role_arn"],
+                    format!(
+                        "must be an IAM role ARN like arn:aws:iam::{}:role/chrono-deploy, got {arn:?}",
+                        self.account_id
+                    ),
+                );
+            };
+            if account != self.account_id {
+                return fail(
+                    &["deploy_role_arn"],
+                    format!(
+                        "names a role of account {account}, but account_id is {}: the deploy role must be the customer account's own",
+                        self.account_id
+                    ),
+                );
+            }
+            if name.is_empty() {
+                return fail(&["deploy_role_arn"], format!("has no role name: {arn:?}"));
+            }
+        }
+        if let Some(id) = &self.external_id {
+            if self.deploy_role_arn.is_none() {
+                return fail(
+                    &["external_id"],
+                    "is only used with deploy_role_arn (the role whose trust policy requires it)"
+                        .to_owned(),
+                );
+            }
+            let ok = (2..=1224).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_+=,.@:/-".contains(&b));
+            if !ok {
+                return fail(
+                    &["external_id"],
+                    "must be 2-1224 characters: letters, digits and _+=,.@:/- (AssumeRole's rule)"
+                        .to_owned(),
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// Validates a config built in code (a preview derived from a file): the rules of
     /// [`Config::parse`]; errors point at line 1 of `file`.
     pub fn validate_derived(&self, file: &str) -> Result<(), ConfigError> {
@@ -659,6 +736,7 @@ impl Config {
                 ),
             );
         }
+        self.validate_deploy_role(&fail)?;
         self.validate_network(&fail)?;
         self.validate_aurora(&fail)?;
         if !LOG_RETENTION_DAYS.contains(&self.log_retention_days) {
