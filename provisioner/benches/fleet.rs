@@ -242,9 +242,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         latency_proxy(&rt, &moto, latency)?
     };
+    let how = if latency.is_zero() {
+        "directly (no latency proxy)".to_string()
+    } else {
+        format!(
+            "through the proxy, every response held {} ms",
+            latency.as_millis()
+        )
+    };
     println!(
-        "fleet deploy (bootstrap + network per account) against moto, every response held {} ms, polling every 50 ms",
-        latency.as_millis()
+        "fleet deploy (bootstrap + network per account) against moto {how}, polling every 50 ms"
     );
     // one untimed deploy first: moto loads each service's code on its first call
     moto.reset()?;
