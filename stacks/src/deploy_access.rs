@@ -71,6 +71,16 @@ impl Resource for NamedRole {
     const TYPE: &'static str = "AWS::IAM::Role";
 }
 
+/// The CloudFormation namespaces (`EC2` of `AWS::EC2::VPC`) of the stacks' resources:
+/// the services the execution role needs.
+pub fn namespaces(stacks: &[crate::Stack]) -> BTreeSet<String> {
+    stacks
+        .iter()
+        .flat_map(|s| s.template.resources().values())
+        .filter_map(|r| r.kind.split("::").nth(1).map(str::to_owned))
+        .collect()
+}
+
 /// Name of the execution role of a config's stage.
 pub fn execution_role_name(cfg: &Config) -> String {
     format!("{}-cfn-execution", cfg.prefix())

@@ -147,11 +147,7 @@ pub fn synthesize(cfg: &Config) -> Result<Vec<File>, SynthError> {
         stacks: Vec::new(),
     };
     let stacks = build_stacks(cfg)?;
-    let namespaces: std::collections::BTreeSet<String> = stacks
-        .iter()
-        .flat_map(|s| s.template.resources().values())
-        .filter_map(|r| r.kind.split("::").nth(1).map(str::to_owned))
-        .collect();
+    let namespaces = crate::deploy_access::namespaces(&stacks);
     let access_err = |source| SynthError::Model {
         stack: crate::deploy_access::TEMPLATE_FILE.to_owned(),
         source,
