@@ -133,7 +133,7 @@ pub fn deploy_statements(cfg: &Config) -> Vec<Statement> {
         ))
     };
     let stacks = arn("cloudformation", &format!("stack/{p}-*/*"));
-    let change_sets = arn("cloudformation", &format!("changeSet/chronoctl-*/*"));
+    let change_sets = arn("cloudformation", "changeSet/chronoctl-*/*");
     let assets = format!("{p}-assets-{}", cfg.account_id);
     let bucket = |b: &str| sub(format!("arn:${{AWS::Partition}}:s3:::{b}"));
     let objects = |b: &str| sub(format!("arn:${{AWS::Partition}}:s3:::{b}/*"));
