@@ -152,13 +152,7 @@ pub fn synthesize(cfg: &Config) -> Result<Vec<File>, SynthError> {
         stack: crate::deploy_access::TEMPLATE_FILE.to_owned(),
         source,
     };
-    if let Some(access) = crate::deploy_access::build(cfg, &namespaces).map_err(access_err)? {
-        access.check_limits().map_err(access_err)?;
-        files.push(File {
-            path: format!("{dir}/{}", crate::deploy_access::TEMPLATE_FILE),
-            contents: access.to_yaml(),
-        });
-    }
+    let access = crate::deploy_access::build(cfg, &namespaces).map_err(access_err)?;
     for stack in stacks {
         let err = |source| SynthError::Model {
             stack: stack.name.clone(),
@@ -192,5 +186,13 @@ pub fn synthesize(cfg: &Config) -> Result<Vec<File>, SynthError> {
         path: format!("{dir}/{MANIFEST_FILE}"),
         contents: json,
     });
+    // After the manifest: not one of the stacks chronoctl deploys.
+    if let Some(access) = access {
+        access.check_limits().map_err(access_err)?;
+        files.push(File {
+            path: format!("{dir}/{}", crate::deploy_access::TEMPLATE_FILE),
+            contents: access.to_yaml(),
+        });
+    }
     Ok(files)
 }
