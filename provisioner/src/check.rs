@@ -18,7 +18,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::Error;
-use crate::cli::{ConfigArgs, OutputFormat};
+use crate::output::OutputFormat;
+use crate::synth::ConfigArgs;
 use crate::synth::load_configs;
 
 /// The Guard rule files: (file name, text).

@@ -17,7 +17,7 @@ use chrono_stacks::Config;
 use serde::{Deserialize, Serialize};
 use serde_yaml::Value;
 
-use crate::cli::OutputFormat;
+use crate::output::OutputFormat;
 
 /// The price table, compiled in.
 pub const PRICES: &str = include_str!("../data/prices.yaml");

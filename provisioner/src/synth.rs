@@ -11,10 +11,11 @@ use std::process::ExitCode;
 
 use chrono_stacks::Config;
 use chrono_stacks::synth::{File, dir_name, synthesize};
+use clap::Args;
 use serde::Serialize;
 
 use crate::Error;
-use crate::cli::{ConfigArgs, OutputFormat, SynthArgs};
+use crate::output::OutputFormat;
 
 /// Why a file is stale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -240,4 +241,32 @@ pub fn run(args: &SynthArgs, output: OutputFormat) -> Result<ExitCode, Error> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Which configs to use.
+#[derive(Debug, Clone, Args)]
+pub struct ConfigArgs {
+    /// A customer config; repeatable. Default: every *.yaml in --customers.
+    #[arg(long = "config", value_name = "FILE")]
+    pub configs: Vec<PathBuf>,
+    /// Directory of customer configs.
+    #[arg(long, default_value = "customers")]
+    pub customers: PathBuf,
+}
+
+/// `synth` arguments.
+#[derive(Debug, Clone, Args)]
+pub struct SynthArgs {
+    /// Configs.
+    #[command(flatten)]
+    pub configs: ConfigArgs,
+    /// Root of the generated templates.
+    #[arg(long, default_value = "templates")]
+    pub out: PathBuf,
+    /// Write nothing; exit 1 and name the stale files if the templates on disk differ.
+    #[arg(long)]
+    pub check: bool,
+    /// Write nothing; list what synth would write or remove, and exit 0.
+    #[arg(long, conflicts_with = "check")]
+    pub dry_run: bool,
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono_provisioner::aws::Clients;
-use chrono_provisioner::cli_deploy::{TargetArgs, load_plan};
+use chrono_provisioner::deploy::target::{TargetArgs, load_plan};
 use chrono_provisioner::deploy::cfn::Timing;
 use chrono_provisioner::deploy::destroy::DestroyOptions;
 use chrono_provisioner::deploy::progress::{Collect, Event, Reporter};

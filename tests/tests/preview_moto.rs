@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use chrono_provisioner::aws::Clients;
-use chrono_provisioner::cli_deploy::plan_for_config;
+use chrono_provisioner::deploy::target::plan_for_config;
 use chrono_provisioner::deploy::cfn::Timing;
 use chrono_provisioner::deploy::plan::PlanArtifacts;
 use chrono_provisioner::deploy::progress::Collect;

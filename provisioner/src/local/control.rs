@@ -20,7 +20,7 @@ use super::postgres::{self, Binaries};
 use super::runtime::{self, PROCESSES, RuntimeProcess, Wiring};
 use super::web::{self, WEB};
 use super::{LocalError, SeedArgs, TokenArgs, UpArgs, moto, process, provision};
-use crate::cli::OutputFormat;
+use crate::output::OutputFormat;
 use crate::webapp::{self, AppConfig, OidcConfig};
 
 /// Component names of the infrastructure `up` starts before the runtime.

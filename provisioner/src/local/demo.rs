@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use super::control::{http_client, mint_token};
 use super::layout::Layout;
 use super::{LocalError, TokenArgs, TokenRole, runtime};
-use crate::cli::OutputFormat;
+use crate::output::OutputFormat;
 
 /// The demo's evidence, in upload order (files of `--evidence`).
 pub const EVIDENCE: [&str; 2] = ["security.evtx", "sigma_events.csv"];

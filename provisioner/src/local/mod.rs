@@ -32,7 +32,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
 
-use crate::cli::OutputFormat;
+use crate::output::OutputFormat;
 
 /// `chronoctl local` arguments.
 #[derive(Debug, Clone, Args)]
@@ -295,14 +295,10 @@ impl LocalError {
 
 /// Runs `chronoctl local ...`; returns the process exit code.
 pub fn run(args: &LocalArgs, output: OutputFormat) -> Result<std::process::ExitCode, LocalError> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(LocalError::io(
-            "starting the async runtime for",
-            "chronoctl",
-        ))?;
+    let rt = crate::exec::runtime().map_err(LocalError::io(
+        "starting the async runtime for",
+        "chronoctl",
+    ))?;
     let layout = layout::Layout::new(&args.dir);
     rt.block_on(async {
         match &args.command {
