@@ -12,7 +12,12 @@
 //! * [`local`]: `chronoctl local`, the whole platform on one machine;
 //! * [`webapp`]: the web app's `config.json`, written by `local up` and by `deploy`;
 //! * [`preview`]: `chronoctl preview up|list|down|gc`, developer previews with an expiry;
-//! * [`cost`]: `chronoctl cost`, the idle monthly estimate from the templates and a price file.
+//! * [`cost`]: `chronoctl cost`, the idle monthly estimate from the templates and a price file;
+//! * [`fleet`]: `chronoctl deploy --all`, one `chronoctl deploy` process per account;
+//! * [`cli`]: the clap tree and the thin per-command layers on top of all of the above
+//!   (nothing imports it back), with [`Failure`], the one error every command returns and
+//!   its exit code; [`exec`] holds the one tokio runtime and the interrupt signal,
+//!   [`output`] the `--output` format.
 
 pub mod aws;
 pub mod build;
@@ -27,6 +32,8 @@ pub mod output;
 pub mod preview;
 pub mod synth;
 pub mod webapp;
+
+pub use cli::{Cli, Command, Failure, OutputFormat, run};
 
 use std::path::PathBuf;
 
@@ -92,5 +99,3 @@ pub enum Error {
         reason: String,
     },
 }
-
-pub use cli::{Cli, Command, Failure, OutputFormat, run};
