@@ -11,3 +11,14 @@ pub enum OutputFormat {
     /// per line ending with a summary (deploy, onboard, destroy, recover, fleets).
     Json,
 }
+
+/// How a command that prints its own findings ended: [`Verdict::Fail`] when it found
+/// something wrong (stale templates, a violated rule, a failed stack, drift, an unhealthy
+/// component) and has already said so; the command-line layer maps it to exit 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Nothing wrong.
+    Pass,
+    /// Something failed or was refused, already reported.
+    Fail,
+}

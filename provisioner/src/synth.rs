@@ -4,10 +4,10 @@
 //! With the default config set (all of `customers/`), directories under the templates
 //! root that no config produces are stale too; `synth` removes their files.
 
+use crate::output::Verdict;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use chrono_stacks::Config;
 use chrono_stacks::synth::{File, dir_name, synthesize};
@@ -182,7 +182,7 @@ pub fn synth(args: &SynthArgs) -> Result<Report, Error> {
 }
 
 /// `chronoctl synth` with output.
-pub fn run(args: &SynthArgs, output: OutputFormat) -> Result<ExitCode, Error> {
+pub fn run(args: &SynthArgs, output: OutputFormat) -> Result<Verdict, Error> {
     let report = synth(args)?;
     match output {
         OutputFormat::Json => println!(
@@ -237,9 +237,9 @@ pub fn run(args: &SynthArgs, output: OutputFormat) -> Result<ExitCode, Error> {
         }
     }
     Ok(if report.stale.is_empty() || args.dry_run {
-        ExitCode::SUCCESS
+        Verdict::Pass
     } else {
-        ExitCode::FAILURE
+        Verdict::Fail
     })
 }
 

@@ -8,10 +8,10 @@
 //! or unexpected error, 130 interrupted. Several configs (or `--all`) make a fleet
 //! ([`crate::fleet`]).
 
+use crate::output::Verdict;
 use std::collections::BTreeSet;
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -247,7 +247,7 @@ pub fn run(cmd: &DeployCommand, output: OutputFormat) -> Result<(), Failure> {
     // a prompt may still wait for stdin on a blocking thread: do not wait for it
     rt.shutdown_background();
     match result? {
-        Ok(code) => Failure::from_status(code),
+        Ok(code) => Failure::from_verdict(code),
         Err(e) if e.downcast_ref::<DeployError>().is_some() => {
             Err(Failure::Failed(Some(e.to_string())))
         }
@@ -296,7 +296,7 @@ async fn run_async(
     cmd: &DeployCommand,
     output: OutputFormat,
     slot: &Slot,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<Verdict> {
     match cmd {
         DeployCommand::Deploy(a) | DeployCommand::Onboard(a) => {
             let (mut plan, region, placeholders) = load_plan_for(&a.target, ArtifactNeed::Ship)?;
@@ -340,7 +340,7 @@ async fn run_async(
                         r.elapsed_ms as f64 / 1000.0
                     );
                 }
-                return Ok(ExitCode::SUCCESS);
+                return Ok(Verdict::Pass);
             }
             for p in placeholders {
                 e.reporter.on(&crate::deploy::progress::Event::Info {
@@ -396,7 +396,7 @@ async fn run_async(
                         Err(e) => eprintln!("cost estimate unavailable: {e}"),
                     }
                 }
-                return Ok(ExitCode::SUCCESS);
+                return Ok(Verdict::Pass);
             }
             let r = match &a.plan {
                 Some(file) => {
@@ -416,9 +416,9 @@ async fn run_async(
             }
             summary(&r, output);
             Ok(if r.is_success() {
-                ExitCode::SUCCESS
+                Verdict::Pass
             } else {
-                ExitCode::from(1)
+                Verdict::Fail
             })
         }
         DeployCommand::Diff(DiffArgs {
@@ -476,7 +476,7 @@ async fn run_async(
             } else {
                 print!("{}", render_diff(&d, std::io::stdout().is_terminal()));
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(Verdict::Pass)
         }
         DeployCommand::Status(StatusArgs { target: t, .. }) | DeployCommand::Outputs(t) => {
             let drift = matches!(cmd, DeployCommand::Status(StatusArgs { drift: true, .. }));
@@ -508,9 +508,9 @@ async fn run_async(
                     print!("{}", crate::deploy::drift::render_drift(&drifts));
                 }
                 return Ok(if drifted {
-                    ExitCode::from(1)
+                    Verdict::Fail
                 } else {
-                    ExitCode::SUCCESS
+                    Verdict::Pass
                 });
             }
             match (output, cmd) {
@@ -525,7 +525,7 @@ async fn run_async(
                 (_, DeployCommand::Outputs(_)) => print!("{}", render_outputs(&rows)),
                 _ => print!("{}", render_status(&rows)),
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(Verdict::Pass)
         }
         DeployCommand::Destroy(a) => {
             let (plan, region, _) = load_plan(&a.target)?;
@@ -554,7 +554,7 @@ async fn run_async(
             } else {
                 print!("{}", render_destroy(&rows));
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(Verdict::Pass)
         }
         DeployCommand::Recover(a) => {
             let (plan, region, _) = load_plan(&a.target)?;
@@ -578,7 +578,7 @@ async fn run_async(
                     plan.stack_name(&a.stack)
                 );
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(Verdict::Pass)
         }
     }
 }

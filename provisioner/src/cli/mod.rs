@@ -9,11 +9,9 @@ pub mod build;
 pub mod deploy;
 pub mod preview;
 
-use std::process::ExitCode;
-
 use clap::{Parser, Subcommand};
 
-pub use crate::output::OutputFormat;
+pub use crate::output::{OutputFormat, Verdict};
 pub use crate::synth::{ConfigArgs, SynthArgs};
 
 /// Provision ChronoTracer customer accounts.
@@ -91,12 +89,12 @@ impl Failure {
         }
     }
 
-    /// Maps the status of a command that reports its own findings (0 or 1) to a result.
-    pub fn from_status(code: ExitCode) -> Result<(), Failure> {
-        if code == ExitCode::SUCCESS {
-            Ok(())
-        } else {
-            Err(Failure::Failed(None))
+    /// The result of a command that reports its own findings: a [`Verdict::Fail`] is a
+    /// failure already reported (exit 1).
+    pub fn from_verdict(verdict: Verdict) -> Result<(), Failure> {
+        match verdict {
+            Verdict::Pass => Ok(()),
+            Verdict::Fail => Err(Failure::Failed(None)),
         }
     }
 }
@@ -111,15 +109,15 @@ impl From<crate::Error> for Failure {
 /// Runs a parsed command line; `Ok` is exit 0, a [`Failure`] its own exit code.
 pub fn run(cli: &Cli) -> Result<(), Failure> {
     match &cli.command {
-        Command::Synth(args) => Failure::from_status(crate::synth::run(args, cli.output)?),
-        Command::Check(args) => Failure::from_status(crate::check::run(args, cli.output)?),
+        Command::Synth(args) => Failure::from_verdict(crate::synth::run(args, cli.output)?),
+        Command::Check(args) => Failure::from_verdict(crate::check::run(args, cli.output)?),
         Command::Build(args) => build::run(args, cli.output),
         Command::Deploy(cmd) => deploy::run(cmd, cli.output),
-        Command::Local(args) => Failure::from_status(
+        Command::Local(args) => Failure::from_verdict(
             crate::local::run(args, cli.output).map_err(|e| Failure::Usage(e.to_string()))?,
         ),
         Command::Preview(args) => preview::run(args, cli.output),
-        Command::Cost(args) => Failure::from_status(crate::cost::run(args, cli.output)?),
+        Command::Cost(args) => Failure::from_verdict(crate::cost::run(args, cli.output)?),
     }
 }
 
@@ -155,11 +153,17 @@ mod tests {
     }
 
     #[test]
-    fn a_status_of_one_is_a_failure_already_reported() {
-        assert_eq!(Failure::from_status(ExitCode::SUCCESS), Ok(()));
+    fn a_failing_verdict_is_a_failure_already_reported() {
+        assert_eq!(Failure::from_verdict(Verdict::Pass), Ok(()));
         assert_eq!(
-            Failure::from_status(ExitCode::from(1)),
+            Failure::from_verdict(Verdict::Fail),
             Err(Failure::Failed(None))
+        );
+        assert_eq!(
+            Failure::from_verdict(Verdict::Fail)
+                .unwrap_err()
+                .exit_code(),
+            1
         );
     }
 

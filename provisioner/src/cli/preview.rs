@@ -2,8 +2,8 @@
 //! Exit codes: 0 ok, 1 refused or failed (collision, expired, stacks left behind), 2 bad
 //! input or unexpected error.
 
+use crate::output::Verdict;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
@@ -184,7 +184,7 @@ pub fn run(args: &PreviewArgs, output: OutputFormat) -> Result<(), Failure> {
     let rt = crate::exec::runtime()
         .map_err(|e| Failure::Usage(format!("cannot start the async runtime: {e}")))?;
     match rt.block_on(run_async(args, output)) {
-        Ok(code) => Failure::from_status(code),
+        Ok(code) => Failure::from_verdict(code),
         Err(e @ (PreviewError::Usage(_) | PreviewError::Name(_) | PreviewError::Config(_))) => {
             Err(Failure::Usage(e.to_string()))
         }
@@ -192,7 +192,7 @@ pub fn run(args: &PreviewArgs, output: OutputFormat) -> Result<(), Failure> {
     }
 }
 
-async fn run_async(args: &PreviewArgs, output: OutputFormat) -> Result<ExitCode, PreviewError> {
+async fn run_async(args: &PreviewArgs, output: OutputFormat) -> Result<Verdict, PreviewError> {
     let now = chrono::Utc::now();
     let aws = &args.aws;
     match &args.command {
@@ -218,7 +218,7 @@ async fn run_async(args: &PreviewArgs, output: OutputFormat) -> Result<ExitCode,
             } else {
                 print!("{}", render_list(&ps, now));
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(Verdict::Pass)
         }
         PreviewCommand::Down(a) => {
             let e = engine(aws, aws.region.clone(), a.dry_run, output).await;
@@ -231,9 +231,9 @@ async fn run_async(args: &PreviewArgs, output: OutputFormat) -> Result<ExitCode,
                 print!("{}", render_down(&r));
             }
             Ok(if r.remaining.is_empty() {
-                ExitCode::SUCCESS
+                Verdict::Pass
             } else {
-                ExitCode::from(1)
+                Verdict::Fail
             })
         }
         PreviewCommand::Gc(a) => {
@@ -272,11 +272,7 @@ async fn run_async(args: &PreviewArgs, output: OutputFormat) -> Result<ExitCode,
                     println!("no previews in this account and region");
                 }
             }
-            Ok(if left {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            })
+            Ok(if left { Verdict::Fail } else { Verdict::Pass })
         }
         PreviewCommand::Up(a) => {
             let base_file = a.from.display().to_string();
@@ -350,7 +346,7 @@ async fn run_async(args: &PreviewArgs, output: OutputFormat) -> Result<ExitCode,
                 }
                 print!("{}", crate::cost::render(&cost));
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(Verdict::Pass)
         }
     }
 }

@@ -293,8 +293,9 @@ impl LocalError {
     }
 }
 
-/// Runs `chronoctl local ...`; returns the process exit code.
-pub fn run(args: &LocalArgs, output: OutputFormat) -> Result<std::process::ExitCode, LocalError> {
+/// Runs `chronoctl local ...`; [`Verdict::Fail`](crate::output::Verdict::Fail) when it
+/// reported something unhealthy or a failed step.
+pub fn run(args: &LocalArgs, output: OutputFormat) -> Result<crate::output::Verdict, LocalError> {
     let rt = crate::exec::runtime().map_err(LocalError::io(
         "starting the async runtime for",
         "chronoctl",
@@ -328,7 +329,7 @@ pub fn run(args: &LocalArgs, output: OutputFormat) -> Result<std::process::ExitC
                 };
                 issuer::serve(*addr, settings, &layout.log(issuer::ISSUER))
                     .await
-                    .map(|()| std::process::ExitCode::SUCCESS)
+                    .map(|()| crate::output::Verdict::Pass)
             }
             LocalCommand::ServeWeb {
                 addr,
@@ -347,7 +348,7 @@ pub fn run(args: &LocalArgs, output: OutputFormat) -> Result<std::process::ExitC
                 };
                 web::serve(*addr, settings, &layout.log(web::WEB))
                     .await
-                    .map(|()| std::process::ExitCode::SUCCESS)
+                    .map(|()| crate::output::Verdict::Pass)
             }
         }
     })
