@@ -3,21 +3,12 @@
 //! or one `{"event":"error"}` line on stdout with `--output json`. No AWS call is made:
 //! every case fails on its input first.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
+
+mod cli_support;
 
 fn chronoctl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_chronoctl"))
-        .current_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."))
-        .args(args)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("AWS_PROFILE")
-        .output()
-        .expect("chronoctl runs")
+    cli_support::command(args).output().expect("chronoctl runs")
 }
 
 fn out(o: &Output) -> (String, String) {
