@@ -13,9 +13,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono_provisioner::aws::Clients;
-use chrono_provisioner::cli_deploy::{TargetArgs, load_plan};
 use chrono_provisioner::deploy::cfn::Timing;
 use chrono_provisioner::deploy::progress::Silent;
+use chrono_provisioner::deploy::target::{TargetArgs, load_plan};
 use chrono_provisioner::deploy::{DeployOptions, Engine};
 use chrono_tests::moto::Moto;
 

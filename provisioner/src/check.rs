@@ -8,8 +8,8 @@
 //! resources; CloudFormation's limits are reported as rule [`LIMITS`]. Output: one line per violation (`stack logical-id rule: hint`) or
 //! `--output json`; exit 1 on any violation.
 
+use crate::output::Verdict;
 use std::collections::BTreeMap;
-use std::process::ExitCode;
 
 use chrono_stacks::Config;
 use chrono_stacks::model::{Template, needs_upload};
@@ -18,7 +18,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::Error;
-use crate::cli::{ConfigArgs, OutputFormat};
+use crate::output::OutputFormat;
+use crate::synth::ConfigArgs;
 use crate::synth::load_configs;
 
 /// The Guard rule files: (file name, text).
@@ -270,7 +271,7 @@ pub fn check_config(cfg: &Config) -> Result<Vec<Violation>, Error> {
 }
 
 /// `chronoctl check` with output.
-pub fn run(args: &ConfigArgs, output: OutputFormat) -> Result<ExitCode, Error> {
+pub fn run(args: &ConfigArgs, output: OutputFormat) -> Result<Verdict, Error> {
     let mut violations = Vec::new();
     let mut warnings = Vec::new();
     let configs = load_configs(args)?;
@@ -299,8 +300,8 @@ pub fn run(args: &ConfigArgs, output: OutputFormat) -> Result<ExitCode, Error> {
         }
     }
     Ok(if violations.is_empty() {
-        ExitCode::SUCCESS
+        Verdict::Pass
     } else {
-        ExitCode::FAILURE
+        Verdict::Fail
     })
 }

@@ -9,15 +9,15 @@
 //! ingestion of always-on tasks. Everything else (Lambda, API Gateway, DynamoDB on demand,
 //! S3, CloudFront, Step Functions) costs nothing at idle and is listed as such.
 
+use crate::output::Verdict;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use chrono_stacks::Config;
 use serde::{Deserialize, Serialize};
 use serde_yaml::Value;
 
-use crate::cli::OutputFormat;
+use crate::output::OutputFormat;
 
 /// The price table, compiled in.
 pub const PRICES: &str = include_str!("../data/prices.yaml");
@@ -374,7 +374,7 @@ pub struct CostArgs {
 }
 
 /// Runs `chronoctl cost`.
-pub fn run(args: &CostArgs, output: OutputFormat) -> Result<ExitCode, crate::Error> {
+pub fn run(args: &CostArgs, output: OutputFormat) -> Result<Verdict, crate::Error> {
     let mut cfg = Config::load(&args.config)?;
     if args.preview {
         cfg = preview_shape(&cfg, &args.config.display().to_string())
@@ -386,7 +386,7 @@ pub fn run(args: &CostArgs, output: OutputFormat) -> Result<ExitCode, crate::Err
     } else {
         print!("{}", render(&r));
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Verdict::Pass)
 }
 
 /// The preview shape of a config, for estimates (a fixed name, the config's account, an

@@ -12,29 +12,33 @@
 //! * [`local`]: `chronoctl local`, the whole platform on one machine;
 //! * [`webapp`]: the web app's `config.json`, written by `local up` and by `deploy`;
 //! * [`preview`]: `chronoctl preview up|list|down|gc`, developer previews with an expiry;
-//! * [`cost`]: `chronoctl cost`, the idle monthly estimate from the templates and a price file.
+//! * [`cost`]: `chronoctl cost`, the idle monthly estimate from the templates and a price file;
+//! * [`fleet`]: `chronoctl deploy --all`, one `chronoctl deploy` process per account;
+//! * [`cli`]: the clap tree and the thin per-command layers on top of all of the above
+//!   (nothing imports it back), with [`Failure`], the one error every command returns and
+//!   its exit code; [`exec`] holds the one tokio runtime and the interrupt signal,
+//!   [`output`] the `--output` format.
 
 pub mod aws;
 pub mod build;
 pub mod check;
 pub mod cli;
-pub mod cli_build;
-pub mod cli_deploy;
 pub mod cost;
 pub mod deploy;
+pub mod exec;
 pub mod fleet;
 pub mod local;
+pub mod output;
 pub mod preview;
 pub mod synth;
 pub mod webapp;
 
+pub use cli::{Cli, Command, Failure, OutputFormat, run};
+
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use chrono_stacks::config::LoadError;
 use chrono_stacks::synth::SynthError;
-
-pub use cli::{Cli, Command, OutputFormat};
 
 /// Errors of `chronoctl` commands.
 #[derive(Debug, thiserror::Error)]
@@ -94,18 +98,4 @@ pub enum Error {
         /// Cause.
         reason: String,
     },
-}
-
-/// Run a parsed command line; the exit code is 0 on success, 1 when `synth --check` finds
-/// stale files or `check` finds violations.
-pub fn run(cli: &Cli) -> Result<ExitCode, Error> {
-    match &cli.command {
-        Command::Synth(args) => synth::run(args, cli.output),
-        Command::Check(args) => check::run(args, cli.output),
-        Command::Build(args) => cli_build::run(args, cli.output),
-        Command::Deploy(cmd) => Ok(cli_deploy::run(cmd, cli.output)),
-        Command::Local(args) => Ok(local::run(args, cli.output)?),
-        Command::Preview(args) => Ok(preview::cli::run(args, cli.output)),
-        Command::Cost(args) => cost::run(args, cli.output),
-    }
 }

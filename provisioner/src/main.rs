@@ -1,4 +1,5 @@
-//! `chronoctl` entry point: parse arguments, call the library, map the result to an exit code.
+//! `chronoctl` entry point: parse arguments, run the command, print its failure once and
+//! exit with the failure's code (README, "Exit codes").
 
 use std::process::ExitCode;
 
@@ -7,10 +8,10 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = chrono_provisioner::Cli::parse();
     match chrono_provisioner::run(&cli) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("chronoctl: {e}");
-            ExitCode::from(2)
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            f.print(cli.output);
+            ExitCode::from(f.exit_code())
         }
     }
 }

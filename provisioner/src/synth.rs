@@ -4,17 +4,18 @@
 //! With the default config set (all of `customers/`), directories under the templates
 //! root that no config produces are stale too; `synth` removes their files.
 
+use crate::output::Verdict;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use chrono_stacks::Config;
 use chrono_stacks::synth::{File, dir_name, synthesize};
+use clap::Args;
 use serde::Serialize;
 
 use crate::Error;
-use crate::cli::{ConfigArgs, OutputFormat, SynthArgs};
+use crate::output::OutputFormat;
 
 /// Why a file is stale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -181,7 +182,7 @@ pub fn synth(args: &SynthArgs) -> Result<Report, Error> {
 }
 
 /// `chronoctl synth` with output.
-pub fn run(args: &SynthArgs, output: OutputFormat) -> Result<ExitCode, Error> {
+pub fn run(args: &SynthArgs, output: OutputFormat) -> Result<Verdict, Error> {
     let report = synth(args)?;
     match output {
         OutputFormat::Json => println!(
@@ -236,8 +237,36 @@ pub fn run(args: &SynthArgs, output: OutputFormat) -> Result<ExitCode, Error> {
         }
     }
     Ok(if report.stale.is_empty() || args.dry_run {
-        ExitCode::SUCCESS
+        Verdict::Pass
     } else {
-        ExitCode::FAILURE
+        Verdict::Fail
     })
+}
+
+/// Which configs to use.
+#[derive(Debug, Clone, Args)]
+pub struct ConfigArgs {
+    /// A customer config; repeatable. Default: every *.yaml in --customers.
+    #[arg(long = "config", value_name = "FILE")]
+    pub configs: Vec<PathBuf>,
+    /// Directory of customer configs.
+    #[arg(long, default_value = "customers")]
+    pub customers: PathBuf,
+}
+
+/// `synth` arguments.
+#[derive(Debug, Clone, Args)]
+pub struct SynthArgs {
+    /// Configs.
+    #[command(flatten)]
+    pub configs: ConfigArgs,
+    /// Root of the generated templates.
+    #[arg(long, default_value = "templates")]
+    pub out: PathBuf,
+    /// Write nothing; exit 1 and name the stale files if the templates on disk differ.
+    #[arg(long)]
+    pub check: bool,
+    /// Write nothing; list what synth would write or remove, and exit 0.
+    #[arg(long, conflicts_with = "check")]
+    pub dry_run: bool,
 }

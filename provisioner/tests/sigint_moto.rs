@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono_provisioner::aws::Clients;
-use chrono_provisioner::cli_deploy::{TargetArgs, load_plan};
 use chrono_provisioner::deploy::Engine;
 use chrono_provisioner::deploy::progress::Collect;
+use chrono_provisioner::deploy::target::{TargetArgs, load_plan};
 use chrono_tests::moto::Moto;
 
 fn config() -> std::path::PathBuf {

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono_provisioner::aws::Clients;
-use chrono_provisioner::cli_deploy::{TargetArgs, load_plan};
 use chrono_provisioner::deploy::cfn::Timing;
 use chrono_provisioner::deploy::destroy::DestroyOptions;
 use chrono_provisioner::deploy::progress::{Collect, Event, Reporter};
 use chrono_provisioner::deploy::status::Drift;
+use chrono_provisioner::deploy::target::{TargetArgs, load_plan};
 use chrono_provisioner::deploy::{
     Asset, DeployError, DeployOptions, DeployPlan, Engine, ParamSource, PlannedStack, StackOutcome,
 };

@@ -21,12 +21,12 @@ use std::time::Duration;
 use chrono_provisioner::aws::Clients;
 use chrono_provisioner::build::artifacts::ShipImage;
 use chrono_provisioner::build::image::{self, ImageInput};
-use chrono_provisioner::cli_deploy::{TargetArgs, load_plan};
 use chrono_provisioner::deploy::cfn::Timing;
 use chrono_provisioner::deploy::hotswap::{SwapKind, code_sha256_of_key};
 use chrono_provisioner::deploy::image::content_tag;
 use chrono_provisioner::deploy::plan::PlanImage;
 use chrono_provisioner::deploy::progress::Collect;
+use chrono_provisioner::deploy::target::{TargetArgs, load_plan};
 use chrono_provisioner::deploy::{
     Asset, DeployError, DeployOptions, DeployPlan, Engine, ParamSource, PlannedStack, StackOutcome,
 };

@@ -501,3 +501,14 @@ pub fn package(
         image,
     })
 }
+
+/// The source tree `chronoctl` builds from: the workspace above the current directory.
+pub fn workspace() -> Result<PathBuf, BuildError> {
+    let cwd = std::env::current_dir().map_err(|e| io_err(Path::new("."), e))?;
+    find_workspace(&cwd).ok_or_else(|| {
+        BuildError::Missing(format!(
+            "{} is not inside the ChronoTracer source tree, which building the runtime needs; run chronoctl in a clone of the repository, or pass --artifacts DIR with artifacts built elsewhere (`chronoctl build --out DIR`)",
+            cwd.display()
+        ))
+    })
+}

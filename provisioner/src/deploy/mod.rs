@@ -25,6 +25,7 @@ pub mod recover;
 pub mod saved_plan;
 pub mod service_roles;
 pub mod status;
+pub mod target;
 
 pub use engine::{DeployOptions, DeployReport, Engine, StackOutcome, StackReport};
 pub use error::{DeployError, RootCause};

@@ -20,7 +20,7 @@ use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::process::{ExitCode, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,8 +29,8 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::sync::Semaphore;
 
-use crate::cli::OutputFormat;
-use crate::cli_deploy::DeployArgs;
+use crate::deploy::target::DeployArgs;
+use crate::output::OutputFormat;
 use state::{Entry, FleetState, Status};
 
 /// Exit code of an account's deploy that was interrupted (the single-account code).
@@ -504,23 +504,12 @@ async fn deploy_account(run: Arc<Run>, i: usize, exe: PathBuf, args: Vec<OsStrin
     run.board.done(i, &e);
 }
 
-/// Runs a fleet deploy; returns the exit code (0 every account done, 1 an account failed,
-/// 2 bad input, 130 interrupted).
-pub fn run(a: &DeployArgs, output: OutputFormat) -> ExitCode {
-    match prepare(a) {
-        Ok((state, path)) => execute(a, output, state, path),
-        Err(e) => {
-            if output == OutputFormat::Json {
-                println!(
-                    "{}",
-                    serde_json::json!({ "event": "error", "message": e.to_string() })
-                );
-            } else {
-                eprintln!("chronoctl: {e}");
-            }
-            ExitCode::from(2)
-        }
-    }
+/// Runs a fleet deploy; after the summary, returns the exit code (0 every account done,
+/// 1 an account failed, 130 interrupted); an error is bad input (or the fleet could not
+/// start), which the caller reports (exit 2).
+pub fn run(a: &DeployArgs, output: OutputFormat) -> anyhow::Result<u8> {
+    let (state, path) = prepare(a)?;
+    execute(a, output, state, path)
 }
 
 fn prepare(a: &DeployArgs) -> anyhow::Result<(FleetState, PathBuf)> {
@@ -539,25 +528,16 @@ fn prepare(a: &DeployArgs) -> anyhow::Result<(FleetState, PathBuf)> {
     Ok((state, a.fleet.state.clone()))
 }
 
-fn execute(a: &DeployArgs, output: OutputFormat, state: FleetState, path: PathBuf) -> ExitCode {
-    let exe = match std::env::current_exe() {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("chronoctl: cannot find its own executable: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("chronoctl: cannot start the async runtime: {e}");
-            return ExitCode::from(2);
-        }
-    };
+fn execute(
+    a: &DeployArgs,
+    output: OutputFormat,
+    state: FleetState,
+    path: PathBuf,
+) -> anyhow::Result<u8> {
+    let exe = std::env::current_exe()
+        .map_err(|e| anyhow::anyhow!("cannot find its own executable: {e}"))?;
+    let rt = crate::exec::runtime()
+        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
     let names: Vec<String> = state.accounts.iter().map(|e| e.name.clone()).collect();
     let todo: Vec<usize> = state
         .accounts
@@ -574,8 +554,7 @@ fn execute(a: &DeployArgs, output: OutputFormat, state: FleetState, path: PathBu
     }
     if let Err(e) = state.save(&path) {
         board.finish();
-        eprintln!("chronoctl: {e}");
-        return ExitCode::from(2);
+        return Err(e.into());
     }
     let run = Arc::new(Run {
         state: Mutex::new(state),
@@ -609,7 +588,7 @@ fn execute(a: &DeployArgs, output: OutputFormat, state: FleetState, path: PathBu
         tokio::pin!(all);
         tokio::select! {
             () = &mut all => None,
-            sig = crate::cli_deploy::interrupted() => {
+            sig = crate::exec::interrupted() => {
                 run.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
                 let pids: Vec<u32> = run.pids.lock().map(|p| p.iter().copied().collect()).unwrap_or_default();
                 for pid in pids {
@@ -629,7 +608,7 @@ fn execute(a: &DeployArgs, output: OutputFormat, state: FleetState, path: PathBu
         .map(|s| s.clone())
         .unwrap_or_else(|p| p.into_inner().clone());
     let elapsed = started.elapsed();
-    let code = if interrupted.is_some() {
+    let code: u8 = if interrupted.is_some() {
         130
     } else if state.accounts.iter().all(|e| e.status.is_done()) {
         0
@@ -667,7 +646,7 @@ fn execute(a: &DeployArgs, output: OutputFormat, state: FleetState, path: PathBu
             );
         }
     }
-    ExitCode::from(code)
+    Ok(code)
 }
 
 /// The summary table of a fleet run.

@@ -6,7 +6,9 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode};
+use std::process::{Child, Command};
+
+use crate::output::Verdict;
 use std::time::{Duration, Instant};
 
 use chrono_contract::env as vars;
@@ -20,7 +22,7 @@ use super::postgres::{self, Binaries};
 use super::runtime::{self, PROCESSES, RuntimeProcess, Wiring};
 use super::web::{self, WEB};
 use super::{LocalError, SeedArgs, TokenArgs, UpArgs, moto, process, provision};
-use crate::cli::OutputFormat;
+use crate::output::OutputFormat;
 use crate::webapp::{self, AppConfig, OidcConfig};
 
 /// Component names of the infrastructure `up` starts before the runtime.
@@ -131,7 +133,7 @@ pub async fn up(
     layout: &Layout,
     args: &UpArgs,
     output: OutputFormat,
-) -> Result<ExitCode, LocalError> {
+) -> Result<Verdict, LocalError> {
     let cfg_path =
         std::path::absolute(&args.config).map_err(LocalError::io("resolving", &args.config))?;
     let cfg = Config::load(&cfg_path)?;
@@ -400,7 +402,7 @@ pub async fn up(
         OutputFormat::Json => println!("{summary:#}"),
         OutputFormat::Text => print_summary(&state, &unavailable, layout),
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Verdict::Pass)
 }
 
 /// A process `up` keeps running: its component name, port and health path.
@@ -507,7 +509,7 @@ fn dry_run(
     plan: &provision::Plan,
     bins: &Path,
     output: OutputFormat,
-) -> Result<ExitCode, LocalError> {
+) -> Result<Verdict, LocalError> {
     let doc = json!({
         "dir": layout.root(),
         "buckets": plan.buckets.iter().map(|b| &b.bucket_name).collect::<Vec<_>>(),
@@ -528,7 +530,7 @@ fn dry_run(
         OutputFormat::Json => println!("{doc:#}"),
         OutputFormat::Text => println!("local up --dry-run (nothing started):\n{doc:#}"),
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Verdict::Pass)
 }
 
 /// Where the database comes from.
@@ -685,7 +687,7 @@ pub async fn statuses(layout: &Layout) -> Result<Vec<ComponentStatus>, LocalErro
 }
 
 /// `chronoctl local status`: exit 0 when everything recorded runs and answers.
-pub async fn status(layout: &Layout, output: OutputFormat) -> Result<ExitCode, LocalError> {
+pub async fn status(layout: &Layout, output: OutputFormat) -> Result<Verdict, LocalError> {
     let all = statuses(layout).await?;
     let ok = all
         .iter()
@@ -707,11 +709,7 @@ pub async fn status(layout: &Layout, output: OutputFormat) -> Result<ExitCode, L
             }
         }
     }
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(if ok { Verdict::Pass } else { Verdict::Fail })
 }
 
 /// `chronoctl local down [--wipe]`: stops every recorded process by pid (runtime first,
@@ -720,7 +718,7 @@ pub async fn down(
     layout: &Layout,
     wipe: bool,
     output: OutputFormat,
-) -> Result<ExitCode, LocalError> {
+) -> Result<Verdict, LocalError> {
     let mut stopped = BTreeMap::new();
     if let Some(mut state) = layout.load()? {
         let mut order: Vec<String> = vec![WEB.to_owned()];
@@ -759,11 +757,11 @@ pub async fn down(
     if output == OutputFormat::Json {
         println!("{:#}", json!({"stopped": stopped, "wiped": wipe}));
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Verdict::Pass)
 }
 
 /// `chronoctl local logs [component]`.
-pub fn logs(layout: &Layout, component: Option<&str>) -> Result<ExitCode, LocalError> {
+pub fn logs(layout: &Layout, component: Option<&str>) -> Result<Verdict, LocalError> {
     let names = [
         MOTO,
         POSTGRES,
@@ -788,7 +786,7 @@ pub fn logs(layout: &Layout, component: Option<&str>) -> Result<ExitCode, LocalE
         }
         Some(other) => return Err(LocalError::UnknownComponent(other.to_owned())),
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Verdict::Pass)
 }
 
 /// A token for the local API, as the configured identity provider would issue it.
@@ -807,14 +805,14 @@ pub fn mint_token(layout: &Layout, args: &TokenArgs) -> Result<String, LocalErro
 }
 
 /// `chronoctl local token`.
-pub fn token(layout: &Layout, args: &TokenArgs) -> Result<ExitCode, LocalError> {
+pub fn token(layout: &Layout, args: &TokenArgs) -> Result<Verdict, LocalError> {
     println!("{}", mint_token(layout, args)?);
-    Ok(ExitCode::SUCCESS)
+    Ok(Verdict::Pass)
 }
 
 /// `chronoctl local seed`: `chrono-api seed` against the local database (as its owner,
 /// which the statistics refresh needs), with the runtime's synthetic timeline.
-pub async fn seed(layout: &Layout, args: &SeedArgs) -> Result<ExitCode, LocalError> {
+pub async fn seed(layout: &Layout, args: &SeedArgs) -> Result<Verdict, LocalError> {
     let state = layout.load()?.ok_or(LocalError::NotRunning)?;
     let database_url = match (state.components.get(POSTGRES), state.ports.get(POSTGRES)) {
         (Some(_), Some(port)) => postgres::url(
@@ -843,8 +841,8 @@ pub async fn seed(layout: &Layout, args: &SeedArgs) -> Result<ExitCode, LocalErr
         .status()
         .map_err(LocalError::io("running", &api))?;
     Ok(if status.success() {
-        ExitCode::SUCCESS
+        Verdict::Pass
     } else {
-        ExitCode::from(1)
+        Verdict::Fail
     })
 }

@@ -8,8 +8,8 @@
 //! API answers `pipeline_unavailable`, or a server is not built) or `failed`; the demo
 //! exits non-zero unless every step is `ok`, and never invents a result.
 
+use crate::output::Verdict;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use super::control::{http_client, mint_token};
 use super::layout::Layout;
 use super::{LocalError, TokenArgs, TokenRole, runtime};
-use crate::cli::OutputFormat;
+use crate::output::OutputFormat;
 
 /// The demo's evidence, in upload order (files of `--evidence`).
 pub const EVIDENCE: [&str; 2] = ["security.evtx", "sigma_events.csv"];
@@ -160,7 +160,7 @@ pub async fn run(
     layout: &Layout,
     args: &DemoArgs,
     output: OutputFormat,
-) -> Result<ExitCode, LocalError> {
+) -> Result<Verdict, LocalError> {
     let report = drive(layout, args, output).await?;
     match output {
         OutputFormat::Json => println!("{:#}", serde_json::to_value(&report).unwrap_or_default()),
@@ -183,9 +183,9 @@ pub async fn run(
         }
     }
     Ok(if report.complete() {
-        ExitCode::SUCCESS
+        Verdict::Pass
     } else {
-        ExitCode::from(1)
+        Verdict::Fail
     })
 }
 

@@ -32,7 +32,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
 
-use crate::cli::OutputFormat;
+use crate::output::OutputFormat;
 
 /// `chronoctl local` arguments.
 #[derive(Debug, Clone, Args)]
@@ -293,16 +293,13 @@ impl LocalError {
     }
 }
 
-/// Runs `chronoctl local ...`; returns the process exit code.
-pub fn run(args: &LocalArgs, output: OutputFormat) -> Result<std::process::ExitCode, LocalError> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(LocalError::io(
-            "starting the async runtime for",
-            "chronoctl",
-        ))?;
+/// Runs `chronoctl local ...`; [`Verdict::Fail`](crate::output::Verdict::Fail) when it
+/// reported something unhealthy or a failed step.
+pub fn run(args: &LocalArgs, output: OutputFormat) -> Result<crate::output::Verdict, LocalError> {
+    let rt = crate::exec::runtime().map_err(LocalError::io(
+        "starting the async runtime for",
+        "chronoctl",
+    ))?;
     let layout = layout::Layout::new(&args.dir);
     rt.block_on(async {
         match &args.command {
@@ -332,7 +329,7 @@ pub fn run(args: &LocalArgs, output: OutputFormat) -> Result<std::process::ExitC
                 };
                 issuer::serve(*addr, settings, &layout.log(issuer::ISSUER))
                     .await
-                    .map(|()| std::process::ExitCode::SUCCESS)
+                    .map(|()| crate::output::Verdict::Pass)
             }
             LocalCommand::ServeWeb {
                 addr,
@@ -351,7 +348,7 @@ pub fn run(args: &LocalArgs, output: OutputFormat) -> Result<std::process::ExitC
                 };
                 web::serve(*addr, settings, &layout.log(web::WEB))
                     .await
-                    .map(|()| std::process::ExitCode::SUCCESS)
+                    .map(|()| crate::output::Verdict::Pass)
             }
         }
     })

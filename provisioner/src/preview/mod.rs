@@ -11,7 +11,6 @@
 //! This module decides and orchestrates; it calls the engine through its public functions
 //! and never synthesizes templates itself.
 
-pub mod cli;
 pub mod down;
 pub mod inventory;
 pub mod up;

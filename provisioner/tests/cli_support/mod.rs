@@ -15,19 +15,26 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// Runs `chronoctl ARGS --endpoint-url <moto>` from the workspace root.
-pub fn chronoctl(moto: &Moto, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_chronoctl"))
-        .current_dir(root())
+/// `chronoctl ARGS` from the workspace root with test credentials and no profile, no
+/// config file, no instance metadata: it can reach no real account.
+pub fn command(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_chronoctl"));
+    c.current_dir(root())
         .args(args)
-        .args(["--endpoint-url", &moto.endpoint()])
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_CONFIG_FILE", "/dev/null")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("CHRONO_POLL_MS", "10")
-        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_PROFILE");
+    c
+}
+
+/// Runs `chronoctl ARGS --endpoint-url <moto>` from the workspace root.
+pub fn chronoctl(moto: &Moto, args: &[&str]) -> Output {
+    command(args)
+        .args(["--endpoint-url", &moto.endpoint()])
         .output()
         .expect("chronoctl runs")
 }

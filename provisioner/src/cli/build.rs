@@ -6,13 +6,12 @@
 //! toolchain is missing, 2 bad input.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::ExitCode;
+use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::build::{self, BuildError, BuildOptions, BuildOutcome, BuildReport, BuildSpec};
-use crate::cli::{ConfigArgs, OutputFormat};
+use super::{ConfigArgs, Failure, OutputFormat};
+use crate::build::{self, BuildOptions, BuildOutcome, BuildReport, BuildSpec};
 use crate::synth::load_configs;
 
 /// `build` arguments.
@@ -24,17 +23,6 @@ pub struct BuildArgs {
     /// Artifacts directory (default: `.chrono/build/<arch>` in the source tree).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-}
-
-/// The source tree `chronoctl` builds from: the workspace above the current directory.
-pub fn workspace() -> Result<PathBuf, BuildError> {
-    let cwd = std::env::current_dir().map_err(|e| build::io_err(Path::new("."), e))?;
-    build::find_workspace(&cwd).ok_or_else(|| {
-        BuildError::Missing(format!(
-            "{} is not inside the ChronoTracer source tree, which building the runtime needs; run chronoctl in a clone of the repository, or pass --artifacts DIR with artifacts built elsewhere (`chronoctl build --out DIR`)",
-            cwd.display()
-        ))
-    })
 }
 
 /// Renders one build as text lines.
@@ -75,7 +63,7 @@ pub fn render(r: &BuildReport) -> String {
 }
 
 /// Runs `chronoctl build`.
-pub fn run(args: &BuildArgs, output: OutputFormat) -> Result<ExitCode, crate::Error> {
+pub fn run(args: &BuildArgs, output: OutputFormat) -> Result<(), Failure> {
     let configs = load_configs(&args.configs)?;
     let mut specs: BTreeMap<String, BuildSpec> = BTreeMap::new();
     for (path, cfg) in &configs {
@@ -94,13 +82,13 @@ pub fn run(args: &BuildArgs, output: OutputFormat) -> Result<ExitCode, crate::Er
         entry.lambdas.sort();
     }
     if args.out.is_some() && specs.len() > 1 {
-        return Err(crate::Error::Usage(format!(
+        return Err(Failure::Usage(format!(
             "the configs use {} architectures ({}); --out takes one: pass one --config",
             specs.len(),
             specs.keys().cloned().collect::<Vec<_>>().join(", ")
         )));
     }
-    let ws = workspace().map_err(|e| crate::Error::Build {
+    let ws = build::workspace().map_err(|e| crate::Error::Build {
         config: PathBuf::from("."),
         source: Box::new(e),
     })?;
@@ -131,9 +119,9 @@ pub fn run(args: &BuildArgs, output: OutputFormat) -> Result<ExitCode, crate::Er
             }
         }
     }
-    Ok(if failed {
-        ExitCode::from(1)
+    if failed {
+        Err(Failure::Failed(None))
     } else {
-        ExitCode::SUCCESS
-    })
+        Ok(())
+    }
 }

@@ -2,16 +2,16 @@
 //! Exit codes: 0 ok, 1 refused or failed (collision, expired, stacks left behind), 2 bad
 //! input or unexpected error.
 
+use crate::output::Verdict;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
+use super::{Failure, OutputFormat};
 use crate::aws::{AwsOptions, Clients};
-use crate::cli::OutputFormat;
-use crate::cli_deploy::{ArtifactNeed, TargetArgs, artifacts_for, plan_for_config};
 use crate::deploy::cfn::Timing;
+use crate::deploy::target::{ArtifactNeed, TargetArgs, artifacts_for, plan_for_config};
 use crate::deploy::{DeployOptions, Engine};
 use crate::preview::PreviewError;
 use crate::preview::down::{DownReport, down, gc};
@@ -148,7 +148,7 @@ async fn engine(
         dry_run,
         ..DeployOptions::default()
     };
-    Engine::new(clients, opts, crate::cli_deploy::reporter(output))
+    Engine::new(clients, opts, crate::deploy::target::reporter(output))
 }
 
 fn render_down(r: &DownReport) -> String {
@@ -179,37 +179,20 @@ fn render_down(r: &DownReport) -> String {
     s
 }
 
-/// Runs a preview command; errors are printed here.
-pub fn run(args: &PreviewArgs, output: OutputFormat) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("chronoctl: cannot start the async runtime: {e}");
-            return ExitCode::from(2);
-        }
-    };
+/// Runs a preview command.
+pub fn run(args: &PreviewArgs, output: OutputFormat) -> Result<(), Failure> {
+    let rt = crate::exec::runtime()
+        .map_err(|e| Failure::Usage(format!("cannot start the async runtime: {e}")))?;
     match rt.block_on(run_async(args, output)) {
-        Ok(code) => code,
-        Err(e) => {
-            let code = match &e {
-                PreviewError::Usage(_) | PreviewError::Name(_) | PreviewError::Config(_) => 2,
-                _ => 1,
-            };
-            if output == OutputFormat::Json {
-                print_json(&serde_json::json!({"event": "error", "message": e.to_string()}));
-            } else {
-                eprintln!("chronoctl: {e}");
-            }
-            ExitCode::from(code)
+        Ok(code) => Failure::from_verdict(code),
+        Err(e @ (PreviewError::Usage(_) | PreviewError::Name(_) | PreviewError::Config(_))) => {
+            Err(Failure::Usage(e.to_string()))
         }
+        Err(e) => Err(Failure::Failed(Some(e.to_string()))),
     }
 }
 
-async fn run_async(args: &PreviewArgs, output: OutputFormat) -> Result<ExitCode, PreviewError> {
+async fn run_async(args: &PreviewArgs, output: OutputFormat) -> Result<Verdict, PreviewError> {
     let now = chrono::Utc::now();
     let aws = &args.aws;
     match &args.command {
@@ -235,7 +218,7 @@ async fn run_async(args: &PreviewArgs, output: OutputFormat) -> Result<ExitCode,
             } else {
                 print!("{}", render_list(&ps, now));
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(Verdict::Pass)
         }
         PreviewCommand::Down(a) => {
             let e = engine(aws, aws.region.clone(), a.dry_run, output).await;
@@ -248,9 +231,9 @@ async fn run_async(args: &PreviewArgs, output: OutputFormat) -> Result<ExitCode,
                 print!("{}", render_down(&r));
             }
             Ok(if r.remaining.is_empty() {
-                ExitCode::SUCCESS
+                Verdict::Pass
             } else {
-                ExitCode::from(1)
+                Verdict::Fail
             })
         }
         PreviewCommand::Gc(a) => {
@@ -289,11 +272,7 @@ async fn run_async(args: &PreviewArgs, output: OutputFormat) -> Result<ExitCode,
                     println!("no previews in this account and region");
                 }
             }
-            Ok(if left {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            })
+            Ok(if left { Verdict::Fail } else { Verdict::Pass })
         }
         PreviewCommand::Up(a) => {
             let base_file = a.from.display().to_string();
@@ -367,7 +346,7 @@ async fn run_async(args: &PreviewArgs, output: OutputFormat) -> Result<ExitCode,
                 }
                 print!("{}", crate::cost::render(&cost));
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(Verdict::Pass)
         }
     }
 }
