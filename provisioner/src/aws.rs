@@ -7,6 +7,7 @@
 //! the clients, [`caller_identity`] asks STS who we are (the account guard).
 
 pub mod error;
+pub mod permissions;
 
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;

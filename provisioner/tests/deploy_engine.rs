@@ -1560,3 +1560,53 @@ async fn a_change_set_left_by_a_killed_run_is_deleted_by_the_next_run() {
     );
     assert!(said);
 }
+
+#[tokio::test]
+async fn the_cfn_execution_role_is_sent_as_role_arn_on_every_change_set_and_delete() {
+    // a cross-account deploy role holds no rights to create resources: CloudFormation
+    // must act as the execution role of the deploy-access template
+    const ROLE: &str = "arn:aws:iam::111122223333:role/chrono-acme-prod-cfn-execution";
+    let fake = FakeAws::new();
+    fake.seed(
+        "chrono-acme-prod-audit",
+        "ROLLBACK_COMPLETE",
+        json!({}),
+        &[],
+    );
+    let (e, _) = engine(
+        &fake,
+        DeployOptions {
+            yes: true,
+            cfn_role_arn: Some(ROLE.into()),
+            ..opts()
+        },
+    );
+    let r = e.deploy(&plan()).await.unwrap();
+    assert!(r.is_success(), "{r:?}");
+    let calls = fake.w().role_arns.clone();
+    assert!(
+        calls
+            .iter()
+            .any(|(op, s, _)| *op == "DeleteStack" && s == "chrono-acme-prod-audit"),
+        "{calls:?}"
+    );
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|(op, ..)| *op == "CreateChangeSet")
+            .count(),
+        5,
+        "{calls:?}"
+    );
+    for (op, stack, role) in &calls {
+        assert_eq!(role.as_deref(), Some(ROLE), "{op} {stack}");
+    }
+
+    // without one, no RoleARN: CloudFormation uses the caller's credentials
+    let fake = FakeAws::new();
+    let (e, _) = engine(&fake, opts());
+    e.deploy(&plan()).await.unwrap();
+    let calls = fake.w().role_arns.clone();
+    assert!(!calls.is_empty());
+    assert!(calls.iter().all(|(.., role)| role.is_none()), "{calls:?}");
+}

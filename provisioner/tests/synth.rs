@@ -42,13 +42,13 @@ fn synth_twice_is_byte_identical() {
     let first = synth(&args(tmp.path(), false)).unwrap();
     assert_eq!(
         first.written.len(),
-        28,
-        "4 configs x (6 templates + manifest)"
+        29,
+        "4 configs x (6 templates + manifest) + initech-staging's deploy-access.yaml"
     );
     let before = snapshot(tmp.path());
     let second = synth(&args(tmp.path(), false)).unwrap();
     assert!(second.written.is_empty());
-    assert_eq!(second.unchanged, 28);
+    assert_eq!(second.unchanged, 29);
     assert_eq!(snapshot(tmp.path()), before);
 }
 

@@ -21,6 +21,7 @@ pub mod bootstrap;
 pub mod compute;
 pub mod config;
 pub mod data;
+pub mod deploy_access;
 pub mod model;
 pub mod network;
 pub mod pipeline;

@@ -84,7 +84,9 @@ pub fn normalize_name(branch: &str) -> Result<String, NameError> {
 /// * at most one always-on filter-ai task, at most 2 pipeline tasks at a time;
 /// * 7 days of log retention, 1 day of noncurrent versions;
 /// * `Delete` policies everywhere (the stage's policy), no custom domain, the default
-///   Cognito domain (`chrono-<NAME>-preview`), the base's own tags.
+///   Cognito domain (`chrono-<NAME>-preview`), the base's own tags;
+/// * no `deploy_role_arn`, `external_id` or `cfn_execution_role_arn` (the customer
+///   account's, not the developer's).
 ///
 /// The result is validated like a config file (`<base file> (preview NAME)`).
 pub fn derive(
@@ -119,6 +121,11 @@ pub fn derive(
     }
     cfg.tags
         .retain(|k, _| !k.starts_with("chrono:") && !k.starts_with("aws:"));
+    // A preview runs in the developer's account with the developer's credentials: the
+    // customer account's deploy role, external id and execution role are not its own.
+    cfg.deploy_role_arn = None;
+    cfg.external_id = None;
+    cfg.cfn_execution_role_arn = None;
     // The base file's rules apply to what was derived from it; errors name the base file
     // (line 1: the derived values have no line of their own).
     cfg.validate_derived(&format!("{base_file} (preview {name})"))?;
@@ -173,6 +180,28 @@ mod tests {
             .join("../customers")
             .join(file);
         Config::load(&path).unwrap()
+    }
+
+    #[test]
+    fn a_preview_of_a_cross_account_config_drops_the_customer_deploy_role() {
+        let base = example("initech-staging.yaml");
+        assert!(base.deploy_role_arn.is_some() && base.cfn_execution_role_arn.is_some());
+        let cfg = derive(
+            &base,
+            "initech-staging.yaml",
+            "feature-x",
+            "210987654321",
+            "2026-12-05T00:00:00Z",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                cfg.deploy_role_arn,
+                cfg.external_id,
+                cfg.cfn_execution_role_arn
+            ),
+            (None, None, None)
+        );
     }
 
     #[test]

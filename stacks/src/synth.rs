@@ -3,6 +3,8 @@
 //!
 //! Output of one config, in `templates/<customer>-<stage>/`:
 //! * `<stack>.yaml` for `bootstrap`, `network`, `web`, `data`, `compute`, `api`;
+//! * `deploy-access.yaml` when the config names a `deploy_role_arn`: the roles the customer
+//!   deploys once ([`crate::deploy_access`]; not in the manifest, chronoctl never deploys it);
 //! * `manifest.json`: format [`MANIFEST_FORMAT`]; `stacks` in deployment order, each with
 //!   `name` (CloudFormation stack name), `template` (file name), `sha256` and `bytes` of
 //!   the file, `upload` (true when the body exceeds 51,200 bytes and must be passed as a
@@ -144,7 +146,14 @@ pub fn synthesize(cfg: &Config) -> Result<Vec<File>, SynthError> {
         region: cfg.region.clone(),
         stacks: Vec::new(),
     };
-    for stack in build_stacks(cfg)? {
+    let stacks = build_stacks(cfg)?;
+    let namespaces = crate::deploy_access::namespaces(&stacks);
+    let access_err = |source| SynthError::Model {
+        stack: crate::deploy_access::TEMPLATE_FILE.to_owned(),
+        source,
+    };
+    let access = crate::deploy_access::build(cfg, &namespaces).map_err(access_err)?;
+    for stack in stacks {
         let err = |source| SynthError::Model {
             stack: stack.name.clone(),
             source,
@@ -177,5 +186,13 @@ pub fn synthesize(cfg: &Config) -> Result<Vec<File>, SynthError> {
         path: format!("{dir}/{MANIFEST_FILE}"),
         contents: json,
     });
+    // After the manifest: not one of the stacks chronoctl deploys.
+    if let Some(access) = access {
+        access.check_limits().map_err(access_err)?;
+        files.push(File {
+            path: format!("{dir}/{}", crate::deploy_access::TEMPLATE_FILE),
+            contents: access.to_yaml(),
+        });
+    }
     Ok(files)
 }

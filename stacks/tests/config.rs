@@ -365,3 +365,31 @@ fn deploy_role_of_another_account_or_not_a_role_is_refused_with_its_position() {
     ));
     assert!(e.contains("external_id must be 2-1224 characters"), "{e}");
 }
+
+#[test]
+fn cfn_execution_role_of_another_account_or_not_a_role_is_refused_with_its_position() {
+    let cfg = Config::parse(
+        "r.yaml",
+        &format!(
+            "{BASE}cfn_execution_role_arn: arn:aws:iam::111122223333:role/chrono-acme-prod-cfn-execution\n"
+        ),
+    )
+    .unwrap();
+    assert_eq!(
+        cfg.cfn_execution_role_arn.as_deref(),
+        Some("arn:aws:iam::111122223333:role/chrono-acme-prod-cfn-execution")
+    );
+    for bad in [
+        "arn:aws:iam::999988887777:role/chrono-acme-prod-cfn-execution",
+        "arn:aws:iam::111122223333:user/alice",
+    ] {
+        let e = error(&format!("{BASE}cfn_execution_role_arn: {bad}\n"));
+        assert!(
+            e.starts_with("customers/bad.yaml:13:")
+                && e.contains(
+                    "cfn_execution_role_arn must be an IAM role ARN of account 111122223333"
+                ),
+            "{e}"
+        );
+    }
+}

@@ -821,7 +821,18 @@ fn synthesis_is_deterministic_and_within_limits() {
         let a = synthesize(&cfg).unwrap();
         let b = synthesize(&cfg).unwrap();
         assert_eq!(a, b);
-        assert_eq!(a.len(), 7);
+        // six stacks, the manifest, and the deploy-access template of a cross-account config
+        assert_eq!(
+            a.len(),
+            7 + usize::from(cfg.deploy_role_arn.is_some()),
+            "{name}"
+        );
+        assert_eq!(
+            a.get(7).map(|f| f.path.as_str()),
+            cfg.deploy_role_arn
+                .as_ref()
+                .map(|_| "initech-staging/deploy-access.yaml")
+        );
         let manifest: Value = serde_json::from_str(&a[6].contents).unwrap();
         assert_eq!(manifest["format"], 1);
         for (file, entry) in a.iter().zip(manifest["stacks"].as_array().unwrap()) {

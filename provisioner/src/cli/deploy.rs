@@ -134,6 +134,10 @@ async fn engine(
         role.as_ref(),
     )
     .await?;
+    let opts = DeployOptions {
+        cfn_role_arn: cfg.cfn_execution_role_arn.clone(),
+        ..opts
+    };
     let e = Engine::new(clients, opts, reporter(output));
     // a command printing one JSON document says it on stderr only in text mode
     if let (Some(role), Some(operator), true) =

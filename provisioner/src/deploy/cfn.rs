@@ -237,6 +237,8 @@ pub struct ChangeSetRequest<'a> {
     /// The change set's name ([`change_set_name`]); known before the call so that an
     /// interrupted run can delete it.
     pub name: &'a str,
+    /// CloudFormation's execution role (`RoleARN`), if any.
+    pub role_arn: Option<&'a str>,
 }
 
 /// Prefix of the change sets chronoctl creates (the next run deletes orphans of ours).
@@ -277,7 +279,8 @@ pub async fn create_change_set(
         })
         .capabilities(Capability::CapabilityIam)
         .capabilities(Capability::CapabilityNamedIam)
-        .description("created by chronoctl");
+        .description("created by chronoctl")
+        .set_role_arn(req.role_arn.map(str::to_owned));
     call = match (&req.template_url, req.template_body) {
         (Some(u), _) => call.template_url(u),
         (None, Some(b)) => call.template_body(b),
@@ -465,10 +468,16 @@ pub async fn execute_change_set(cfn: &Client, stack: &str, id: &str) -> Result<(
     Ok(())
 }
 
-/// Deletes a stack (returns at once; use [`wait_stable`]).
-pub async fn delete_stack(cfn: &Client, stack: &str) -> Result<(), DeployError> {
+/// Deletes a stack (returns at once; use [`wait_stable`]), as CloudFormation's execution
+/// role `role_arn` when given.
+pub async fn delete_stack(
+    cfn: &Client,
+    stack: &str,
+    role_arn: Option<&str>,
+) -> Result<(), DeployError> {
     cfn.delete_stack()
         .stack_name(stack)
+        .set_role_arn(role_arn.map(str::to_owned))
         .send()
         .await
         .map_err(|e| cfn_err(cfn, stack, "DeleteStack", &e))?;

@@ -232,7 +232,7 @@ impl Engine {
             elapsed_ms: 0,
         });
         let mark = cfn::latest_event(&self.clients.cfn, &name).await?;
-        cfn::delete_stack(&self.clients.cfn, &name).await?;
+        cfn::delete_stack(&self.clients.cfn, &name, self.opts.cfn_role_arn.as_deref()).await?;
         let (after, events) = cfn::wait_stable(
             &self.clients.cfn,
             &name,

@@ -164,6 +164,7 @@ impl Engine {
                     } else {
                         cfn::change_set_name()
                     },
+                    role_arn: self.opts.cfn_role_arn.as_deref(),
                 },
                 &self.opts.timing,
             )

@@ -75,6 +75,9 @@ pub struct DeployOptions {
     pub require_approval: bool,
     /// Asks a human (the CLI asks on the terminal).
     pub approver: Option<Arc<dyn Approver>>,
+    /// CloudFormation's execution role (config `cfn_execution_role_arn`), sent as
+    /// `RoleARN` on CreateChangeSet and DeleteStack; `None`: the caller's credentials.
+    pub cfn_role_arn: Option<String>,
 }
 
 /// Asks whether a change set that broadens access may be executed.
@@ -102,6 +105,7 @@ impl Default for DeployOptions {
             registry_url: None,
             require_approval: false,
             approver: None,
+            cfn_role_arn: None,
         }
     }
 }
@@ -984,7 +988,7 @@ async fn deploy_one(
                     0,
                     start,
                 );
-                cfn::delete_stack(cfn_client, stack_name).await?;
+                cfn::delete_stack(cfn_client, stack_name, ctx.opts.cfn_role_arn.as_deref()).await?;
                 let waited = Instant::now();
                 loop {
                     match cfn::describe(cfn_client, stack_name).await? {
@@ -1030,7 +1034,7 @@ async fn deploy_one(
                     0,
                     start,
                 );
-                cfn::delete_stack(cfn_client, stack_name).await?;
+                cfn::delete_stack(cfn_client, stack_name, ctx.opts.cfn_role_arn.as_deref()).await?;
                 let (after, _) = cfn::wait_stable(
                     cfn_client,
                     stack_name,
@@ -1202,6 +1206,7 @@ async fn deploy_one(
             parameters: params,
             tags: &tags,
             name: &cs_name,
+            role_arn: opts.cfn_role_arn.as_deref(),
         },
         &opts.timing,
     )

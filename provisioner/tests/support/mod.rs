@@ -110,6 +110,9 @@ pub struct World {
     pub blank_replacement: bool,
     /// `GetTemplate` answers this instead of the stack's template (an unreadable body).
     pub template_override: Option<String>,
+    /// `RoleARN` of every CreateChangeSet and DeleteStack, in call order: (operation,
+    /// stack, role).
+    pub role_arns: Vec<(&'static str, String, Option<String>)>,
 }
 
 impl World {
@@ -591,6 +594,11 @@ impl FakeAws {
                 let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
                 w.count("CreateChangeSet");
                 let name = req.stack_name().unwrap_or("").to_owned();
+                w.role_arns.push((
+                    "CreateChangeSet",
+                    name.clone(),
+                    req.role_arn().map(str::to_owned),
+                ));
                 let create = req.change_set_type().map(|t| t.as_str()) == Some("CREATE");
                 let body = match (req.template_body(), req.template_url()) {
                     (Some(b), _) => b.to_owned(),
@@ -950,6 +958,11 @@ impl FakeAws {
                 let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
                 w.count("DeleteStack");
                 let name = req.stack_name().unwrap_or("").to_owned();
+                w.role_arns.push((
+                    "DeleteStack",
+                    name.clone(),
+                    req.role_arn().map(str::to_owned),
+                ));
                 if w.stacks.get(&name).is_some_and(|s| s.protected) {
                     return MockResponse::Error(cf::operation::delete_stack::DeleteStackError::generic(validation(format!(
                         "Stack [{name}] cannot be deleted while TerminationProtection is enabled"

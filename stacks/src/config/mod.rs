@@ -179,6 +179,13 @@ pub struct Config {
     /// The external id the customer's trust policy of `deploy_role_arn` requires, if any.
     #[serde(default)]
     pub external_id: Option<String>,
+    /// CloudFormation's execution role in the customer account (the `deploy-access`
+    /// template's `CfnExecutionRoleArn` output, `arn:aws:iam::<account_id>:role/...`):
+    /// chronoctl passes it as `RoleARN` on CreateChangeSet and DeleteStack, so the deploy
+    /// role itself needs no rights to create resources. Absent: CloudFormation acts with
+    /// the caller's credentials.
+    #[serde(default)]
+    pub cfn_execution_role_arn: Option<String>,
 }
 
 fn default_log_retention() -> u32 {
@@ -663,6 +670,22 @@ impl Config {
             }
             if name.is_empty() {
                 return fail(&["deploy_role_arn"], format!("has no role name: {arn:?}"));
+            }
+        }
+        if let Some(arn) = &self.cfn_execution_role_arn {
+            match parse_role_arn(arn) {
+                Some((account, name)) if account == self.account_id && !name.is_empty() => {}
+                _ => {
+                    return fail(
+                        &["cfn_execution_role_arn"],
+                        format!(
+                            "must be an IAM role ARN of account {} like arn:aws:iam::{}:role/{}-cfn-execution, got {arn:?}",
+                            self.account_id,
+                            self.account_id,
+                            self.prefix()
+                        ),
+                    );
+                }
             }
         }
         if let Some(id) = &self.external_id {
