@@ -415,15 +415,13 @@ pub async fn delete_orphan_change_sets(
 ) -> Result<Vec<String>, DeployError> {
     use aws_sdk_cloudformation::types::ExecutionStatus;
     let mut orphans = Vec::new();
-    let mut token = None;
-    loop {
-        let page = cfn
-            .list_change_sets()
-            .stack_name(stack)
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(|e| cfn_err(cfn, stack, "ListChangeSets", &e))?;
+    let mut pages = cfn
+        .list_change_sets()
+        .stack_name(stack)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| cfn_err(cfn, stack, "ListChangeSets", &e))?;
         for c in page.summaries() {
             // AWS answers for `stack` only; moto's ListChangeSets ignores StackName and
             // lists the region's change sets, where another stack's fresh one must be left
@@ -443,10 +441,6 @@ pub async fn delete_orphan_change_sets(
             {
                 orphans.push((id.to_owned(), c.change_set_name().unwrap_or(id).to_owned()));
             }
-        }
-        token = page.next_token().map(str::to_owned);
-        if token.is_none() {
-            break;
         }
     }
     let mut names = Vec::new();
@@ -532,15 +526,13 @@ pub async fn new_events(
     seen: &mut Option<String>,
 ) -> Result<Vec<ResourceEvent>, DeployError> {
     let mut out = Vec::new();
-    let mut token = None;
-    'pages: loop {
-        let page = match cfn
-            .describe_stack_events()
-            .stack_name(stack)
-            .set_next_token(token)
-            .send()
-            .await
-        {
+    let mut pages = cfn
+        .describe_stack_events()
+        .stack_name(stack)
+        .into_paginator()
+        .send();
+    'pages: while let Some(page) = pages.next().await {
+        let page = match page {
             Ok(p) => p,
             Err(e) if e.as_service_error().is_some_and(is_missing) => break,
             Err(e) => return Err(cfn_err(cfn, stack, "DescribeStackEvents", &e)),
@@ -551,10 +543,6 @@ pub async fn new_events(
                 break 'pages;
             }
             out.push(f);
-        }
-        token = page.next_token().map(str::to_owned);
-        if token.is_none() {
-            break;
         }
     }
     out.reverse();
@@ -631,25 +619,19 @@ pub async fn wait_stable(
 /// `ContinueUpdateRollback`).
 pub async fn failed_resources(cfn: &Client, stack: &str) -> Result<Vec<String>, DeployError> {
     let mut out = Vec::new();
-    let mut token = None;
-    loop {
-        let page = cfn
-            .list_stack_resources()
-            .stack_name(stack)
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(|e| cfn_err(cfn, stack, "ListStackResources", &e))?;
+    let mut pages = cfn
+        .list_stack_resources()
+        .stack_name(stack)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| cfn_err(cfn, stack, "ListStackResources", &e))?;
         for r in page.stack_resource_summaries() {
             if r.resource_status()
                 .is_some_and(|s| s.as_str().ends_with("_FAILED"))
             {
                 out.push(r.logical_resource_id().unwrap_or("").to_owned());
             }
-        }
-        token = page.next_token().map(str::to_owned);
-        if token.is_none() {
-            break;
         }
     }
     Ok(out)
@@ -669,25 +651,19 @@ pub struct StackResource {
 /// All resources of a stack.
 pub async fn resources(cfn: &Client, stack: &str) -> Result<Vec<StackResource>, DeployError> {
     let mut out = Vec::new();
-    let mut token = None;
-    loop {
-        let page = cfn
-            .list_stack_resources()
-            .stack_name(stack)
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(|e| cfn_err(cfn, stack, "ListStackResources", &e))?;
+    let mut pages = cfn
+        .list_stack_resources()
+        .stack_name(stack)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| cfn_err(cfn, stack, "ListStackResources", &e))?;
         for r in page.stack_resource_summaries() {
             out.push(StackResource {
                 logical_id: r.logical_resource_id().unwrap_or("").to_owned(),
                 physical_id: r.physical_resource_id().unwrap_or("").to_owned(),
                 resource_type: r.resource_type().unwrap_or("").to_owned(),
             });
-        }
-        token = page.next_token().map(str::to_owned);
-        if token.is_none() {
-            break;
         }
     }
     Ok(out)

@@ -132,19 +132,17 @@ impl Engine {
                         .to_owned(),
                 );
             }
-            let mut token = None;
-            loop {
-                let page = cfn_client
-                    .describe_stack_resource_drifts()
-                    .stack_name(&name)
-                    .stack_resource_drift_status_filters(StackResourceDriftStatus::Modified)
-                    .stack_resource_drift_status_filters(StackResourceDriftStatus::Deleted)
-                    .set_next_token(token)
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        cfn::cfn_err(cfn_client, &name, "DescribeStackResourceDrifts", &e)
-                    })?;
+            let mut pages = cfn_client
+                .describe_stack_resource_drifts()
+                .stack_name(&name)
+                .stack_resource_drift_status_filters(StackResourceDriftStatus::Modified)
+                .stack_resource_drift_status_filters(StackResourceDriftStatus::Deleted)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| {
+                    cfn::cfn_err(cfn_client, &name, "DescribeStackResourceDrifts", &e)
+                })?;
                 for r in page.stack_resource_drifts() {
                     let status = r
                         .stack_resource_drift_status()
@@ -172,10 +170,6 @@ impl Engine {
                             })
                             .collect(),
                     });
-                }
-                token = page.next_token().map(str::to_owned);
-                if token.is_none() {
-                    break;
                 }
             }
             out.push(d);
