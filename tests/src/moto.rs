@@ -107,6 +107,18 @@ impl Moto {
         self.port
     }
 
+    /// An SDK configuration for this server in `region`, with moto's test credentials.
+    pub async fn sdk_config(&self, region: &'static str) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(region))
+            .endpoint_url(self.endpoint())
+            .credentials_provider(aws_credential_types::Credentials::new(
+                "testing", "testing", None, None, "moto",
+            ))
+            .load()
+            .await
+    }
+
     /// Forgets every resource (`POST /moto-api/reset`).
     pub fn reset(&self) -> Result<(), MotoError> {
         match http(self.port, "POST", "/moto-api/reset") {

@@ -91,15 +91,7 @@ fn plan(probe_body: &str, asset: &[u8]) -> DeployPlan {
 }
 
 async fn clients(moto: &Moto) -> Clients {
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("eu-west-1"))
-        .endpoint_url(moto.endpoint())
-        .credentials_provider(aws_sdk_cloudformation::config::Credentials::new(
-            "testing", "testing", None, None, "moto",
-        ))
-        .load()
-        .await;
-    Clients::from_sdk_config(&sdk)
+    Clients::from_sdk_config(&moto.sdk_config("eu-west-1").await)
 }
 
 fn opts(owner: &str) -> DeployOptions {

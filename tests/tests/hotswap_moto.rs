@@ -131,15 +131,7 @@ fn plan(code: &[u8], img: &ShipImage, log_level: &str) -> DeployPlan {
 }
 
 async fn clients(moto: &Moto) -> Clients {
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(moto.endpoint())
-        .credentials_provider(aws_sdk_cloudformation::config::Credentials::new(
-            "testing", "testing", None, None, "moto",
-        ))
-        .load()
-        .await;
-    Clients::from_sdk_config(&sdk)
+    Clients::from_sdk_config(&moto.sdk_config("us-east-1").await)
 }
 
 fn engine(c: &Clients, registry: &Registry) -> Engine {

@@ -435,14 +435,7 @@ async fn run_async(
             let e = engine(
                 t,
                 &region,
-                options(
-                    t,
-                    &MutateArgs {
-                        dry_run: false,
-                        break_lock: false,
-                        lock_lease_secs: 120,
-                    },
-                ),
+                options(t, &MutateArgs::read_only()),
                 output,
                 slot,
                 false,
@@ -488,14 +481,7 @@ async fn run_async(
             let e = engine(
                 t,
                 &region,
-                options(
-                    t,
-                    &MutateArgs {
-                        dry_run: false,
-                        break_lock: false,
-                        lock_lease_secs: 120,
-                    },
-                ),
+                options(t, &MutateArgs::read_only()),
                 output,
                 slot,
                 false,

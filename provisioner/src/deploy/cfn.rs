@@ -618,23 +618,12 @@ pub async fn wait_stable(
 /// Logical ids of resources in a failed state (the candidates to skip in
 /// `ContinueUpdateRollback`).
 pub async fn failed_resources(cfn: &Client, stack: &str) -> Result<Vec<String>, DeployError> {
-    let mut out = Vec::new();
-    let mut pages = cfn
-        .list_stack_resources()
-        .stack_name(stack)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| cfn_err(cfn, stack, "ListStackResources", &e))?;
-        for r in page.stack_resource_summaries() {
-            if r.resource_status()
-                .is_some_and(|s| s.as_str().ends_with("_FAILED"))
-            {
-                out.push(r.logical_resource_id().unwrap_or("").to_owned());
-            }
-        }
-    }
-    Ok(out)
+    Ok(resources(cfn, stack)
+        .await?
+        .into_iter()
+        .filter(|r| r.status.ends_with("_FAILED"))
+        .map(|r| r.logical_id)
+        .collect())
 }
 
 /// A physical resource of a stack.
@@ -646,6 +635,8 @@ pub struct StackResource {
     pub physical_id: String,
     /// Type.
     pub resource_type: String,
+    /// Status (`CREATE_COMPLETE`, `UPDATE_FAILED`, ...).
+    pub status: String,
 }
 
 /// All resources of a stack.
@@ -663,6 +654,7 @@ pub async fn resources(cfn: &Client, stack: &str) -> Result<Vec<StackResource>, 
                 logical_id: r.logical_resource_id().unwrap_or("").to_owned(),
                 physical_id: r.physical_resource_id().unwrap_or("").to_owned(),
                 resource_type: r.resource_type().unwrap_or("").to_owned(),
+                status: r.resource_status().map_or("", |s| s.as_str()).to_owned(),
             });
         }
     }

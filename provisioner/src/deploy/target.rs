@@ -79,6 +79,18 @@ pub struct MutateArgs {
     pub lock_lease_secs: u64,
 }
 
+impl MutateArgs {
+    /// The options of a command that changes nothing (diff, status, outputs): no dry
+    /// run to ask for, no lock to break, the default lease.
+    pub fn read_only() -> Self {
+        Self {
+            dry_run: false,
+            break_lock: false,
+            lock_lease_secs: 120,
+        }
+    }
+}
+
 /// `deploy` / `onboard`.
 #[derive(Debug, Clone, Args)]
 pub struct DeployArgs {
