@@ -109,7 +109,13 @@ pub fn for_deployment(
         api_url: get(api, outputs::HTTP_API_URL)?
             .trim_end_matches('/')
             .to_owned(),
-        ws_url: get(api, outputs::WEBSOCKET_URL)?,
+        // A preview has no WebSocket API (`Config::websocket_api`): the app then asks
+        // through `POST /api/v1/ai/chat`.
+        ws_url: if cfg.websocket_api() {
+            get(api, outputs::WEBSOCKET_URL)?
+        } else {
+            String::new()
+        },
         oidc: OidcConfig {
             issuer: get(web, outputs::JWT_ISSUER)?,
             client_id: get(web, outputs::APP_CLIENT_ID)?,

@@ -62,6 +62,7 @@ fn function(c: &Ctx, spec: Spec) -> Function {
         vpc_config: spec.in_vpc.then(|| LambdaVpcConfig {
             subnet_ids: c.p.subnets.r#ref(),
             security_group_ids: vec![c.p.lambda_sg.r#ref()],
+            ipv6_allowed_for_dual_stack: c.cfg.ipv6_egress(),
         }),
         logging_config: json!({"LogGroup": spec.logs.r#ref()}),
     }
