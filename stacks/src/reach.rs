@@ -112,7 +112,7 @@ impl Network {
         let routes: Vec<&Value> = of_type(t, "AWS::EC2::Route")
             .map(|(_, r)| &r["Properties"])
             .collect();
-        let private = |p: &&Value| {
+        let private = |p: &&&Value| {
             p["RouteTableId"]["Ref"]
                 .as_str()
                 .is_some_and(|rt| rt.starts_with("PrivateRouteTable"))

@@ -224,7 +224,11 @@ fn authorizer_env(c: &Ctx) -> BTreeMap<String, Expr> {
 
 /// `chrono-ws-authorizer`: only its logs. Outside the VPC: it needs nothing there, only the
 /// identity provider's public key set (which a VPC without NAT gateways could not reach).
-pub(super) fn ws_authorizer(t: &mut Template, c: &Ctx) -> Result<Handle<Function>, ModelError> {
+pub(super) fn ws_authorizer(
+    t: &mut Template,
+    c: &Ctx,
+    code: &ParamHandle,
+) -> Result<Handle<Function>, ModelError> {
     let prefix = &c.prefix;
     let logs = c.log_group(
         t,
@@ -247,7 +251,7 @@ pub(super) fn ws_authorizer(t: &mut Template, c: &Ctx) -> Result<Handle<Function
             Spec {
                 name: "ws-authorizer",
                 description: "ChronoTracer WebSocket $connect authorizer: verifies the token",
-                code: &c.p.ws_authorizer_code,
+                code,
                 role: &role,
                 memory: 256,
                 timeout: 10,

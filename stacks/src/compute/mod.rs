@@ -120,7 +120,8 @@ struct Params {
     conversations: ParamHandle,
     api_code: ParamHandle,
     ai_chat_code: ParamHandle,
-    ws_authorizer_code: ParamHandle,
+    /// With the WebSocket API only ([`Config::websocket_api`]).
+    ws_authorizer_code: Option<ParamHandle>,
     image_digest: ParamHandle,
 }
 
@@ -239,11 +240,16 @@ fn params(
             Asset::LambdaZip(AI_CHAT_BINARY.into()),
             string("S3 key of the chrono-ai-chat zip (content hash)").pattern(key_pattern),
         )?,
-        ws_authorizer_code: s.asset(
-            "WsAuthorizerCodeKey",
-            Asset::LambdaZip(WS_AUTHORIZER_BINARY.into()),
-            string("S3 key of the chrono-ws-authorizer zip (content hash)").pattern(key_pattern),
-        )?,
+        ws_authorizer_code: if cfg.websocket_api() {
+            Some(s.asset(
+                "WsAuthorizerCodeKey",
+                Asset::LambdaZip(WS_AUTHORIZER_BINARY.into()),
+                string("S3 key of the chrono-ws-authorizer zip (content hash)")
+                    .pattern(key_pattern),
+            )?)
+        } else {
+            None
+        },
         image_digest: s.asset(
             "ImageDigest",
             Asset::ImageDigest,
@@ -483,10 +489,10 @@ pub fn build_wired(
     let chat_fn = functions::chat_function(t, &c)?;
     let ecs = tasks::Ecs::build(t, &c)?;
     let pipeline = tasks::pipeline_task(t, &c, &ecs)?;
-    // Both exist exactly when the stage has the WebSocket API ([`Config::websocket_api`]).
-    let websocket = match (&ecs.filter_ai_logs, &c.p.lb_sg) {
-        (Some(logs), Some(lb_sg)) => {
-            let authorizer_fn = functions::ws_authorizer(t, &c)?;
+    // All three exist exactly when the stage has the WebSocket API ([`Config::websocket_api`]).
+    let websocket = match (&ecs.filter_ai_logs, &c.p.lb_sg, &c.p.ws_authorizer_code) {
+        (Some(logs), Some(lb_sg), Some(code)) => {
+            let authorizer_fn = functions::ws_authorizer(t, &c, code)?;
             let nlb = tasks::filter_ai_service(t, &c, &ecs, logs, lb_sg)?;
             Some((authorizer_fn, nlb))
         }

@@ -39,6 +39,9 @@ pub struct Subnet {
     pub vpc_id: Expr,
     /// CIDR (replacement).
     pub cidr_block: String,
+    /// A /64 of the VPC's IPv6 block (dual-stack subnets only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipv6_cidr_block: Option<Expr>,
     /// AZ (replacement).
     pub availability_zone: Expr,
     /// Public IPs on launch (public subnets only).
@@ -122,14 +125,19 @@ impl Resource for RouteTable {
 pub struct Route {
     /// Route table.
     pub route_table_id: Expr,
-    /// Destination.
-    pub destination_cidr_block: String,
+    /// IPv4 destination (this or `destination_ipv6_cidr_block`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination_cidr_block: Option<String>,
+    /// IPv6 destination.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination_ipv6_cidr_block: Option<String>,
     /// Internet gateway target.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gateway_id: Option<Expr>,
     /// NAT gateway target.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nat_gateway_id: Option<Expr>,
+    /// Egress-only internet gateway target (IPv6).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub egress_only_internet_gateway_id: Option<Expr>,
 }
