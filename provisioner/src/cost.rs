@@ -463,9 +463,8 @@ mod tests {
         let a = &table.assumptions;
         let cfg = preview_shape(&example("acme-staging.yaml"), "acme-staging.yaml").unwrap();
         let r = estimate_config(&cfg).unwrap();
-        let want = a.aurora_idle_storage_gb * p.aurora_storage_gb_month
-            + p.secret_month
-            + p.kms_key_month;
+        let want =
+            a.aurora_idle_storage_gb * p.aurora_storage_gb_month + p.secret_month + p.kms_key_month;
         assert_eq!(cents(r.total_monthly), cents(want), "{}", render(&r));
         assert_eq!(cents(r.total_monthly), 151, "{}", render(&r));
         assert!(r.total_monthly <= 5.0, "{}", render(&r));
@@ -479,7 +478,9 @@ mod tests {
             );
         }
         assert!(
-            !r.lines.iter().any(|l| l.resource_type == "AWS::EC2::VPCEndpoint"),
+            !r.lines
+                .iter()
+                .any(|l| l.resource_type == "AWS::EC2::VPCEndpoint"),
             "an interface endpoint in the preview shape:\n{}",
             render(&r)
         );

@@ -276,7 +276,12 @@ fn access_logs(
 }
 
 /// A route to `integration`, behind an authorizer (its type and reference) or open.
-fn route(api: &Handle<Api>, key: &str, integration: &str, authorizer: Option<(&str, Expr)>) -> Route {
+fn route(
+    api: &Handle<Api>,
+    key: &str,
+    integration: &str,
+    authorizer: Option<(&str, Expr)>,
+) -> Route {
     Route {
         api_id: api.r#ref(),
         route_key: key.into(),
@@ -303,7 +308,11 @@ fn invoke_permission(function: Expr, api: &Handle<Api>, source: &str) -> Permiss
 /// The WebSocket API to filter-ai (VPC link to the internal NLB, `$connect` authorizer,
 /// stage, access logs) and its URL output; only in stages that have it
 /// ([`Config::websocket_api`]).
-fn websocket_api(s: &mut Stack, cfg: &Config, compute: &WebSocketOutputs) -> Result<(), ModelError> {
+fn websocket_api(
+    s: &mut Stack,
+    cfg: &Config,
+    compute: &WebSocketOutputs,
+) -> Result<(), ModelError> {
     let arn_param = |what: &str| Parameter::string(what).pattern("^arn:.+");
     let nlb = s.import(
         "FilterAiLoadBalancerArn",

@@ -13,8 +13,7 @@ use crate::config::{Config, parse_slash16};
 use crate::model::{Expr, Handle, ModelError, Pseudo};
 use crate::resources::network::{
     EgressOnlyInternetGateway, Eip, GatewayAttachment, InternetGateway, NatGateway, Route,
-    RouteTable, SecurityGroup, Subnet, SubnetRouteTableAssociation, Vpc, VpcCidrBlock,
-    VpcEndpoint,
+    RouteTable, SecurityGroup, Subnet, SubnetRouteTableAssociation, Vpc, VpcCidrBlock, VpcEndpoint,
 };
 use crate::stack::{OutputRef, Stack, StackKind, tags};
 

@@ -82,7 +82,10 @@ fn of_type<'a>(t: &'a Value, ty: &'a str) -> impl Iterator<Item = (&'a String, &
 /// The last segment of `com.amazonaws.${AWS::Region}.<name>`.
 fn endpoint_service(e: &Value) -> String {
     let name = &e["Properties"]["ServiceName"];
-    let s = name["Fn::Sub"].as_str().or(name.as_str()).unwrap_or_default();
+    let s = name["Fn::Sub"]
+        .as_str()
+        .or(name.as_str())
+        .unwrap_or_default();
     s.rsplit_once("}.").map_or(s, |(_, n)| n).to_owned()
 }
 
@@ -122,7 +125,8 @@ impl Network {
             .filter(private)
             .any(|p| p["DestinationCidrBlock"] == "0.0.0.0/0" && p.get("NatGatewayId").is_some());
         let private_ipv6 = routes.iter().filter(private).any(|p| {
-            p["DestinationIpv6CidrBlock"] == "::/0" && p.get("EgressOnlyInternetGatewayId").is_some()
+            p["DestinationIpv6CidrBlock"] == "::/0"
+                && p.get("EgressOnlyInternetGatewayId").is_some()
         });
         let public_igw = routes.iter().any(|p| {
             p["RouteTableId"]["Ref"] == "PublicRouteTable"
@@ -142,7 +146,10 @@ impl Network {
                             && r["ToPort"].as_u64().is_some_and(|t| t >= 443)
                     })
                 };
-                (id.clone(), (https("CidrIp", "0.0.0.0/0"), https("CidrIpv6", "::/0")))
+                (
+                    id.clone(),
+                    (https("CidrIp", "0.0.0.0/0"), https("CidrIpv6", "::/0")),
+                )
             })
             .collect();
         Self {
@@ -294,7 +301,12 @@ pub fn gaps(network: &Value, compute: &Value) -> Vec<Gap> {
             .get(&place.security_group)
             .copied()
             .unwrap_or((false, false));
-        let ipv4_internet = https4 && if place.public_ip { net.public_igw } else { net.private_nat };
+        let ipv4_internet = https4
+            && if place.public_ip {
+                net.public_igw
+            } else {
+                net.private_nat
+            };
         let ipv6_internet = https6 && place.ipv6 && !place.public_ip && net.private_ipv6;
         for service in calls {
             let names = endpoint_names(&service);

@@ -108,7 +108,11 @@ fn network_spans_the_configured_azs_with_nat_per_config() {
         .map(|(id, _)| id)
         .collect();
     assert!(interface.is_empty(), "{interface:?}");
-    assert_eq!(of_type(&t, "AWS::EC2::VPCEndpoint").len(), 2, "gateway endpoints");
+    assert_eq!(
+        of_type(&t, "AWS::EC2::VPCEndpoint").len(),
+        2,
+        "gateway endpoints"
+    );
     assert_eq!(
         of_type(&prod, "AWS::EC2::VPCEndpoint").len(),
         2,
@@ -239,17 +243,21 @@ fn without_nat_filter_ai_reaches_the_websocket_management_api_through_a_public_a
     let mut no_nat = example("acme-staging");
     no_nat.network.nat_gateways = Some(0);
     no_nat.network.interface_endpoints = Some(
-        ["ecr.api", "ecr.dkr", "logs", "secretsmanager", "states", "bedrock-runtime"]
-            .map(String::from)
-            .to_vec(),
+        [
+            "ecr.api",
+            "ecr.dkr",
+            "logs",
+            "secretsmanager",
+            "states",
+            "bedrock-runtime",
+        ]
+        .map(String::from)
+        .to_vec(),
     );
     let built = chrono_stacks::synth::build_stacks(&no_nat).unwrap();
     let stack = |kind: StackKind| built.iter().find(|s| s.kind == kind).unwrap();
     let net = stack(StackKind::Network).template.to_json();
-    assert!(
-        of_type(&net, "AWS::EC2::NatGateway").is_empty(),
-        "no NAT"
-    );
+    assert!(of_type(&net, "AWS::EC2::NatGateway").is_empty(), "no NAT");
     // every other call has its interface endpoint
     let compute_t = stack(StackKind::Compute).template.to_json();
     assert_eq!(chrono_stacks::reach::gaps(&net, &compute_t), vec![]);
@@ -1148,7 +1156,11 @@ fn the_preview_reaches_every_aws_api_it_calls_without_nat_or_interface_endpoints
         sm["DefinitionSubstitutions"]["Subnet0"],
         json!({"Fn::Select": [0, {"Ref": "PublicSubnetIds"}]})
     );
-    assert!(sm["Definition"].to_string().contains(r#""AssignPublicIp":"ENABLED""#));
+    assert!(
+        sm["Definition"]
+            .to_string()
+            .contains(r#""AssignPublicIp":"ENABLED""#)
+    );
 
     // Stages with NAT reach everything through it, and stay as they were.
     for name in ["acme-prod", "acme-staging", "initech-staging"] {
@@ -1185,10 +1197,10 @@ fn a_preview_workload_calling_a_service_without_a_route_is_caught() {
 
     // Bedrock (no dual-stack endpoint) called by the AI chat
     let mut c = compute.clone();
-    let statements = c["Resources"]["AiChatRole"]["Properties"]["Policies"][0]["PolicyDocument"]
-        ["Statement"]
-        .as_array_mut()
-        .unwrap();
+    let statements =
+        c["Resources"]["AiChatRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+            .as_array_mut()
+            .unwrap();
     statements.push(json!({"Effect": "Allow", "Action": ["bedrock:InvokeModel"], "Resource": "*"}));
     assert_eq!(gaps(net, &c), vec![pair("AiChatFunction", "bedrock")]);
 
@@ -1198,7 +1210,10 @@ fn a_preview_workload_calling_a_service_without_a_route_is_caught() {
         .as_object_mut()
         .unwrap()
         .remove("Ipv6AllowedForDualStack");
-    assert_eq!(gaps(net, &c), vec![pair("MigrateFunction", "secretsmanager")]);
+    assert_eq!(
+        gaps(net, &c),
+        vec![pair("MigrateFunction", "secretsmanager")]
+    );
 
     // no IPv6 route: every Lambda loses Secrets Manager (and the API Step Functions)
     let mut n = net.clone();
@@ -1210,15 +1225,18 @@ fn a_preview_workload_calling_a_service_without_a_route_is_caught() {
         assert!(lost.contains(&pair(f, "secretsmanager")), "{lost:?}");
     }
     // S3 and DynamoDB keep their gateway endpoints
-    assert!(!lost.iter().any(|(_, s)| s == "s3" || s == "dynamodb"), "{lost:?}");
+    assert!(
+        !lost.iter().any(|(_, s)| s == "s3" || s == "dynamodb"),
+        "{lost:?}"
+    );
 
     // the pipeline's tasks without a public address: no image, no logs, no secret
     let mut c = compute.clone();
     let def = &mut c["Resources"]["PipelineStateMachine"]["Properties"]["Definition"];
-    *def = serde_json::from_str(
-        &def.to_string()
-            .replace(r#""AssignPublicIp":"ENABLED""#, r#""AssignPublicIp":"DISABLED""#),
-    )
+    *def = serde_json::from_str(&def.to_string().replace(
+        r#""AssignPublicIp":"ENABLED""#,
+        r#""AssignPublicIp":"DISABLED""#,
+    ))
     .unwrap();
     assert_eq!(
         gaps(net, &c),
@@ -1254,7 +1272,10 @@ fn a_preview_has_no_websocket_api_and_nothing_refers_to_one() {
             .is_none()
     );
     // the HTTP API still routes the AI chat to its Lambda
-    assert_eq!(props(&t[&StackKind::Api], "AiChatRoute")["RouteKey"], api::AI_CHAT_ROUTE);
+    assert_eq!(
+        props(&t[&StackKind::Api], "AiChatRoute")["RouteKey"],
+        api::AI_CHAT_ROUTE
+    );
     // the tasks' group admits nothing
     assert!(
         props(&t[&StackKind::Network], "TaskSecurityGroup")
@@ -1263,8 +1284,13 @@ fn a_preview_has_no_websocket_api_and_nothing_refers_to_one() {
     );
     // staging keeps all of it
     let staging = preview_templates(&example("acme-staging"));
-    assert!(staging[&StackKind::Api]["Outputs"]
-        .get(chrono_contract::outputs::WEBSOCKET_URL)
-        .is_some());
-    assert_eq!(of_type(&staging[&StackKind::Compute], "AWS::ECS::Service").len(), 1);
+    assert!(
+        staging[&StackKind::Api]["Outputs"]
+            .get(chrono_contract::outputs::WEBSOCKET_URL)
+            .is_some()
+    );
+    assert_eq!(
+        of_type(&staging[&StackKind::Compute], "AWS::ECS::Service").len(),
+        1
+    );
 }

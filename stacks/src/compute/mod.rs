@@ -100,15 +100,14 @@ struct Params {
     assets: ParamHandle,
     repo_uri: ParamHandle,
     repo_arn: ParamHandle,
-    vpc: ParamHandle,
     subnets: ParamHandle,
     /// The public subnets, for tasks that need a public address
     /// ([`Config::filter_ai_public_ip`], [`Config::pipeline_public_ip`]).
     public_subnets: Option<ParamHandle>,
     lambda_sg: ParamHandle,
     task_sg: ParamHandle,
-    /// The NLB's group, with the WebSocket API only ([`Config::websocket_api`]).
-    lb_sg: Option<ParamHandle>,
+    /// What only the WebSocket API's workloads use ([`Config::websocket_api`]).
+    ws: Option<WsParams>,
     key: ParamHandle,
     db_host: ParamHandle,
     db_port: ParamHandle,
@@ -120,9 +119,15 @@ struct Params {
     conversations: ParamHandle,
     api_code: ParamHandle,
     ai_chat_code: ParamHandle,
-    /// With the WebSocket API only ([`Config::websocket_api`]).
-    ws_authorizer_code: Option<ParamHandle>,
     image_digest: ParamHandle,
+}
+
+/// The parameters of the WebSocket API's workloads: filter-ai's target group (the VPC),
+/// its NLB's security group, the `$connect` authorizer's code.
+struct WsParams {
+    vpc: ParamHandle,
+    lb_sg: ParamHandle,
+    authorizer_code: ParamHandle,
 }
 
 fn params(
@@ -135,7 +140,29 @@ fn params(
     let string = |what: &str| Parameter::string(what);
     let sg = |what: &str| Parameter::of_type("AWS::EC2::SecurityGroup::Id", what);
     let key_pattern = "^[A-Za-z0-9._/-]+\\.zip$";
+    let ws = match &n.load_balancer_sg {
+        Some(lb) if cfg.websocket_api() => Some(WsParams {
+            vpc: s.import(
+                "VpcId",
+                &n.vpc_id,
+                Parameter::of_type("AWS::EC2::VPC::Id", "the VPC"),
+            )?,
+            lb_sg: s.import(
+                "LoadBalancerSecurityGroupId",
+                lb,
+                sg("security group of the internal NLB"),
+            )?,
+            authorizer_code: s.asset(
+                "WsAuthorizerCodeKey",
+                Asset::LambdaZip(WS_AUTHORIZER_BINARY.into()),
+                string("S3 key of the chrono-ws-authorizer zip (content hash)")
+                    .pattern(key_pattern),
+            )?,
+        }),
+        _ => None,
+    };
     Ok(Params {
+        ws,
         assets: s.import(
             "AssetsBucketName",
             &b.assets_bucket,
@@ -150,11 +177,6 @@ fn params(
             "RuntimeRepositoryArn",
             &b.repository_arn,
             string("ECR repository ARN"),
-        )?,
-        vpc: s.import(
-            "VpcId",
-            &n.vpc_id,
-            Parameter::of_type("AWS::EC2::VPC::Id", "the VPC"),
         )?,
         subnets: s.import(
             "PrivateSubnetIds",
@@ -185,14 +207,6 @@ fn params(
             &n.task_sg,
             sg("security group of the ECS tasks"),
         )?,
-        lb_sg: match &n.load_balancer_sg {
-            Some(lb) => Some(s.import(
-                "LoadBalancerSecurityGroupId",
-                lb,
-                sg("security group of the internal NLB"),
-            )?),
-            None => None,
-        },
         key: s.import(
             "DataKeyArn",
             &d.kms_key_arn,
@@ -240,16 +254,6 @@ fn params(
             Asset::LambdaZip(AI_CHAT_BINARY.into()),
             string("S3 key of the chrono-ai-chat zip (content hash)").pattern(key_pattern),
         )?,
-        ws_authorizer_code: if cfg.websocket_api() {
-            Some(s.asset(
-                "WsAuthorizerCodeKey",
-                Asset::LambdaZip(WS_AUTHORIZER_BINARY.into()),
-                string("S3 key of the chrono-ws-authorizer zip (content hash)")
-                    .pattern(key_pattern),
-            )?)
-        } else {
-            None
-        },
         image_digest: s.asset(
             "ImageDigest",
             Asset::ImageDigest,
@@ -489,11 +493,11 @@ pub fn build_wired(
     let chat_fn = functions::chat_function(t, &c)?;
     let ecs = tasks::Ecs::build(t, &c)?;
     let pipeline = tasks::pipeline_task(t, &c, &ecs)?;
-    // All three exist exactly when the stage has the WebSocket API ([`Config::websocket_api`]).
-    let websocket = match (&ecs.filter_ai_logs, &c.p.lb_sg, &c.p.ws_authorizer_code) {
-        (Some(logs), Some(lb_sg), Some(code)) => {
-            let authorizer_fn = functions::ws_authorizer(t, &c, code)?;
-            let nlb = tasks::filter_ai_service(t, &c, &ecs, logs, lb_sg)?;
+    // Both exist exactly when the stage has the WebSocket API ([`Config::websocket_api`]).
+    let websocket = match (&ecs.filter_ai_logs, &c.p.ws) {
+        (Some(logs), Some(ws)) => {
+            let authorizer_fn = functions::ws_authorizer(t, &c, &ws.authorizer_code)?;
+            let nlb = tasks::filter_ai_service(t, &c, &ecs, logs, &ws.vpc, &ws.lb_sg)?;
             Some((authorizer_fn, nlb))
         }
         _ => None,

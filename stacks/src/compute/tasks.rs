@@ -40,8 +40,9 @@ impl Ecs {
         } else {
             None
         };
-        let task_logs: Vec<&Handle<LogGroup>> =
-            std::iter::once(&pipeline_logs).chain(&filter_ai_logs).collect();
+        let task_logs: Vec<&Handle<LogGroup>> = std::iter::once(&pipeline_logs)
+            .chain(&filter_ai_logs)
+            .collect();
         let cluster = t.add(
             "Cluster",
             Cluster {
@@ -219,6 +220,7 @@ pub(super) fn filter_ai_service(
     c: &Ctx,
     ecs: &Ecs,
     logs: &Handle<LogGroup>,
+    vpc: &ParamHandle,
     lb_sg: &ParamHandle,
 ) -> Result<Handle<LoadBalancer>, ModelError> {
     let prefix = &c.prefix;
@@ -277,7 +279,7 @@ pub(super) fn filter_ai_service(
             target_type: "ip".into(),
             protocol: "TCP".into(),
             port: FILTER_AI_PORT,
-            vpc_id: c.p.vpc.r#ref(),
+            vpc_id: vpc.r#ref(),
             health_check_protocol: "HTTP".into(),
             health_check_path: FILTER_AI_HEALTH_PATH.into(),
             tags: tags(c.cfg, &format!("{prefix}-filter-ai")),
