@@ -191,10 +191,10 @@ fn services(compute: &Value, role: &str, skip: &[&str]) -> BTreeSet<String> {
                 a => vec![a.clone()],
             };
             for a in actions {
-                if let Some((svc, _)) = a.as_str().and_then(|a| a.split_once(':')) {
-                    if !skip.contains(&svc) {
-                        out.insert(svc.to_owned());
-                    }
+                if let Some((svc, _)) = a.as_str().and_then(|a| a.split_once(':'))
+                    && !skip.contains(&svc)
+                {
+                    out.insert(svc.to_owned());
                 }
             }
         }

@@ -597,7 +597,8 @@ impl Config {
     /// (<https://docs.aws.amazon.com/whitepapers/latest/best-practices-api-gateway-private-apis-integration/websocket-api.html>,
     /// <https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-private-apis.html>).
     /// A task's public address costs the public IPv4 hourly rate, far below a NAT gateway;
-    /// the task security group still admits only the load balancer.
+    /// the task security group still admits only the load balancer. Only where filter-ai
+    /// runs at all ([`Config::websocket_api`]: not in previews).
     pub fn filter_ai_public_ip(&self) -> bool {
         self.nat_gateways() == 0 && self.stage != Stage::Local
     }
