@@ -109,7 +109,13 @@ pub fn for_deployment(
         api_url: get(api, outputs::HTTP_API_URL)?
             .trim_end_matches('/')
             .to_owned(),
-        ws_url: get(api, outputs::WEBSOCKET_URL)?,
+        // A preview has no WebSocket API (`Config::websocket_api`): the app then asks
+        // through `POST /api/v1/ai/chat`.
+        ws_url: if cfg.websocket_api() {
+            get(api, outputs::WEBSOCKET_URL)?
+        } else {
+            String::new()
+        },
         oidc: OidcConfig {
             issuer: get(web, outputs::JWT_ISSUER)?,
             client_id: get(web, outputs::APP_CLIENT_ID)?,
@@ -149,5 +155,36 @@ mod tests {
         assert!(!text.contains("audience"));
         assert!(text.contains("\"redirect_uri\": \"https://d111.cloudfront.net/callback\""));
         assert_eq!(serde_json::from_str::<AppConfig>(&text).unwrap(), c);
+    }
+
+    /// Issue 16: a preview has no WebSocket API; its `config.json` has no WebSocket URL (the
+    /// app asks through `POST /api/v1/ai/chat`) and needs no such output, while a stage with
+    /// the WebSocket API still requires it.
+    #[test]
+    fn a_preview_serves_no_websocket_url_and_needs_no_websocket_output() {
+        use chrono_contract::outputs;
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../customers/acme-staging.yaml");
+        let base = Config::load(&path).unwrap();
+        let preview = crate::cost::preview_shape(&base, "acme-staging.yaml").unwrap();
+        let web: BTreeMap<String, String> = [
+            (outputs::APP_ORIGIN, "https://d111.cloudfront.net"),
+            (outputs::JWT_ISSUER, "https://issuer.example"),
+            (outputs::APP_CLIENT_ID, "client"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .into();
+        let api: BTreeMap<String, String> = [(
+            outputs::HTTP_API_URL.to_owned(),
+            "https://abc.execute-api.eu-west-1.amazonaws.com/".to_owned(),
+        )]
+        .into();
+        let c = for_deployment(&preview, &web, &api).unwrap();
+        assert_eq!(c.ws_url, "");
+        assert_eq!(c.api_url, "https://abc.execute-api.eu-west-1.amazonaws.com");
+        assert_eq!(
+            for_deployment(&base, &web, &api),
+            Err(outputs::WEBSOCKET_URL)
+        );
     }
 }

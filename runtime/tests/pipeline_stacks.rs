@@ -25,6 +25,7 @@ fn target() -> Target {
 }
 
 const SHAPE: Shape = Shape {
+    public_ip: false,
     subnets: 2,
     max_concurrency: 4,
     step_timeout_seconds: 3600,

@@ -1,6 +1,7 @@
 //! The `api` stack: the HTTP API (JWT authorizer with the configured issuer and audience)
 //! in front of `chrono-api`, `POST /api/v1/ai/chat` to the AI-chat Lambda, the WebSocket
-//! API to the filter-ai service (VPC link to the internal NLB), stages and access logs.
+//! API to the filter-ai service (VPC link to the internal NLB; not in previews,
+//! [`Config::websocket_api`]), stages and access logs.
 //!
 //! The WebSocket contract with filter-ai (the runtime's `chrono_runtime::ai::gateway`
 //! holds the other half; `tests/tests/ws_contract.rs` checks that they agree):
@@ -16,9 +17,9 @@
 use chrono_contract::outputs;
 use serde_json::json;
 
-use crate::compute::ComputeOutputs;
+use crate::compute::{ComputeOutputs, WebSocketOutputs};
 use crate::config::Config;
-use crate::model::{Attributes, Expr, Handle, ModelError, Parameter, Policy};
+use crate::model::{Attributes, Expr, Handle, ModelError, Parameter, Policy, Template};
 use crate::network::FILTER_AI_PORT;
 use crate::resources::api::{
     Api, ApiCors, Authorizer, Integration, JwtConfiguration, Route, Stage, VpcLink,
@@ -133,7 +134,11 @@ pub fn build_wired(
     let mut s = Stack::new(
         cfg,
         StackKind::Api,
-        "HTTP API, AI chat route, WebSocket API",
+        if compute.websocket.is_some() {
+            "HTTP API, AI chat route, WebSocket API"
+        } else {
+            "HTTP API, AI chat route"
+        },
     );
     let identity = crate::web::identity(&mut s, cfg, web)?;
     let app_origin = s.import(
@@ -152,38 +157,8 @@ pub fn build_wired(
         &compute.ai_chat_function_arn,
         arn_param("AI chat Lambda"),
     )?;
-    let nlb = s.import(
-        "FilterAiLoadBalancerArn",
-        &compute.load_balancer_arn,
-        arn_param("internal NLB of filter-ai"),
-    )?;
-    let authorizer_fn = s.import(
-        "WsAuthorizerFunctionArn",
-        &compute.ws_authorizer_function_arn,
-        arn_param("WebSocket $connect authorizer Lambda"),
-    )?;
-    let nlb_dns = s.import(
-        "FilterAiLoadBalancerDns",
-        &compute.load_balancer_dns,
-        Parameter::string("DNS name of the internal NLB"),
-    )?;
     let prefix = cfg.prefix();
     let t = &mut s.template;
-    let logs = |t: &mut crate::model::Template,
-                id: &str,
-                name: String|
-     -> Result<Handle<LogGroup>, ModelError> {
-        t.add_with(
-            id,
-            LogGroup {
-                tags: tags(cfg, &name),
-                log_group_name: name,
-                retention_in_days: cfg.log_retention_days,
-            },
-            Attributes::retention(Policy::Delete),
-        )
-    };
-
     let http = t.add(
         "HttpApi",
         Api {
@@ -224,26 +199,6 @@ pub fn build_wired(
         timeout_in_millis: Some(29_000),
         request_parameters: None,
     };
-    // A route to `integration`, behind an authorizer (its type and reference) or open.
-    let route =
-        |api: &Handle<Api>, key: &str, integration: &str, authorizer: Option<(&str, Expr)>| Route {
-            api_id: api.r#ref(),
-            route_key: key.into(),
-            authorization_type: authorizer.as_ref().map_or("NONE", |a| a.0).into(),
-            authorizer_id: authorizer.map(|a| a.1),
-            target: Expr::sub(format!("integrations/${{{integration}}}")),
-        };
-    // API Gateway may invoke `function` for requests matching `source` (an execute-api ARN
-    // below `api`).
-    let invoke_permission = |function: Expr, api: &Handle<Api>, source: &str| Permission {
-        action: "lambda:InvokeFunction".into(),
-        function_name: function,
-        principal: "apigateway.amazonaws.com".into(),
-        source_arn: Expr::sub(format!(
-            "arn:${{AWS::Partition}}:execute-api:${{AWS::Region}}:${{AWS::AccountId}}:${{{}}}/{source}",
-            api.id()
-        )),
-    };
     let api_integration = t.add("ApiIntegration", lambda_integration(&http, api_fn.r#ref()))?;
     let chat_integration = t.add(
         "AiChatIntegration",
@@ -267,8 +222,9 @@ pub fn build_wired(
         let jwt = jwt.then(|| ("JWT", authorizer.r#ref()));
         t.add(id, route(&http, key, integration.id(), jwt))?;
     }
-    let http_logs = logs(
+    let http_logs = access_logs(
         t,
+        cfg,
         "HttpApiAccessLogs",
         format!("/aws/apigateway/{prefix}-http"),
     )?;
@@ -290,6 +246,91 @@ pub fn build_wired(
         t.add(id, invoke_permission(function.r#ref(), &http, "*"))?;
     }
 
+    s.export(
+        outputs::HTTP_API_URL,
+        "base URL of the HTTP API",
+        http.endpoint(),
+    )?;
+    if let Some(ws) = &compute.websocket {
+        websocket_api(&mut s, cfg, ws)?;
+    }
+    Ok(ApiStack { stack: s })
+}
+
+/// An access log group with the config's retention, deleted with the stack.
+fn access_logs(
+    t: &mut Template,
+    cfg: &Config,
+    id: &str,
+    name: String,
+) -> Result<Handle<LogGroup>, ModelError> {
+    t.add_with(
+        id,
+        LogGroup {
+            tags: tags(cfg, &name),
+            log_group_name: name,
+            retention_in_days: cfg.log_retention_days,
+        },
+        Attributes::retention(Policy::Delete),
+    )
+}
+
+/// A route to `integration`, behind an authorizer (its type and reference) or open.
+fn route(
+    api: &Handle<Api>,
+    key: &str,
+    integration: &str,
+    authorizer: Option<(&str, Expr)>,
+) -> Route {
+    Route {
+        api_id: api.r#ref(),
+        route_key: key.into(),
+        authorization_type: authorizer.as_ref().map_or("NONE", |a| a.0).into(),
+        authorizer_id: authorizer.map(|a| a.1),
+        target: Expr::sub(format!("integrations/${{{integration}}}")),
+    }
+}
+
+/// API Gateway may invoke `function` for requests matching `source` (an execute-api ARN
+/// below `api`).
+fn invoke_permission(function: Expr, api: &Handle<Api>, source: &str) -> Permission {
+    Permission {
+        action: "lambda:InvokeFunction".into(),
+        function_name: function,
+        principal: "apigateway.amazonaws.com".into(),
+        source_arn: Expr::sub(format!(
+            "arn:${{AWS::Partition}}:execute-api:${{AWS::Region}}:${{AWS::AccountId}}:${{{}}}/{source}",
+            api.id()
+        )),
+    }
+}
+
+/// The WebSocket API to filter-ai (VPC link to the internal NLB, `$connect` authorizer,
+/// stage, access logs) and its URL output; only in stages that have it
+/// ([`Config::websocket_api`]).
+fn websocket_api(
+    s: &mut Stack,
+    cfg: &Config,
+    compute: &WebSocketOutputs,
+) -> Result<(), ModelError> {
+    let arn_param = |what: &str| Parameter::string(what).pattern("^arn:.+");
+    let nlb = s.import(
+        "FilterAiLoadBalancerArn",
+        &compute.load_balancer_arn,
+        arn_param("internal NLB of filter-ai"),
+    )?;
+    let authorizer_fn = s.import(
+        "WsAuthorizerFunctionArn",
+        &compute.ws_authorizer_function_arn,
+        arn_param("WebSocket $connect authorizer Lambda"),
+    )?;
+    let nlb_dns = s.import(
+        "FilterAiLoadBalancerDns",
+        &compute.load_balancer_dns,
+        Parameter::string("DNS name of the internal NLB"),
+    )?;
+    let prefix = cfg.prefix();
+    let t = &mut s.template;
     let ws = t.add(
         "WebSocketApi",
         Api {
@@ -356,8 +397,9 @@ pub fn build_wired(
             route(&ws, key, ws_integration.id(), custom),
         )?;
     }
-    let ws_logs = logs(
+    let ws_logs = access_logs(
         t,
+        cfg,
         "WebSocketAccessLogs",
         format!("/aws/apigateway/{prefix}-ws"),
     )?;
@@ -374,14 +416,9 @@ pub fn build_wired(
     )?;
 
     s.export(
-        outputs::HTTP_API_URL,
-        "base URL of the HTTP API",
-        http.endpoint(),
-    )?;
-    s.export(
         outputs::WEBSOCKET_URL,
         "URL of the WebSocket API",
         Expr::sub(format!("${{{}.ApiEndpoint}}/{WS_STAGE}", ws.id())),
     )?;
-    Ok(ApiStack { stack: s })
+    Ok(())
 }

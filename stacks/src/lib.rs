@@ -26,6 +26,7 @@ pub mod model;
 pub mod network;
 pub mod pipeline;
 pub mod preview;
+pub mod reach;
 pub mod replacement;
 pub mod resources;
 mod shared;

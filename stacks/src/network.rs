@@ -1,6 +1,8 @@
 //! The `network` stack: a VPC over 2-3 AZs with public and private subnets, NAT gateways
 //! (count from config; 0 for previews and local), S3 and DynamoDB gateway endpoints,
-//! interface endpoints as configured, and one security group per tier.
+//! interface endpoints as configured, and one security group per tier. A preview's VPC is
+//! dual-stack instead: its private subnets reach AWS over IPv6 through an egress-only
+//! internet gateway ([`Config::ipv6_egress`]).
 //!
 //! Subnets are /20s of the VPC's /16: public subnet `i` is `x.y.(16*i).0/20`, private
 //! subnet `i` is `x.y.(128+16*i).0/20`. AZs are `Fn::Select [i, Fn::GetAZs ""]`.
@@ -10,8 +12,8 @@ use serde_json::json;
 use crate::config::{Config, parse_slash16};
 use crate::model::{Expr, Handle, ModelError, Pseudo};
 use crate::resources::network::{
-    Eip, GatewayAttachment, InternetGateway, NatGateway, Route, RouteTable, SecurityGroup, Subnet,
-    SubnetRouteTableAssociation, Vpc, VpcEndpoint,
+    EgressOnlyInternetGateway, Eip, GatewayAttachment, InternetGateway, NatGateway, Route,
+    RouteTable, SecurityGroup, Subnet, SubnetRouteTableAssociation, Vpc, VpcCidrBlock, VpcEndpoint,
 };
 use crate::stack::{OutputRef, Stack, StackKind, tags};
 
@@ -33,10 +35,12 @@ pub struct NetworkOutputs {
     pub task_sg: OutputRef,
     /// Security group of the database.
     pub database_sg: OutputRef,
-    /// Security group of the internal load balancer.
-    pub load_balancer_sg: OutputRef,
-    /// Public subnet ids, comma separated (filter-ai's, when the VPC has no NAT:
-    /// [`crate::config::Config::filter_ai_public_ip`]).
+    /// Security group of the internal load balancer (stages with the WebSocket API only:
+    /// [`crate::config::Config::websocket_api`]).
+    pub load_balancer_sg: Option<OutputRef>,
+    /// Public subnet ids, comma separated (filter-ai's and the pipeline's tasks' when the
+    /// VPC has no NAT: [`crate::config::Config::filter_ai_public_ip`],
+    /// [`crate::config::Config::pipeline_public_ip`]).
     pub public_subnets: OutputRef,
 }
 
@@ -90,6 +94,19 @@ pub fn build(cfg: &Config) -> Result<NetworkStack, ModelError> {
         },
     )?;
 
+    // The preview shape's way out: an Amazon-provided IPv6 /56, a /64 per private subnet,
+    // IPv6 default routes to an egress-only internet gateway ([`Config::ipv6_egress`]).
+    let ipv6 = if cfg.ipv6_egress() {
+        Some(t.add(
+            "VpcIpv6CidrBlock",
+            VpcCidrBlock {
+                vpc_id: vpc.r#ref(),
+                amazon_provided_ipv6_cidr_block: true,
+            },
+        )?)
+    } else {
+        None
+    };
     let public_rt = t.add(
         "PublicRouteTable",
         RouteTable {
@@ -101,9 +118,11 @@ pub fn build(cfg: &Config) -> Result<NetworkStack, ModelError> {
         "PublicDefaultRoute",
         Route {
             route_table_id: public_rt.r#ref(),
-            destination_cidr_block: "0.0.0.0/0".into(),
+            destination_cidr_block: Some("0.0.0.0/0".into()),
+            destination_ipv6_cidr_block: None,
             gateway_id: Some(igw.r#ref()),
             nat_gateway_id: None,
+            egress_only_internet_gateway_id: None,
         },
         crate::model::Attributes::default().depends_on(&attach),
     )?;
@@ -120,9 +139,17 @@ pub fn build(cfg: &Config) -> Result<NetworkStack, ModelError> {
             } else {
                 (128, "private")
             };
+            // /64 number `i` of the VPC's /56 for private subnet `i` (public ones stay IPv4).
+            let ipv6_cidr_block = ipv6.as_ref().filter(|_| !public).map(|_| {
+                Expr::select(
+                    i,
+                    Expr::cidr(Expr::select(0, vpc.ipv6_cidr_blocks()), 256, 64),
+                )
+            });
             Subnet {
                 vpc_id: vpc.r#ref(),
                 cidr_block: format!("{a}.{b}.{}.0/20", offset + 16 * i),
+                ipv6_cidr_block,
                 availability_zone: az.clone(),
                 map_public_ip_on_launch: false,
                 tags: tags(cfg, &format!("{prefix}-{kind}-{n}")),
@@ -136,7 +163,15 @@ pub fn build(cfg: &Config) -> Result<NetworkStack, ModelError> {
                 route_table_id: public_rt.r#ref(),
             },
         )?;
-        let q = t.add(&format!("PrivateSubnet{n}"), subnet(false))?;
+        let q = match &ipv6 {
+            // A subnet's IPv6 block needs the VPC's first.
+            Some(block) => t.add_with(
+                &format!("PrivateSubnet{n}"),
+                subnet(false),
+                crate::model::Attributes::default().depends_on(block),
+            )?,
+            None => t.add(&format!("PrivateSubnet{n}"), subnet(false))?,
+        };
         let rt = t.add(
             &format!("PrivateRouteTable{n}"),
             RouteTable {
@@ -186,11 +221,35 @@ pub fn build(cfg: &Config) -> Result<NetworkStack, ModelError> {
             &format!("PrivateDefaultRoute{}", i + 1),
             Route {
                 route_table_id: rt.r#ref(),
-                destination_cidr_block: "0.0.0.0/0".into(),
+                destination_cidr_block: Some("0.0.0.0/0".into()),
+                destination_ipv6_cidr_block: None,
                 gateway_id: None,
                 nat_gateway_id: Some(nat.r#ref()),
+                egress_only_internet_gateway_id: None,
             },
         )?;
+    }
+
+    if ipv6.is_some() {
+        let eigw = t.add(
+            "EgressOnlyInternetGateway",
+            EgressOnlyInternetGateway {
+                vpc_id: vpc.r#ref(),
+            },
+        )?;
+        for (i, rt) in private_rts.iter().enumerate() {
+            t.add(
+                &format!("PrivateIpv6DefaultRoute{}", i + 1),
+                Route {
+                    route_table_id: rt.r#ref(),
+                    destination_cidr_block: None,
+                    destination_ipv6_cidr_block: Some("::/0".into()),
+                    gateway_id: None,
+                    nat_gateway_id: None,
+                    egress_only_internet_gateway_id: Some(eigw.r#ref()),
+                },
+            )?;
+        }
     }
 
     let service = |name: &str| {
@@ -233,40 +292,45 @@ pub fn build(cfg: &Config) -> Result<NetworkStack, ModelError> {
             },
         )
     };
-    let lambda_sg = sg(
-        t,
-        "LambdaSecurityGroup",
-        "lambdas",
-        vec![],
-        vec![
-            egress(
-                "0.0.0.0/0",
-                443,
-                "AWS APIs and the identity provider over HTTPS",
-            ),
-            egress(cidr, DB_PORT, "Aurora PostgreSQL"),
-        ],
-    )?;
+    let mut lambda_egress = vec![
+        egress(
+            "0.0.0.0/0",
+            443,
+            "AWS APIs and the identity provider over HTTPS",
+        ),
+        egress(cidr, DB_PORT, "Aurora PostgreSQL"),
+    ];
+    if cfg.ipv6_egress() {
+        lambda_egress.push(json!({"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443,
+            "CidrIpv6": "::/0", "Description": "AWS APIs over IPv6 (egress-only internet gateway)"}));
+    }
+    let lambda_sg = sg(t, "LambdaSecurityGroup", "lambdas", vec![], lambda_egress)?;
     // No inbound rule: the NLB's only client is API Gateway's VPC link, whose PrivateLink
     // traffic it admits without evaluating inbound rules (the compute stack turns
     // `EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic` off). Nothing else in the VPC
     // may reach filter-ai's WebSocket gateway path, which trusts the headers API Gateway
-    // maps from the `$connect` authorizer (see `crate::api`).
-    let lb_sg = sg(
-        t,
-        "LoadBalancerSecurityGroup",
-        "load-balancer",
-        vec![],
-        vec![egress(cidr, FILTER_AI_PORT, "filter-ai tasks")],
-    )?;
+    // maps from the `$connect` authorizer (see `crate::api`). No load balancer, no group,
+    // and no inbound rule at all on the tasks, in a stage without the WebSocket API.
+    let lb_sg = if cfg.websocket_api() {
+        Some(sg(
+            t,
+            "LoadBalancerSecurityGroup",
+            "load-balancer",
+            vec![],
+            vec![egress(cidr, FILTER_AI_PORT, "filter-ai tasks")],
+        )?)
+    } else {
+        None
+    };
+    let task_ingress = lb_sg.iter().map(|lb| {
+        json!({"IpProtocol": "tcp", "FromPort": FILTER_AI_PORT, "ToPort": FILTER_AI_PORT,
+                "SourceSecurityGroupId": lb.group_id(), "Description": "internal load balancer"})
+    });
     let task_sg = sg(
         t,
         "TaskSecurityGroup",
         "tasks",
-        vec![
-            json!({"IpProtocol": "tcp", "FromPort": FILTER_AI_PORT, "ToPort": FILTER_AI_PORT,
-                    "SourceSecurityGroupId": lb_sg.group_id(), "Description": "internal load balancer"}),
-        ],
+        task_ingress.collect(),
         vec![
             egress("0.0.0.0/0", 443, "AWS APIs and image pulls over HTTPS"),
             egress(cidr, DB_PORT, "Aurora PostgreSQL"),
@@ -352,11 +416,14 @@ pub fn build(cfg: &Config) -> Result<NetworkStack, ModelError> {
             "security group of Aurora",
             db_sg.group_id(),
         )?,
-        load_balancer_sg: s.export(
-            "LoadBalancerSecurityGroupId",
-            "security group of the internal load balancer",
-            lb_sg.group_id(),
-        )?,
+        load_balancer_sg: match &lb_sg {
+            Some(lb) => Some(s.export(
+                "LoadBalancerSecurityGroupId",
+                "security group of the internal load balancer",
+                lb.group_id(),
+            )?),
+            None => None,
+        },
         public_subnets: s.export(
             "PublicSubnetIds",
             "public subnets, one per AZ",

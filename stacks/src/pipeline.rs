@@ -91,8 +91,11 @@ pub const STEPS: [Step; 3] = [
 /// What the definition depends on in a config.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shape {
-    /// Private subnets the tasks run in.
+    /// Subnets the tasks run in (private, or public: `public_ip`).
     pub subnets: usize,
+    /// Whether the tasks get a public IPv4 address (in the public subnets; a VPC without
+    /// NAT: [`Config::pipeline_public_ip`]).
+    pub public_ip: bool,
     /// Parts processed at once (child executions of the Distributed Map).
     pub max_concurrency: u32,
     /// Longest one ECS step may run before it fails with `States.Timeout`.
@@ -104,6 +107,7 @@ impl Shape {
     pub fn of(cfg: &Config) -> Self {
         Self {
             subnets: cfg.network.az_count as usize,
+            public_ip: cfg.pipeline_public_ip(),
             max_concurrency: cfg.sizing.pipeline_max_concurrency,
             step_timeout_seconds: cfg.sizing.pipeline_step_timeout_s,
         }
@@ -221,7 +225,7 @@ fn ecs_step(states: &mut Map<String, Value>, step: &Step, shape: &Shape, ok: Opt
             "NetworkConfiguration": {"AwsvpcConfiguration": {
                 "Subnets": subnets,
                 "SecurityGroups": ["${TaskSecurityGroup}"],
-                "AssignPublicIp": "DISABLED"
+                "AssignPublicIp": if shape.public_ip { "ENABLED" } else { "DISABLED" }
             }},
             "Overrides": {"ContainerOverrides": [{"Name": CONTAINER, "Command.$": command(step)}]}
         },
@@ -393,6 +397,7 @@ mod tests {
     use super::*;
 
     const SHAPE: Shape = Shape {
+        public_ip: false,
         subnets: 2,
         max_concurrency: 4,
         step_timeout_seconds: 600,

@@ -78,10 +78,15 @@ pub fn normalize_name(branch: &str) -> Result<String, NameError> {
 /// The preview of `base` named `name` (normalized) in `account_id`, expiring at
 /// `expires_at` (RFC 3339 UTC): the base's region, architecture, identity provider, models
 /// and sizing, with the preview shape —
-/// * no NAT gateway, 2 AZs, the stage's interface endpoints;
+/// * no NAT gateway and no interface endpoint (but a base's `bedrock-runtime`, the opt-in
+///   for Bedrock), 2 AZs, IPv6 egress through an egress-only internet gateway
+///   ([`Config::ipv6_egress`]);
+/// * no WebSocket API, no filter-ai service, no load balancer ([`Config::websocket_api`]):
+///   zero always-on tasks; the AI chat is the Lambda, on the deterministic translator
+///   unless Bedrock was opted into ([`Config::ai_provider`]);
 /// * Aurora Serverless v2 at 0 ACU minimum (auto-pause), at most 2 ACU, no readers, 1 day
 ///   of backups;
-/// * at most one always-on filter-ai task, at most 2 pipeline tasks at a time;
+/// * at most 2 pipeline tasks at a time (on demand, in the public subnets);
 /// * 7 days of log retention, 1 day of noncurrent versions;
 /// * `Delete` policies everywhere (the stage's policy), no custom domain, the default
 ///   Cognito domain (`chrono-<NAME>-preview`), the base's own tags;
@@ -105,7 +110,16 @@ pub fn derive(
     });
     cfg.network.az_count = 2;
     cfg.network.nat_gateways = None;
-    cfg.network.interface_endpoints = None;
+    // No interface endpoints (each bills per AZ and hour): the preview reaches AWS over
+    // IPv6 ([`Config::ipv6_egress`]); only a base's `bedrock-runtime` endpoint is kept, the
+    // opt-in for Bedrock in previews ([`Config::ai_provider`]).
+    cfg.network.interface_endpoints = base
+        .network
+        .interface_endpoints
+        .iter()
+        .flatten()
+        .any(|e| e == "bedrock-runtime")
+        .then(|| vec!["bedrock-runtime".to_owned()]);
     cfg.aurora.min_acu = None;
     cfg.aurora.max_acu = cfg.aurora.max_acu.min(2.0);
     cfg.aurora.readers = None;

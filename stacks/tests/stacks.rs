@@ -99,17 +99,20 @@ fn network_spans_the_configured_azs_with_nat_per_config() {
         );
         assert!(of_type(&t, "AWS::EC2::EIP").is_empty());
     }
-    // Without NAT, a preview reaches the AWS APIs through interface endpoints.
+    // Without NAT, a preview has no interface endpoint either (issue 16: each bills per AZ
+    // and hour); it reaches AWS over IPv6 (`the_preview_reaches_every_aws_api_it_calls…`).
     let t = network::build(&preview()).unwrap().stack.template.to_json();
     let interface: Vec<&String> = of_type(&t, "AWS::EC2::VPCEndpoint")
         .into_iter()
         .filter(|(_, e)| e["Properties"]["VpcEndpointType"] == "Interface")
         .map(|(id, _)| id)
         .collect();
-    assert_eq!(interface.len(), 7, "{interface:?}");
-    let sm = props(&t, "SecretsmanagerEndpoint");
-    assert_eq!(sm["PrivateDnsEnabled"], true);
-    assert_eq!(sm["SubnetIds"].as_array().unwrap().len(), 2);
+    assert!(interface.is_empty(), "{interface:?}");
+    assert_eq!(
+        of_type(&t, "AWS::EC2::VPCEndpoint").len(),
+        2,
+        "gateway endpoints"
+    );
     assert_eq!(
         of_type(&prod, "AWS::EC2::VPCEndpoint").len(),
         2,
@@ -236,13 +239,28 @@ fn the_data_key_is_retained_whenever_retained_data_or_snapshots_need_it() {
 /// serve them and with private DNS would capture every `execute-api` call).
 #[test]
 fn without_nat_filter_ai_reaches_the_websocket_management_api_through_a_public_address() {
-    let built = chrono_stacks::synth::build_stacks(&preview()).unwrap();
+    // A stage with the WebSocket API and no NAT (previews have no filter-ai since issue 16).
+    let mut no_nat = example("acme-staging");
+    no_nat.network.nat_gateways = Some(0);
+    no_nat.network.interface_endpoints = Some(
+        [
+            "ecr.api",
+            "ecr.dkr",
+            "logs",
+            "secretsmanager",
+            "states",
+            "bedrock-runtime",
+        ]
+        .map(String::from)
+        .to_vec(),
+    );
+    let built = chrono_stacks::synth::build_stacks(&no_nat).unwrap();
     let stack = |kind: StackKind| built.iter().find(|s| s.kind == kind).unwrap();
     let net = stack(StackKind::Network).template.to_json();
-    assert!(
-        of_type(&net, "AWS::EC2::NatGateway").is_empty(),
-        "preview has no NAT"
-    );
+    assert!(of_type(&net, "AWS::EC2::NatGateway").is_empty(), "no NAT");
+    // every other call has its interface endpoint
+    let compute_t = stack(StackKind::Compute).template.to_json();
+    assert_eq!(chrono_stacks::reach::gaps(&net, &compute_t), vec![]);
     let endpoints: Vec<&Value> = of_type(&net, "AWS::EC2::VPCEndpoint")
         .into_iter()
         .map(|(_, e)| &e["Properties"]["ServiceName"])
@@ -478,7 +496,10 @@ fn every_function_and_task_runs_on_the_configs_architecture() {
 /// Defect 5 of issue 13: the defaults were Legacy models new accounts cannot use.
 #[test]
 fn default_models_are_active_and_go_through_the_regions_inference_profile() {
-    let cfg = preview();
+    // a stage that calls Bedrock (a preview uses the deterministic translator)
+    let mut cfg = preview();
+    cfg.stage = chrono_stacks::Stage::Staging;
+    cfg.preview = None;
     let model = "eu.anthropic.claude-haiku-4-5-20251001-v1:0";
     assert_eq!(cfg.bedrock.guard_model_id, model);
     assert_eq!(cfg.bedrock.main_model_id, model);
@@ -1071,5 +1092,205 @@ fn without_an_issuer_the_web_stack_creates_the_user_pool_the_api_trusts() {
         json!({"CorsRules": [{"AllowedHeaders": ["content-type", "x-amz-checksum-sha256"], "AllowedMethods": ["PUT"],
                               "AllowedOrigins": [{"Ref": "AppOrigin"}], "ExposedHeaders": ["ETag"],
                               "MaxAge": 3000}]})
+    );
+}
+
+fn preview_templates(cfg: &Config) -> std::collections::BTreeMap<StackKind, Value> {
+    build_stacks(cfg)
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.kind, s.template.to_json()))
+        .collect()
+}
+
+/// Issue 16: the preview shape has no NAT gateway and no interface endpoint, yet every
+/// runtime workload reaches every AWS API it calls: S3 and DynamoDB through the gateway
+/// endpoints, Secrets Manager and Step Functions over IPv6 (egress-only internet gateway,
+/// dual-stack endpoints), the pipeline's on-demand tasks through a public address.
+#[test]
+fn the_preview_reaches_every_aws_api_it_calls_without_nat_or_interface_endpoints() {
+    let t = preview_templates(&preview());
+    let (net, compute) = (&t[&StackKind::Network], &t[&StackKind::Compute]);
+    assert_eq!(chrono_stacks::reach::gaps(net, compute), vec![]);
+    assert!(of_type(net, "AWS::EC2::NatGateway").is_empty());
+    assert!(of_type(net, "AWS::EC2::EIP").is_empty());
+    assert_eq!(of_type(net, "AWS::EC2::EgressOnlyInternetGateway").len(), 1);
+    for n in 1..=2 {
+        let route = props(net, &format!("PrivateIpv6DefaultRoute{n}"));
+        assert_eq!(route["DestinationIpv6CidrBlock"], "::/0");
+        assert_eq!(
+            route["EgressOnlyInternetGatewayId"],
+            json!({"Ref": "EgressOnlyInternetGateway"})
+        );
+        let subnet = &net["Resources"][format!("PrivateSubnet{n}")];
+        assert_eq!(subnet["DependsOn"], json!(["VpcIpv6CidrBlock"]));
+        assert_eq!(
+            subnet["Properties"]["Ipv6CidrBlock"],
+            json!({"Fn::Select": [n - 1, {"Fn::Cidr": [
+                {"Fn::Select": [0, {"Fn::GetAtt": ["Vpc", "Ipv6CidrBlocks"]}]}, 256, 64]}]})
+        );
+    }
+    // every Lambda in the VPC may use IPv6; the API function reaches Step Functions on its
+    // dual-stack endpoint
+    for (id, f) in of_type(compute, "AWS::Lambda::Function") {
+        assert_eq!(
+            f["Properties"]["VpcConfig"]["Ipv6AllowedForDualStack"], true,
+            "{id}"
+        );
+    }
+    let env = &props(compute, "ApiFunction")["Environment"]["Variables"];
+    assert_eq!(
+        env[compute::SFN_ENDPOINT_ENV],
+        json!({"Fn::Sub": "https://states.${AWS::Region}.api.aws"})
+    );
+    // the AI chat uses the deterministic translator: no Bedrock call, no Bedrock grant
+    assert_eq!(
+        props(compute, "AiChatFunction")["Environment"]["Variables"]
+            [chrono_contract::env::AI_PROVIDER],
+        "local"
+    );
+    assert!(!compute.to_string().contains("bedrock:"));
+    // the pipeline's tasks run in the public subnets with a public address
+    let sm = props(compute, "PipelineStateMachine");
+    assert_eq!(
+        sm["DefinitionSubstitutions"]["Subnet0"],
+        json!({"Fn::Select": [0, {"Ref": "PublicSubnetIds"}]})
+    );
+    assert!(
+        sm["Definition"]
+            .to_string()
+            .contains(r#""AssignPublicIp":"ENABLED""#)
+    );
+
+    // Stages with NAT reach everything through it, and stay as they were.
+    for name in ["acme-prod", "acme-staging", "initech-staging"] {
+        let cfg = example(name);
+        let t = preview_templates(&cfg);
+        let (net, compute) = (&t[&StackKind::Network], &t[&StackKind::Compute]);
+        assert_eq!(chrono_stacks::reach::gaps(net, compute), vec![], "{name}");
+        assert!(of_type(net, "AWS::EC2::EgressOnlyInternetGateway").is_empty());
+        assert!(!compute.to_string().contains(compute::SFN_ENDPOINT_ENV));
+    }
+}
+
+/// The reachability check fails for a preview workload that calls a service it has no
+/// route to: each change below is one way the preview shape could regress.
+#[test]
+fn a_preview_workload_calling_a_service_without_a_route_is_caught() {
+    let t = preview_templates(&preview());
+    let (net, compute) = (&t[&StackKind::Network], &t[&StackKind::Compute]);
+    let gaps = |net: &Value, compute: &Value| -> Vec<(String, String)> {
+        chrono_stacks::reach::gaps(net, compute)
+            .into_iter()
+            .map(|g| (g.workload, g.service))
+            .collect()
+    };
+    let pair = |w: &str, s: &str| (w.to_owned(), s.to_owned());
+
+    // Step Functions on its IPv4-only default endpoint
+    let mut c = compute.clone();
+    c["Resources"]["ApiFunction"]["Properties"]["Environment"]["Variables"]
+        .as_object_mut()
+        .unwrap()
+        .remove(compute::SFN_ENDPOINT_ENV);
+    assert_eq!(gaps(net, &c), vec![pair("ApiFunction", "states")]);
+
+    // Bedrock (no dual-stack endpoint) called by the AI chat
+    let mut c = compute.clone();
+    let statements =
+        c["Resources"]["AiChatRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+            .as_array_mut()
+            .unwrap();
+    statements.push(json!({"Effect": "Allow", "Action": ["bedrock:InvokeModel"], "Resource": "*"}));
+    assert_eq!(gaps(net, &c), vec![pair("AiChatFunction", "bedrock")]);
+
+    // a Lambda not allowed to use IPv6
+    let mut c = compute.clone();
+    c["Resources"]["MigrateFunction"]["Properties"]["VpcConfig"]
+        .as_object_mut()
+        .unwrap()
+        .remove("Ipv6AllowedForDualStack");
+    assert_eq!(
+        gaps(net, &c),
+        vec![pair("MigrateFunction", "secretsmanager")]
+    );
+
+    // no IPv6 route: every Lambda loses Secrets Manager (and the API Step Functions)
+    let mut n = net.clone();
+    let resources = n["Resources"].as_object_mut().unwrap();
+    resources.retain(|id, _| !id.starts_with("PrivateIpv6DefaultRoute"));
+    let lost = gaps(&n, compute);
+    assert!(lost.contains(&pair("ApiFunction", "states")), "{lost:?}");
+    for f in ["ApiFunction", "AiChatFunction", "MigrateFunction"] {
+        assert!(lost.contains(&pair(f, "secretsmanager")), "{lost:?}");
+    }
+    // S3 and DynamoDB keep their gateway endpoints
+    assert!(
+        !lost.iter().any(|(_, s)| s == "s3" || s == "dynamodb"),
+        "{lost:?}"
+    );
+
+    // the pipeline's tasks without a public address: no image, no logs, no secret
+    let mut c = compute.clone();
+    let def = &mut c["Resources"]["PipelineStateMachine"]["Properties"]["Definition"];
+    *def = serde_json::from_str(&def.to_string().replace(
+        r#""AssignPublicIp":"ENABLED""#,
+        r#""AssignPublicIp":"DISABLED""#,
+    ))
+    .unwrap();
+    assert_eq!(
+        gaps(net, &c),
+        ["ecr", "logs", "secretsmanager"]
+            .map(|s| pair("PipelineTaskDefinition", s))
+            .to_vec()
+    );
+}
+
+/// Issue 16: a preview has no WebSocket API, nor what only served it (filter-ai's
+/// service, its NLB, target group, log group, role, the VPC link, the `$connect`
+/// authorizer): nothing in its templates names them.
+#[test]
+fn a_preview_has_no_websocket_api_and_nothing_refers_to_one() {
+    let t = preview_templates(&preview());
+    for (kind, template) in &t {
+        let text = template.to_string();
+        for word in [
+            "WebSocket",
+            "FilterAi",
+            "LoadBalancer",
+            "WsAuthorizer",
+            "VpcLink",
+            "execute-api:ManageConnections",
+        ] {
+            assert!(!text.contains(word), "{kind}: {word}");
+        }
+        assert!(of_type(template, "AWS::ECS::Service").is_empty(), "{kind}");
+    }
+    assert!(
+        t[&StackKind::Api]["Outputs"]
+            .get(chrono_contract::outputs::WEBSOCKET_URL)
+            .is_none()
+    );
+    // the HTTP API still routes the AI chat to its Lambda
+    assert_eq!(
+        props(&t[&StackKind::Api], "AiChatRoute")["RouteKey"],
+        api::AI_CHAT_ROUTE
+    );
+    // the tasks' group admits nothing
+    assert!(
+        props(&t[&StackKind::Network], "TaskSecurityGroup")
+            .get("SecurityGroupIngress")
+            .is_none()
+    );
+    // staging keeps all of it
+    let staging = preview_templates(&example("acme-staging"));
+    assert!(
+        staging[&StackKind::Api]["Outputs"]
+            .get(chrono_contract::outputs::WEBSOCKET_URL)
+            .is_some()
+    );
+    assert_eq!(
+        of_type(&staging[&StackKind::Compute], "AWS::ECS::Service").len(),
+        1
     );
 }

@@ -20,6 +20,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 const SHAPE: Shape = Shape {
+    public_ip: false,
     subnets: 2,
     max_concurrency: 8,
     step_timeout_seconds: 3600,

@@ -62,6 +62,7 @@ fn function(c: &Ctx, spec: Spec) -> Function {
         vpc_config: spec.in_vpc.then(|| LambdaVpcConfig {
             subnet_ids: c.p.subnets.r#ref(),
             security_group_ids: vec![c.p.lambda_sg.r#ref()],
+            ipv6_allowed_for_dual_stack: c.cfg.ipv6_egress(),
         }),
         logging_config: json!({"LogGroup": spec.logs.r#ref()}),
     }
@@ -223,7 +224,11 @@ fn authorizer_env(c: &Ctx) -> BTreeMap<String, Expr> {
 
 /// `chrono-ws-authorizer`: only its logs. Outside the VPC: it needs nothing there, only the
 /// identity provider's public key set (which a VPC without NAT gateways could not reach).
-pub(super) fn ws_authorizer(t: &mut Template, c: &Ctx) -> Result<Handle<Function>, ModelError> {
+pub(super) fn ws_authorizer(
+    t: &mut Template,
+    c: &Ctx,
+    code: &ParamHandle,
+) -> Result<Handle<Function>, ModelError> {
     let prefix = &c.prefix;
     let logs = c.log_group(
         t,
@@ -246,7 +251,7 @@ pub(super) fn ws_authorizer(t: &mut Template, c: &Ctx) -> Result<Handle<Function
             Spec {
                 name: "ws-authorizer",
                 description: "ChronoTracer WebSocket $connect authorizer: verifies the token",
-                code: &c.p.ws_authorizer_code,
+                code,
                 role: &role,
                 memory: 256,
                 timeout: 10,

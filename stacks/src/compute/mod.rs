@@ -1,7 +1,8 @@
 //! The `compute` stack: one IAM role per function/task (least privilege), the `chrono-api`
 //! and AI-chat Lambdas (in the VPC, code from the assets bucket), the ECS cluster, the
-//! pipeline task definition, the filter-ai Fargate service behind an internal NLB, the
-//! pipeline state machine, and log groups with retention.
+//! pipeline task definition, the filter-ai Fargate service behind an internal NLB (stages
+//! with the WebSocket API: not previews), the pipeline state machine, and log groups with
+//! retention.
 //!
 //! One builder per workload, each adding its log group, its role (with its grants) and its
 //! resources: `functions` (API function, chat function, WebSocket authorizer), `tasks`
@@ -64,6 +65,13 @@ pub struct ComputeOutputs {
     pub api_function_arn: OutputRef,
     /// AI-chat Lambda ARN.
     pub ai_chat_function_arn: OutputRef,
+    /// What the WebSocket API needs, in stages that have it ([`Config::websocket_api`]).
+    pub websocket: Option<WebSocketOutputs>,
+}
+
+/// The compute stack's outputs the WebSocket API imports.
+#[derive(Debug, Clone)]
+pub struct WebSocketOutputs {
     /// WebSocket `$connect` authorizer Lambda ARN.
     pub ws_authorizer_function_arn: OutputRef,
     /// Internal NLB ARN.
@@ -92,13 +100,14 @@ struct Params {
     assets: ParamHandle,
     repo_uri: ParamHandle,
     repo_arn: ParamHandle,
-    vpc: ParamHandle,
     subnets: ParamHandle,
-    /// Filter-ai's subnets when it needs a public address ([`Config::filter_ai_public_ip`]).
+    /// The public subnets, for tasks that need a public address
+    /// ([`Config::filter_ai_public_ip`], [`Config::pipeline_public_ip`]).
     public_subnets: Option<ParamHandle>,
     lambda_sg: ParamHandle,
     task_sg: ParamHandle,
-    lb_sg: ParamHandle,
+    /// What only the WebSocket API's workloads use ([`Config::websocket_api`]).
+    ws: Option<WsParams>,
     key: ParamHandle,
     db_host: ParamHandle,
     db_port: ParamHandle,
@@ -110,8 +119,15 @@ struct Params {
     conversations: ParamHandle,
     api_code: ParamHandle,
     ai_chat_code: ParamHandle,
-    ws_authorizer_code: ParamHandle,
     image_digest: ParamHandle,
+}
+
+/// The parameters of the WebSocket API's workloads: filter-ai's target group (the VPC),
+/// its NLB's security group, the `$connect` authorizer's code.
+struct WsParams {
+    vpc: ParamHandle,
+    lb_sg: ParamHandle,
+    authorizer_code: ParamHandle,
 }
 
 fn params(
@@ -124,7 +140,29 @@ fn params(
     let string = |what: &str| Parameter::string(what);
     let sg = |what: &str| Parameter::of_type("AWS::EC2::SecurityGroup::Id", what);
     let key_pattern = "^[A-Za-z0-9._/-]+\\.zip$";
+    let ws = match &n.load_balancer_sg {
+        Some(lb) if cfg.websocket_api() => Some(WsParams {
+            vpc: s.import(
+                "VpcId",
+                &n.vpc_id,
+                Parameter::of_type("AWS::EC2::VPC::Id", "the VPC"),
+            )?,
+            lb_sg: s.import(
+                "LoadBalancerSecurityGroupId",
+                lb,
+                sg("security group of the internal NLB"),
+            )?,
+            authorizer_code: s.asset(
+                "WsAuthorizerCodeKey",
+                Asset::LambdaZip(WS_AUTHORIZER_BINARY.into()),
+                string("S3 key of the chrono-ws-authorizer zip (content hash)")
+                    .pattern(key_pattern),
+            )?,
+        }),
+        _ => None,
+    };
     Ok(Params {
+        ws,
         assets: s.import(
             "AssetsBucketName",
             &b.assets_bucket,
@@ -140,23 +178,20 @@ fn params(
             &b.repository_arn,
             string("ECR repository ARN"),
         )?,
-        vpc: s.import(
-            "VpcId",
-            &n.vpc_id,
-            Parameter::of_type("AWS::EC2::VPC::Id", "the VPC"),
-        )?,
         subnets: s.import(
             "PrivateSubnetIds",
             &n.private_subnets,
             Parameter::of_type("List<AWS::EC2::Subnet::Id>", "private subnets"),
         )?,
-        public_subnets: if cfg.filter_ai_public_ip() {
+        public_subnets: if (cfg.filter_ai_public_ip() && cfg.websocket_api())
+            || cfg.pipeline_public_ip()
+        {
             Some(s.import(
                 "PublicSubnetIds",
                 &n.public_subnets,
                 Parameter::of_type(
                     "List<AWS::EC2::Subnet::Id>",
-                    "public subnets (filter-ai, no NAT)",
+                    "public subnets (tasks with a public address, no NAT)",
                 ),
             )?)
         } else {
@@ -171,11 +206,6 @@ fn params(
             "TaskSecurityGroupId",
             &n.task_sg,
             sg("security group of the ECS tasks"),
-        )?,
-        lb_sg: s.import(
-            "LoadBalancerSecurityGroupId",
-            &n.load_balancer_sg,
-            sg("security group of the internal NLB"),
         )?,
         key: s.import(
             "DataKeyArn",
@@ -224,11 +254,6 @@ fn params(
             Asset::LambdaZip(AI_CHAT_BINARY.into()),
             string("S3 key of the chrono-ai-chat zip (content hash)").pattern(key_pattern),
         )?,
-        ws_authorizer_code: s.asset(
-            "WsAuthorizerCodeKey",
-            Asset::LambdaZip(WS_AUTHORIZER_BINARY.into()),
-            string("S3 key of the chrono-ws-authorizer zip (content hash)").pattern(key_pattern),
-        )?,
         image_digest: s.asset(
             "ImageDigest",
             Asset::ImageDigest,
@@ -266,10 +291,19 @@ fn state_machine_arn(cfg: &Config) -> Expr {
     ))
 }
 
+/// The Step Functions endpoint of the preview shape: the Regional dual-stack endpoint
+/// (<https://docs.aws.amazon.com/general/latest/gr/step-functions.html> lists
+/// `states.<region>.api.aws` next to the IPv4-only `states.<region>.amazonaws.com`), set
+/// through the SDKs' service-specific endpoint variable `AWS_ENDPOINT_URL_SFN`
+/// (<https://docs.aws.amazon.com/sdkref/latest/guide/feature-ss-endpoints.html>), so the
+/// runtime needs no setting of its own. Secrets Manager needs none: its standard endpoint
+/// is dual-stack (<https://docs.aws.amazon.com/secretsmanager/latest/userguide/ip-access.html>).
+pub const SFN_ENDPOINT_ENV: &str = "AWS_ENDPOINT_URL_SFN";
+
 fn runtime_env(cfg: &Config, p: &Params, identity: &Identity) -> BTreeMap<String, Expr> {
     let sm = state_machine_arn(cfg);
     let pairs: [(&str, Expr); 20] = [
-        (env::AI_PROVIDER, "bedrock".into()),
+        (env::AI_PROVIDER, cfg.ai_provider().into()),
         (env::ARTIFACTS_BUCKET, p.artifacts.r#ref()),
         (env::CASES_CLAIM, cfg.auth.cases_claim.clone().into()),
         (env::CONVERSATIONS_TABLE, p.conversations.r#ref()),
@@ -293,7 +327,15 @@ fn runtime_env(cfg: &Config, p: &Params, identity: &Identity) -> BTreeMap<String
         (env::SOURCES_BUCKET, p.sources.r#ref()),
         (env::STAGE, cfg.stage.to_string().into()),
     ];
-    pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+    let mut vars: BTreeMap<String, Expr> =
+        pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    if cfg.ipv6_egress() {
+        vars.insert(
+            SFN_ENDPOINT_ENV.to_owned(),
+            Expr::sub("https://states.${AWS::Region}.api.aws"),
+        );
+    }
+    vars
 }
 
 /// What every workload builder reads: the config, the stack's parameters, the name
@@ -383,6 +425,10 @@ fn tables_statement(p: &Params) -> Statement {
 /// foundation models they route to, only through them) or the foundation models of the
 /// config ([`crate::bedrock::invoke_grant`]).
 fn bedrock_statements(cfg: &Config) -> Vec<Statement> {
+    if cfg.ai_provider() != "bedrock" {
+        // The deterministic translator calls no model: no grant.
+        return Vec::new();
+    }
     const ACTIONS: [&str; 2] = [
         "bedrock:InvokeModel",
         "bedrock:InvokeModelWithResponseStream",
@@ -445,30 +491,43 @@ pub fn build_wired(
     let api_fn = functions::api_function(t, &c)?;
     let migrate_fn = functions::migrate_function(t, &c)?;
     let chat_fn = functions::chat_function(t, &c)?;
-    let authorizer_fn = functions::ws_authorizer(t, &c)?;
     let ecs = tasks::Ecs::build(t, &c)?;
     let pipeline = tasks::pipeline_task(t, &c, &ecs)?;
-    let nlb = tasks::filter_ai_service(t, &c, &ecs)?;
+    // Both exist exactly when the stage has the WebSocket API ([`Config::websocket_api`]).
+    let websocket = match (&ecs.filter_ai_logs, &c.p.ws) {
+        (Some(logs), Some(ws)) => {
+            let authorizer_fn = functions::ws_authorizer(t, &c, &ws.authorizer_code)?;
+            let nlb = tasks::filter_ai_service(t, &c, &ecs, logs, &ws.vpc, &ws.lb_sg)?;
+            Some((authorizer_fn, nlb))
+        }
+        _ => None,
+    };
     let sm = state_machine::state_machine(t, &c, &ecs, &pipeline, &api_fn)?;
 
+    let websocket = match websocket {
+        Some((authorizer_fn, nlb)) => Some(WebSocketOutputs {
+            ws_authorizer_function_arn: s.export(
+                "WsAuthorizerFunctionArn",
+                "WebSocket $connect authorizer Lambda",
+                authorizer_fn.arn(),
+            )?,
+            load_balancer_arn: s.export(
+                "FilterAiLoadBalancerArn",
+                "internal NLB of filter-ai",
+                nlb.r#ref(),
+            )?,
+            load_balancer_dns: s.export(
+                "FilterAiLoadBalancerDns",
+                "DNS name of the internal NLB",
+                nlb.dns_name(),
+            )?,
+        }),
+        None => None,
+    };
     let outputs = ComputeOutputs {
         api_function_arn: s.export("ApiFunctionArn", "chrono-api Lambda", api_fn.arn())?,
         ai_chat_function_arn: s.export("AiChatFunctionArn", "AI chat Lambda", chat_fn.arn())?,
-        ws_authorizer_function_arn: s.export(
-            "WsAuthorizerFunctionArn",
-            "WebSocket $connect authorizer Lambda",
-            authorizer_fn.arn(),
-        )?,
-        load_balancer_arn: s.export(
-            "FilterAiLoadBalancerArn",
-            "internal NLB of filter-ai",
-            nlb.r#ref(),
-        )?,
-        load_balancer_dns: s.export(
-            "FilterAiLoadBalancerDns",
-            "DNS name of the internal NLB",
-            nlb.dns_name(),
-        )?,
+        websocket,
     };
     s.export(
         outputs::PIPELINE_STATE_MACHINE_ARN,

@@ -132,10 +132,15 @@ pub(super) fn state_machine(
         ("TaskDefinitionArn".to_owned(), task.definition.r#ref()),
         ("TaskSecurityGroup".to_owned(), p.task_sg.r#ref()),
     ]);
+    // The public subnets when the tasks need a public address ([`Config::pipeline_public_ip`]).
+    let subnets = match &p.public_subnets {
+        Some(public) if cfg.pipeline_public_ip() => public,
+        _ => &p.subnets,
+    };
     for i in 0..azs {
         substitutions.insert(
             format!("Subnet{i}"),
-            Expr::select(i as u32, p.subnets.r#ref()),
+            Expr::select(i as u32, subnets.r#ref()),
         );
     }
     t.add(

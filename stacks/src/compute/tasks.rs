@@ -9,7 +9,7 @@ use super::{
     Ctx, Expr, FILTER_AI_BINARY, FILTER_AI_HEALTH_PATH, PIPELINE_BINARY, bedrock_statements,
     bucket_arn, bucket_objects, db_secret_statements, logs_statement, tables_statement,
 };
-use crate::model::{Attributes, Handle, ModelError, Pseudo, Template};
+use crate::model::{Attributes, Handle, ModelError, ParamHandle, Pseudo, Template};
 use crate::network::FILTER_AI_PORT;
 use crate::pipeline;
 use crate::resources::compute::{
@@ -26,7 +26,8 @@ pub(super) struct Ecs {
     pub(super) cluster: Handle<Cluster>,
     pub(super) execution_role: Handle<Role>,
     pipeline_logs: Handle<LogGroup>,
-    filter_ai_logs: Handle<LogGroup>,
+    /// With the WebSocket API only ([`crate::config::Config::websocket_api`]).
+    pub(super) filter_ai_logs: Option<Handle<LogGroup>>,
 }
 
 impl Ecs {
@@ -34,8 +35,14 @@ impl Ecs {
         let prefix = &c.prefix;
         let pipeline_logs =
             c.log_group(t, "PipelineLogGroup", format!("/ecs/{prefix}/pipeline"))?;
-        let filter_ai_logs =
-            c.log_group(t, "FilterAiLogGroup", format!("/ecs/{prefix}/filter-ai"))?;
+        let filter_ai_logs = if c.cfg.websocket_api() {
+            Some(c.log_group(t, "FilterAiLogGroup", format!("/ecs/{prefix}/filter-ai"))?)
+        } else {
+            None
+        };
+        let task_logs: Vec<&Handle<LogGroup>> = std::iter::once(&pipeline_logs)
+            .chain(&filter_ai_logs)
+            .collect();
         let cluster = t.add(
             "Cluster",
             Cluster {
@@ -66,7 +73,7 @@ impl Ecs {
                         ],
                         vec![c.p.repo_arn.r#ref()],
                     ),
-                    logs_statement(&[&pipeline_logs, &filter_ai_logs]),
+                    logs_statement(&task_logs),
                 ],
             ),
         )?;
@@ -206,11 +213,15 @@ pub(super) fn pipeline_task(
 
 /// `chrono-filter-ai`: the AI tables, the configured models, pushing replies to WebSocket
 /// clients, the database secret; a Fargate service behind an internal NLB (the WebSocket
-/// API's VPC link targets it). Returns the NLB.
+/// API's VPC link targets it). Returns the NLB. Only in stages with the WebSocket API
+/// ([`crate::config::Config::websocket_api`]).
 pub(super) fn filter_ai_service(
     t: &mut Template,
     c: &Ctx,
     ecs: &Ecs,
+    logs: &Handle<LogGroup>,
+    vpc: &ParamHandle,
+    lb_sg: &ParamHandle,
 ) -> Result<Handle<LoadBalancer>, ModelError> {
     let prefix = &c.prefix;
     let mut statements = vec![
@@ -241,7 +252,7 @@ pub(super) fn filter_ai_service(
                 c,
                 "filter-ai",
                 FILTER_AI_BINARY,
-                &ecs.filter_ai_logs,
+                logs,
                 vec![json!({"ContainerPort": FILTER_AI_PORT, "Protocol": "tcp"})],
                 true,
             ),
@@ -254,7 +265,7 @@ pub(super) fn filter_ai_service(
             kind: "network".into(),
             scheme: "internal".into(),
             subnets: c.p.subnets.r#ref(),
-            security_groups: vec![c.p.lb_sg.r#ref()],
+            security_groups: vec![lb_sg.r#ref()],
             enforce_security_group_inbound_rules_on_private_link_traffic: "off".into(),
             load_balancer_attributes: vec![
                 json!({"Key": "load_balancing.cross_zone.enabled", "Value": "true"}),
@@ -268,7 +279,7 @@ pub(super) fn filter_ai_service(
             target_type: "ip".into(),
             protocol: "TCP".into(),
             port: FILTER_AI_PORT,
-            vpc_id: c.p.vpc.r#ref(),
+            vpc_id: vpc.r#ref(),
             health_check_protocol: "HTTP".into(),
             health_check_path: FILTER_AI_HEALTH_PATH.into(),
             tags: tags(c.cfg, &format!("{prefix}-filter-ai")),

@@ -205,8 +205,8 @@ pub struct NetworkConfig {
     /// NAT gateways; default one per AZ in prod, 1 in staging, 0 in preview and local.
     #[serde(default)]
     pub nat_gateways: Option<u32>,
-    /// Interface endpoints (`secretsmanager`, `logs`, `ecr.api`, ...); default: none when
-    /// there is a NAT gateway, [`PREVIEW_ENDPOINTS`] for a preview without one.
+    /// Interface endpoints (`secretsmanager`, `logs`, `ecr.api`, ...); default: none (a
+    /// preview without NAT reaches AWS over IPv6 instead: [`Config::ipv6_egress`]).
     #[serde(default)]
     pub interface_endpoints: Option<Vec<String>>,
 }
@@ -520,18 +520,6 @@ pub const LOG_RETENTION_DAYS: &[u32] = &[
 
 const FARGATE_CPU: &[u32] = &[256, 512, 1024, 2048, 4096];
 
-/// Interface endpoints a preview (no NAT) gets by default, so Lambdas and tasks reach the
-/// AWS APIs they call.
-pub const PREVIEW_ENDPOINTS: &[&str] = &[
-    "bedrock-runtime",
-    "ecr.api",
-    "ecr.dkr",
-    "kms",
-    "logs",
-    "secretsmanager",
-    "states",
-];
-
 /// Interface endpoint services we know how to wire.
 pub const INTERFACE_ENDPOINTS: &[&str] = &[
     "bedrock-runtime",
@@ -609,19 +597,66 @@ impl Config {
     /// (<https://docs.aws.amazon.com/whitepapers/latest/best-practices-api-gateway-private-apis-integration/websocket-api.html>,
     /// <https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-private-apis.html>).
     /// A task's public address costs the public IPv4 hourly rate, far below a NAT gateway;
-    /// the task security group still admits only the load balancer.
+    /// the task security group still admits only the load balancer. Only where filter-ai
+    /// runs at all ([`Config::websocket_api`]: not in previews).
     pub fn filter_ai_public_ip(&self) -> bool {
         self.nat_gateways() == 0 && self.stage != Stage::Local
     }
 
-    /// Interface endpoints, with the stage default applied.
+    /// Interface endpoints: the configured ones, none by default (each costs per AZ and
+    /// hour; a preview without NAT reaches AWS over IPv6 instead, [`Config::ipv6_egress`]).
     pub fn interface_endpoints(&self) -> Vec<String> {
-        match &self.network.interface_endpoints {
-            Some(list) => list.clone(),
-            None if self.stage == Stage::Preview && self.nat_gateways() == 0 => {
-                PREVIEW_ENDPOINTS.iter().map(|e| (*e).to_owned()).collect()
-            }
-            None => Vec::new(),
+        self.network.interface_endpoints.clone().unwrap_or_default()
+    }
+
+    /// The preview shape's network (issue 16: at most $5/month idle): a dual-stack VPC
+    /// whose private subnets route IPv6 to an egress-only internet gateway (no hourly
+    /// charge, unlike a NAT gateway or an interface endpoint per AZ), Lambdas with
+    /// `Ipv6AllowedForDualStack`, and the pipeline's on-demand tasks in the public subnets
+    /// with a public IPv4 address while they run. S3 and DynamoDB keep their (free) gateway
+    /// endpoints. Which AWS API each workload then reaches, and how, is
+    /// [`crate::reach`]'s to check.
+    /// (<https://docs.aws.amazon.com/vpc/latest/userguide/egress-only-internet-gateway.html>,
+    /// <https://docs.aws.amazon.com/lambda/latest/dg/configuration-vpc.html#configuration-vpc-ipv6>)
+    pub fn ipv6_egress(&self) -> bool {
+        self.stage == Stage::Preview && self.nat_gateways() == 0
+    }
+
+    /// Whether the stage has the WebSocket API and what serves it: the filter-ai Fargate
+    /// service, its internal NLB, the VPC link and the `$connect` authorizer. Not in
+    /// previews: an always-on task and a load balancer cost about $40 a month idle, and
+    /// the app falls back to `POST /api/v1/ai/chat` (the AI-chat Lambda) when the config
+    /// it is served has no WebSocket URL.
+    pub fn websocket_api(&self) -> bool {
+        self.stage != Stage::Preview
+    }
+
+    /// Whether the pipeline's ECS tasks run in the public subnets with a public IPv4
+    /// address: without NAT and interface endpoints they reach ECR, CloudWatch Logs,
+    /// S3 and Secrets Manager that way. The address bills only while a task runs.
+    pub fn pipeline_public_ip(&self) -> bool {
+        self.ipv6_egress()
+    }
+
+    /// The AI provider the Lambdas and tasks get (`CHRONO_AI_PROVIDER`): Bedrock, except
+    /// in a preview on [`Config::ipv6_egress`], where the AI chat uses the deterministic
+    /// translator. Amazon Bedrock's published endpoints are IPv4 only
+    /// (<https://docs.aws.amazon.com/general/latest/gr/bedrock.html> lists no dual-stack
+    /// `bedrock-runtime` endpoint), so an IPv6-only way out cannot reach it. Bedrock in a
+    /// preview is opt-in: a base config with `network.interface_endpoints:
+    /// [bedrock-runtime]` keeps that one endpoint in its previews (two AZs, about $16 a
+    /// month idle, shown by `chronoctl cost --preview`).
+    pub fn ai_provider(&self) -> &'static str {
+        let bedrock_endpoint = self
+            .network
+            .interface_endpoints
+            .iter()
+            .flatten()
+            .any(|e| e == "bedrock-runtime");
+        if self.ipv6_egress() && !bedrock_endpoint {
+            "local"
+        } else {
+            "bedrock"
         }
     }
 

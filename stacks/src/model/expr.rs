@@ -39,6 +39,8 @@ pub enum Expr {
     Select(u32, Box<Expr>),
     /// `Fn::GetAZs` of a region (`""` = the stack's region).
     GetAzs(Box<Expr>),
+    /// `Fn::Cidr [block, count, bits]`: `count` consecutive blocks of `bits` host bits.
+    Cidr(Box<Expr>, u32, u32),
     /// `Fn::If` on a named condition.
     If(String, Box<Expr>, Box<Expr>),
     /// `Fn::Equals`, used in conditions.
@@ -119,6 +121,12 @@ impl Expr {
         Self::GetAzs(Box::new(Self::str("")))
     }
 
+    /// `Fn::Cidr [block, count, bits]`: `count` blocks of `bits` host bits cut from `block`
+    /// (`bits` 64 = IPv6 /64 subnets).
+    pub fn cidr(block: Expr, count: u32, bits: u32) -> Self {
+        Self::Cidr(Box::new(block), count, bits)
+    }
+
     /// A list of values.
     pub fn list(items: impl IntoIterator<Item = Expr>) -> Self {
         Self::List(items.into_iter().collect())
@@ -150,6 +158,9 @@ impl Expr {
             ),
             Self::Select(i, list) => single("Fn::Select", json!([i, list.to_json()])),
             Self::GetAzs(region) => single("Fn::GetAZs", region.to_json()),
+            Self::Cidr(block, count, bits) => {
+                single("Fn::Cidr", json!([block.to_json(), count, bits]))
+            }
             Self::If(cond, a, b) => single("Fn::If", json!([cond, a.to_json(), b.to_json()])),
             Self::Equals(a, b) => single("Fn::Equals", json!([a.to_json(), b.to_json()])),
         }

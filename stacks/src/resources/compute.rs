@@ -104,6 +104,10 @@ pub struct LambdaVpcConfig {
     pub subnet_ids: Expr,
     /// Security groups.
     pub security_group_ids: Exprs,
+    /// Outbound IPv6 from dual-stack subnets (`Ipv6AllowedForDualStack`,
+    /// <https://docs.aws.amazon.com/lambda/latest/api/API_VpcConfig.html>).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub ipv6_allowed_for_dual_stack: bool,
 }
 
 /// `AWS::Lambda::Permission`.

@@ -24,6 +24,13 @@ impl Resource for Vpc {
     const TYPE: &'static str = "AWS::EC2::VPC";
 }
 
+impl Handle<Vpc> {
+    /// The VPC's IPv6 blocks (a list; empty until a [`VpcCidrBlock`] adds one).
+    pub fn ipv6_cidr_blocks(&self) -> Expr {
+        self.get_att("Ipv6CidrBlocks")
+    }
+}
+
 /// `AWS::EC2::Subnet`. Changing `CidrBlock` or `AvailabilityZone` replaces it.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "PascalCase")]
@@ -32,6 +39,9 @@ pub struct Subnet {
     pub vpc_id: Expr,
     /// CIDR (replacement).
     pub cidr_block: String,
+    /// A /64 of the VPC's IPv6 block (dual-stack subnets only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipv6_cidr_block: Option<Expr>,
     /// AZ (replacement).
     pub availability_zone: Expr,
     /// Public IPs on launch (public subnets only).
@@ -57,6 +67,31 @@ impl Resource for InternetGateway {
 }
 
 /// `AWS::EC2::VPCGatewayAttachment`.
+/// An Amazon-provided IPv6 /56 for a VPC (`AmazonProvidedIpv6CidrBlock`); no charge.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct VpcCidrBlock {
+    pub vpc_id: Expr,
+    pub amazon_provided_ipv6_cidr_block: bool,
+}
+
+impl Resource for VpcCidrBlock {
+    const TYPE: &'static str = "AWS::EC2::VPCCidrBlock";
+}
+
+/// Outbound-only IPv6 to the internet, free of hourly charges
+/// (<https://docs.aws.amazon.com/vpc/latest/userguide/egress-only-internet-gateway.html>).
+/// Changing `VpcId` replaces it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EgressOnlyInternetGateway {
+    pub vpc_id: Expr,
+}
+
+impl Resource for EgressOnlyInternetGateway {
+    const TYPE: &'static str = "AWS::EC2::EgressOnlyInternetGateway";
+}
+
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct GatewayAttachment {
@@ -90,14 +125,21 @@ impl Resource for RouteTable {
 pub struct Route {
     /// Route table.
     pub route_table_id: Expr,
-    /// Destination.
-    pub destination_cidr_block: String,
+    /// IPv4 destination (this or `destination_ipv6_cidr_block`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination_cidr_block: Option<String>,
+    /// IPv6 destination.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination_ipv6_cidr_block: Option<String>,
     /// Internet gateway target.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gateway_id: Option<Expr>,
     /// NAT gateway target.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nat_gateway_id: Option<Expr>,
+    /// Egress-only internet gateway target (IPv6).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub egress_only_internet_gateway_id: Option<Expr>,
 }
 
 impl Resource for Route {
