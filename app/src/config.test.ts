@@ -39,6 +39,11 @@ describe('config.json', () => {
     });
   });
 
+  it('keeps ws_url null (no WebSocket API: HTTP only) apart from absent (this origin)', () => {
+    expect(parseConfig({ ws_url: null, oidc: { issuer: 'x', client_id: 'y' } }).ws_url).toBeNull();
+    expect(parseConfig({ oidc: { issuer: 'x', client_id: 'y' } }).ws_url).toBe('');
+  });
+
   it('names the missing or mistyped field', () => {
     expect(() => parseConfig({ oidc: { client_id: 'abc' } })).toThrow(/oidc.issuer/);
     expect(() => parseConfig({ oidc: { issuer: 'x', client_id: '' } })).toThrow(/oidc.client_id is empty/);

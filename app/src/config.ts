@@ -17,8 +17,11 @@ export interface OidcConfig {
 export interface AppConfig {
   /** Base URL of the REST API (`https://…`, or '' for this origin). */
   api_url: string;
-  /** WebSocket URL of the AI chat ('' = `/api/v1/ai/ws` on this origin); the token goes in `?token=`. */
-  ws_url: string;
+  /**
+   * WebSocket URL of the AI chat ('' = `/api/v1/ai/ws` on this origin); the token goes in
+   * `?token=`. `null`: the deployment has no WebSocket API (a preview): ask over HTTP only.
+   */
+  ws_url: string | null;
   oidc: OidcConfig;
   /** Claim holding the roles array. */
   roles_claim: string;
@@ -61,7 +64,7 @@ export function parseConfig(raw: unknown): AppConfig {
   }
   return {
     api_url: str(r.api_url, 'api_url', '').replace(/\/+$/, ''),
-    ws_url: str(r.ws_url, 'ws_url', ''),
+    ws_url: r.ws_url === null ? null : str(r.ws_url, 'ws_url', ''),
     oidc: {
       issuer: issuer.replace(/\/+$/, ''),
       client_id,

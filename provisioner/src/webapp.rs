@@ -20,8 +20,9 @@ pub struct AppConfig {
     /// Base URL of the REST API: the app calls `{api_url}/api/v1/...`.
     pub api_url: String,
     /// The AI chat's WebSocket; connect with `?token=<access token>`. The same questions
-    /// go to `POST {api_url}/api/v1/ai/chat` as a fallback.
-    pub ws_url: String,
+    /// go to `POST {api_url}/api/v1/ai/chat` as a fallback. `None` (JSON `null`): the
+    /// deployment has no WebSocket API (a preview), the app asks over HTTP only.
+    pub ws_url: Option<String>,
     /// How to log in.
     pub oidc: OidcConfig,
 }
@@ -112,9 +113,9 @@ pub fn for_deployment(
         // A preview has no WebSocket API (`Config::websocket_api`): the app then asks
         // through `POST /api/v1/ai/chat`.
         ws_url: if cfg.websocket_api() {
-            get(api, outputs::WEBSOCKET_URL)?
+            Some(get(api, outputs::WEBSOCKET_URL)?)
         } else {
-            String::new()
+            None
         },
         oidc: OidcConfig {
             issuer: get(web, outputs::JWT_ISSUER)?,
@@ -140,7 +141,7 @@ mod tests {
     fn round_trips_and_leaves_out_an_absent_audience() {
         let c = AppConfig {
             api_url: "https://abc.execute-api.eu-west-1.amazonaws.com".into(),
-            ws_url: "wss://def.execute-api.eu-west-1.amazonaws.com/live".into(),
+            ws_url: Some("wss://def.execute-api.eu-west-1.amazonaws.com/live".into()),
             oidc: OidcConfig {
                 issuer: "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_abc".into(),
                 client_id: "client".into(),
@@ -180,7 +181,8 @@ mod tests {
         )]
         .into();
         let c = for_deployment(&preview, &web, &api).unwrap();
-        assert_eq!(c.ws_url, "");
+        assert_eq!(c.ws_url, None);
+        assert!(c.to_json().contains("\"ws_url\": null"));
         assert_eq!(c.api_url, "https://abc.execute-api.eu-west-1.amazonaws.com");
         assert_eq!(
             for_deployment(&base, &web, &api),

@@ -37,12 +37,12 @@ class FakeSocket {
 
 const reply = (session: string, message: string) => ({ session_id: session, kind: 'filter', message, filter: { where: { field: 'action', op: 'eq', value: 'logon' } }, summary: 's', count: 3 });
 
-function client(opts: { fail?: boolean; fetcher?: typeof fetch } = {}) {
+function client(opts: { fail?: boolean; fetcher?: typeof fetch; wsUrl?: string | null } = {}) {
   const sockets: FakeSocket[] = [];
   const api = new Api({ base: '', token: () => 'tok', fetcher: opts.fetcher ?? (vi.fn() as unknown as typeof fetch) });
   const chat = new ChatClient({
     api,
-    wsUrl: 'ws://127.0.0.1:1/api/v1/ai/ws',
+    wsUrl: opts.wsUrl === undefined ? 'ws://127.0.0.1:1/api/v1/ai/ws' : opts.wsUrl,
     token: () => 'tok',
     socketFactory: (u) => {
       const s = new FakeSocket(u, opts.fail);
@@ -74,6 +74,16 @@ describe('ChatClient', () => {
     expect((await a).message).toBe('first');
     expect((await b).message).toBe('second');
     expect(chat.transport).toBe('websocket');
+  });
+
+  it('asks over HTTP only, opening no socket, where the deployment has no WebSocket API (ws_url null)', async () => {
+    const fetcher = vi.fn(async () => new Response(JSON.stringify(reply('s7', 'http only')), { status: 200 }));
+    const { chat, sockets } = client({ fetcher: fetcher as unknown as typeof fetch, wsUrl: null });
+    const r = await chat.ask({ case_id: 'c', question: 'q' });
+    expect(r.message).toBe('http only');
+    expect(sockets).toHaveLength(0);
+    expect(chat.transport).toBe('http');
+    expect(fetcher).toHaveBeenCalledTimes(1);
   });
 
   it('falls back to POST /api/v1/ai/chat when the socket cannot open', async () => {

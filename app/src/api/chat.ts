@@ -15,8 +15,8 @@ export type ChatReply = Omit<Schemas['ChatReply'], 'filter'> & { filter?: Filter
 
 export interface ChatOptions {
   api: Api;
-  /** WebSocket URL ('' = this origin's `/api/v1/ai/ws`). */
-  wsUrl: string;
+  /** WebSocket URL ('' = this origin's `/api/v1/ai/ws`; null = none, HTTP only). */
+  wsUrl: string | null;
   token: () => string | null;
   connectTimeoutMs?: number;
   replyTimeoutMs?: number;
@@ -54,7 +54,7 @@ export class ChatClient {
     if (this.opening) return this.opening;
     const token = this.opts.token();
     if (!token) return Promise.reject(new Error('not logged in'));
-    const url = socketUrl(this.opts.wsUrl, token);
+    const url = socketUrl(this.opts.wsUrl ?? '', token);
     this.opening = new Promise<WebSocket>((resolve, reject) => {
       const ws = (this.opts.socketFactory ?? ((u) => new WebSocket(u)))(url);
       const timer = setTimeout(() => {
@@ -109,6 +109,12 @@ export class ChatClient {
 
   /** Asks one question; API errors (bad request, unknown case) are not retried over HTTP. */
   async ask(req: ChatRequest): Promise<ChatReply> {
+    if (this.opts.wsUrl === null) {
+      // No WebSocket API in this deployment (a preview): straight to HTTP, no failed attempt.
+      const reply = await this.opts.api.request<ChatReply>('POST', '/api/v1/ai/chat', req);
+      this.transport = 'http';
+      return reply;
+    }
     try {
       const reply = await this.viaSocket(req);
       this.transport = 'websocket';

@@ -338,7 +338,7 @@ pub async fn up(
     // The front door: the app, the API, the AI chat and its WebSocket on one origin.
     let app_config = AppConfig {
         api_url: origin.clone(),
-        ws_url: format!("ws://127.0.0.1:{web_port}{}", web::WS_PATH),
+        ws_url: Some(format!("ws://127.0.0.1:{web_port}{}", web::WS_PATH)),
         oidc: OidcConfig {
             issuer: issuer_url.clone(),
             client_id: runtime::audience(&cfg),
