@@ -249,9 +249,9 @@ pub fn build(cfg: &Config) -> Result<NetworkStack, ModelError> {
     )?;
     // No inbound rule: the NLB's only client is API Gateway's VPC link, whose PrivateLink
     // traffic it admits without evaluating inbound rules (the compute stack turns
-    // `EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic` off). Nothing else in the VPC
-    // may reach filter-ai's WebSocket gateway path, which trusts the headers API Gateway
-    // maps from the `$connect` authorizer (see `crate::api`).
+    // `EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic` off). filter-ai's WebSocket
+    // gateway path does not rely on this alone: it verifies the token API Gateway maps from
+    // the `$connect` authorizer (see `crate::api`), so a request from elsewhere is refused.
     let lb_sg = sg(
         t,
         "LoadBalancerSecurityGroup",
