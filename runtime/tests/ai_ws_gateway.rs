@@ -18,8 +18,8 @@ use axum::routing::post;
 use chrono::Utc;
 use chrono_runtime::ai::authorizer::{AuthorizerEvent, authorize};
 use chrono_runtime::ai::gateway::{
-    CONNECTION_HEADER, DOMAIN_HEADER, GATEWAY_PATH, GatewayPusher, ROUTE_KEY_HEADER,
-    STAGE_HEADER, TOKEN_HEADER, TOKEN_QUERY,
+    CONNECTION_HEADER, DOMAIN_HEADER, GATEWAY_PATH, GatewayPusher, ROUTE_KEY_HEADER, STAGE_HEADER,
+    TOKEN_HEADER, TOKEN_QUERY,
 };
 use chrono_runtime::ai::http::{AiState, router};
 use chrono_runtime::auth::{DEFAULT_CASES_CLAIM, DEFAULT_ROLES_CLAIM};
@@ -259,7 +259,11 @@ async fn gateway_routes_answer_authorized_connections_only(
         }
     }
     assert_eq!(pushed.lock().unwrap().len(), 2, "nothing pushed to conn-2");
-    assert_eq!(audit_rows(&db).await, audited, "no audit row for refused requests");
+    assert_eq!(
+        audit_rows(&db).await,
+        audited,
+        "no audit row for refused requests"
+    );
 
     // Disconnect does nothing and needs no token; unknown route keys and missing ids are
     // bad requests.

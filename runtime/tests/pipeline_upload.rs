@@ -927,12 +927,14 @@ async fn a_file_that_takes_too_long_fails_with_the_time_limit_named(pool: PgPool
     limits.time_min = Duration::from_secs(1);
     limits.time_per_gib = Duration::ZERO;
     let case_id = new_case(&pool).await;
-    // a syslog line's start, then 8 GiB without a newline: 128 gzip members of 64 MiB
+    // a syslog line, another's start, then 8 GiB without a newline: 128 gzip members
     let mut member = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     member.write_all(&vec![b'a'; 64 * 1024 * 1024]).unwrap();
     let member = member.finish().unwrap();
     let mut slow = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    slow.write_all(b"Mar 14 15:00:00 host sshd[1]: ").unwrap();
+    slow.write_all(b"Mar 14 15:00:00 host sshd[1]: Connection closed by 10.0.0.1\n")
+        .unwrap();
+    slow.write_all(b"Mar 14 15:00:01 host sshd[1]: ").unwrap();
     let mut slow = slow.finish().unwrap();
     for _ in 0..128 {
         slow.extend_from_slice(&member);

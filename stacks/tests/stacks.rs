@@ -671,10 +671,12 @@ fn http_api_has_the_jwt_authorizer_of_the_config() {
         ws["RequestParameters"]["integration.request.header.x-chrono-connection-id"],
         "context.connectionId"
     );
+    // the verified token, never caller headers filter-ai would have to trust
     assert_eq!(
-        ws["RequestParameters"]["integration.request.header.x-chrono-sub"],
-        "context.authorizer.sub"
+        ws["RequestParameters"]["integration.request.header.x-chrono-token"],
+        "context.authorizer.token"
     );
+    assert!(ws["RequestParameters"]["integration.request.header.x-chrono-sub"].is_null());
     let authorizer = props(&t, "WebSocketAuthorizer");
     assert_eq!(authorizer["AuthorizerType"], "REQUEST");
     assert_eq!(

@@ -455,7 +455,11 @@ fn soak_with_random_component_kills_loses_nothing() {
         .map(|(n, b)| (n.clone(), expected_events(n, b)))
         .collect();
     assert!(
-        expected.values().filter(|e| e.is_some_and(|n| n > 0)).count() > files * 9 / 10,
+        expected
+            .values()
+            .filter(|e| e.is_some_and(|n| n > 0))
+            .count()
+            > files * 9 / 10,
         "the corpus must be mostly processable: {expected:?}"
     );
 
@@ -625,7 +629,9 @@ fn soak_with_random_component_kills_loses_nothing() {
         let id = ids[name].id.as_str();
         let e = &settled[id];
         let state = e["state"].as_str().unwrap();
-        *outcome.entry(if state == "done" { "done" } else { "failed" }).or_default() += 1;
+        *outcome
+            .entry(if state == "done" { "done" } else { "failed" })
+            .or_default() += 1;
         let n_rows = rows.get(id).copied().unwrap_or(0);
         let count = e["events_count"].as_i64().unwrap();
         if count != n_rows {
@@ -667,11 +673,7 @@ fn soak_with_random_component_kills_loses_nothing() {
     for f in &failed_good {
         eprintln!("soak: failed: {f}");
     }
-    assert!(
-        problems.is_empty(),
-        "seed {seed}: {}",
-        problems.join("\n")
-    );
+    assert!(problems.is_empty(), "seed {seed}: {}", problems.join("\n"));
     assert!(
         lost.is_empty(),
         "seed {seed}: uploaded bytes lost (kills: {killed:?}; S3 durability across an \

@@ -12,18 +12,18 @@
 use std::sync::Arc;
 
 use chrono_runtime::ai::ChatService;
-use chrono_runtime::ai::catalog::PgCatalog;
 use chrono_runtime::ai::authorizer::{AuthorizerEvent, authorize};
+use chrono_runtime::ai::catalog::PgCatalog;
 use chrono_runtime::ai::gateway::{
     CONTEXT_SUB, CONTEXT_TOKEN, GATEWAY_PATH, GatewayPusher, HEADERS, TOKEN_QUERY,
 };
 use chrono_runtime::ai::http::{AiState, router};
 use chrono_runtime::ai::local::{LocalGuard, LocalTranslator};
 use chrono_runtime::ai::store::MemoryStore;
+use chrono_runtime::auth::{ClaimNames, DEFAULT_CASES_CLAIM, DEFAULT_ROLES_CLAIM, JwtVerifier};
 use chrono_stacks::api::{
     self, WS_GATEWAY_PATH, WS_HEADERS, WS_ROUTE_KEYS, WS_TOKEN_QUERY, ws_request_parameters,
 };
-use chrono_runtime::auth::{ClaimNames, DEFAULT_CASES_CLAIM, DEFAULT_ROLES_CLAIM, JwtVerifier};
 use chrono_stacks::config::Config;
 use serde_json::{Value, json};
 

@@ -123,7 +123,7 @@ impl Limits {
             stored,
             member: member.to_owned(),
             // the setting that gives this file most of its budget
-            setting: if budget >= self.time_min.saturating_mul(2) {
+            setting: if budget > self.time_min.saturating_mul(2) {
                 PROCESSING_SECS_PER_GIB_VAR
             } else {
                 PROCESSING_MIN_SECS_VAR
