@@ -68,6 +68,7 @@ async fn http_chat_answers_with_a_filter_and_guards_the_case(
         service: local_service(db.clone(), now),
         auth: Some(jwt_auth()),
         pusher: None,
+        gateway: None,
     }))
     .await;
     let url = format!("http://{addr}/api/v1/ai/chat");
@@ -163,19 +164,17 @@ async fn http_chat_answers_with_a_filter_and_guards_the_case(
         );
     }
     // Regression (issue 18): locally, a request to the API Gateway integration path with
-    // forged caller headers ran a question on another case as `forged-admin`. A service
-    // that verifies tokens itself does not serve that path at all.
-    use chrono_runtime::ai::gateway::{
-        CASES_HEADER, CONNECTION_HEADER, GATEWAY_PATH, ROLES_HEADER, ROUTE_KEY_HEADER, SUB_HEADER,
-    };
+    // forged caller headers ran a question on another case as `forged-admin`. Locally
+    // (no `gateway` verifier) the service does not serve that path at all.
+    use chrono_runtime::ai::gateway::{CONNECTION_HEADER, GATEWAY_PATH, ROUTE_KEY_HEADER};
     for route in ["$connect", "$default"] {
         let res = http
             .post(format!("http://{addr}{GATEWAY_PATH}"))
             .header(ROUTE_KEY_HEADER, route)
             .header(CONNECTION_HEADER, "forged=")
-            .header(SUB_HEADER, "forged-admin")
-            .header(ROLES_HEADER, "admin")
-            .header(CASES_HEADER, "*")
+            .header("x-chrono-sub", "forged-admin")
+            .header("x-chrono-roles", "admin")
+            .header("x-chrono-cases", "*")
             .json(&ask(cases.other, "failed logons"))
             .send()
             .await
@@ -213,6 +212,7 @@ async fn websocket_answers_each_message_on_the_same_connection(
         service: local_service(db.clone(), now),
         auth: Some(jwt_auth()),
         pusher: None,
+        gateway: None,
     }))
     .await;
 
@@ -293,6 +293,7 @@ async fn the_lambda_router_takes_claims_from_the_authorizer(
         service: local_service(db.clone(), now),
         auth: Some(Authenticator::ApiGateway(ClaimNames::default())),
         pusher: None,
+        gateway: None,
     });
     let event = |case: Uuid, claims: Value| {
         json!({

@@ -1,7 +1,8 @@
 //! The API Gateway WebSocket path end to end on loopback ports: the `$connect` REQUEST
-//! authorizer's answers (allow with the caller's context, deny for every bad token), that
-//! context mapped into headers the way the api stack's integration does, filter-ai's
-//! gateway route for `$connect`/`$default`/`$disconnect`, and replies pushed to a loopback
+//! authorizer's answers (allow with the caller's subject and verified token, deny for every
+//! bad token), that context mapped into headers the way the api stack's integration does,
+//! filter-ai's gateway route for `$connect`/`$default`/`$disconnect` (which verifies the
+//! token again and refuses forged caller headers), and replies pushed to a loopback
 //! `@connections` endpoint through the management API SDK.
 
 mod ai_support;
@@ -17,8 +18,8 @@ use axum::routing::post;
 use chrono::Utc;
 use chrono_runtime::ai::authorizer::{AuthorizerEvent, authorize};
 use chrono_runtime::ai::gateway::{
-    CASES_HEADER, CONNECTION_HEADER, DOMAIN_HEADER, GATEWAY_PATH, GatewayPusher, ROLES_HEADER,
-    ROUTE_KEY_HEADER, STAGE_HEADER, SUB_HEADER, TOKEN_QUERY,
+    CONNECTION_HEADER, DOMAIN_HEADER, GATEWAY_PATH, GatewayPusher, ROUTE_KEY_HEADER, STAGE_HEADER,
+    TOKEN_HEADER, TOKEN_QUERY,
 };
 use chrono_runtime::ai::http::{AiState, router};
 use chrono_runtime::auth::{DEFAULT_CASES_CLAIM, DEFAULT_ROLES_CLAIM};
@@ -57,20 +58,17 @@ fn effect(answer: &Value) -> &str {
 #[test]
 fn the_authorizer_allows_a_valid_token_with_the_callers_context() {
     let case = Uuid::now_v7();
-    let answer = authorize(
-        &verifier(),
-        &connect_event(Some(&token_with(claims("u1", &[case])))),
-    );
+    let token = token_with(claims("u1", &[case]));
+    let answer = authorize(&verifier(), &connect_event(Some(&token)));
     assert_eq!(effect(&answer), "Allow", "{answer}");
     assert_eq!(
         answer["policyDocument"]["Statement"][0]["Resource"],
         METHOD_ARN
     );
     assert_eq!(answer["principalId"], "u1");
-    assert_eq!(
-        answer["context"],
-        json!({"sub": "u1", "roles": "analyst", "cases": case.to_string()})
-    );
+    // context values must be strings, numbers or booleans
+    // (https://docs.aws.amazon.com/apigateway/latest/developerguide/api-gateway-lambda-authorizer-output.html)
+    assert_eq!(answer["context"], json!({"sub": "u1", "token": token}));
 }
 
 #[test]
@@ -131,15 +129,16 @@ async fn fake_connections() -> (Pushed, SocketAddr) {
 }
 
 /// Sends what API Gateway sends filter-ai for one route of a connection (the mapped
-/// headers, with the authorizer's context when the connection has one) and returns the
-/// status.
+/// headers, with the token from the authorizer's context when the connection has one) plus
+/// `extra` headers, and returns the status and the JSON body.
 async fn gateway(
     addr: SocketAddr,
     route: &str,
     connection: &str,
     context: Option<&Value>,
+    extra: &[(&str, &str)],
     body: Option<Value>,
-) -> reqwest::StatusCode {
+) -> (reqwest::StatusCode, Value) {
     let mut req = reqwest::Client::new()
         .post(format!("http://{addr}{GATEWAY_PATH}"))
         .header(ROUTE_KEY_HEADER, route)
@@ -147,19 +146,32 @@ async fn gateway(
         .header(DOMAIN_HEADER, "abc123.execute-api.eu-west-1.amazonaws.com")
         .header(STAGE_HEADER, "live");
     if let Some(ctx) = context {
-        for (key, header) in [
-            ("sub", SUB_HEADER),
-            ("roles", ROLES_HEADER),
-            ("cases", CASES_HEADER),
-        ] {
-            req = req.header(header, ctx[key].as_str().unwrap());
-        }
+        req = req.header(TOKEN_HEADER, ctx["token"].as_str().unwrap());
+    }
+    for (name, value) in extra {
+        req = req.header(*name, *value);
     }
     if let Some(body) = body {
         req = req.json(&body);
     }
-    req.send().await.unwrap().status()
+    let res = req.send().await.unwrap();
+    let status = res.status();
+    (status, res.json().await.unwrap_or(Value::Null))
 }
+
+async fn audit_rows(db: &sqlx::PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM audit_log")
+        .fetch_one(db)
+        .await
+        .unwrap()
+}
+
+/// What an attacker inside the VPC sends: the caller headers the integration used to map.
+const FORGED: [(&str, &str); 3] = [
+    ("x-chrono-sub", "forged-admin"),
+    ("x-chrono-roles", "admin analyst"),
+    ("x-chrono-cases", "*"),
+];
 
 #[sqlx::test(migrator = "chrono_runtime::db::MIGRATOR")]
 async fn gateway_routes_answer_authorized_connections_only(
@@ -174,12 +186,13 @@ async fn gateway_routes_answer_authorized_connections_only(
     let addr = listener.local_addr().unwrap();
     let app = router(AiState {
         service: local_service(db.clone(), now),
-        // no JWKS: like filter-ai in AWS, only the gateway path serves
+        // like filter-ai in AWS: no JWKS for the chat route, the gateway path verifies
         auth: None,
         pusher: Some(GatewayPusher::fixed(
             &common::sdk("eu-west-1", None),
             &format!("http://{callback}"),
         )),
+        gateway: Some(verifier()),
     });
     tokio::spawn(async move { axum::serve(listener, app).await });
 
@@ -191,10 +204,10 @@ async fn gateway_routes_answer_authorized_connections_only(
     let ctx = allowed["context"].clone();
     let ask = |case: Uuid, q: &str| json!({"case_id": case, "question": q, "tz": "Europe/Berlin"});
 
-    let status = gateway(addr, "$connect", "conn-1=", Some(&ctx), None).await;
+    let (status, _) = gateway(addr, "$connect", "conn-1=", Some(&ctx), &[], None).await;
     assert_eq!(status, 200);
     let question = Some(ask(cases.case, "access keys created"));
-    let status = gateway(addr, "$default", "conn-1=", Some(&ctx), question).await;
+    let (status, _) = gateway(addr, "$default", "conn-1=", Some(&ctx), &[], question).await;
     assert_eq!(status, 204);
     {
         let p = pushed.lock().unwrap();
@@ -203,10 +216,13 @@ async fn gateway_routes_answer_authorized_connections_only(
         assert_eq!(p[0].1["kind"], "filter", "{}", p[0].1);
         assert_eq!(p[0].1["count"], 1);
     }
+    let audited = audit_rows(&db).await;
+    assert!(audited >= 1, "the answered question is audited");
 
-    // Another case through the same authorized connection: refused, nothing of it leaks.
+    // Another case through the same authorized connection, even with forged caller
+    // headers granting every case: the caller comes from the token only.
     let question = Some(ask(cases.other, "access keys created"));
-    let status = gateway(addr, "$default", "conn-1=", Some(&ctx), question).await;
+    let (status, _) = gateway(addr, "$default", "conn-1=", Some(&ctx), &FORGED, question).await;
     assert_eq!(status, 204);
     {
         let p = pushed.lock().unwrap();
@@ -214,30 +230,46 @@ async fn gateway_routes_answer_authorized_connections_only(
         assert_eq!(p[1].1["error"]["code"], "not_found", "{}", p[1].1);
         assert!(p[1].1.get("filter").is_none() && p[1].1.get("count").is_none());
     }
+    let audited = audit_rows(&db).await;
 
-    // A connection that never authenticated (no authorizer context): refused on $connect
-    // and on every message, and nothing is pushed to it.
-    for route in ["$connect", "$default"] {
-        let question = Some(ask(cases.case, "access keys created"));
-        let status = gateway(addr, route, "conn-2=", None, question).await;
-        assert_eq!(status, 401, "{route}");
+    // Forged caller headers without a token that verifies: refused 401 with the stable
+    // code on every route that acts, no question runs, nothing is pushed or audited.
+    let mut expired = claims("u1", &[cases.case]);
+    expired["exp"] = json!(Utc::now().timestamp() - 3600);
+    let mut other_audience = claims("u1", &[cases.case]);
+    other_audience["aud"] = json!("someone-else");
+    let valid = ctx["token"].as_str().unwrap().to_owned();
+    let mut tampered = valid.clone();
+    tampered.replace_range(valid.len() - 6.., "AAAAAA");
+    let context = |token: String| json!({"sub": "u1", "token": token});
+    for (what, context) in [
+        ("no token", None),
+        ("empty token", Some(context(String::new()))),
+        ("garbage token", Some(context("not-a-jwt".into()))),
+        ("expired token", Some(context(token_with(expired)))),
+        ("other audience", Some(context(token_with(other_audience)))),
+        ("bad signature", Some(context(tampered))),
+    ] {
+        for route in ["$connect", "$default"] {
+            let question = Some(ask(cases.case, "access keys created"));
+            let (status, body) =
+                gateway(addr, route, "conn-2=", context.as_ref(), &FORGED, question).await;
+            assert_eq!(status, 401, "{what} {route}: {body}");
+            assert_eq!(body["error"]["code"], "unauthenticated", "{what} {route}");
+        }
     }
-    // A forged context without a subject is no context.
-    let mut no_sub = ctx.clone();
-    no_sub["sub"] = json!("");
-    let question = Some(ask(cases.case, "access keys created"));
-    let status = gateway(addr, "$default", "conn-3=", Some(&no_sub), question).await;
-    assert_eq!(status, 401);
+    assert_eq!(pushed.lock().unwrap().len(), 2, "nothing pushed to conn-2");
     assert_eq!(
-        pushed.lock().unwrap().len(),
-        2,
-        "nothing pushed to conn-2/3"
+        audit_rows(&db).await,
+        audited,
+        "no audit row for refused requests"
     );
 
-    // Disconnect needs no context; unknown route keys and missing ids are bad requests.
-    let status = gateway(addr, "$disconnect", "conn-2=", None, None).await;
+    // Disconnect does nothing and needs no token; unknown route keys and missing ids are
+    // bad requests.
+    let (status, _) = gateway(addr, "$disconnect", "conn-2=", None, &[], None).await;
     assert_eq!(status, 200);
-    let status = gateway(addr, "sendmessage", "conn-1=", Some(&ctx), None).await;
+    let (status, _) = gateway(addr, "sendmessage", "conn-1=", Some(&ctx), &[], None).await;
     assert_eq!(status, 400);
     let res = reqwest::Client::new()
         .post(format!("http://{addr}{GATEWAY_PATH}"))
@@ -247,7 +279,7 @@ async fn gateway_routes_answer_authorized_connections_only(
         .unwrap();
     assert_eq!(res.status(), 400);
 
-    // Without a JWKS the chat route answers 401 even with a well-formed token.
+    // Without a JWKS for the chat route it answers 401 even with a well-formed token.
     let res = reqwest::Client::new()
         .post(format!("http://{addr}/api/v1/ai/chat"))
         .bearer_auth(token_with(claims("u1", &[cases.case])))

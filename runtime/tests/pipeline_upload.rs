@@ -908,6 +908,62 @@ async fn a_decompression_bomb_fails_its_evidence_with_the_limit_named(pool: PgPo
     );
 }
 
+/// Regression (issue 18): a 1 MB gzip of one gigabyte-long line cost 107 CPU-seconds.
+/// Each step run over a file now has a time budget scaled by the stored size
+/// ([`chrono_runtime::pipeline::limits::Limits::budget`]): a file that unpacks to endless
+/// bytes past every other limit (here 8 GiB of one line, the ratio and size limits raised
+/// out of the way) fails with the processing time and its setting named, is not retried,
+/// and stores nothing; an ordinary file passes under the same budget. The budget is 1 s
+/// here (default: 120 s + 1800 s per GiB) to keep the test short.
+#[sqlx::test(migrator = "chrono_runtime::db::MIGRATOR")]
+async fn a_file_that_takes_too_long_fails_with_the_time_limit_named(pool: PgPool) {
+    use std::io::Write as _;
+    let moto = Moto::start();
+    let s3 = moto.s3().await;
+    let mut worker = LocalWorker::new(s3.clone(), pool.clone(), buckets());
+    let limits = &mut worker.parse.limits;
+    limits.max_ratio = u64::MAX;
+    limits.max_member_bytes = u64::MAX;
+    limits.time_min = Duration::from_secs(1);
+    limits.time_per_gib = Duration::ZERO;
+    let case_id = new_case(&pool).await;
+    // a syslog line, another's start, then 8 GiB without a newline: 128 gzip members
+    let mut member = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    member.write_all(&vec![b'a'; 64 * 1024 * 1024]).unwrap();
+    let member = member.finish().unwrap();
+    let mut slow = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    slow.write_all(b"Mar 14 15:00:00 host sshd[1]: Connection closed by 10.0.0.1\n")
+        .unwrap();
+    slow.write_all(b"Mar 14 15:00:01 host sshd[1]: ").unwrap();
+    let mut slow = slow.finish().unwrap();
+    for _ in 0..128 {
+        slow.extend_from_slice(&member);
+    }
+    assert!(slow.len() < 16 * 1024 * 1024, "{}", slow.len());
+    let job = new_evidence(&pool, &s3, case_id, "auth.log.gz", slow).await;
+    let err = worker.process(&job).await.unwrap_err();
+    assert!(matches!(err, PipelineError::Limit { .. }), "{err}");
+    assert!(!err.is_retryable());
+    let got = counts(&pool, job.evidence_id).await;
+    assert_eq!(
+        (got.state.as_str(), got.rows, got.events_count),
+        ("failed", 0, 0)
+    );
+    let errors = evidence_errors(&pool, job.evidence_id).await;
+    let reason = errors[0]["message"].as_str().unwrap();
+    assert!(
+        reason.contains("processing time") && reason.contains("CHRONO_PROCESSING_MIN_SECS"),
+        "{reason}"
+    );
+
+    // An ordinary file under the same budget.
+    let job = new_evidence(&pool, &s3, case_id, "auth.log", fixture("auth.log")).await;
+    let done = worker.process(&job).await.unwrap();
+    assert_eq!(done.state, "done");
+    let got = counts(&pool, job.evidence_id).await;
+    assert!(got.rows > 0 && got.rows == got.events_count, "{got:?}");
+}
+
 /// Regression (issue 18): a zip member whose name held a NUL failed its evidence
 /// ("unsupported Unicode escape sequence") after some of its events were stored, with
 /// `events_count` 0 against 15 searchable rows. Names with NUL are stored with U+FFFD and

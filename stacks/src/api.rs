@@ -9,10 +9,14 @@
 //! * WebSocket APIs have no JWT authorizer and browsers cannot send headers, so `$connect`
 //!   carries the token in the query string ([`WS_TOKEN_QUERY`]) and a Lambda REQUEST
 //!   authorizer (`chrono-ws-authorizer`) verifies it; a bad or missing token gets no
-//!   connection. Its context (subject, roles, cases) stays with the connection.
+//!   connection. Its context (subject, the verified token) stays with the connection.
 //! * Every route key of [`WS_ROUTE_KEYS`] reaches filter-ai as `POST` [`WS_GATEWAY_PATH`]
 //!   through the VPC link, with the integration request parameters of [`WS_HEADERS`]
-//!   (connection id, route key, callback domain and stage, the authorizer's context).
+//!   (connection id, route key, callback domain and stage, the token from the authorizer's
+//!   context, which filter-ai verifies again: nothing else in the VPC can pass it, see
+//!   `chrono_runtime::ai::gateway`). Context variables, `context.authorizer.*` included,
+//!   map into integration headers:
+//!   <https://docs.aws.amazon.com/apigateway/latest/developerguide/websocket-api-data-mapping.html>.
 
 use chrono_contract::outputs;
 use serde_json::json;
@@ -58,14 +62,12 @@ pub const WS_TOKEN_QUERY: &str = "token";
 /// Stage of the WebSocket API.
 pub const WS_STAGE: &str = "live";
 /// Header filter-ai reads → API Gateway mapping expression, on every route.
-pub const WS_HEADERS: [(&str, &str); 7] = [
+pub const WS_HEADERS: [(&str, &str); 5] = [
     ("x-chrono-connection-id", "context.connectionId"),
     ("x-chrono-route-key", "context.routeKey"),
     ("x-chrono-domain", "context.domainName"),
     ("x-chrono-stage", "context.stage"),
-    ("x-chrono-sub", "context.authorizer.sub"),
-    ("x-chrono-roles", "context.authorizer.roles"),
-    ("x-chrono-cases", "context.authorizer.cases"),
+    ("x-chrono-token", "context.authorizer.token"),
 ];
 
 /// The integration request parameters of [`WS_HEADERS`].

@@ -307,10 +307,11 @@ pub fn build(cfg: &Config) -> Result<NetworkStack, ModelError> {
     let lambda_sg = sg(t, "LambdaSecurityGroup", "lambdas", vec![], lambda_egress)?;
     // No inbound rule: the NLB's only client is API Gateway's VPC link, whose PrivateLink
     // traffic it admits without evaluating inbound rules (the compute stack turns
-    // `EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic` off). Nothing else in the VPC
-    // may reach filter-ai's WebSocket gateway path, which trusts the headers API Gateway
-    // maps from the `$connect` authorizer (see `crate::api`). No load balancer, no group,
-    // and no inbound rule at all on the tasks, in a stage without the WebSocket API.
+    // `EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic` off). filter-ai's WebSocket
+    // gateway path does not rely on this alone: it verifies the token API Gateway maps from
+    // the `$connect` authorizer (see `crate::api`), so a request from elsewhere is refused.
+    // No load balancer, no group, and no inbound rule at all on the tasks, in a stage
+    // without the WebSocket API.
     let lb_sg = if cfg.websocket_api() {
         Some(sg(
             t,

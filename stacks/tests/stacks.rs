@@ -406,7 +406,27 @@ fn every_lambda_and_task_gets_the_runtime_environment() {
             .iter()
             .map(|kv| kv["Name"].as_str().unwrap())
             .collect();
-        assert_eq!(names, expected, "{id}");
+        // filter-ai also verifies the token API Gateway passes on the gateway path
+        let mut want = expected.clone();
+        if id == "FilterAiTaskDefinition" {
+            want.extend(["CHRONO_JWKS_URL", "CHRONO_WS_GATEWAY"]);
+            let value = |name: &str| {
+                c["Environment"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|kv| kv["Name"] == name)
+                    .map(|kv| kv["Value"].clone())
+            };
+            assert_eq!(value("CHRONO_WS_GATEWAY"), Some(json!("on")));
+            assert_eq!(
+                value("CHRONO_JWKS_URL"),
+                Some(json!(
+                    "https://acme-chronotracer.eu.auth0.com/.well-known/jwks.json"
+                ))
+            );
+        }
+        assert_eq!(names, want, "{id}");
         // By digest, never by a mutable tag.
         assert_eq!(
             c["Image"],
@@ -672,10 +692,12 @@ fn http_api_has_the_jwt_authorizer_of_the_config() {
         ws["RequestParameters"]["integration.request.header.x-chrono-connection-id"],
         "context.connectionId"
     );
+    // the verified token, never caller headers filter-ai would have to trust
     assert_eq!(
-        ws["RequestParameters"]["integration.request.header.x-chrono-sub"],
-        "context.authorizer.sub"
+        ws["RequestParameters"]["integration.request.header.x-chrono-token"],
+        "context.authorizer.token"
     );
+    assert!(ws["RequestParameters"]["integration.request.header.x-chrono-sub"].is_null());
     let authorizer = props(&t, "WebSocketAuthorizer");
     assert_eq!(authorizer["AuthorizerType"], "REQUEST");
     assert_eq!(

@@ -37,13 +37,14 @@ class FakeSocket {
 
 const reply = (session: string, message: string) => ({ session_id: session, kind: 'filter', message, filter: { where: { field: 'action', op: 'eq', value: 'logon' } }, summary: 's', count: 3 });
 
-function client(opts: { fail?: boolean; fetcher?: typeof fetch; wsUrl?: string | null } = {}) {
+function client(opts: { fail?: boolean; fetcher?: typeof fetch; wsUrl?: string | null; token?: () => string } = {}) {
   const sockets: FakeSocket[] = [];
-  const api = new Api({ base: '', token: () => 'tok', fetcher: opts.fetcher ?? (vi.fn() as unknown as typeof fetch) });
+  const token = opts.token ?? (() => 'tok');
+  const api = new Api({ base: '', token, fetcher: opts.fetcher ?? (vi.fn() as unknown as typeof fetch) });
   const chat = new ChatClient({
     api,
     wsUrl: opts.wsUrl === undefined ? 'ws://127.0.0.1:1/api/v1/ai/ws' : opts.wsUrl,
-    token: () => 'tok',
+    token,
     socketFactory: (u) => {
       const s = new FakeSocket(u, opts.fail);
       sockets.push(s);
@@ -104,5 +105,22 @@ describe('ChatClient', () => {
     await expect(a).rejects.toBeInstanceOf(ApiError);
     await expect(a).rejects.toThrow('case not found');
     expect(fetcher).not.toHaveBeenCalled();
+  });
+
+  it('opens a new socket when the token was refreshed (AWS checks each message against it)', async () => {
+    let current = 'tok-1';
+    const { chat, sockets } = client({ token: () => current });
+    const a = chat.ask({ case_id: 'c', question: 'one' });
+    await new Promise((r) => setTimeout(r, 5));
+    sockets[0]!.reply(reply('s1', 'first'));
+    expect((await a).message).toBe('first');
+    current = 'tok-2';
+    const b = chat.ask({ case_id: 'c', question: 'two' });
+    await new Promise((r) => setTimeout(r, 5));
+    expect(sockets).toHaveLength(2);
+    expect(sockets[0]!.readyState).toBe(3);
+    expect(sockets[1]!.url).toContain('token=tok-2');
+    sockets[1]!.reply(reply('s1', 'second'));
+    expect((await b).message).toBe('second');
   });
 });

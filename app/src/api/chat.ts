@@ -42,6 +42,8 @@ function replyOrError(text: string): ChatReply {
 
 export class ChatClient {
   private socket: WebSocket | null = null;
+  /** The token `socket` was opened with. */
+  private socketToken: string | null = null;
   private opening: Promise<WebSocket> | null = null;
   private waiting: Waiter[] = [];
   /** How the last question went: 'websocket' or 'http'. */
@@ -50,9 +52,15 @@ export class ChatClient {
   constructor(private readonly opts: ChatOptions) {}
 
   private open(): Promise<WebSocket> {
-    if (this.socket && this.socket.readyState === WebSocket.OPEN) return Promise.resolve(this.socket);
-    if (this.opening) return this.opening;
     const token = this.opts.token();
+    // In AWS every message is checked against the token the socket was opened with (its
+    // expiry too), so a refreshed token means a new socket.
+    if (this.socket && this.socket.readyState === WebSocket.OPEN) {
+      if (token === this.socketToken) return Promise.resolve(this.socket);
+      this.socket.close();
+      this.socket = null;
+    }
+    if (this.opening) return this.opening;
     if (!token) return Promise.reject(new Error('not logged in'));
     const url = socketUrl(this.opts.wsUrl ?? '', token);
     this.opening = new Promise<WebSocket>((resolve, reject) => {
@@ -64,6 +72,7 @@ export class ChatClient {
       ws.onopen = () => {
         clearTimeout(timer);
         this.socket = ws;
+        this.socketToken = token;
         resolve(ws);
       };
       ws.onerror = () => {
@@ -81,7 +90,7 @@ export class ChatClient {
         }
       };
       ws.onclose = () => {
-        this.socket = null;
+        if (this.socket === ws) this.socket = null;
         for (const w of this.waiting.splice(0)) {
           clearTimeout(w.timer);
           w.reject(new Error('WebSocket closed'));

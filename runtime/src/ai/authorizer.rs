@@ -5,9 +5,10 @@
 //! `route.request.querystring.token`, see [`super::gateway::TOKEN_QUERY`]); it verifies the
 //! RS256 JWT against the identity provider's key set with issuer, audience and expiry
 //! checked (the same [`JwtVerifier`] as the local servers) and answers an IAM policy:
-//! `Allow` on the request's `methodArn` with the caller in the context
-//! ([`super::gateway::context_of`]), or `Deny` (the client gets 403 and no connection).
-//! API Gateway then maps the context into headers on every route of the connection.
+//! `Allow` on the request's `methodArn` with the caller's subject and the verified token
+//! in the context ([`super::gateway::context_of`]), or `Deny` (the client gets 403 and no
+//! connection). API Gateway then maps the token into a header on every route of the
+//! connection, and filter-ai verifies it again (see [`super::gateway`] for why).
 //!
 //! It never logs the token and never reaches the database.
 
@@ -58,7 +59,7 @@ pub fn authorize(verifier: &JwtVerifier, event: &AuthorizerEvent) -> Value {
     match verifier.verify(token) {
         Ok(p) => {
             let mut answer = policy(&p.sub, "Allow", &event.method_arn);
-            answer["context"] = context_of(&p)
+            answer["context"] = context_of(&p, token)
                 .into_iter()
                 .map(|(k, v)| (k.to_owned(), Value::String(v)))
                 .collect::<serde_json::Map<_, _>>()

@@ -8,7 +8,8 @@
 //! | `CHRONO_SESSIONS_TABLE`, `CHRONO_INTENT_CACHE_TABLE`, `CHRONO_CONVERSATIONS_TABLE` | DynamoDB tables; all three or none (none = in-process store) |
 //! | `CHRONO_AI_DB_ROLE` | role for the AI path's queries (default `chrono_ro`; empty = the login role) |
 //! | `CHRONO_WS_CALLBACK_URL` | the WebSocket API's `@connections` endpoint; unset in AWS, where it comes from each request's domain and stage (see [`super::gateway`]) |
-//! | `CHRONO_JWKS_FILE`, `CHRONO_JWKS_URL` | filter-ai: verify tokens on the chat route and local WebSocket; unset in AWS (only the gateway path is reachable there) |
+//! | `CHRONO_JWKS_FILE`, `CHRONO_JWKS_URL` | filter-ai: verify tokens (chat route, local WebSocket and, with `CHRONO_WS_GATEWAY`, the gateway path) |
+//! | `CHRONO_WS_GATEWAY` | `on`: serve the API Gateway WebSocket integration path (filter-ai in AWS); requires a key set |
 //! | `AWS_ENDPOINT_URL` | standard: points every SDK client at a local emulator |
 
 use std::sync::Arc;
@@ -194,7 +195,8 @@ pub enum RunError {
 
 /// Runs the filter-ai service on `addr` until Ctrl-C / SIGTERM. With `CHRONO_JWKS_FILE`
 /// or `CHRONO_JWKS_URL` the chat route and the local WebSocket verify JWTs
-/// (`CHRONO_JWT_*`); without (AWS), they answer 401 and only the gateway path serves.
+/// (`CHRONO_JWT_*`); without, they answer 401. `CHRONO_WS_GATEWAY=on` (AWS) also serves
+/// the API Gateway WebSocket path, verifying the token API Gateway passes there.
 pub async fn serve_from_env(addr: std::net::SocketAddr) -> Result<(), RunError> {
     use crate::server::{Mode, authenticator_from_env, pool_from_env};
     let settings = AiSettings::from_env()?;
@@ -206,13 +208,27 @@ pub async fn serve_from_env(addr: std::net::SocketAddr) -> Result<(), RunError> 
     let auth = if verifies {
         Some(authenticator_from_env(Mode::Local).await?)
     } else {
-        tracing::info!("no JWKS configured: only the API Gateway WebSocket path serves");
+        tracing::info!("no JWKS configured: the chat route and local WebSocket answer 401");
         None
+    };
+    let gateway = match (gateway_enabled()?, &auth) {
+        (false, _) => None,
+        (true, Some(crate::auth::Authenticator::Jwt(v))) => Some((**v).clone()),
+        (true, _) => {
+            return Err(ConfigError(format!(
+                "{} needs {} or {} (the gateway path verifies tokens)",
+                vars::WS_GATEWAY,
+                vars::JWKS_URL,
+                vars::JWKS_FILE
+            ))
+            .into());
+        }
     };
     let state = super::http::AiState {
         service: settings.service(db, &sdk)?,
         auth,
         pusher: Some(settings.pusher(&sdk)),
+        gateway,
     };
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -226,6 +242,18 @@ pub async fn serve_from_env(addr: std::net::SocketAddr) -> Result<(), RunError> 
         .map_err(|e| RunError::Server(e.to_string()))
 }
 
+/// `CHRONO_WS_GATEWAY`: `on` or unset/`off`.
+fn gateway_enabled() -> Result<bool, ConfigError> {
+    match std::env::var(vars::WS_GATEWAY).as_deref().map(str::trim) {
+        Err(_) | Ok("") | Ok("off") => Ok(false),
+        Ok("on") => Ok(true),
+        Ok(other) => Err(ConfigError(format!(
+            "{} must be `on` or `off`, not `{other}`",
+            vars::WS_GATEWAY
+        ))),
+    }
+}
+
 /// Runs as the AI-chat Lambda until the runtime stops it (claims from the authorizer).
 pub async fn run_lambda() -> Result<(), RunError> {
     use crate::server::{Mode, authenticator_from_env, pool_from_env};
@@ -236,6 +264,7 @@ pub async fn run_lambda() -> Result<(), RunError> {
         service: settings.service(db, &sdk)?,
         auth: Some(authenticator_from_env(Mode::Lambda).await?),
         pusher: None,
+        gateway: None,
     };
     lambda_http::run(super::http::chat_router(state))
         .await

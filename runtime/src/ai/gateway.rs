@@ -6,21 +6,53 @@
 //! * `$connect` carries the token in the query string (`?token=<jwt>`); the Lambda REQUEST
 //!   authorizer ([`super::authorizer`], identity source `route.request.querystring.token`)
 //!   verifies it and refuses the connection (403) when it does not verify. Its context
-//!   ([`CONTEXT_SUB`], [`CONTEXT_ROLES`], [`CONTEXT_CASES`]) stays attached to the
+//!   ([`CONTEXT_SUB`], [`CONTEXT_TOKEN`]: the verified token itself) stays attached to the
 //!   connection.
 //! * Every route (`$connect`, `$default`, `$disconnect`) reaches filter-ai as
 //!   `POST` [`GATEWAY_PATH`] through the VPC link, with the integration request
 //!   parameters of [`HEADERS`]: connection id, route key, callback domain and stage, and
-//!   the authorizer's context. The body of `$default` is the client's message.
+//!   the token from the authorizer's context ([`TOKEN_HEADER`]). The body of `$default`
+//!   is the client's message.
 //! * Replies go back through the management API (`POST @connections/{id}`,
 //!   [`GatewayPusher`]) at `https://{domain}/{stage}`; the HTTP answer is empty.
 //!
 //! The stacks crate (`chrono_stacks::api`) writes the same names into the template; the
 //! cross-crate test `tests/tests/ws_contract.rs` fails when the two halves disagree.
 //!
-//! Trust: these headers are set by API Gateway and override whatever the client sent; the
-//! gateway path is reachable only through the internal NLB of the VPC link. A request
-//! without the authorizer's subject (a connection that never authenticated) is refused.
+//! # Trust: only API Gateway speaks to this path
+//!
+//! Anything in the VPC that reaches the internal NLB can send any header, so filter-ai
+//! trusts no caller header here. The proof a request came through the WebSocket API's
+//! integration is the bearer token the authorizer verified at `$connect`: API Gateway maps
+//! it from the authorizer's context into [`TOKEN_HEADER`], and filter-ai verifies it again
+//! with the same [`JwtVerifier`] (issuer, audience, key set, `exp`/`nbf`) and takes the
+//! caller ONLY from the verified token ([`principal_of`]). A request without a token that
+//! verifies is refused 401 (`unauthenticated`) before any question runs or any audit row
+//! is written; `x-chrono-sub`/`-roles`/`-cases` headers mean nothing. Whoever can forge a
+//! request here therefore needs a currently valid token of the user, which would let them
+//! ask through the public API anyway.
+//!
+//! Why not an HMAC over the context (KMS `GenerateMac`): a KMS key costs $1/month and a
+//! `VerifyMac` call per message (or a cache); the token is already signed by the identity
+//! provider, and filter-ai already holds its key set.
+//!
+//! `exp` is checked against the time of each message, not of the connection: a
+//! connection lives up to 2 hours and may idle 10 minutes
+//! (<https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-execution-service-websocket-limits-table.html>),
+//! longer than access tokens often do, so a message sent after the token expired is
+//! refused (401, nothing pushed) and the client reconnects with a fresh token. Checking
+//! against the connection time would let a forger with an expired token pick any
+//! connection time.
+//!
+//! AWS facts this relies on:
+//! * the authorizer's `context` values are strings, numbers or booleans
+//!   (<https://docs.aws.amazon.com/apigateway/latest/developerguide/api-gateway-lambda-authorizer-output.html>),
+//!   and the authorizer's result may be at most 8 KB; the token arrives in the `$connect`
+//!   URL, which is at most 4096 characters (same quota page), so it always fits;
+//! * integration request parameters map `context.*` variables, `context.authorizer.*`
+//!   included, into `integration.request.header.*` on every route
+//!   (<https://docs.aws.amazon.com/apigateway/latest/developerguide/websocket-api-data-mapping.html>),
+//!   and API Gateway sets those headers itself, whatever the client sent.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -31,7 +63,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::http::{AiState, MAX_BODY, answer};
 use crate::api::AppError;
-use crate::auth::{AuthError, ClaimNames, Principal};
+use crate::auth::{AuthError, JwtVerifier, Principal};
 
 /// Path of every WebSocket route's integration.
 pub const GATEWAY_PATH: &str = "/api/v1/ai/ws/gateway";
@@ -46,29 +78,21 @@ pub const ROUTE_KEY_HEADER: &str = "x-chrono-route-key";
 pub const DOMAIN_HEADER: &str = "x-chrono-domain";
 /// Header: `context.stage`.
 pub const STAGE_HEADER: &str = "x-chrono-stage";
-/// Header: `context.authorizer.sub`.
-pub const SUB_HEADER: &str = "x-chrono-sub";
-/// Header: `context.authorizer.roles`.
-pub const ROLES_HEADER: &str = "x-chrono-roles";
-/// Header: `context.authorizer.cases`.
-pub const CASES_HEADER: &str = "x-chrono-cases";
+/// Header: `context.authorizer.token`, the bearer token the authorizer verified.
+pub const TOKEN_HEADER: &str = "x-chrono-token";
 
-/// Authorizer context key: the token's subject.
+/// Authorizer context key: the token's subject (for API Gateway's access log).
 pub const CONTEXT_SUB: &str = "sub";
-/// Authorizer context key: roles, space-separated.
-pub const CONTEXT_ROLES: &str = "roles";
-/// Authorizer context key: granted case ids, space-separated, or `*`.
-pub const CONTEXT_CASES: &str = "cases";
+/// Authorizer context key: the verified bearer token itself.
+pub const CONTEXT_TOKEN: &str = "token";
 
 /// Header → API Gateway mapping expression, for every route's integration.
-pub const HEADERS: [(&str, &str); 7] = [
+pub const HEADERS: [(&str, &str); 5] = [
     (CONNECTION_HEADER, "context.connectionId"),
     (ROUTE_KEY_HEADER, "context.routeKey"),
     (DOMAIN_HEADER, "context.domainName"),
     (STAGE_HEADER, "context.stage"),
-    (SUB_HEADER, "context.authorizer.sub"),
-    (ROLES_HEADER, "context.authorizer.roles"),
-    (CASES_HEADER, "context.authorizer.cases"),
+    (TOKEN_HEADER, "context.authorizer.token"),
 ];
 
 /// Why a callback endpoint cannot be used.
@@ -174,53 +198,28 @@ impl GatewayPusher {
     }
 }
 
-/// The caller described by the authorizer context headers (see [`HEADERS`]).
-pub fn principal_from_headers(headers: &http::HeaderMap) -> Result<Principal, AuthError> {
-    let get = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let sub = get(SUB_HEADER);
-    if sub.is_empty() {
+/// The caller of a gateway request: the principal of the token in [`TOKEN_HEADER`], verified
+/// now by `verifier`. No other header contributes.
+pub fn principal_of(
+    verifier: &JwtVerifier,
+    headers: &http::HeaderMap,
+) -> Result<Principal, AuthError> {
+    let token = headers
+        .get(TOKEN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .unwrap_or_default();
+    if token.is_empty() {
         return Err(AuthError::Missing);
     }
-    let names = ClaimNames::default();
-    let claims = HashMap::from([
-        ("sub".to_owned(), sub),
-        (names.roles.clone(), get(ROLES_HEADER)),
-        (names.cases.clone(), get(CASES_HEADER)),
-    ]);
-    names.principal_from_gateway(&claims)
+    verifier.verify(token)
 }
 
-/// The authorizer context of a principal (the inverse of [`principal_from_headers`]).
-pub fn context_of(p: &Principal) -> [(&'static str, String); 3] {
-    use crate::auth::{CaseGrant, Role};
-    let roles = p
-        .roles
-        .iter()
-        .map(|r| match r {
-            Role::Admin => "admin",
-            Role::Analyst => "analyst",
-        })
-        .collect::<Vec<_>>()
-        .join(" ");
-    let cases = match &p.cases {
-        CaseGrant::All => "*".to_owned(),
-        CaseGrant::Some(ids) => ids
-            .iter()
-            .map(|id| id.to_string())
-            .collect::<Vec<_>>()
-            .join(" "),
-    };
+/// The authorizer context of a connection whose token verified as `p`.
+pub fn context_of(p: &Principal, token: &str) -> [(&'static str, String); 2] {
     [
         (CONTEXT_SUB, p.sub.clone()),
-        (CONTEXT_ROLES, roles),
-        (CONTEXT_CASES, cases),
+        (CONTEXT_TOKEN, token.to_owned()),
     ]
 }
 
@@ -234,6 +233,9 @@ fn header<'a>(parts: &'a http::request::Parts, name: &str) -> Option<&'a str> {
 
 /// `POST` [`GATEWAY_PATH`]: one handler for the three route keys.
 pub(crate) async fn gateway(State(st): State<Arc<AiState>>, req: Request) -> Response {
+    let Some(verifier) = st.gateway.as_ref() else {
+        return AppError::NotFound("route").into_response();
+    };
     let (parts, body) = req.into_parts();
     let Some(route) = header(&parts, ROUTE_KEY_HEADER) else {
         return AppError::invalid(format!("missing `{ROUTE_KEY_HEADER}` header")).into_response();
@@ -245,13 +247,14 @@ pub(crate) async fn gateway(State(st): State<Arc<AiState>>, req: Request) -> Res
         tracing::info!(connection, "websocket disconnected");
         return StatusCode::OK.into_response();
     }
-    let principal = match principal_from_headers(&parts.headers) {
+    let principal = match principal_of(verifier, &parts.headers) {
         Ok(p) => p,
         Err(e) => {
             tracing::warn!(
                 connection,
                 route,
-                "websocket route without an authorizer context"
+                reason = %e,
+                "websocket route without a token that verifies: refused"
             );
             return AppError::Unauthenticated(e.to_string()).into_response();
         }
@@ -301,8 +304,6 @@ async fn message(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::{CaseGrant, Role};
-    use uuid::Uuid;
 
     fn sdk(region: &str) -> aws_config::SdkConfig {
         aws_config::SdkConfig::builder()
@@ -334,28 +335,5 @@ mod tests {
         }
         let fixed = GatewayPusher::fixed(&sdk("eu-west-1"), "http://127.0.0.1:9/");
         assert_eq!(fixed.endpoint("", "").unwrap(), "http://127.0.0.1:9");
-    }
-
-    #[test]
-    fn the_authorizer_context_round_trips_to_a_principal() {
-        let id = Uuid::now_v7();
-        let p = Principal {
-            sub: "auth0|u1".into(),
-            roles: vec![Role::Analyst],
-            cases: CaseGrant::Some(vec![id, Uuid::now_v7()]),
-        };
-        let mut headers = http::HeaderMap::new();
-        for ((key, value), header) in
-            context_of(&p)
-                .into_iter()
-                .zip([SUB_HEADER, ROLES_HEADER, CASES_HEADER])
-        {
-            let source = format!("context.authorizer.{key}");
-            assert!(HEADERS.iter().any(|(h, s)| *h == header && *s == source));
-            headers.insert(header, value.parse().unwrap());
-        }
-        assert_eq!(principal_from_headers(&headers).unwrap(), p);
-        headers.remove(SUB_HEADER);
-        assert_eq!(principal_from_headers(&headers), Err(AuthError::Missing));
     }
 }

@@ -8,12 +8,13 @@
 //!   API Gateway WebSocket API's `$connect`, so the app connects the same way to both;
 //!   `access_token` is accepted too);
 //! * `POST /api/v1/ai/ws/gateway` — the API Gateway WebSocket API's integration (AWS), see
-//!   [`super::gateway`]: the caller comes from the `$connect` authorizer's context, the
-//!   reply is pushed back through the management API (`@connections`).
+//!   [`super::gateway`]: the caller comes from the token the `$connect` authorizer passes
+//!   in its context, verified again here; the reply is pushed back through the management
+//!   API (`@connections`).
 //!
-//! The token is verified here (local doors), trusted from API Gateway's JWT authorizer
-//! (the AI-chat Lambda) or from the WebSocket authorizer's context (gateway path); the case
-//! comes from the request and is checked against the caller's grants.
+//! The token is verified here (local doors and the gateway path) or trusted from API
+//! Gateway's JWT authorizer (the AI-chat Lambda); the case comes from the request and is
+//! checked against the caller's grants.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,7 +30,7 @@ use super::catalog::CatalogError;
 use super::engine::{ChatError, ChatReply, ChatRequest, ChatService};
 use super::gateway::{GATEWAY_PATH, GatewayPusher};
 use crate::api::AppError;
-use crate::auth::{Authenticator, Principal};
+use crate::auth::{Authenticator, JwtVerifier, Principal};
 
 /// Path of the HTTP chat route.
 pub const CHAT_PATH: &str = "/api/v1/ai/chat";
@@ -40,22 +41,24 @@ pub const WS_PATH: &str = "/api/v1/ai/ws";
 pub struct AiState {
     /// The handler.
     pub service: ChatService,
-    /// How callers of the chat route and the local WebSocket are authenticated; `None`
-    /// (filter-ai in AWS, where only the gateway path is reachable): they answer 401.
+    /// How callers of the chat route and the local WebSocket are authenticated; `None`:
+    /// they answer 401.
     pub auth: Option<Authenticator>,
     /// Where API Gateway WebSocket replies go.
     pub pusher: Option<GatewayPusher>,
+    /// Verifies the token API Gateway passes on the WebSocket integration path
+    /// ([`GATEWAY_PATH`]); `None` (local mode, the AI-chat Lambda): the path is not served.
+    pub gateway: Option<JwtVerifier>,
 }
 
 /// Every front door (the filter-ai service).
 ///
-/// The API Gateway WebSocket path ([`GATEWAY_PATH`]) trusts the caller headers API
-/// Gateway maps from the `$connect` authorizer ([`super::gateway`]), so it is served only
-/// where the service does not verify tokens itself, i.e. behind API Gateway in AWS. Where
-/// it verifies them (`state.auth`, local mode), the path does not exist (404): a request
-/// with forged `x-chrono-*` headers reaches nothing.
+/// The API Gateway WebSocket path ([`GATEWAY_PATH`]) is served only with
+/// `state.gateway` (filter-ai in AWS, `CHRONO_WS_GATEWAY`), and there only to requests
+/// carrying a token that verifies ([`super::gateway`]). Elsewhere (local mode) the path
+/// does not exist (404): a request with forged `x-chrono-*` headers reaches nothing.
 pub fn router(state: AiState) -> Router {
-    let behind_api_gateway = state.auth.is_none();
+    let behind_api_gateway = state.gateway.is_some();
     let mut routes = Router::new()
         .route(CHAT_PATH, post(chat))
         .route(WS_PATH, get(ws_upgrade));

@@ -9,11 +9,24 @@
 //! about 30 times, and multi-gigabyte EVTX sets pass the absolute limits. Settings:
 //! `CHRONO_MAX_MEMBER_BYTES`, `CHRONO_MAX_EVIDENCE_BYTES`, `CHRONO_MAX_EXPANSION_RATIO`.
 //!
+//! Time: each step run over an evidence file (`split`, and `parse` of each part) has a
+//! budget of [`Limits::time_min`] plus [`Limits::time_per_gib`] per GiB of the stored
+//! file ([`Limits::budget`]; defaults 120 s + 1800 s/GiB, far above what real evidence
+//! needs: a 1 GiB EVTX set parses in about a minute). Past it the step fails the evidence
+//! with [`PipelineError::Limit`] naming the setting (`CHRONO_PROCESSING_MIN_SECS`,
+//! `CHRONO_PROCESSING_SECS_PER_GIB`); it is not retried. The clock is read on every read
+//! of the stored file ([`Timed`]) and on every record, so neither a file that unpacks to
+//! endless bytes without records nor one that yields records slowly can outlast it.
+//!
+//! Records: a text line is at most 4 MiB ([`super::text::MAX_LINE_LEN`], a longer one is
+//! a bad record and skipped), a CSV record and a CloudTrail record at most 16 MiB.
+//!
 //! This module only measures; the readers it wraps are the steps' ([`super::steps`]).
 
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use super::error::PipelineError;
 
@@ -24,6 +37,10 @@ pub const MAX_EVIDENCE_BYTES_VAR: &str = "CHRONO_MAX_EVIDENCE_BYTES";
 /// Environment variable: the largest expansion of a compressed member (unpacked bytes per
 /// compressed byte).
 pub const MAX_EXPANSION_RATIO_VAR: &str = "CHRONO_MAX_EXPANSION_RATIO";
+/// Environment variable: the processing time every evidence file gets, in seconds.
+pub const PROCESSING_MIN_SECS_VAR: &str = "CHRONO_PROCESSING_MIN_SECS";
+/// Environment variable: the processing time added per GiB of the stored file, in seconds.
+pub const PROCESSING_SECS_PER_GIB_VAR: &str = "CHRONO_PROCESSING_SECS_PER_GIB";
 
 const GIB: u64 = 1024 * 1024 * 1024;
 
@@ -40,6 +57,10 @@ pub struct Limits {
     /// The ratio is judged once this many bytes are unpacked (a small, very compressible
     /// file is no threat).
     pub ratio_floor: u64,
+    /// The time every step run over a file gets.
+    pub time_min: Duration,
+    /// The time added per GiB of the stored file.
+    pub time_per_gib: Duration,
 }
 
 impl Default for Limits {
@@ -49,6 +70,8 @@ impl Default for Limits {
             max_evidence_bytes: 512 * GIB,
             max_ratio: 200,
             ratio_floor: 64 * 1024 * 1024,
+            time_min: Duration::from_secs(120),
+            time_per_gib: Duration::from_secs(1800),
         }
     }
 }
@@ -57,10 +80,14 @@ impl Limits {
     /// The defaults, with each setting that is set in the environment.
     pub fn from_env() -> Result<Limits, PipelineError> {
         let mut limits = Limits::default();
+        let mut min_secs = limits.time_min.as_secs();
+        let mut secs_per_gib = limits.time_per_gib.as_secs();
         for (var, slot) in [
             (MAX_MEMBER_BYTES_VAR, &mut limits.max_member_bytes),
             (MAX_EVIDENCE_BYTES_VAR, &mut limits.max_evidence_bytes),
             (MAX_EXPANSION_RATIO_VAR, &mut limits.max_ratio),
+            (PROCESSING_MIN_SECS_VAR, &mut min_secs),
+            (PROCESSING_SECS_PER_GIB_VAR, &mut secs_per_gib),
         ] {
             if let Some(v) = std::env::var(var).ok().filter(|v| !v.trim().is_empty()) {
                 *slot = v
@@ -75,7 +102,33 @@ impl Limits {
                     })?;
             }
         }
+        limits.time_min = Duration::from_secs(min_secs);
+        limits.time_per_gib = Duration::from_secs(secs_per_gib);
         Ok(limits)
+    }
+
+    /// The processing time of a step run over a stored file of `stored` bytes.
+    pub fn budget(&self, stored: u64) -> Duration {
+        let per_gib = self.time_per_gib.as_secs_f64() * stored as f64 / GIB as f64;
+        self.time_min
+            .saturating_add(Duration::try_from_secs_f64(per_gib).unwrap_or(Duration::MAX))
+    }
+
+    /// The deadline of a step run starting now over `stored` bytes of `member`.
+    pub fn deadline(&self, member: &str, stored: u64) -> Deadline {
+        let budget = self.budget(stored);
+        Deadline {
+            at: Instant::now().checked_add(budget),
+            budget,
+            stored,
+            member: member.to_owned(),
+            // the setting that gives this file most of its budget
+            setting: if budget > self.time_min.saturating_mul(2) {
+                PROCESSING_SECS_PER_GIB_VAR
+            } else {
+                PROCESSING_MIN_SECS_VAR
+            },
+        }
     }
 
     /// [`PipelineError::Limit`] unless a zip whose members declare `declared` bytes in all
@@ -125,6 +178,74 @@ fn bytes(n: u64) -> String {
         format!("{:.1} GiB", n as f64 / GIB as f64)
     } else {
         format!("{:.1} MiB", n as f64 / (1024.0 * 1024.0))
+    }
+}
+
+/// When a step run over one file must be done ([`Limits::deadline`]).
+#[derive(Debug, Clone)]
+pub struct Deadline {
+    at: Option<Instant>,
+    budget: Duration,
+    stored: u64,
+    member: String,
+    setting: &'static str,
+}
+
+impl Deadline {
+    /// [`Exceeded`] once the budget is spent.
+    pub fn check(&self) -> Result<(), Exceeded> {
+        match self.at {
+            Some(at) if Instant::now() >= at => Err(Exceeded {
+                member: self.member.clone(),
+                what: format!(
+                    "the processing time (over {} s for {} stored)",
+                    self.budget.as_secs(),
+                    bytes(self.stored)
+                ),
+                limit: format!("{} s", self.budget.as_secs()),
+                setting: self.setting,
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A stored file whose every read and seek fails once its [`Deadline`] has passed.
+#[derive(Debug)]
+pub struct Timed<R> {
+    inner: R,
+    deadline: Deadline,
+}
+
+impl<R> Timed<R> {
+    /// `inner` under `deadline`.
+    pub fn new(inner: R, deadline: Deadline) -> Timed<R> {
+        Timed { inner, deadline }
+    }
+
+    /// The deadline.
+    pub fn deadline(&self) -> &Deadline {
+        &self.deadline
+    }
+
+    fn check(&self) -> io::Result<()> {
+        self.deadline
+            .check()
+            .map_err(|e| io::Error::new(io::ErrorKind::FileTooLarge, e))
+    }
+}
+
+impl<R: Read> Read for Timed<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.check()?;
+        self.inner.read(buf)
+    }
+}
+
+impl<R: Seek> Seek for Timed<R> {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        self.check()?;
+        self.inner.seek(pos)
     }
 }
 
@@ -306,5 +427,34 @@ mod tests {
                     .check_declared_total("x.zip", 513 * GIB)
                     .is_err()
         );
+    }
+
+    #[test]
+    fn the_time_budget_scales_with_the_stored_size_and_stops_reads() {
+        let limits = Limits::default();
+        assert_eq!(limits.budget(0), Duration::from_secs(120));
+        assert_eq!(limits.budget(GIB), Duration::from_secs(120 + 1800));
+        assert_eq!(limits.budget(4 * GIB), Duration::from_secs(120 + 4 * 1800));
+        // a budget already spent: the first read fails, naming the time and the setting
+        let spent = Limits {
+            time_min: Duration::ZERO,
+            time_per_gib: Duration::ZERO,
+            ..Limits::default()
+        };
+        let mut r = Timed::new(&b"line\n"[..], spent.deadline("auth.log", 5));
+        let err = r.read(&mut [0u8; 8]).unwrap_err();
+        let e = PipelineError::io("reading")(err);
+        assert!(matches!(e, PipelineError::Limit { .. }), "{e}");
+        assert!(!e.is_retryable());
+        let text = e.to_string();
+        assert!(
+            text.contains("processing time") && text.contains(PROCESSING_MIN_SECS_VAR),
+            "{text}"
+        );
+        // an ample one reads through
+        let mut r = Timed::new(&b"line\n"[..], limits.deadline("auth.log", 5));
+        let mut out = Vec::new();
+        r.read_to_end(&mut out).unwrap();
+        assert_eq!(out, b"line\n");
     }
 }

@@ -35,7 +35,7 @@ use super::detect::{Format, SNIFF_LEN, peek, sniff};
 use super::error::PipelineError;
 use super::event::NormalizedEvent;
 use super::formats::{self, MemberContext, evtx};
-use super::limits::{Bounded, Compressed, Counting, Limits};
+use super::limits::{Bounded, Compressed, Counting, Deadline, Limits, Timed};
 
 /// Default number of EVTX chunks (64 KiB each) in one part: 16 MiB.
 pub const DEFAULT_EVTX_CHUNKS_PER_PART: u64 = 256;
@@ -128,12 +128,25 @@ pub struct PartsManifest {
     pub skipped: Vec<SkippedMember>,
 }
 
+/// `source` under its processing-time budget ([`Limits::deadline`]), and that deadline.
+fn timed<R: Read + Seek>(
+    mut source: R,
+    member: &str,
+    limits: &Limits,
+) -> Result<Timed<R>, PipelineError> {
+    let stored = source
+        .seek(SeekFrom::End(0))
+        .map_err(PipelineError::io("reading the evidence"))?;
+    Ok(Timed::new(source, limits.deadline(member, stored)))
+}
+
 /// Splits an evidence into parts.
 pub fn split<R: Read + Seek>(
-    mut source: R,
+    source: R,
     opts: &SplitOptions,
 ) -> Result<PartsManifest, PipelineError> {
     let name = opts.source_name.clone();
+    let mut source = timed(source, &name, &opts.limits)?;
     let io_err = PipelineError::io("reading the evidence");
     source.seek(SeekFrom::Start(0)).map_err(io_err)?;
     let mut head = Vec::new();
@@ -438,11 +451,12 @@ impl Default for ParseOptions {
 /// Data that breaks off in the middle (a truncated gzip stream) ends the part with one
 /// bad record after the records read so far; the part still succeeds.
 pub fn parse_part<R: Read + Seek>(
-    mut source: R,
+    source: R,
     part: &PartSpec,
     opts: &ParseOptions,
     sink: &mut dyn RecordSink,
 ) -> Result<(), PipelineError> {
+    let mut source = timed(source, &part.member, &opts.limits)?;
     let ctx = MemberContext {
         member: part.member.clone(),
         evidence_id: part.evidence_id,
@@ -451,6 +465,7 @@ pub fn parse_part<R: Read + Seek>(
     let mut counted = Counted {
         inner: sink,
         seen: 0,
+        deadline: source.deadline().clone(),
     };
     let result = parse_member(&mut source, part, opts, &ctx, &mut counted);
     match result {
@@ -468,10 +483,12 @@ pub fn parse_part<R: Read + Seek>(
 struct Counted<'a> {
     inner: &'a mut dyn RecordSink,
     seen: u64,
+    deadline: Deadline,
 }
 
 impl RecordSink for Counted<'_> {
     fn accept(&mut self, record: RecordResult) -> Result<(), PipelineError> {
+        self.deadline.check()?;
         self.seen += 1;
         self.inner.accept(record)
     }

@@ -58,6 +58,9 @@ pub mod env {
     pub const JWKS_URL: &str = "CHRONO_JWKS_URL";
     /// A key set in a file instead of [`JWKS_URL`] (tests).
     pub const JWKS_FILE: &str = "CHRONO_JWKS_FILE";
+    /// `on`: filter-ai serves the API Gateway WebSocket integration path, verifying the
+    /// token the `$connect` authorizer passes (set on filter-ai in AWS only).
+    pub const WS_GATEWAY: &str = "CHRONO_WS_GATEWAY";
     /// Where filter-ai pushes WebSocket replies instead of the connection's own domain.
     pub const WS_CALLBACK_URL: &str = "CHRONO_WS_CALLBACK_URL";
     /// Statement timeout of request sessions, in milliseconds.

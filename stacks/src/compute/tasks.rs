@@ -3,6 +3,7 @@
 //! Each task builder adds its task role with the grants of its binary and its task
 //! definition.
 
+use chrono_contract::env;
 use serde_json::json;
 
 use super::{
@@ -240,6 +241,27 @@ pub(super) fn filter_ai_service(
         "FilterAiTaskRole",
         c.role("filter-ai", "ecs-tasks.amazonaws.com", vec![], statements),
     )?;
+    let mut filter_ai = container(
+        c,
+        "filter-ai",
+        FILTER_AI_BINARY,
+        logs,
+        vec![json!({"ContainerPort": FILTER_AI_PORT, "Protocol": "tcp"})],
+        true,
+    );
+    // The gateway path verifies the token API Gateway maps from the `$connect` authorizer
+    // (`chrono_runtime::ai::gateway`): the identity provider's key set, reached over HTTPS
+    // through the NAT or the task's public address like the management API.
+    filter_ai.environment.extend([
+        KeyValue {
+            name: env::JWKS_URL.to_owned(),
+            value: c.identity.jwks_url.clone(),
+        },
+        KeyValue {
+            name: env::WS_GATEWAY.to_owned(),
+            value: "on".into(),
+        },
+    ]);
     let task = t.add(
         "FilterAiTaskDefinition",
         ecs.task(
@@ -248,14 +270,7 @@ pub(super) fn filter_ai_service(
             c.cfg.sizing.filter_ai_cpu,
             c.cfg.sizing.filter_ai_memory_mb,
             &role,
-            container(
-                c,
-                "filter-ai",
-                FILTER_AI_BINARY,
-                logs,
-                vec![json!({"ContainerPort": FILTER_AI_PORT, "Protocol": "tcp"})],
-                true,
-            ),
+            filter_ai,
         ),
     )?;
 
