@@ -22,7 +22,7 @@
 //!   `CHRONO_LOAD_SECONDS` (default 8). Requests/s, p50 and p99 (HdrHistogram), errors
 //!   (anything but a full 200 answer; a pool timeout, a 503, a reset) per level and side,
 //!   the API/SQL p99 ratio and the load average, printed and written as JSON to
-//!   `target/bench/load.json` (`CHRONO_LOAD_JSON` elsewhere).
+//!   `target/bench/load.json` (`$CARGO_TARGET_DIR/bench/`; `CHRONO_LOAD_JSON` elsewhere).
 //!
 //! Exits non-zero when any request failed. Needs `DATABASE_URL` with a login that may
 //! create databases (the Makefile runs it under `tests/with-postgres.sh`).
@@ -312,10 +312,17 @@ async fn run(settings: Settings) -> Result<u64, BoxError> {
         "mix": requests.iter().map(|r| r.name.clone()).collect::<Vec<_>>(),
         "levels": levels,
     });
-    let out = std::env::var_os("CHRONO_LOAD_JSON").map_or_else(
-        || PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../bench/load.json"),
-        PathBuf::from,
-    );
+    let out = match (
+        std::env::var_os("CHRONO_LOAD_JSON"),
+        std::env::var_os("CARGO_TARGET_DIR"),
+    ) {
+        (Some(file), _) => PathBuf::from(file),
+        (None, Some(target)) => PathBuf::from(target).join("bench/load.json"),
+        (None, None) => PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../target/bench/load.json"
+        )),
+    };
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -337,10 +344,14 @@ async fn load(
     events: i64,
     start: DateTime<Utc>,
 ) -> Result<Vec<Uuid>, BoxError> {
-    let opts = chrono_runtime::db::with_timeouts(
-        admin.clone().database(DATABASE),
-        Duration::from_secs(600),
-    );
+    // as the owner (the migrations create the runtime's role)
+    let opts = chrono_runtime::db::Session {
+        statement_timeout: Duration::from_secs(600),
+        lock_timeout: None,
+        application: "chrono-load-bench",
+        role: None,
+    }
+    .apply(admin.clone().database(DATABASE));
     let db = PgPoolOptions::new()
         .max_connections(2)
         .connect_with(opts)
@@ -588,7 +599,7 @@ async fn compare(
 async fn drive<F, Fut>(concurrency: usize, settings: Settings, mix: usize, op: F) -> Outcome
 where
     F: Fn(usize) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = Result<(), String>> + Send,
+    Fut: Future<Output = Result<(), String>> + Send + 'static,
 {
     let began = Instant::now();
     let measured_from = began + settings.warmup;
@@ -599,7 +610,7 @@ where
             tokio::spawn(async move {
                 // microseconds, 1 µs to 60 s, 3 significant digits
                 let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
-                    .unwrap_or_else(|e| unreachable!("constant bounds: {e}"));
+                    .unwrap_or_else(|e| unreachable!("constant bounds: {e:?}"));
                 let (mut errors, mut first_error) = (0u64, None);
                 let mut i = w * mix / concurrency;
                 loop {
@@ -622,7 +633,7 @@ where
         })
         .collect();
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
-        .unwrap_or_else(|e| unreachable!("constant bounds: {e}"));
+        .unwrap_or_else(|e| unreachable!("constant bounds: {e:?}"));
     let (mut errors, mut first_error) = (0, None);
     for w in workers {
         match w.await {
