@@ -7,7 +7,8 @@
 #   make templates  re-synthesize templates/ from customers/
 #   make app        build the web app into app/dist (served by `chronoctl local`, deployed by `web`)
 #   make app-types  regenerate the app's API types from the OpenAPI document and filter schema
-#   make bench      benchmarks (release mode; the app's bundle, first page and scrolling)
+#   make bench      benchmarks (release mode; search under load at concurrency 1-64; the app's
+#                   bundle, first page and scrolling)
 #   make e2e-aws    onboard + destroy a preview stack in a real AWS account (CHRONO_E2E_AWS=1)
 
 SHELL := /bin/bash
@@ -159,6 +160,7 @@ bench: venv postgres-bin $(PG_PINNED)
 	tests/with-postgres.sh $(CARGO) bench -p chrono-provisioner --bench ship
 	$(CARGO) bench -p chrono-runtime --bench pipeline_evtx
 	tests/with-postgres.sh $(CARGO) bench -p chrono-runtime --bench search
+	tests/with-postgres.sh $(CARGO) bench -p chrono-runtime --bench load
 	tests/with-postgres.sh $(CARGO) bench -p chrono-runtime --bench pipeline_upload
 	$(CARGO) bench -p chrono-runtime --bench ai_intent_cache
 	$(CARGO) bench -p chrono-runtime --bench ai_translate

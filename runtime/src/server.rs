@@ -160,6 +160,10 @@ pub async fn authenticator_from_env(mode: Mode) -> Result<Authenticator, StartEr
     Ok(Authenticator::Jwt(Box::new(verifier)))
 }
 
+/// Connections of the local server's request pool (the load benchmark gives bare SQL a
+/// pool of the same size).
+pub const LOCAL_POOL_CONNECTIONS: u32 = 16;
+
 /// The application state from the environment. Without a state machine the launcher is
 /// a [`LocalLauncher`] with no worker (processing answers `pipeline_unavailable`); local
 /// mode may pass its own launcher instead.
@@ -178,7 +182,9 @@ pub async fn state_with(
 ) -> Result<AppState, StartError> {
     let db = match mode {
         Mode::Lambda => pool_with(credentials, 2, ConnectPolicy::LAMBDA).await?,
-        Mode::Local => pool_with(credentials, 16, ConnectPolicy::REQUESTS).await?,
+        Mode::Local => {
+            pool_with(credentials, LOCAL_POOL_CONNECTIONS, ConnectPolicy::REQUESTS).await?
+        }
     };
     let auth = authenticator_from_env(mode).await?;
     let sdk = aws_config::load_from_env().await;

@@ -20,7 +20,7 @@ use crate::filter::{self, EVENT_COLUMNS, EVENT_FROM, FilterDocument, Keyset, Res
 use crate::model::{Comment, Device, Event, EventRow, Identity, Label};
 
 /// Query parameters of the search.
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Default, Clone, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SearchParams {
     /// `next_cursor` of the previous page.
@@ -109,6 +109,48 @@ pub struct SearchPage {
     pub range: Range,
 }
 
+/// A search request compiled: the one statement [`search`] runs for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchQuery {
+    /// The statement and its bound parameters (one row more than a page).
+    pub query: filter::CompiledQuery,
+    /// The "now" relative times were resolved against (pinned by the cursor after the
+    /// first page).
+    pub now: DateTime<Utc>,
+    /// Whether this is a search's first page (no cursor): the one that is audited.
+    pub first_page: bool,
+}
+
+/// Compiles a search request — the filter document `body`, the `?cursor=` and `?tz=` of
+/// `params` — in case `case` (whose access is checked already) into the statement the
+/// search runs. Public so that the load benchmark runs exactly the API's SQL.
+pub fn compile_search(
+    body: &[u8],
+    case: Uuid,
+    params: &SearchParams,
+) -> Result<SearchQuery, AppError> {
+    let doc = FilterDocument::parse(body)?;
+    let tz = time_zone(params.tz.as_deref())?;
+    let cursor = match params.cursor.as_deref() {
+        None => None,
+        Some(text) => Some(Cursor::decode(text).ok_or(AppError::BadRequest {
+            code: "invalid_cursor",
+            message: "the cursor is not one this API returned; restart from the first page".into(),
+            path: Some("cursor".into()),
+        })?),
+    };
+    let now = cursor
+        .map(|c| c.now)
+        .unwrap_or_else(|| Utc::now().trunc_subsecs(6));
+    let ctx = ResolveCtx { now, tz };
+    let query = filter::compile_page(&doc, case, &ctx, cursor.as_ref().map(|c| &c.after))?;
+    Ok(SearchQuery {
+        query,
+        now,
+        first_page: cursor.is_none(),
+    })
+}
+
 /// Searches the timeline with a filter document (see `/api/v1/filter.schema.json`).
 #[utoipa::path(post, path = "/api/v1/cases/{case}/events/search", operation_id = "search_events", tag = "events",
     params(("case" = Uuid, Path, description = "case id"), SearchParams),
@@ -125,26 +167,16 @@ pub(super) async fn search(
 ) -> Result<Json<SearchPage>, AppError> {
     require_read(&p)?;
     let case = accessible_case(&state, &p, case_id).await?;
-    let doc = FilterDocument::parse(&body)?;
-    let tz = time_zone(params.tz.as_deref())?;
-    let cursor = match params.cursor.as_deref() {
-        None => None,
-        Some(text) => Some(Cursor::decode(text).ok_or(AppError::BadRequest {
-            code: "invalid_cursor",
-            message: "the cursor is not one this API returned; restart from the first page".into(),
-            path: Some("cursor".into()),
-        })?),
-    };
-    let now = cursor
-        .map(|c| c.now)
-        .unwrap_or_else(|| Utc::now().trunc_subsecs(6));
-    let ctx = ResolveCtx { now, tz };
-    let q = filter::compile_page(&doc, case, &ctx, cursor.as_ref().map(|c| &c.after))?;
+    let SearchQuery {
+        query: q,
+        now,
+        first_page,
+    } = compile_search(&body, case, &params)?;
     let args = q.arguments().map_err(AppError::internal)?;
     let mut rows: Vec<EventRow> = sqlx::query_as_with(&q.sql, args)
         .fetch_all(state.db())
         .await?;
-    if cursor.is_none() {
+    if first_page {
         // who searched what (the first page; later pages continue the same search)
         let filter: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
         audit(

@@ -28,7 +28,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 pub use error::{AppError, ErrorBody, ErrorDetail};
-pub use events::{Cursor, SearchPage};
+pub use events::{Cursor, SearchPage, SearchParams, SearchQuery, compile_search};
 
 use crate::auth::{AuthError, Authenticator, Principal};
 use crate::launcher::PipelineLauncher;
