@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use futures::TryStreamExt as _;
+use s3s::crypto::Checksum as _;
 use s3s::dto::*;
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 use sha2::Digest as _;
@@ -59,7 +60,7 @@ fn store_error(e: StoreError) -> S3Error {
             "The specified multipart upload does not exist. The upload ID might be invalid, or the multipart upload might have been aborted or completed."
         ),
         StoreError::Io(e) => {
-            tracing::error!(error = %e, "local S3 storage");
+            eprintln!("s3: storage error: {e}");
             S3Error::internal_error(e)
         }
     }
@@ -202,7 +203,6 @@ async fn receive(
         .await
         .map_err(|e| s3_error!(IncompleteBody, "the body ended early: {e}"))?
     {
-        use s3s::crypto::Checksum as _;
         md5.update(&chunk);
         hasher.update(&chunk);
         size += chunk.len() as u64;
@@ -213,10 +213,7 @@ async fn receive(
     file.flush().await.map_err(S3Error::internal_error)?;
     file.sync_all().await.map_err(S3Error::internal_error)?;
     drop(file);
-    let md5 = {
-        use s3s::crypto::Checksum as _;
-        md5.finalize()
-    };
+    let md5 = md5.finalize();
     if let Some(given) = content_md5 {
         let given = base64::engine::general_purpose::STANDARD
             .decode(given)
@@ -826,42 +823,35 @@ fn assemble(
         }
         parts.push((meta, path));
     }
-    let internal = S3Error::internal_error;
-    let staged = store.stage().map_err(internal)?;
-    let mut out = std::fs::File::create(staged.path()).map_err(internal)?;
+    let staged = store.stage().map_err(S3Error::internal_error)?;
+    let mut out = std::fs::File::create(staged.path()).map_err(S3Error::internal_error)?;
     let mut md5s = s3s::crypto::Md5::new();
     let mut sha256s = sha2::Sha256::new();
     let mut size = 0u64;
     let mut buf = vec![0u8; 1024 * 1024];
     for (meta, path) in &parts {
-        let mut f = std::fs::File::open(path).map_err(internal)?;
+        let mut f = std::fs::File::open(path).map_err(S3Error::internal_error)?;
         loop {
-            let n = f.read(&mut buf).map_err(internal)?;
+            let n = f.read(&mut buf).map_err(S3Error::internal_error)?;
             if n == 0 {
                 break;
             }
-            out.write_all(&buf[..n]).map_err(internal)?;
+            out.write_all(&buf[..n]).map_err(S3Error::internal_error)?;
             size += n as u64;
         }
-        {
-            use s3s::crypto::Checksum as _;
-            md5s.update(&hex::decode(&meta.etag).map_err(internal)?);
-        }
+        md5s.update(&hex::decode(&meta.etag).map_err(S3Error::internal_error)?);
         if let Some(b64) = &meta.checksums.sha256 {
             sha256s.update(
                 base64::engine::general_purpose::STANDARD
                     .decode(b64)
-                    .map_err(internal)?,
+                    .map_err(S3Error::internal_error)?,
             );
         }
     }
-    out.sync_all().map_err(internal)?;
+    out.sync_all().map_err(S3Error::internal_error)?;
     drop(out);
     let n = parts.len();
-    let etag = {
-        use s3s::crypto::Checksum as _;
-        format!("{}-{n}", hex::encode(md5s.finalize()))
-    };
+    let etag = format!("{}-{n}", hex::encode(md5s.finalize()));
     let checksums = if sha256 {
         Checksums {
             sha256: Some(format!(

@@ -177,7 +177,7 @@ async fn front(State(store): State<Arc<Store>>, req: Request, next: Next) -> Res
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
         if is_form(content_type) {
-            tracing::warn!(path, content_type, "refused an object PUT sent as a form");
+            eprintln!("s3: refused PUT {path} sent as a form ({content_type})");
             return s3_error(
                 StatusCode::BAD_REQUEST,
                 "InvalidRequest",
@@ -220,7 +220,7 @@ pub fn router(store: Arc<Store>, access_key: &str, secret: &str) -> axum::Router
         b.build()
     };
     let service = axum::error_handling::HandleError::new(service, |e: s3s::HttpError| async move {
-        tracing::error!(error = ?e, "local S3 request failed");
+        eprintln!("s3: request failed: {e:?}");
         s3_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "InternalError",
@@ -241,10 +241,12 @@ pub async fn serve(addr: SocketAddr, root: &Path, log: &Path) -> Result<(), Loca
         reason,
         log: log.to_path_buf(),
     };
-    let store = Store::open(root).map_err(|e| failed(format!("opening {}: {e}", root.display())))?;
+    // Bound first: a second server on the same port fails here, before its start-up clean
+    // of unreferenced files could race the first one's commits.
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| failed(format!("binding {addr}: {e}")))?;
+    let store = Store::open(root).map_err(|e| failed(format!("opening {}: {e}", root.display())))?;
     eprintln!("s3: http://{addr}/ storing in {}", root.display());
     let app = router(
         Arc::new(store),
