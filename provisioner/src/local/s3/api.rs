@@ -24,7 +24,7 @@ use base64::Engine as _;
 use futures::TryStreamExt as _;
 use s3s::crypto::Checksum as _;
 use s3s::dto::*;
-use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
+use s3s::{S3, S3Error, S3Request, S3Response, S3Result, s3_error};
 use sha2::Digest as _;
 use tokio::io::AsyncWriteExt as _;
 
@@ -881,6 +881,7 @@ fn assemble(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use s3s::S3ErrorCode;
 
     fn metas(keys: &[&str]) -> Vec<ObjectMeta> {
         keys.iter()
