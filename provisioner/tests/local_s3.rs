@@ -78,7 +78,9 @@ fn sha256_b64(bytes: &[u8]) -> String {
 
 /// Deterministic, incompressible-looking bytes.
 fn body(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..len)
         .map(|_| {
             x ^= x << 13;
@@ -147,7 +149,11 @@ async fn uploads_survive_kill_9_and_a_restart_byte_for_byte() {
     // 4 one after the other, 8 in parallel, and one of 12 MiB.
     let mut want: Vec<(String, Vec<u8>)> = (0..13u64)
         .map(|i| {
-            let len = if i == 12 { 12 << 20 } else { 1000 + 7919 * i as usize };
+            let len = if i == 12 {
+                12 << 20
+            } else {
+                1000 + 7919 * i as usize
+            };
             (format!("cases/c/evidence/e{i}/file-{i}.evtx"), body(i, len))
         })
         .collect();
@@ -198,7 +204,10 @@ async fn uploads_survive_kill_9_and_a_restart_byte_for_byte() {
             .await
             .unwrap();
         let mut put = reqwest::Client::new().put(req.uri()).body(part.to_vec());
-        for (h, v) in req.headers().filter(|(h, _)| !h.eq_ignore_ascii_case("host")) {
+        for (h, v) in req
+            .headers()
+            .filter(|(h, _)| !h.eq_ignore_ascii_case("host"))
+        {
             put = put.header(h, v);
         }
         let r = put.send().await.unwrap();
@@ -259,7 +268,10 @@ async fn uploads_survive_kill_9_and_a_restart_byte_for_byte() {
         .send()
         .await
         .unwrap();
-    assert_eq!(head.checksum_sha256(), Some(sha256_b64(&want[0].1).as_str()));
+    assert_eq!(
+        head.checksum_sha256(),
+        Some(sha256_b64(&want[0].1).as_str())
+    );
     let listed = s3
         .list_objects_v2()
         .bucket(BUCKET)
@@ -272,7 +284,11 @@ async fn uploads_survive_kill_9_and_a_restart_byte_for_byte() {
         .unwrap();
     let mut keys: Vec<String> = listed
         .iter()
-        .flat_map(|p| p.contents().iter().filter_map(|o| o.key().map(str::to_owned)))
+        .flat_map(|p| {
+            p.contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_owned))
+        })
         .collect();
     let mut expected: Vec<String> = want.iter().map(|(k, _)| k.clone()).collect();
     expected.sort();
@@ -331,7 +347,11 @@ async fn a_form_content_type_or_a_wrong_checksum_is_refused_at_once_and_stores_n
             req = req.header(n, v);
         }
     }
-    let r = req.header("content-type", "text/plain").send().await.unwrap();
+    let r = req
+        .header("content-type", "text/plain")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
     assert!(r.text().await.unwrap().contains("SignatureDoesNotMatch"));
 }
@@ -379,9 +399,14 @@ async fn a_kill_9_during_a_put_leaves_the_previous_object_whole() {
 
     let server = Server::start(&root, port).await;
     let s3 = server.client();
-    let got = get(&s3, key).await.expect("the previous object must remain");
+    let got = get(&s3, key)
+        .await
+        .expect("the previous object must remain");
     assert_eq!(sha2::Sha256::digest(&got), sha2::Sha256::digest(&old));
-    assert!(files_under(&root.join("tmp")).is_empty(), "the torn body is removed");
+    assert!(
+        files_under(&root.join("tmp")).is_empty(),
+        "the torn body is removed"
+    );
     let data = files_under(&root.join("buckets").join(BUCKET).join("data"));
     assert_eq!(data.len(), 1, "no unreferenced bytes are kept: {data:?}");
 }

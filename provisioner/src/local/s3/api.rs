@@ -104,8 +104,7 @@ impl Declared {
         if self.sha256.is_some() || algorithm.as_deref() == Some(ChecksumAlgorithm::SHA256) {
             h.sha256 = Some(Default::default());
         }
-        if self.crc64nvme.is_some() || algorithm.as_deref() == Some(ChecksumAlgorithm::CRC64NVME)
-        {
+        if self.crc64nvme.is_some() || algorithm.as_deref() == Some(ChecksumAlgorithm::CRC64NVME) {
             h.crc64nvme = Some(Default::default());
         }
         match algorithm.as_deref() {
@@ -225,9 +224,7 @@ async fn receive(
             ));
         }
     }
-    let checksums = declared
-        .with_trailers(trailers)
-        .verify(hasher.finalize())?;
+    let checksums = declared.with_trailers(trailers).verify(hasher.finalize())?;
     Ok(Received {
         staged,
         size,
@@ -424,11 +421,7 @@ impl S3 for LocalS3 {
         let file = tokio::fs::File::from_std(file);
         use tokio::io::AsyncReadExt as _;
         let body = tokio_util::io::ReaderStream::with_capacity(file.take(length), 64 * 1024);
-        let c = returned(
-            &meta,
-            input.checksum_mode.as_ref(),
-            content_range.is_none(),
-        );
+        let c = returned(&meta, input.checksum_mode.as_ref(), content_range.is_none());
         Ok(S3Response::new(GetObjectOutput {
             body: Some(StreamingBlob::wrap(body)),
             content_length: Some(i64::try_from(length).map_err(S3Error::internal_error)?),
@@ -485,7 +478,10 @@ impl S3 for LocalS3 {
                     .ok()
                     .and_then(|b| String::from_utf8(b).ok())
                     .ok_or_else(|| {
-                        s3_error!(InvalidArgument, "The continuation token provided is incorrect")
+                        s3_error!(
+                            InvalidArgument,
+                            "The continuation token provided is incorrect"
+                        )
                     })?,
             ),
             None => input.start_after.clone(),
@@ -675,11 +671,10 @@ impl S3 for LocalS3 {
         let store = self.store.clone();
         let (id, bucket, key) = (input.upload_id, input.bucket, input.key);
         let (bucket2, key2) = (bucket.clone(), key.clone());
-        let meta = tokio::task::spawn_blocking(move || {
-            assemble(&store, &id, &bucket2, &key2, &listed)
-        })
-        .await
-        .map_err(S3Error::internal_error)??;
+        let meta =
+            tokio::task::spawn_blocking(move || assemble(&store, &id, &bucket2, &key2, &listed))
+                .await
+                .map_err(S3Error::internal_error)??;
         let c = meta.checksums;
         Ok(S3Response::new(CompleteMultipartUploadOutput {
             bucket: Some(bucket),

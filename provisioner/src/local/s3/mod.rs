@@ -99,8 +99,7 @@ fn cors_rules(store: &Store, bucket: &str) -> Vec<CorsRule> {
 /// A preflight request, answered from the bucket's CORS rules.
 fn preflight(store: &Store, bucket: &str, request: &HeaderMap) -> Response {
     let get = |name: &str| request.get(name).and_then(|v| v.to_str().ok());
-    let (Some(origin), Some(method)) = (get("origin"), get("access-control-request-method"))
-    else {
+    let (Some(origin), Some(method)) = (get("origin"), get("access-control-request-method")) else {
         return s3_error(
             StatusCode::BAD_REQUEST,
             "BadRequest",
@@ -246,7 +245,8 @@ pub async fn serve(addr: SocketAddr, root: &Path, log: &Path) -> Result<(), Loca
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| failed(format!("binding {addr}: {e}")))?;
-    let store = Store::open(root).map_err(|e| failed(format!("opening {}: {e}", root.display())))?;
+    let store =
+        Store::open(root).map_err(|e| failed(format!("opening {}: {e}", root.display())))?;
     eprintln!("s3: http://{addr}/ storing in {}", root.display());
     let app = router(
         Arc::new(store),
@@ -276,7 +276,9 @@ mod tests {
     fn cors_allows_only_the_rule_s_origin_method_and_headers() {
         let rules = [rule()];
         let o = "http://127.0.0.1:5173";
-        assert!(matching_rule(&rules, o, "PUT", &["content-type", "x-amz-checksum-sha256"]).is_some());
+        assert!(
+            matching_rule(&rules, o, "PUT", &["content-type", "x-amz-checksum-sha256"]).is_some()
+        );
         assert!(matching_rule(&rules, "http://evil.example", "PUT", &[]).is_none());
         assert!(matching_rule(&rules, o, "DELETE", &[]).is_none());
         assert!(matching_rule(&rules, o, "PUT", &["x-amz-acl"]).is_none());

@@ -613,7 +613,10 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let (_, path) = store.object("b-1", "k").unwrap();
         assert_eq!(std::fs::read(path).unwrap(), b"old");
-        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            0
+        );
         assert!(!dir.path().join("buckets/b-1/data/orphan").exists());
     }
 
