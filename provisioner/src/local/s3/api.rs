@@ -258,7 +258,6 @@ impl S3 for LocalS3 {
         if blocking(move || store.create_bucket(&bucket)).await? {
             Ok(S3Response::new(CreateBucketOutput {
                 location: Some(format!("/{}", req.input.bucket)),
-                ..Default::default()
             }))
         } else {
             Err(s3_error!(BucketAlreadyOwnedByYou))
@@ -426,7 +425,7 @@ impl S3 for LocalS3 {
             body: Some(StreamingBlob::wrap(body)),
             content_length: Some(i64::try_from(length).map_err(S3Error::internal_error)?),
             content_range,
-            content_type: meta.content_type.map(ContentType::from),
+            content_type: meta.content_type,
             e_tag: Some(etag(&meta.etag)),
             last_modified: Some(Timestamp::from(meta.last_modified)),
             checksum_crc32: c.crc32,
@@ -450,7 +449,7 @@ impl S3 for LocalS3 {
         let c = returned(&meta, input.checksum_mode.as_ref(), true);
         Ok(S3Response::new(HeadObjectOutput {
             content_length: Some(i64::try_from(meta.size).map_err(S3Error::internal_error)?),
-            content_type: meta.content_type.map(ContentType::from),
+            content_type: meta.content_type,
             e_tag: Some(etag(&meta.etag)),
             last_modified: Some(Timestamp::from(meta.last_modified)),
             checksum_crc32: c.crc32,
