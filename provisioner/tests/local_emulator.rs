@@ -1,12 +1,13 @@
-//! Provisioning against the real emulator over HTTP: a moto server from the project's
-//! `.venv` (`make venv`), the demo config's buckets, tables and state machine created
-//! from the stack model, and created again without duplicates; the sources bucket answers
-//! browsers of the app's origin only (CORS as S3 does it, moto's allow-all turned off).
+//! Provisioning over HTTP: a moto server from the project's `.venv` (`make venv`) for the
+//! tables and state machine, the local S3 server (in-process, on a temporary directory)
+//! for the buckets, all created from the stack model of the demo config, and created again
+//! without duplicates; the sources bucket answers browsers of the app's origin only (CORS
+//! as S3 does it, from the bucket's own rules).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use chrono_provisioner::local::{moto, process, provision};
+use chrono_provisioner::local::{moto, process, provision, s3};
 use chrono_stacks::config::Config;
 
 struct Moto(std::process::Child);
@@ -40,19 +41,33 @@ async fn start_moto(log: &Path) -> (Moto, String) {
 async fn provisioning_creates_the_modelled_resources_once() {
     let dir = tempfile::tempdir().unwrap();
     let (_moto, url) = start_moto(&dir.path().join("moto.log")).await;
+    let store = s3::store::Store::open(&dir.path().join("s3")).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let s3_url = format!("http://{}", listener.local_addr().unwrap());
+    let app = s3::router(
+        std::sync::Arc::new(store),
+        moto::ACCESS_KEY_ID,
+        moto::SECRET_ACCESS_KEY,
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
     let cfg =
         Config::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../customers/demo-local.yaml"))
             .unwrap();
     let plan = provision::plan(&cfg).unwrap();
     let sdk = moto::sdk_config(&url, &cfg.region);
+    let s3_sdk = moto::sdk_config(&s3_url, &cfg.region);
 
     let origin = "http://127.0.0.1:4999";
-    let first = provision::apply(&sdk, &cfg, &plan, origin).await.unwrap();
-    let second = provision::apply(&sdk, &cfg, &plan, origin).await.unwrap();
+    let first = provision::apply(&sdk, &s3_sdk, &cfg, &plan, origin)
+        .await
+        .unwrap();
+    let second = provision::apply(&sdk, &s3_sdk, &cfg, &plan, origin)
+        .await
+        .unwrap();
     assert_eq!(first, second, "a second apply must find the same resources");
 
     let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk)
+        aws_sdk_s3::config::Builder::from(&s3_sdk)
             .force_path_style(true)
             .build(),
     );
@@ -122,7 +137,7 @@ async fn provisioning_creates_the_modelled_resources_once() {
     }
 
     // CORS of the sources bucket: the app's origin may PUT (and read the ETag), no other.
-    let object = format!("{url}/{}/cases/x/evidence/y/a.log", first.sources_bucket);
+    let object = format!("{s3_url}/{}/cases/x/evidence/y/a.log", first.sources_bucket);
     let http = reqwest::Client::new();
     let preflight = |from: &'static str| {
         http.request(reqwest::Method::OPTIONS, &object)

@@ -78,6 +78,7 @@ fn runtime_env_covers_every_contract_variable() {
         cfg: &cfg,
         provisioned: &provisioned,
         aws_endpoint: "http://127.0.0.1:1",
+        s3_endpoint: "http://127.0.0.1:4",
         issuer: "http://127.0.0.1:3",
         jwks_url: "http://127.0.0.1:3/.well-known/jwks.json",
     };
@@ -90,6 +91,8 @@ fn runtime_env_covers_every_contract_variable() {
         );
     }
     assert_eq!(env["AWS_ENDPOINT_URL"], "http://127.0.0.1:1");
+    // S3 clients go to the local S3 server on disk, everything else to moto
+    assert_eq!(env["AWS_ENDPOINT_URL_S3"], "http://127.0.0.1:4");
     // locally the issuer is always the local one (the config's is for AWS)
     assert_eq!(env["CHRONO_JWT_ISSUER"], "http://127.0.0.1:3");
     assert_eq!(

@@ -1,5 +1,5 @@
 //! End to end through `chronoctl local`: `up` → API (case, presigned upload) → pipeline →
-//! search → AI → `down`, with real processes (moto from `.venv`, a private PostgreSQL
+//! search → AI → `down`, with real processes (the S3 server on disk, moto from `.venv`, a private PostgreSQL
 //! cluster, the runtime binaries of this build). Also: the one origin (a built app — here
 //! a stand-in `index.html` — `config.json`, the API, the AI chat and its WebSocket behind
 //! the front door) reached with a token from the issuer's code flow; `local seed`; `up`
@@ -155,7 +155,7 @@ fn login_role(url: &str) -> (bool, bool, bool) {
     })
 }
 
-/// An object from the emulator's bucket, read with the SDK as the runtime reads it.
+/// An object from the local S3 server, read with the SDK as the runtime reads it.
 fn get_object(endpoint: &str, bucket: &str, key: &str) -> Vec<u8> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -190,7 +190,7 @@ fn local_platform_end_to_end() {
 
     let first = local.pids();
     let names: Vec<&str> = first.iter().map(|(n, _)| n.as_str()).collect();
-    for required in ["api", "moto", "postgres", "issuer", "web"] {
+    for required in ["api", "s3", "moto", "postgres", "issuer", "web"] {
         assert!(
             names.contains(&required),
             "{required} missing from {names:?}"
@@ -375,23 +375,37 @@ fn local_platform_end_to_end() {
     );
     assert_eq!(status, 200, "the case must survive down + up: {body}");
     assert_eq!(body["id"], case_id.as_str());
-    // The uploaded evidence files are still in the emulator's sources bucket.
+    // The uploaded evidence files are still in the local S3 server's sources bucket.
     let (status, body) = http(
         reqwest::Method::GET,
         &format!("{api}/api/v1/cases/{case_id}/evidence"),
         &token,
     );
     assert_eq!(status, 200, "{body}");
+    // ... and again after a kill -9 of the S3 server and of moto (issue 18).
+    let state = local.state();
+    for name in ["s3", "moto"] {
+        let pid = state["components"][name]["pid"].as_u64().unwrap() as u32;
+        Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while alive(pid) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+    local.ok(&["up"]);
     let state = local.state();
     let bucket = state["env"]["CHRONO_SOURCES_BUCKET"].as_str().unwrap();
-    let moto = state["components"]["moto"]["endpoint"].as_str().unwrap();
+    let s3 = state["components"]["s3"]["endpoint"].as_str().unwrap();
     let listed = body["evidence"].as_array().unwrap();
     assert_eq!(listed.len(), 2, "{body}");
     for e in listed {
         let file = e["file_name"].as_str().unwrap();
         let key = e["source_key"].as_str().unwrap();
         let want = std::fs::read(evidence.join(file)).unwrap();
-        let got = get_object(moto, bucket, key);
+        let got = get_object(s3, bucket, key);
         assert!(got == want, "{file} must survive down + up unchanged");
     }
     let (status, _) = http(

@@ -20,6 +20,7 @@ use super::keys::{SigningKey, TokenClaims};
 use super::layout::{Component, Layout, State};
 use super::postgres::{self, Binaries};
 use super::runtime::{self, PROCESSES, RuntimeProcess, Wiring};
+use super::s3::{self, S3};
 use super::web::{self, WEB};
 use super::{LocalError, SeedArgs, TokenArgs, UpArgs, moto, process, provision};
 use crate::output::OutputFormat;
@@ -154,7 +155,29 @@ pub async fn up(
     let mut state = layout.load()?.unwrap_or_default();
     state.config = cfg_path;
 
-    // The emulator.
+    // The local S3 server: evidence and artifacts on disk under <dir>/s3.
+    let s3_port = port(&mut state, S3)?;
+    let s3_url = format!("http://127.0.0.1:{s3_port}");
+    let program = std::env::current_exe().map_err(LocalError::io("locating", "chronoctl"))?;
+    let mut cmd = Command::new(&program);
+    cmd.arg("local")
+        .arg("--dir")
+        .arg(layout.root())
+        .arg("serve-s3")
+        .arg("--addr")
+        .arg(format!("127.0.0.1:{s3_port}"))
+        .arg("--root")
+        .arg(layout.s3_data())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    let started = Started {
+        name: S3,
+        port: s3_port,
+        health_path: s3::HEALTH_PATH,
+    };
+    ensure_started(layout, &mut state, &started, cmd, output).await?;
+
+    // The emulator (DynamoDB, Step Functions).
     let moto_port = port(&mut state, MOTO)?;
     let moto_url = format!("http://127.0.0.1:{moto_port}");
     if running(&state, MOTO).is_none() {
@@ -175,6 +198,16 @@ pub async fn up(
         )
         .await?;
         if previous {
+            let dropped = moto::repair_recording(&recording)?;
+            if dropped > 0 {
+                say(
+                    output,
+                    format!(
+                        "dropped {dropped} torn line(s) from {} (moto was killed mid-write)",
+                        recording.display()
+                    ),
+                );
+            }
             say(
                 output,
                 "restoring the emulator's state from the previous run",
@@ -245,7 +278,8 @@ pub async fn up(
 
     // The emulated AWS resources, from the stack model.
     let sdk = moto::sdk_config(&moto_url, &cfg.region);
-    let provisioned = provision::apply(&sdk, &cfg, &plan, &origin).await?;
+    let s3_sdk = moto::sdk_config(&s3_url, &cfg.region);
+    let provisioned = provision::apply(&sdk, &s3_sdk, &cfg, &plan, &origin).await?;
     say(
         output,
         format!(
@@ -307,6 +341,7 @@ pub async fn up(
         cfg: &cfg,
         provisioned: &provisioned,
         aws_endpoint: &moto_url,
+        s3_endpoint: &s3_url,
         issuer: &issuer_url,
         jwks_url: &jwks_url,
     };
@@ -376,7 +411,7 @@ pub async fn up(
         .arg(backend(runtime::FILTER_AI.name))
         .arg("--config")
         .arg(&config_file)
-        .args(["--connect-src", &issuer_url, "--connect-src", &moto_url])
+        .args(["--connect-src", &issuer_url, "--connect-src", &s3_url])
         .args(["--connect-src", &format!("ws://127.0.0.1:{web_port}")])
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default());
@@ -644,6 +679,7 @@ pub async fn statuses(layout: &Layout) -> Result<Vec<ComponentStatus>, LocalErro
         let alive = c.pid.is_some_and(|pid| process::is_ours(pid, &c.program));
         let health = match name.as_str() {
             MOTO => format!("{}/moto-api/", c.endpoint),
+            S3 => format!("{}{}", c.endpoint, s3::HEALTH_PATH),
             POSTGRES => String::new(),
             ISSUER => format!("{}{}", c.endpoint, issuer::HEALTH_PATH),
             WEB => format!("{}{}", c.endpoint, web::HEALTH_PATH),
@@ -713,7 +749,8 @@ pub async fn status(layout: &Layout, output: OutputFormat) -> Result<Verdict, Lo
 }
 
 /// `chronoctl local down [--wipe]`: stops every recorded process by pid (runtime first,
-/// then PostgreSQL, then the emulator); `--wipe` then removes the directory.
+/// then PostgreSQL, the emulator and the S3 server); `--wipe` then removes the directory
+/// (uploaded files included; without it they stay for the next `up`).
 pub async fn down(
     layout: &Layout,
     wipe: bool,
@@ -723,7 +760,7 @@ pub async fn down(
     if let Some(mut state) = layout.load()? {
         let mut order: Vec<String> = vec![WEB.to_owned()];
         order.extend(PROCESSES.iter().map(|p| p.name.to_owned()));
-        order.extend([POSTGRES.to_owned(), MOTO.to_owned()]);
+        order.extend([POSTGRES.to_owned(), MOTO.to_owned(), S3.to_owned()]);
         order.extend(
             state
                 .components
@@ -763,6 +800,7 @@ pub async fn down(
 /// `chronoctl local logs [component]`.
 pub fn logs(layout: &Layout, component: Option<&str>) -> Result<Verdict, LocalError> {
     let names = [
+        S3,
         MOTO,
         POSTGRES,
         ISSUER,

@@ -5,7 +5,8 @@
 //! <dir>/pg/            PostgreSQL data directory (owned by `postgres` when run as root)
 //! <dir>/keys/          signing-key.pem (private, 0600) and jwks.json (public)
 //! <dir>/logs/<c>.log   one log per component
-//! <dir>/moto-recording.jsonl  requests to the emulator, replayed by `up`
+//! <dir>/s3/            the local S3 server's buckets and objects (see `s3::store`)
+//! <dir>/moto-recording.jsonl  requests to the emulator (DynamoDB, Step Functions), replayed by `up`
 //! <dir>/app-config.json  the web app's config.json, served by the front door
 //! <dir>/state.json     components, pids, ports
 //! ```
@@ -63,6 +64,11 @@ impl Layout {
     /// Log file of a component.
     pub fn log(&self, component: &str) -> PathBuf {
         self.logs().join(format!("{component}.log"))
+    }
+
+    /// The local S3 server's storage.
+    pub fn s3_data(&self) -> PathBuf {
+        self.root.join("s3")
     }
 
     /// Every request the emulator received (replayed by the next `up`).

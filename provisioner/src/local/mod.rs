@@ -26,6 +26,7 @@ pub mod postgres;
 pub mod process;
 pub mod provision;
 pub mod runtime;
+pub mod s3;
 pub mod web;
 
 use std::path::PathBuf;
@@ -65,7 +66,7 @@ pub enum LocalCommand {
     },
     /// Print the log of one component (or list the log files).
     Logs {
-        /// Component: moto, postgres, issuer, api, filter-ai, web.
+        /// Component: s3, moto, postgres, issuer, api, filter-ai, web.
         component: Option<String>,
     },
     /// Print a signed token for the local API.
@@ -101,6 +102,15 @@ pub enum LocalCommand {
         /// A redirect URI the client may use (repeatable).
         #[arg(long = "redirect-uri", required = true)]
         redirect_uris: Vec<String>,
+    },
+    /// The S3 server on disk (the `s3` component `up` starts; not meant to be run by hand).
+    ServeS3 {
+        /// Listen address.
+        #[arg(long)]
+        addr: std::net::SocketAddr,
+        /// Directory holding the buckets.
+        #[arg(long)]
+        root: PathBuf,
     },
     /// The one-origin front door (the `web` component `up` starts; not meant to be run by
     /// hand).
@@ -272,7 +282,7 @@ pub enum LocalError {
     #[error("signing key: {0}; `chronoctl local down --wipe` and `up` mint a new one")]
     Key(String),
     /// No such component.
-    #[error("no component `{0}`; one of: moto, postgres, issuer, api, filter-ai, web")]
+    #[error("no component `{0}`; one of: s3, moto, postgres, issuer, api, filter-ai, web")]
     UnknownComponent(String),
     /// A demo step failed or is not available yet.
     #[error("demo: {0}")]
@@ -331,6 +341,9 @@ pub fn run(args: &LocalArgs, output: OutputFormat) -> Result<crate::output::Verd
                     .await
                     .map(|()| crate::output::Verdict::Pass)
             }
+            LocalCommand::ServeS3 { addr, root } => s3::serve(*addr, root, &layout.log(s3::S3))
+                .await
+                .map(|()| crate::output::Verdict::Pass),
             LocalCommand::ServeWeb {
                 addr,
                 app_dir,

@@ -2,10 +2,16 @@
 //! project's `.venv` by `make venv`), on a loopback port, and the SDK configuration that
 //! points every client at it.
 //!
-//! moto keeps its state in memory. So that uploaded evidence and chat sessions survive
-//! `down` + `up` like the database does, the server records every request to a file
-//! (moto's own recorder) and `up` replays that file into a fresh server before anything
-//! else talks to it; `down --wipe` removes the file with the rest.
+//! moto serves DynamoDB (chat sessions, intent cache, conversations) and Step Functions;
+//! S3 is the local S3 server on disk ([`super::s3`]): moto's S3 lived in memory, and its
+//! recording of multi-MB parallel uploads was what hung and lost evidence (issue 18).
+//!
+//! moto keeps its state in memory. So that chat sessions survive `down` + `up` like the
+//! database does, the server records every request to a file (moto's own recorder) and
+//! `up` replays that file into a fresh server before anything else talks to it; `down
+//! --wipe` removes the file with the rest. What is left to record is small JSON requests;
+//! a `kill -9` of moto can still tear the line being written, so `up` drops lines that are
+//! not whole JSON documents before replaying ([`repair_recording`]).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -55,6 +61,33 @@ pub fn start(
             .env("MOTO_RECORDER_FILEPATH", file);
     }
     process::spawn(cmd, log)
+}
+
+/// Drops the lines of the recording at `path` that are not whole JSON documents (the
+/// torn last line of a killed moto) and rewrites it atomically; returns how many were
+/// dropped. A missing file is an empty recording.
+pub fn repair_recording(path: &Path) -> Result<usize, LocalError> {
+    let text = match std::fs::read(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(LocalError::io("reading", path)(e)),
+    };
+    let mut kept = Vec::with_capacity(text.len());
+    let mut dropped = 0;
+    for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        if serde_json::from_slice::<serde_json::Value>(line).is_ok_and(|v| v.is_object()) {
+            kept.extend_from_slice(line);
+            kept.push(b'\n');
+        } else {
+            dropped += 1;
+        }
+    }
+    if dropped > 0 {
+        let tmp = path.with_extension("jsonl.tmp");
+        std::fs::write(&tmp, &kept).map_err(LocalError::io("writing", &tmp))?;
+        std::fs::rename(&tmp, path).map_err(LocalError::io("writing", path))?;
+    }
+    Ok(dropped)
 }
 
 /// Replays the server's recording into it (the state of the previous run).
@@ -107,4 +140,23 @@ pub fn env(endpoint: &str, region: &str) -> [(&'static str, String); 5] {
         // Never read the developer's real profile or instance metadata in local mode.
         ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_torn_recording_line_is_dropped_and_whole_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("moto-recording.jsonl");
+        std::fs::write(&path, "{\"a\":1}\n{\"b\":2}\n{\"c\":").unwrap();
+        assert_eq!(repair_recording(&path).unwrap(), 1);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"a\":1}\n{\"b\":2}\n"
+        );
+        assert_eq!(repair_recording(&path).unwrap(), 0);
+        assert_eq!(repair_recording(&dir.path().join("none")).unwrap(), 0);
+    }
 }

@@ -1,4 +1,5 @@
-//! Creates in the emulator what the runtime needs, from the same typed stack model that
+//! Creates locally what the runtime needs (buckets in the local S3 server, the rest in
+//! the emulator), from the same typed stack model that
 //! writes the CloudFormation templates: the `sources`/`artifacts` buckets and the three
 //! DynamoDB tables of [`chrono_stacks::data::build`] (names, key schemas, TTL attribute),
 //! and the pipeline state machine of [`chrono_stacks::pipeline::definition`] under
@@ -93,16 +94,21 @@ pub fn plan(cfg: &Config) -> Result<Plan, LocalError> {
     })
 }
 
-/// Creates (or confirms) everything in `plan` in the emulator behind `sdk`; the sources
+/// Creates (or confirms) everything in `plan`: buckets in the local S3 server behind
+/// `s3_sdk`, tables and the state machine in the emulator behind `sdk`; the sources
 /// bucket gets the data stack's CORS rule for the app served at `app_origin`.
+///
+/// Bucket versioning is not set locally: the local S3 server keeps the latest version of
+/// an object only (see [`super::s3::api`]); the runtime never reads object versions.
 pub async fn apply(
     sdk: &aws_config::SdkConfig,
+    s3_sdk: &aws_config::SdkConfig,
     cfg: &Config,
     plan: &Plan,
     app_origin: &str,
 ) -> Result<Provisioned, LocalError> {
     let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(sdk)
+        aws_sdk_s3::config::Builder::from(s3_sdk)
             .force_path_style(true)
             .build(),
     );
@@ -199,18 +205,6 @@ async fn ensure_bucket(
         req.send()
             .await
             .map_err(|e| failed(&format!("bucket {name}"), e))?;
-    }
-    if bucket.versioning_configuration.is_some() {
-        s3.put_bucket_versioning()
-            .bucket(name)
-            .versioning_configuration(
-                aws_sdk_s3::types::VersioningConfiguration::builder()
-                    .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(|e| failed(&format!("versioning of bucket {name}"), e))?;
     }
     Ok(())
 }

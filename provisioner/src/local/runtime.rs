@@ -1,7 +1,8 @@
 //! The runtime's handlers as local processes: what runs (binary, arguments, health path)
 //! and the environment each gets, which is the compute stack's [`RUNTIME_ENV`] filled for
 //! local mode (plus `DATABASE_URL` of the Aurora-like master user, the local issuer as
-//! `CHRONO_JWT_ISSUER` with its `CHRONO_JWKS_URL`, and the emulator's `AWS_*`). Locally the
+//! `CHRONO_JWT_ISSUER` with its `CHRONO_JWKS_URL`, the emulator's `AWS_*`, and
+//! `AWS_ENDPOINT_URL_S3` of the local S3 server). Locally the
 //! issuer is always the local one (the config's `auth.jwt_issuer` is for AWS).
 
 use std::collections::BTreeMap;
@@ -13,6 +14,10 @@ use chrono_stacks::config::Config;
 
 use super::keys::{CASES_CLAIM, ROLES_CLAIM};
 use super::provision::Provisioned;
+
+/// The SDK's service-specific endpoint variable of S3
+/// (<https://docs.aws.amazon.com/sdkref/latest/guide/feature-ss-endpoints.html>).
+pub const S3_ENDPOINT_VAR: &str = "AWS_ENDPOINT_URL_S3";
 
 /// A runtime process of local mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,8 +111,11 @@ pub struct Wiring<'a> {
     pub cfg: &'a Config,
     /// Names created in the emulator.
     pub provisioned: &'a Provisioned,
-    /// Emulator endpoint.
+    /// Emulator endpoint (DynamoDB, Step Functions).
     pub aws_endpoint: &'a str,
+    /// The local S3 server's endpoint (`AWS_ENDPOINT_URL_S3`, which the SDK prefers to
+    /// `AWS_ENDPOINT_URL` for S3 clients).
+    pub s3_endpoint: &'a str,
     /// The local issuer's identifier (the `iss` of its tokens).
     pub issuer: &'a str,
     /// JWKS URL of the local issuer.
@@ -140,6 +148,7 @@ pub fn env(w: &Wiring<'_>, database_url: &str) -> BTreeMap<String, String> {
     for (k, v) in super::moto::env(w.aws_endpoint, &w.cfg.region) {
         env.insert(k.to_owned(), v);
     }
+    env.insert(S3_ENDPOINT_VAR.to_owned(), w.s3_endpoint.to_owned());
     env.insert(
         "RUST_LOG".into(),
         std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
