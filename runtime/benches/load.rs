@@ -15,7 +15,8 @@
 //!   are audited, as always.
 //! * **Bare SQL.** For each request, the statement the API runs for it
 //!   ([`compile_search`], the handler's own compilation) on a pool built like the API's
-//!   ([`pool_with`]: same size, session settings and acquire timeout), rows fetched.
+//!   ([`pool_with`]: same size, session settings and acquire timeout), rows fetched,
+//!   admitted like the API's requests (as many at once as the pool has connections).
 //!   Before measuring, every request is run once both ways and their rows compared.
 //! * **Load.** N workers, each sending its next request as soon as the previous one is
 //!   answered; `CHRONO_LOAD_WARMUP_SECONDS` (default 2) of warm-up are not measured, then
@@ -230,12 +231,18 @@ async fn run(settings: Settings) -> Result<u64, BoxError> {
         "p99 ratio",
         "load avg"
     );
+    // The bare side waits its turn like the API's requests do (`api::Admission`: as many at
+    // once as the pool has connections), so both sides queue the same way.
+    let admission = Arc::new(tokio::sync::Semaphore::new(LOCAL_POOL_CONNECTIONS as usize));
     for concurrency in LEVELS {
         let sql = {
             let (pool, queries) = (pool.clone(), queries.clone());
+            let admission = admission.clone();
             drive(concurrency, settings, queries.len(), move |i| {
                 let (pool, queries) = (pool.clone(), queries.clone());
+                let admission = admission.clone();
                 async move {
+                    let _place = admission.acquire().await.map_err(|e| e.to_string())?;
                     let q = &queries[i];
                     let args = q.arguments().map_err(|e| e.to_string())?;
                     sqlx::query_with(&q.sql, args)

@@ -406,3 +406,53 @@ async fn a_transaction_start_interrupted_leaves_no_open_transaction_to_the_next_
         "the write after the interrupted BEGIN is committed"
     );
 }
+
+/// Issue 18's load test: more simultaneous requests than the pool has connections, on a
+/// database that is healthy but slow (here: a lock holds every read of `cases` for 1.5 s),
+/// must wait their turn, not fail. The pool's acquire timeout stays short (a database that
+/// is down answers 503 at once), so without the API's admission the requests beyond the
+/// pool's 2 connections timed out inside the pool and answered 503.
+#[sqlx::test(migrator = "chrono_runtime::db::MIGRATOR")]
+async fn a_burst_larger_than_the_pool_waits_for_a_slow_database_instead_of_failing(
+    _: PgPoolOptions,
+    opts: PgConnectOptions,
+) {
+    let pool = PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(Duration::from_millis(300))
+        .connect_with(db::with_timeouts(
+            opts.clone(),
+            db::DEFAULT_STATEMENT_TIMEOUT,
+        ))
+        .await
+        .unwrap();
+    let login = common::login_pool(opts).await;
+    let app = common::app(pool);
+    let token = common::token("analyst-1", &["analyst"], &[]);
+
+    let mut lock = login.begin().await.unwrap();
+    sqlx::query("LOCK TABLE cases IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let burst: Vec<_> = (0..8)
+        .map(|_| {
+            let (app, token) = (app.clone(), token.clone());
+            tokio::spawn(async move {
+                common::call(&app, "GET", "/api/v1/cases", Some(&token), None).await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    lock.commit().await.unwrap();
+
+    let mut statuses = Vec::new();
+    for request in burst {
+        let (status, body) = request.await.unwrap();
+        statuses.push((status, body["error"]["code"].clone()));
+    }
+    assert!(
+        statuses.iter().all(|(s, _)| *s == 200),
+        "every request of the burst is answered once the database is free: {statuses:?}"
+    );
+}

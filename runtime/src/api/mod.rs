@@ -141,7 +141,11 @@ pub fn router(state: AppState) -> Router {
                 .delete(filters::delete),
         )
         .route("/{case}/devices", get(events::devices))
-        .route("/{case}/identities", get(events::identities));
+        .route("/{case}/identities", get(events::identities))
+        .layer(axum::middleware::from_fn_with_state(
+            Admission::for_pool(state.db()),
+            admit,
+        ));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/api/v1/openapi.json", get(openapi::serve))
@@ -150,6 +154,42 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { AppError::NotFound("route") })
         .with_state(state)
         .layer(axum::middleware::from_fn(json_errors))
+}
+
+/// Admission of requests to the database routes: at most as many at once as the pool has
+/// connections, the others wait their turn here (first come, first served) for up to
+/// [`Admission::MAX_WAIT`]. Without it, a burst larger than the pool waits inside the
+/// pool, whose acquire timeout is deliberately short ([`crate::db::connect::REQUEST_WAIT`]: a
+/// database that is down answers 503 within a second) — so a healthy but busy database
+/// answered 503 too (issue 18's load test: 64 clients on 16 connections). Here a busy
+/// database makes requests wait; a database that is down still fails each admitted
+/// request within the pool's second. Every handler holds at most one connection at a
+/// time, so admitted requests never wait on each other inside the pool.
+#[derive(Debug, Clone)]
+pub struct Admission(Arc<tokio::sync::Semaphore>);
+
+impl Admission {
+    /// The longest a request waits for admission before a 503 `unavailable`.
+    pub const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+    /// As many places as `pool` has connections.
+    pub fn for_pool(pool: &PgPool) -> Admission {
+        let places = pool.options().get_max_connections().max(1) as usize;
+        Admission(Arc::new(tokio::sync::Semaphore::new(places)))
+    }
+}
+
+/// The [`Admission`] middleware.
+pub async fn admit(
+    State(admission): State<Admission>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    match tokio::time::timeout(Admission::MAX_WAIT, admission.0.acquire()).await {
+        Ok(Ok(_place)) => next.run(request).await,
+        _ => AppError::Unavailable("the database (too many requests waiting)").into_response(),
+    }
 }
 
 /// The longest request target (path and query) served, in bytes; longer ones get a 414.
