@@ -28,7 +28,7 @@ APP_STAMP  := $(APP)/node_modules/.stamp-lock
 # The local platform the app's end-to-end test runs against (its own, beside `make demo`'s).
 E2E_LOCAL  := .chrono/e2e-local
 
-.PHONY: help venv postgres-bin registry-bin chromium app-deps app app-types app-check app-e2e build test lint templates bench e2e-aws demo clean
+.PHONY: help venv postgres-bin registry-bin chromium app-deps app app-types app-check app-e2e build test lint templates soak bench e2e-aws demo clean
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -154,6 +154,12 @@ lint: app-deps
 
 templates:
 	$(CHRONOCTL) synth
+
+# Issue 18's soak test (random kill -9 of local components while 200 evidence files are
+# processed); not yet passing, so not part of `make test`.
+soak: venv postgres-bin $(PG_PINNED)
+	$(CARGO) build --quiet -p chrono-provisioner -p chrono-runtime --bins
+	tests/with-postgres.sh $(CARGO) test -p chrono-tests --test soak_local -- --ignored --nocapture
 
 bench: venv postgres-bin $(PG_PINNED)
 	$(CARGO) bench -p chrono-provisioner --bench synth --bench deploy_noop --bench fleet
