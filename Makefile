@@ -159,7 +159,7 @@ templates:
 # processed); not yet passing, so not part of `make test`.
 soak: venv postgres-bin $(PG_PINNED)
 	$(CARGO) build --quiet -p chrono-provisioner -p chrono-runtime --bins
-	tests/with-postgres.sh $(CARGO) test -p chrono-tests --test soak_local -- --ignored --nocapture
+	tests/with-postgres.sh $(CARGO) test -p chrono-tests --test soak_local -- --nocapture
 
 bench: venv postgres-bin $(PG_PINNED)
 	$(CARGO) bench -p chrono-provisioner --bench synth --bench deploy_noop --bench fleet
