@@ -155,8 +155,8 @@ lint: app-deps
 templates:
 	$(CHRONOCTL) synth
 
-# Issue 18's soak test (random kill -9 of local components while 200 evidence files are
-# processed); not yet passing, so not part of `make test`.
+# Issue 18's soak test alone (random kill -9 of local components while 200 evidence files
+# are processed; also part of `make test`).
 soak: venv postgres-bin $(PG_PINNED)
 	$(CARGO) build --quiet -p chrono-provisioner -p chrono-runtime --bins
 	tests/with-postgres.sh $(CARGO) test -p chrono-tests --test soak_local -- --nocapture
