@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use chrono_contract::env as vars;
-use chrono_runtime::api::{SearchParams, compile_search};
+use chrono_runtime::api::{Admission, SearchParams, compile_search};
 use chrono_runtime::auth::{DEFAULT_CASES_CLAIM, DEFAULT_ROLES_CLAIM};
 use chrono_runtime::db::{ConnectPolicy, Credentials};
 use chrono_runtime::filter::CompiledQuery;
@@ -231,9 +231,9 @@ async fn run(settings: Settings) -> Result<u64, BoxError> {
         "p99 ratio",
         "load avg"
     );
-    // The bare side waits its turn like the API's requests do (`api::Admission`: as many at
-    // once as the pool has connections), so both sides queue the same way.
-    let admission = Arc::new(tokio::sync::Semaphore::new(LOCAL_POOL_CONNECTIONS as usize));
+    // The bare side waits its turn like the API's requests do (as many at once as the pool
+    // has connections), so both sides queue the same way.
+    let admission = Admission::for_pool(&pool);
     for concurrency in LEVELS {
         let sql = {
             let (pool, queries) = (pool.clone(), queries.clone());
@@ -242,7 +242,7 @@ async fn run(settings: Settings) -> Result<u64, BoxError> {
                 let (pool, queries) = (pool.clone(), queries.clone());
                 let admission = admission.clone();
                 async move {
-                    let _place = admission.acquire().await.map_err(|e| e.to_string())?;
+                    let _place = admission.enter().await.ok_or("no admission within 30 s")?;
                     let q = &queries[i];
                     let args = q.arguments().map_err(|e| e.to_string())?;
                     sqlx::query_with(&q.sql, args)
@@ -465,6 +465,27 @@ async fn post(
     Ok((status, body))
 }
 
+/// `request`'s answer, which must be a 200.
+async fn search(
+    client: &reqwest::Client,
+    search_url: &str,
+    auth: &str,
+    request: &Request,
+) -> Result<Value, BoxError> {
+    let (status, answer) = post(
+        client,
+        &format!("{search_url}{}", request.query_string()),
+        auth,
+        &request.body,
+    )
+    .await?;
+    if status != 200 {
+        let answer = String::from_utf8_lossy(&answer);
+        return Err(format!("{}: {status} {answer}", request.name).into());
+    }
+    Ok(serde_json::from_slice(&answer)?)
+}
+
 /// The mix: each filter's first page and, for some, the pages after it, with the cursors
 /// the API itself returns (so they are the ones an app would send).
 async fn requests(
@@ -524,19 +545,7 @@ async fn requests(
                 body: body.clone(),
                 cursor: cursor.take(),
             };
-            let (status, answer) = post(
-                client,
-                &format!("{search_url}{}", r.query_string()),
-                auth,
-                &r.body,
-            )
-            .await?;
-            if status != 200 {
-                return Err(
-                    format!("{}: {status} {}", r.name, String::from_utf8_lossy(&answer)).into(),
-                );
-            }
-            let answer: Value = serde_json::from_slice(&answer)?;
+            let answer = search(client, search_url, auth, &r).await?;
             cursor = answer["next_cursor"].as_str().map(str::to_owned);
             out.push(r);
             if cursor.is_none() {
@@ -570,19 +579,7 @@ async fn compare(
             .take(q.page_size as usize)
             .map(|row| row.try_get("id"))
             .collect::<Result<_, _>>()?;
-        let (status, answer) = post(
-            client,
-            &format!("{search_url}{}", r.query_string()),
-            auth,
-            &r.body,
-        )
-        .await?;
-        if status != 200 {
-            return Err(
-                format!("{}: {status} {}", r.name, String::from_utf8_lossy(&answer)).into(),
-            );
-        }
-        let answer: Value = serde_json::from_slice(&answer)?;
+        let answer = search(client, search_url, auth, r).await?;
         let api_ids: Vec<i64> = answer["events"]
             .as_array()
             .map(|events| events.iter().filter_map(|e| e["id"].as_i64()).collect())

@@ -1,9 +1,10 @@
 //! `chrono-tests`: helpers shared by the end-to-end tests in `tests/tests/` (starting the
-//! local AWS emulator, a private PostgreSQL cluster and an OCI registry, finding the built
-//! binaries). Nothing in here ships.
+//! local AWS emulator, a private PostgreSQL cluster and an OCI registry, running a private
+//! `chronoctl local` platform, finding the built binaries). Nothing in here ships.
 
 pub mod asl;
 pub mod iam;
+pub mod local;
 pub mod moto;
 pub mod registry;
 

@@ -9,106 +9,23 @@
 //! Needs `make venv`, PostgreSQL server binaries and a built workspace (`make test`
 //! provides all three).
 
-use std::path::{Path, PathBuf};
-
-use chrono_tests::bin_dir;
+use std::path::Path;
 use std::process::Command;
 
+use chrono_tests::local::{Local, alive, repo};
 use serde_json::Value;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-struct Local {
-    dir: tempfile::TempDir,
-}
 
 /// The stand-in for a built app: `index.html` and one hashed asset.
 const INDEX_HTML: &str = "<!doctype html><title>stand-in app</title><script type=module src=/assets/app-1a2b3c.js></script>";
 
-impl Local {
-    fn new() -> Self {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::Builder::new()
-            .prefix("chrono-local-e2e")
-            .tempdir()
-            .unwrap();
-        // The `postgres` user must reach the data directory inside.
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let app = dir.path().join("app-dist");
-        std::fs::create_dir_all(app.join("assets")).unwrap();
-        std::fs::write(app.join("index.html"), INDEX_HTML).unwrap();
-        std::fs::write(app.join("assets/app-1a2b3c.js"), "console.log('app')").unwrap();
-        Local { dir }
-    }
-
-    fn root(&self) -> PathBuf {
-        self.dir.path().join("local")
-    }
-
-    fn chronoctl(&self, args: &[&str]) -> (i32, String, String) {
-        let chronoctl = bin_dir().join("chronoctl");
-        assert!(
-            chronoctl.is_file(),
-            "build the workspace first ({} missing)",
-            chronoctl.display()
-        );
-        let out = Command::new(chronoctl)
-            .current_dir(repo())
-            .args(["local", "--dir"])
-            .arg(self.root())
-            .args(args)
-            .env_remove("DATABASE_URL")
-            .env("CHRONO_BIN_DIR", bin_dir())
-            .env("CHRONO_APP_DIR", self.dir.path().join("app-dist"))
-            .output()
-            .unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let (code, out, err) = self.chronoctl(args);
-        assert_eq!(code, 0, "chronoctl local {args:?} failed:\n{out}\n{err}");
-        out
-    }
-
-    fn state(&self) -> Value {
-        serde_json::from_str(&std::fs::read_to_string(self.root().join("state.json")).unwrap())
-            .unwrap()
-    }
-
-    fn pids(&self) -> Vec<(String, u32)> {
-        self.state()["components"]
-            .as_object()
-            .unwrap()
-            .iter()
-            .filter_map(|(k, v)| v["pid"].as_u64().map(|p| (k.clone(), p as u32)))
-            .collect()
-    }
-}
-
-impl Drop for Local {
-    fn drop(&mut self) {
-        if self.root().exists() {
-            let _ = self.chronoctl(&["down", "--wipe"]);
-        }
-    }
-}
-
-/// Alive and not a zombie.
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .map(|(_, r)| r.trim_start().chars().next())
-        })
-        .is_some_and(|st| !matches!(st, Some('Z' | 'X') | None))
+/// A local platform serving the stand-in app.
+fn local_with_app() -> Local {
+    let local = Local::new("chrono-local-e2e");
+    let app = local.app_dir();
+    std::fs::create_dir_all(app.join("assets")).unwrap();
+    std::fs::write(app.join("index.html"), INDEX_HTML).unwrap();
+    std::fs::write(app.join("assets/app-1a2b3c.js"), "console.log('app')").unwrap();
+    local
 }
 
 fn evtx_records(path: &Path) -> usize {
@@ -181,7 +98,7 @@ fn get_object(endpoint: &str, bucket: &str, key: &str) -> Vec<u8> {
 
 #[test]
 fn local_platform_end_to_end() {
-    let local = Local::new();
+    let local = local_with_app();
     let up = local.ok(&["up"]);
     assert!(
         up.contains("curl"),

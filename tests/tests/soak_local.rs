@@ -24,19 +24,14 @@
 //! (the emulators: moto and the local S3 today, and any emulator added later).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono_tests::bin_dir;
+use chrono_tests::local::{Local, alive};
 use serde_json::{Value, json};
 use sha2::Digest as _;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 fn setting(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -48,97 +43,14 @@ fn setting(name: &str, default: u64) -> u64 {
 /// Components that are not emulators (everything else in the state file is one).
 const NOT_EMULATORS: [&str; 5] = ["api", "filter-ai", "postgres", "issuer", "web"];
 
-struct Local {
-    dir: tempfile::TempDir,
-}
-
-impl Local {
-    fn new() -> Self {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::Builder::new()
-            .prefix("chrono-soak")
-            .tempdir()
-            .unwrap();
-        // The `postgres` user must reach the data directory inside.
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        Local { dir }
-    }
-
-    fn root(&self) -> PathBuf {
-        self.dir.path().join("local")
-    }
-
-    fn chronoctl(&self, args: &[&str]) -> (i32, String, String) {
-        let chronoctl = bin_dir().join("chronoctl");
-        assert!(
-            chronoctl.is_file(),
-            "build the workspace first ({} missing)",
-            chronoctl.display()
-        );
-        let out = Command::new(chronoctl)
-            .current_dir(repo())
-            .args(["local", "--dir"])
-            .arg(self.root())
-            .args(args)
-            .env_remove("DATABASE_URL")
-            .env("CHRONO_BIN_DIR", bin_dir())
-            .output()
-            .unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let (code, out, err) = self.chronoctl(args);
-        assert_eq!(code, 0, "chronoctl local {args:?} failed:\n{out}\n{err}");
-        out
-    }
-
-    fn state(&self) -> Value {
-        serde_json::from_str(&std::fs::read_to_string(self.root().join("state.json")).unwrap())
-            .unwrap()
-    }
-
-    fn pid(&self, name: &str) -> Option<u32> {
-        self.state()["components"][name]["pid"]
-            .as_u64()
-            .map(|p| p as u32)
-    }
-
-    /// The components a kill may hit: the API (and its worker), PostgreSQL, the emulators.
-    fn victims(&self) -> Vec<String> {
-        let state = self.state();
-        let names = state["components"].as_object().unwrap().keys().cloned();
-        names
-            .filter(|n| n == "api" || n == "postgres" || !NOT_EMULATORS.contains(&n.as_str()))
-            .collect()
-    }
-
-    fn env(&self, name: &str) -> Option<String> {
-        self.state()["env"][name].as_str().map(str::to_owned)
-    }
-}
-
-impl Drop for Local {
-    fn drop(&mut self) {
-        if self.root().exists() {
-            let _ = self.chronoctl(&["down", "--wipe"]);
-        }
-    }
-}
-
-/// Alive and not a zombie.
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .map(|(_, r)| r.trim_start().chars().next())
-        })
-        .is_some_and(|st| !matches!(st, Some('Z' | 'X') | None))
+/// The components a kill may hit: the API (and its worker), PostgreSQL, the emulators.
+fn victims(local: &Local) -> Vec<String> {
+    local
+        .pids()
+        .into_iter()
+        .map(|(name, _)| name)
+        .filter(|n| n == "api" || n == "postgres" || !NOT_EMULATORS.contains(&n.as_str()))
+        .collect()
 }
 
 /// xorshift64*: reproducible from its seed, no dependency.
@@ -392,7 +304,7 @@ fn killer(local: &Local, kills: u64, seed: u64, stop: &AtomicBool) -> Vec<String
     let mut done = Vec::new();
     // Every component once first (in a random order), then at random: each is killed at
     // least once whatever the seed, given as many kills as components.
-    let mut first_round = local.victims();
+    let mut first_round = victims(local);
     for k in (1..first_round.len()).rev() {
         first_round.swap(k, rng.below(k as u64 + 1) as usize);
     }
@@ -409,8 +321,8 @@ fn killer(local: &Local, kills: u64, seed: u64, stop: &AtomicBool) -> Vec<String
         let victim = match first_round.get(k as usize) {
             Some(v) => v.clone(),
             None => {
-                let victims = local.victims();
-                victims[rng.below(victims.len() as u64) as usize].clone()
+                let all = victims(local);
+                all[rng.below(all.len() as u64) as usize].clone()
             }
         };
         let Some(pid) = local.pid(&victim) else {
@@ -512,7 +424,7 @@ fn soak_with_random_component_kills_loses_nothing() {
     eprintln!("soak: {files} files, {kills} kills, seed {seed}");
     let started = Instant::now();
 
-    let local = Local::new();
+    let local = Local::new("chrono-soak");
     local.ok(&["up"]);
     let api_url = local.state()["components"]["api"]["endpoint"]
         .as_str()
@@ -594,8 +506,7 @@ fn soak_with_random_component_kills_loses_nothing() {
 
     // Every evidence settles: done or failed, none stuck.
     let aborted: BTreeSet<String> = ids.values().flat_map(|s| s.aborted.clone()).collect();
-    let (first, open_after_kills) =
-        rt.block_on(settle_all(&api, &case, &aborted, settle, seed));
+    let (first, open_after_kills) = rt.block_on(settle_all(&api, &case, &aborted, settle, seed));
     // A parsable file that failed (its processing was cut by a kill) has a way forward:
     // processed again, it must end `done` with all its events.
     let reprocessed: Vec<&String> = corpus
@@ -617,7 +528,10 @@ fn soak_with_random_component_kills_loses_nothing() {
                         Duration::from_secs(120),
                     )
                     .await;
-                assert!(s == 202 || s == 200, "{name}: process again: HTTP {s}: {body}");
+                assert!(
+                    s == 202 || s == 200,
+                    "{name}: process again: HTTP {s}: {body}"
+                );
             }
             settle_all(&api, &case, &aborted, settle, seed).await.0
         })

@@ -177,6 +177,14 @@ impl Admission {
         let places = pool.options().get_max_connections().max(1) as usize;
         Admission(Arc::new(tokio::sync::Semaphore::new(places)))
     }
+
+    /// A place, once one is free; `None` after [`Admission::MAX_WAIT`].
+    pub async fn enter(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        tokio::time::timeout(Admission::MAX_WAIT, self.0.acquire())
+            .await
+            .ok()?
+            .ok()
+    }
 }
 
 /// The [`Admission`] middleware.
@@ -186,9 +194,9 @@ pub async fn admit(
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse as _;
-    match tokio::time::timeout(Admission::MAX_WAIT, admission.0.acquire()).await {
-        Ok(Ok(_place)) => next.run(request).await,
-        _ => AppError::Unavailable("the database (too many requests waiting)").into_response(),
+    match admission.enter().await {
+        Some(_place) => next.run(request).await,
+        None => AppError::Unavailable("the database (too many requests waiting)").into_response(),
     }
 }
 

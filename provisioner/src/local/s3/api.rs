@@ -247,6 +247,26 @@ fn returned(meta: &ObjectMeta, mode: Option<&ChecksumMode>, whole: bool) -> Chec
     }
 }
 
+/// The answer to GET or HEAD of an object (`$output`): the given fields plus what both
+/// return from its description `$meta` and the checksums `$c` ([`returned`]).
+macro_rules! described {
+    ($output:ident, $meta:ident, $c:ident, { $($field:ident: $value:expr),* $(,)? }) => {
+        $output {
+            $($field: $value,)*
+            content_type: $meta.content_type,
+            e_tag: Some(etag(&$meta.etag)),
+            last_modified: Some(Timestamp::from($meta.last_modified)),
+            checksum_crc32: $c.crc32,
+            checksum_crc32c: $c.crc32c,
+            checksum_sha1: $c.sha1,
+            checksum_sha256: $c.sha256,
+            checksum_crc64nvme: $c.crc64nvme,
+            checksum_type: $c.checksum_type.map(ChecksumType::from),
+            ..Default::default()
+        }
+    };
+}
+
 #[async_trait::async_trait]
 impl S3 for LocalS3 {
     async fn create_bucket(
@@ -421,21 +441,11 @@ impl S3 for LocalS3 {
         use tokio::io::AsyncReadExt as _;
         let body = tokio_util::io::ReaderStream::with_capacity(file.take(length), 64 * 1024);
         let c = returned(&meta, input.checksum_mode.as_ref(), content_range.is_none());
-        Ok(S3Response::new(GetObjectOutput {
+        Ok(S3Response::new(described!(GetObjectOutput, meta, c, {
             body: Some(StreamingBlob::wrap(body)),
             content_length: Some(i64::try_from(length).map_err(S3Error::internal_error)?),
-            content_range,
-            content_type: meta.content_type,
-            e_tag: Some(etag(&meta.etag)),
-            last_modified: Some(Timestamp::from(meta.last_modified)),
-            checksum_crc32: c.crc32,
-            checksum_crc32c: c.crc32c,
-            checksum_sha1: c.sha1,
-            checksum_sha256: c.sha256,
-            checksum_crc64nvme: c.crc64nvme,
-            checksum_type: c.checksum_type.map(ChecksumType::from),
-            ..Default::default()
-        }))
+            content_range: content_range,
+        })))
     }
 
     async fn head_object(
@@ -447,19 +457,9 @@ impl S3 for LocalS3 {
         let (bucket, key) = (input.bucket.clone(), input.key.clone());
         let (meta, _) = blocking(move || store.object(&bucket, &key)).await?;
         let c = returned(&meta, input.checksum_mode.as_ref(), true);
-        Ok(S3Response::new(HeadObjectOutput {
+        Ok(S3Response::new(described!(HeadObjectOutput, meta, c, {
             content_length: Some(i64::try_from(meta.size).map_err(S3Error::internal_error)?),
-            content_type: meta.content_type,
-            e_tag: Some(etag(&meta.etag)),
-            last_modified: Some(Timestamp::from(meta.last_modified)),
-            checksum_crc32: c.crc32,
-            checksum_crc32c: c.crc32c,
-            checksum_sha1: c.sha1,
-            checksum_sha256: c.sha256,
-            checksum_crc64nvme: c.crc64nvme,
-            checksum_type: c.checksum_type.map(ChecksumType::from),
-            ..Default::default()
-        }))
+        })))
     }
 
     async fn list_objects_v2(
