@@ -113,9 +113,28 @@ async fn presign(s3: &Client, key: &str, sha: &str) -> (String, Vec<(String, Str
 
 async fn put_presigned(s3: &Client, key: &str, bytes: Vec<u8>) -> reqwest::Response {
     let (url, headers) = presign(s3, key, &sha256_b64(&bytes)).await;
-    let mut req = reqwest::Client::new().put(url).body(bytes);
+    put_to(&url, &headers, bytes, None).await
+}
+
+/// `PUT`s `bytes` to the upload URL `url` with its signed `headers`, the content type
+/// replaced by `content_type` when given.
+async fn put_to(
+    url: &str,
+    headers: &[(String, String)],
+    bytes: Vec<u8>,
+    content_type: Option<&str>,
+) -> reqwest::Response {
+    let mut req = reqwest::Client::new()
+        .put(url)
+        .body(bytes)
+        .timeout(Duration::from_secs(30));
     for (n, v) in headers {
-        req = req.header(n, v);
+        if content_type.is_none() || !n.eq_ignore_ascii_case("content-type") {
+            req = req.header(n, v);
+        }
+    }
+    if let Some(t) = content_type {
+        req = req.header("content-type", t);
     }
     req.send().await.unwrap()
 }
@@ -308,20 +327,8 @@ async fn a_form_content_type_or_a_wrong_checksum_is_refused_at_once_and_stores_n
     let (url, headers) = presign(&s3, key, &sha256_b64(&bytes)).await;
 
     // What `curl -d @file` and urllib send by default.
-    let mut req = reqwest::Client::new()
-        .put(&url)
-        .body(bytes.clone())
-        .timeout(Duration::from_secs(30));
-    for (n, v) in &headers {
-        if !n.eq_ignore_ascii_case("content-type") {
-            req = req.header(n, v);
-        }
-    }
-    let r = req
-        .header("content-type", "application/x-www-form-urlencoded")
-        .send()
-        .await
-        .unwrap();
+    let form = Some("application/x-www-form-urlencoded");
+    let r = put_to(&url, &headers, bytes.clone(), form).await;
     assert_eq!(r.status(), 400);
     let text = r.text().await.unwrap();
     assert!(text.contains("<Code>InvalidRequest</Code>"), "{text}");
@@ -331,27 +338,13 @@ async fn a_form_content_type_or_a_wrong_checksum_is_refused_at_once_and_stores_n
     // The right upload, then one whose bytes do not match the signed SHA-256: refused
     // with BadDigest, and the stored object is still the first one.
     assert_eq!(put_presigned(&s3, key, bytes.clone()).await.status(), 200);
-    let mut req = reqwest::Client::new().put(&url).body(body(2, 300_000));
-    for (n, v) in &headers {
-        req = req.header(n, v);
-    }
-    let r = req.send().await.unwrap();
+    let r = put_to(&url, &headers, body(2, 300_000), None).await;
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("BadDigest"));
     assert_eq!(get(&s3, key).await.as_deref(), Some(bytes.as_slice()));
 
     // Another content type than the signed one: the signature does not match (as S3).
-    let mut req = reqwest::Client::new().put(&url).body(bytes.clone());
-    for (n, v) in &headers {
-        if !n.eq_ignore_ascii_case("content-type") {
-            req = req.header(n, v);
-        }
-    }
-    let r = req
-        .header("content-type", "text/plain")
-        .send()
-        .await
-        .unwrap();
+    let r = put_to(&url, &headers, bytes.clone(), Some("text/plain")).await;
     assert_eq!(r.status(), 403);
     assert!(r.text().await.unwrap().contains("SignatureDoesNotMatch"));
 }

@@ -105,6 +105,11 @@ fn ws_access_log_format() -> String {
     .to_string()
 }
 
+/// A parameter holding the ARN of `what`.
+fn arn_param(what: &str) -> Parameter {
+    Parameter::string(what).pattern("^arn:.+")
+}
+
 fn access_log_format() -> String {
     json!({
         "requestId": "$context.requestId",
@@ -148,7 +153,6 @@ pub fn build_wired(
         &web.app_origin,
         Parameter::string("origin of the web app (CORS)").pattern("^https://.+"),
     )?;
-    let arn_param = |what: &str| Parameter::string(what).pattern("^arn:.+");
     let api_fn = s.import(
         "ApiFunctionArn",
         &compute.api_function_arn,
@@ -315,7 +319,6 @@ fn websocket_api(
     cfg: &Config,
     compute: &WebSocketOutputs,
 ) -> Result<(), ModelError> {
-    let arn_param = |what: &str| Parameter::string(what).pattern("^arn:.+");
     let nlb = s.import(
         "FilterAiLoadBalancerArn",
         &compute.load_balancer_arn,

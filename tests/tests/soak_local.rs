@@ -172,23 +172,29 @@ impl Api {
     }
 }
 
-/// The evidence named `file_name` in the case, if it exists.
-async fn find(api: &Api, case: &str, file_name: &str) -> Option<Value> {
-    let (s, body) = api
+/// Every evidence of the case, retried through outages for up to `patience`.
+async fn evidence(api: &Api, case: &str, patience: Duration) -> Vec<Value> {
+    let (s, mut body) = api
         .retried(
             reqwest::Method::GET,
             &format!("/api/v1/cases/{case}/evidence"),
             None,
-            Duration::from_secs(300),
+            patience,
         )
         .await;
     assert_eq!(s, 200, "{body}");
-    body["evidence"]
-        .as_array()
-        .unwrap()
-        .iter()
+    match body["evidence"].take() {
+        Value::Array(all) => all,
+        other => panic!("no evidence list: {other}"),
+    }
+}
+
+/// The evidence named `file_name` in the case, if it exists.
+async fn find(api: &Api, case: &str, file_name: &str) -> Option<Value> {
+    evidence(api, case, Duration::from_secs(300))
+        .await
+        .into_iter()
         .find(|e| e["file_name"] == file_name)
-        .cloned()
 }
 
 /// What [`submit`] did for one file.
@@ -369,20 +375,10 @@ async fn settle_all(
     let until = Instant::now() + patience;
     let mut open_first = None;
     loop {
-        let (s, body) = api
-            .retried(
-                reqwest::Method::GET,
-                &format!("/api/v1/cases/{case}/evidence"),
-                None,
-                Duration::from_secs(120),
-            )
-            .await;
-        assert_eq!(s, 200, "{body}");
-        let all: BTreeMap<String, Value> = body["evidence"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| (e["id"].as_str().unwrap().to_owned(), e.clone()))
+        let all: BTreeMap<String, Value> = evidence(api, case, Duration::from_secs(120))
+            .await
+            .into_iter()
+            .map(|e| (e["id"].as_str().unwrap().to_owned(), e))
             .filter(|(id, _)| !aborted.contains(id))
             .collect();
         let open: Vec<&Value> = all

@@ -158,18 +158,8 @@ pub async fn up(
     // The local S3 server: evidence and artifacts on disk under <dir>/s3.
     let s3_port = port(&mut state, S3)?;
     let s3_url = format!("http://127.0.0.1:{s3_port}");
-    let program = std::env::current_exe().map_err(LocalError::io("locating", "chronoctl"))?;
-    let mut cmd = Command::new(&program);
-    cmd.arg("local")
-        .arg("--dir")
-        .arg(layout.root())
-        .arg("serve-s3")
-        .arg("--addr")
-        .arg(format!("127.0.0.1:{s3_port}"))
-        .arg("--root")
-        .arg(layout.s3_data())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    let mut cmd = serve_command(layout, "serve-s3", s3_port)?;
+    cmd.arg("--root").arg(layout.s3_data());
     let started = Started {
         name: S3,
         port: s3_port,
@@ -395,15 +385,8 @@ pub async fn up(
             state.ports.get(name).copied().unwrap_or(0)
         )
     };
-    let program = std::env::current_exe().map_err(LocalError::io("locating", "chronoctl"))?;
-    let mut cmd = Command::new(&program);
-    cmd.arg("local")
-        .arg("--dir")
-        .arg(layout.root())
-        .arg("serve-web")
-        .arg("--addr")
-        .arg(format!("127.0.0.1:{web_port}"))
-        .arg("--app-dir")
+    let mut cmd = serve_command(layout, "serve-web", web_port)?;
+    cmd.arg("--app-dir")
         .arg(&app_dir)
         .arg("--api")
         .arg(backend(runtime::API.name))
@@ -412,9 +395,7 @@ pub async fn up(
         .arg("--config")
         .arg(&config_file)
         .args(["--connect-src", &issuer_url, "--connect-src", &s3_url])
-        .args(["--connect-src", &format!("ws://127.0.0.1:{web_port}")])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
+        .args(["--connect-src", &format!("ws://127.0.0.1:{web_port}")]);
     let started = Started {
         name: WEB,
         port: web_port,
@@ -497,6 +478,22 @@ pub fn app_origin(port: u16) -> String {
     format!("http://127.0.0.1:{port}")
 }
 
+/// `chronoctl local --dir <root> <subcommand> --addr 127.0.0.1:<port>`: this very binary
+/// as one of the servers of local mode, with a clean environment (`PATH` only).
+fn serve_command(layout: &Layout, subcommand: &str, port: u16) -> Result<Command, LocalError> {
+    let program = std::env::current_exe().map_err(LocalError::io("locating", "chronoctl"))?;
+    let mut cmd = Command::new(program);
+    cmd.arg("local")
+        .arg("--dir")
+        .arg(layout.root())
+        .arg(subcommand)
+        .arg("--addr")
+        .arg(format!("127.0.0.1:{port}"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    Ok(cmd)
+}
+
 /// Starts the issuer (this very binary, `local serve-issuer`) unless it already runs from
 /// the current build. Its one client is the app (client id = the API's audience, as with
 /// a Cognito app client), redirecting to the app's callback on `origin`.
@@ -508,15 +505,8 @@ async fn start_issuer(
     origin: &str,
     output: OutputFormat,
 ) -> Result<(), LocalError> {
-    let program = std::env::current_exe().map_err(LocalError::io("locating", "chronoctl"))?;
-    let mut cmd = Command::new(&program);
-    cmd.arg("local")
-        .arg("--dir")
-        .arg(layout.root())
-        .arg("serve-issuer")
-        .arg("--addr")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--issuer")
+    let mut cmd = serve_command(layout, "serve-issuer", port)?;
+    cmd.arg("--issuer")
         .arg(issuer::issuer_url(port))
         .arg("--jwks")
         .arg(layout.jwks())
@@ -527,9 +517,7 @@ async fn start_issuer(
         .arg("--audience")
         .arg(runtime::audience(cfg))
         .arg("--redirect-uri")
-        .arg(webapp::redirect_uri(origin))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
+        .arg(webapp::redirect_uri(origin));
     let started = Started {
         name: ISSUER,
         port,

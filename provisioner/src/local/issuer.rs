@@ -741,23 +741,16 @@ pub async fn serve(
     settings: IssuerSettings,
     log: &Path,
 ) -> Result<(), LocalError> {
-    let failed = |reason: String| LocalError::Start {
-        component: ISSUER.into(),
-        reason,
-        log: log.to_path_buf(),
-    };
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| failed(format!("binding {addr}: {e}")))?;
-    eprintln!(
-        "issuer: {} on http://{addr} (client {}, redirect URIs {})",
-        settings.issuer,
-        settings.client_id,
-        settings.redirect_uris.join(", ")
-    );
-    axum::serve(listener, router(settings))
-        .await
-        .map_err(|e| failed(e.to_string()))
+    super::serve_component(ISSUER, addr, log, || {
+        eprintln!(
+            "issuer: {} on http://{addr} (client {}, redirect URIs {})",
+            settings.issuer,
+            settings.client_id,
+            settings.redirect_uris.join(", ")
+        );
+        Ok(router(settings))
+    })
+    .await
 }
 
 #[cfg(test)]

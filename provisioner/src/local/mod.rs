@@ -303,6 +303,29 @@ impl LocalError {
     }
 }
 
+/// Runs the HTTP server of component `component` on `addr` until the process is stopped
+/// (`chronoctl local down`): binds first, then builds the app with `app` (which prints
+/// the component's banner, and may fail), then serves. Every failure is a
+/// [`LocalError::Start`] naming the component's `log`.
+pub(crate) async fn serve_component(
+    component: &str,
+    addr: std::net::SocketAddr,
+    log: &std::path::Path,
+    app: impl FnOnce() -> Result<axum::Router, String>,
+) -> Result<(), LocalError> {
+    let failed = |reason: String| LocalError::Start {
+        component: component.to_owned(),
+        reason,
+        log: log.to_path_buf(),
+    };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| failed(format!("binding {addr}: {e}")))?;
+    axum::serve(listener, app().map_err(failed)?)
+        .await
+        .map_err(|e| failed(e.to_string()))
+}
+
 /// Runs `chronoctl local ...`; [`Verdict::Fail`](crate::output::Verdict::Fail) when it
 /// reported something unhealthy or a failed step.
 pub fn run(args: &LocalArgs, output: OutputFormat) -> Result<crate::output::Verdict, LocalError> {

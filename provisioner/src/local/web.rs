@@ -375,23 +375,16 @@ fn not_built(app_dir: &Path) -> Response {
 
 /// Serves the front door on `addr` until the process is stopped.
 pub async fn serve(addr: SocketAddr, settings: WebSettings, log: &Path) -> Result<(), LocalError> {
-    let failed = |reason: String| LocalError::Start {
-        component: WEB.into(),
-        reason,
-        log: log.to_path_buf(),
-    };
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| failed(format!("binding {addr}: {e}")))?;
-    eprintln!(
-        "web: http://{addr}/ serving {} (API {}, AI {})",
-        settings.app_dir.display(),
-        settings.api,
-        settings.ai
-    );
-    axum::serve(listener, router(settings))
-        .await
-        .map_err(|e| failed(e.to_string()))
+    super::serve_component(WEB, addr, log, || {
+        eprintln!(
+            "web: http://{addr}/ serving {} (API {}, AI {})",
+            settings.app_dir.display(),
+            settings.api,
+            settings.ai
+        );
+        Ok(router(settings))
+    })
+    .await
 }
 
 #[cfg(test)]

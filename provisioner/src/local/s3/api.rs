@@ -247,22 +247,35 @@ fn returned(meta: &ObjectMeta, mode: Option<&ChecksumMode>, whole: bool) -> Chec
     }
 }
 
-/// The answer to GET or HEAD of an object (`$output`): the given fields plus what both
-/// return from its description `$meta` and the checksums `$c` ([`returned`]).
-macro_rules! described {
-    ($output:ident, $meta:ident, $c:ident, { $($field:ident: $value:expr),* $(,)? }) => {
+/// An s3s answer `$output` with the given fields and the checksums `$c` ([`Checksums`]);
+/// the rest defaulted. (Each operation has its own answer type with the same checksum
+/// fields.)
+macro_rules! with_checksums {
+    ($output:ident, $c:expr, { $($field:ident: $value:expr),* $(,)? }) => {{
+        let c: Checksums = $c;
         $output {
             $($field: $value,)*
-            content_type: $meta.content_type,
-            e_tag: Some(etag(&$meta.etag)),
-            last_modified: Some(Timestamp::from($meta.last_modified)),
-            checksum_crc32: $c.crc32,
-            checksum_crc32c: $c.crc32c,
-            checksum_sha1: $c.sha1,
-            checksum_sha256: $c.sha256,
-            checksum_crc64nvme: $c.crc64nvme,
-            checksum_type: $c.checksum_type.map(ChecksumType::from),
+            checksum_crc32: c.crc32,
+            checksum_crc32c: c.crc32c,
+            checksum_sha1: c.sha1,
+            checksum_sha256: c.sha256,
+            checksum_crc64nvme: c.crc64nvme,
             ..Default::default()
+        }
+    }};
+}
+
+/// The checksums an s3s request `$input` declares in its headers, verified with
+/// `$algorithm` too.
+macro_rules! declared {
+    ($input:expr, $algorithm:expr) => {
+        Declared {
+            crc32: $input.checksum_crc32,
+            crc32c: $input.checksum_crc32c,
+            sha1: $input.checksum_sha1,
+            sha256: $input.checksum_sha256,
+            crc64nvme: $input.checksum_crc64nvme,
+            algorithm: $algorithm,
         }
     };
 }
@@ -378,18 +391,11 @@ impl S3 for LocalS3 {
         let store = self.store.clone();
         let bucket = input.bucket.clone();
         blocking(move || store.bucket(&bucket)).await?;
-        let declared = Declared {
-            crc32: input.checksum_crc32,
-            crc32c: input.checksum_crc32c,
-            sha1: input.checksum_sha1,
-            sha256: input.checksum_sha256,
-            crc64nvme: input.checksum_crc64nvme,
-            algorithm: input.checksum_algorithm.map(|a| a.as_str().to_owned()),
-        };
+        let algorithm = input.checksum_algorithm.map(|a| a.as_str().to_owned());
         let received = receive(
             &self.store,
             input.body,
-            declared,
+            declared!(input, algorithm),
             input.content_md5.as_deref(),
             req.trailing_headers.as_ref(),
         )
@@ -406,17 +412,12 @@ impl S3 for LocalS3 {
         let store = self.store.clone();
         let (bucket, staged) = (input.bucket, received.staged);
         let meta = blocking(move || store.commit(&bucket, staged, meta)).await?;
-        let c = meta.checksums;
-        Ok(S3Response::new(PutObjectOutput {
-            e_tag: Some(etag(&meta.etag)),
-            checksum_crc32: c.crc32,
-            checksum_crc32c: c.crc32c,
-            checksum_sha1: c.sha1,
-            checksum_sha256: c.sha256,
-            checksum_crc64nvme: c.crc64nvme,
-            checksum_type: c.checksum_type.map(ChecksumType::from),
-            ..Default::default()
-        }))
+        Ok(S3Response::new(
+            with_checksums!(PutObjectOutput, meta.checksums.clone(), {
+                e_tag: Some(etag(&meta.etag)),
+                checksum_type: meta.checksums.checksum_type.map(ChecksumType::from),
+            }),
+        ))
     }
 
     async fn get_object(
@@ -441,11 +442,17 @@ impl S3 for LocalS3 {
         use tokio::io::AsyncReadExt as _;
         let body = tokio_util::io::ReaderStream::with_capacity(file.take(length), 64 * 1024);
         let c = returned(&meta, input.checksum_mode.as_ref(), content_range.is_none());
-        Ok(S3Response::new(described!(GetObjectOutput, meta, c, {
-            body: Some(StreamingBlob::wrap(body)),
-            content_length: Some(i64::try_from(length).map_err(S3Error::internal_error)?),
-            content_range: content_range,
-        })))
+        Ok(S3Response::new(
+            with_checksums!(GetObjectOutput, c.clone(), {
+                body: Some(StreamingBlob::wrap(body)),
+                content_length: Some(i64::try_from(length).map_err(S3Error::internal_error)?),
+                content_range: content_range,
+                content_type: meta.content_type,
+                e_tag: Some(etag(&meta.etag)),
+                last_modified: Some(Timestamp::from(meta.last_modified)),
+                checksum_type: c.checksum_type.map(ChecksumType::from),
+            }),
+        ))
     }
 
     async fn head_object(
@@ -457,9 +464,15 @@ impl S3 for LocalS3 {
         let (bucket, key) = (input.bucket.clone(), input.key.clone());
         let (meta, _) = blocking(move || store.object(&bucket, &key)).await?;
         let c = returned(&meta, input.checksum_mode.as_ref(), true);
-        Ok(S3Response::new(described!(HeadObjectOutput, meta, c, {
-            content_length: Some(i64::try_from(meta.size).map_err(S3Error::internal_error)?),
-        })))
+        Ok(S3Response::new(
+            with_checksums!(HeadObjectOutput, c.clone(), {
+                content_length: Some(i64::try_from(meta.size).map_err(S3Error::internal_error)?),
+                content_type: meta.content_type,
+                e_tag: Some(etag(&meta.etag)),
+                last_modified: Some(Timestamp::from(meta.last_modified)),
+                checksum_type: c.checksum_type.map(ChecksumType::from),
+            }),
+        ))
     }
 
     async fn list_objects_v2(
@@ -621,18 +634,10 @@ impl S3 for LocalS3 {
             input.key.clone(),
         );
         let upload = blocking(move || store.upload(&id, &bucket, &key)).await?;
-        let declared = Declared {
-            crc32: input.checksum_crc32,
-            crc32c: input.checksum_crc32c,
-            sha1: input.checksum_sha1,
-            sha256: input.checksum_sha256,
-            crc64nvme: input.checksum_crc64nvme,
-            algorithm: upload.checksum_algorithm.clone(),
-        };
         let received = receive(
             &self.store,
             input.body,
-            declared,
+            declared!(input, upload.checksum_algorithm.clone()),
             input.content_md5.as_deref(),
             req.trailing_headers.as_ref(),
         )
@@ -646,16 +651,11 @@ impl S3 for LocalS3 {
         let store = self.store.clone();
         let (id, number, staged) = (input.upload_id, input.part_number, received.staged);
         let part = blocking(move || store.commit_part(&id, number, staged, part)).await?;
-        let c = part.checksums;
-        Ok(S3Response::new(UploadPartOutput {
-            e_tag: Some(etag(&part.etag)),
-            checksum_crc32: c.crc32,
-            checksum_crc32c: c.crc32c,
-            checksum_sha1: c.sha1,
-            checksum_sha256: c.sha256,
-            checksum_crc64nvme: c.crc64nvme,
-            ..Default::default()
-        }))
+        Ok(S3Response::new(
+            with_checksums!(UploadPartOutput, part.checksums, {
+                e_tag: Some(etag(&part.etag)),
+            }),
+        ))
     }
 
     async fn complete_multipart_upload(

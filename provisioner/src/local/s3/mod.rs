@@ -92,6 +92,19 @@ fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
     }
 }
 
+/// The headers every answer `rule` allows carries: the origin, and what the browser may
+/// read.
+fn allow(headers: &mut HeaderMap, origin: &str, rule: &CorsRule) {
+    set(headers, "access-control-allow-origin", origin);
+    if !rule.expose_headers.is_empty() {
+        set(
+            headers,
+            "access-control-expose-headers",
+            &rule.expose_headers.join(", "),
+        );
+    }
+}
+
 fn cors_rules(store: &Store, bucket: &str) -> Vec<CorsRule> {
     store.bucket(bucket).map(|b| b.cors).unwrap_or_default()
 }
@@ -123,7 +136,7 @@ fn preflight(store: &Store, bucket: &str, request: &HeaderMap) -> Response {
     };
     let mut resp = StatusCode::OK.into_response();
     let h = resp.headers_mut();
-    set(h, "access-control-allow-origin", origin);
+    allow(h, origin, rule);
     set(
         h,
         "access-control-allow-methods",
@@ -131,13 +144,6 @@ fn preflight(store: &Store, bucket: &str, request: &HeaderMap) -> Response {
     );
     if !asked.is_empty() {
         set(h, "access-control-allow-headers", &asked.join(", "));
-    }
-    if !rule.expose_headers.is_empty() {
-        set(
-            h,
-            "access-control-expose-headers",
-            &rule.expose_headers.join(", "),
-        );
     }
     if let Some(age) = rule.max_age_seconds {
         set(h, "access-control-max-age", &age.to_string());
@@ -197,14 +203,7 @@ async fn front(State(store): State<Arc<Store>>, req: Request, next: Next) -> Res
         let rules = cors_rules(&store, &bucket);
         if let Some(rule) = matching_rule(&rules, &origin, &method, &[]) {
             let h = resp.headers_mut();
-            set(h, "access-control-allow-origin", &origin);
-            if !rule.expose_headers.is_empty() {
-                set(
-                    h,
-                    "access-control-expose-headers",
-                    &rule.expose_headers.join(", "),
-                );
-            }
+            allow(h, &origin, rule);
             set(h, "vary", "Origin");
         }
     }
@@ -235,27 +234,18 @@ pub fn router(store: Arc<Store>, access_key: &str, secret: &str) -> axum::Router
 
 /// Serves the store under `root` on `addr` until killed.
 pub async fn serve(addr: SocketAddr, root: &Path, log: &Path) -> Result<(), LocalError> {
-    let failed = |reason: String| LocalError::Start {
-        component: S3.into(),
-        reason,
-        log: log.to_path_buf(),
-    };
-    // Bound first: a second server on the same port fails here, before its start-up clean
-    // of unreferenced files could race the first one's commits.
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| failed(format!("binding {addr}: {e}")))?;
-    let store =
-        Store::open(root).map_err(|e| failed(format!("opening {}: {e}", root.display())))?;
-    eprintln!("s3: http://{addr}/ storing in {}", root.display());
-    let app = router(
-        Arc::new(store),
-        super::moto::ACCESS_KEY_ID,
-        super::moto::SECRET_ACCESS_KEY,
-    );
-    axum::serve(listener, app)
-        .await
-        .map_err(|e| failed(e.to_string()))
+    // Bound first (by `serve_component`): a second server on the same port fails there,
+    // before its start-up clean of unreferenced files could race the first one's commits.
+    super::serve_component(S3, addr, log, || {
+        let store = Store::open(root).map_err(|e| format!("opening {}: {e}", root.display()))?;
+        eprintln!("s3: http://{addr}/ storing in {}", root.display());
+        Ok(router(
+            Arc::new(store),
+            super::moto::ACCESS_KEY_ID,
+            super::moto::SECRET_ACCESS_KEY,
+        ))
+    })
+    .await
 }
 
 #[cfg(test)]

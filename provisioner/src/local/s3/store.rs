@@ -163,6 +163,13 @@ impl Staged {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Moves the bytes to `dir/name`, durably (the directory `fsync`ed after the rename).
+    fn place(mut self, dir: &Path, name: &str) -> io::Result<()> {
+        std::fs::rename(&self.path, dir.join(name))?;
+        self.committed = true;
+        sync_dir(dir)
+    }
 }
 
 impl Drop for Staged {
@@ -375,22 +382,15 @@ impl Store {
     pub fn commit(
         &self,
         bucket: &str,
-        mut staged: Staged,
+        staged: Staged,
         mut meta: ObjectMeta,
     ) -> Result<ObjectMeta, StoreError> {
         let dir = self.bucket_dir(bucket)?;
         meta.data = fresh_name();
         let data_dir = dir.join("data");
-        std::fs::rename(&staged.path, data_dir.join(&meta.data))?;
-        staged.committed = true;
-        sync_dir(&data_dir)?;
+        staged.place(&data_dir, &meta.data)?;
         let path = Self::meta_path(&dir, &meta.key);
-        let _guard = self.commit.lock().unwrap_or_else(|e| e.into_inner());
-        let old = read_json::<ObjectMeta>(&path).ok();
-        write_json(&path, &meta)?;
-        if let Some(old) = old {
-            let _ = std::fs::remove_file(data_dir.join(old.data));
-        }
+        self.describe(&path, &meta, |old| data_dir.join(old.data))?;
         Ok(meta)
     }
 
@@ -419,6 +419,24 @@ impl Store {
             }
         }
         Err(StoreError::NoSuchKey)
+    }
+
+    /// Writes the description `new` at `path` in place of the previous one (the commit
+    /// point), then removes the bytes the previous one named (`data_of` it); serialized
+    /// with other commits and deletes.
+    fn describe<T: Serialize + serde::de::DeserializeOwned>(
+        &self,
+        path: &Path,
+        new: &T,
+        data_of: impl FnOnce(T) -> PathBuf,
+    ) -> io::Result<()> {
+        let _guard = self.commit.lock().unwrap_or_else(|e| e.into_inner());
+        let old = read_json::<T>(path).ok();
+        write_json(path, new)?;
+        if let Some(old) = old {
+            let _ = std::fs::remove_file(data_of(old));
+        }
+        Ok(())
     }
 
     fn descriptions(&self, objects: &Path) -> io::Result<Vec<ObjectMeta>> {
@@ -510,20 +528,14 @@ impl Store {
         &self,
         id: &str,
         number: i32,
-        mut staged: Staged,
+        staged: Staged,
         mut part: PartMeta,
     ) -> Result<PartMeta, StoreError> {
         let dir = self.upload_dir(id)?;
         part.data = format!("part-{number}-{}", fresh_name());
-        std::fs::rename(&staged.path, dir.join(&part.data))?;
-        staged.committed = true;
+        staged.place(&dir, &part.data)?;
         let path = dir.join(format!("part-{number}.json"));
-        let _guard = self.commit.lock().unwrap_or_else(|e| e.into_inner());
-        let old = read_json::<PartMeta>(&path).ok();
-        write_json(&path, &part)?;
-        if let Some(old) = old {
-            let _ = std::fs::remove_file(dir.join(old.data));
-        }
+        self.describe(&path, &part, |old| dir.join(old.data))?;
         Ok(part)
     }
 
